@@ -1,0 +1,1 @@
+//! Ferry transfer engine (see ARCHITECTURE).

@@ -1,0 +1,15 @@
+//! Ferry's wire types, shared by the signaling server, the engine and the apps.
+//!
+//! Nothing here does I/O: every type is plain data with (de)serialisation and
+//! validation, so the protocol can be tested without sockets.
+
+pub mod peer;
+pub mod room;
+pub mod signal;
+
+pub use room::{RoomId, RoomIdError};
+
+/// Version of the signaling protocol (JSON over WebSocket / REST).
+pub const SIGNAL_VERSION: u16 = 1;
+/// Version of the peer protocol (binary frames on the data channel).
+pub const PEER_VERSION: u16 = 1;

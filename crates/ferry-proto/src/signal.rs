@@ -1,0 +1,543 @@
+//! Signaling protocol: JSON text frames on `/ws`, plus the REST bodies.
+//!
+//! Every frame is a serde-tagged object: `{"type":"join-room","v":1,"rid":7,"room":"ABCDE-FGHJK"}`.
+//! Requests may carry a client-chosen `rid`; the server echoes it in the reply
+//! (or in the `error`) so a client can match answers to questions.
+//!
+//! `pake`, `offer`, `answer` and `ice-candidate` carry an opaque `payload` string
+//! that the server forwards verbatim to the other peer of the room. Clients put
+//! PAKE messages and ciphertext there; the server never parses, stores or logs it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::RoomId;
+
+/// Largest text frame a client may send; the server closes the socket with 1009 past it.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Messages from a client to the signaling server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ClientMsg {
+    /// Create a room; the sender becomes its host.
+    CreateRoom {
+        #[serde(default = "crate::signal::default_v")]
+        v: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        /// Requested lifetime; the server clamps it to its own bounds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<u64>,
+    },
+    /// Join an existing room as its guest.
+    JoinRoom {
+        #[serde(default = "crate::signal::default_v")]
+        v: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: RoomId,
+    },
+    /// Re-attach as host (after a dropped socket, a restart, or a REST create).
+    ReconnectHost {
+        #[serde(default = "crate::signal::default_v")]
+        v: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: RoomId,
+        host_token: String,
+    },
+    /// Host only: extend the room's lifetime (clamped to the server's maximum).
+    ExtendRoom {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        ttl_secs: u64,
+    },
+    /// Host only: close the room for good.
+    CloseRoom {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+    },
+    /// Leave the room (the socket may stay open for another room).
+    Leave,
+    /// Host only: the guest's PAKE confirmation failed (wrong password).
+    /// The server drops the guest, counts the failure and locks the room past its limit.
+    HandshakeFailed,
+    /// Opaque relays to the other peer of the room.
+    Pake {
+        payload: String,
+    },
+    Offer {
+        payload: String,
+    },
+    Answer {
+        payload: String,
+    },
+    IceCandidate {
+        payload: String,
+    },
+}
+
+/// Messages from the signaling server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMsg {
+    /// Sent once on connect: what this server speaks and its limits.
+    Welcome {
+        v: u16,
+        max_frame_bytes: usize,
+    },
+    RoomCreated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: RoomId,
+        /// Secret that lets the host reconnect, extend or close. Shown once; the server keeps only a hash.
+        host_token: String,
+        /// Unix seconds.
+        expires_at: u64,
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
+    },
+    /// Reply to `join-room` and `reconnect-host`.
+    Joined {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        room: RoomId,
+        role: Role,
+        expires_at: u64,
+        /// Whether the other peer is already in the room.
+        peer_present: bool,
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
+    },
+    /// Reply to `extend-room`.
+    RoomExtended {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        expires_at: u64,
+    },
+    /// The room was closed by its host; sent to the guest.
+    RoomClosed,
+    PeerJoined {
+        role: Role,
+    },
+    PeerLeft {
+        role: Role,
+    },
+    /// To the guest: the host rejected the handshake (wrong password); the guest has been removed.
+    /// To the host: acknowledgement with the number of attempts left before the room locks.
+    HandshakeFailed {
+        attempts_left: u32,
+    },
+    /// The room's lifetime ended; everyone in it is removed.
+    RoomExpired {
+        room: RoomId,
+    },
+    Pake {
+        payload: String,
+    },
+    Offer {
+        payload: String,
+    },
+    Answer {
+        payload: String,
+    },
+    IceCandidate {
+        payload: String,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Which side of a room a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Host,
+    Guest,
+}
+
+impl Role {
+    pub fn other(self) -> Role {
+        match self {
+            Role::Host => Role::Guest,
+            Role::Guest => Role::Host,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Guest => "guest",
+        }
+    }
+}
+
+/// Typed error codes shared by the WS and REST APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    RoomNotFound,
+    RoomFull,
+    RoomExpired,
+    RoomLocked,
+    RateLimited,
+    BadMessage,
+    TooLarge,
+    Unauthorized,
+    UnsupportedVersion,
+    NotInRoom,
+    ServerFull,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::RoomNotFound,
+        ErrorCode::RoomFull,
+        ErrorCode::RoomExpired,
+        ErrorCode::RoomLocked,
+        ErrorCode::RateLimited,
+        ErrorCode::BadMessage,
+        ErrorCode::TooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::NotInRoom,
+        ErrorCode::ServerFull,
+        ErrorCode::Internal,
+    ];
+
+    /// Stable kebab-case name, as on the wire and in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::RoomNotFound => "room-not-found",
+            ErrorCode::RoomFull => "room-full",
+            ErrorCode::RoomExpired => "room-expired",
+            ErrorCode::RoomLocked => "room-locked",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UnsupportedVersion => "unsupported-version",
+            ErrorCode::NotInRoom => "not-in-room",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// HTTP status used by the REST API for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::RoomNotFound => 404,
+            ErrorCode::RoomFull | ErrorCode::RoomLocked => 409,
+            ErrorCode::RoomExpired => 410,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::BadMessage | ErrorCode::UnsupportedVersion => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotInRoom => 409,
+            ErrorCode::ServerFull => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An ICE server as handed to clients (`RTCIceServer` shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `POST /api/room/create` body (all optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CreateRoomRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /api/room/create` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoomResponse {
+    pub room: RoomId,
+    pub host_token: String,
+    pub expires_at: u64,
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// `POST /api/room/join` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRoomRequest {
+    pub room: RoomId,
+}
+
+/// `POST /api/room/join` reply: the room can be joined over `/ws` now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRoomResponse {
+    pub room: RoomId,
+    pub expires_at: u64,
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// Error body of the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub(crate) fn default_v() -> u16 {
+    crate::SIGNAL_VERSION
+}
+
+impl ClientMsg {
+    /// Parse a text frame. Errors carry a message safe to echo back (it never quotes the payload).
+    pub fn parse(text: &str) -> Result<ClientMsg, String> {
+        serde_json::from_str(text).map_err(|e| {
+            // serde's message can quote input; keep only its category and position.
+            format!(
+                "malformed message ({:?} at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these plain types cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The request id, for requests that have one.
+    pub fn rid(&self) -> Option<u64> {
+        match self {
+            ClientMsg::CreateRoom { rid, .. }
+            | ClientMsg::JoinRoom { rid, .. }
+            | ClientMsg::ReconnectHost { rid, .. }
+            | ClientMsg::ExtendRoom { rid, .. }
+            | ClientMsg::CloseRoom { rid } => *rid,
+            _ => None,
+        }
+    }
+}
+
+impl ServerMsg {
+    pub fn parse(text: &str) -> Result<ServerMsg, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn error(rid: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error {
+            rid,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn room() -> RoomId {
+        "ABCDE-FGHJK".parse().unwrap()
+    }
+
+    #[test]
+    fn wire_shape_is_kebab_tagged() {
+        let m = ClientMsg::JoinRoom {
+            v: 1,
+            rid: Some(7),
+            room: room(),
+        };
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"join-room","v":1,"rid":7,"room":"ABCDE-FGHJK"}"#
+        );
+        let e = ServerMsg::error(None, ErrorCode::RoomNotFound, "no such room");
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"error","code":"room-not-found","message":"no such room"}"#
+        );
+        let c = ClientMsg::IceCandidate {
+            payload: "x".into(),
+        };
+        assert_eq!(c.to_json(), r#"{"type":"ice-candidate","payload":"x"}"#);
+    }
+
+    #[test]
+    fn version_defaults_when_absent() {
+        let m = ClientMsg::parse(r#"{"type":"create-room"}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMsg::CreateRoom {
+                v: crate::SIGNAL_VERSION,
+                rid: None,
+                ttl_secs: None
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_is_an_error_that_does_not_echo_input() {
+        let err = ClientMsg::parse(r#"{"type":"offer","payload":SECRET"#).unwrap_err();
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(ClientMsg::parse(r#"{"type":"no-such-thing"}"#).is_err());
+        assert!(ClientMsg::parse(r#"{"type":"join-room","room":"bad"}"#).is_err());
+        assert!(ClientMsg::parse("[]").is_err());
+    }
+
+    #[test]
+    fn error_codes_have_unique_names_and_statuses() {
+        let names: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for c in ErrorCode::ALL {
+            let j = serde_json::to_string(&c).unwrap();
+            assert_eq!(j, format!("\"{}\"", c.as_str()));
+            assert!((400..600).contains(&c.http_status()));
+        }
+    }
+
+    fn arb_room() -> impl Strategy<Value = RoomId> {
+        any::<u64>().prop_map(|s| {
+            use rand::SeedableRng;
+            RoomId::random_from(&mut rand::rngs::StdRng::seed_from_u64(s))
+        })
+    }
+
+    fn arb_client() -> impl Strategy<Value = ClientMsg> {
+        prop_oneof![
+            (any::<u16>(), any::<Option<u64>>(), any::<Option<u64>>())
+                .prop_map(|(v, rid, ttl_secs)| ClientMsg::CreateRoom { v, rid, ttl_secs }),
+            (any::<u16>(), any::<Option<u64>>(), arb_room())
+                .prop_map(|(v, rid, room)| ClientMsg::JoinRoom { v, rid, room }),
+            (any::<u16>(), any::<Option<u64>>(), arb_room(), ".*").prop_map(
+                |(v, rid, room, host_token)| ClientMsg::ReconnectHost {
+                    v,
+                    rid,
+                    room,
+                    host_token
+                }
+            ),
+            (any::<Option<u64>>(), any::<u64>())
+                .prop_map(|(rid, ttl_secs)| ClientMsg::ExtendRoom { rid, ttl_secs }),
+            any::<Option<u64>>().prop_map(|rid| ClientMsg::CloseRoom { rid }),
+            Just(ClientMsg::Leave),
+            Just(ClientMsg::HandshakeFailed),
+            ".*".prop_map(|payload| ClientMsg::Pake { payload }),
+            ".*".prop_map(|payload| ClientMsg::Offer { payload }),
+            ".*".prop_map(|payload| ClientMsg::Answer { payload }),
+            ".*".prop_map(|payload| ClientMsg::IceCandidate { payload }),
+        ]
+    }
+
+    fn arb_server() -> impl Strategy<Value = ServerMsg> {
+        let ice = proptest::collection::vec(
+            (
+                proptest::collection::vec(".*", 0..3),
+                any::<Option<String>>(),
+                any::<Option<String>>(),
+            )
+                .prop_map(|(urls, username, credential)| IceServer {
+                    urls,
+                    username,
+                    credential,
+                }),
+            0..3,
+        );
+        let role = prop_oneof![Just(Role::Host), Just(Role::Guest)];
+        prop_oneof![
+            (any::<u16>(), any::<usize>())
+                .prop_map(|(v, max_frame_bytes)| ServerMsg::Welcome { v, max_frame_bytes }),
+            (
+                any::<Option<u64>>(),
+                arb_room(),
+                ".*",
+                any::<u64>(),
+                ice.clone()
+            )
+                .prop_map(|(rid, room, host_token, expires_at, ice_servers)| {
+                    ServerMsg::RoomCreated {
+                        rid,
+                        room,
+                        host_token,
+                        expires_at,
+                        ice_servers,
+                    }
+                }),
+            (
+                any::<Option<u64>>(),
+                arb_room(),
+                role.clone(),
+                any::<u64>(),
+                any::<bool>(),
+                ice
+            )
+                .prop_map(
+                    |(rid, room, role, expires_at, peer_present, ice_servers)| {
+                        ServerMsg::Joined {
+                            rid,
+                            room,
+                            role,
+                            expires_at,
+                            peer_present,
+                            ice_servers,
+                        }
+                    }
+                ),
+            role.clone().prop_map(|role| ServerMsg::PeerJoined { role }),
+            role.prop_map(|role| ServerMsg::PeerLeft { role }),
+            any::<u32>().prop_map(|attempts_left| ServerMsg::HandshakeFailed { attempts_left }),
+            arb_room().prop_map(|room| ServerMsg::RoomExpired { room }),
+            Just(ServerMsg::RoomClosed),
+            ".*".prop_map(|payload| ServerMsg::Offer { payload }),
+            (
+                any::<Option<u64>>(),
+                proptest::sample::select(ErrorCode::ALL.to_vec()),
+                ".*"
+            )
+                .prop_map(|(rid, code, message)| ServerMsg::Error {
+                    rid,
+                    code,
+                    message
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn client_roundtrip(m in arb_client()) {
+            prop_assert_eq!(ClientMsg::parse(&m.to_json()).unwrap(), m);
+        }
+
+        #[test]
+        fn server_roundtrip(m in arb_server()) {
+            prop_assert_eq!(ServerMsg::parse(&m.to_json()).unwrap(), m);
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,200}") {
+            let _ = ClientMsg::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Ferry signaling server library.
