@@ -1,1 +1,8 @@
-//! Ferry transfer engine (see ARCHITECTURE).
+//! Ferry's transfer engine. Layers, bottom up:
+//! - `crypto`: SPAKE2 room key, key confirmation, sealing of SDP/ICE, fingerprint MAC.
+//! - `signaling`: WebSocket client for `ferry-signal`.
+//! - `rtc`: webrtc-rs peer connection and data channel, tuned.
+//! - `session`: host/join a room and come out with an authenticated [`link::Link`].
+//! - `transfer`, `store`, `fsio`, `events`: move files over a link, resumably.
+
+pub mod link;

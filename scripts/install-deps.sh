@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything the app, the tests and CI need on a fresh Debian 12 machine.
+# Idempotent: a second run only checks. Needs root (or sudo) for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- system packages (one list; keep sorted by purpose) -------------------------
+APT_PKGS=(
+  # Tauri 2 on Linux
+  libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
+  libsoup-3.0-dev build-essential libssl-dev file pkg-config
+  # real-window E2E tests of the app
+  xvfb webkit2gtk-driver imagemagick
+  # network simulation (namespaces, NAT, netem) and TURN
+  iproute2 nftables coturn
+  # misc test helpers
+  curl jq procps time
+)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust components ------------------------------------------------------------
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# --- cargo tools ----------------------------------------------------------------
+if ! command -v tauri-driver >/dev/null 2>&1; then
+  cargo install --locked tauri-driver
+fi
+
+# --- UI (npm) -------------------------------------------------------------------
+if [ -f ui/package.json ]; then
+  (cd ui && npm ci --no-audit --no-fund)
+fi
