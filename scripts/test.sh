@@ -7,6 +7,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A fresh machine gets its packages here; on a prepared one this only checks (a few seconds).
+if [ "${FERRY_SKIP_INSTALL:-0}" != 1 ]; then
+  step "install-deps"
+  bash scripts/install-deps.sh
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
