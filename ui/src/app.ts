@@ -1,0 +1,364 @@
+// The app controller: which screen is up, the running transfer, and wiring views to the shell.
+import { announce, copyText, h, replaceKeepingFocus } from "./dom";
+import { formatCountdown } from "./format";
+import { api as realApi, type FerryEvent, type HistoryEntry, type Settings, type TransferId } from "./ipc";
+import { parseJoinLink, parseRoomInput } from "./link";
+import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
+import { historyView } from "./views/history";
+import { receiveView } from "./views/receive";
+import { sendView } from "./views/send";
+import { settingsView } from "./views/settings";
+import { transferView } from "./views/transfer";
+
+export type Screen = "send" | "receive" | "history" | "settings" | "transfer";
+type Api = typeof realApi;
+
+interface Running {
+  id?: TransferId;
+  state: TransferState;
+  qrSvg?: string;
+  dest?: string;
+  retry: () => void;
+}
+
+const NAV: [Screen, string][] = [
+  ["send", "Send"],
+  ["receive", "Receive"],
+  ["history", "History"],
+  ["settings", "Settings"],
+];
+
+export class App {
+  screen: Screen = "send";
+  transfer: Running | null = null;
+  settings: Settings | null = null;
+  history: HistoryEntry[] | null = null;
+  historyError: string | null = null;
+  receivePrefill: { room?: string; password?: string; error?: string } = {};
+  settingsSaved = "";
+  dragging = false;
+  private generation = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private root: HTMLElement,
+    private nav: HTMLElement | null,
+    private api: Api = realApi,
+  ) {}
+
+  async init(): Promise<void> {
+    try {
+      this.settings = await this.api.settingsGet();
+      this.applyTheme();
+    } catch (e) {
+      console.warn("settings", e);
+    }
+    this.render(true);
+    this.timer ??= setInterval(() => this.tick(), 1000);
+    try {
+      const link = await this.api.initialLink();
+      if (link) this.openLink(link);
+    } catch {
+      /* not started from a link */
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  applyTheme(): void {
+    const t = this.settings?.theme ?? "system";
+    if (t === "system") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", t);
+  }
+
+  go(screen: Screen): void {
+    this.screen = screen;
+    if (screen === "history") void this.loadHistory();
+    this.render(true);
+  }
+
+  /** Re-draw the current screen; `moveFocus` puts focus on its heading (screen changes). */
+  render(moveFocus = false): void {
+    this.renderNav();
+    const view = this.view();
+    replaceKeepingFocus(this.root, view);
+    if (moveFocus) (this.root.querySelector("#screen-title") as HTMLElement | null)?.focus();
+  }
+
+  private renderNav(): void {
+    if (!this.nav) return;
+    const active = this.screen === "transfer" ? (this.transfer?.state.role ?? "send") : this.screen;
+    const buttons = NAV.map(([s, label]) =>
+      h("button", { id: `nav-${s}`, class: "nav", "aria-current": active === s ? "page" : null, onclick: () => this.navTo(s) }, label),
+    );
+    replaceKeepingFocus(this.nav, h("div", { class: "nav-inner" }, buttons));
+  }
+
+  private navTo(s: Screen): void {
+    // A running transfer keeps its screen reachable: Send/Receive leads back to it.
+    if (this.transfer && isActive(this.transfer.state) && (s === "send" || s === "receive") && s === this.transfer.state.role) {
+      this.go("transfer");
+      return;
+    }
+    this.go(s);
+  }
+
+  private view(): HTMLElement {
+    switch (this.screen) {
+      case "send":
+        return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, this.dragging);
+      case "receive":
+        return receiveView({ join: (r, p) => this.join(r, p) }, this.receivePrefill);
+      case "history":
+        return historyView(this.history, this.historyError, { resume: (e) => this.resumeFromHistory(e), refresh: () => void this.loadHistory() });
+      case "settings":
+        return this.settings
+          ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved)
+          : h("p", { class: "hint" }, "Loading…");
+      case "transfer":
+        if (!this.transfer) return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, false);
+        return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now() }, {
+          copy: (text, what) => void this.copy(text, what),
+          pause: () => void this.control("pause"),
+          resume: () => void this.control("resume"),
+          cancel: () => void this.control("cancel"),
+          retry: () => this.transfer?.retry(),
+          back: () => this.back(),
+          chooseFolder: () => void this.chooseDest(),
+          accept: () => void this.accept(),
+          reveal: () => void this.reveal(),
+        });
+    }
+  }
+
+  private tick(): void {
+    const el = document.getElementById("expiry");
+    const at = Number(el?.dataset.expires);
+    if (el && at) el.textContent = formatCountdown(at, Date.now());
+  }
+
+  // ---- send ------------------------------------------------------------------------
+
+  async pick(folder: boolean): Promise<void> {
+    try {
+      const paths = await this.api.pickPaths(folder);
+      if (paths.length) this.startSend(paths);
+    } catch (e) {
+      announce(`Could not open the picker: ${e}`);
+    }
+  }
+
+  /** Paths from a drop or the picker: open a room for them. */
+  startSend(paths: string[]): void {
+    if (this.transfer && isActive(this.transfer.state)) {
+      announce("A transfer is already running");
+      return;
+    }
+    const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
+    const run = () => {
+      this.begin("send", (onEvent) => this.api.sendStart(paths, own, onEvent), run);
+    };
+    run();
+  }
+
+  // ---- receive ---------------------------------------------------------------------
+
+  join(roomInput: string, password: string, server: string | null = null): void {
+    const parsed = parseRoomInput(roomInput);
+    const pw = password.trim() || parsed?.password || "";
+    if (!parsed) {
+      this.receivePrefill = { room: roomInput, password, error: "That isn't a room ID. It looks like ABCDE-FGHJK." };
+      this.render();
+      return;
+    }
+    if (!pw) {
+      this.receivePrefill = { room: roomInput, password, error: "Enter the password the sender sees." };
+      this.render();
+      (this.root.querySelector("#join-password") as HTMLElement | null)?.focus();
+      return;
+    }
+    this.receivePrefill = { room: parsed.room, password: pw };
+    const srv = server ?? parsed.server ?? null;
+    const run = () => {
+      this.begin("receive", (onEvent) => this.api.receiveStart(parsed.room, pw, srv, onEvent), run);
+      if (this.transfer) this.transfer.dest = this.settings?.download_dir || undefined;
+    };
+    run();
+  }
+
+  openLink(url: string): void {
+    const info = parseJoinLink(url);
+    if (!info) return;
+    if (info.password) {
+      this.join(info.room, info.password, info.server ?? null);
+    } else {
+      this.receivePrefill = { room: info.room };
+      this.go("receive");
+    }
+  }
+
+  async chooseDest(): Promise<void> {
+    const dir = await this.api.pickFolder().catch(() => null);
+    if (dir && this.transfer) {
+      this.transfer.dest = dir;
+      this.render();
+    }
+  }
+
+  async accept(): Promise<void> {
+    const t = this.transfer;
+    if (!t || t.id == null || !t.dest) return;
+    t.state = { ...t.state, phase: "transferring" };
+    this.render();
+    try {
+      await this.api.receiveAccept(t.id, t.dest);
+    } catch (e) {
+      this.onEvent(t, { event: "error", code: "accept-failed", message: String(e) });
+    }
+  }
+
+  async reveal(): Promise<void> {
+    const t = this.transfer;
+    if (!t?.dest) return;
+    const first = t.state.files[0]?.path;
+    await this.api.reveal(first ? `${t.dest}/${first}` : t.dest).catch((e) => announce(String(e)));
+  }
+
+  // ---- both ------------------------------------------------------------------------
+
+  private begin(role: "send" | "receive", start: (onEvent: (e: FerryEvent) => void) => Promise<TransferId>, retry: () => void): void {
+    const gen = ++this.generation;
+    const running: Running = { state: initialState(role), retry };
+    this.transfer = running;
+    this.screen = "transfer";
+    this.render(true);
+    start((e) => {
+      if (gen === this.generation) this.onEvent(running, e);
+    })
+      .then((id) => {
+        running.id = id;
+      })
+      .catch((err) => {
+        if (gen === this.generation) this.onEvent(running, { event: "error", code: errorCode(err), message: errorMessage(err) });
+      });
+  }
+
+  onEvent(t: Running, e: FerryEvent): void {
+    const before = t.state.phase;
+    t.state = reduce(t.state, e);
+    if (e.event === "room-created" && e.link) {
+      this.api
+        .qrSvg(e.link)
+        .then((svg) => {
+          t.qrSvg = svg;
+          if (this.transfer === t) this.render();
+        })
+        .catch(() => undefined);
+    }
+    if (this.transfer !== t) return;
+    if (t.state.phase !== before) announce(statusText(t.state));
+    if (e.event === "wrong-password-attempt" && t.state.notice) announce(t.state.notice);
+    if (this.screen === "transfer") this.render();
+  }
+
+  private async control(what: "pause" | "resume" | "cancel"): Promise<void> {
+    const t = this.transfer;
+    if (!t) return;
+    if (t.id == null) {
+      this.back();
+      return;
+    }
+    try {
+      await this.api[what](t.id);
+      if (what === "cancel") {
+        this.generation++;
+        this.transfer = null;
+        this.go(t.state.role);
+        announce("Cancelled");
+      }
+    } catch (e) {
+      announce(`Could not ${what}: ${e}`);
+    }
+  }
+
+  back(): void {
+    const role = this.transfer?.state.role ?? "send";
+    if (this.transfer && isActive(this.transfer.state) && this.transfer.id != null) void this.api.cancel(this.transfer.id).catch(() => undefined);
+    this.generation++;
+    this.transfer = null;
+    this.go(role);
+  }
+
+  private async copy(text: string, what: string): Promise<void> {
+    announce((await copyText(text)) ? `${what} copied` : `Could not copy the ${what.toLowerCase()}`);
+  }
+
+  // ---- history & settings ----------------------------------------------------------
+
+  async loadHistory(): Promise<void> {
+    try {
+      this.history = await this.api.history();
+      this.historyError = null;
+    } catch (e) {
+      this.historyError = `Could not read the history: ${errorMessage(e)}`;
+    }
+    if (this.screen === "history") this.render();
+  }
+
+  resumeFromHistory(e: HistoryEntry): void {
+    const run = () => {
+      this.begin(e.direction, (onEvent) => this.api.historyResume(e.transfer_id, onEvent), run);
+      if (this.transfer && e.direction === "receive") this.transfer.dest = this.settings?.download_dir || undefined;
+    };
+    run();
+  }
+
+  async saveSettings(s: Settings): Promise<void> {
+    try {
+      await this.api.settingsSet(s);
+      this.settings = s;
+      this.settingsSaved = "Saved";
+      this.applyTheme();
+    } catch (e) {
+      this.settingsSaved = `Not saved: ${errorMessage(e)}`;
+    }
+    this.render();
+  }
+
+  async chooseDownloadDir(): Promise<void> {
+    const dir = await this.api.pickFolder().catch(() => null);
+    if (dir && this.settings) {
+      this.settings = { ...this.settings, download_dir: dir };
+      this.settingsSaved = "";
+      this.render();
+    }
+  }
+
+  // ---- drag and drop ---------------------------------------------------------------
+
+  setDragging(on: boolean): void {
+    if (this.dragging === on) return;
+    this.dragging = on;
+    const overlay = document.getElementById("drop-overlay");
+    if (overlay) overlay.hidden = !on;
+  }
+
+  onDrop(paths: string[]): void {
+    this.setDragging(false);
+    if (paths.length) this.startSend(paths);
+  }
+}
+
+/** Commands reject with the shell's typed error `{code, message}` or a plain string. */
+function errorCode(err: unknown): string {
+  if (err && typeof err === "object" && "code" in err) return String((err as { code: unknown }).code);
+  return "internal";
+}
+
+function errorMessage(err: unknown): string {
+  if (err && typeof err === "object" && "message" in err) return String((err as { message: unknown }).message);
+  return String(err);
+}

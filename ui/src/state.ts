@@ -1,0 +1,184 @@
+// One transfer as the UI sees it, folded from the engine's events. Pure: no DOM, no IPC,
+// so every screen's logic is testable with plain event lists.
+import type { FerryEvent, OfferFile } from "./ipc";
+import { humanError, wrongPasswordNotice, type HumanError } from "./errors";
+
+export type Phase =
+  | "starting" // asked the shell to start, nothing heard yet
+  | "waiting" // sender: room open, no receiver yet
+  | "connecting" // peers found each other; PAKE / WebRTC under way
+  | "offer" // receiver: files offered, waiting for the user's decision
+  | "transferring"
+  | "paused"
+  | "reconnecting"
+  | "done"
+  | "error";
+
+export interface FileRow {
+  path: string;
+  size: number;
+  done: number;
+  finished: boolean;
+  hash?: string;
+  failed?: string;
+}
+
+export interface TransferState {
+  role: "send" | "receive";
+  phase: Phase;
+  room?: string;
+  password?: string;
+  link?: string;
+  expiresAt?: number;
+  server?: string;
+  transferId?: string;
+  /** Latest wrong-password notice for the sender; null when none. */
+  notice: string | null;
+  wrongAttempts: number;
+  path?: string;
+  words?: string;
+  files: FileRow[];
+  total: number;
+  bytesDone: number;
+  rateBps: number;
+  etaSecs: number | null;
+  currentFile?: string;
+  doneSecs?: number;
+  error?: HumanError & { code: string };
+}
+
+export function initialState(role: "send" | "receive"): TransferState {
+  return {
+    role,
+    phase: "starting",
+    notice: null,
+    wrongAttempts: 0,
+    files: [],
+    total: 0,
+    bytesDone: 0,
+    rateBps: 0,
+    etaSecs: null,
+  };
+}
+
+function rowsFromOffer(files: OfferFile[]): FileRow[] {
+  return files.filter((f) => !f.dir).map((f) => ({ path: f.path, size: f.size, done: 0, finished: false }));
+}
+
+/** Bytes of every finished file before `idx` plus nothing else: where `idx` starts overall. */
+function finishedBytes(files: FileRow[], except: string): number {
+  return files.filter((f) => f.finished && f.path !== except).reduce((a, f) => a + f.size, 0);
+}
+
+export function reduce(s: TransferState, e: FerryEvent): TransferState {
+  switch (e.event) {
+    case "room-created":
+      return {
+        ...s,
+        phase: "waiting",
+        room: e.room,
+        password: e.password,
+        link: e.link,
+        expiresAt: e.expires_at,
+        server: e.server,
+        transferId: e.transfer_id ?? s.transferId,
+      };
+    case "waiting":
+      return { ...s, phase: "waiting" };
+    case "peer-joined":
+      return { ...s, phase: "connecting", notice: null };
+    case "wrong-password-attempt":
+      return { ...s, wrongAttempts: s.wrongAttempts + 1, notice: wrongPasswordNotice(e.attempts_left) };
+    case "connected":
+      return { ...s, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
+    case "verification":
+      return { ...s, words: Array.isArray(e.words) ? e.words.join(" ") : e.words };
+    case "offer": {
+      const files = rowsFromOffer(e.files);
+      return {
+        ...s,
+        // The sender sees its own manifest go out; only the receiver has a decision to make.
+        phase: s.role === "receive" ? "offer" : s.phase,
+        files,
+        total: e.total,
+        transferId: e.transfer_id ?? s.transferId,
+      };
+    }
+    case "resuming":
+      return { ...s, phase: "transferring", bytesDone: e.bytes_done, total: e.total || s.total };
+    case "progress": {
+      // The engine reports the current file's progress; overall = finished files + this one.
+      // If it reports overall totals instead (total equals the whole offer), use them directly.
+      const overall = s.total > 0 && e.total === s.total && !s.files.some((f) => f.path === e.file && f.size === e.total);
+      const files = s.files.map((f) => (f.path === e.file ? { ...f, done: overall ? f.done : e.bytes_done } : f));
+      const bytesDone = overall ? e.bytes_done : finishedBytes(files, e.file) + e.bytes_done;
+      return {
+        ...s,
+        phase: s.phase === "paused" ? "paused" : "transferring",
+        files,
+        currentFile: e.file,
+        bytesDone: Math.max(s.bytesDone, Math.min(bytesDone, s.total || bytesDone)),
+        total: s.total || e.total,
+        rateBps: e.rate_bps,
+        etaSecs: e.eta_secs,
+      };
+    }
+    case "file-done": {
+      const files = s.files.map((f) => (f.path === e.path ? { ...f, done: f.size, finished: true, hash: e.hash } : f));
+      const bytesDone = Math.max(s.bytesDone, finishedBytes(files, ""));
+      return { ...s, files, bytesDone };
+    }
+    case "file-failed":
+      return { ...s, files: s.files.map((f) => (f.path === e.path ? { ...f, failed: e.message } : f)) };
+    case "chunk-rejected":
+      return s;
+    case "paused":
+      return { ...s, phase: "paused", rateBps: 0 };
+    case "resumed":
+      return { ...s, phase: "transferring" };
+    case "reconnecting":
+      return { ...s, phase: "reconnecting", rateBps: 0 };
+    case "done":
+      return {
+        ...s,
+        phase: "done",
+        bytesDone: Math.max(s.bytesDone, e.bytes),
+        total: s.total || e.bytes,
+        files: s.files.map((f) => ({ ...f, done: f.size, finished: true })),
+        doneSecs: e.secs,
+        rateBps: e.secs > 0 ? e.bytes / e.secs : s.rateBps,
+        etaSecs: 0,
+        transferId: e.transfer_id ?? s.transferId,
+      };
+    case "error":
+      return { ...s, phase: "error", error: { code: e.code, ...humanError(e.code, e.message) } };
+  }
+}
+
+/** What the status line says for a phase. */
+export function statusText(s: TransferState): string {
+  switch (s.phase) {
+    case "starting":
+      return s.role === "send" ? "Creating a room…" : "Joining the room…";
+    case "waiting":
+      return "Waiting for the receiver…";
+    case "connecting":
+      return s.role === "send" ? "Receiver joined — connecting…" : "Connecting to the sender…";
+    case "offer":
+      return "The sender offers these files";
+    case "transferring":
+      return s.role === "send" ? "Sending…" : "Receiving…";
+    case "paused":
+      return "Paused";
+    case "reconnecting":
+      return "Connection lost — reconnecting…";
+    case "done":
+      return s.role === "send" ? "Sent" : "Received";
+    case "error":
+      return s.error?.title ?? "Failed";
+  }
+}
+
+export function isActive(s: TransferState): boolean {
+  return s.phase === "transferring" || s.phase === "paused" || s.phase === "reconnecting" || s.phase === "connecting";
+}

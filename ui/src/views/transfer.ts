@@ -1,0 +1,183 @@
+// The screen of one running transfer, both directions: room card (sender), offer
+// (receiver), verification words, progress, controls, result.
+import { h, svgElement } from "../dom";
+import { formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
+import { displayRoom } from "../link";
+import { statusText, type FileRow, type TransferState } from "../state";
+
+export interface TransferActions {
+  copy(text: string, what: string): void;
+  pause(): void;
+  resume(): void;
+  cancel(): void;
+  retry(): void;
+  back(): void;
+  chooseFolder(): void;
+  accept(): void;
+  reveal(): void;
+}
+
+export interface TransferExtras {
+  qrSvg?: string;
+  dest?: string;
+  nowMs: number;
+}
+
+function bar(value: number, label: string, id?: string): HTMLElement {
+  return h("progress", { id, max: 100, value, "aria-label": label, "aria-valuetext": `${value}%` });
+}
+
+function fileList(files: FileRow[]): HTMLElement {
+  return h(
+    "ul",
+    { class: "files", "aria-label": "Files" },
+    files.map((f) =>
+      h(
+        "li",
+        { class: f.finished ? "file finished" : f.failed ? "file failed" : "file" },
+        h("span", { class: "fname", title: f.path }, f.path),
+        h("span", { class: "fsize" }, f.finished ? `✓ ${formatBytes(f.size)}` : `${formatBytes(f.done)} / ${formatBytes(f.size)}`),
+        bar(percent(f.done, f.size), `${f.path} progress`),
+        f.failed ? h("span", { class: "ferr", role: "alert" }, f.failed) : null,
+      ),
+    ),
+  );
+}
+
+function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
+  const room = s.room ? displayRoom(s.room) : "";
+  return h(
+    "section",
+    { class: "card room", "aria-labelledby": "room-title" },
+    h("h2", { id: "room-title" }, "Share these with the receiver"),
+    h(
+      "div",
+      { class: "room-grid" },
+      h(
+        "dl",
+        { class: "creds" },
+        h("dt", {}, "Room ID"),
+        h("dd", {}, h("code", { id: "room-id", class: "big" }, room), h("button", { id: "copy-room", class: "small", onclick: () => a.copy(room, "Room ID") }, "Copy")),
+        h("dt", {}, "Password"),
+        h("dd", {}, h("code", { id: "room-password", class: "big" }, s.password ?? ""), h("button", { id: "copy-password", class: "small", onclick: () => a.copy(s.password ?? "", "Password") }, "Copy")),
+        h("dt", {}, "Link"),
+        h("dd", {}, h("code", { id: "room-link", class: "link" }, s.link ?? ""), h("button", { id: "copy-link", class: "small", onclick: () => a.copy(s.link ?? "", "Link") }, "Copy link")),
+        h("dt", {}, "Expires in"),
+        h("dd", {}, h("span", { id: "expiry", "data-expires": s.expiresAt ?? "" }, s.expiresAt ? formatCountdown(s.expiresAt, x.nowMs) : "—")),
+      ),
+      h("figure", { class: "qr" }, x.qrSvg ? svgElement(x.qrSvg) : null, h("figcaption", {}, "Scan to join")),
+    ),
+  );
+}
+
+function offerCard(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "offer-title" },
+    h("h2", { id: "offer-title" }, `${s.files.length} file${s.files.length === 1 ? "" : "s"}, ${formatBytes(s.total)} in total`),
+    h(
+      "ul",
+      { class: "files offer", "aria-label": "Offered files" },
+      s.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname", title: f.path }, f.path), h("span", { class: "fsize" }, formatBytes(f.size)))),
+    ),
+    h(
+      "div",
+      { class: "dest" },
+      h("span", {}, "Save to "),
+      h("code", { id: "dest" }, x.dest || "(choose a folder)"),
+      h("button", { id: "choose-dest", onclick: () => a.chooseFolder() }, "Choose folder…"),
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { id: "accept", class: "primary", disabled: !x.dest, onclick: () => a.accept() }, "Accept and receive"),
+      h("button", { id: "decline", onclick: () => a.cancel() }, "Decline"),
+    ),
+  );
+}
+
+function progressCard(s: TransferState, a: TransferActions): HTMLElement {
+  const pct = percent(s.bytesDone, s.total);
+  const done = s.phase === "done";
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "progress-title" },
+    h("h2", { id: "progress-title" }, done ? "Finished" : "Progress"),
+    h("div", { class: "overall" }, bar(pct, "Overall progress", "overall-bar"), h("span", { id: "overall-pct", class: "pct" }, `${pct}%`)),
+    h(
+      "dl",
+      { class: "stats" },
+      h("dt", {}, "Transferred"),
+      h("dd", { id: "bytes" }, `${formatBytes(s.bytesDone)} of ${formatBytes(s.total)}`),
+      h("dt", {}, done ? "Average speed" : "Speed"),
+      h("dd", { id: "rate" }, formatRate(s.rateBps)),
+      h("dt", {}, done ? "Took" : "Time left"),
+      h("dd", { id: "eta" }, done ? formatDuration(s.doneSecs) : formatDuration(s.etaSecs)),
+      s.path ? h("dt", {}, "Connection") : null,
+      s.path ? h("dd", { id: "path" }, s.path === "relayed" ? "Relayed (TURN)" : "Direct") : null,
+    ),
+    fileList(s.files),
+    done
+      ? h(
+          "div",
+          { class: "actions" },
+          s.role === "receive" ? h("button", { id: "reveal", class: "primary", onclick: () => a.reveal() }, "Show in folder") : null,
+          h("button", { id: "back", onclick: () => a.back() }, s.role === "send" ? "Send more" : "Receive more"),
+        )
+      : h(
+          "div",
+          { class: "actions" },
+          s.phase === "paused"
+            ? h("button", { id: "resume", class: "primary", onclick: () => a.resume() }, "Resume")
+            : h("button", { id: "pause", onclick: () => a.pause(), disabled: s.phase !== "transferring" }, "Pause"),
+          h("button", { id: "cancel", class: "danger", onclick: () => a.cancel() }, "Cancel"),
+        ),
+  );
+}
+
+export function transferView(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
+  const title = s.role === "send" ? "Send" : "Receive";
+  const showRoom = s.role === "send" && s.room && (s.phase === "waiting" || s.phase === "starting");
+  const showProgress = ["transferring", "paused", "reconnecting", "done"].includes(s.phase) || (s.phase === "error" && s.bytesDone > 0);
+  return h(
+    "div",
+    { class: "screen transfer", "data-phase": s.phase },
+    h("h1", { id: "screen-title", tabindex: -1 }, title),
+    h(
+      "p",
+      { id: "status", class: `status ${s.phase}`, role: "status" },
+      s.phase === "waiting" || s.phase === "connecting" || s.phase === "starting" ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
+      statusText(s),
+    ),
+    s.notice ? h("div", { id: "notice", class: "notice warn", role: "alert" }, s.notice) : null,
+    s.phase === "error" && s.error
+      ? h(
+          "div",
+          { id: "error", class: "notice error", role: "alert" },
+          h("strong", { id: "error-title" }, s.error.title),
+          h("p", { id: "error-detail" }, s.error.detail),
+          h(
+            "div",
+            { class: "actions" },
+            s.error.retry ? h("button", { id: "retry", class: "primary", onclick: () => a.retry() }, "Try again") : null,
+            h("button", { id: "back", onclick: () => a.back() }, "Back"),
+          ),
+        )
+      : null,
+    s.words
+      ? h(
+          "div",
+          { class: "card verify", "aria-labelledby": "words-title" },
+          h("h2", { id: "words-title" }, "Verification words"),
+          h("p", { id: "words", class: "words" }, s.words),
+          h("p", { class: "hint" }, "They should match on both devices. If not, cancel."),
+        )
+      : null,
+    showRoom ? roomCard(s, x, a) : null,
+    s.phase === "offer" ? offerCard(s, x, a) : null,
+    showProgress ? progressCard(s, a) : null,
+    s.phase === "waiting" || s.phase === "connecting" || s.phase === "starting"
+      ? h("div", { class: "actions" }, h("button", { id: "cancel", class: "danger", onclick: () => a.cancel() }, "Cancel"))
+      : null,
+  );
+}

@@ -1,0 +1,222 @@
+// The controller and views against mocked Tauri IPC: what a user sees after each event.
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { App } from "../src/app";
+import type { FerryEvent, Settings } from "../src/ipc";
+
+type Handler = (e: FerryEvent) => void;
+interface Calls {
+  [cmd: string]: Record<string, unknown>[];
+}
+
+let calls: Calls;
+let channel: Handler | null;
+let settings: Settings;
+let app: App;
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const $ = (sel: string) => document.querySelector(sel) as HTMLElement | null;
+const text = (sel: string) => $(sel)?.textContent ?? "";
+const click = async (sel: string) => {
+  const el = $(sel);
+  if (!el) throw new Error(`no ${sel} in ${document.body.innerHTML}`);
+  el.click();
+  await tick();
+  await tick();
+};
+const emit = async (...events: FerryEvent[]) => {
+  for (const e of events) channel?.(e);
+  await tick();
+};
+
+beforeEach(async () => {
+  document.body.innerHTML = '<nav id="nav"></nav><main id="main"></main><div id="live"></div><div id="drop-overlay" hidden></div>';
+  calls = {};
+  channel = null;
+  settings = { server_url: "", stun: [], turn: [], download_dir: "/home/me/Downloads", theme: "system" };
+  mockIPC((cmd, args) => {
+    const a = (args ?? {}) as Record<string, unknown>;
+    (calls[cmd] ??= []).push(a);
+    if (a.onEvent) channel = (e) => (a.onEvent as { onmessage: Handler }).onmessage(e);
+    switch (cmd) {
+      case "settings_get":
+        return settings;
+      case "settings_set":
+        settings = a.settings as Settings;
+        return null;
+      case "initial_link":
+        return null;
+      case "pick_paths":
+        return ["/tmp/report.pdf"];
+      case "pick_folder":
+        return "/data/incoming";
+      case "send_start":
+      case "receive_start":
+      case "history_resume":
+        return 7;
+      case "qr_svg":
+        return '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>';
+      case "history_list":
+        return [
+          { transfer_id: "t1", direction: "send", name: "a.iso", files: 1, bytes: 5e9, bytes_done: 5e9, peer: "laptop", state: "done", started_at: 1.7e9, secs: 40, resumable: false },
+          { transfer_id: "t2", direction: "receive", name: "b.mov", files: 3, bytes: 2e9, bytes_done: 1e9, peer: null, state: "partial", started_at: 1.7e9, resumable: true },
+        ];
+      default:
+        return null;
+    }
+  });
+  app = new App($("#main")!, $("#nav"));
+  await app.init();
+});
+
+afterEach(() => {
+  app.dispose();
+  clearMocks();
+});
+
+test("send: pick a file, see room id, password, link, QR and countdown, then a wrong password notice", async () => {
+  (document.getElementById("own-password") as HTMLInputElement).value = "my-own-pw";
+  await click("#pick-files");
+  expect(calls.pick_paths[0]).toEqual({ folder: false });
+  expect(calls.send_start[0].paths).toEqual(["/tmp/report.pdf"]);
+  expect(calls.send_start[0].password).toBe("my-own-pw");
+  expect(text("#status")).toContain("Creating a room");
+  await emit(
+    { event: "room-created", room: "ABCDEFGHJK", password: "my-own-pw", link: "ferry://join/ABCDEFGHJK", expires_at: Date.now() / 1000 + 600 },
+    { event: "waiting" },
+  );
+  await tick();
+  expect(text("#room-id")).toBe("ABCDE-FGHJK");
+  expect(text("#room-password")).toBe("my-own-pw");
+  expect(text("#room-link")).toBe("ferry://join/ABCDEFGHJK");
+  expect(text("#expiry")).toMatch(/^(10:00|09:59)$/);
+  expect($(".qr svg")).not.toBeNull();
+  expect(calls.qr_svg[0].text).toBe("ferry://join/ABCDEFGHJK");
+  expect(text("#status")).toContain("Waiting for the receiver");
+  await emit({ event: "wrong-password-attempt", attempts_left: 2 });
+  expect(text("#notice")).toContain("Someone tried a wrong password");
+  expect($("#notice")?.getAttribute("role")).toBe("alert");
+});
+
+test("send: progress, pause/resume/cancel reach the shell with the transfer handle", async () => {
+  await click("#pick-files");
+  await emit(
+    { event: "room-created", room: "ABCDEFGHJK", password: "x", link: "ferry://join/ABCDEFGHJK", expires_at: 1e10 },
+    { event: "peer-joined" },
+    { event: "connected", path: "direct" },
+    { event: "verification", words: "lemon tiger harbor" },
+    { event: "offer", files: [{ path: "report.pdf", size: 2000 }], total: 2000 },
+    { event: "progress", file: "report.pdf", bytes_done: 1000, total: 2000, rate_bps: 5_000_000, eta_secs: 3 },
+  );
+  expect($("#room-id")).toBeNull(); // the room card goes once the receiver is in
+  expect(text("#words")).toBe("lemon tiger harbor");
+  expect(text("#overall-pct")).toBe("50%");
+  expect(text("#rate")).toBe("5.00 MB/s");
+  expect(text("#eta")).toBe("3 s");
+  expect(text("#path")).toBe("Direct");
+  await click("#pause");
+  expect(calls.transfer_pause[0]).toEqual({ id: 7 });
+  await emit({ event: "paused" });
+  await click("#resume");
+  expect(calls.transfer_resume[0]).toEqual({ id: 7 });
+  await emit({ event: "resumed" });
+  await click("#cancel");
+  expect(calls.transfer_cancel[0]).toEqual({ id: 7 });
+  expect($("#pick-files")).not.toBeNull(); // back on the send screen
+});
+
+test("receive: join by pasted link, see the offer, choose a folder, accept, finish, show in folder", async () => {
+  app.go("receive");
+  (document.getElementById("join-room") as HTMLInputElement).value = "ferry://join/abcde-fghjk/otter-7";
+  await click("#join");
+  expect(calls.receive_start[0]).toMatchObject({ room: "ABCDEFGHJK", password: "otter-7", server: null });
+  await emit({ event: "peer-joined" }, { event: "offer", files: [{ path: "a.txt", size: 10 }, { path: "b.txt", size: 20 }], total: 30 });
+  expect(text("#offer-title")).toBe("2 files, 30 B in total");
+  expect(text("#dest")).toBe("/home/me/Downloads");
+  await click("#choose-dest");
+  expect(text("#dest")).toBe("/data/incoming");
+  await click("#accept");
+  expect(calls.receive_accept[0]).toEqual({ id: 7, dest: "/data/incoming" });
+  await emit({ event: "file-done", path: "a.txt", hash: "h1" }, { event: "file-done", path: "b.txt", hash: "h2" }, { event: "done", bytes: 30, secs: 1 });
+  expect(text("#status")).toBe("Received");
+  await click("#reveal");
+  expect(calls.reveal[0]).toEqual({ path: "/data/incoming/a.txt" });
+});
+
+test("receive: missing password and bad room id are explained at the field", async () => {
+  app.go("receive");
+  (document.getElementById("join-room") as HTMLInputElement).value = "not a room";
+  (document.getElementById("join-password") as HTMLInputElement).value = "pw";
+  await click("#join");
+  expect(text("#join-error")).toContain("isn't a room ID");
+  (document.getElementById("join-room") as HTMLInputElement).value = "ABCDE-FGHJK";
+  (document.getElementById("join-password") as HTMLInputElement).value = "";
+  await click("#join");
+  expect(text("#join-error")).toContain("Enter the password");
+  expect(calls.receive_start).toBeUndefined();
+});
+
+test("errors show a human message and Try again starts the same transfer again", async () => {
+  app.go("receive");
+  (document.getElementById("join-room") as HTMLInputElement).value = "ABCDE-FGHJK";
+  (document.getElementById("join-password") as HTMLInputElement).value = "wrong";
+  await click("#join");
+  await emit({ event: "error", code: "wrong-password", message: "key confirmation failed" });
+  expect(text("#error-title")).toBe("Wrong password");
+  await click("#retry");
+  expect(calls.receive_start).toHaveLength(2);
+  expect(calls.receive_start[1]).toMatchObject({ room: "ABCDEFGHJK", password: "wrong" });
+});
+
+test("a rejected start command surfaces as an error screen", async () => {
+  mockIPC((cmd) => {
+    if (cmd === "send_start") throw { code: "server-unreachable", message: "connection refused" };
+    return null;
+  });
+  app.startSend(["/x"]);
+  await tick();
+  await tick();
+  expect(text("#error-title")).toBe("Can't reach the signaling server");
+});
+
+test("a dropped file starts a send; events from a cancelled transfer are ignored", async () => {
+  app.onDrop(["/tmp/dropped.bin"]);
+  await tick();
+  expect(calls.send_start[0].paths).toEqual(["/tmp/dropped.bin"]);
+  const old = channel!;
+  app.back();
+  old({ event: "error", code: "peer-left", message: "" });
+  await tick();
+  expect($("#error")).toBeNull();
+});
+
+test("history lists transfers and resumes an unfinished one", async () => {
+  app.go("history");
+  await tick();
+  await tick();
+  const rows = document.querySelectorAll("#history-table tbody tr");
+  expect(rows).toHaveLength(2);
+  expect(rows[0].textContent).toContain("Completed");
+  expect(rows[1].textContent).toContain("Unfinished");
+  expect(rows[1].textContent).toContain("+2 more");
+  (rows[1].querySelector("button") as HTMLButtonElement).click();
+  await tick();
+  expect(calls.history_resume[0].transferId).toBe("t2");
+});
+
+test("settings save and apply the theme", async () => {
+  app.go("settings");
+  (document.getElementById("server-url") as HTMLInputElement).value = " wss://signal.example ";
+  (document.getElementById("turn") as HTMLTextAreaElement).value = "turn:relay.example:3478 alice s3cret";
+  (document.getElementById("theme") as HTMLSelectElement).value = "dark";
+  await click("#save-settings");
+  expect(settings.server_url).toBe("wss://signal.example");
+  expect(settings.turn).toEqual([{ urls: "turn:relay.example:3478", username: "alice", credential: "s3cret" }]);
+  expect(document.documentElement.getAttribute("data-theme")).toBe("dark");
+  expect(text("#saved")).toBe("Saved");
+});
+
+test("a ferry:// link with a password joins straight away", async () => {
+  app.openLink("ferry://join/ABCDEFGHJK/pw?server=ws%3A%2F%2F192.0.2.1%3A7000");
+  await tick();
+  expect(calls.receive_start[0]).toMatchObject({ room: "ABCDEFGHJK", password: "pw", server: "ws://192.0.2.1:7000" });
+});

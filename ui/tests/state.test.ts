@@ -1,0 +1,79 @@
+import type { FerryEvent } from "../src/ipc";
+import { initialState, reduce, statusText, type TransferState } from "../src/state";
+
+const fold = (role: "send" | "receive", events: FerryEvent[]): TransferState => events.reduce(reduce, initialState(role));
+
+const offer: FerryEvent = {
+  event: "offer",
+  files: [
+    { path: "dir", size: 0, dir: true },
+    { path: "dir/a.bin", size: 1000 },
+    { path: "dir/b.bin", size: 3000 },
+  ],
+  total: 4000,
+};
+
+test("sender: room, wrong password notice, peer joins, progress, done", () => {
+  let s = fold("send", [
+    { event: "room-created", room: "ABCDEFGHJK", password: "otter-7", link: "ferry://join/ABCDEFGHJK", expires_at: 100 },
+    { event: "waiting" },
+  ]);
+  expect(s.phase).toBe("waiting");
+  expect(statusText(s)).toBe("Waiting for the receiver…");
+  s = reduce(s, { event: "wrong-password-attempt", attempts_left: 2 });
+  expect(s.notice).toMatch(/^Someone tried a wrong password/);
+  expect(s.wrongAttempts).toBe(1);
+  s = reduce(s, { event: "peer-joined" });
+  expect(s.phase).toBe("connecting");
+  expect(s.notice).toBeNull();
+  s = [
+    { event: "connected", path: "direct", kind: "host" },
+    { event: "verification", words: "apple river moon" },
+    offer,
+    { event: "progress", file: "dir/a.bin", bytes_done: 500, total: 1000, rate_bps: 10, eta_secs: 5 },
+  ].reduce((acc, e) => reduce(acc, e as FerryEvent), s);
+  expect(s.phase).toBe("transferring");
+  expect(s.words).toBe("apple river moon");
+  expect(s.files.map((f) => f.path)).toEqual(["dir/a.bin", "dir/b.bin"]);
+  expect(s.bytesDone).toBe(500);
+  s = reduce(s, { event: "file-done", path: "dir/a.bin", hash: "h" });
+  s = reduce(s, { event: "progress", file: "dir/b.bin", bytes_done: 1500, total: 3000, rate_bps: 10, eta_secs: 1 });
+  // per-file progress folds into overall: 1000 finished + 1500 of the second file
+  expect(s.bytesDone).toBe(2500);
+  expect(s.files[1].done).toBe(1500);
+  s = reduce(s, { event: "done", bytes: 4000, secs: 2 });
+  expect(s.phase).toBe("done");
+  expect(s.bytesDone).toBe(4000);
+  expect(s.rateBps).toBe(2000);
+  expect(s.files.every((f) => f.finished)).toBe(true);
+});
+
+test("progress reported against the whole offer is used as overall", () => {
+  const s = fold("receive", [offer, { event: "progress", file: "dir/b.bin", bytes_done: 3500, total: 4000, rate_bps: 1, eta_secs: 1 }]);
+  expect(s.bytesDone).toBe(3500);
+});
+
+test("receiver waits on the offer; pause and resume; errors become human", () => {
+  let s = fold("receive", [{ event: "peer-joined" }, offer]);
+  expect(s.phase).toBe("offer");
+  expect(s.total).toBe(4000);
+  s = reduce(s, { event: "paused" });
+  expect(s.phase).toBe("paused");
+  s = reduce(s, { event: "progress", file: "dir/a.bin", bytes_done: 10, total: 1000, rate_bps: 1, eta_secs: null });
+  expect(s.phase).toBe("paused"); // a late progress event doesn't un-pause the view
+  s = reduce(s, { event: "resumed" });
+  expect(s.phase).toBe("transferring");
+  s = reduce(s, { event: "error", code: "disk-full", message: "No space left on device (os error 28)" });
+  expect(s.phase).toBe("error");
+  expect(s.error?.title).toBe("Disk full");
+  expect(statusText(s)).toBe("Disk full");
+});
+
+test("bytes done never goes backwards on a stale progress event", () => {
+  const s = fold("receive", [
+    offer,
+    { event: "progress", file: "dir/a.bin", bytes_done: 800, total: 1000, rate_bps: 1, eta_secs: 1 },
+    { event: "progress", file: "dir/a.bin", bytes_done: 700, total: 1000, rate_bps: 1, eta_secs: 1 },
+  ]);
+  expect(s.bytesDone).toBe(800);
+});
