@@ -1,0 +1,86 @@
+"""The public side of the simulated internet: coturn (STUN + TURN) and ferry-signal, plus the
+TURN REST credential both the server and the probes compute."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from topo import PUB_IP, PUB_IP2, Topology, wait_port
+
+SIGNAL_PORT = 8080
+TURN_PORT = 3478
+TURN_TLS_PORT = 443  # the one port a locked-down network lets out
+
+
+def turn_rest_credential(secret: str, room: str, ttl_s: int = 600) -> tuple[str, str]:
+    """coturn `use-auth-secret`: username "<expiry>:<id>", password base64(HMAC-SHA1(secret, username))."""
+    username = f"{int(time.time()) + ttl_s}:{room}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+def self_signed_cert(workdir: Path) -> tuple[Path, Path]:
+    cert, key = workdir / "turn-cert.pem", workdir / "turn-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=turn.ferry.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )
+    return cert, key
+
+
+def start_coturn(topo: Topology, secret: str, tls: tuple[Path, Path] | None) -> None:
+    conf = [
+        f"listening-ip={PUB_IP}",
+        f"listening-ip={PUB_IP2}",
+        f"relay-ip={PUB_IP}",
+        f"listening-port={TURN_PORT}",
+        "use-auth-secret",
+        f"static-auth-secret={secret}",
+        "realm=ferry.test",
+        "min-port=49152",
+        "max-port=49999",
+        "fingerprint",
+        "no-cli",
+        "no-multicast-peers",
+        f"pidfile={topo.workdir / 'turnserver.pid'}",
+        f"log-file={topo.workdir / 'turnserver.log'}",
+        "simple-log",
+        "no-stdout-log",
+    ]
+    if tls:
+        # TLS (and plain TCP, which coturn also accepts on its TLS port) on 443.
+        conf += [f"tls-listening-port={TURN_TLS_PORT}", f"cert={tls[0]}", f"pkey={tls[1]}"]
+    else:
+        conf += ["no-tls", "no-dtls"]
+    path = topo.workdir / "turnserver.conf"
+    path.write_text("\n".join(conf) + "\n")
+    topo.spawn("pub", ["turnserver", "-c", str(path)], "coturn.out")
+    wait_port(topo, "pub", "udp", TURN_PORT)
+    if tls:
+        wait_port(topo, "pub", "tcp", TURN_TLS_PORT)
+
+
+def start_signal(topo: Topology, bin_path: Path, secret: str, turn_urls: list[str]) -> str:
+    argv = [
+        str(bin_path),
+        "--listen", f"{PUB_IP}:{SIGNAL_PORT}",
+        "--db", str(topo.workdir / "signal.sqlite"),
+        "--stun-url", f"stun:{PUB_IP}:{TURN_PORT}",
+        "--turn-secret", secret,
+    ]
+    for url in turn_urls:
+        argv += ["--turn-url", url]
+    topo.spawn("pub", argv, "signal.log", env={"RUST_LOG": "info"})
+    wait_port(topo, "pub", "tcp", SIGNAL_PORT)
+    return f"ws://{PUB_IP}:{SIGNAL_PORT}/ws"
+
+
+def new_secret() -> str:
+    return secrets.token_hex(24)
