@@ -36,6 +36,7 @@ export class App {
   historyError: string | null = null;
   receivePrefill: { room?: string; password?: string; error?: string } = {};
   settingsSaved = "";
+  signalUrl: string | null = null;
   dragging = false;
   private generation = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -53,6 +54,7 @@ export class App {
     } catch (e) {
       console.warn("settings", e);
     }
+    this.signalUrl = await this.api.signalUrl().catch(() => null);
     this.render(true);
     this.timer ??= setInterval(() => this.tick(), 1000);
     try {
@@ -116,7 +118,7 @@ export class App {
         return historyView(this.history, this.historyError, { resume: (e) => this.resumeFromHistory(e), refresh: () => void this.loadHistory() });
       case "settings":
         return this.settings
-          ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved)
+          ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved, this.signalUrl)
           : h("p", { class: "hint" }, "Loading…");
       case "transfer":
         if (!this.transfer) return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, false);
@@ -322,6 +324,7 @@ export class App {
       this.settings = s;
       this.settingsSaved = "Saved";
       this.applyTheme();
+      this.signalUrl = await this.api.signalUrl().catch(() => this.signalUrl);
     } catch (e) {
       this.settingsSaved = `Not saved: ${errorMessage(e)}`;
     }

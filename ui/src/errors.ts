@@ -87,6 +87,7 @@ const ALIASES: Record<string, string> = {
   "signaling-unreachable": "server-unreachable",
   "server-error": "server-unreachable",
   "ice-failed": "connect-failed",
+  connect: "connect-failed",
   canceled: "cancelled",
   "hash-mismatch": "integrity",
 };

@@ -109,6 +109,8 @@ export const api = {
   settingsSet: (settings: Settings) => invoke<void>("settings_set", { settings }),
   qrSvg: (text: string) => invoke<string>("qr_svg", { text }),
   reveal: (path: string) => invoke<void>("reveal", { path }),
+  /** The signaling server this app uses now (its built-in one unless Settings name another). */
+  signalUrl: () => invoke<string>("signal_url"),
   /** The `ferry://` link the app was started with, if any. */
   initialLink: () => invoke<string | null>("initial_link"),
 };

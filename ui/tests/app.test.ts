@@ -45,6 +45,8 @@ beforeEach(async () => {
         return null;
       case "initial_link":
         return null;
+      case "signal_url":
+        return "ws://127.0.0.1:45678";
       case "pick_paths":
         return ["/tmp/report.pdf"];
       case "pick_folder":
@@ -81,13 +83,14 @@ test("send: pick a file, see room id, password, link, QR and countdown, then a w
   expect(calls.send_start[0].password).toBe("my-own-pw");
   expect(text("#status")).toContain("Creating a room");
   await emit(
-    { event: "room-created", room: "ABCDEFGHJK", password: "my-own-pw", link: "ferry://join/ABCDEFGHJK", expires_at: Date.now() / 1000 + 600 },
+    { event: "room-created", room: "ABCDEFGHJK", password: "my-own-pw", link: "ferry://join/ABCDEFGHJK", expires_at: Date.now() / 1000 + 600, server: "ws://192.0.2.7:7000" },
     { event: "waiting" },
   );
   await tick();
   expect(text("#room-id")).toBe("ABCDE-FGHJK");
   expect(text("#room-password")).toBe("my-own-pw");
   expect(text("#room-link")).toBe("ferry://join/ABCDEFGHJK");
+  expect(text("#room-server")).toBe("ws://192.0.2.7:7000");
   expect(text("#expiry")).toMatch(/^(10:00|09:59)$/);
   expect($(".qr svg")).not.toBeNull();
   expect(calls.qr_svg[0].text).toBe("ferry://join/ABCDEFGHJK");
@@ -213,6 +216,7 @@ test("settings save and apply the theme", async () => {
   expect(settings.turn).toEqual([{ urls: "turn:relay.example:3478", username: "alice", credential: "s3cret" }]);
   expect(document.documentElement.getAttribute("data-theme")).toBe("dark");
   expect(text("#saved")).toBe("Saved");
+  expect(text("#signal-url")).toBe("ws://127.0.0.1:45678");
 });
 
 test("a ferry:// link with a password joins straight away", async () => {

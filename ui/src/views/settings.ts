@@ -25,13 +25,14 @@ export function turnLines(t: TurnServer[]): string {
   return t.map((x) => [x.urls, x.username, x.credential].filter(Boolean).join(" ")).join("\n");
 }
 
-export function settingsView(s: Settings, a: SettingsActions, saved: string): HTMLElement {
+export function settingsView(s: Settings, a: SettingsActions, saved: string, inUse: string | null = null): HTMLElement {
   const form = h(
     "form",
     { class: "card form", id: "settings-form" },
     h("label", { for: "server-url" }, "Signaling server"),
     h("input", { id: "server-url", value: s.server_url, placeholder: "empty: built-in server (same network)", spellcheck: "false", "aria-describedby": "server-hint" }),
     h("p", { class: "hint", id: "server-hint" }, "Leave empty to run Ferry's own server on this device — the receiver must reach it on your network. Example: wss://ferry.example.org"),
+    inUse ? h("p", { class: "hint" }, "In use now: ", h("code", { id: "signal-url" }, inUse)) : null,
     h("label", { for: "stun" }, "STUN servers (one per line)"),
     h("textarea", { id: "stun", rows: 2, spellcheck: "false" }, s.stun.join("\n")),
     h("label", { for: "turn" }, "TURN servers (one per line: url username credential)"),
