@@ -46,9 +46,9 @@ NATIVE_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1
 # Everything the app and the CLI write goes under $WORK: settings, history DB, downloads.
 export DISPLAY="$DISP"
 export HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/.config" XDG_DATA_HOME="$WORK/home/.local/share"
-export FERRY_DB="$WORK/ferry.db"
+export FERRY_DB="$WORK/app.db"
 export FERRY_E2E=1
-export FERRY_SIGNAL_BIND=127.0.0.1:0
+export FERRY_SIGNAL_BIND=127.0.0.1:0 FERRY_BIND=127.0.0.1:0
 export FERRY_E2E_PICK="$WORK/holiday-photos.bin"
 export FERRY_E2E_PICK_FOLDER="$WORK/recv"
 export NO_AT_BRIDGE=1 WEBKIT_DISABLE_COMPOSITING_MODE=1 LIBGL_ALWAYS_SOFTWARE=1

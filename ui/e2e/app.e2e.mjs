@@ -27,7 +27,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Run the CLI with a hard timeout; resolves with exit code and output lines. */
 function cli(args, { timeoutMs = 60_000, onLine } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(CLI, args, { env: { ...process.env, FERRY_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+        // Its own history database: both peers derive the same transfer id from the manifest.
+    const child = spawn(CLI, args, {
+      env: { ...process.env, FERRY_DB: join(WORK, "cli.db"), FERRY_BIND: "127.0.0.1:0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     let buf = "";
@@ -169,11 +173,11 @@ async function receiveFlow(wd) {
     await wd.exec("window.ferry.go('receive')");
     await wd.type("#join-room", room);
     await wd.type("#join-password", password);
+    await wd.click("#choose-dest");
+    await wd.waitFor("the chosen folder", async () => (await wd.text("#dest")) === RECV_DIR, 10_000);
     await shot(wd, "receive");
     await wd.click("#join");
     await wd.waitFor("the offer", () => wd.exec("return !!document.querySelector('#accept')"), 45_000);
-    await wd.click("#choose-dest");
-    await wd.waitText("#dest", new RegExp(RECV_DIR.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")), 10_000);
     await shot(wd, "offer");
     await wd.click("#accept");
     await wd.waitText("#status", /^Received$/, 90_000);

@@ -5,7 +5,7 @@ import { api as realApi, type FerryEvent, type HistoryEntry, type Settings, type
 import { parseJoinLink, parseRoomInput } from "./link";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
-import { receiveView } from "./views/receive";
+import { receiveView, type ReceivePrefill } from "./views/receive";
 import { sendView } from "./views/send";
 import { settingsView } from "./views/settings";
 import { transferView } from "./views/transfer";
@@ -34,7 +34,9 @@ export class App {
   settings: Settings | null = null;
   history: HistoryEntry[] | null = null;
   historyError: string | null = null;
-  receivePrefill: { room?: string; password?: string; error?: string } = {};
+  receivePrefill: ReceivePrefill = {};
+  /** Where received files go; from Settings until the user picks another folder. */
+  receiveDest = "";
   settingsSaved = "";
   signalUrl: string | null = null;
   dragging = false;
@@ -50,6 +52,7 @@ export class App {
   async init(): Promise<void> {
     try {
       this.settings = await this.api.settingsGet();
+      this.receiveDest = this.settings.download_dir;
       this.applyTheme();
     } catch (e) {
       console.warn("settings", e);
@@ -113,7 +116,7 @@ export class App {
       case "send":
         return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, this.dragging);
       case "receive":
-        return receiveView({ join: (r, p) => this.join(r, p) }, this.receivePrefill);
+        return receiveView({ join: (r, p) => this.join(r, p), chooseFolder: () => void this.chooseDest() }, this.receivePrefill, this.receiveDest);
       case "history":
         return historyView(this.history, this.historyError, { resume: (e) => this.resumeFromHistory(e), refresh: () => void this.loadHistory() });
       case "settings":
@@ -129,7 +132,6 @@ export class App {
           cancel: () => void this.control("cancel"),
           retry: () => this.transfer?.retry(),
           back: () => this.back(),
-          chooseFolder: () => void this.chooseDest(),
           accept: () => void this.accept(),
           reveal: () => void this.reveal(),
         });
@@ -182,11 +184,17 @@ export class App {
       (this.root.querySelector("#join-password") as HTMLElement | null)?.focus();
       return;
     }
+    if (!this.receiveDest) {
+      this.receivePrefill = { room: roomInput, password, error: "Choose a folder to save into." };
+      this.render();
+      return;
+    }
     this.receivePrefill = { room: parsed.room, password: pw };
     const srv = server ?? parsed.server ?? null;
+    const dest = this.receiveDest;
     const run = () => {
-      this.begin("receive", (onEvent) => this.api.receiveStart(parsed.room, pw, srv, onEvent), run);
-      if (this.transfer) this.transfer.dest = this.settings?.download_dir || undefined;
+      this.begin("receive", (onEvent) => this.api.receiveStart(parsed.room, pw, srv, dest, onEvent), run);
+      if (this.transfer) this.transfer.dest = dest;
     };
     run();
   }
@@ -202,21 +210,23 @@ export class App {
     }
   }
 
+  /** Pick the receive folder, keeping what the user already typed in the form. */
   async chooseDest(): Promise<void> {
+    const field = (id: string) => (this.root.querySelector(`#${id}`) as HTMLInputElement | null)?.value;
     const dir = await this.api.pickFolder().catch(() => null);
-    if (dir && this.transfer) {
-      this.transfer.dest = dir;
-      this.render();
-    }
+    if (!dir) return;
+    this.receiveDest = dir;
+    this.receivePrefill = { ...this.receivePrefill, room: field("join-room") ?? this.receivePrefill.room, password: field("join-password") ?? this.receivePrefill.password, error: "" };
+    if (this.screen === "receive") this.render();
   }
 
   async accept(): Promise<void> {
     const t = this.transfer;
-    if (!t || t.id == null || !t.dest) return;
+    if (!t || t.id == null) return;
     t.state = { ...t.state, phase: "transferring" };
     this.render();
     try {
-      await this.api.receiveAccept(t.id, t.dest);
+      await this.api.receiveAccept(t.id);
     } catch (e) {
       this.onEvent(t, { event: "error", code: "accept-failed", message: String(e) });
     }
@@ -311,9 +321,16 @@ export class App {
   }
 
   resumeFromHistory(e: HistoryEntry): void {
+    if (e.direction === "receive") {
+      // The sender opens a new room for the same transfer; joining it into the same folder
+      // picks up the verified parts.
+      if (e.out_dir) this.receiveDest = e.out_dir;
+      this.receivePrefill = { note: `To finish "${e.name}", ask the sender to send it again and join their room here. Parts already received are kept.` };
+      this.go("receive");
+      return;
+    }
     const run = () => {
-      this.begin(e.direction, (onEvent) => this.api.historyResume(e.transfer_id, onEvent), run);
-      if (this.transfer && e.direction === "receive") this.transfer.dest = this.settings?.download_dir || undefined;
+      this.begin("send", (onEvent) => this.api.historyResume(e.transfer_id, onEvent), run);
     };
     run();
   }
@@ -321,6 +338,7 @@ export class App {
   async saveSettings(s: Settings): Promise<void> {
     try {
       await this.api.settingsSet(s);
+      if (this.settings?.download_dir !== s.download_dir) this.receiveDest = s.download_dir;
       this.settings = s;
       this.settingsSaved = "Saved";
       this.applyTheme();

@@ -102,7 +102,8 @@ export function humanError(code: string, message?: string): HumanError {
 
 export function wrongPasswordNotice(attemptsLeft?: number | null): string {
   const base = "Someone tried a wrong password";
-  if (attemptsLeft == null) return `${base}.`;
+  // The engine reports u32::MAX when the server did not say.
+  if (attemptsLeft == null || attemptsLeft > 1000) return `${base}.`;
   if (attemptsLeft <= 0) return `${base}. The room is now locked.`;
   return `${base}. ${attemptsLeft} attempt${attemptsLeft === 1 ? "" : "s"} left before the room locks.`;
 }

@@ -77,6 +77,8 @@ export interface HistoryEntry {
   finished_at?: number | null;
   secs?: number | null;
   resumable: boolean;
+  /** Receive side: the folder it went to. */
+  out_dir?: string | null;
 }
 
 /** Handle of one running transfer in the Rust shell. */
@@ -96,9 +98,10 @@ export const api = {
   pickFolder: () => invoke<string | null>("pick_folder"),
   sendStart: (paths: string[], password: string | null, onEvent: EventHandler) =>
     invoke<TransferId>("send_start", { paths, password, onEvent: channel(onEvent) }),
-  receiveStart: (room: string, password: string, server: string | null, onEvent: EventHandler) =>
-    invoke<TransferId>("receive_start", { room, password, server, onEvent: channel(onEvent) }),
-  receiveAccept: (id: TransferId, dest: string) => invoke<void>("receive_accept", { id, dest }),
+  /** `dest` is fixed before the offer: the engine resumes from parts already there. */
+  receiveStart: (room: string, password: string, server: string | null, dest: string, onEvent: EventHandler) =>
+    invoke<TransferId>("receive_start", { room, password, server, dest, onEvent: channel(onEvent) }),
+  receiveAccept: (id: TransferId) => invoke<void>("receive_accept", { id }),
   pause: (id: TransferId) => invoke<void>("transfer_pause", { id }),
   resume: (id: TransferId) => invoke<void>("transfer_resume", { id }),
   cancel: (id: TransferId) => invoke<void>("transfer_cancel", { id }),

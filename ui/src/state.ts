@@ -88,7 +88,13 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
     case "peer-joined":
       return { ...s, phase: "connecting", notice: null };
     case "wrong-password-attempt":
-      return { ...s, wrongAttempts: s.wrongAttempts + 1, notice: wrongPasswordNotice(e.attempts_left) };
+      // The guest that failed is gone; the room stays open for the right one.
+      return {
+        ...s,
+        phase: s.phase === "connecting" ? "waiting" : s.phase,
+        wrongAttempts: s.wrongAttempts + 1,
+        notice: wrongPasswordNotice(e.attempts_left),
+      };
     case "connected":
       return { ...s, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
     case "verification":

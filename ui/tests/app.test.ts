@@ -60,7 +60,8 @@ beforeEach(async () => {
       case "history_list":
         return [
           { transfer_id: "t1", direction: "send", name: "a.iso", files: 1, bytes: 5e9, bytes_done: 5e9, peer: "laptop", state: "done", started_at: 1.7e9, secs: 40, resumable: false },
-          { transfer_id: "t2", direction: "receive", name: "b.mov", files: 3, bytes: 2e9, bytes_done: 1e9, peer: null, state: "partial", started_at: 1.7e9, resumable: true },
+          { transfer_id: "t2", direction: "receive", name: "b.mov", files: 3, bytes: 2e9, bytes_done: 1e9, peer: null, state: "active", started_at: 1.7e9, resumable: true, out_dir: "/media/usb" },
+          { transfer_id: "t3", direction: "send", name: "c.zip", files: 1, bytes: 9e8, bytes_done: 1e8, peer: null, state: "failed", started_at: 1.7e9, resumable: true },
         ];
       default:
         return null;
@@ -127,18 +128,21 @@ test("send: progress, pause/resume/cancel reach the shell with the transfer hand
   expect($("#pick-files")).not.toBeNull(); // back on the send screen
 });
 
-test("receive: join by pasted link, see the offer, choose a folder, accept, finish, show in folder", async () => {
+test("receive: choose a folder, join by pasted link, see the offer, accept, finish, show in folder", async () => {
   app.go("receive");
-  (document.getElementById("join-room") as HTMLInputElement).value = "ferry://join/abcde-fghjk/otter-7";
-  await click("#join");
-  expect(calls.receive_start[0]).toMatchObject({ room: "ABCDEFGHJK", password: "otter-7", server: null });
-  await emit({ event: "peer-joined" }, { event: "offer", files: [{ path: "a.txt", size: 10 }, { path: "b.txt", size: 20 }], total: 30 });
-  expect(text("#offer-title")).toBe("2 files, 30 B in total");
   expect(text("#dest")).toBe("/home/me/Downloads");
+  (document.getElementById("join-room") as HTMLInputElement).value = "ferry://join/abcde-fghjk#otter-7";
   await click("#choose-dest");
   expect(text("#dest")).toBe("/data/incoming");
+  // picking a folder keeps what was typed
+  expect((document.getElementById("join-room") as HTMLInputElement).value).toBe("ferry://join/abcde-fghjk#otter-7");
+  await click("#join");
+  expect(calls.receive_start[0]).toMatchObject({ room: "ABCDEFGHJK", password: "otter-7", server: null, dest: "/data/incoming" });
+  await emit({ event: "peer-joined" }, { event: "offer", files: [{ path: "a.txt", size: 10 }, { path: "b.txt", size: 20 }], total: 30 });
+  expect(text("#offer-title")).toBe("2 files, 30 B in total");
+  expect(text("#dest")).toBe("/data/incoming");
   await click("#accept");
-  expect(calls.receive_accept[0]).toEqual({ id: 7, dest: "/data/incoming" });
+  expect(calls.receive_accept[0]).toEqual({ id: 7 });
   await emit({ event: "file-done", path: "a.txt", hash: "h1" }, { event: "file-done", path: "b.txt", hash: "h2" }, { event: "done", bytes: 30, secs: 1 });
   expect(text("#status")).toBe("Received");
   await click("#reveal");
@@ -192,18 +196,29 @@ test("a dropped file starts a send; events from a cancelled transfer are ignored
   expect($("#error")).toBeNull();
 });
 
-test("history lists transfers and resumes an unfinished one", async () => {
+test("history lists transfers and resumes unfinished ones", async () => {
   app.go("history");
   await tick();
   await tick();
   const rows = document.querySelectorAll("#history-table tbody tr");
-  expect(rows).toHaveLength(2);
+  expect(rows).toHaveLength(3);
   expect(rows[0].textContent).toContain("Completed");
+  expect(rows[0].querySelector("button")).toBeNull();
   expect(rows[1].textContent).toContain("Unfinished");
   expect(rows[1].textContent).toContain("+2 more");
-  (rows[1].querySelector("button") as HTMLButtonElement).click();
+  // a send resumes by transfer id
+  (rows[2].querySelector("button") as HTMLButtonElement).click();
   await tick();
-  expect(calls.history_resume[0].transferId).toBe("t2");
+  expect(calls.history_resume[0].transferId).toBe("t3");
+  // a receive resumes by joining the sender's new room into the same folder
+  app.back();
+  app.go("history");
+  await tick();
+  await tick();
+  (document.querySelectorAll("#history-table tbody tr")[1].querySelector("button") as HTMLButtonElement).click();
+  await tick();
+  expect(text("#receive-note")).toContain("b.mov");
+  expect(text("#dest")).toBe("/media/usb");
 });
 
 test("settings save and apply the theme", async () => {

@@ -26,4 +26,5 @@ test("wrong-password notice says how many attempts remain", () => {
   expect(wrongPasswordNotice(2)).toContain("2 attempts left");
   expect(wrongPasswordNotice(1)).toContain("1 attempt left");
   expect(wrongPasswordNotice(0)).toContain("locked");
+  expect(wrongPasswordNotice(4294967295)).toBe("Someone tried a wrong password.");
 });

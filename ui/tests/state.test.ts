@@ -20,9 +20,13 @@ test("sender: room, wrong password notice, peer joins, progress, done", () => {
   ]);
   expect(s.phase).toBe("waiting");
   expect(statusText(s)).toBe("Waiting for the receiver…");
+  s = reduce(s, { event: "peer-joined" });
+  expect(s.phase).toBe("connecting");
   s = reduce(s, { event: "wrong-password-attempt", attempts_left: 2 });
   expect(s.notice).toMatch(/^Someone tried a wrong password/);
+  expect(s.phase).toBe("waiting"); // the room card comes back for the right receiver
   expect(s.wrongAttempts).toBe(1);
+  expect(s.room).toBe("ABCDEFGHJK");
   s = reduce(s, { event: "peer-joined" });
   expect(s.phase).toBe("connecting");
   expect(s.notice).toBeNull();

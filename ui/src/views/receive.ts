@@ -2,9 +2,18 @@ import { h } from "../dom";
 
 export interface ReceiveActions {
   join(room: string, password: string): void;
+  chooseFolder(): void;
 }
 
-export function receiveView(a: ReceiveActions, prefill: { room?: string; password?: string; error?: string }): HTMLElement {
+export interface ReceivePrefill {
+  room?: string;
+  password?: string;
+  error?: string;
+  /** Shown above the form, e.g. how to resume an unfinished transfer. */
+  note?: string;
+}
+
+export function receiveView(a: ReceiveActions, prefill: ReceivePrefill, dest: string): HTMLElement {
   const form = h(
     "form",
     { class: "card form", id: "join-form", novalidate: true },
@@ -20,6 +29,13 @@ export function receiveView(a: ReceiveActions, prefill: { room?: string; passwor
     }),
     h("label", { for: "join-password" }, "Password"),
     h("input", { id: "join-password", name: "password", autocomplete: "off", spellcheck: "false", value: prefill.password ?? "" }),
+    h("label", { for: "choose-dest" }, "Save to"),
+    h(
+      "div",
+      { class: "dest" },
+      h("code", { id: "dest" }, dest || "(choose a folder)"),
+      h("button", { id: "choose-dest", type: "button", onclick: () => a.chooseFolder() }, "Choose folder…"),
+    ),
     h("p", { id: "join-error", class: "field-error", role: "alert" }, prefill.error ?? ""),
     h("div", { class: "actions" }, h("button", { id: "join", class: "primary", type: "submit" }, "Join")),
   );
@@ -34,6 +50,7 @@ export function receiveView(a: ReceiveActions, prefill: { room?: string; passwor
     { class: "screen receive" },
     h("h1", { id: "screen-title", tabindex: -1 }, "Receive files"),
     h("p", { class: "hint" }, "Enter the room ID and password the sender sees, or paste their link."),
+    prefill.note ? h("p", { id: "receive-note", class: "notice warn" }, prefill.note) : null,
     form,
   );
 }

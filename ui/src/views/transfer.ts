@@ -12,7 +12,6 @@ export interface TransferActions {
   cancel(): void;
   retry(): void;
   back(): void;
-  chooseFolder(): void;
   accept(): void;
   reveal(): void;
 }
@@ -82,17 +81,11 @@ function offerCard(s: TransferState, x: TransferExtras, a: TransferActions): HTM
       { class: "files offer", "aria-label": "Offered files" },
       s.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname", title: f.path }, f.path), h("span", { class: "fsize" }, formatBytes(f.size)))),
     ),
-    h(
-      "div",
-      { class: "dest" },
-      h("span", {}, "Save to "),
-      h("code", { id: "dest" }, x.dest || "(choose a folder)"),
-      h("button", { id: "choose-dest", onclick: () => a.chooseFolder() }, "Choose folder…"),
-    ),
+    h("p", { class: "dest" }, h("span", {}, "Saving to"), h("code", { id: "dest" }, x.dest ?? "")),
     h(
       "div",
       { class: "actions" },
-      h("button", { id: "accept", class: "primary", disabled: !x.dest, onclick: () => a.accept() }, "Accept and receive"),
+      h("button", { id: "accept", class: "primary", onclick: () => a.accept() }, "Accept and receive"),
       h("button", { id: "decline", onclick: () => a.cancel() }, "Decline"),
     ),
   );
