@@ -40,4 +40,4 @@ else
 fi
 
 # SIGTERM at the limit lets netsim.py unwind its teardown; SIGKILL 15 s later if it hangs.
-timeout -k 15 300 python3 tests/netsim/netsim.py --prefix "$prefix" "${args[@]}"
+PYTHONDONTWRITEBYTECODE=1 timeout -k 15 300 python3 tests/netsim/netsim.py --prefix "$prefix" "${args[@]}"
