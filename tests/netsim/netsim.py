@@ -72,7 +72,7 @@ CASES = [
     Case("b-eim-nat", "eim", ("srflx", "prflx")),
     Case("c-symmetric-nat", "symmetric", ("relay",)),
     Case("d-udp-blocked", "udp-blocked", ("relay",), expected_fail=TCP_TURN_REASON),
-    Case("e-link-down-10s", "eim", ("srflx", "prflx", "host"), link_flap_s=10.0, rate_mbit=24),
+    Case("e-outage-10s", "eim", ("srflx", "prflx"), link_flap_s=10.0, rate_mbit=24),
 ]
 
 
@@ -184,6 +184,14 @@ class Peer:
                 raise Failure(f"ferry exited ({self.proc.wait()}) before {sorted(kinds)}: "
                               f"{self.stderr_tail()}")
 
+    def drain(self) -> None:
+        """Move events that nobody waited for into `seen`."""
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                return
+
     def tail(self) -> str:
         return "; ".join(json.dumps(ev)[:120] for _, ev in self.seen[-3:])
 
@@ -242,8 +250,11 @@ def run_transfer(topo: Topology, case: Case, ferry: Path, server: str, size_mb: 
     password = "netsim-" + new_secret()[:12]
     common = ["--server", server, "--password", password, "--json"]
     if case.rate_mbit:
-        topo.exec("ha", ["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "rate",
-                         f"{case.rate_mbit}mbit"])
+        # tbf, not netem: this kernel has no sch_netem.
+        r = topo.exec("ha", ["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate",
+                             f"{case.rate_mbit}mbit", "burst", "64kb", "latency", "200ms"])
+        if r.returncode != 0:
+            raise Failure(f"could not shape the sender's link: {r.stderr.strip()}")
     budget = 45 + case.link_flap_s * 3
     deadline = time.monotonic() + budget
     sender = Peer(topo, "ha", [str(ferry), "send", str(src), *common], "sender.log",
@@ -257,10 +268,11 @@ def run_transfer(topo: Topology, case: Case, ferry: Path, server: str, size_mb: 
     connect_deadline = min(deadline, time.monotonic() + (20 if case.expected_fail else 30))
     t_conn, connected = receiver.wait_for({"connected"}, connect_deadline)
     connect_ms = (t_conn - receiver.started) * 1000
-    types = candidate_types(connected.get("path", connected))
+    # `connected` carries `kind` (host/srflx/prflx/relay) next to a readable `path`.
+    types = candidate_types(connected)
     try:
         _, sent_connected = sender.wait_for({"connected"}, time.monotonic() + 10)
-        types += candidate_types(sent_connected.get("path", sent_connected))
+        types += candidate_types(sent_connected)
     except Failure:
         pass  # the receiver's view is enough to classify the pair
     cat = category(types)
@@ -276,20 +288,33 @@ def run_transfer(topo: Topology, case: Case, ferry: Path, server: str, size_mb: 
     if cat not in case.expect:
         raise Failure(f"selected pair is {cat} ({types}), expected {'/'.join(case.expect)}")
     mbps = size_mb * (1 << 20) / 1e6 / max(1e-3, t_done - t_conn)
-    return f"candidate={cat} connect={connect_ms:.0f}ms throughput={mbps:.1f}MB/s hash=ok"
+    line = f"candidate={cat} connect={connect_ms:.0f}ms throughput={mbps:.1f}MB/s hash=ok"
+    if case.link_flap_s:
+        sender.drain()
+        receiver.drain()
+        seen = {kind_of(ev) for _, ev in receiver.seen} | {kind_of(ev) for _, ev in sender.seen}
+        line += f" recovered-via={'reconnect' if 'reconnecting' in seen else 'same-path'}"
+    return line
 
 
 def flap(topo: Topology, receiver: Peer, case: Case, deadline: float) -> None:
     """Wait until some data has moved, then cut the sender's home link for `link_flap_s`."""
     while True:
         _, ev = receiver.wait_for({"progress"}, deadline)
-        done = ev.get("bytes") or ev.get("done") or ev.get("transferred") or 0
-        total = ev.get("total") or ev.get("total_bytes") or 0
+        done = ev.get("bytes_done") or 0
+        total = ev.get("total") or 0
         if not total or done >= total * 0.15:
             break
-    topo.link("ra", "lan0", up=False)
+    # A silent outage at the sender's router: everything it would forward, both directions, is
+    # dropped while links stay up and the NAT keeps its mappings, like an ISP hiccup; nothing
+    # tells the peers it happened. (nftables, not netem: this kernel has no sch_netem.)
+    outage = "table ip outage {\n chain cut {\n  type filter hook forward priority -10; policy drop;\n }\n}\n"
+    r = subprocess.run(["ip", "netns", "exec", topo.ns("ra"), "nft", "-f", "-"], input=outage,
+                       text=True, capture_output=True, timeout=10)
+    if r.returncode != 0:
+        raise Failure(f"could not cut the sender's router: {r.stderr.strip()}")
     time.sleep(case.link_flap_s)
-    topo.link("ra", "lan0", up=True)
+    topo.exec("ra", ["nft", "delete", "table", "ip", "outage"])
 
 
 def run_case(case: Case, args, workroot: Path) -> tuple[str, str]:

@@ -5,6 +5,8 @@
                      ra wan .11 --+-- .10 (+ .20): signal,   -+-- .12 rb wan
                                        STUN and TURN (coturn)
 
+Faults use nftables and tbf: this kernel has no sch_netem.
+
 Only documentation (203.0.113.0/24, TEST-NET-3) and shared (100.64.0.0/10) addresses are used, and
 only inside namespaces created here. No interface is ever connected to the host's namespace, so
 nothing started in these namespaces can reach anything outside them.
@@ -144,9 +146,6 @@ class Topology:
     def exec(self, short: str, argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.ns(short), *argv], text=True,
                               capture_output=True, timeout=timeout)
-
-    def link(self, short: str, dev: str, up: bool) -> None:
-        self.ip(short, "link", "set", dev, "up" if up else "down")
 
     def teardown(self) -> None:
         for p in self.procs:
