@@ -195,7 +195,9 @@ def check_signal(c: Checks, compose: dict, binary: str, work: Path, turn: Coturn
     port = free_port()
     argv = signal_argv(compose, binary, port, work / "signal.sqlite")
     log = open(work / "signal.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    env = {**os.environ, **{k: str(v) for k, v in
+                            compose["services"]["signal"].get("environment", {}).items()}}
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
     try:
         up = wait_tcp(port)
         if not c.record("signal starts with the compose flags", up,
@@ -214,8 +216,9 @@ def check_signal(c: Checks, compose: dict, binary: str, work: Path, turn: Coturn
         status, body = http("POST", f"http://{LOOP}:{port}/api/room/create", {})
         servers = body.get("ice_servers", []) if isinstance(body, dict) else []
         turn_entries = [s for s in servers if s.get("username")]
-        if not c.record("room create hands out TURN credentials", status == 200 and bool(turn_entries),
-                        f"HTTP {status} {str(body)[:200]}"):
+        ok = status == 200 and bool(turn_entries)
+        if not c.record("room create hands out TURN credentials", ok,
+                        f"{len(servers)} ICE servers" if ok else f"HTTP {status} {str(body)[:200]}"):
             return
         entry = turn_entries[0]
         user, cred = entry["username"], entry["credential"]
@@ -246,8 +249,7 @@ def main() -> int:
     compose = json.loads(args.compose_json.read_text())
     secret = next(a.split("=", 1)[1] for a in compose["services"]["coturn"]["command"]
                   if a.startswith("--static-auth-secret="))
-    signal_secret = next(a.split("=", 1)[1] for a in compose["services"]["signal"]["command"]
-                         if a.startswith("--turn-secret="))
+    signal_secret = compose["services"]["signal"]["environment"]["FERRY_SIGNAL_TURN_SECRET"]
     c = Checks()
     c.record("compose gives coturn and ferry-signal the same TURN secret", secret == signal_secret)
     work = Path(tempfile.mkdtemp(prefix="ferry-deploy-selftest-"))

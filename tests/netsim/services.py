@@ -11,9 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from topo import PUB_IP, PUB_IP2, Topology, wait_port
+from topo import PUB_IP, PUB_IP2, SIGNAL_IP, Topology, wait_port
 
-SIGNAL_PORT = 8080
+SIGNAL_PORT = 443
 TURN_PORT = 3478
 TURN_TLS_PORT = 443  # the one port a locked-down network lets out
 
@@ -70,7 +70,7 @@ def start_coturn(topo: Topology, secret: str, tls: tuple[Path, Path] | None) -> 
 def start_signal(topo: Topology, bin_path: Path, secret: str, turn_urls: list[str]) -> str:
     argv = [
         str(bin_path),
-        "--listen", f"{PUB_IP}:{SIGNAL_PORT}",
+        "--listen", f"{SIGNAL_IP}:{SIGNAL_PORT}",
         "--db", str(topo.workdir / "signal.sqlite"),
         "--stun-url", f"stun:{PUB_IP}:{TURN_PORT}",
         "--turn-secret", secret,
@@ -78,8 +78,8 @@ def start_signal(topo: Topology, bin_path: Path, secret: str, turn_urls: list[st
     for url in turn_urls:
         argv += ["--turn-url", url]
     topo.spawn("pub", argv, "signal.log", env={"RUST_LOG": "info"})
-    wait_port(topo, "pub", "tcp", SIGNAL_PORT)
-    return f"ws://{PUB_IP}:{SIGNAL_PORT}/ws"
+    wait_port(topo, "pub", "tcp", SIGNAL_PORT, ip=SIGNAL_IP)
+    return f"ws://{SIGNAL_IP}:{SIGNAL_PORT}/ws"
 
 
 def new_secret() -> str:

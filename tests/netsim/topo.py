@@ -25,6 +25,9 @@ PUB_IP = "203.0.113.10"
 # A second public address on the same server: a symmetric NAT maps the same socket to different
 # ports for the two, an endpoint-independent one to the same port; that is how each mode is checked.
 PUB_IP2 = "203.0.113.20"
+# The signaling server has an address of its own so that it can listen on 443 (the one port a
+# locked-down network lets out) next to coturn's TLS listener on PUB_IP:443.
+SIGNAL_IP = "203.0.113.30"
 WAN_IP = {"a": "203.0.113.11", "b": "203.0.113.12"}
 LAN_NET = {"a": "100.64.1", "b": "100.64.2"}
 
@@ -99,6 +102,7 @@ class Topology:
         self.ip("pub", "link", "add", "br0", "type", "bridge")
         self.ip("pub", "addr", "add", f"{PUB_IP}/24", "dev", "br0")
         self.ip("pub", "addr", "add", f"{PUB_IP2}/24", "dev", "br0")
+        self.ip("pub", "addr", "add", f"{SIGNAL_IP}/24", "dev", "br0")
         self.ip("pub", "link", "set", "br0", "up")
         for side in ("a", "b"):
             r, h = f"r{side}", f"h{side}"
@@ -171,12 +175,14 @@ class Topology:
         self.namespaces.clear()
 
 
-def wait_port(topo: Topology, short: str, proto: str, port: int, timeout: float = 10) -> None:
-    """Wait until something listens on `port` inside a namespace (ss, no traffic sent)."""
+def wait_port(topo: Topology, short: str, proto: str, port: int, timeout: float = 10,
+              ip: str = "") -> None:
+    """Wait until something listens on [ip:]port inside a namespace (ss, no traffic sent)."""
     flag = "-ltn" if proto == "tcp" else "-lun"
+    filt = ["src", f"{ip}:{port}"] if ip else [f"sport = :{port}"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = topo.exec(short, ["ss", "-H", flag, f"sport = :{port}"]).stdout
+        out = topo.exec(short, ["ss", "-H", flag, *filt]).stdout
         if out.strip():
             return
         time.sleep(0.1)
