@@ -1,1 +1,34 @@
-//! Ferry signaling server library.
+//! Ferry signaling server: rooms for two peers, an opaque relay for their PAKE messages and
+//! sealed SDP/ICE, and nothing else. It never sees file data, passwords or keys.
+//!
+//! Embed it with [`spawn`] (the engine does for zero-setup LAN use and in tests), or run the
+//! `ferry-signal` binary.
+
+pub mod client;
+pub mod config;
+pub mod metrics;
+mod rest;
+pub mod rooms;
+mod server;
+mod state;
+pub mod store;
+pub mod token;
+pub mod turn;
+mod ws;
+
+use std::net::SocketAddr;
+
+pub use config::{Config, DbLocation, RateLimit, TurnConfig};
+pub use server::{RunningServer, router, spawn};
+pub use state::AppState;
+pub use ws::close as close_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}

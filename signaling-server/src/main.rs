@@ -1,1 +1,217 @@
-fn main() {}
+//! `ferry-signal`: run the signaling server, or check one's health (for images without a shell).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use ferry_signal::{Config, DbLocation, RateLimit, TurnConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "ferry-signal", version, about = "Ferry signaling server")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// GET /healthz and exit 0 when healthy, 1 otherwise.
+    Healthcheck {
+        #[arg(
+            long,
+            env = "FERRY_SIGNAL_HEALTH_URL",
+            default_value = "http://127.0.0.1:8080/healthz"
+        )]
+        url: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Pretty,
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("expected whole seconds: {e}"))
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERRY_SIGNAL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Session database file, or `:memory:`.
+    #[arg(long, env = "FERRY_SIGNAL_DB", default_value = "ferry-signal.db")]
+    db: String,
+    /// Default room lifetime, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_ROOM_TTL", default_value = "3600", value_parser = secs)]
+    room_ttl: Duration,
+    /// Largest lifetime a client may ask for, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_MAX_ROOM_TTL", default_value = "86400", value_parser = secs)]
+    max_room_ttl: Duration,
+    #[arg(long, env = "FERRY_SIGNAL_MAX_ROOMS", default_value_t = 10_000)]
+    max_rooms: usize,
+    #[arg(long, env = "FERRY_SIGNAL_MAX_CONNECTIONS", default_value_t = 20_000)]
+    max_connections: usize,
+    /// Largest text frame, bytes; a larger one closes the socket with 1009.
+    #[arg(long, env = "FERRY_SIGNAL_MAX_FRAME_BYTES", default_value_t = 65_536)]
+    max_frame_bytes: usize,
+    /// Failed handshakes before a room locks.
+    #[arg(long, env = "FERRY_SIGNAL_HANDSHAKE_FAIL_LIMIT", default_value_t = 3)]
+    handshake_fail_limit: u32,
+    /// Per-IP create/join rate, per second.
+    #[arg(long, env = "FERRY_SIGNAL_RATE_PER_SEC", default_value_t = 5)]
+    rate_per_sec: u32,
+    /// Per-IP create/join burst.
+    #[arg(long, env = "FERRY_SIGNAL_RATE_BURST", default_value_t = 20)]
+    rate_burst: u32,
+    #[arg(long, env = "FERRY_SIGNAL_IDLE_TIMEOUT", default_value = "60", value_parser = secs)]
+    idle_timeout: Duration,
+    #[arg(long, env = "FERRY_SIGNAL_PING_INTERVAL", default_value = "20", value_parser = secs)]
+    ping_interval: Duration,
+    /// Browser origin allowed to connect (repeat, or comma-separated in env). None = any.
+    #[arg(
+        long = "allowed-origin",
+        env = "FERRY_SIGNAL_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// Proxy whose X-Forwarded-For is trusted for rate limiting (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "FERRY_SIGNAL_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<IpAddr>,
+    /// TURN URL handed to clients (repeatable), e.g. turn:turn.example:3478?transport=udp.
+    #[arg(
+        long = "turn-url",
+        env = "FERRY_SIGNAL_TURN_URLS",
+        value_delimiter = ','
+    )]
+    turn_urls: Vec<String>,
+    /// Shared secret with coturn's `static-auth-secret`.
+    #[arg(long, env = "FERRY_SIGNAL_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// Lifetime of issued TURN credentials, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_TURN_TTL", default_value = "3600", value_parser = secs)]
+    turn_ttl: Duration,
+    /// STUN URL handed to clients (repeatable).
+    #[arg(
+        long = "stun-url",
+        env = "FERRY_SIGNAL_STUN_URLS",
+        value_delimiter = ','
+    )]
+    stun_urls: Vec<String>,
+    #[arg(
+        long,
+        env = "FERRY_SIGNAL_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    log_format: LogFormat,
+}
+
+impl RunArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let db = if self.db == ":memory:" {
+            DbLocation::Memory
+        } else {
+            DbLocation::File(PathBuf::from(self.db))
+        };
+        let turn = match (self.turn_urls.is_empty(), self.turn_secret) {
+            (true, None) => None,
+            (false, Some(secret)) => Some(TurnConfig {
+                urls: self.turn_urls,
+                secret,
+                ttl: self.turn_ttl,
+            }),
+            _ => anyhow::bail!("--turn-url and --turn-secret go together"),
+        };
+        anyhow::ensure!(
+            self.room_ttl <= self.max_room_ttl,
+            "--room-ttl must not exceed --max-room-ttl"
+        );
+        Ok(Config {
+            listen: self.listen,
+            db,
+            room_ttl: self.room_ttl,
+            max_room_ttl: self.max_room_ttl,
+            max_rooms: self.max_rooms,
+            max_connections: self.max_connections,
+            max_frame_bytes: self.max_frame_bytes,
+            handshake_fail_limit: self.handshake_fail_limit,
+            rate_limit: RateLimit {
+                per_second: self.rate_per_sec,
+                burst: self.rate_burst,
+            },
+            idle_timeout: self.idle_timeout,
+            ping_interval: self.ping_interval,
+            allowed_origins: self.allowed_origins,
+            turn,
+            stun_urls: self.stun_urls,
+            trusted_proxies: self.trusted_proxies,
+            ..Config::default()
+        })
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_SIGNAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Pretty => b.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Cmd::Healthcheck { url }) = cli.cmd {
+        let ok = ferry_signal::client::healthy(&url).await;
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    init_logs(cli.run.log_format);
+    let config = cli.run.into_config()?;
+    let server = ferry_signal::spawn(config)
+        .await
+        .context("starting the signaling server")?;
+    // Printed on stdout so scripts that pass port 0 can find the address.
+    println!("listening on {}", server.local_addr());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Real-socket test helpers: a server on 127.0.0.1:0 and tokio-tungstenite clients.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use ferry_proto::RoomId;
+use ferry_proto::signal::{ClientMsg, ErrorCode, ServerMsg};
+use ferry_signal::{Config, RateLimit, RunningServer};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub const STEP: Duration = Duration::from_secs(5);
+
+/// Test defaults: generous rate limit so only the rate-limit test trips it.
+pub fn config() -> Config {
+    Config {
+        rate_limit: RateLimit {
+            per_second: 10_000,
+            burst: 10_000,
+        },
+        ..Config::default()
+    }
+}
+
+pub async fn start(cfg: Config) -> RunningServer {
+    ferry_signal::spawn(cfg).await.expect("server starts")
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Connect and consume the `welcome`.
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(STEP, connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let mut c = Client { ws };
+        match c.recv().await {
+            ServerMsg::Welcome { v, .. } => assert_eq!(v, 1),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        c
+    }
+
+    pub async fn send(&mut self, m: ClientMsg) {
+        self.send_text(m.to_json()).await;
+    }
+
+    pub async fn send_text(&mut self, t: String) {
+        self.ws.send(Message::Text(t.into())).await.expect("send");
+    }
+
+    /// Next server message (pings are answered by tungstenite and skipped).
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let m = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("server message in time")
+                .expect("socket open")
+                .expect("socket ok");
+            match m {
+                Message::Text(t) => {
+                    return ServerMsg::parse(t.as_str()).expect("valid server json");
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Expect an `error` with this code.
+    pub async fn expect_error(&mut self, code: ErrorCode) {
+        match self.recv().await {
+            ServerMsg::Error { code: c, .. } => assert_eq!(c, code),
+            other => panic!("expected error {code}, got {other:?}"),
+        }
+    }
+
+    /// Read until the server closes; return its close code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        loop {
+            let m = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("close in time");
+            match m {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    pub async fn create(&mut self, ttl_secs: Option<u64>) -> (RoomId, String) {
+        self.send(ClientMsg::CreateRoom {
+            v: 1,
+            rid: Some(1),
+            ttl_secs,
+        })
+        .await;
+        match self.recv().await {
+            ServerMsg::RoomCreated {
+                rid,
+                room,
+                host_token,
+                ..
+            } => {
+                assert_eq!(rid, Some(1));
+                (room, host_token)
+            }
+            other => panic!("expected room-created, got {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, room: RoomId) -> ServerMsg {
+        self.send(ClientMsg::JoinRoom {
+            v: 1,
+            rid: Some(2),
+            room,
+        })
+        .await;
+        self.recv().await
+    }
+
+    pub async fn reconnect_host(&mut self, room: RoomId, host_token: &str) -> ServerMsg {
+        self.send(ClientMsg::ReconnectHost {
+            v: 1,
+            rid: Some(3),
+            room,
+            host_token: host_token.to_string(),
+        })
+        .await;
+        self.recv().await
+    }
+}
+
+/// Host and guest in a fresh room; the host has seen `peer-joined`.
+pub async fn pair(url: &str) -> (Client, Client, RoomId) {
+    let mut host = Client::connect(url).await;
+    let (room, _) = host.create(None).await;
+    let mut guest = Client::connect(url).await;
+    match guest.join(room).await {
+        ServerMsg::Joined {
+            role, peer_present, ..
+        } => {
+            assert_eq!(role, ferry_proto::signal::Role::Guest);
+            assert!(peer_present);
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::PeerJoined {
+            role: ferry_proto::signal::Role::Guest
+        }
+    );
+    (host, guest, room)
+}
+
+pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let m = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
+    ferry_signal::client::request(m, url, body.map(str::to_string), STEP)
+        .await
+        .expect("http request")
+}

@@ -1,0 +1,433 @@
+//! Room lifecycle over real sockets: create, join, relay, full, unknown, expired, locked,
+//! host reconnect, rate limit, oversize frames, malformed JSON.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, config, pair, start};
+use ferry_proto::signal::{ClientMsg, ErrorCode, Role, ServerMsg};
+use ferry_signal::close_code;
+
+#[tokio::test]
+async fn relay_both_ways_and_third_peer_is_rejected() {
+    let srv = start(config()).await;
+    let url = srv.ws_url();
+    let (mut host, mut guest, room) = pair(&url).await;
+
+    host.send(ClientMsg::Pake {
+        payload: "h-pake".into(),
+    })
+    .await;
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::Pake {
+            payload: "h-pake".into()
+        }
+    );
+    guest
+        .send(ClientMsg::Pake {
+            payload: "g-pake".into(),
+        })
+        .await;
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::Pake {
+            payload: "g-pake".into()
+        }
+    );
+    host.send(ClientMsg::Offer {
+        payload: "sealed-offer".into(),
+    })
+    .await;
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::Offer {
+            payload: "sealed-offer".into()
+        }
+    );
+    guest
+        .send(ClientMsg::Answer {
+            payload: "sealed-answer".into(),
+        })
+        .await;
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::Answer {
+            payload: "sealed-answer".into()
+        }
+    );
+    for (from_host, p) in [(true, "c1"), (false, "c2"), (true, "c3"), (false, "c4")] {
+        let m = ClientMsg::IceCandidate { payload: p.into() };
+        let (a, b) = if from_host {
+            (&mut host, &mut guest)
+        } else {
+            (&mut guest, &mut host)
+        };
+        a.send(m).await;
+        assert_eq!(
+            b.recv().await,
+            ServerMsg::IceCandidate { payload: p.into() }
+        );
+    }
+
+    let mut third = Client::connect(&url).await;
+    match third.join(room).await {
+        ServerMsg::Error { rid, code, .. } => {
+            assert_eq!(code, ErrorCode::RoomFull);
+            assert_eq!(rid, Some(2), "error echoes the request id");
+        }
+        other => panic!("expected room-full, got {other:?}"),
+    }
+    // A lone peer cannot relay.
+    third
+        .send(ClientMsg::Offer {
+            payload: "x".into(),
+        })
+        .await;
+    third.expect_error(ErrorCode::NotInRoom).await;
+
+    // Guest leaves: host told; a new guest may join.
+    guest.send(ClientMsg::Leave).await;
+    assert_eq!(host.recv().await, ServerMsg::PeerLeft { role: Role::Guest });
+    assert!(matches!(third.join(room).await, ServerMsg::Joined { .. }));
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::PeerJoined { role: Role::Guest }
+    );
+
+    let (_, metrics) = common::http("GET", &format!("{}/metrics", srv.http_url()), None).await;
+    assert!(
+        metrics.contains("ferry_signal_messages_relayed_total{type=\"ice-candidate\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferry_signal_rejects_total{reason=\"room-full\"} 1"),
+        "{metrics}"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_room_and_bad_version() {
+    let srv = start(config()).await;
+    let mut d = Client::connect(&srv.ws_url()).await;
+    match d.join("YYYYY-YYYYY".parse().unwrap()).await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::RoomNotFound),
+        other => panic!("{other:?}"),
+    }
+    d.send_text(r#"{"type":"create-room","v":99}"#.into()).await;
+    d.expect_error(ErrorCode::UnsupportedVersion).await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_room_tells_peers_and_rejects_joins() {
+    let mut cfg = config();
+    cfg.sweep_interval = Duration::from_millis(20);
+    let srv = start(cfg).await;
+    let url = srv.ws_url();
+    let mut host = Client::connect(&url).await;
+    let (room, _) = host.create(Some(1)).await;
+    let mut guest = Client::connect(&url).await;
+    assert!(matches!(guest.join(room).await, ServerMsg::Joined { .. }));
+    assert!(matches!(host.recv().await, ServerMsg::PeerJoined { .. }));
+    // Both peers are told when the 1 s lifetime ends.
+    assert_eq!(host.recv().await, ServerMsg::RoomExpired { room });
+    assert_eq!(guest.recv().await, ServerMsg::RoomExpired { room });
+    let mut late = Client::connect(&url).await;
+    match late.join(room).await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::RoomExpired),
+        other => panic!("{other:?}"),
+    }
+    // Removed peers cannot relay any more.
+    host.send(ClientMsg::Offer {
+        payload: "x".into(),
+    })
+    .await;
+    host.expect_error(ErrorCode::NotInRoom).await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_handshake_failures_lock_the_room() {
+    let mut cfg = config();
+    cfg.handshake_fail_limit = 2;
+    let srv = start(cfg).await;
+    let url = srv.ws_url();
+    let mut host = Client::connect(&url).await;
+    let (room, _) = host.create(None).await;
+    for left in [1u32, 0] {
+        let mut guest = Client::connect(&url).await;
+        assert!(matches!(guest.join(room).await, ServerMsg::Joined { .. }));
+        assert!(matches!(host.recv().await, ServerMsg::PeerJoined { .. }));
+        guest.send(ClientMsg::HandshakeFailed).await;
+        guest.expect_error(ErrorCode::Unauthorized).await;
+        host.send(ClientMsg::HandshakeFailed).await;
+        assert_eq!(
+            guest.recv().await,
+            ServerMsg::HandshakeFailed {
+                attempts_left: left
+            }
+        );
+        assert_eq!(
+            host.recv().await,
+            ServerMsg::HandshakeFailed {
+                attempts_left: left
+            }
+        );
+        guest
+            .send(ClientMsg::Pake {
+                payload: "x".into(),
+            })
+            .await;
+        guest.expect_error(ErrorCode::NotInRoom).await;
+    }
+    host.expect_error(ErrorCode::RoomLocked).await;
+    let mut next = Client::connect(&url).await;
+    match next.join(room).await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::RoomLocked),
+        other => panic!("{other:?}"),
+    }
+    let body = format!(r#"{{"room":"{room}"}}"#);
+    let (status, text) = common::http(
+        "POST",
+        &format!("{}/api/room/join", srv.http_url()),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(text.contains("room-locked"), "{text}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_reconnect_needs_the_right_token() {
+    let srv = start(config()).await;
+    let url = srv.ws_url();
+    let mut host = Client::connect(&url).await;
+    let (room, token) = host.create(None).await;
+    let mut guest = Client::connect(&url).await;
+    assert!(matches!(guest.join(room).await, ServerMsg::Joined { .. }));
+    drop(host);
+    assert_eq!(guest.recv().await, ServerMsg::PeerLeft { role: Role::Host });
+
+    let mut thief = Client::connect(&url).await;
+    let wrong = format!("{}x", &token[..token.len() - 1]);
+    match thief.reconnect_host(room, &wrong).await {
+        ServerMsg::Error { code, rid, .. } => {
+            assert_eq!(code, ErrorCode::Unauthorized);
+            assert_eq!(rid, Some(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    thief
+        .send(ClientMsg::Offer {
+            payload: "x".into(),
+        })
+        .await;
+    thief.expect_error(ErrorCode::NotInRoom).await;
+
+    let mut back = Client::connect(&url).await;
+    match back.reconnect_host(room, &token).await {
+        ServerMsg::Joined {
+            role, peer_present, ..
+        } => {
+            assert_eq!(role, Role::Host);
+            assert!(peer_present);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::PeerJoined { role: Role::Host }
+    );
+    back.send(ClientMsg::Offer {
+        payload: "again".into(),
+    })
+    .await;
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::Offer {
+            payload: "again".into()
+        }
+    );
+
+    // Host-only operations.
+    guest
+        .send(ClientMsg::ExtendRoom {
+            rid: Some(9),
+            ttl_secs: 60,
+        })
+        .await;
+    guest.expect_error(ErrorCode::Unauthorized).await;
+    back.send(ClientMsg::ExtendRoom {
+        rid: Some(9),
+        ttl_secs: 10 * 24 * 3600,
+    })
+    .await;
+    match back.recv().await {
+        ServerMsg::RoomExtended { rid, expires_at } => {
+            assert_eq!(rid, Some(9));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            // Clamped to the 24 h maximum.
+            assert!(
+                expires_at <= now + 24 * 3600 + 2 && expires_at >= now + 24 * 3600 - 2,
+                "{expires_at}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    back.send(ClientMsg::CloseRoom { rid: None }).await;
+    assert_eq!(back.recv().await, ServerMsg::RoomClosed);
+    assert_eq!(guest.recv().await, ServerMsg::RoomClosed);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_has_its_own_code_on_ws_and_rest() {
+    let mut cfg = config();
+    cfg.rate_limit = ferry_signal::RateLimit {
+        per_second: 1,
+        burst: 3,
+    };
+    let srv = start(cfg).await;
+    let mut c = Client::connect(&srv.ws_url()).await;
+    let ghost: ferry_proto::RoomId = "ABCDE-FGHJK".parse().unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        match c.join(ghost).await {
+            ServerMsg::Error { code, .. } => codes.push(code),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(&codes[..3], &[ErrorCode::RoomNotFound; 3]);
+    assert!(
+        codes[3..].iter().all(|c| *c == ErrorCode::RateLimited),
+        "{codes:?}"
+    );
+    let (status, body) =
+        common::http("POST", &format!("{}/api/room/create", srv.http_url()), None).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("rate-limited"), "{body}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_frame_closes_only_that_socket() {
+    let mut cfg = config();
+    cfg.max_frame_bytes = 4096;
+    let srv = start(cfg).await;
+    let url = srv.ws_url();
+    let (mut h1, mut g1, _) = pair(&url).await;
+    let (mut h2, mut g2, _) = pair(&url).await;
+    let big = "x".repeat(5000);
+    h1.send(ClientMsg::Offer { payload: big }).await;
+    assert_eq!(h1.closed_with().await, Some(close_code::TOO_BIG));
+    // The partner of the closed socket is told; the other room keeps relaying.
+    assert_eq!(g1.recv().await, ServerMsg::PeerLeft { role: Role::Host });
+    h2.send(ClientMsg::Offer {
+        payload: "still here".into(),
+    })
+    .await;
+    assert_eq!(
+        g2.recv().await,
+        ServerMsg::Offer {
+            payload: "still here".into()
+        }
+    );
+    g2.send(ClientMsg::Answer {
+        payload: "yes".into(),
+    })
+    .await;
+    assert_eq!(
+        h2.recv().await,
+        ServerMsg::Answer {
+            payload: "yes".into()
+        }
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_json_gets_a_typed_error_and_repeated_abuse_closes() {
+    let mut cfg = config();
+    cfg.max_bad_messages = 3;
+    let srv = start(cfg).await;
+    let (mut host, mut guest, _) = pair(&srv.ws_url()).await;
+    host.send_text("{not json".into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    host.send_text(r#"{"type":"no-such-type"}"#.into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    // Still open and relaying after bad messages.
+    host.send(ClientMsg::Offer {
+        payload: "ok".into(),
+    })
+    .await;
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::Offer {
+            payload: "ok".into()
+        }
+    );
+    host.send_text("[]".into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    assert_eq!(host.closed_with().await, Some(close_code::POLICY));
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn rest_create_then_host_attaches_over_ws() {
+    let srv = start(config()).await;
+    let base = srv.http_url();
+    let (status, body) = common::http(
+        "POST",
+        &format!("{base}/api/room/create"),
+        Some(r#"{"ttl_secs":120}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let created: ferry_proto::signal::CreateRoomResponse = serde_json::from_str(&body).unwrap();
+    let join_body = format!(r#"{{"room":"{}"}}"#, created.room);
+    let (status, body) =
+        common::http("POST", &format!("{base}/api/room/join"), Some(&join_body)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = common::http(
+        "POST",
+        &format!("{base}/api/room/join"),
+        Some(r#"{"room":"ZZZZZ-ZZZZZ"}"#),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("room-not-found"));
+    let (status, _) = common::http("POST", &format!("{base}/api/room/join"), Some("{")).await;
+    assert_eq!(status, 400);
+
+    let mut host = Client::connect(&srv.ws_url()).await;
+    assert!(matches!(
+        host.reconnect_host(created.room, &created.host_token).await,
+        ServerMsg::Joined {
+            role: Role::Host,
+            peer_present: false,
+            ..
+        }
+    ));
+    let mut guest = Client::connect(&srv.ws_url()).await;
+    assert!(matches!(
+        guest.join(created.room).await,
+        ServerMsg::Joined {
+            peer_present: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::PeerJoined { role: Role::Guest }
+    );
+    let (status, body) = common::http("GET", &format!("{base}/healthz"), None).await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    srv.shutdown().await;
+}
