@@ -1,0 +1,182 @@
+//! Command line of `raw-ceiling`: every transport knob the engine exposes in `RtcTuning`,
+//! so a sweep here maps one-to-one onto engine defaults.
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+#[derive(Parser, Debug, Clone, Serialize)]
+#[command(
+    name = "raw-ceiling",
+    about = "Minimal two-peer webrtc 0.21 data-channel throughput loop on 127.0.0.1 (no disk). \
+             Prints one JSON line: bytes, secs, MB/s."
+)]
+pub struct Knobs {
+    /// Total payload to move (suffixes: K, M, G, KiB, MiB, GiB; bare = bytes).
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub bytes: u64,
+    /// Size of each data-channel message.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub msg_size: u64,
+    /// SCTP max-message-size advertised in SDP (webrtc default 64 KiB, capped at 256 KiB).
+    #[arg(long, value_parser = parse_size)]
+    pub max_message_size: Option<u64>,
+    /// SCTP receive buffer (a_rwnd) in bytes (webrtc default 1 MiB).
+    #[arg(long, value_parser = parse_size)]
+    pub recv_buffer: Option<u64>,
+    /// SCTP MTU: bytes per outbound DATA packet (webrtc default 1191).
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// Dedicated reactor pool size; 0 = connection driver runs on the ambient tokio runtime.
+    #[arg(long, default_value_t = 0)]
+    pub reactor: usize,
+    /// Buffered-amount high threshold: the sender pauses at or above it.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub high: u64,
+    /// Buffered-amount low threshold: the sender resumes at or below it.
+    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    pub low: u64,
+    /// Use webrtc's built-in send back-pressure (blocking `send`) with this limit instead of
+    /// the high/low threshold events.
+    #[arg(long, value_parser = parse_size)]
+    pub send_buffer_limit: Option<u64>,
+    /// Parallel peer connections, the payload striped evenly across them.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Worker threads of the tokio runtime in each process (0 = tokio's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// `two-process`: the receiver is a child process, SDP over its stdin/stdout (the engine's
+    /// shape: each side has its own runtime and allocator). `in-process`: both peers share one.
+    #[arg(long, value_enum, default_value_t = Mode::TwoProcess)]
+    pub mode: Mode,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Internal: set on the child process that plays the receiving peer.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub answerer: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    TwoProcess,
+    InProcess,
+}
+
+impl Knobs {
+    /// Arguments that recreate these knobs in the child process.
+    pub fn child_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--answerer".to_string(),
+            format!("--bytes={}", self.bytes),
+            format!("--msg-size={}", self.msg_size),
+            format!("--reactor={}", self.reactor),
+            format!("--threads={}", self.threads),
+            format!("--high={}", self.high),
+            format!("--low={}", self.low),
+            format!("--connections={}", self.connections),
+            format!("--timeout-secs={}", self.timeout_secs),
+        ];
+        if let Some(v) = self.max_message_size {
+            args.push(format!("--max-message-size={v}"));
+        }
+        if let Some(v) = self.recv_buffer {
+            args.push(format!("--recv-buffer={v}"));
+        }
+        if let Some(v) = self.mtu {
+            args.push(format!("--mtu={v}"));
+        }
+        if let Some(v) = self.send_buffer_limit {
+            args.push(format!("--send-buffer-limit={v}"));
+        }
+        args
+    }
+
+    /// Bytes carried by connection `index`: an even split, the remainder on the first.
+    pub fn share(&self, index: usize) -> u64 {
+        let n = self.connections.max(1) as u64;
+        let base = self.bytes / n;
+        if index == 0 {
+            base + self.bytes % n
+        } else {
+            base
+        }
+    }
+}
+
+/// Parses `65536`, `64K`, `64KiB`, `1.5G`, `1GiB`. Decimal suffixes (K, M, G) mean powers of
+/// 1024 too: nobody sizing a buffer means 1000.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("bad size unit {other:?} in {s:?}")),
+    };
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size out of range: {s:?}"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5M"), Ok(3 << 19));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn shares_cover_every_byte() {
+        let mut k = Knobs::parse_from(["raw-ceiling", "--bytes=1000003", "--connections=4"]);
+        let total: u64 = (0..4).map(|i| k.share(i)).sum();
+        assert_eq!(total, 1_000_003);
+        k.connections = 1;
+        assert_eq!(k.share(0), 1_000_003);
+    }
+
+    #[test]
+    fn child_args_round_trip() {
+        let k = Knobs::parse_from([
+            "raw-ceiling",
+            "--bytes=16MiB",
+            "--msg-size=256KiB",
+            "--max-message-size=256KiB",
+            "--recv-buffer=4MiB",
+            "--mtu=1400",
+            "--reactor=1",
+            "--send-buffer-limit=8MiB",
+            "--connections=2",
+        ]);
+        let mut argv = vec!["raw-ceiling".to_string()];
+        argv.extend(k.child_args());
+        let c = Knobs::parse_from(argv);
+        assert!(c.answerer);
+        assert_eq!(c.bytes, k.bytes);
+        assert_eq!(c.msg_size, k.msg_size);
+        assert_eq!(c.max_message_size, k.max_message_size);
+        assert_eq!(c.recv_buffer, k.recv_buffer);
+        assert_eq!(c.mtu, k.mtu);
+        assert_eq!(c.reactor, k.reactor);
+        assert_eq!(c.send_buffer_limit, k.send_buffer_limit);
+        assert_eq!(c.connections, k.connections);
+    }
+}
