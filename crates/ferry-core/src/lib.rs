@@ -6,3 +6,16 @@
 //! - `transfer`, `store`, `fsio`, `events`: move files over a link, resumably.
 
 pub mod link;
+// connect half
+pub mod crypto;
+pub mod password;
+pub mod rtc;
+pub mod session;
+pub mod signaling;
+pub mod ticket;
+
+pub use password::Password;
+pub use session::{
+    ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
+};
+pub use ticket::{JoinTicket, TicketError};

@@ -1,0 +1,494 @@
+//! Room crypto, no I/O: SPAKE2 between host and guest, key schedule, key confirmation,
+//! sealing of SDP/ICE for the relay, and the fingerprint MAC of the first data-channel message.
+//! Design and wire formats: `docs/CRYPTO.md`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ferry_proto::RoomId;
+use ferry_proto::signal::Role;
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use spake2::{Ed25519Group, Identity, Spake2};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::password::Password;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Domain label bound into every identity, KDF and MAC, so keys from another protocol or
+/// version can never be confused with ours.
+pub const PROTOCOL_LABEL: &str = "ferry/v1";
+
+/// Prefixes of the `pake` relay payloads.
+pub const PAKE_MSG_PREFIX: &str = "spake2:";
+pub const PAKE_CONFIRM_PREFIX: &str = "confirm:";
+
+const NONCE_LEN: usize = 24;
+const CTR_LEN: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("malformed PAKE message")]
+    BadPakeMessage,
+    #[error("key confirmation failed (wrong password)")]
+    ConfirmationFailed,
+    #[error("sealed message is malformed")]
+    Malformed,
+    #[error("sealed message failed authentication")]
+    Unauthentic,
+    #[error("sealed message replayed or reordered")]
+    Replay,
+}
+
+/// What a sealed relay message is; bound into the AEAD's associated data so the server
+/// cannot turn an ICE candidate into an answer or replay one direction into the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealKind {
+    Offer,
+    Answer,
+    Ice,
+}
+
+impl SealKind {
+    fn label(self) -> &'static str {
+        match self {
+            SealKind::Offer => "offer",
+            SealKind::Answer => "answer",
+            SealKind::Ice => "ice-candidate",
+        }
+    }
+}
+
+fn identity(role: Role, room: &RoomId) -> Identity {
+    Identity::new(format!("{PROTOCOL_LABEL} {} {}", role.as_str(), room.as_str()).as_bytes())
+}
+
+/// One side of a SPAKE2 run. The host is SPAKE2 side A, the guest side B.
+pub struct Pake {
+    state: Spake2<Ed25519Group>,
+    role: Role,
+    room: RoomId,
+    my_msg: Vec<u8>,
+}
+
+impl Pake {
+    /// Start a run; returns the state and the `pake` relay payload to send.
+    pub fn start(role: Role, room: &RoomId, password: &Password) -> (Pake, String) {
+        let pw = spake2::Password::new(password.pake_bytes());
+        let (id_a, id_b) = (identity(Role::Host, room), identity(Role::Guest, room));
+        let (state, msg) = match role {
+            Role::Host => Spake2::<Ed25519Group>::start_a(&pw, &id_a, &id_b),
+            Role::Guest => Spake2::<Ed25519Group>::start_b(&pw, &id_a, &id_b),
+        };
+        let payload = format!("{PAKE_MSG_PREFIX}{}", B64.encode(&msg));
+        (
+            Pake {
+                state,
+                role,
+                room: *room,
+                my_msg: msg,
+            },
+            payload,
+        )
+    }
+
+    /// Finish with the peer's `spake2:` payload. The keys are not yet trusted: the peer must
+    /// still prove it holds them ([`RoomKeys::verify_confirmation`]).
+    pub fn finish(self, peer_payload: &str) -> Result<RoomKeys, CryptoError> {
+        let b64 = peer_payload
+            .strip_prefix(PAKE_MSG_PREFIX)
+            .ok_or(CryptoError::BadPakeMessage)?;
+        let peer_msg = B64.decode(b64).map_err(|_| CryptoError::BadPakeMessage)?;
+        let shared = Zeroizing::new(
+            self.state
+                .finish(&peer_msg)
+                .map_err(|_| CryptoError::BadPakeMessage)?,
+        );
+        let (msg_a, msg_b) = match self.role {
+            Role::Host => (self.my_msg.as_slice(), peer_msg.as_slice()),
+            Role::Guest => (peer_msg.as_slice(), self.my_msg.as_slice()),
+        };
+        let mut transcript = Sha256::new();
+        for part in [
+            PROTOCOL_LABEL.as_bytes(),
+            self.room.as_str().as_bytes(),
+            msg_a,
+            msg_b,
+        ] {
+            transcript.update((part.len() as u32).to_be_bytes());
+            transcript.update(part);
+        }
+        Ok(RoomKeys::derive(
+            self.role,
+            &self.room,
+            &shared,
+            transcript.finalize().into(),
+        ))
+    }
+}
+
+/// Keys derived from one successful SPAKE2 run. Zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct RoomKeys {
+    #[zeroize(skip)]
+    role: Role,
+    seal_host_to_guest: [u8; 32],
+    seal_guest_to_host: [u8; 32],
+    confirm: [u8; 32],
+    fingerprint_mac: [u8; 32],
+    verification: [u8; 32],
+    transcript: [u8; 32],
+}
+
+impl RoomKeys {
+    fn derive(role: Role, room: &RoomId, shared: &[u8], transcript: [u8; 32]) -> RoomKeys {
+        let salt = format!("{PROTOCOL_LABEL} room {}", room.as_str());
+        let hk = Hkdf::<Sha256>::new(Some(salt.as_bytes()), shared);
+        let key = |label: &str| {
+            let mut out = [0u8; 32];
+            // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+            let _ = hk.expand(format!("{PROTOCOL_LABEL} {label}").as_bytes(), &mut out);
+            out
+        };
+        RoomKeys {
+            role,
+            seal_host_to_guest: key("seal host->guest"),
+            seal_guest_to_host: key("seal guest->host"),
+            confirm: key("confirm"),
+            fingerprint_mac: key("fingerprint mac"),
+            verification: key("verification code"),
+            transcript,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    fn confirm_tag(&self, role: Role) -> [u8; 32] {
+        let mut m = hmac(&self.confirm);
+        m.update(b"key confirmation ");
+        m.update(role.as_str().as_bytes());
+        m.update(&self.transcript);
+        m.finalize().into_bytes().into()
+    }
+
+    /// Our `confirm:` payload for the `pake` relay.
+    pub fn confirmation(&self) -> String {
+        format!(
+            "{PAKE_CONFIRM_PREFIX}{}",
+            B64.encode(self.confirm_tag(self.role))
+        )
+    }
+
+    /// Check the peer's `confirm:` payload (constant time). A mismatch means the passwords differ.
+    pub fn verify_confirmation(&self, payload: &str) -> Result<(), CryptoError> {
+        let tag = payload
+            .strip_prefix(PAKE_CONFIRM_PREFIX)
+            .and_then(|b| B64.decode(b).ok())
+            .ok_or(CryptoError::BadPakeMessage)?;
+        let mut m = hmac(&self.confirm);
+        m.update(b"key confirmation ");
+        m.update(self.role.other().as_str().as_bytes());
+        m.update(&self.transcript);
+        m.verify_slice(&tag)
+            .map_err(|_| CryptoError::ConfirmationFailed)
+    }
+
+    /// A sealer/opener for the relay, one per handshake.
+    pub fn sealer(&self) -> Sealer {
+        let (send, recv) = match self.role {
+            Role::Host => (self.seal_host_to_guest, self.seal_guest_to_host),
+            Role::Guest => (self.seal_guest_to_host, self.seal_host_to_guest),
+        };
+        Sealer {
+            role: self.role,
+            send: XChaCha20Poly1305::new(&send.into()),
+            recv: XChaCha20Poly1305::new(&recv.into()),
+            send_ctr: 0,
+            recv_ctr: 0,
+        }
+    }
+
+    /// MAC for our `hello`: binds our role and both DTLS fingerprints to the room key.
+    pub fn fingerprint_mac(&self, local_fp: &str, remote_fp: &str) -> [u8; 32] {
+        fp_mac(&self.fingerprint_mac, self.role, local_fp, remote_fp)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    /// Check the peer's `hello` MAC. From the peer's point of view its local fingerprint is
+    /// the one we see on the wire (`remote_fp`) and its remote fingerprint is ours.
+    pub fn verify_fingerprint_mac(&self, local_fp: &str, remote_fp: &str, mac: &[u8]) -> bool {
+        fp_mac(&self.fingerprint_mac, self.role.other(), remote_fp, local_fp)
+            .verify_slice(mac)
+            .is_ok()
+    }
+
+    /// A short code both users can compare: 9 digits in groups of three. Equal on both sides
+    /// exactly when both derived the same key.
+    pub fn verification_code(&self) -> String {
+        let mut n = u64::from_be_bytes(self.verification[..8].try_into().unwrap_or_default());
+        n %= 1_000_000_000;
+        format!(
+            "{:03} {:03} {:03}",
+            n / 1_000_000,
+            (n / 1000) % 1000,
+            n % 1000
+        )
+    }
+}
+
+fn hmac(key: &[u8; 32]) -> HmacSha256 {
+    // HMAC accepts keys of any length.
+    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+fn fp_mac(key: &[u8; 32], role: Role, local_fp: &str, remote_fp: &str) -> HmacSha256 {
+    let mut m = hmac(key);
+    for part in [
+        b"dtls fingerprints".as_slice(),
+        role.as_str().as_bytes(),
+        normalize_fp(local_fp).as_bytes(),
+        normalize_fp(remote_fp).as_bytes(),
+    ] {
+        m.update(&(part.len() as u32).to_be_bytes());
+        m.update(part);
+    }
+    m
+}
+
+/// `sha-256 AB:CD:..`, case-folded, so SDP spelling differences do not break the MAC.
+pub fn normalize_fp(fp: &str) -> String {
+    fp.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
+/// `sha-256 AB:CD:...` of a DER certificate, as SDP writes it.
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    format!("sha-256 {}", hex.join(":"))
+}
+
+/// Seals and opens the relay payloads of one handshake.
+/// Envelope: base64(counter u64 BE || 24-byte random nonce || ciphertext+tag);
+/// AAD = label || direction || kind || counter. Counters start at 1 and must strictly increase.
+pub struct Sealer {
+    role: Role,
+    send: XChaCha20Poly1305,
+    recv: XChaCha20Poly1305,
+    send_ctr: u64,
+    recv_ctr: u64,
+}
+
+fn aad(from: Role, kind: SealKind, ctr: u64) -> Vec<u8> {
+    let mut a = format!(
+        "{PROTOCOL_LABEL} sealed {}->{} {}",
+        from.as_str(),
+        from.other().as_str(),
+        kind.label()
+    )
+    .into_bytes();
+    a.extend_from_slice(&ctr.to_be_bytes());
+    a
+}
+
+impl Sealer {
+    pub fn seal(&mut self, kind: SealKind, plaintext: &[u8]) -> String {
+        self.send_ctr += 1;
+        let ctr = self.send_ctr;
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = aad(self.role, kind, ctr);
+        // Encryption with a valid key and in-memory buffers does not fail.
+        let ct = self
+            .send
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(CTR_LEN + NONCE_LEN + ct.len());
+        out.extend_from_slice(&ctr.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        B64.encode(out)
+    }
+
+    pub fn open(&mut self, kind: SealKind, payload: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let raw = B64.decode(payload).map_err(|_| CryptoError::Malformed)?;
+        if raw.len() < CTR_LEN + NONCE_LEN + 16 {
+            return Err(CryptoError::Malformed);
+        }
+        let mut c = [0u8; CTR_LEN];
+        c.copy_from_slice(&raw[..CTR_LEN]);
+        let ctr = u64::from_be_bytes(c);
+        let nonce = XNonce::from_slice(&raw[CTR_LEN..CTR_LEN + NONCE_LEN]);
+        let aad = aad(self.role.other(), kind, ctr);
+        let pt = self
+            .recv
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &raw[CTR_LEN + NONCE_LEN..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Unauthentic)?;
+        // Checked after authentication so a forged counter cannot burn the window.
+        if ctr <= self.recv_ctr {
+            return Err(CryptoError::Replay);
+        }
+        self.recv_ctr = ctr;
+        Ok(Zeroizing::new(pt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> RoomId {
+        "ABCDE-FGHJK".parse().unwrap()
+    }
+
+    fn run(host_pw: &str, guest_pw: &str, guest_room: RoomId) -> (RoomKeys, RoomKeys) {
+        let (h, hm) = Pake::start(Role::Host, &room(), &Password::new(host_pw));
+        let (g, gm) = Pake::start(Role::Guest, &guest_room, &Password::new(guest_pw));
+        (h.finish(&gm).unwrap(), g.finish(&hm).unwrap())
+    }
+
+    #[test]
+    fn same_password_confirms_both_ways() {
+        let (h, g) = run("gladly-brave-otter", "gladly-brave-otter", room());
+        h.verify_confirmation(&g.confirmation()).unwrap();
+        g.verify_confirmation(&h.confirmation()).unwrap();
+        assert_eq!(h.verification_code(), g.verification_code());
+        assert_eq!(h.verification_code().len(), 11);
+    }
+
+    #[test]
+    fn wrong_password_fails_confirmation_both_ways() {
+        let (h, g) = run("gladly-brave-otter", "gladly-brave-otters", room());
+        assert_eq!(
+            h.verify_confirmation(&g.confirmation()),
+            Err(CryptoError::ConfirmationFailed)
+        );
+        assert_eq!(
+            g.verify_confirmation(&h.confirmation()),
+            Err(CryptoError::ConfirmationFailed)
+        );
+        assert_ne!(h.verification_code(), g.verification_code());
+    }
+
+    #[test]
+    fn other_room_fails_confirmation() {
+        let (h, g) = run("pw", "pw", "ZZZZZ-ZZZZZ".parse().unwrap());
+        assert!(h.verify_confirmation(&g.confirmation()).is_err());
+    }
+
+    #[test]
+    fn reflected_confirmation_is_rejected() {
+        let (h, _g) = run("pw", "pw", room());
+        assert_eq!(
+            h.verify_confirmation(&h.confirmation()),
+            Err(CryptoError::ConfirmationFailed)
+        );
+    }
+
+    #[test]
+    fn garbage_pake_messages_are_errors() {
+        let (h, _) = Pake::start(Role::Host, &room(), &Password::new("pw"));
+        assert_eq!(h.finish("nope").err(), Some(CryptoError::BadPakeMessage));
+        let (h, _) = Pake::start(Role::Host, &room(), &Password::new("pw"));
+        assert_eq!(
+            h.finish("spake2:!!!").err(),
+            Some(CryptoError::BadPakeMessage)
+        );
+        let (h, _) = Pake::start(Role::Host, &room(), &Password::new("pw"));
+        assert!(h.finish("spake2:AAAA").is_err());
+        let (h, g) = run("pw", "pw", room());
+        assert!(h.verify_confirmation("confirm:AAAA").is_err());
+        assert!(g.verify_confirmation("garbage").is_err());
+    }
+
+    #[test]
+    fn sealing_roundtrips_and_detects_tampering() {
+        let (h, g) = run("pw", "pw", room());
+        let (mut hs, mut gs) = (h.sealer(), g.sealer());
+        let offer = hs.seal(SealKind::Offer, b"v=0 sdp");
+        assert!(!offer.contains("sdp"));
+        assert_eq!(&gs.open(SealKind::Offer, &offer).unwrap()[..], b"v=0 sdp");
+
+        // Any flipped bit is rejected.
+        let ice = hs.seal(SealKind::Ice, b"candidate:1 1 udp 1 127.0.0.1 5000 typ host");
+        let mut raw = B64.decode(&ice).unwrap();
+        for i in [0usize, 9, raw.len() - 1] {
+            raw[i] ^= 1;
+            assert!(gs.open(SealKind::Ice, &B64.encode(&raw)).is_err(), "bit at {i}");
+            raw[i] ^= 1;
+        }
+        // Wrong kind (server swapping message types) and reflection back to the sender fail.
+        assert_eq!(gs.open(SealKind::Answer, &ice), Err(CryptoError::Unauthentic));
+        assert_eq!(hs.open(SealKind::Ice, &ice), Err(CryptoError::Unauthentic));
+        // The untouched message opens; a replay of it does not.
+        gs.open(SealKind::Ice, &ice).unwrap();
+        assert_eq!(gs.open(SealKind::Ice, &ice), Err(CryptoError::Replay));
+        assert_eq!(gs.open(SealKind::Ice, "short"), Err(CryptoError::Malformed));
+
+        let answer = gs.seal(SealKind::Answer, b"answer");
+        assert_eq!(&hs.open(SealKind::Answer, &answer).unwrap()[..], b"answer");
+
+        // A key from a wrong-password run opens nothing.
+        let (_h2, g2) = run("pw", "other", room());
+        let mut g2s = g2.sealer();
+        assert_eq!(
+            g2s.open(SealKind::Offer, &hs.seal(SealKind::Offer, b"x")),
+            Err(CryptoError::Unauthentic)
+        );
+    }
+
+    #[test]
+    fn nonces_are_unique() {
+        let (h, _) = run("pw", "pw", room());
+        let mut s = h.sealer();
+        let nonces: std::collections::HashSet<Vec<u8>> = (0..5000)
+            .map(|_| B64.decode(s.seal(SealKind::Ice, b"x")).unwrap()[CTR_LEN..CTR_LEN + NONCE_LEN].to_vec())
+            .collect();
+        assert_eq!(nonces.len(), 5000);
+    }
+
+    #[test]
+    fn fingerprint_mac_binds_roles_and_both_fingerprints() {
+        let (h, g) = run("pw", "pw", room());
+        let (fh, fg) = ("sha-256 AA:BB", "sha-256 CC:DD");
+        let mac_h = h.fingerprint_mac(fh, fg);
+        // The guest sees the host's fingerprint as remote.
+        assert!(g.verify_fingerprint_mac(fg, fh, &mac_h));
+        // Case and spacing of the SDP spelling do not matter.
+        assert!(g.verify_fingerprint_mac("SHA-256  cc:dd", fh, &mac_h));
+        // A swapped certificate (MITM) fails, as do swapped order and a reflected MAC.
+        assert!(!g.verify_fingerprint_mac(fg, "sha-256 EE:FF", &mac_h));
+        assert!(!g.verify_fingerprint_mac(fh, fg, &mac_h));
+        assert!(!h.verify_fingerprint_mac(fh, fg, &mac_h));
+        let mac_g = g.fingerprint_mac(fg, fh);
+        assert!(h.verify_fingerprint_mac(fh, fg, &mac_g));
+        assert_ne!(mac_g, mac_h);
+    }
+
+    #[test]
+    fn cert_fingerprint_format() {
+        let fp = cert_fingerprint(b"abc");
+        assert!(fp.starts_with("sha-256 BA:78:16:BF"), "{fp}");
+        assert_eq!(fp.len(), "sha-256 ".len() + 32 * 3 - 1);
+    }
+}

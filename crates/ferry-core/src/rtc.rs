@@ -1,0 +1,323 @@
+//! webrtc-rs 0.21 peer connection and data channel, tuned, and the pumps that turn one
+//! data channel into a [`Link`].
+//!
+//! Flow control: the out-pump sends with webrtc's per-channel send-buffer limit set to
+//! `buffered_high`, so `send` parks until SCTP has released enough acknowledged bytes. That is
+//! the same pause/resume as waiting for `OnBufferedAmountLow`, but it does not depend on the
+//! event stream, which the in-pump may hold up while the receiver of the Link is slow.
+//! Receive side: the in-pump awaits space in the Link's channel; while it waits, webrtc's
+//! driver stops pulling from SCTP and the peer's window closes. Memory stays bounded both ways.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ferry_proto::signal::IceServer;
+use tokio::sync::{mpsc, watch};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, SettingEngineBuilder,
+};
+
+use crate::link::{Link, LinkInfo, PathKind};
+use crate::session::RtcTuning;
+
+/// Label of Ferry's one data channel.
+pub const CHANNEL_LABEL: &str = "ferry";
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct RtcError(pub String);
+
+impl From<webrtc::error::Error> for RtcError {
+    fn from(e: webrtc::error::Error) -> Self {
+        RtcError(e.to_string())
+    }
+}
+
+/// What the connection's event handler reports.
+#[derive(Clone)]
+pub enum PcEvent {
+    /// A local ICE candidate, ready to trickle.
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    /// The offerer's data channel arrived (answerer side).
+    DataChannel(Arc<dyn DataChannel>),
+}
+
+struct Handler {
+    tx: mpsc::UnboundedSender<PcEvent>,
+    state: watch::Sender<RTCPeerConnectionState>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.tx.send(PcEvent::Candidate(init));
+            }
+            Err(e) => tracing::debug!("unserialisable local candidate: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!("peer connection state: {state}");
+        let _ = self.state.send(state);
+        let _ = self.tx.send(PcEvent::State(state));
+    }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        let _ = self.tx.send(PcEvent::DataChannel(dc));
+    }
+}
+
+/// A peer connection plus what its handler reports.
+pub struct Peer {
+    pub pc: Arc<dyn PeerConnection>,
+    pub events: mpsc::UnboundedReceiver<PcEvent>,
+    pub state: watch::Receiver<RTCPeerConnectionState>,
+}
+
+fn to_rtc_ice(s: &IceServer) -> RTCIceServer {
+    RTCIceServer {
+        urls: s.urls.clone(),
+        username: s.username.clone().unwrap_or_default(),
+        credential: s.credential.clone().unwrap_or_default(),
+    }
+}
+
+/// Build a tuned peer connection. A fresh DTLS certificate is generated for each (webrtc's
+/// default when none is configured), so fingerprints never repeat across sessions.
+pub async fn new_peer(
+    tuning: &RtcTuning,
+    ice_servers: &[IceServer],
+    bind_addrs: &[String],
+) -> Result<Peer, RtcError> {
+    let max_msg = tuning.max_message_size.clamp(16 * 1024, 256 * 1024) as u32;
+    let loopback = bind_addrs
+        .iter()
+        .any(|a| a.starts_with("127.") || a.starts_with("[::1]"));
+    let mut se = SettingEngineBuilder::new()
+        .with_sctp_max_message_size(::rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize::Bounded(max_msg))
+        // The window must hold at least one whole message for reassembly.
+        .with_sctp_max_receive_buffer_size(tuning.sctp_receive_buffer.max(max_msg as usize) as u32)
+        .with_include_loopback_candidate(loopback);
+    if let Some(mtu) = tuning.mtu {
+        se = se.with_sctp_mtu(mtu as u32);
+    }
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(ice_servers.iter().map(to_rtc_ice).collect())
+        .build();
+    let (tx, events) = mpsc::unbounded_channel();
+    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(se.build())
+        .with_handler(Arc::new(Handler {
+            tx,
+            state: state_tx,
+        }))
+        .with_udp_addrs(bind_addrs.to_vec())
+        .with_dedicated_reactor_pool_size(if tuning.dedicated_reactor { 2 } else { 0 })
+        .with_data_channel_send_buffer_limit(tuning.buffered_high.max(max_msg as usize))
+        .build()
+        .await?;
+    Ok(Peer {
+        pc: Arc::new(pc),
+        events,
+        state,
+    })
+}
+
+/// The offerer's channel: reliable and ordered.
+pub async fn create_channel(pc: &Arc<dyn PeerConnection>) -> Result<Arc<dyn DataChannel>, RtcError> {
+    let init = RTCDataChannelInit {
+        ordered: true,
+        ..Default::default()
+    };
+    Ok(pc.create_data_channel(CHANNEL_LABEL, Some(init)).await?)
+}
+
+/// Wait for `OnOpen` (bounded). Events before it are dropped: nothing else can precede open.
+pub async fn wait_open(dc: &Arc<dyn DataChannel>, timeout: Duration) -> Result<(), RtcError> {
+    let fut = async {
+        loop {
+            match dc.poll().await {
+                Some(DataChannelEvent::OnOpen) => return Ok(()),
+                Some(DataChannelEvent::OnClose) | None => {
+                    return Err(RtcError("data channel closed before it opened".into()));
+                }
+                Some(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| RtcError("data channel did not open in time".into()))?
+}
+
+/// `sha-256 AB:..` from an SDP's `a=fingerprint:` line.
+pub fn sdp_fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(|v| v.trim().to_owned())
+}
+
+pub async fn local_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+    sdp_fingerprint(&pc.local_description().await?.sdp)
+}
+
+pub async fn remote_sdp_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+    sdp_fingerprint(&pc.remote_description().await?.sdp)
+}
+
+/// Fingerprint of the certificate the peer actually presented in the DTLS handshake.
+pub async fn remote_cert_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+    let sctp = pc.sctp().await?;
+    let certs = sctp.transport().get_remote_certificates().await.ok()?;
+    certs.first().map(|der| crate::crypto::cert_fingerprint(der))
+}
+
+fn kind(t: RTCIceCandidateType) -> PathKind {
+    match t {
+        RTCIceCandidateType::Host => PathKind::Host,
+        RTCIceCandidateType::Srflx => PathKind::Srflx,
+        RTCIceCandidateType::Prflx => PathKind::Prflx,
+        RTCIceCandidateType::Relay => PathKind::Relay,
+        _ => PathKind::Unknown,
+    }
+}
+
+/// Type of the selected candidate pair (the "least direct" of its two ends) and its addresses.
+pub async fn selected_path(pc: &Arc<dyn PeerConnection>) -> (PathKind, Option<String>, Option<String>) {
+    let Some(sctp) = pc.sctp().await else {
+        return (PathKind::Unknown, None, None);
+    };
+    let ice = sctp.transport().ice_transport();
+    match ice.get_selected_candidate_pair().await {
+        Ok(Some(pair)) => {
+            let (l, r) = (pair.local(), pair.remote());
+            let rank = |k: PathKind| match k {
+                PathKind::Relay => 4,
+                PathKind::Prflx => 3,
+                PathKind::Srflx => 2,
+                PathKind::Host => 1,
+                _ => 0,
+            };
+            let (kl, kr) = (kind(l.typ), kind(r.typ));
+            let path = if rank(kl) >= rank(kr) { kl } else { kr };
+            (
+                path,
+                Some(format!("{}:{}", l.address, l.port)),
+                Some(format!("{}:{}", r.address, r.port)),
+            )
+        }
+        _ => (PathKind::Unknown, None, None),
+    }
+}
+
+/// How long closing waits for queued frames to be acknowledged before tearing down.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Turn an open data channel into a [`Link`]. The connection lives while either half of the
+/// Link does; `rx` yields `None` once the channel or connection closes or fails.
+pub fn spawn_link(peer: Peer, dc: Arc<dyn DataChannel>, tuning: &RtcTuning, info: LinkInfo) -> Link {
+    let cap = tuning.link_capacity.max(1);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(cap);
+    let (in_tx, in_rx) = mpsc::channel::<Bytes>(cap);
+    let (out_done_tx, mut out_done) = watch::channel(false);
+    let Peer { pc, mut state, .. } = peer;
+
+    let dc_out = dc.clone();
+    let out_state = state.clone();
+    let out_pump = tokio::spawn(async move {
+        let mut state = out_state;
+        loop {
+            tokio::select! {
+                frame = out_rx.recv() => match frame {
+                    Some(f) => {
+                        if let Err(e) = dc_out.send(BytesMut::from(&f[..])).await {
+                            tracing::debug!("link send failed: {e}");
+                            break;
+                        }
+                    }
+                    None => {
+                        // Our sending half is dropped: let what is queued reach the peer.
+                        let start = Instant::now();
+                        while start.elapsed() < DRAIN_TIMEOUT {
+                            match dc_out.outstanding_bytes().await {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                            }
+                        }
+                        break;
+                    }
+                },
+                r = state.changed() => {
+                    if r.is_err() || is_dead(*state.borrow()) {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = out_done_tx.send(true);
+    });
+
+    let in_pump = tokio::spawn(async move {
+        let mut rx_gone = false;
+        let mut out_finished = false;
+        loop {
+            if rx_gone && out_finished {
+                break;
+            }
+            tokio::select! {
+                ev = dc.poll() => match ev {
+                    Some(DataChannelEvent::OnMessage(m)) => {
+                        if !rx_gone && in_tx.send(m.data.freeze()).await.is_err() {
+                            rx_gone = true;
+                        }
+                    }
+                    Some(DataChannelEvent::OnClose) | None => break,
+                    Some(_) => {}
+                },
+                _ = in_tx.closed(), if !rx_gone => rx_gone = true,
+                r = out_done.changed(), if !out_finished => {
+                    out_finished = r.is_err() || *out_done.borrow();
+                }
+                r = state.changed() => {
+                    if r.is_err() || is_dead(*state.borrow()) {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(in_tx);
+        dc
+    });
+
+    tokio::spawn(async move {
+        let dc = in_pump.await.ok();
+        let _ = out_pump.await;
+        if let Some(dc) = dc {
+            let _ = dc.close().await;
+        }
+        let _ = pc.close().await;
+        tracing::debug!("link closed");
+    });
+
+    Link {
+        tx: out_tx,
+        rx: in_rx,
+        info,
+    }
+}
+
+fn is_dead(s: RTCPeerConnectionState) -> bool {
+    matches!(
+        s,
+        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+    )
+}

@@ -1,0 +1,352 @@
+//! The part both roles share once both are in the room: PAKE and key confirmation, sealed
+//! offer/answer/trickle ICE, data channel, and the hello with the fingerprint MAC.
+
+use bytes::Bytes;
+use ferry_proto::RoomId;
+use ferry_proto::peer::{self, Control, Frame};
+use ferry_proto::signal::{ClientMsg, IceServer, Role, ServerMsg};
+use futures::future::OptionFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+
+use super::{ConnectConfig, ConnectError, Connected, SessionEvent};
+use crate::crypto::{self, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, Pake, RoomKeys, SealKind, Sealer};
+use crate::link::LinkInfo;
+use crate::password::Password;
+use crate::rtc::{self, PcEvent};
+use crate::signaling::SignalClient;
+
+/// After the other peer leaves the signaling room mid-ICE (a guest may close its socket as
+/// soon as its own side is open), how long we still wait for our channel to open.
+const PEER_LEFT_GRACE: Duration = Duration::from_secs(5);
+
+pub(super) struct Handshake<'a> {
+    pub sig: &'a mut SignalClient,
+    pub role: Role,
+    pub room: RoomId,
+    pub password: &'a Password,
+    pub cfg: &'a ConnectConfig,
+    pub ice_servers: Vec<IceServer>,
+    pub events: Option<&'a mpsc::UnboundedSender<SessionEvent>>,
+}
+
+pub(super) async fn recv_by(
+    sig: &mut SignalClient,
+    deadline: Instant,
+) -> Result<ServerMsg, ConnectError> {
+    match tokio::time::timeout_at(deadline, sig.recv()).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(ConnectError::Timeout),
+    }
+}
+
+/// Room-level messages that end a handshake; everything else is ignored.
+pub(super) fn room_event(m: ServerMsg) -> Result<(), ConnectError> {
+    match m {
+        ServerMsg::PeerLeft { .. } => Err(ConnectError::PeerLeft),
+        ServerMsg::HandshakeFailed { .. } => Err(ConnectError::WrongPassword),
+        ServerMsg::RoomExpired { .. } => Err(ConnectError::RoomExpired),
+        ServerMsg::RoomClosed => Err(ConnectError::RoomClosed),
+        ServerMsg::Error { code, message, .. } => Err(ConnectError::from_server(code, message)),
+        other => {
+            tracing::debug!("ignoring {other:?} during handshake");
+            Ok(())
+        }
+    }
+}
+
+fn emit(events: Option<&mpsc::UnboundedSender<SessionEvent>>, e: SessionEvent) {
+    if let Some(tx) = events {
+        let _ = tx.send(e);
+    }
+}
+
+impl Handshake<'_> {
+    pub(super) async fn run(mut self) -> Result<Connected, ConnectError> {
+        let keys = self.pake().await?;
+        emit(self.events, SessionEvent::Connecting);
+        let Handshake {
+            sig,
+            role,
+            cfg,
+            ice_servers,
+            events,
+            ..
+        } = self;
+        let (peer, dc) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
+        let connected = hello(peer, dc, cfg, &keys).await?;
+        emit(
+            events,
+            SessionEvent::Connected {
+                path: connected.link.info.path,
+            },
+        );
+        Ok(connected)
+    }
+
+    /// SPAKE2 and key confirmation. Nothing but the PAKE messages and the confirmation tags
+    /// leaves before both sides have proved they hold the same key.
+    async fn pake(&mut self) -> Result<RoomKeys, ConnectError> {
+        let (pake, msg) = Pake::start(self.role, &self.room, self.password);
+        self.sig.send(ClientMsg::Pake { payload: msg })?;
+        let deadline = Instant::now() + self.cfg.connect_timeout;
+        let mut pake = Some(pake);
+        let mut keys: Option<RoomKeys> = None;
+        let mut early_confirm: Option<String> = None;
+        loop {
+            if let (Some(k), Some(c)) = (&keys, early_confirm.take()) {
+                // Any failure here (mismatch or garbage) is a failed password attempt.
+                k.verify_confirmation(&c)
+                    .map_err(|_| ConnectError::WrongPassword)?;
+                break;
+            }
+            match recv_by(self.sig, deadline).await? {
+                ServerMsg::Pake { payload } if payload.starts_with(PAKE_MSG_PREFIX) => {
+                    let p = pake
+                        .take()
+                        .ok_or_else(|| ConnectError::Protocol("second PAKE message".into()))?;
+                    let k = p
+                        .finish(&payload)
+                        .map_err(|_| ConnectError::WrongPassword)?;
+                    self.sig.send(ClientMsg::Pake {
+                        payload: k.confirmation(),
+                    })?;
+                    keys = Some(k);
+                }
+                ServerMsg::Pake { payload } if payload.starts_with(PAKE_CONFIRM_PREFIX) => {
+                    early_confirm = Some(payload);
+                }
+                ServerMsg::Pake { .. } => {
+                    return Err(ConnectError::WrongPassword);
+                }
+                other => room_event(other)?,
+            }
+        }
+        keys.ok_or_else(|| ConnectError::Protocol("no key".into()))
+    }
+}
+
+fn open_json<T: serde::de::DeserializeOwned>(
+    sealer: &mut Sealer,
+    kind: SealKind,
+    payload: &str,
+) -> Result<T, ConnectError> {
+    let pt = sealer
+        .open(kind, payload)
+        .map_err(|e| ConnectError::Protocol(format!("sealed {kind:?}: {e}")))?;
+    serde_json::from_slice(&pt).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
+}
+
+fn seal_json<T: serde::Serialize>(sealer: &mut Sealer, kind: SealKind, v: &T) -> String {
+    let pt = zeroize::Zeroizing::new(serde_json::to_vec(v).unwrap_or_default());
+    sealer.seal(kind, &pt)
+}
+
+type Channel = std::sync::Arc<dyn webrtc::data_channel::DataChannel>;
+
+/// Sealed offer/answer and trickle ICE until the data channel is open. The host offers.
+async fn negotiate(
+    sig: &mut SignalClient,
+    role: Role,
+    cfg: &ConnectConfig,
+    ice_servers: &[IceServer],
+    keys: &RoomKeys,
+) -> Result<(rtc::Peer, Channel), ConnectError> {
+    let mut sealer = keys.sealer();
+    let mut peer = rtc::new_peer(&cfg.tuning, ice_servers, &cfg.bind_addrs).await?;
+    let pc = peer.pc.clone();
+    let mut deadline = Instant::now() + cfg.connect_timeout;
+    let mut dc: Option<Channel> = None;
+    let mut open_rx: Option<oneshot::Receiver<Result<(), rtc::RtcError>>> = None;
+    let mut remote_set = false;
+    let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
+    let mut sig_alive = true;
+
+    let watch_open = |dc: &Channel| {
+        let (tx, rx) = oneshot::channel();
+        let dc = dc.clone();
+        let t = cfg.connect_timeout;
+        tokio::spawn(async move {
+            let _ = tx.send(rtc::wait_open(&dc, t).await);
+        });
+        rx
+    };
+
+    if role == Role::Host {
+        let ch = rtc::create_channel(&pc).await?;
+        open_rx = Some(watch_open(&ch));
+        dc = Some(ch);
+        let offer = pc.create_offer(None).await.map_err(rtc::RtcError::from)?;
+        pc.set_local_description(offer.clone())
+            .await
+            .map_err(rtc::RtcError::from)?;
+        sig.send(ClientMsg::Offer {
+            payload: seal_json(&mut sealer, SealKind::Offer, &offer),
+        })?;
+    }
+
+    loop {
+        tokio::select! {
+            m = sig.recv(), if sig_alive => match m {
+                Ok(ServerMsg::Offer { payload }) if role == Role::Guest && !remote_set => {
+                    let offer: RTCSessionDescription = open_json(&mut sealer, SealKind::Offer, &payload)?;
+                    pc.set_remote_description(offer).await.map_err(rtc::RtcError::from)?;
+                    remote_set = true;
+                    for c in pending.drain(..) {
+                        pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
+                    }
+                    let answer = pc.create_answer(None).await.map_err(rtc::RtcError::from)?;
+                    pc.set_local_description(answer.clone()).await.map_err(rtc::RtcError::from)?;
+                    sig.send(ClientMsg::Answer { payload: seal_json(&mut sealer, SealKind::Answer, &answer) })?;
+                }
+                Ok(ServerMsg::Answer { payload }) if role == Role::Host && !remote_set => {
+                    let answer: RTCSessionDescription = open_json(&mut sealer, SealKind::Answer, &payload)?;
+                    pc.set_remote_description(answer).await.map_err(rtc::RtcError::from)?;
+                    remote_set = true;
+                    for c in pending.drain(..) {
+                        pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
+                    }
+                }
+                Ok(ServerMsg::IceCandidate { payload }) => {
+                    let c: RTCIceCandidateInit = open_json(&mut sealer, SealKind::Ice, &payload)?;
+                    if c.candidate.is_empty() {
+                        continue;
+                    }
+                    if remote_set {
+                        if let Err(e) = pc.add_ice_candidate(c).await {
+                            tracing::debug!("remote candidate refused: {e}");
+                        }
+                    } else {
+                        pending.push(c);
+                    }
+                }
+                Ok(ServerMsg::PeerLeft { .. }) => {
+                    // The peer may have finished its side and closed its socket; give ICE a moment.
+                    deadline = deadline.min(Instant::now() + PEER_LEFT_GRACE);
+                }
+                Ok(other) => room_event(other)?,
+                Err(_) => {
+                    // Signaling gone mid-ICE: what was exchanged may be enough to connect.
+                    tracing::debug!("signaling closed during ICE");
+                    sig_alive = false;
+                }
+            },
+            ev = peer.events.recv() => match ev {
+                Some(PcEvent::Candidate(c)) => {
+                    if sig_alive && !c.candidate.is_empty() {
+                        sig.send(ClientMsg::IceCandidate { payload: seal_json(&mut sealer, SealKind::Ice, &c) })?;
+                    }
+                }
+                Some(PcEvent::State(RTCPeerConnectionState::Failed)) => {
+                    return Err(ConnectError::Rtc("connection failed (no usable ICE path)".into()));
+                }
+                Some(PcEvent::State(_)) => {}
+                Some(PcEvent::DataChannel(ch)) => {
+                    if role == Role::Guest && dc.is_none() {
+                        open_rx = Some(watch_open(&ch));
+                        dc = Some(ch);
+                    }
+                }
+                None => return Err(ConnectError::Rtc("peer connection gone".into())),
+            },
+            Some(r) = OptionFuture::from(open_rx.as_mut()), if open_rx.is_some() => {
+                match r {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => return Err(ConnectError::Rtc("data channel watcher ended".into())),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let _ = pc.close().await;
+                return Err(ConnectError::Timeout);
+            }
+        }
+    }
+    let dc = dc.ok_or_else(|| ConnectError::Rtc("no data channel".into()))?;
+    Ok((peer, dc))
+}
+
+/// Start the link and exchange `hello`s; each side's MAC binds its role and both DTLS
+/// fingerprints (ours from our SDP, theirs from the certificate DTLS actually presented).
+async fn hello(
+    peer: rtc::Peer,
+    dc: Channel,
+    cfg: &ConnectConfig,
+    keys: &RoomKeys,
+) -> Result<Connected, ConnectError> {
+    let pc = peer.pc.clone();
+    let local_fp = rtc::local_fingerprint(&pc)
+        .await
+        .ok_or_else(|| ConnectError::Protocol("no local DTLS fingerprint".into()))?;
+    let remote_fp = rtc::remote_cert_fingerprint(&pc)
+        .await
+        .ok_or_else(|| ConnectError::Protocol("peer presented no DTLS certificate".into()))?;
+    let sdp_fp = rtc::remote_sdp_fingerprint(&pc)
+        .await
+        .ok_or_else(|| ConnectError::Protocol("no DTLS fingerprint in the peer's SDP".into()))?;
+    if crypto::normalize_fp(&sdp_fp) != crypto::normalize_fp(&remote_fp) {
+        let _ = pc.close().await;
+        return Err(ConnectError::Protocol(
+            "DTLS certificate does not match the sealed SDP".into(),
+        ));
+    }
+    let (path, local_addr, remote_addr) = rtc::selected_path(&pc).await;
+    let ours = cfg.tuning.max_message_size.clamp(16 * 1024, 256 * 1024);
+    let info = LinkInfo {
+        max_message_size: ours,
+        path,
+        caps: Vec::new(),
+        local_addr,
+        remote_addr,
+    };
+    let mut link = rtc::spawn_link(peer, dc, &cfg.tuning, info);
+    let mac = keys.fingerprint_mac(&local_fp, &remote_fp);
+    let hello = Control::Hello {
+        version: ferry_proto::PEER_VERSION,
+        caps: Vec::new(),
+        max_message_size: ours as u32,
+        mac: data_encoding::HEXLOWER.encode(&mac),
+    };
+    link.tx
+        .send(Bytes::from(hello.encode()))
+        .await
+        .map_err(|_| ConnectError::Rtc("link closed before hello".into()))?;
+    let first = tokio::time::timeout(cfg.connect_timeout, link.rx.recv())
+        .await
+        .map_err(|_| ConnectError::Timeout)?
+        .ok_or_else(|| ConnectError::Rtc("link closed before the peer's hello".into()))?;
+    let (version, caps, theirs, mac) = match peer::decode(&first) {
+        Ok(Frame::Control(Control::Hello {
+            version,
+            caps,
+            max_message_size,
+            mac,
+        })) => (version, caps, max_message_size, mac),
+        _ => return Err(ConnectError::Protocol("first message was not hello".into())),
+    };
+    let mac = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(mac.as_bytes())
+        .map_err(|_| ConnectError::Protocol("hello MAC is not hex".into()))?;
+    if !keys.verify_fingerprint_mac(&local_fp, &remote_fp, &mac) {
+        // Dropping `link` closes the connection.
+        return Err(ConnectError::Protocol(
+            "fingerprint MAC mismatch: the DTLS connection is not with the PAKE peer".into(),
+        ));
+    }
+    if version != ferry_proto::PEER_VERSION {
+        return Err(ConnectError::Protocol(format!(
+            "peer speaks version {version}, we speak {}",
+            ferry_proto::PEER_VERSION
+        )));
+    }
+    link.info.max_message_size = ours.min(theirs as usize).max(1024);
+    link.info.caps = caps
+        .into_iter()
+        .filter(|c| link.info.caps.contains(c))
+        .collect();
+    Ok(Connected {
+        link,
+        verification: keys.verification_code(),
+    })
+}

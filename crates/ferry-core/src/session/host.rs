@@ -1,0 +1,333 @@
+//! Room lifecycle: the host creates (or reattaches to) a room and accepts guests; a guest joins.
+
+use ferry_proto::RoomId;
+use ferry_proto::signal::{ClientMsg, IceServer, Role, ServerMsg};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::handshake::{Handshake, recv_by, room_event};
+use super::{ConnectConfig, ConnectError, Connected, RoomTicket, SessionEvent};
+use crate::password::Password;
+use crate::signaling::{SignalClient, SignalError, backoff};
+
+/// The host's side of a room.
+pub struct HostRoom {
+    cfg: ConnectConfig,
+    password: Password,
+    ticket: RoomTicket,
+    sig: Option<SignalClient>,
+    server_ice: Vec<IceServer>,
+    guest_present: bool,
+}
+
+fn merged_ice(server: &[IceServer], cfg: &ConnectConfig) -> Vec<IceServer> {
+    let mut v = server.to_vec();
+    v.extend(cfg.ice_servers.iter().cloned());
+    v
+}
+
+/// Wait for the reply to request `rid`; room-level errors end the wait.
+async fn reply(
+    sig: &mut SignalClient,
+    rid: u64,
+    deadline: Instant,
+) -> Result<ServerMsg, ConnectError> {
+    loop {
+        match recv_by(sig, deadline).await? {
+            ServerMsg::Error {
+                rid: Some(r),
+                code,
+                message,
+            } if r == rid => return Err(ConnectError::from_server(code, message)),
+            m @ (ServerMsg::RoomCreated { .. } | ServerMsg::Joined { .. }) => return Ok(m),
+            other => room_event(other)?,
+        }
+    }
+}
+
+async fn attach(
+    cfg: &ConnectConfig,
+    room: RoomId,
+    host_token: &str,
+) -> Result<(SignalClient, u64, bool, Vec<IceServer>), ConnectError> {
+    let mut sig = SignalClient::connect(&cfg.server, cfg.connect_timeout).await?;
+    let rid = sig.rid();
+    sig.send(ClientMsg::ReconnectHost {
+        v: ferry_proto::SIGNAL_VERSION,
+        rid: Some(rid),
+        room,
+        host_token: host_token.to_owned(),
+    })?;
+    match reply(&mut sig, rid, Instant::now() + cfg.connect_timeout).await? {
+        ServerMsg::Joined {
+            expires_at,
+            peer_present,
+            ice_servers,
+            ..
+        } => Ok((sig, expires_at, peer_present, ice_servers)),
+        other => Err(ConnectError::Protocol(format!(
+            "unexpected reply {other:?}"
+        ))),
+    }
+}
+
+impl HostRoom {
+    /// Create a room on the signaling server.
+    pub async fn create(cfg: ConnectConfig, password: Password) -> Result<HostRoom, ConnectError> {
+        let mut sig = SignalClient::connect(&cfg.server, cfg.connect_timeout).await?;
+        let rid = sig.rid();
+        sig.send(ClientMsg::CreateRoom {
+            v: ferry_proto::SIGNAL_VERSION,
+            rid: Some(rid),
+            ttl_secs: None,
+        })?;
+        match reply(&mut sig, rid, Instant::now() + cfg.connect_timeout).await? {
+            ServerMsg::RoomCreated {
+                room,
+                host_token,
+                expires_at,
+                ice_servers,
+                ..
+            } => Ok(HostRoom {
+                ticket: RoomTicket {
+                    server: cfg.server.clone(),
+                    room,
+                    host_token,
+                    expires_at,
+                },
+                cfg,
+                password,
+                sig: Some(sig),
+                server_ice: ice_servers,
+                guest_present: false,
+            }),
+            other => Err(ConnectError::Protocol(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Reattach to a room created earlier (after a sender crash), with its host token.
+    pub async fn reattach(
+        cfg: ConnectConfig,
+        room: RoomId,
+        host_token: String,
+        password: Password,
+    ) -> Result<HostRoom, ConnectError> {
+        let (sig, expires_at, peer_present, ice) = attach(&cfg, room, &host_token).await?;
+        Ok(HostRoom {
+            ticket: RoomTicket {
+                server: cfg.server.clone(),
+                room,
+                host_token,
+                expires_at,
+            },
+            cfg,
+            password,
+            sig: Some(sig),
+            server_ice: ice,
+            guest_present: peer_present,
+        })
+    }
+
+    pub fn ticket(&self) -> &RoomTicket {
+        &self.ticket
+    }
+
+    /// Re-open the room socket with backoff, for up to `connect_timeout`.
+    async fn reconnect(&mut self) -> Result<(), ConnectError> {
+        let give_up = Instant::now() + self.cfg.connect_timeout;
+        let mut attempt = 0;
+        loop {
+            match attach(&self.cfg, self.ticket.room, &self.ticket.host_token).await {
+                Ok((sig, expires_at, peer_present, ice)) => {
+                    tracing::info!(room = %self.ticket.room, "reattached to the room");
+                    self.sig = Some(sig);
+                    self.ticket.expires_at = expires_at;
+                    self.server_ice = ice;
+                    self.guest_present = peer_present;
+                    return Ok(());
+                }
+                Err(e @ (ConnectError::Signaling(_) | ConnectError::Timeout))
+                    if Instant::now() < give_up =>
+                {
+                    tracing::debug!("reconnect attempt {attempt} failed: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Wait for a guest, run PAKE + key confirmation, sealed offer/answer/trickle ICE, the
+    /// data channel and the hello/fingerprint MAC. A guest with a wrong password is reported
+    /// to the server, surfaces as [`SessionEvent::WrongPassword`], and the wait goes on
+    /// ([`ConnectError::RoomLocked`] once the server locks the room). Call again after a link
+    /// drops to let the guest reconnect (resume). The room socket is re-opened with backoff
+    /// if it drops.
+    pub async fn accept(
+        &mut self,
+        events: &mpsc::UnboundedSender<SessionEvent>,
+    ) -> Result<Connected, ConnectError> {
+        let mut announced = false;
+        loop {
+            if self.sig.is_none() {
+                self.reconnect().await?;
+            }
+            let Some(sig) = self.sig.as_mut() else {
+                continue;
+            };
+            if !self.guest_present {
+                announced = false;
+                match sig.recv().await {
+                    Ok(ServerMsg::PeerJoined { role: Role::Guest }) => self.guest_present = true,
+                    Ok(ServerMsg::RoomExpired { .. }) => return Err(ConnectError::RoomExpired),
+                    Ok(ServerMsg::RoomClosed) => return Err(ConnectError::RoomClosed),
+                    Ok(ServerMsg::Error { code, message, .. }) => {
+                        let e = ConnectError::from_server(code, message);
+                        if matches!(e, ConnectError::RoomLocked | ConnectError::RoomExpired) {
+                            return Err(e);
+                        }
+                        tracing::debug!("server error while waiting for a guest: {e}");
+                    }
+                    Ok(other) => tracing::debug!("ignoring {other:?} while no guest"),
+                    Err(SignalError::Closed) | Err(_) => self.sig = None,
+                }
+                continue;
+            }
+            if !announced {
+                announced = true;
+                let _ = events.send(SessionEvent::PeerJoined);
+            }
+            let result = Handshake {
+                sig,
+                role: Role::Host,
+                room: self.ticket.room,
+                password: &self.password,
+                cfg: &self.cfg,
+                ice_servers: merged_ice(&self.server_ice, &self.cfg),
+                events: Some(events),
+            }
+            .run()
+            .await;
+            self.guest_present = false;
+            match result {
+                Ok(c) => return Ok(c),
+                Err(ConnectError::WrongPassword) => {
+                    let attempts_left = self.report_failure().await?;
+                    let _ = events.send(SessionEvent::WrongPassword { attempts_left });
+                    if attempts_left == 0 {
+                        return Err(ConnectError::RoomLocked);
+                    }
+                }
+                Err(ConnectError::PeerLeft) => {
+                    let _ = events.send(SessionEvent::PeerLeft);
+                }
+                Err(ConnectError::Signaling(e)) => {
+                    tracing::info!("room socket lost: {e}");
+                    self.sig = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Tell the server the guest failed key confirmation; returns the attempts left.
+    async fn report_failure(&mut self) -> Result<u32, ConnectError> {
+        let Some(sig) = self.sig.as_mut() else {
+            return Ok(u32::MAX);
+        };
+        sig.send(ClientMsg::HandshakeFailed)?;
+        let deadline = Instant::now() + self.cfg.connect_timeout;
+        loop {
+            match recv_by(sig, deadline).await {
+                Ok(ServerMsg::HandshakeFailed { attempts_left }) => return Ok(attempts_left),
+                Ok(ServerMsg::Error { code, message, .. }) => {
+                    let e = ConnectError::from_server(code, message);
+                    if matches!(e, ConnectError::RoomLocked) {
+                        return Ok(0);
+                    }
+                    tracing::debug!("while reporting a failed handshake: {e}");
+                }
+                Ok(ServerMsg::RoomExpired { .. }) => return Err(ConnectError::RoomExpired),
+                // Relays still in flight from the rejected guest.
+                Ok(_) => {}
+                Err(e) => {
+                    self.sig = None;
+                    tracing::debug!("no acknowledgement of the failed handshake: {e}");
+                    return Ok(u32::MAX);
+                }
+            }
+        }
+    }
+
+    /// Close the room for good.
+    pub async fn close(mut self) {
+        if let Some(mut sig) = self.sig.take() {
+            let rid = sig.rid();
+            if sig.send(ClientMsg::CloseRoom { rid: Some(rid) }).is_ok() {
+                let deadline = Instant::now() + std::time::Duration::from_secs(2);
+                while let Ok(m) = recv_by(&mut sig, deadline).await {
+                    if matches!(m, ServerMsg::RoomClosed | ServerMsg::Error { .. }) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Join a room as its guest.
+pub async fn join(
+    cfg: ConnectConfig,
+    room: RoomId,
+    password: Password,
+) -> Result<Connected, ConnectError> {
+    let mut sig = SignalClient::connect(&cfg.server, cfg.connect_timeout).await?;
+    let rid = sig.rid();
+    sig.send(ClientMsg::JoinRoom {
+        v: ferry_proto::SIGNAL_VERSION,
+        rid: Some(rid),
+        room,
+    })?;
+    let deadline = Instant::now() + cfg.connect_timeout;
+    let (peer_present, ice) = match reply(&mut sig, rid, deadline).await? {
+        ServerMsg::Joined {
+            peer_present,
+            ice_servers,
+            ..
+        } => (peer_present, ice_servers),
+        other => {
+            return Err(ConnectError::Protocol(format!(
+                "unexpected reply {other:?}"
+            )));
+        }
+    };
+    if !peer_present {
+        // The host is reconnecting; give it the connect timeout to come back.
+        loop {
+            match recv_by(&mut sig, deadline).await? {
+                ServerMsg::PeerJoined { role: Role::Host } => break,
+                ServerMsg::PeerLeft { .. } => {}
+                other => room_event(other)?,
+            }
+        }
+    }
+    let result = Handshake {
+        sig: &mut sig,
+        role: Role::Guest,
+        room,
+        password: &password,
+        cfg: &cfg,
+        ice_servers: merged_ice(&ice, &cfg),
+        events: None,
+    }
+    .run()
+    .await;
+    if result.is_err() {
+        let _ = sig.send(ClientMsg::Leave);
+    }
+    // Dropping the socket leaves the room: a resume joins again.
+    result
+}

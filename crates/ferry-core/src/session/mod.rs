@@ -1,0 +1,189 @@
+//! Host or join a room and come out with an authenticated [`Link`].
+//!
+//! Steps, both sides: signaling socket → room → SPAKE2 over `pake` relays → key confirmation
+//! (a wrong password stops here, within one round trip) → sealed offer/answer/trickle ICE →
+//! one reliable ordered data channel → `hello` with the fingerprint MAC, checked against the
+//! DTLS certificate actually presented → [`Connected`].
+
+use std::time::Duration;
+
+use ferry_proto::RoomId;
+use ferry_proto::signal::{ErrorCode, IceServer};
+
+use crate::link::{Link, PathKind};
+
+mod handshake;
+mod host;
+
+pub use host::{HostRoom, join};
+
+/// Everything needed to reach the other peer.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// Signaling server, `ws(s)://host:port/ws`.
+    pub server: String,
+    /// Added to the ICE servers the signaling server hands out.
+    pub ice_servers: Vec<IceServer>,
+    pub tuning: RtcTuning,
+    /// Local UDP binds; `0.0.0.0:0` means every interface (tests use `127.0.0.1:0`).
+    pub bind_addrs: Vec<String>,
+    /// Bound on each wait for the other side (signaling replies, ICE, DTLS, hello).
+    pub connect_timeout: Duration,
+}
+
+impl ConnectConfig {
+    pub fn new(server: impl Into<String>) -> Self {
+        ConnectConfig {
+            server: server.into(),
+            ice_servers: Vec::new(),
+            tuning: RtcTuning::default(),
+            bind_addrs: vec!["0.0.0.0:0".into()],
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Data-channel tuning (ARCHITECTURE §6). Defaults are the measured best on loopback.
+#[derive(Debug, Clone)]
+pub struct RtcTuning {
+    /// Largest message we accept and advertise (SCTP max-message-size). 64 KiB..=256 KiB.
+    pub max_message_size: usize,
+    /// SCTP receive window (rwnd); caps one connection at about rwnd / RTT.
+    pub sctp_receive_buffer: usize,
+    /// SCTP MTU override (default 1191 keeps TURN over IPv6 working).
+    pub mtu: Option<usize>,
+    /// Run the connection's driver on a dedicated reactor thread.
+    pub dedicated_reactor: bool,
+    /// Sender pauses once this many bytes are outstanding on the channel...
+    pub buffered_high: usize,
+    /// ...and the low-water mark reported by the channel.
+    pub buffered_low: usize,
+    /// Frames queued in each direction of the [`Link`].
+    pub link_capacity: usize,
+}
+
+impl Default for RtcTuning {
+    fn default() -> Self {
+        RtcTuning {
+            max_message_size: 64 * 1024,
+            sctp_receive_buffer: 1024 * 1024,
+            mtu: None,
+            dedicated_reactor: false,
+            buffered_high: 1024 * 1024,
+            buffered_low: 512 * 1024,
+            link_capacity: 64,
+        }
+    }
+}
+
+/// A room the host holds: shown to the user (room id, expiry) and kept to reattach.
+#[derive(Debug, Clone)]
+pub struct RoomTicket {
+    pub server: String,
+    pub room: RoomId,
+    /// Secret that lets the host reattach after a crash. Persist it, never show it.
+    pub host_token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    PeerJoined,
+    /// A guest tried a wrong password; the room locks when `attempts_left` reaches 0.
+    WrongPassword { attempts_left: u32 },
+    PeerLeft,
+    /// Passwords matched; WebRTC is being set up.
+    Connecting,
+    Connected { path: PathKind },
+}
+
+/// The result of connecting.
+pub struct Connected {
+    pub link: Link,
+    /// Short code both users may compare (equal on both sides iff no one is in the middle).
+    pub verification: String,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("info", &self.link.info)
+            .field("verification", &self.verification)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("room not found")]
+    RoomNotFound,
+    #[error("room expired")]
+    RoomExpired,
+    #[error("room already has two peers")]
+    RoomFull,
+    #[error("room locked after too many wrong passwords")]
+    RoomLocked,
+    #[error("room closed by its host")]
+    RoomClosed,
+    #[error("rate limited by the signaling server; try again later")]
+    RateLimited,
+    #[error("the other peer left")]
+    PeerLeft,
+    #[error("timed out waiting for the other peer")]
+    Timeout,
+    #[error("signaling server: {0}")]
+    Signaling(String),
+    #[error("signaling server refused: {code}: {message}")]
+    Server { code: ErrorCode, message: String },
+    #[error("WebRTC: {0}")]
+    Rtc(String),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+impl ConnectError {
+    /// Stable kebab-case code for exit codes, JSON events and UI messages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectError::WrongPassword => "wrong-password",
+            ConnectError::RoomNotFound => "room-not-found",
+            ConnectError::RoomExpired => "room-expired",
+            ConnectError::RoomFull => "room-full",
+            ConnectError::RoomLocked => "room-locked",
+            ConnectError::RoomClosed => "room-closed",
+            ConnectError::RateLimited => "rate-limited",
+            ConnectError::PeerLeft => "peer-left",
+            ConnectError::Timeout => "timeout",
+            ConnectError::Signaling(_) => "signaling",
+            ConnectError::Server { code, .. } => code.as_str(),
+            ConnectError::Rtc(_) => "rtc",
+            ConnectError::Protocol(_) => "protocol",
+        }
+    }
+
+    pub(crate) fn from_server(code: ErrorCode, message: String) -> ConnectError {
+        match code {
+            ErrorCode::RoomNotFound => ConnectError::RoomNotFound,
+            ErrorCode::RoomExpired => ConnectError::RoomExpired,
+            ErrorCode::RoomFull => ConnectError::RoomFull,
+            ErrorCode::RoomLocked => ConnectError::RoomLocked,
+            ErrorCode::RateLimited => ConnectError::RateLimited,
+            code => ConnectError::Server { code, message },
+        }
+    }
+}
+
+impl From<crate::signaling::SignalError> for ConnectError {
+    fn from(e: crate::signaling::SignalError) -> Self {
+        ConnectError::Signaling(e.to_string())
+    }
+}
+
+impl From<crate::rtc::RtcError> for ConnectError {
+    fn from(e: crate::rtc::RtcError) -> Self {
+        ConnectError::Rtc(e.0)
+    }
+}

@@ -1,0 +1,143 @@
+//! WebSocket client for `ferry-signal` (tokio-tungstenite).
+//!
+//! One task owns the socket: it writes what [`SignalClient::send`] queues and forwards every
+//! parsed [`ServerMsg`] to [`SignalClient::recv`], so a session can `select!` between the
+//! server and its peer connection. Pings are answered by tungstenite itself.
+
+use std::time::Duration;
+
+use ferry_proto::signal::{ClientMsg, ServerMsg};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    #[error("cannot reach the signaling server: {0}")]
+    Connect(String),
+    #[error("the signaling server closed the connection")]
+    Closed,
+    #[error("unexpected reply from the signaling server: {0}")]
+    Unexpected(String),
+    #[error("signaling server speaks version {0}, this client {1}")]
+    Version(u16, u16),
+}
+
+/// A connected signaling socket.
+pub struct SignalClient {
+    tx: mpsc::UnboundedSender<ClientMsg>,
+    rx: mpsc::UnboundedReceiver<ServerMsg>,
+    next_rid: u64,
+    /// `max_frame_bytes` from the server's welcome.
+    pub max_frame_bytes: usize,
+}
+
+impl SignalClient {
+    /// Connect and wait for the server's `welcome` (bounded by `timeout`).
+    pub async fn connect(url: &str, timeout: Duration) -> Result<SignalClient, SignalError> {
+        let (ws, _resp) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
+            .await
+            .map_err(|_| SignalError::Connect(format!("{url}: timed out")))?
+            .map_err(|e| SignalError::Connect(format!("{url}: {e}")))?;
+        let (mut sink, mut stream) = ws.split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientMsg>();
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<ServerMsg>();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = out_rx.recv() => match out {
+                        Some(m) => {
+                            if sink.send(Message::text(m.to_json())).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => {
+                            let _ = sink.send(Message::Close(None)).await;
+                            break;
+                        }
+                    },
+                    inc = stream.next() => match inc {
+                        Some(Ok(Message::Text(t))) => match ServerMsg::parse(t.as_str()) {
+                            Ok(m) => {
+                                if in_tx.send(m).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => tracing::warn!("ignoring unparsable server frame: {e}"),
+                        },
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        });
+        let mut client = SignalClient {
+            tx: out_tx,
+            rx: in_rx,
+            next_rid: 1,
+            max_frame_bytes: ferry_proto::signal::MAX_FRAME_BYTES,
+        };
+        match tokio::time::timeout(timeout, client.recv()).await {
+            Ok(Ok(ServerMsg::Welcome { v, max_frame_bytes })) => {
+                if v != ferry_proto::SIGNAL_VERSION {
+                    return Err(SignalError::Version(v, ferry_proto::SIGNAL_VERSION));
+                }
+                client.max_frame_bytes = max_frame_bytes;
+                Ok(client)
+            }
+            Ok(Ok(other)) => Err(SignalError::Unexpected(format!("{other:?}"))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SignalError::Connect(format!("{url}: no welcome"))),
+        }
+    }
+
+    /// A fresh request id.
+    pub fn rid(&mut self) -> u64 {
+        let r = self.next_rid;
+        self.next_rid += 1;
+        r
+    }
+
+    pub fn send(&self, msg: ClientMsg) -> Result<(), SignalError> {
+        self.tx.send(msg).map_err(|_| SignalError::Closed)
+    }
+
+    /// Next message from the server; `Err(Closed)` once the socket is gone.
+    pub async fn recv(&mut self) -> Result<ServerMsg, SignalError> {
+        self.rx.recv().await.ok_or(SignalError::Closed)
+    }
+}
+
+/// Delays between reconnect attempts: 100 ms doubling to 5 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << attempt.min(6));
+    Duration::from_millis(ms.min(5000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert!(backoff(5) > backoff(4));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_connect_error() {
+        // Bind then drop to get a loopback port with nothing listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = SignalClient::connect(&format!("ws://127.0.0.1:{port}/ws"), Duration::from_secs(2))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, SignalError::Connect(_)), "{err:?}");
+    }
+}
