@@ -53,24 +53,39 @@ TCP_TURN_REASON = (
     "('Skipping unsupported non-UDP TURN url'), so with only TCP/443 open no relay candidate exists"
 )
 
+# Observed here (not yet root-caused): with both peers behind symmetric NAT every pair, relay ones
+# included, reaches "max requests ... marking it as failed". TURN control works (coturn logs
+# ALLOCATE, CREATE_PERMISSION and CHANNEL_BIND successes for ferry's credentials) but coturn's
+# per-allocation "peer usage" counts only ~4-6 packets relayed in 30 s, and the peer's ICE agent
+# never logs an inbound check on its relay candidate; turnutils_uclient relays between two
+# allocations on the same coturn in the same topology (checked by this case first).
+RELAY_REASON = (
+    "webrtc 0.21.1 relayed ICE checks do not get through: TURN Allocate/CreatePermission/"
+    "ChannelBind succeed, but coturn relays only a handful of packets per allocation and no "
+    "relayed check reaches the peer's ICE agent (coturn itself relays fine for turnutils_uclient "
+    "in this topology); engine-side, not yet root-caused"
+)
+
 
 @dataclass
 class Case:
     name: str
     mode: str  # router mode for both homes, see topo.MODES
-    expect: tuple[str, ...]  # acceptable selected-pair categories
+    # Candidate types each peer may report for its selected pair (the engine reports the "least
+    # direct" end: relay > prflx > srflx > host). prflx appears when a peer's connectivity check
+    # arrives before its trickled candidate: with no NAT that is still a LAN address, behind an
+    # endpoint-independent NAT it is the NAT's mapping (= the srflx address).
+    expect: tuple[str, ...]
     link_flap_s: float = 0.0  # take the sender's LAN link down this long mid-transfer
     expected_fail: str = ""  # non-empty: engine limitation, printed verbatim when it fails
     rate_mbit: int = 0  # shape the sender's uplink so a flap lands mid-transfer
 
 
 CASES = [
-    Case("a-no-nat", "route", ("host",)),
-    # Endpoint-independent mapping: the pair goes through each NAT's mapping. Which of srflx and
-    # prflx a peer reports depends on whether the peer's check or its trickled candidate came
-    # first; both mean "direct through the NAT", neither is a relay.
+    Case("a-no-nat", "route", ("host", "prflx")),
+    # Endpoint-independent mapping: direct through each NAT's mapping; a host pair is impossible.
     Case("b-eim-nat", "eim", ("srflx", "prflx")),
-    Case("c-symmetric-nat", "symmetric", ("relay",)),
+    Case("c-symmetric-nat", "symmetric", ("relay",), expected_fail=RELAY_REASON),
     Case("d-udp-blocked", "udp-blocked", ("relay",), expected_fail=TCP_TURN_REASON),
     Case("e-outage-10s", "eim", ("srflx", "prflx"), link_flap_s=10.0, rate_mbit=24),
 ]
@@ -147,8 +162,10 @@ class Peer:
 
     def __init__(self, topo: Topology, short: str, argv: list[str], log: str, home: Path):
         home.mkdir(parents=True, exist_ok=True)
+        # Each peer its own resume/history database and data dirs, as on two machines.
         env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
-               "XDG_CONFIG_HOME": str(home / "config"), "RUST_LOG": "info"}
+               "XDG_CONFIG_HOME": str(home / "config"), "FERRY_DB": str(home / "ferry.sqlite"),
+               "RUST_LOG": os.environ.get("NETSIM_RUST_LOG", "info")}
         self.started = time.monotonic()
         self.proc = topo.spawn(short, argv, log, env=env, stdout_pipe=True)
         self.events: queue.Queue = queue.Queue()
@@ -210,29 +227,15 @@ def kind_of(ev: dict) -> str:
     return str(ev.get("type") or ev.get("event") or "")
 
 
-CANDIDATE_TYPES = ("relay", "srflx", "prflx", "host")
+def candidate_types(ev: dict) -> list[str]:
+    """The selected pair's type from a `connected` event (`kind`: host/srflx/prflx/relay)."""
+    kind = str(ev.get("kind") or "").lower()
+    return [kind] if kind else []
 
 
-def candidate_types(value) -> list[str]:
-    """Every candidate type named anywhere in a `connected` event's path (local and remote)."""
-    found: list[str] = []
-    if isinstance(value, str):
-        found += [t for t in CANDIDATE_TYPES if t == value.lower()]
-    elif isinstance(value, dict):
-        for v in value.values():
-            found += candidate_types(v)
-    elif isinstance(value, list):
-        for v in value:
-            found += candidate_types(v)
-    return found
-
-
-def category(types: list[str]) -> str:
-    """The pair's category: relayed if either end is a relay, else through-NAT, else host."""
-    for t in CANDIDATE_TYPES:
-        if t in types:
-            return t
-    return "unknown"
+def describe(types: list[str]) -> str:
+    """`receiver/sender` candidate types, collapsed when both peers agree."""
+    return types[0] if len(set(types)) == 1 else "/".join(types)
 
 
 def sha256(path: Path) -> str:
@@ -282,9 +285,7 @@ def run_transfer(topo: Topology, case: Case, ferry: Path, server: str, size_mb: 
         types += candidate_types(sent_connected)
     except Failure:
         pass  # the receiver's view is enough to classify the pair
-    cat = category(types)
-    if case.link_flap_s:
-        flap(topo, receiver, case, deadline)
+    outage_at = flap(topo, receiver, case, deadline) if case.link_flap_s else None
     receiver.wait_for({"done"}, deadline)
     t_done = receiver.seen[-1][0]
     received = out / src.name
@@ -292,26 +293,31 @@ def run_transfer(topo: Topology, case: Case, ferry: Path, server: str, size_mb: 
         raise Failure(f"done, but {received.name} is not in the output folder")
     if sha256(received) != sha256(src):
         raise Failure("hash mismatch between sent and received file")
-    if cat not in case.expect:
-        raise Failure(f"selected pair is {cat} ({types}), expected {'/'.join(case.expect)}")
+    if not types or not set(types) <= set(case.expect):
+        raise Failure(f"selected pair {describe(types) or 'unknown'} (receiver/sender), "
+                      f"expected only {'/'.join(case.expect)}")
     mbps = size_mb * (1 << 20) / 1e6 / max(1e-3, t_done - t_conn)
-    line = f"candidate={cat} connect={connect_ms:.0f}ms throughput={mbps:.1f}MB/s hash=ok"
+    line = f"candidate={describe(types)} connect={connect_ms:.0f}ms throughput={mbps:.1f}MB/s hash=ok"
     if case.link_flap_s:
         sender.drain()
         receiver.drain()
         seen = {kind_of(ev) for _, ev in receiver.seen} | {kind_of(ev) for _, ev in sender.seen}
-        line += f" recovered-via={'reconnect' if 'reconnecting' in seen else 'same-path'}"
+        line += (f" outage={case.link_flap_s:.0f}s-at-{outage_at}%"
+                 f" recovered-via={'reconnect' if 'reconnecting' in seen else 'same-path'}")
     return line
 
 
-def flap(topo: Topology, receiver: Peer, case: Case, deadline: float) -> None:
-    """Wait until some data has moved, then cut the sender's home link for `link_flap_s`."""
+def flap(topo: Topology, receiver: Peer, case: Case, deadline: float) -> int:
+    """Wait until some data has moved, then cut the sender's home link for `link_flap_s`.
+    Returns how far the transfer was (percent) when the outage began."""
     while True:
         _, ev = receiver.wait_for({"progress"}, deadline)
         done = ev.get("bytes_done") or 0
         total = ev.get("total") or 0
-        if not total or done >= total * 0.15:
+        if total and done >= total * 0.15:
             break
+        if total and done >= total:
+            raise Failure("the transfer finished before the outage could start")
     # A silent outage at the sender's router: everything it would forward, both directions, is
     # dropped while links stay up and the NAT keeps its mappings, like an ISP hiccup; nothing
     # tells the peers it happened. (nftables, not netem: this kernel has no sch_netem.)
@@ -322,6 +328,7 @@ def flap(topo: Topology, receiver: Peer, case: Case, deadline: float) -> None:
         raise Failure(f"could not cut the sender's router: {r.stderr.strip()}")
     time.sleep(case.link_flap_s)
     topo.exec("ra", ["nft", "delete", "table", "ip", "outage"])
+    return int(100 * done / total)
 
 
 def run_case(case: Case, args, workroot: Path) -> tuple[str, str]:

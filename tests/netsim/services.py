@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import subprocess
 import time
@@ -54,6 +55,8 @@ def start_coturn(topo: Topology, secret: str, tls: tuple[Path, Path] | None) -> 
         "simple-log",
         "no-stdout-log",
     ]
+    if os.environ.get("NETSIM_COTURN_VERBOSE"):
+        conf.append("verbose")
     if tls:
         # TLS (and plain TCP, which coturn also accepts on its TLS port) on 443.
         conf += [f"tls-listening-port={TURN_TLS_PORT}", f"cert={tls[0]}", f"pkey={tls[1]}"]

@@ -65,6 +65,16 @@ table ip ferrynat {{
     ct state established,related accept
     {forward_out}
   }}
+  # Unsolicited packets to the router itself are dropped like on a home router. This matters for
+  # hole punching: a peer's first packet can reach this NAT before our host has sent anything; if
+  # it were accepted, its conntrack entry would occupy the mapping our host is about to use and
+  # masquerade would move our host to another port. Dropped here, the entry is never confirmed.
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iifname "lo" accept
+    iifname "lan0" accept
+  }}
 }}
 """
 
