@@ -19,3 +19,12 @@ pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
 };
 pub use ticket::{JoinTicket, TicketError};
+
+// transfer half
+pub mod api;
+pub mod error;
+pub mod events;
+pub mod fsio;
+pub mod manifest;
+pub mod store;
+pub mod transfer;

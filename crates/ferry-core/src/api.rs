@@ -1,0 +1,516 @@
+//! What the CLI and the desktop app call: send some paths, receive from a ticket. Both keep
+//! going across dropped links (the sender keeps its room, the receiver re-joins) and pick
+//! up where the receiver's store says.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferry_proto::RoomId;
+use tokio::sync::mpsc;
+
+use crate::error::FerryError;
+use crate::events::{Event, EventSink};
+use crate::link::PathKind;
+use crate::manifest::{self, Manifest};
+use crate::password::Password;
+use crate::session::{self, ConnectConfig, ConnectError, HostRoom, SessionEvent};
+use crate::store::{self, Direction, FileRow, Store, TransferRow};
+use crate::ticket::JoinTicket;
+use crate::transfer::TransferHandle;
+use crate::transfer::receiver::{self, RecvJob};
+use crate::transfer::sender::{self, SendJob};
+
+pub use crate::transfer::receiver::{Decision, Offer, ReceivedFile};
+
+impl From<ConnectError> for FerryError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::WrongPassword => FerryError::WrongPassword,
+            ConnectError::RoomNotFound => FerryError::RoomNotFound,
+            ConnectError::RoomExpired => FerryError::RoomExpired,
+            ConnectError::RoomFull => FerryError::RoomFull,
+            ConnectError::RoomLocked => FerryError::RoomLocked,
+            ConnectError::PeerLeft => FerryError::PeerGone(e.to_string()),
+            other => FerryError::Connect {
+                code: other.code().to_string(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Signaling server, `ws://host:port/ws`.
+    pub server: String,
+    /// Room password; generated when `None`.
+    pub password: Option<String>,
+    pub store: Store,
+    /// Continue this transfer (id from `ferry history` / the room-created event).
+    pub resume: Option<String>,
+    /// Local UDP binds for WebRTC (`None`: all interfaces).
+    pub bind_addrs: Option<Vec<String>>,
+    /// Give up on the first wrong password instead of waiting for another try.
+    pub stop_on_wrong_password: bool,
+    /// How long to wait for the receiver to come back after the link drops.
+    pub reconnect_for: Duration,
+    /// Test hooks (see [`SendJob`]).
+    pub corrupt_chunk: Option<u64>,
+    pub rate_limit_bps: Option<u64>,
+}
+
+impl SendOptions {
+    pub fn new(server: impl Into<String>, store: Store) -> Self {
+        Self {
+            server: server.into(),
+            password: None,
+            store,
+            resume: None,
+            bind_addrs: None,
+            stop_on_wrong_password: true,
+            reconnect_for: Duration::from_secs(120),
+            corrupt_chunk: None,
+            rate_limit_bps: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    pub transfer_id: String,
+    /// Bytes the receiver holds and confirmed (including earlier attempts).
+    pub bytes: u64,
+    pub secs: f64,
+    /// Files not sent, `(path, error code)`.
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// Used when the ticket is a bare room id.
+    pub server: Option<String>,
+    /// Overrides a password carried in the link.
+    pub password: Option<String>,
+    pub out_dir: PathBuf,
+    pub overwrite: bool,
+    pub store: Store,
+    pub bind_addrs: Option<Vec<String>>,
+    pub reconnect_for: Duration,
+}
+
+impl ReceiveOptions {
+    pub fn new(out_dir: impl Into<PathBuf>, store: Store) -> Self {
+        Self {
+            server: None,
+            password: None,
+            out_dir: out_dir.into(),
+            overwrite: false,
+            store,
+            bind_addrs: None,
+            reconnect_for: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiveReport {
+    pub transfer_id: String,
+    pub bytes: u64,
+    pub secs: f64,
+    pub files: Vec<ReceivedFile>,
+    pub failed: Vec<(String, String)>,
+}
+
+fn connect_config(server: &str, bind: &Option<Vec<String>>) -> ConnectConfig {
+    let mut cfg = ConnectConfig::new(server);
+    if let Some(b) = bind {
+        cfg.bind_addrs = b.clone();
+    }
+    cfg
+}
+
+fn connected_event(kind: PathKind) -> Event {
+    Event::Connected {
+        path: if kind.is_direct() {
+            "direct"
+        } else {
+            "relayed"
+        }
+        .into(),
+        kind,
+    }
+}
+
+/// Forward session events as engine events; returns a token cancelled on a wrong password.
+fn forward_session_events(
+    ev: EventSink,
+) -> (
+    mpsc::UnboundedSender<SessionEvent>,
+    tokio_util::sync::CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<SessionEvent>();
+    let wrong = tokio_util::sync::CancellationToken::new();
+    let w = wrong.clone();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            match e {
+                SessionEvent::PeerJoined => ev.emit(Event::PeerJoined),
+                SessionEvent::WrongPassword { attempts_left } => {
+                    ev.emit(Event::WrongPasswordAttempt {
+                        attempts_left: Some(attempts_left),
+                    });
+                    w.cancel();
+                }
+                SessionEvent::Connected { .. }
+                | SessionEvent::Connecting
+                | SessionEvent::PeerLeft => {}
+            }
+        }
+    });
+    (tx, wrong)
+}
+
+/// The manifest to send and, on resume, the room to go back to.
+fn load_or_build(
+    opts: &SendOptions,
+    paths: &[PathBuf],
+) -> Result<(Manifest, Option<TransferRow>), FerryError> {
+    let Some(id) = &opts.resume else {
+        return Ok((
+            manifest::build(paths).map_err(|e| FerryError::io("reading the files to send", &e))?,
+            None,
+        ));
+    };
+    let (t, files) = opts
+        .store
+        .transfer(id)?
+        .filter(|(t, _)| t.direction == Direction::Send)
+        .ok_or_else(|| FerryError::Io(format!("no sent transfer {id} in the store")))?;
+    let m = Manifest {
+        entries: files
+            .iter()
+            .map(|f| ferry_proto::peer::FileEntry {
+                path: f.path.clone(),
+                size: f.size,
+                mtime_ms: f.mtime_ms,
+                dir: f.is_dir,
+            })
+            .collect(),
+        sources: files
+            .iter()
+            .map(|f| f.source.as_ref().map(PathBuf::from))
+            .collect(),
+    };
+    Ok((m, Some(t)))
+}
+
+/// Send `paths` (or resume `opts.resume`): create a room, wait for the receiver, transfer.
+pub async fn send(
+    opts: SendOptions,
+    paths: &[PathBuf],
+    handle: &TransferHandle,
+    ev: EventSink,
+) -> Result<SendReport, FerryError> {
+    let (manifest, previous) = load_or_build(&opts, paths)?;
+    let password = match &opts.password {
+        Some(p) => Password::new(p.clone()),
+        None => Password::generate(),
+    };
+    let cfg = connect_config(&opts.server, &opts.bind_addrs);
+    let mut host = None;
+    if let Some(t) = &previous
+        && t.server == opts.server
+        && !t.host_token.is_empty()
+        && let Ok(room) = t.room.parse::<RoomId>()
+    {
+        match HostRoom::reattach(cfg.clone(), room, t.host_token.clone(), password.clone()).await {
+            Ok(h) => host = Some(h),
+            Err(e) => tracing::info!("cannot reattach to room {}: {e}; opening a new one", t.room),
+        }
+    }
+    let mut host = match host {
+        Some(h) => h,
+        None => HostRoom::create(cfg, password.clone()).await?,
+    };
+    let ticket = host.ticket().clone();
+    let room = ticket.room.display().to_string();
+    let transfer_id = match &previous {
+        Some(t) => t.id.clone(),
+        None => manifest::transfer_id(&room, &manifest.entries),
+    };
+    let row = TransferRow {
+        id: transfer_id.clone(),
+        direction: Direction::Send,
+        room: room.clone(),
+        peer: String::new(),
+        server: opts.server.clone(),
+        host_token: ticket.host_token.clone(),
+        out_dir: String::new(),
+        state: "active".into(),
+        created_at: store::now(),
+        updated_at: store::now(),
+        total_bytes: manifest.total(),
+        done_bytes: 0,
+        error: None,
+    };
+    let rows: Vec<FileRow> = manifest
+        .entries
+        .iter()
+        .zip(&manifest.sources)
+        .enumerate()
+        .map(|(i, (e, s))| FileRow {
+            idx: i as u32,
+            path: e.path.clone(),
+            size: e.size,
+            mtime_ms: e.mtime_ms,
+            is_dir: e.dir,
+            source: s.as_ref().map(|p| p.display().to_string()),
+            dest: None,
+            verified_offset: 0,
+            hash: None,
+            state: "pending".into(),
+        })
+        .collect();
+    opts.store.insert_if_new(&row, &rows)?;
+    opts.store
+        .set_room(&transfer_id, &room, &opts.server, &ticket.host_token)?;
+    let link = JoinTicket {
+        server: opts.server.clone(),
+        room: ticket.room,
+        password: Some(password.clone()),
+    }
+    .to_url();
+    ev.emit(Event::RoomCreated {
+        room,
+        password: password.expose().to_string(),
+        link,
+        expires_at: ticket.expires_at as i64,
+        server: opts.server.clone(),
+        transfer_id: transfer_id.clone(),
+    });
+    ev.emit(Event::Waiting);
+
+    let mut job = SendJob::new(transfer_id.clone(), manifest);
+    job.corrupt_chunk = opts.corrupt_chunk;
+    job.rate_limit_bps = opts.rate_limit_bps;
+    let (stx, wrong) = forward_session_events(ev.clone());
+    let cancel = handle.cancelled_token();
+    let started = Instant::now();
+    let mut deadline: Option<Instant> = None;
+    let result = loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let accepted = tokio::select! {
+            r = host.accept(&stx) => r.map_err(FerryError::from),
+            _ = cancel.cancelled() => Err(FerryError::Cancelled("by the user".into())),
+            _ = wrong.cancelled(), if opts.stop_on_wrong_password => Err(FerryError::WrongPassword),
+            _ = tokio::time::sleep(remaining.unwrap_or(Duration::MAX)), if remaining.is_some() => {
+                Err(FerryError::PeerGone("the receiver did not come back".into()))
+            }
+        };
+        let connected = match accepted {
+            Ok(c) => c,
+            Err(e) => break Err(e),
+        };
+        ev.emit(connected_event(connected.link.info.path));
+        ev.emit(Event::Verification {
+            words: connected.verification.clone(),
+        });
+        match sender::run(connected.link, &job, handle, &ev).await {
+            Ok(att) => {
+                break Ok(SendReport {
+                    transfer_id: transfer_id.clone(),
+                    bytes: att.bytes_acked,
+                    secs: started.elapsed().as_secs_f64(),
+                    failed: att
+                        .failed
+                        .iter()
+                        .map(|(i, e)| {
+                            (
+                                job.manifest.entries[*i as usize].path.clone(),
+                                e.code().to_string(),
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            Err(FerryError::PeerGone(why)) => {
+                tracing::info!("link lost ({why}); keeping the room for the receiver");
+                ev.emit(Event::Reconnecting);
+                deadline = Some(Instant::now() + opts.reconnect_for);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    finish_store(
+        &opts.store,
+        &transfer_id,
+        &result.as_ref().map(|r| &r.bytes),
+        &ev,
+        started,
+    );
+    if result.is_ok() {
+        host.close().await;
+    }
+    result
+}
+
+fn finish_store(
+    store: &Store,
+    id: &str,
+    result: &Result<&u64, &FerryError>,
+    ev: &EventSink,
+    started: Instant,
+) {
+    let r = match result {
+        Ok(bytes) => {
+            ev.emit(Event::Done {
+                bytes: **bytes,
+                secs: started.elapsed().as_secs_f64(),
+                transfer_id: id.to_string(),
+            });
+            store.set_transfer_state(id, "done", None, Some(**bytes))
+        }
+        Err(e) => {
+            ev.emit(Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
+            let state = if matches!(e, FerryError::Cancelled(_)) {
+                "cancelled"
+            } else {
+                "failed"
+            };
+            store.set_transfer_state(id, state, Some(&e.to_string()), None)
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!("could not record the transfer's end: {e}");
+    }
+}
+
+/// Receive from `ticket` (a `ferry://join/...` link or a room id).
+pub async fn receive(
+    opts: ReceiveOptions,
+    ticket: &str,
+    decide: impl FnOnce(&Offer) -> Decision + Send,
+    handle: &TransferHandle,
+    ev: EventSink,
+) -> Result<ReceiveReport, FerryError> {
+    let t = JoinTicket::parse(ticket).map_err(|e| FerryError::Connect {
+        code: "bad-ticket".into(),
+        message: e.to_string(),
+    })?;
+    let server = if t.server.is_empty() {
+        opts.server.clone().ok_or_else(|| FerryError::Connect {
+            code: "no-server".into(),
+            message: "a bare room id needs --server".into(),
+        })?
+    } else {
+        t.server.clone()
+    };
+    let password = match (&opts.password, &t.password) {
+        (Some(p), _) => Password::new(p.clone()),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(FerryError::Connect {
+                code: "no-password".into(),
+                message: "the room's password is needed (--password)".into(),
+            });
+        }
+    };
+    let job = RecvJob {
+        out_dir: opts.out_dir.clone(),
+        overwrite: opts.overwrite,
+        store: opts.store.clone(),
+        room: t.room.display().to_string(),
+        server: server.clone(),
+    };
+    let cfg = connect_config(&server, &opts.bind_addrs);
+    let mut decide = Some(decide);
+    let mut decided: Option<Decision> = None;
+    // The offer names the transfer; remembered so a failure can be recorded against it.
+    let seen_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = seen_id.clone();
+    let mut decide_once = move |o: &Offer| -> Decision {
+        if let Ok(mut s) = seen.lock() {
+            s.clone_from(&o.transfer_id);
+        }
+        *decided.get_or_insert_with(|| decide.take().map_or(Decision::Decline, |d| d(o)))
+    };
+    let cancel = handle.cancelled_token();
+    let started = Instant::now();
+    let mut transfer_id = String::new();
+    let mut bytes = 0;
+    let mut deadline: Option<Instant> = None;
+    let result = loop {
+        let joined = tokio::select! {
+            r = session::join(cfg.clone(), t.room, password.clone()) => r.map_err(FerryError::from),
+            _ = cancel.cancelled() => Err(FerryError::Cancelled("by the user".into())),
+        };
+        let connected = match joined {
+            Ok(c) => c,
+            Err(e) => {
+                let retry = matches!(
+                    e,
+                    FerryError::PeerGone(_) | FerryError::Connect { .. } | FerryError::RoomFull
+                );
+                if retry && deadline.is_some_and(|d| Instant::now() < d) {
+                    tracing::info!("re-join failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                break Err(e);
+            }
+        };
+        ev.emit(connected_event(connected.link.info.path));
+        ev.emit(Event::Verification {
+            words: connected.verification.clone(),
+        });
+        match receiver::run(connected.link, &job, &mut decide_once, handle, &ev).await {
+            Ok(att) => {
+                transfer_id = att.transfer_id.clone();
+                bytes = att.total;
+                break Ok(ReceiveReport {
+                    transfer_id: att.transfer_id,
+                    bytes: att.total,
+                    secs: started.elapsed().as_secs_f64(),
+                    files: att.files,
+                    failed: att
+                        .failed
+                        .iter()
+                        .map(|(p, e)| (p.clone(), e.code().to_string()))
+                        .collect(),
+                });
+            }
+            Err(FerryError::PeerGone(why)) => {
+                tracing::info!("link lost ({why}); joining the room again");
+                ev.emit(Event::Reconnecting);
+                deadline = Some(Instant::now() + opts.reconnect_for);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if let Ok(r) = &result {
+        bytes = r.bytes;
+    } else if let Ok(s) = seen_id.lock() {
+        transfer_id.clone_from(&s);
+    }
+    if transfer_id.is_empty() {
+        // Failed before an offer: nothing to record but the event.
+        if let Err(e) = &result {
+            ev.emit(Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
+        }
+    } else {
+        finish_store(
+            &opts.store,
+            &transfer_id,
+            &result.as_ref().map(|_| &bytes),
+            &ev,
+            started,
+        );
+    }
+    result
+}

@@ -1,0 +1,149 @@
+//! What a transfer reports while it runs. The CLI prints these (one JSON object per line
+//! with `--json`); the desktop app forwards them to its UI over a channel. The JSON shape
+//! (`{"event":"progress",...}`) is part of the CLI's scripting interface: add, don't rename.
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::link::PathKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RoomCreated {
+        room: String,
+        password: String,
+        link: String,
+        /// Unix seconds.
+        expires_at: i64,
+        /// Signaling server the receiver should use (ws URL).
+        server: String,
+        transfer_id: String,
+    },
+    /// The sender waits for a receiver.
+    Waiting,
+    PeerJoined,
+    WrongPasswordAttempt {
+        attempts_left: Option<u32>,
+    },
+    Connected {
+        /// "direct" or "relayed".
+        path: String,
+        kind: PathKind,
+    },
+    Verification {
+        words: String,
+    },
+    Offer {
+        transfer_id: String,
+        files: Vec<OfferFile>,
+        total: u64,
+    },
+    /// Where this attempt starts (resume): bytes already held by the receiver.
+    Resuming {
+        bytes_done: u64,
+        total: u64,
+    },
+    Progress {
+        file: String,
+        bytes_done: u64,
+        total: u64,
+        rate_bps: u64,
+        eta_secs: Option<u64>,
+    },
+    FileDone {
+        path: String,
+        hash: String,
+    },
+    FileFailed {
+        path: String,
+        code: String,
+        message: String,
+    },
+    /// A chunk failed its BLAKE3 check and was asked for again.
+    ChunkRejected {
+        file: String,
+        offset: u64,
+    },
+    Paused,
+    Resumed,
+    /// The link dropped; trying to get it back.
+    Reconnecting,
+    Done {
+        bytes: u64,
+        secs: f64,
+        transfer_id: String,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfferFile {
+    pub path: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
+}
+
+/// Where events go. Sending never blocks and never fails the transfer: a consumer that
+/// went away just stops hearing about it.
+#[derive(Clone, Debug)]
+pub struct EventSink(Option<mpsc::UnboundedSender<Event>>);
+
+impl EventSink {
+    pub fn new(tx: mpsc::UnboundedSender<Event>) -> Self {
+        Self(Some(tx))
+    }
+    pub fn none() -> Self {
+        Self(None)
+    }
+    pub fn emit(&self, e: Event) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(e);
+        }
+    }
+}
+
+impl From<mpsc::UnboundedSender<Event>> for EventSink {
+    fn from(tx: mpsc::UnboundedSender<Event>) -> Self {
+        Self::new(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_tagged_kebab() {
+        let e = Event::Progress {
+            file: "a.bin".into(),
+            bytes_done: 1,
+            total: 2,
+            rate_bps: 3,
+            eta_secs: Some(4),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"progress","file":"a.bin","bytes_done":1,"total":2,"rate_bps":3,"eta_secs":4}"#
+        );
+        let e = Event::Connected {
+            path: "direct".into(),
+            kind: PathKind::Host,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"connected","path":"direct","kind":"host"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Event::WrongPasswordAttempt {
+                attempts_left: None
+            })
+            .unwrap(),
+            r#"{"event":"wrong-password-attempt","attempts_left":null}"#
+        );
+    }
+}

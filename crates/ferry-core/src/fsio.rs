@@ -1,0 +1,417 @@
+//! The receiver's disk edge: turning untrusted names into paths inside the output folder,
+//! `.part` files, and errors the user can act on.
+//!
+//! Naming rules (documented in docs/PEER-PROTOCOL.md):
+//! - `/` and `\` both separate components; `.` and empty components are dropped; `..`, a
+//!   leading separator (absolute or UNC) or a drive prefix (`C:`) reject the whole entry.
+//! - Control characters are removed, characters Windows forbids (`<>:"|?*`) become `_`,
+//!   trailing dots and spaces are trimmed, components are NFC-normalised so a name sent
+//!   from macOS (NFD) lands as the same name everywhere.
+//! - Windows device names (`CON`, `NUL`, `COM1`, ...) get a `_` prefix on every OS, so a
+//!   transfer lands the same way wherever it is received.
+//! - A component is at most 255 bytes, a path at most 4096 bytes and 64 components deep.
+//! - No existing component under the output folder may be a symlink (no escape through a
+//!   link planted earlier).
+//! - An existing file is never replaced unless `overwrite` is set; otherwise the file lands
+//!   as `name (1).ext`, `name (2).ext`, ...
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
+
+const MAX_COMPONENT: usize = 255;
+const MAX_PATH: usize = 4096;
+const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("empty path")]
+    Empty,
+    #[error("absolute path not allowed: {0:?}")]
+    Absolute(String),
+    #[error("parent directory (..) not allowed: {0:?}")]
+    ParentDir(String),
+    #[error("path too long: {0:?}")]
+    TooLong(String),
+    #[error("path goes through a symlink: {0}")]
+    Symlink(String),
+}
+
+fn is_device_name(c: &str) -> bool {
+    let stem = c
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_ascii_uppercase();
+    matches!(
+        stem.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+        && stem.len() == 4
+        && stem.as_bytes()[3].is_ascii_digit()
+        && stem.as_bytes()[3] != b'0')
+}
+
+fn clean_component(c: &str) -> String {
+    let mut s: String = c
+        .nfc()
+        .filter(|ch| !ch.is_control())
+        .map(|ch| match ch {
+            '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+            other => other,
+        })
+        .collect();
+    while s.ends_with('.') || s.ends_with(' ') {
+        s.pop();
+    }
+    if is_device_name(&s) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Sanitise a sender-supplied relative path into safe components (see the module docs).
+pub fn sanitize_rel_path(raw: &str) -> Result<Vec<String>, PathError> {
+    if raw.starts_with('/') || raw.starts_with('\\') {
+        return Err(PathError::Absolute(raw.into()));
+    }
+    let b = raw.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        return Err(PathError::Absolute(raw.into()));
+    }
+    let mut out = Vec::new();
+    for comp in raw.split(['/', '\\']) {
+        if comp.is_empty() || comp == "." {
+            continue;
+        }
+        if comp == ".." {
+            return Err(PathError::ParentDir(raw.into()));
+        }
+        let c = clean_component(comp);
+        // All dots, spaces or control characters: names nothing once cleaned (and never
+        // becomes `..`, which was rejected above).
+        if c.is_empty() {
+            continue;
+        }
+        if c.len() > MAX_COMPONENT {
+            return Err(PathError::TooLong(raw.into()));
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if out.len() > MAX_DEPTH || out.iter().map(|c| c.len() + 1).sum::<usize>() > MAX_PATH {
+        return Err(PathError::TooLong(raw.into()));
+    }
+    Ok(out)
+}
+
+/// Join sanitised components under `root`, refusing any existing component that is a
+/// symlink. Creates no directories.
+pub fn confine(root: &Path, comps: &[String]) -> Result<PathBuf, PathError> {
+    let mut p = root.to_path_buf();
+    for c in comps {
+        p.push(c);
+        if let Ok(m) = fs::symlink_metadata(&p)
+            && m.file_type().is_symlink()
+        {
+            return Err(PathError::Symlink(p.display().to_string()));
+        }
+    }
+    Ok(p)
+}
+
+/// Create the parent directories of `path` (which must be under `root`), re-checking that
+/// none of them is a symlink after creation (a racing peer process cannot plant one).
+pub fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+        let mut p = parent;
+        while p.starts_with(root) && p != root {
+            if fs::symlink_metadata(p)?.file_type().is_symlink() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{} is a symlink", p.display()),
+                ));
+            }
+            match p.parent() {
+                Some(q) => p = q,
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<final>.part`, next to the final file.
+pub fn part_path(final_path: &Path) -> PathBuf {
+    let mut name = final_path.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    final_path.with_file_name(name)
+}
+
+/// Reserve `size` bytes so a full disk shows up now rather than gigabytes later.
+pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+        // SAFETY: a valid open fd; posix_fallocate only touches the file's extents.
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+        match rc {
+            0 => return Ok(()),
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    f.set_len(size)
+}
+
+/// Open (or create) the `.part` file for a download of `size` bytes and return it with the
+/// running hash of the first `resume_from` bytes. If the `.part` file is missing or shorter
+/// than `resume_from`, starts over at 0 (returned offset tells where).
+pub fn open_part(
+    final_path: &Path,
+    size: u64,
+    resume_from: u64,
+) -> io::Result<(File, blake3::Hasher, u64)> {
+    let part = part_path(final_path);
+    if resume_from > 0
+        && let Ok(mut f) = OpenOptions::new().read(true).write(true).open(&part)
+        && f.metadata()?.len() >= resume_from
+    {
+        let mut h = blake3::Hasher::new();
+        let mut left = resume_from;
+        let mut buf = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = (left.min(buf.len() as u64)) as usize;
+            f.read_exact(&mut buf[..n])?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        if f.metadata()?.len() < size {
+            preallocate(&f, size)?;
+        }
+        return Ok((f, h, resume_from));
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&part)?;
+    preallocate(&f, size)?;
+    Ok((f, blake3::Hasher::new(), 0))
+}
+
+/// Where a finished file lands: `want` itself, or with `overwrite` unset and `want`
+/// taken, the first free `stem (n).ext`.
+pub fn landing_path(want: &Path, overwrite: bool) -> PathBuf {
+    if overwrite || fs::symlink_metadata(want).is_err() {
+        return want.to_path_buf();
+    }
+    let stem = want
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = want
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    for n in 1u32.. {
+        let cand = want.with_file_name(format!("{stem} ({n}){ext}"));
+        if fs::symlink_metadata(&cand).is_err() {
+            return cand;
+        }
+    }
+    want.to_path_buf()
+}
+
+/// Move a verified `.part` into place. Returns where it landed.
+pub fn finish_part(file: File, final_path: &Path, overwrite: bool) -> io::Result<PathBuf> {
+    file.sync_all()?;
+    drop(file);
+    let dest = landing_path(final_path, overwrite);
+    if overwrite
+        && let Ok(m) = fs::symlink_metadata(&dest)
+        && m.is_dir()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is a directory", dest.display()),
+        ));
+    }
+    fs::rename(part_path(final_path), &dest)?;
+    Ok(dest)
+}
+
+/// What kind of failure an I/O error is, in the user's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoKind {
+    DiskFull,
+    PermissionDenied,
+    Other,
+}
+
+pub fn classify(e: &io::Error) -> IoKind {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => IoKind::DiskFull,
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => IoKind::PermissionDenied,
+        _ if e.kind() == io::ErrorKind::PermissionDenied => IoKind::PermissionDenied,
+        _ if e.kind() == io::ErrorKind::StorageFull => IoKind::DiskFull,
+        _ => IoKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> String {
+        sanitize_rel_path(raw)
+            .unwrap_or_else(|e| panic!("{raw:?}: {e}"))
+            .join("/")
+    }
+
+    #[test]
+    fn sanitisation_table() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("a.txt", Ok("a.txt")),
+            ("dir/sub/a.txt", Ok("dir/sub/a.txt")),
+            ("dir\\sub\\a.txt", Ok("dir/sub/a.txt")),
+            ("./a//b/./c", Ok("a/b/c")),
+            ("../etc/passwd", Err("parent")),
+            ("a/../../b", Err("parent")),
+            ("a\\..\\b", Err("parent")),
+            ("/etc/passwd", Err("absolute")),
+            ("\\\\server\\share\\x", Err("absolute")),
+            ("C:\\Windows\\x", Err("absolute")),
+            ("c:x", Err("absolute")),
+            ("CON", Ok("_CON")),
+            ("nul.txt", Ok("_nul.txt")),
+            ("dir/com1.log", Ok("dir/_com1.log")),
+            ("com0", Ok("com0")),
+            ("console.txt", Ok("console.txt")),
+            ("bell\u{7}\nname", Ok("bellname")),
+            ("what?<>|*\".txt", Ok("what______.txt")),
+            ("a:b", Err("absolute")),
+            ("ab:c", Ok("ab_c")),
+            ("trail. . ", Ok("trail")),
+            ("e\u{301}t\u{e9}", Ok("\u{e9}t\u{e9}")),
+            ("\u{fffd}bad\u{fffd}.bin", Ok("\u{fffd}bad\u{fffd}.bin")),
+            ("", Err("empty")),
+            ("./.", Err("empty")),
+            ("\u{1}\u{2}", Err("empty")),
+            ("ok/. .", Ok("ok")),
+            ("...", Err("empty")),
+        ];
+        for (raw, want) in cases {
+            let got = sanitize_rel_path(raw);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(&g.join("/"), w, "{raw:?}"),
+                (Err("parent"), Err(PathError::ParentDir(_))) => {}
+                (Err("absolute"), Err(PathError::Absolute(_))) => {}
+                (Err("empty"), Err(PathError::Empty)) => {}
+                _ => panic!("{raw:?}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn length_limits() {
+        assert!(matches!(
+            sanitize_rel_path(&"x".repeat(256)),
+            Err(PathError::TooLong(_))
+        ));
+        assert_eq!(ok(&"x".repeat(255)).len(), 255);
+        let deep = vec!["d"; 65].join("/");
+        assert!(matches!(
+            sanitize_rel_path(&deep),
+            Err(PathError::TooLong(_))
+        ));
+        let long = vec!["y".repeat(200); 25].join("/");
+        assert!(matches!(
+            sanitize_rel_path(&long),
+            Err(PathError::TooLong(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_under_root_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("evil")).unwrap();
+        let comps = sanitize_rel_path("evil/x.txt").unwrap();
+        assert!(matches!(
+            confine(root.path(), &comps),
+            Err(PathError::Symlink(_))
+        ));
+        let comps = sanitize_rel_path("fine/x.txt").unwrap();
+        assert_eq!(
+            confine(root.path(), &comps).unwrap(),
+            root.path().join("fine/x.txt")
+        );
+    }
+
+    #[test]
+    fn landing_never_overwrites_without_flag() {
+        let d = tempfile::tempdir().unwrap();
+        let want = d.path().join("a.txt");
+        assert_eq!(landing_path(&want, false), want);
+        fs::write(&want, b"old").unwrap();
+        assert_eq!(landing_path(&want, false), d.path().join("a (1).txt"));
+        fs::write(d.path().join("a (1).txt"), b"old").unwrap();
+        assert_eq!(landing_path(&want, false), d.path().join("a (2).txt"));
+        assert_eq!(landing_path(&want, true), want);
+        let noext = d.path().join("README");
+        fs::write(&noext, b"x").unwrap();
+        assert_eq!(landing_path(&noext, false), d.path().join("README (1)"));
+    }
+
+    #[test]
+    fn part_resume_rehashes_prefix() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("f.bin");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let (mut f, _, at) = open_part(&dest, data.len() as u64, 0).unwrap();
+            assert_eq!(at, 0);
+            assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
+            use std::io::Write;
+            f.write_all(&data[..60_000]).unwrap();
+        }
+        let (f, h, at) = open_part(&dest, data.len() as u64, 60_000).unwrap();
+        assert_eq!(at, 60_000);
+        assert_eq!(h.finalize(), blake3::hash(&data[..60_000]));
+        drop(f);
+        // Asking for more than the .part holds starts over.
+        fs::remove_file(part_path(&dest)).unwrap();
+        let (_, _, at) = open_part(&dest, data.len() as u64, 60_000).unwrap();
+        assert_eq!(at, 0);
+    }
+
+    #[test]
+    fn error_classes() {
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::ENOSPC)),
+            IoKind::DiskFull
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::EACCES)),
+            IoKind::PermissionDenied
+        );
+        assert_eq!(
+            classify(&io::Error::from_raw_os_error(libc::EIO)),
+            IoKind::Other
+        );
+    }
+}

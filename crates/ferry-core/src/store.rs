@@ -1,0 +1,418 @@
+//! The resume store and history: one SQLite file per user (WAL), shared by the CLI and app.
+//!
+//! The receiver's `files.verified_offset` is only ever raised after the bytes below it are
+//! written and fsynced, so after any crash it is a safe place to resume from. The sender
+//! keeps each file's source path and size/mtime so `ferry send --resume ID` can refuse a
+//! file that changed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("cannot create the database folder {0}: {1}")]
+    Dir(PathBuf, std::io::Error),
+    #[error("no data directory for this user; set FERRY_DB")]
+    NoDir,
+}
+
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE transfers (
+        id TEXT PRIMARY KEY,
+        direction TEXT NOT NULL,
+        room TEXT NOT NULL DEFAULT '',
+        peer TEXT NOT NULL DEFAULT '',
+        server TEXT NOT NULL DEFAULT '',
+        host_token TEXT NOT NULL DEFAULT '',
+        out_dir TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        total_bytes INTEGER NOT NULL DEFAULT 0,
+        done_bytes INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE TABLE files (
+        transfer_id TEXT NOT NULL REFERENCES transfers(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ms INTEGER NOT NULL,
+        is_dir INTEGER NOT NULL DEFAULT 0,
+        source TEXT,
+        dest TEXT,
+        verified_offset INTEGER NOT NULL DEFAULT 0,
+        hash TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        PRIMARY KEY (transfer_id, idx)
+    );
+    CREATE INDEX transfers_updated ON transfers(updated_at);",
+)];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Send,
+    Receive,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Receive => "receive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferRow {
+    pub id: String,
+    pub direction: Direction,
+    pub room: String,
+    pub peer: String,
+    pub server: String,
+    #[serde(skip)]
+    pub host_token: String,
+    pub out_dir: String,
+    /// active | done | failed | cancelled
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub total_bytes: u64,
+    pub done_bytes: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRow {
+    pub idx: u32,
+    pub path: String,
+    pub size: u64,
+    pub mtime_ms: i64,
+    pub is_dir: bool,
+    pub source: Option<String>,
+    pub dest: Option<String>,
+    pub verified_offset: u64,
+    pub hash: Option<String>,
+    /// pending | done | failed
+    pub state: String,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A handle to the store; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// `FERRY_DB` if set, else `ferry.db` in the OS data directory.
+    pub fn default_path() -> Result<PathBuf, StoreError> {
+        if let Some(p) = std::env::var_os("FERRY_DB") {
+            return Ok(PathBuf::from(p));
+        }
+        directories::ProjectDirs::from("dev", "ferry", "Ferry")
+            .map(|d| d.data_dir().join("ferry.db"))
+            .ok_or(StoreError::NoDir)
+    }
+
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let g = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&g)?)
+    }
+
+    /// Record a transfer and its files unless it is already known (then nothing changes:
+    /// the stored offsets are what a resume needs).
+    pub fn insert_if_new(&self, t: &TransferRow, files: &[FileRow]) -> Result<bool, StoreError> {
+        let mut g = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = g.transaction()?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO transfers (id, direction, room, peer, server, host_token, out_dir,
+               state, created_at, updated_at, total_bytes, done_bytes, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
+            params![
+                t.id,
+                t.direction.as_str(),
+                t.room,
+                t.peer,
+                t.server,
+                t.host_token,
+                t.out_dir,
+                t.state,
+                t.created_at,
+                t.total_bytes as i64,
+                t.done_bytes as i64,
+                t.error
+            ],
+        )?;
+        if n == 1 {
+            for f in files {
+                tx.execute(
+                    "INSERT INTO files (transfer_id, idx, path, size, mtime_ms, is_dir, source, dest,
+                       verified_offset, hash, state) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                    params![
+                        t.id,
+                        f.idx,
+                        f.path,
+                        f.size as i64,
+                        f.mtime_ms,
+                        f.is_dir,
+                        f.source,
+                        f.dest,
+                        f.verified_offset as i64,
+                        f.hash,
+                        f.state
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    pub fn transfer(&self, id: &str) -> Result<Option<(TransferRow, Vec<FileRow>)>, StoreError> {
+        self.with(|c| {
+            let t = c
+                .query_row(
+                    &format!("SELECT {TCOLS} FROM transfers WHERE id = ?1"),
+                    [id],
+                    row_transfer,
+                )
+                .optional()?;
+            let Some(t) = t else { return Ok(None) };
+            let mut st = c.prepare(
+                "SELECT idx, path, size, mtime_ms, is_dir, source, dest, verified_offset, hash, state
+                 FROM files WHERE transfer_id = ?1 ORDER BY idx",
+            )?;
+            let files = st
+                .query_map([id], |r| {
+                    Ok(FileRow {
+                        idx: r.get(0)?,
+                        path: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        mtime_ms: r.get(3)?,
+                        is_dir: r.get(4)?,
+                        source: r.get(5)?,
+                        dest: r.get(6)?,
+                        verified_offset: r.get::<_, i64>(7)? as u64,
+                        hash: r.get(8)?,
+                        state: r.get(9)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((t, files)))
+        })
+    }
+
+    /// Raise a file's durable verified offset (callers fsync first).
+    pub fn set_offset(&self, id: &str, idx: u32, offset: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET verified_offset = ?3 WHERE transfer_id = ?1 AND idx = ?2",
+                params![id, idx, offset as i64],
+            )?;
+            c.execute(
+                "UPDATE transfers SET updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_file_state(
+        &self,
+        id: &str,
+        idx: u32,
+        state: &str,
+        hash: Option<&str>,
+        dest: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET state = ?3, hash = COALESCE(?4, hash), dest = COALESCE(?5, dest),
+                   verified_offset = CASE WHEN ?3 = 'done' THEN size ELSE verified_offset END
+                 WHERE transfer_id = ?1 AND idx = ?2",
+                params![id, idx, state, hash, dest],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn set_transfer_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: Option<&str>,
+        done_bytes: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET state = ?2, error = ?3, updated_at = ?4,
+                   done_bytes = COALESCE(?5, done_bytes) WHERE id = ?1",
+                params![id, state, error, now(), done_bytes.map(|b| b as i64)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Where to find the room again (sender resume after a restart).
+    pub fn set_room(
+        &self,
+        id: &str,
+        room: &str,
+        server: &str,
+        host_token: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET room = ?2, server = ?3, host_token = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, room, server, host_token, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Most recent first.
+    pub fn history(&self, limit: u32) -> Result<Vec<TransferRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {TCOLS} FROM transfers ORDER BY updated_at DESC, created_at DESC LIMIT ?1"
+            ))?;
+            st.query_map([limit], row_transfer)?.collect()
+        })
+    }
+}
+
+const TCOLS: &str = "id, direction, room, peer, server, host_token, out_dir, state, created_at, updated_at, total_bytes, done_bytes, error";
+
+fn row_transfer(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
+    let dir: String = r.get(1)?;
+    Ok(TransferRow {
+        id: r.get(0)?,
+        direction: if dir == "send" {
+            Direction::Send
+        } else {
+            Direction::Receive
+        },
+        room: r.get(2)?,
+        peer: r.get(3)?,
+        server: r.get(4)?,
+        host_token: r.get(5)?,
+        out_dir: r.get(6)?,
+        state: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        total_bytes: r.get::<_, i64>(10)? as u64,
+        done_bytes: r.get::<_, i64>(11)? as u64,
+        error: r.get(12)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> TransferRow {
+        TransferRow {
+            id: id.into(),
+            direction: Direction::Receive,
+            room: "R".into(),
+            peer: String::new(),
+            server: "ws://x".into(),
+            host_token: String::new(),
+            out_dir: "/tmp".into(),
+            state: "active".into(),
+            created_at: now(),
+            updated_at: now(),
+            total_bytes: 10,
+            done_bytes: 0,
+            error: None,
+        }
+    }
+
+    fn file(idx: u32) -> FileRow {
+        FileRow {
+            idx,
+            path: format!("f{idx}"),
+            size: 5,
+            mtime_ms: 1,
+            is_dir: false,
+            source: None,
+            dest: None,
+            verified_offset: 0,
+            hash: None,
+            state: "pending".into(),
+        }
+    }
+
+    #[test]
+    fn offsets_survive_reopen_and_history_lists() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/ferry.db");
+        {
+            let s = Store::open(&p).unwrap();
+            assert!(s.insert_if_new(&row("t1"), &[file(0), file(1)]).unwrap());
+            assert!(!s.insert_if_new(&row("t1"), &[file(0)]).unwrap());
+            s.set_offset("t1", 1, 3).unwrap();
+            s.set_file_state("t1", 0, "done", Some("abc"), Some("/tmp/f0"))
+                .unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        let (t, files) = s.transfer("t1").unwrap().unwrap();
+        assert_eq!(t.state, "active");
+        assert_eq!(files.len(), 2);
+        assert_eq!(
+            (files[0].verified_offset, files[0].hash.as_deref()),
+            (5, Some("abc"))
+        );
+        assert_eq!(files[1].verified_offset, 3);
+        s.set_transfer_state("t1", "done", None, Some(10)).unwrap();
+        s.insert_if_new(&row("t2"), &[]).unwrap();
+        let h = s.history(10).unwrap();
+        assert_eq!(h.len(), 2);
+        assert!(
+            h.iter()
+                .any(|t| t.id == "t1" && t.state == "done" && t.done_bytes == 10)
+        );
+        assert!(s.transfer("nope").unwrap().is_none());
+    }
+}

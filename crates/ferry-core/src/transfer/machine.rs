@@ -1,0 +1,513 @@
+//! The peer protocol's transfer logic as plain state machines: no I/O, no clocks. The async
+//! drivers in `sender.rs` / `receiver.rs` feed them frames and do what they say.
+
+use ferry_proto::peer::FileAccept;
+
+/// A peer broke the protocol (the transfer cannot continue).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("protocol violation: {0}")]
+pub struct ProtoViolation(pub String);
+
+fn violation<T>(msg: impl Into<String>) -> Result<T, ProtoViolation> {
+    Err(ProtoViolation(msg.into()))
+}
+
+#[derive(Debug, Clone, Default)]
+struct SendFile {
+    size: u64,
+    accepted: bool,
+    /// Next byte to read and send.
+    sent: u64,
+    /// Everything below is written on the receiver (cumulative ack).
+    acked: u64,
+    end_sent: bool,
+    done: bool,
+    failed: bool,
+    /// Bumped on every rewind so reads issued before it can be recognised and dropped.
+    generation: u32,
+}
+
+impl SendFile {
+    fn finished(&self) -> bool {
+        !self.accepted || self.done || self.failed
+    }
+}
+
+/// What the sender should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendStep {
+    /// Read `len` bytes of `file` at `offset` and send them as one chunk.
+    Chunk {
+        file: u32,
+        offset: u64,
+        len: usize,
+        generation: u32,
+    },
+    /// All of `file` has been handed out: send its final hash.
+    End { file: u32, generation: u32 },
+    /// Every accepted file is confirmed (or failed): send `Done`.
+    Done,
+    /// Nothing now: window full, paused, or waiting for confirmations.
+    Wait,
+}
+
+/// Sender side: which bytes go out next, bounded by a window of unacknowledged bytes.
+#[derive(Debug, Clone)]
+pub struct SendMachine {
+    files: Vec<SendFile>,
+    window: u64,
+    chunk: usize,
+    cursor: usize,
+    paused_local: bool,
+    paused_remote: bool,
+    done_sent: bool,
+}
+
+impl SendMachine {
+    pub fn new(sizes: &[u64], window: u64, chunk: usize) -> Self {
+        Self {
+            files: sizes
+                .iter()
+                .map(|&size| SendFile {
+                    size,
+                    ..Default::default()
+                })
+                .collect(),
+            window: window.max(chunk as u64),
+            chunk: chunk.max(1),
+            cursor: 0,
+            paused_local: false,
+            paused_remote: false,
+            done_sent: false,
+        }
+    }
+
+    /// Apply the receiver's accept: listed files start at their offset, others are skipped.
+    pub fn accept(&mut self, accepts: &[FileAccept]) -> Result<(), ProtoViolation> {
+        for a in accepts {
+            let Some(f) = self.files.get_mut(a.file as usize) else {
+                return violation(format!("accept names unknown file {}", a.file));
+            };
+            if a.offset > f.size {
+                return violation(format!(
+                    "accept offset {} past the end of file {}",
+                    a.offset, a.file
+                ));
+            }
+            f.accepted = true;
+            f.sent = a.offset;
+            f.acked = a.offset;
+        }
+        Ok(())
+    }
+
+    pub fn is_accepted(&self, file: u32) -> bool {
+        self.files.get(file as usize).is_some_and(|f| f.accepted)
+    }
+
+    pub fn generation(&self, file: u32) -> Option<u32> {
+        self.files.get(file as usize).map(|f| f.generation)
+    }
+
+    pub fn set_paused_local(&mut self, p: bool) {
+        self.paused_local = p;
+    }
+    pub fn set_paused_remote(&mut self, p: bool) {
+        self.paused_remote = p;
+    }
+    pub fn paused(&self) -> bool {
+        self.paused_local || self.paused_remote
+    }
+
+    /// Bytes handed out but not yet acknowledged (what the window bounds).
+    pub fn in_flight(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| !f.finished())
+            .map(|f| f.sent - f.acked)
+            .sum()
+    }
+
+    /// Bytes the receiver has confirmed, across all accepted files.
+    pub fn acked_total(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.accepted && !f.failed)
+            .map(|f| if f.done { f.size } else { f.acked })
+            .sum()
+    }
+
+    pub fn next_step(&mut self) -> SendStep {
+        while self.cursor < self.files.len() {
+            let f = &self.files[self.cursor];
+            if f.finished() || (f.end_sent && f.sent == f.size) {
+                self.cursor += 1;
+            } else {
+                break;
+            }
+        }
+        let Some(idx) = (self.cursor < self.files.len()).then_some(self.cursor) else {
+            let all = self.files.iter().all(SendFile::finished);
+            if all && !self.done_sent {
+                self.done_sent = true;
+                return SendStep::Done;
+            }
+            return SendStep::Wait;
+        };
+        if self.paused() {
+            return SendStep::Wait;
+        }
+        let in_flight = self.in_flight();
+        let f = &mut self.files[idx];
+        if f.sent < f.size {
+            let len = (f.size - f.sent).min(self.chunk as u64);
+            if in_flight > 0 && in_flight + len > self.window {
+                return SendStep::Wait;
+            }
+            let step = SendStep::Chunk {
+                file: idx as u32,
+                offset: f.sent,
+                len: len as usize,
+                generation: f.generation,
+            };
+            f.sent += len;
+            step
+        } else {
+            f.end_sent = true;
+            SendStep::End {
+                file: idx as u32,
+                generation: f.generation,
+            }
+        }
+    }
+
+    fn file_mut(&mut self, file: u32) -> Result<&mut SendFile, ProtoViolation> {
+        match self.files.get_mut(file as usize) {
+            Some(f) if f.accepted => Ok(f),
+            _ => violation(format!("message names file {file} that was not accepted")),
+        }
+    }
+
+    pub fn on_ack(&mut self, file: u32, offset: u64) -> Result<(), ProtoViolation> {
+        let f = self.file_mut(file)?;
+        if offset > f.sent.max(f.acked) {
+            return violation(format!("ack {offset} beyond what was sent of file {file}"));
+        }
+        f.acked = f.acked.max(offset);
+        Ok(())
+    }
+
+    /// The receiver rejected a chunk: rewind `file` to `offset`. Returns the new generation.
+    pub fn on_resend(&mut self, file: u32, offset: u64) -> Result<u32, ProtoViolation> {
+        let f = self.file_mut(file)?;
+        if f.done || offset > f.sent {
+            return violation(format!("resend of file {file} at {offset} is out of range"));
+        }
+        f.sent = offset;
+        f.acked = f.acked.min(offset);
+        f.end_sent = false;
+        f.generation += 1;
+        let generation = f.generation;
+        self.cursor = self.cursor.min(file as usize);
+        Ok(generation)
+    }
+
+    pub fn on_file_done(&mut self, file: u32) -> Result<(), ProtoViolation> {
+        let f = self.file_mut(file)?;
+        if !f.end_sent || f.sent != f.size {
+            return violation(format!("file {file} confirmed before it was all sent"));
+        }
+        f.done = true;
+        f.acked = f.size;
+        Ok(())
+    }
+
+    /// This file will not be sent (e.g. its source changed).
+    pub fn fail_file(&mut self, file: u32) {
+        if let Some(f) = self.files.get_mut(file as usize) {
+            f.failed = true;
+        }
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.files.iter().all(SendFile::finished)
+    }
+}
+
+/// What the receiver does with one chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkVerdict {
+    /// Verified and next in line: write it.
+    Write,
+    /// Already have it (sent again after a rewind): drop.
+    Duplicate,
+    /// Bad hash: drop and ask for everything from `offset` again.
+    Resend(u64),
+    /// Sent before our resend request took effect: drop.
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndVerdict {
+    /// Whole-file hash matched: move it into place.
+    Complete,
+    /// A resend is outstanding; a fresh `FileEnd` will follow the resent data.
+    Stale,
+    /// Whole-file hash mismatch: start the file over from 0.
+    Restart,
+}
+
+/// Receiver side, one file: in-order verified data, resend requests, final check.
+#[derive(Debug, Clone)]
+pub struct RecvFile {
+    pub size: u64,
+    /// Everything below is verified (and handed to the writer).
+    pub expected: u64,
+    resend_pending: bool,
+    bad_chunks: u32,
+    restarts: u32,
+    pub done: bool,
+}
+
+/// After this many rejected chunks (or two whole-file mismatches) in one file, give up:
+/// something between the peers corrupts data systematically.
+pub const MAX_BAD_CHUNKS: u32 = 16;
+
+impl RecvFile {
+    pub fn new(size: u64, start: u64) -> Self {
+        Self {
+            size,
+            expected: start,
+            resend_pending: false,
+            bad_chunks: 0,
+            restarts: 0,
+            done: false,
+        }
+    }
+
+    pub fn on_chunk(
+        &mut self,
+        offset: u64,
+        len: u64,
+        hash_ok: bool,
+    ) -> Result<ChunkVerdict, ProtoViolation> {
+        if self.done || offset < self.expected {
+            return Ok(ChunkVerdict::Duplicate);
+        }
+        if offset.checked_add(len).is_none_or(|end| end > self.size) || len == 0 {
+            return violation(format!(
+                "chunk at {offset}+{len} outside a {}-byte file",
+                self.size
+            ));
+        }
+        if offset > self.expected {
+            if self.resend_pending {
+                return Ok(ChunkVerdict::Stale);
+            }
+            return violation(format!("chunk at {offset}, expected {}", self.expected));
+        }
+        if !hash_ok {
+            self.bad_chunks += 1;
+            if self.bad_chunks > MAX_BAD_CHUNKS {
+                return violation("too many corrupt chunks");
+            }
+            self.resend_pending = true;
+            return Ok(ChunkVerdict::Resend(self.expected));
+        }
+        self.resend_pending = false;
+        self.expected += len;
+        Ok(ChunkVerdict::Write)
+    }
+
+    pub fn on_end(&mut self, hash_ok: bool) -> Result<EndVerdict, ProtoViolation> {
+        if self.done || self.resend_pending {
+            return Ok(EndVerdict::Stale);
+        }
+        if self.expected != self.size {
+            return violation(format!("file end at {} of {}", self.expected, self.size));
+        }
+        if hash_ok {
+            self.done = true;
+            return Ok(EndVerdict::Complete);
+        }
+        self.restarts += 1;
+        if self.restarts > 1 {
+            return violation("whole-file hash mismatch twice");
+        }
+        self.expected = 0;
+        self.resend_pending = true;
+        Ok(EndVerdict::Restart)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(file: u32, offset: u64) -> FileAccept {
+        FileAccept { file, offset }
+    }
+
+    #[test]
+    fn sender_walks_files_within_window() {
+        let mut m = SendMachine::new(&[250, 0, 100], 200, 100);
+        m.accept(&[acc(0, 0), acc(1, 0)]).unwrap();
+        let c = |file, offset, len| SendStep::Chunk {
+            file,
+            offset,
+            len,
+            generation: 0,
+        };
+        assert_eq!(m.next_step(), c(0, 0, 100));
+        assert_eq!(m.next_step(), c(0, 100, 100));
+        // Window (200) full.
+        assert_eq!(m.next_step(), SendStep::Wait);
+        assert_eq!(m.in_flight(), 200);
+        m.on_ack(0, 100).unwrap();
+        assert_eq!(m.next_step(), c(0, 200, 50));
+        assert_eq!(
+            m.next_step(),
+            SendStep::End {
+                file: 0,
+                generation: 0
+            }
+        );
+        // Empty file: straight to its end.
+        assert_eq!(
+            m.next_step(),
+            SendStep::End {
+                file: 1,
+                generation: 0
+            }
+        );
+        // File 2 was not accepted; waiting for confirmations.
+        assert_eq!(m.next_step(), SendStep::Wait);
+        m.on_file_done(1).unwrap();
+        assert_eq!(m.next_step(), SendStep::Wait);
+        m.on_file_done(0).unwrap();
+        assert_eq!(m.acked_total(), 250);
+        assert_eq!(m.next_step(), SendStep::Done);
+        assert_eq!(m.next_step(), SendStep::Wait);
+    }
+
+    #[test]
+    fn sender_resumes_at_offsets_and_rewinds_on_resend() {
+        let mut m = SendMachine::new(&[300], 1000, 100);
+        m.accept(&[acc(0, 150)]).unwrap();
+        assert_eq!(
+            m.next_step(),
+            SendStep::Chunk {
+                file: 0,
+                offset: 150,
+                len: 100,
+                generation: 0
+            }
+        );
+        assert_eq!(
+            m.next_step(),
+            SendStep::Chunk {
+                file: 0,
+                offset: 250,
+                len: 50,
+                generation: 0
+            }
+        );
+        assert_eq!(
+            m.next_step(),
+            SendStep::End {
+                file: 0,
+                generation: 0
+            }
+        );
+        assert_eq!(m.on_resend(0, 250).unwrap(), 1);
+        assert_eq!(
+            m.next_step(),
+            SendStep::Chunk {
+                file: 0,
+                offset: 250,
+                len: 50,
+                generation: 1
+            }
+        );
+        assert_eq!(
+            m.next_step(),
+            SendStep::End {
+                file: 0,
+                generation: 1
+            }
+        );
+        m.on_file_done(0).unwrap();
+        assert_eq!(m.next_step(), SendStep::Done);
+    }
+
+    #[test]
+    fn sender_pause_and_failures() {
+        let mut m = SendMachine::new(&[100, 100], 1000, 100);
+        m.accept(&[acc(0, 0), acc(1, 0)]).unwrap();
+        m.set_paused_remote(true);
+        assert_eq!(m.next_step(), SendStep::Wait);
+        m.set_paused_remote(false);
+        m.fail_file(0);
+        assert!(matches!(m.next_step(), SendStep::Chunk { file: 1, .. }));
+        assert!(matches!(m.next_step(), SendStep::End { file: 1, .. }));
+        m.on_file_done(1).unwrap();
+        assert!(m.all_finished());
+        assert_eq!(m.next_step(), SendStep::Done);
+    }
+
+    #[test]
+    fn sender_rejects_nonsense() {
+        let mut m = SendMachine::new(&[100], 1000, 100);
+        assert!(m.accept(&[acc(3, 0)]).is_err());
+        assert!(m.accept(&[acc(0, 101)]).is_err());
+        m.accept(&[acc(0, 0)]).unwrap();
+        assert!(m.on_ack(0, 50).is_err(), "ack beyond sent");
+        assert!(m.on_file_done(0).is_err(), "done before sent");
+        assert!(m.on_ack(1, 0).is_err());
+    }
+
+    #[test]
+    fn receiver_verifies_and_requests_resend() {
+        let mut r = RecvFile::new(300, 0);
+        assert_eq!(r.on_chunk(0, 100, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(
+            r.on_chunk(100, 100, false).unwrap(),
+            ChunkVerdict::Resend(100)
+        );
+        // The rest of the window, sent before the sender saw our request.
+        assert_eq!(r.on_chunk(200, 100, true).unwrap(), ChunkVerdict::Stale);
+        assert_eq!(r.on_end(true).unwrap(), EndVerdict::Stale);
+        assert_eq!(r.on_chunk(100, 100, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_chunk(0, 100, true).unwrap(), ChunkVerdict::Duplicate);
+        assert_eq!(r.on_chunk(200, 100, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_end(true).unwrap(), EndVerdict::Complete);
+        assert!(r.done);
+    }
+
+    #[test]
+    fn receiver_protocol_errors() {
+        let mut r = RecvFile::new(100, 0);
+        assert!(r.on_chunk(50, 10, true).is_err(), "gap without resend");
+        let mut r = RecvFile::new(100, 0);
+        assert!(r.on_chunk(0, 101, true).is_err(), "past the end");
+        assert!(r.on_chunk(0, 0, true).is_err(), "empty chunk");
+        assert!(r.on_end(true).is_err(), "end before data");
+        let mut r = RecvFile::new(10, 0);
+        for _ in 0..MAX_BAD_CHUNKS {
+            assert_eq!(r.on_chunk(0, 10, false).unwrap(), ChunkVerdict::Resend(0));
+        }
+        assert!(r.on_chunk(0, 10, false).is_err());
+    }
+
+    #[test]
+    fn receiver_restarts_once_on_whole_file_mismatch() {
+        let mut r = RecvFile::new(10, 0);
+        r.on_chunk(0, 10, true).unwrap();
+        assert_eq!(r.on_end(false).unwrap(), EndVerdict::Restart);
+        assert_eq!(r.expected, 0);
+        assert_eq!(r.on_chunk(0, 10, true).unwrap(), ChunkVerdict::Write);
+        assert!(r.on_end(false).is_err());
+        let mut r = RecvFile::new(0, 0);
+        assert_eq!(r.on_end(true).unwrap(), EndVerdict::Complete);
+    }
+}

@@ -1,0 +1,137 @@
+//! Moving files over a [`crate::link::Link`]: pure state machines (`machine`) and the async
+//! drivers that feed them (`sender`, `receiver`). Disk reads, writes and hashing run on
+//! dedicated threads behind bounded channels so they overlap with the network.
+
+pub mod machine;
+pub mod receiver;
+pub mod sender;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_proto::peer::{CHUNK_HEADER_LEN, MAX_CHUNK, MIN_CHUNK};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventSink};
+
+/// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
+/// interval, so a crash loses (and a resume re-sends) at most one window.
+pub const WINDOW: u64 = 8 * 1024 * 1024;
+/// The receiver acknowledges after this many written bytes (and at each file's end).
+pub const ACK_EVERY: u64 = 1024 * 1024;
+/// Reads (sender) or writes (receiver) queued to the disk thread.
+pub const PIPELINE: usize = 16;
+
+/// Largest chunk payload that fits the link's message size, within the protocol's bounds.
+pub fn chunk_size(max_message_size: usize) -> usize {
+    max_message_size
+        .saturating_sub(CHUNK_HEADER_LEN)
+        .clamp(MIN_CHUNK, MAX_CHUNK)
+}
+
+/// The user's levers on a running transfer. Cheap to clone; every clone controls the same
+/// transfer.
+#[derive(Clone, Debug)]
+pub struct TransferHandle {
+    cancel: CancellationToken,
+    pause: Arc<watch::Sender<bool>>,
+}
+
+impl Default for TransferHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TransferHandle {
+    pub fn new() -> Self {
+        Self {
+            cancel: CancellationToken::new(),
+            pause: Arc::new(watch::channel(false).0),
+        }
+    }
+    pub fn pause(&self) {
+        self.pause.send_replace(true);
+    }
+    pub fn resume(&self) {
+        self.pause.send_replace(false);
+    }
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+    pub fn cancelled_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+    pub fn pause_rx(&self) -> watch::Receiver<bool> {
+        self.pause.subscribe()
+    }
+}
+
+/// Rate/ETA bookkeeping and throttled progress events.
+pub(crate) struct Progress {
+    started: Instant,
+    base: u64,
+    total: u64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    pub fn new(base: u64, total: u64) -> Self {
+        Self {
+            started: Instant::now(),
+            base,
+            total,
+            last: None,
+        }
+    }
+
+    pub fn rate(&self, done: u64) -> u64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        if secs <= 0.0 {
+            return 0;
+        }
+        (done.saturating_sub(self.base) as f64 / secs) as u64
+    }
+
+    /// Emit a progress event unless one went out in the last 100 ms (`force` overrides).
+    pub fn emit(&mut self, ev: &EventSink, file: &str, done: u64, force: bool) {
+        let now = Instant::now();
+        if !force
+            && self
+                .last
+                .is_some_and(|l| now - l < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let rate = self.rate(done);
+        let eta = (rate > 0).then(|| self.total.saturating_sub(done) / rate);
+        ev.emit(Event::Progress {
+            file: file.to_string(),
+            bytes_done: done,
+            total: self.total,
+            rate_bps: rate,
+            eta_secs: eta,
+        });
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_respects_bounds() {
+        assert_eq!(chunk_size(64 * 1024), 64 * 1024 - CHUNK_HEADER_LEN);
+        assert_eq!(chunk_size(1024), MIN_CHUNK);
+        assert_eq!(chunk_size(10 << 20), MAX_CHUNK);
+    }
+}
