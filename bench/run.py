@@ -146,6 +146,8 @@ class Bench:
         return r
 
     def run_case(self, case: str, src: Path, tool_list: list[str]) -> None:
+        if not tool_list:
+            return
         for run in range(self.args.runs):
             order = tool_list[run % len(tool_list):] + tool_list[:run % len(tool_list)]
             for tool in order:
@@ -215,7 +217,9 @@ def reexec_isolated(argv: list[str]) -> int:
     ns = f"fbench-lo-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up", "multicast", "on"], check=True)
+        # webrtc's mDNS socket fails with ENODEV where no device carries multicast.
+        subprocess.run(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "lo"], check=True)
         cmd = ["ip", "netns", "exec", ns, sys.executable, str(Path(__file__).resolve())]
         cmd += list(argv) + ["--no-build", f"--in-netns={ns}"]
         return subprocess.run(cmd).returncode
