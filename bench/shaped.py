@@ -48,6 +48,8 @@ class Link:
             sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # webrtc's mDNS socket fails with ENODEV when no route covers multicast.
+            sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)
 
     def shape(self, mbit: int, rtt_ms: float, loss: float) -> bool:
         """Shapes both directions; returns whether the delay could be applied.
