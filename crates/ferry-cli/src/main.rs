@@ -1,1 +1,347 @@
-fn main() {}
+//! `ferry`: send and receive files device to device; history; a signaling server.
+
+mod output;
+mod serve;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
+use ferry_core::error::FerryError;
+use ferry_core::events::EventSink;
+use ferry_core::store::Store;
+use ferry_core::transfer::TransferHandle;
+use tokio::sync::mpsc;
+
+const EXIT_HELP: &str = "Exit codes:
+  0 success        1 io / other         2 usage
+  10 wrong-password  11 room-not-found  12 room-expired  13 room-full  14 room-locked
+  15 peer-gone       16 disk-full       17 permission-denied          18 source-changed
+  19 cancelled       20 integrity       21 protocol       22 declined  23 connect
+
+With --json, stdin lines `pause`, `resume` and `cancel` steer a running transfer.";
+
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about = "Send files of any size directly between devices", after_help = EXIT_HELP)]
+struct Cli {
+    /// Resume/history database (default: the OS data directory).
+    #[arg(long, env = "FERRY_DB", global = true)]
+    db: Option<PathBuf>,
+    /// Log verbosity on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct NetArgs {
+    /// Signaling server, ws://host:port/ws (or http://host:port).
+    #[arg(long, env = "FERRY_SERVER")]
+    server: Option<String>,
+    /// Local addresses for WebRTC to bind (repeatable; default all interfaces).
+    #[arg(long = "bind", env = "FERRY_BIND", value_delimiter = ',', hide = true)]
+    bind: Vec<String>,
+    /// Print one JSON event per line instead of progress bars.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Offer files and folders; prints a room, password, link and QR code, then waits.
+    Send {
+        paths: Vec<PathBuf>,
+        #[arg(long, env = "FERRY_PASSWORD")]
+        password: Option<String>,
+        /// Continue an earlier transfer by its id (see `ferry history`).
+        #[arg(long)]
+        resume: Option<String>,
+        /// Where the embedded signaling server listens when no --server is given.
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: String,
+        /// Keep waiting after a wrong password instead of exiting.
+        #[arg(long)]
+        keep_waiting: bool,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Receive from a room id or ferry:// link.
+    Receive {
+        ticket: String,
+        #[arg(long, env = "FERRY_PASSWORD")]
+        password: Option<String>,
+        /// Output folder.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Accept the offer without asking.
+        #[arg(long, short)]
+        yes: bool,
+        /// Replace existing files (default: land as "name (1).ext").
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Past and unfinished transfers.
+    History {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run the signaling server in this process.
+    Serve(serve::ServeArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(run(cli));
+    // Background tasks (embedded server, stdin reader) must not hold the exit.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> i32 {
+    match run_inner(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            1
+        }
+    }
+}
+
+fn open_store(db: &Option<PathBuf>) -> anyhow::Result<Store> {
+    let path = match db {
+        Some(p) => p.clone(),
+        None => Store::default_path()?,
+    };
+    Store::open(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+/// Accept `http://host:port` or `host:port` too: people paste what they see.
+fn ws_url(s: &str) -> String {
+    let s = s.trim_end_matches('/');
+    let base = if let Some(rest) = s.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = s.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if s.starts_with("ws://") || s.starts_with("wss://") {
+        s.to_string()
+    } else {
+        format!("ws://{s}")
+    };
+    if base.ends_with("/ws") {
+        base
+    } else {
+        format!("{base}/ws")
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// stdin `pause` / `resume` / `cancel` lines steer the transfer (scripts and tests).
+fn steer_from_stdin(handle: TransferHandle) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match line.trim() {
+                "pause" => handle.pause(),
+                "resume" => handle.resume(),
+                "cancel" => handle.cancel(),
+                _ => {}
+            }
+        }
+    });
+}
+
+fn cancel_on_ctrl_c(handle: TransferHandle) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            handle.cancel();
+        }
+    });
+}
+
+fn finish(r: Result<(), FerryError>, json: bool) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            if !json {
+                eprintln!("ferry: {e}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
+    match cli.cmd {
+        Cmd::Send {
+            paths,
+            password,
+            resume,
+            listen,
+            keep_waiting,
+            net,
+        } => {
+            if paths.is_empty() && resume.is_none() {
+                anyhow::bail!("nothing to send: give paths or --resume ID");
+            }
+            let store = open_store(&cli.db)?;
+            let mut embedded = None;
+            let server = match &net.server {
+                Some(s) => ws_url(s),
+                None => {
+                    let (srv, url) = serve::embedded(&listen).await?;
+                    if !net.json {
+                        println!(
+                            "Signaling server running at {url} (keep this running until the transfer is done)"
+                        );
+                    }
+                    embedded = Some(srv);
+                    url
+                }
+            };
+            let mut opts = SendOptions::new(server, store);
+            opts.password = password;
+            opts.resume = resume;
+            opts.stop_on_wrong_password = !keep_waiting;
+            opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
+            opts.corrupt_chunk = env_u64("FERRY_TEST_CORRUPT_CHUNK");
+            opts.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
+            let handle = TransferHandle::new();
+            cancel_on_ctrl_c(handle.clone());
+            if net.json {
+                steer_from_stdin(handle.clone());
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let printer = tokio::spawn(output::print_events(rx, net.json));
+            let r = api::send(opts, &paths, &handle, EventSink::new(tx)).await;
+            let _ = printer.await;
+            let r = r.and_then(|rep| match rep.failed.first() {
+                None => Ok(()),
+                Some((path, code)) => Err(failed_file(path, code)),
+            });
+            output::print_stats(net.json);
+            if let Some(s) = embedded {
+                s.shutdown().await;
+            }
+            Ok(finish(r, net.json))
+        }
+        Cmd::Receive {
+            ticket,
+            password,
+            out,
+            yes,
+            overwrite,
+            net,
+        } => {
+            let store = open_store(&cli.db)?;
+            let mut opts = ReceiveOptions::new(out, store);
+            opts.server = net.server.as_deref().map(ws_url);
+            opts.password = password;
+            opts.overwrite = overwrite;
+            opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
+            let handle = TransferHandle::new();
+            cancel_on_ctrl_c(handle.clone());
+            if net.json && yes {
+                steer_from_stdin(handle.clone());
+            }
+            let json = net.json;
+            let decide = move |offer: &api::Offer| {
+                if yes {
+                    return Decision::Accept;
+                }
+                if !std::io::stdin().is_terminal() && json {
+                    return Decision::Decline;
+                }
+                eprintln!("{}", output::describe_offer(offer));
+                eprint!("Accept? [y/N] ");
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                if matches!(line.trim(), "y" | "Y" | "yes") {
+                    Decision::Accept
+                } else {
+                    Decision::Decline
+                }
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let printer = tokio::spawn(output::print_events(rx, net.json));
+            let r = api::receive(opts, &ticket, decide, &handle, EventSink::new(tx)).await;
+            let _ = printer.await;
+            let r = r.and_then(|rep| match rep.failed.first() {
+                None => Ok(()),
+                Some((path, code)) => Err(failed_file(path, code)),
+            });
+            output::print_stats(net.json);
+            Ok(finish(r, net.json))
+        }
+        Cmd::History { json, limit } => {
+            let store = open_store(&cli.db)?;
+            output::print_history(&store.history(limit)?, json);
+            Ok(0)
+        }
+        Cmd::Serve(args) => {
+            serve::run(args).await?;
+            Ok(0)
+        }
+    }
+}
+
+/// A transfer that finished with some files refused ends with the first refusal's code.
+fn failed_file(path: &str, code: &str) -> FerryError {
+    let msg = path.to_string();
+    match code {
+        "source-changed" => FerryError::SourceChanged(msg),
+        "permission-denied" => FerryError::PermissionDenied(msg),
+        "disk-full" => FerryError::DiskFull(msg),
+        "integrity" => FerryError::Integrity(msg),
+        "protocol" => FerryError::Protocol(format!("refused unsafe name {msg}")),
+        _ => FerryError::Io(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_normalised() {
+        assert_eq!(ws_url("http://1.2.3.4:80"), "ws://1.2.3.4:80/ws");
+        assert_eq!(ws_url("ws://h:1/ws"), "ws://h:1/ws");
+        assert_eq!(ws_url("h:1"), "ws://h:1/ws");
+        assert_eq!(ws_url("https://x/"), "wss://x/ws");
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

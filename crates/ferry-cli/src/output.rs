@@ -1,0 +1,190 @@
+//! Showing events: JSON lines for scripts, text + progress bar + QR for people.
+
+use std::io::Write;
+
+use ferry_core::api::Offer;
+use ferry_core::events::Event;
+use ferry_core::store::TransferRow;
+use humansize::{DECIMAL, format_size};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
+    let mut bar: Option<ProgressBar> = None;
+    while let Some(e) = rx.recv().await {
+        if json {
+            if let Ok(line) = serde_json::to_string(&e) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            continue;
+        }
+        match e {
+            Event::RoomCreated {
+                room,
+                password,
+                link,
+                ..
+            } => {
+                println!("Room:     {room}");
+                println!("Password: {password}");
+                println!("Link:     {link}");
+                println!("On the other device: ferry receive '{link}'");
+                if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
+                    let qr = code
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .quiet_zone(true)
+                        .build();
+                    println!("{qr}");
+                }
+            }
+            Event::Waiting => println!("Waiting for the receiver..."),
+            Event::PeerJoined => println!("Receiver joined, checking the password..."),
+            Event::WrongPasswordAttempt { attempts_left } => match attempts_left {
+                Some(n) => println!("Someone tried a wrong password ({n} attempts left)"),
+                None => println!("Someone tried a wrong password"),
+            },
+            Event::Connected { path, kind } => {
+                println!(
+                    "Connected ({path}, {})",
+                    serde_json::to_string(&kind)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                )
+            }
+            Event::Verification { words } => println!("Verification: {words}"),
+            Event::Offer { files, total, .. } => {
+                println!("{} item(s), {}", files.len(), format_size(total, DECIMAL))
+            }
+            Event::Resuming { bytes_done, total } => println!(
+                "Resuming: {} of {} already there",
+                format_size(bytes_done, DECIMAL),
+                format_size(total, DECIMAL)
+            ),
+            Event::Progress {
+                file,
+                bytes_done,
+                total,
+                ..
+            } => {
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::new(total);
+                    if let Ok(style) = ProgressStyle::with_template(
+                        "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                    ) {
+                        b.set_style(style);
+                    }
+                    b
+                });
+                b.set_length(total);
+                b.set_position(bytes_done);
+                b.set_message(file);
+            }
+            Event::FileDone { path, .. } => {
+                let line = format!("done: {path}");
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => println!("{line}"),
+                }
+            }
+            Event::FileFailed {
+                path,
+                code,
+                message,
+            } => eprintln!("failed: {path} ({code}): {message}"),
+            Event::ChunkRejected { file, offset } => {
+                eprintln!("corrupt chunk in {file} at {offset}; fetched again")
+            }
+            Event::Paused => println!("Paused"),
+            Event::Resumed => println!("Resumed"),
+            Event::Reconnecting => println!("Link lost; reconnecting..."),
+            Event::Done { bytes, secs, .. } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
+                println!(
+                    "Done: {} in {secs:.1} s ({}/s)",
+                    format_size(bytes, DECIMAL),
+                    format_size(rate as u64, DECIMAL)
+                );
+            }
+            Event::Error { code, message } => {
+                if let Some(b) = bar.take() {
+                    b.abandon();
+                }
+                eprintln!("error ({code}): {message}");
+            }
+        }
+    }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), for benchmarks.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn print_stats(json: bool) {
+    if json && let Some(rss) = peak_rss_bytes() {
+        println!(r#"{{"event":"stats","peak_rss_bytes":{rss}}}"#);
+    }
+}
+
+pub fn describe_offer(o: &Offer) -> String {
+    let mut s = format!(
+        "Offer: {} item(s), {}",
+        o.files.len(),
+        format_size(o.total, DECIMAL)
+    );
+    for f in o.files.iter().take(20) {
+        s.push_str(&format!(
+            "\n  {}{}",
+            f.path,
+            if f.dir {
+                "/".to_string()
+            } else {
+                format!("  ({})", format_size(f.size, DECIMAL))
+            }
+        ));
+    }
+    if o.files.len() > 20 {
+        s.push_str(&format!("\n  ... and {} more", o.files.len() - 20));
+    }
+    if o.resumable > 0 {
+        s.push_str(&format!(
+            "\n{} already received earlier; will resume",
+            format_size(o.resumable, DECIMAL)
+        ));
+    }
+    s
+}
+
+pub fn print_history(rows: &[TransferRow], json: bool) {
+    for t in rows {
+        if json {
+            if let Ok(line) = serde_json::to_string(t) {
+                println!("{line}");
+            }
+        } else {
+            println!(
+                "{}  {:7}  {:9}  {:>10}/{:<10}  room {}{}",
+                t.id,
+                serde_json::to_string(&t.direction)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+                t.state,
+                format_size(t.done_bytes, DECIMAL),
+                format_size(t.total_bytes, DECIMAL),
+                t.room,
+                t.error
+                    .as_deref()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
