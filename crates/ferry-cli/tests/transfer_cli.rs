@@ -309,3 +309,62 @@ fn disk_full_is_reported_on_both_sides() {
     let err = &rcv.all("error")[0];
     assert_eq!(err["code"], "disk-full");
 }
+
+/// 1 GiB (or FERRY_BENCH_MB) end to end; prints throughput and both sides' peak RSS.
+/// Opt-in: `FERRY_HEAVY=1 cargo test --release -p ferry-cli --test transfer_cli heavy -- --nocapture`.
+#[test]
+fn heavy_transfer_throughput_and_memory() {
+    if std::env::var("FERRY_HEAVY").ok().as_deref() != Some("1") {
+        eprintln!("SKIP heavy_transfer_throughput_and_memory: set FERRY_HEAVY=1");
+        return;
+    }
+    let mb: usize = std::env::var("FERRY_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let s = Setup::new();
+    let f = s.path("src/heavy.bin");
+    {
+        // Written in pieces so the test itself stays small in memory.
+        use std::io::Write;
+        std::fs::create_dir_all(s.path("src")).unwrap();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&f).unwrap());
+        let piece = s.path("piece");
+        random_file(&piece, 8 * MB, 42);
+        let block = std::fs::read(&piece).unwrap();
+        for i in 0..mb.div_ceil(8) {
+            let mut b = block.clone();
+            b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            out.write_all(&b[..(mb * MB - i * 8 * MB).min(8 * MB)])
+                .unwrap();
+        }
+    }
+    let mut snd = s.sender(std::slice::from_ref(&f), "pw-heavy", &[]);
+    let (room, _) = room_of(&mut snd);
+    let out = s.path("out");
+    let mut rcv = s.receiver(&room, "pw-heavy", &out, &[]);
+    rcv.wait_event("connected", T);
+    let start = std::time::Instant::now();
+    let long = Duration::from_secs(600);
+    assert_eq!(rcv.finish(long), 0);
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(snd.finish(T), 0);
+    let rss = |p: &Peer| {
+        p.all("stats")
+            .first()
+            .and_then(|v| v["peak_rss_bytes"].as_u64())
+            .unwrap_or(0)
+    };
+    let bytes = (mb * MB) as f64;
+    println!(
+        "BENCH {mb} MiB: {secs:.2} s, {:.1} MB/s; peak RSS sender {:.1} MB, receiver {:.1} MB",
+        bytes / secs / 1e6,
+        rss(&snd) as f64 / 1e6,
+        rss(&rcv) as f64 / 1e6
+    );
+    assert_eq!(
+        rcv.all("file-done")[0]["hash"],
+        snd.all("file-done")[0]["hash"]
+    );
+    assert_eq!(hash(&out.join("heavy.bin")), hash(&f));
+}
