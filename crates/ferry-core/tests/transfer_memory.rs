@@ -382,3 +382,37 @@ async fn pause_stops_data_and_resume_finishes() {
     r.unwrap();
     assert_eq!(hash_file(&out.path().join("p.bin")), hash_file(&f));
 }
+
+/// Engine alone (no WebRTC): throughput of disk → hash → memory link → verify → disk.
+/// Opt-in: `FERRY_HEAVY=1 cargo test --release -p ferry-core --test transfer_memory heavy -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_engine_throughput_over_memory_link() {
+    if std::env::var("FERRY_HEAVY").ok().as_deref() != Some("1") {
+        eprintln!("SKIP heavy_engine_throughput_over_memory_link: set FERRY_HEAVY=1");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let f = src.path().join("h.bin");
+    let piece = data(8 * 1024 * 1024, 77);
+    {
+        use std::io::Write;
+        let mut w = std::fs::File::create(&f).unwrap();
+        for _ in 0..64 {
+            w.write_all(&piece).unwrap();
+        }
+    }
+    let (job, rjob) = jobs(
+        std::slice::from_ref(&f),
+        out.path(),
+        &src.path().join("r.db"),
+    );
+    let t = std::time::Instant::now();
+    let r = run_once(&job, &rjob, 64 * 1024).await;
+    r.recv.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "ENGINE 512 MiB over a memory link: {secs:.2} s, {:.0} MB/s",
+        512.0 * 1048576.0 / secs / 1e6
+    );
+}
