@@ -224,9 +224,14 @@ impl RoomKeys {
     /// Check the peer's `hello` MAC. From the peer's point of view its local fingerprint is
     /// the one we see on the wire (`remote_fp`) and its remote fingerprint is ours.
     pub fn verify_fingerprint_mac(&self, local_fp: &str, remote_fp: &str, mac: &[u8]) -> bool {
-        fp_mac(&self.fingerprint_mac, self.role.other(), remote_fp, local_fp)
-            .verify_slice(mac)
-            .is_ok()
+        fp_mac(
+            &self.fingerprint_mac,
+            self.role.other(),
+            remote_fp,
+            local_fp,
+        )
+        .verify_slice(mac)
+        .is_ok()
     }
 
     /// A short code both users can compare: 9 digits in groups of three. Equal on both sides
@@ -324,7 +329,11 @@ impl Sealer {
         B64.encode(out)
     }
 
-    pub fn open(&mut self, kind: SealKind, payload: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    pub fn open(
+        &mut self,
+        kind: SealKind,
+        payload: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let raw = B64.decode(payload).map_err(|_| CryptoError::Malformed)?;
         if raw.len() < CTR_LEN + NONCE_LEN + 16 {
             return Err(CryptoError::Malformed);
@@ -430,15 +439,24 @@ mod tests {
         assert_eq!(&gs.open(SealKind::Offer, &offer).unwrap()[..], b"v=0 sdp");
 
         // Any flipped bit is rejected.
-        let ice = hs.seal(SealKind::Ice, b"candidate:1 1 udp 1 127.0.0.1 5000 typ host");
+        let ice = hs.seal(
+            SealKind::Ice,
+            b"candidate:1 1 udp 1 127.0.0.1 5000 typ host",
+        );
         let mut raw = B64.decode(&ice).unwrap();
         for i in [0usize, 9, raw.len() - 1] {
             raw[i] ^= 1;
-            assert!(gs.open(SealKind::Ice, &B64.encode(&raw)).is_err(), "bit at {i}");
+            assert!(
+                gs.open(SealKind::Ice, &B64.encode(&raw)).is_err(),
+                "bit at {i}"
+            );
             raw[i] ^= 1;
         }
         // Wrong kind (server swapping message types) and reflection back to the sender fail.
-        assert_eq!(gs.open(SealKind::Answer, &ice), Err(CryptoError::Unauthentic));
+        assert_eq!(
+            gs.open(SealKind::Answer, &ice),
+            Err(CryptoError::Unauthentic)
+        );
         assert_eq!(hs.open(SealKind::Ice, &ice), Err(CryptoError::Unauthentic));
         // The untouched message opens; a replay of it does not.
         gs.open(SealKind::Ice, &ice).unwrap();
@@ -462,7 +480,10 @@ mod tests {
         let (h, _) = run("pw", "pw", room());
         let mut s = h.sealer();
         let nonces: std::collections::HashSet<Vec<u8>> = (0..5000)
-            .map(|_| B64.decode(s.seal(SealKind::Ice, b"x")).unwrap()[CTR_LEN..CTR_LEN + NONCE_LEN].to_vec())
+            .map(|_| {
+                B64.decode(s.seal(SealKind::Ice, b"x")).unwrap()[CTR_LEN..CTR_LEN + NONCE_LEN]
+                    .to_vec()
+            })
             .collect();
         assert_eq!(nonces.len(), 5000);
     }

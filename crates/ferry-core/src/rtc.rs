@@ -101,7 +101,11 @@ pub async fn new_peer(
         .iter()
         .any(|a| a.starts_with("127.") || a.starts_with("[::1]"));
     let mut se = SettingEngineBuilder::new()
-        .with_sctp_max_message_size(::rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize::Bounded(max_msg))
+        .with_sctp_max_message_size(
+            ::rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize::Bounded(
+                max_msg,
+            ),
+        )
         // The window must hold at least one whole message for reassembly.
         .with_sctp_max_receive_buffer_size(tuning.sctp_receive_buffer.max(max_msg as usize) as u32)
         .with_include_loopback_candidate(loopback);
@@ -133,7 +137,9 @@ pub async fn new_peer(
 }
 
 /// The offerer's channel: reliable and ordered.
-pub async fn create_channel(pc: &Arc<dyn PeerConnection>) -> Result<Arc<dyn DataChannel>, RtcError> {
+pub async fn create_channel(
+    pc: &Arc<dyn PeerConnection>,
+) -> Result<Arc<dyn DataChannel>, RtcError> {
     let init = RTCDataChannelInit {
         ordered: true,
         ..Default::default()
@@ -178,7 +184,9 @@ pub async fn remote_sdp_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<Stri
 pub async fn remote_cert_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     let sctp = pc.sctp().await?;
     let certs = sctp.transport().get_remote_certificates().await.ok()?;
-    certs.first().map(|der| crate::crypto::cert_fingerprint(der))
+    certs
+        .first()
+        .map(|der| crate::crypto::cert_fingerprint(der))
 }
 
 fn kind(t: RTCIceCandidateType) -> PathKind {
@@ -192,7 +200,9 @@ fn kind(t: RTCIceCandidateType) -> PathKind {
 }
 
 /// Type of the selected candidate pair (the "least direct" of its two ends) and its addresses.
-pub async fn selected_path(pc: &Arc<dyn PeerConnection>) -> (PathKind, Option<String>, Option<String>) {
+pub async fn selected_path(
+    pc: &Arc<dyn PeerConnection>,
+) -> (PathKind, Option<String>, Option<String>) {
     let Some(sctp) = pc.sctp().await else {
         return (PathKind::Unknown, None, None);
     };
@@ -224,7 +234,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Turn an open data channel into a [`Link`]. The connection lives while either half of the
 /// Link does; `rx` yields `None` once the channel or connection closes or fails.
-pub fn spawn_link(peer: Peer, dc: Arc<dyn DataChannel>, tuning: &RtcTuning, info: LinkInfo) -> Link {
+pub fn spawn_link(
+    peer: Peer,
+    dc: Arc<dyn DataChannel>,
+    tuning: &RtcTuning,
+    info: LinkInfo,
+) -> Link {
     let cap = tuning.link_capacity.max(1);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(cap);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(cap);

@@ -134,10 +134,11 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let err = SignalClient::connect(&format!("ws://127.0.0.1:{port}/ws"), Duration::from_secs(2))
-            .await
-            .err()
-            .unwrap();
+        let err =
+            SignalClient::connect(&format!("ws://127.0.0.1:{port}/ws"), Duration::from_secs(2))
+                .await
+                .err()
+                .unwrap();
         assert!(matches!(err, SignalError::Connect(_)), "{err:?}");
     }
 }

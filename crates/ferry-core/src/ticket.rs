@@ -120,7 +120,10 @@ mod tests {
             password: Some(Password::new("gladly-wildly-brave otter#%")),
         };
         let url = t.to_url();
-        assert!(url.starts_with("ferry://join/ABCDE-FGHJK?server=wss%3A%2F%2F"), "{url}");
+        assert!(
+            url.starts_with("ferry://join/ABCDE-FGHJK?server=wss%3A%2F%2F"),
+            "{url}"
+        );
         let (before, frag) = url.split_once('#').unwrap();
         assert!(!before.contains("otter"));
         assert!(frag.contains("otter"));

@@ -91,11 +91,15 @@ pub struct RoomTicket {
 pub enum SessionEvent {
     PeerJoined,
     /// A guest tried a wrong password; the room locks when `attempts_left` reaches 0.
-    WrongPassword { attempts_left: u32 },
+    WrongPassword {
+        attempts_left: u32,
+    },
     PeerLeft,
     /// Passwords matched; WebRTC is being set up.
     Connecting,
-    Connected { path: PathKind },
+    Connected {
+        path: PathKind,
+    },
 }
 
 /// The result of connecting.

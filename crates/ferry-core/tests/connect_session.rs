@@ -1,0 +1,308 @@
+//! Host and guest connect through a real `ferry-signal` on an ephemeral loopback port, over
+//! real WebRTC on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferry_core::link::PathKind;
+use ferry_core::{ConnectConfig, ConnectError, HostRoom, Password, SessionEvent, join};
+use tokio::sync::mpsc;
+
+async fn server() -> ferry_signal::RunningServer {
+    let cfg = ferry_signal::Config {
+        rate_limit: ferry_signal::RateLimit {
+            per_second: 1000,
+            burst: 1000,
+        },
+        ..Default::default()
+    };
+    ferry_signal::spawn(cfg).await.expect("signaling server")
+}
+
+fn cfg(url: &str) -> ConnectConfig {
+    let mut c = ConnectConfig::new(url);
+    c.bind_addrs = vec!["127.0.0.1:0".into()];
+    c.connect_timeout = Duration::from_secs(15);
+    c
+}
+
+async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .expect("timed out")
+}
+
+/// Both directions carry frames intact and in order.
+async fn exchange(a: &mut ferry_core::link::Link, b: &mut ferry_core::link::Link, n: usize) {
+    for i in 0..n {
+        let f = Bytes::from(vec![i as u8; 1000 + i]);
+        a.tx.send(f.clone()).await.unwrap();
+        assert_eq!(within(10, b.rx.recv()).await.unwrap(), f);
+        b.tx.send(f.clone()).await.unwrap();
+        assert_eq!(within(10, a.rx.recv()).await.unwrap(), f);
+    }
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<SessionEvent>) -> Vec<SessionEvent> {
+    let mut v = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        v.push(e);
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_guest_connect_and_exchange_frames() {
+    let srv = server().await;
+    let pw = Password::generate();
+    let mut host = HostRoom::create(cfg(&srv.ws_url()), pw.clone())
+        .await
+        .unwrap();
+    let room = host.ticket().room;
+    assert!(!host.ticket().host_token.is_empty());
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let (h, g) = within(30, async {
+        tokio::join!(
+            host.accept(&etx),
+            join(cfg(&srv.ws_url()), room, pw.clone())
+        )
+    })
+    .await;
+    let (mut h, mut g) = (h.unwrap(), g.unwrap());
+    assert_eq!(h.verification, g.verification);
+    assert_eq!(h.link.info.path, PathKind::Host);
+    assert_eq!(g.link.info.path, PathKind::Host);
+    assert_eq!(h.link.info.max_message_size, 64 * 1024);
+    assert!(
+        h.link
+            .info
+            .remote_addr
+            .as_deref()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let evs = drain(&mut erx);
+    assert_eq!(evs.first(), Some(&SessionEvent::PeerJoined), "{evs:?}");
+    assert!(evs.contains(&SessionEvent::Connecting), "{evs:?}");
+    assert!(
+        evs.contains(&SessionEvent::Connected {
+            path: PathKind::Host
+        }),
+        "{evs:?}"
+    );
+    exchange(&mut h.link, &mut g.link, 50).await;
+    // A maximum-size frame passes.
+    let big = Bytes::from(vec![7u8; h.link.info.max_message_size]);
+    h.link.tx.send(big.clone()).await.unwrap();
+    assert_eq!(within(10, g.link.rx.recv()).await.unwrap(), big);
+
+    // Dropping one side ends the other's rx.
+    drop(h.link);
+    assert!(within(20, g.link.rx.recv()).await.is_none());
+    host.close().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_fails_fast_on_both_sides_and_host_keeps_waiting() {
+    let srv = server().await;
+    let pw = Password::new("gladly-wildly-brave-otter");
+    let mut host = HostRoom::create(cfg(&srv.ws_url()), pw.clone())
+        .await
+        .unwrap();
+    let room = host.ticket().room;
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let url = srv.ws_url();
+    let accept = tokio::spawn(async move {
+        let r = host.accept(&etx).await;
+        (host, r)
+    });
+
+    let t0 = Instant::now();
+    let err = join(cfg(&url), room, Password::new("gladly-wildly-brave-otters"))
+        .await
+        .unwrap_err();
+    let took = t0.elapsed();
+    assert!(matches!(err, ConnectError::WrongPassword), "{err:?}");
+    assert_eq!(err.code(), "wrong-password");
+    assert!(took < Duration::from_secs(2), "guest took {took:?}");
+
+    // The host saw it, reported it, and is still waiting.
+    let ev = within(2, async {
+        loop {
+            match erx.recv().await {
+                Some(SessionEvent::WrongPassword { attempts_left }) => break attempts_left,
+                Some(_) => continue,
+                None => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(ev, 2);
+    assert!(!accept.is_finished());
+
+    // The right guest still gets in.
+    let g = within(30, join(cfg(&url), room, pw)).await.unwrap();
+    let (host, h) = within(30, accept).await.unwrap();
+    let (mut h, mut g) = (h.unwrap(), g);
+    exchange(&mut h.link, &mut g.link, 3).await;
+    host.close().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_locks_after_repeated_wrong_passwords() {
+    let srv = server().await;
+    let mut host = HostRoom::create(cfg(&srv.ws_url()), Password::new("right"))
+        .await
+        .unwrap();
+    let room = host.ticket().room;
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let url = srv.ws_url();
+    let accept = tokio::spawn(async move { host.accept(&etx).await });
+    for _ in 0..3 {
+        let e = join(cfg(&url), room, Password::new("wrong"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ConnectError::WrongPassword), "{e:?}");
+    }
+    let r = within(10, accept).await.unwrap();
+    assert!(matches!(r, Err(ConnectError::RoomLocked)), "{:?}", r.err());
+    let e = join(cfg(&url), room, Password::new("right"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "room-locked");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_room_is_room_not_found() {
+    let srv = server().await;
+    let e = join(
+        cfg(&srv.ws_url()),
+        ferry_proto::RoomId::random(),
+        Password::new("x"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ConnectError::RoomNotFound), "{e:?}");
+    assert_eq!(e.code(), "room-not-found");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_survives_the_server_going_away_and_host_accepts_again() {
+    let srv = server().await;
+    let url = srv.ws_url();
+    let pw = Password::generate();
+    let mut host = HostRoom::create(cfg(&url), pw.clone()).await.unwrap();
+    let room = host.ticket().room;
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let (h, g) = within(30, async {
+        tokio::join!(host.accept(&etx), join(cfg(&url), room, pw.clone()))
+    })
+    .await;
+    let (mut h, mut g) = (h.unwrap(), g.unwrap());
+
+    // A second guest (resume after a dropped link) while the first link is still up.
+    let (h2, g2) = within(30, async {
+        tokio::join!(host.accept(&etx), join(cfg(&url), room, pw.clone()))
+    })
+    .await;
+    let (mut h2, mut g2) = (h2.unwrap(), g2.unwrap());
+    exchange(&mut h2.link, &mut g2.link, 3).await;
+    drop((h2, g2));
+
+    srv.shutdown().await;
+    exchange(&mut h.link, &mut g.link, 20).await;
+    let payload = Bytes::from(vec![1u8; 60_000]);
+    for _ in 0..50 {
+        h.link.tx.send(payload.clone()).await.unwrap();
+    }
+    for _ in 0..50 {
+        assert_eq!(within(10, g.link.rx.recv()).await.unwrap().len(), 60_000);
+    }
+}
+
+// Known gap: with the receiver not reading, more than 600 × 64 KiB were accepted on loopback,
+// so the receive side is not yet bounded (webrtc's driver keeps acknowledging SCTP data while
+// the in-pump is parked). Run with `--ignored` while fixing it.
+#[ignore = "receive-side backpressure not yet bounded; see comment"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_control_bounds_what_a_stalled_receiver_can_be_sent() {
+    let srv = server().await;
+    let url = srv.ws_url();
+    let pw = Password::generate();
+    let mut host = HostRoom::create(cfg(&url), pw.clone()).await.unwrap();
+    let room = host.ticket().room;
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let (h, g) = within(30, async {
+        tokio::join!(host.accept(&etx), join(cfg(&url), room, pw.clone()))
+    })
+    .await;
+    let (h, mut g) = (h.unwrap(), g.unwrap());
+    let frame = Bytes::from(vec![3u8; 64 * 1024]);
+    // The guest does not read: sends must start blocking after a bounded amount.
+    let mut sent = 0usize;
+    while let Ok(r) =
+        tokio::time::timeout(Duration::from_millis(1500), h.link.tx.send(frame.clone())).await
+    {
+        r.unwrap();
+        sent += 1;
+        assert!(sent < 600, "no backpressure after {sent} frames");
+    }
+    // Bound: both Link queues (64 frames each), webrtc's per-channel event queue (256
+    // messages), the send buffer limit and the SCTP window (1 MiB each): about 420 frames.
+    assert!(sent >= 64, "only {sent} frames before blocking");
+    // Everything sent arrives once the receiver reads.
+    for _ in 0..sent {
+        assert_eq!(
+            within(10, g.link.rx.recv()).await.unwrap().len(),
+            frame.len()
+        );
+    }
+    srv.shutdown().await;
+}
+
+/// Throughput over a connected link on loopback; `FERRY_LINK_MB` (default 32) sets the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_throughput() {
+    let mb: usize = std::env::var("FERRY_LINK_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let srv = server().await;
+    let url = srv.ws_url();
+    let pw = Password::generate();
+    let mut host = HostRoom::create(cfg(&url), pw.clone()).await.unwrap();
+    let room = host.ticket().room;
+    let (etx, _erx) = mpsc::unbounded_channel();
+    let (h, g) = within(30, async {
+        tokio::join!(host.accept(&etx), join(cfg(&url), room, pw.clone()))
+    })
+    .await;
+    let (h, mut g) = (h.unwrap(), g.unwrap());
+    let size = h.link.info.max_message_size;
+    let frames = mb * 1024 * 1024 / size;
+    let frame = Bytes::from(vec![5u8; size]);
+    let t0 = Instant::now();
+    let tx = h.link.tx.clone();
+    let sender = tokio::spawn(async move {
+        for _ in 0..frames {
+            tx.send(frame.clone()).await.unwrap();
+        }
+    });
+    let mut got = 0usize;
+    for _ in 0..frames {
+        got += within(30, g.link.rx.recv()).await.unwrap().len();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    sender.await.unwrap();
+    assert_eq!(got, frames * size);
+    println!(
+        "link throughput: {frames} frames of {size} B in {secs:.2} s = {:.0} frames/s, {:.1} MB/s",
+        frames as f64 / secs,
+        got as f64 / secs / 1e6
+    );
+    srv.shutdown().await;
+}
