@@ -207,6 +207,14 @@ def markdown(rows: list[dict], skipped: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def shown_command(argv: list[str]) -> str:
+    """The command as the user typed it, without what the namespace re-exec appended."""
+    args = [a for a in argv if not a.startswith("--in-netns")]
+    if len(args) < len(argv) and args and args[-1] == "--no-build":
+        args = args[:-1]
+    return " ".join(["python3 bench/run.py"] + args)
+
+
 def reexec_isolated(argv: list[str]) -> int:
     """Runs this harness again inside a fresh network namespace that has only `lo`.
 
@@ -308,7 +316,7 @@ def main(argv=None) -> int:
                 "magic-wormhole": version_of([str(b.venv / "bin" / "wormhole"), "--version"]),
                 "sendme": version_of([str(tools.sendme_bin() or "sendme"), "--version"])}
     doc = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-           "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+           "command": shown_command(argv if argv is not None else sys.argv[1:]),
            "machine": machine(), "versions": versions, "size": size, "runs": args.runs,
            "summary": rows, "shaped": shaped_rows, "skipped": b.skipped, "results": b.results,
            "markdown": table}
