@@ -251,6 +251,9 @@ impl HostRoom {
                     tracing::debug!("while reporting a failed handshake: {e}");
                 }
                 Ok(ServerMsg::RoomExpired { .. }) => return Err(ConnectError::RoomExpired),
+                // A next guest may already be knocking; remember it rather than swallow it.
+                Ok(ServerMsg::PeerJoined { role: Role::Guest }) => self.guest_present = true,
+                Ok(ServerMsg::PeerLeft { .. }) => self.guest_present = false,
                 // Relays still in flight from the rejected guest.
                 Ok(_) => {}
                 Err(e) => {
