@@ -123,6 +123,19 @@ pub struct ReceiveReport {
 
 fn connect_config(server: &str, bind: &Option<Vec<String>>) -> ConnectConfig {
     let mut cfg = ConnectConfig::new(server);
+    // Benchmark knobs (docs/BENCHMARKS.md): both peers must agree on the message size.
+    if let Some(v) = std::env::var("FERRY_MAX_MESSAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.tuning.max_message_size = v;
+    }
+    if let Some(v) = std::env::var("FERRY_SCTP_RWND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.tuning.sctp_receive_buffer = v;
+    }
     if let Some(b) = bind {
         cfg.bind_addrs = b.clone();
     }
