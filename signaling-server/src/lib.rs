@@ -32,3 +32,18 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
+
+/// The log filter the binary uses: `FERRY_SIGNAL_LOG` (EnvFilter syntax) or `default`.
+///
+/// The WebSocket library is capped at `info` whatever the operator asks for: its trace and
+/// debug lines print whole frames, which would put relayed payloads in the log.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let mut f = tracing_subscriber::EnvFilter::try_from_env("FERRY_SIGNAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for cap in ["tungstenite=info", "tokio_tungstenite=info"] {
+        if let Ok(d) = cap.parse() {
+            f = f.add_directive(d);
+        }
+    }
+    f
+}

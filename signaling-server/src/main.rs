@@ -164,9 +164,10 @@ impl RunArgs {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_SIGNAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs on stderr; stdout carries only the "listening on" line scripts read.
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(ferry_signal::log_filter("info"))
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Pretty => b.init(),
