@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import Proc, free_port, json_lines, same_tree, spawn, tree_size, wait_port
 
-TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "900"))
+TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "600"))
 
 
 class Skip(Exception):
