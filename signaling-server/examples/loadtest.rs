@@ -40,6 +40,22 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|p| p.parent())
         .map(|p| p.join("ferry-signal"))
         .ok_or_else(|| anyhow::anyhow!("cannot locate the ferry-signal binary"))?;
+    {
+        // `cargo run --example` builds only the example; build (or refresh) the server binary.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "ferry-signal",
+                "--bin",
+                "ferry-signal",
+            ])
+            .status()?
+            .success();
+        anyhow::ensure!(ok && bin.exists(), "could not build {}", bin.display());
+    }
     let mut child = Command::new(&bin)
         .args([
             "--listen",

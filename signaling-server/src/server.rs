@@ -117,7 +117,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
             st.sweep().await;
             n += 1;
             // Rate-limit keys of quiet addresses are dropped now and then to bound memory.
-            if n % 240 == 0 {
+            if n.is_multiple_of(240) {
                 st.0.limiter.retain_recent();
             }
         }

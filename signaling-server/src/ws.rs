@@ -41,8 +41,12 @@ pub(crate) async fn handler(
     let ip = client_ip(state.config(), addr, &headers);
     let max = state.config().max_frame_bytes;
     let tracker = state.0.tracker.clone();
+    // tungstenite's 128 KiB default buffers would dominate memory at thousands of sockets
+    // (measured: 362 MB peak for 1,000 clients); signaling frames are small.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| tracker.track_future(run(state, socket, ip)))
 }
 
