@@ -77,7 +77,8 @@ async function test(name, fn) {
 
 async function withApp(fn) {
   const wd = new WebDriver(WD);
-  await wd.start({ "tauri:options": { application: APP } });
+  // What tauri-driver turns `tauri:options` into on Linux; works with or without it.
+  await wd.start({ "webkitgtk:browserOptions": { binary: APP, args: [] } });
   try {
     await wd.waitFor("the app UI", () => wd.text("#screen-title"), 30_000);
     await fn(wd);

@@ -1,0 +1,371 @@
+//! The only place that knows `ferry-core`'s API: start transfers, hold their handles,
+//! read the history. Commands stay thin by going through here.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, mpsc as std_mpsc};
+use std::time::Duration;
+
+use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
+use ferry_core::error::FerryError;
+use ferry_core::events::{Event, EventSink};
+use ferry_core::store::{Direction, Store};
+use ferry_core::transfer::TransferHandle;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::commands::CmdError;
+use crate::settings::Settings;
+
+/// How long an offer waits for the user before it is declined.
+const DECIDE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// One row of the History screen (shape mirrored in `ui/src/ipc.ts`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub transfer_id: String,
+    pub direction: Direction,
+    pub name: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub bytes_done: u64,
+    pub peer: Option<String>,
+    pub state: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub secs: Option<f64>,
+    pub resumable: bool,
+    /// Receive side: the folder it went to (a resume must use the same one).
+    pub out_dir: Option<String>,
+}
+
+/// A transfer the UI can steer.
+pub struct Running {
+    handle: TransferHandle,
+    /// Receive side: answers the offer (dropping it declines).
+    decide: Option<std_mpsc::SyncSender<Decision>>,
+}
+
+impl Running {
+    pub fn accept(&mut self) -> Result<(), CmdError> {
+        let tx = self
+            .decide
+            .take()
+            .ok_or_else(|| CmdError::new("no-offer", "There is no offer to accept."))?;
+        tx.send(Decision::Accept)
+            .map_err(|_| CmdError::new("no-offer", "The offer is no longer open."))
+    }
+    pub fn pause(&mut self) {
+        self.handle.pause();
+    }
+    pub fn resume(&mut self) {
+        self.handle.resume();
+    }
+    pub fn cancel(&mut self) {
+        if let Some(tx) = self.decide.take() {
+            let _ = tx.send(Decision::Decline);
+        }
+        self.handle.cancel();
+    }
+}
+
+pub struct Engine {
+    store: Mutex<Option<Store>>,
+    embedded: tokio::sync::OnceCell<crate::signal::Embedded>,
+}
+
+/// WebRTC UDP binds: `FERRY_BIND` (comma-separated, tests use `127.0.0.1:0`), else all.
+fn bind_addrs() -> Option<Vec<String>> {
+    std::env::var("FERRY_BIND").ok().map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+/// The engine reports its own failures as `error` events; a command only fails for what
+/// happens before the transfer starts.
+fn run_detached<F>(fut: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tauri::async_runtime::spawn(fut);
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self {
+            store: Mutex::new(None),
+            embedded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The history/resume store shared with the CLI (`FERRY_DB` overrides its path).
+    fn store(&self) -> Result<Store, FerryError> {
+        let mut g = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = g.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Store::open(&Store::default_path()?)?;
+        *g = Some(s.clone());
+        Ok(s)
+    }
+
+    pub async fn signal_url(&self, settings: &Settings) -> Result<String, CmdError> {
+        let url = settings.server_url.trim();
+        if !url.is_empty() {
+            return Ok(url.to_string());
+        }
+        let embedded = self
+            .embedded
+            .get_or_try_init(crate::signal::start)
+            .await
+            .map_err(|e| CmdError::new("server-unreachable", format!("built-in server: {e}")))?;
+        Ok(embedded.url().to_string())
+    }
+
+    pub async fn send(
+        &self,
+        settings: &Settings,
+        paths: Vec<PathBuf>,
+        password: Option<String>,
+        resume: Option<String>,
+        events: UnboundedSender<Event>,
+    ) -> Result<Running, CmdError> {
+        let mut opts = SendOptions::new(self.signal_url(settings).await?, self.store()?);
+        opts.password = password;
+        opts.resume = resume;
+        opts.bind_addrs = bind_addrs();
+        // The app keeps the room open after a wrong guess and shows a notice instead.
+        opts.stop_on_wrong_password = false;
+        let handle = TransferHandle::new();
+        let h = handle.clone();
+        run_detached(async move {
+            if let Err(e) = api::send(opts, &paths, &h, EventSink::new(events)).await {
+                tracing::info!("send ended: {e}");
+            }
+        });
+        Ok(Running {
+            handle,
+            decide: None,
+        })
+    }
+
+    pub async fn receive(
+        &self,
+        settings: &Settings,
+        ticket: String,
+        password: String,
+        server: Option<String>,
+        out_dir: PathBuf,
+        events: UnboundedSender<Event>,
+    ) -> Result<Running, CmdError> {
+        let mut opts = ReceiveOptions::new(out_dir, self.store()?);
+        opts.server = Some(match server.filter(|s| !s.trim().is_empty()) {
+            Some(s) => s,
+            None => self.signal_url(settings).await?,
+        });
+        opts.password = Some(password);
+        opts.bind_addrs = bind_addrs();
+        let handle = TransferHandle::new();
+        let (tx, rx) = std_mpsc::sync_channel::<Decision>(1);
+        // The engine asks synchronously; the answer comes from the UI's Accept button. The
+        // wait leaves the runtime's other tasks running (block_in_place).
+        let decide = move |_: &api::Offer| {
+            tokio::task::block_in_place(|| {
+                rx.recv_timeout(DECIDE_TIMEOUT).unwrap_or(Decision::Decline)
+            })
+        };
+        let h = handle.clone();
+        run_detached(async move {
+            if let Err(e) = api::receive(opts, &ticket, decide, &h, EventSink::new(events)).await {
+                tracing::info!("receive ended: {e}");
+            }
+        });
+        Ok(Running {
+            handle,
+            decide: Some(tx),
+        })
+    }
+
+    pub fn history(&self) -> Result<Vec<HistoryEntry>, FerryError> {
+        let store = self.store()?;
+        let rows = store.history(200)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for t in rows {
+            let files = store.transfer(&t.id)?.map(|(_, f)| f).unwrap_or_default();
+            let real: Vec<_> = files.iter().filter(|f| !f.is_dir).collect();
+            let name = real
+                .first()
+                .map(|f| f.path.clone())
+                .or_else(|| files.first().map(|f| f.path.clone()))
+                .unwrap_or_else(|| t.id.chars().take(8).collect());
+            let finished = matches!(t.state.as_str(), "done" | "failed" | "cancelled");
+            out.push(HistoryEntry {
+                resumable: t.state != "done" && t.done_bytes < t.total_bytes,
+                transfer_id: t.id,
+                direction: t.direction,
+                name,
+                files: real.len().max(1),
+                bytes: t.total_bytes,
+                bytes_done: t.done_bytes,
+                peer: Some(t.peer).filter(|p| !p.is_empty()),
+                state: t.state,
+                started_at: t.created_at,
+                finished_at: finished.then_some(t.updated_at),
+                secs: finished.then(|| (t.updated_at - t.created_at).max(0) as f64),
+                out_dir: Some(t.out_dir).filter(|d| !d.is_empty()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    async fn next_matching(
+        rx: &mut UnboundedReceiver<Event>,
+        what: &str,
+        mut f: impl FnMut(&Event) -> bool,
+    ) -> Event {
+        let wait = async {
+            while let Some(e) = rx.recv().await {
+                if f(&e) {
+                    return Some(e);
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(Duration::from_secs(60), wait).await {
+            Ok(Some(e)) => e,
+            other => panic!("no {what} event: {other:?}"),
+        }
+    }
+
+    fn loopback_env(dir: &std::path::Path) {
+        // SAFETY: every test in this binary sets these to the same values.
+        unsafe {
+            std::env::set_var("FERRY_SIGNAL_BIND", "127.0.0.1:0");
+            std::env::set_var("FERRY_BIND", "127.0.0.1:0");
+            std::env::set_var("FERRY_DB", dir.join("ferry.db"));
+        }
+    }
+
+    /// The adapter end to end: the built-in server, a send, a wrong password that keeps the
+    /// room open, a receive that waits for Accept, the bytes on disk, and the history.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_wrong_password_then_receive_through_the_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        loopback_env(dir.path());
+        let engine = Engine::new();
+        let settings = Settings::default();
+        let src = dir.path().join("notes.bin");
+        let data: Vec<u8> = (0..700_001u32).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+
+        let (tx, mut send_ev) = unbounded_channel();
+        let _sending = engine
+            .send(&settings, vec![src.clone()], None, None, tx)
+            .await
+            .unwrap();
+        let Event::RoomCreated {
+            room,
+            password,
+            server,
+            ..
+        } = next_matching(&mut send_ev, "room-created", |e| {
+            matches!(e, Event::RoomCreated { .. })
+        })
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(server, engine.signal_url(&settings).await.unwrap());
+
+        let out = dir.path().join("out");
+        let (tx, mut bad_ev) = unbounded_channel();
+        let _bad = engine
+            .receive(
+                &settings,
+                room.clone(),
+                format!("{password}x"),
+                None,
+                out.clone(),
+                tx,
+            )
+            .await
+            .unwrap();
+        let err = next_matching(&mut bad_ev, "error", |e| matches!(e, Event::Error { .. })).await;
+        assert!(
+            matches!(&err, Event::Error { code, .. } if code == "wrong-password"),
+            "{err:?}"
+        );
+        next_matching(&mut send_ev, "wrong-password-attempt", |e| {
+            matches!(e, Event::WrongPasswordAttempt { .. })
+        })
+        .await;
+
+        let (tx, mut recv_ev) = unbounded_channel();
+        let mut receiving = engine
+            .receive(&settings, room, password, None, out.clone(), tx)
+            .await
+            .unwrap();
+        next_matching(&mut recv_ev, "offer", |e| matches!(e, Event::Offer { .. })).await;
+        // Nothing is written before the user accepts.
+        assert!(!out.join("notes.bin").exists());
+        receiving.accept().unwrap();
+        next_matching(&mut recv_ev, "done", |e| matches!(e, Event::Done { .. })).await;
+        next_matching(&mut send_ev, "done", |e| matches!(e, Event::Done { .. })).await;
+        assert_eq!(std::fs::read(out.join("notes.bin")).unwrap(), data);
+
+        let history = engine.history().unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| matches!(h.direction, Direction::Receive)
+                    && h.state == "done"
+                    && h.name == "notes.bin"),
+            "{history:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn declining_by_cancel_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        loopback_env(dir.path());
+        let engine = Engine::new();
+        let settings = Settings::default();
+        let src = dir.path().join("a.txt");
+        std::fs::write(&src, b"hello").unwrap();
+        let (tx, mut send_ev) = unbounded_channel();
+        let _s = engine
+            .send(&settings, vec![src], None, None, tx)
+            .await
+            .unwrap();
+        let Event::RoomCreated { room, password, .. } =
+            next_matching(&mut send_ev, "room-created", |e| {
+                matches!(e, Event::RoomCreated { .. })
+            })
+            .await
+        else {
+            unreachable!()
+        };
+        let out = dir.path().join("out");
+        let (tx, mut recv_ev) = unbounded_channel();
+        let mut r = engine
+            .receive(&settings, room, password, None, out.clone(), tx)
+            .await
+            .unwrap();
+        next_matching(&mut recv_ev, "offer", |e| matches!(e, Event::Offer { .. })).await;
+        r.cancel();
+        let e = next_matching(&mut recv_ev, "error", |e| matches!(e, Event::Error { .. })).await;
+        assert!(
+            matches!(&e, Event::Error { code, .. } if code == "declined" || code == "cancelled"),
+            "{e:?}"
+        );
+        assert!(!out.join("a.txt").exists());
+    }
+}
