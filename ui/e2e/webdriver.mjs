@@ -6,13 +6,13 @@ export class WebDriver {
     this.session = null;
   }
 
-  async cmd(method, path, body) {
+  async cmd(method, path, body, timeoutMs = 60_000) {
     const url = `${this.base}${this.session && !path.startsWith("/session") ? `/session/${this.session}` : ""}${path}`;
     const res = await fetch(url, {
       method,
       headers: { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const json = await res.json().catch(() => ({}));
     if (!res.ok) {
@@ -64,7 +64,7 @@ export class WebDriver {
   }
 
   async screenshot() {
-    return Buffer.from(await this.cmd("GET", "/screenshot"), "base64");
+    return Buffer.from(await this.cmd("GET", "/screenshot", undefined, 10_000), "base64");
   }
 
   /** Poll `fn` until it returns a truthy value; bounded by `ms`. */
