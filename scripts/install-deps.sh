@@ -16,6 +16,8 @@ APT_PKGS=(
   xvfb webkit2gtk-driver imagemagick
   # network simulation (namespaces, NAT, netem) and TURN
   iproute2 nftables coturn
+  # deploy checks (compose rendering without an engine) and TLS material for TURN tests
+  docker-compose openssl
   # misc test helpers
   curl jq procps time
 )
@@ -32,10 +34,8 @@ fi
 # --- Rust components ------------------------------------------------------------
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# --- cargo tools ----------------------------------------------------------------
-if ! command -v tauri-driver >/dev/null 2>&1; then
-  cargo install --locked tauri-driver
-fi
+# No cargo tools: the app E2E speaks WebDriver to WebKitWebDriver directly (on Linux
+# tauri-driver only forwards to it), which saves CI a several-minute cargo install.
 
 # --- UI (npm) -------------------------------------------------------------------
 if [ -f ui/package.json ]; then
