@@ -76,6 +76,42 @@ fn many_files_and_folders() {
     assert_eq!(std::fs::read(out.join("loose.txt")).unwrap(), b"loose");
 }
 
+/// Regression: a folder of thousands of small files has a manifest (and accept) far larger
+/// than one data-channel message; it used to be dropped silently and both sides waited forever.
+#[test]
+fn thousands_of_small_files() {
+    const N: u64 = 3000;
+    let s = Setup::new();
+    let root = s.path("src/many");
+    for i in 0..N {
+        let body = format!("file {i} {}", "x".repeat((i as usize * 37) % 900));
+        let p = root.join(format!("d{:02}/a-rather-long-name-{i:05}.txt", i % 50));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let mut snd = s.sender(std::slice::from_ref(&root), "pw-many", &[]);
+    let (room, _) = room_of(&mut snd);
+    let out = s.path("out");
+    let mut rcv = s.receiver(&room, "pw-many", &out, &[]);
+    rcv.wait_event("connected", T);
+    let start = std::time::Instant::now();
+    let limit = Duration::from_secs(20);
+    assert_eq!(rcv.finish(limit), 0, "{:#?}", rcv.events.last());
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(snd.finish(T), 0);
+    println!("{N} small files in {secs:.2} s");
+    assert!(secs < 20.0, "{N} small files took {secs:.1} s");
+    assert_eq!(rcv.all("file-done").len(), N as usize);
+    for i in 0..N {
+        let rel = format!("many/d{:02}/a-rather-long-name-{i:05}.txt", i % 50);
+        assert_eq!(
+            std::fs::read(out.join(&rel)).unwrap(),
+            std::fs::read(s.path("src").join(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
+
 #[test]
 fn wrong_password_fails_both_sides() {
     let s = Setup::new();

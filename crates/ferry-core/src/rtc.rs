@@ -245,6 +245,11 @@ pub fn spawn_link(
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(cap);
     let (out_done_tx, mut out_done) = watch::channel(false);
     let Peer { pc, mut state, .. } = peer;
+    // Neither peer accepts a message above what it advertised; webrtc would refuse it and a
+    // quietly dropped frame leaves both sides waiting for each other forever.
+    let max_frame = tuning.max_message_size.clamp(16 * 1024, 256 * 1024);
+    let failed = tokio_util::sync::CancellationToken::new();
+    let out_failed = failed.clone();
 
     let dc_out = dc.clone();
     let out_state = state.clone();
@@ -254,8 +259,17 @@ pub fn spawn_link(
             tokio::select! {
                 frame = out_rx.recv() => match frame {
                     Some(f) => {
+                        if f.len() > max_frame {
+                            tracing::error!(
+                                "link frame of {} bytes exceeds the {max_frame}-byte message limit; closing the link",
+                                f.len()
+                            );
+                            out_failed.cancel();
+                            break;
+                        }
                         if let Err(e) = dc_out.send(BytesMut::from(&f[..])).await {
-                            tracing::debug!("link send failed: {e}");
+                            tracing::warn!("link send failed, closing the link: {e}");
+                            out_failed.cancel();
                             break;
                         }
                     }
@@ -299,6 +313,9 @@ pub fn spawn_link(
                     Some(_) => {}
                 },
                 _ = in_tx.closed(), if !rx_gone => rx_gone = true,
+                // A frame that could not be sent is lost: end the link so both transfer
+                // sides see it gone (and may reconnect) instead of waiting on each other.
+                _ = failed.cancelled() => break,
                 r = out_done.changed(), if !out_finished => {
                     out_finished = r.is_err() || *out_done.borrow();
                 }

@@ -6,11 +6,21 @@
 //! - `kind = 2` (chunk): `file: u32 BE | offset: u64 BE | blake3(data): [u8; 32] | data`.
 //!   The hash is over the uncompressed bytes; the receiver checks it before writing.
 //!   `flags & FLAG_COMPRESSED` marks `data` as compressed (see [`Control::Hello::caps`]).
+//! - `kind = 3` (control part): a slice of one control message's JSON that did not fit in
+//!   one data-channel message (a manifest of thousands of files is megabytes, the link's
+//!   message limit is 16..256 KiB). `flags & FLAG_LAST` marks the final slice. Parts of one
+//!   message are sent back to back; [`ControlReassembler`] joins them.
 
 use serde::{Deserialize, Serialize};
 
 pub const KIND_CONTROL: u8 = 1;
 pub const KIND_CHUNK: u8 = 2;
+pub const KIND_CONTROL_PART: u8 = 3;
+/// Control-part flag: this is the last slice of the message.
+pub const FLAG_LAST: u8 = 0b0000_0001;
+/// Largest control message the reassembler accepts, so a hostile peer cannot make the other
+/// side buffer without bound (about 300k manifest entries).
+pub const MAX_CONTROL_LEN: usize = 64 * 1024 * 1024;
 /// Chunk flag: payload is compressed (codec negotiated in `hello`).
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// Bytes of a chunk frame before its data.
@@ -155,6 +165,8 @@ pub enum FrameError {
     ShortChunk(usize),
     #[error("bad control message: {0}")]
     BadControl(String),
+    #[error("control message exceeds {MAX_CONTROL_LEN} bytes")]
+    ControlTooLarge,
 }
 
 impl Control {
@@ -163,6 +175,69 @@ impl Control {
         // Plain data types: serialisation cannot fail.
         out.extend_from_slice(&serde_json::to_vec(self).unwrap_or_default());
         out
+    }
+
+    /// Encode as frames of at most `max_frame` bytes: one control frame when it fits, else
+    /// control parts. Peers that predate parts only ever see the single-frame form for
+    /// messages that fit, which is every message they could have exchanged before.
+    pub fn encode_frames(&self, max_frame: usize) -> Vec<Vec<u8>> {
+        let whole = self.encode();
+        if whole.len() <= max_frame {
+            return vec![whole];
+        }
+        // At least one JSON byte per frame, whatever the caller passes.
+        let body = &whole[2..];
+        let per = max_frame.saturating_sub(2).max(1);
+        let n = body.len().div_ceil(per);
+        body.chunks(per)
+            .enumerate()
+            .map(|(i, piece)| {
+                let flags = if i + 1 == n { FLAG_LAST } else { 0 };
+                let mut f = Vec::with_capacity(2 + piece.len());
+                f.push(KIND_CONTROL_PART);
+                f.push(flags);
+                f.extend_from_slice(piece);
+                f
+            })
+            .collect()
+    }
+}
+
+/// Joins control parts back into a [`Control`]; every other frame passes through as
+/// [`decode`] gives it. One per receiving side of a link.
+#[derive(Debug, Default)]
+pub struct ControlReassembler {
+    buf: Vec<u8>,
+}
+
+impl ControlReassembler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one received frame. `Ok(None)` means a part was taken and more are expected.
+    pub fn push<'a>(&mut self, frame: &'a [u8]) -> Result<Option<Frame<'a>>, FrameError> {
+        if frame.first() != Some(&KIND_CONTROL_PART) {
+            return decode(frame).map(Some);
+        }
+        let flags = *frame
+            .get(1)
+            .ok_or(FrameError::BadControl("truncated part header".into()))?;
+        let piece = &frame[2..];
+        if self.buf.len() + piece.len() > MAX_CONTROL_LEN {
+            self.buf = Vec::new();
+            return Err(FrameError::ControlTooLarge);
+        }
+        self.buf.extend_from_slice(piece);
+        if flags & FLAG_LAST == 0 {
+            return Ok(None);
+        }
+        let body = std::mem::take(&mut self.buf);
+        serde_json::from_slice(&body)
+            .map(|c| Some(Frame::Control(c)))
+            .map_err(|e| {
+                FrameError::BadControl(format!("{:?} at column {}", e.classify(), e.column()))
+            })
     }
 }
 
@@ -277,6 +352,86 @@ mod tests {
         ));
     }
 
+    fn big_manifest(n: usize) -> Control {
+        Control::Manifest {
+            transfer_id: "ab".repeat(32),
+            files: (0..n)
+                .map(|i| FileEntry {
+                    path: format!("folder/sub{}/file-{i:05}.txt", i % 10),
+                    size: i as u64,
+                    mtime_ms: 1_700_000_000_000,
+                    dir: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn small_control_stays_one_plain_frame() {
+        let m = Control::Done;
+        assert_eq!(m.encode_frames(64 * 1024), vec![m.encode()]);
+    }
+
+    #[test]
+    fn large_manifest_splits_under_the_limit_and_other_frames_pass_through() {
+        let m = big_manifest(10_000);
+        let max = 64 * 1024;
+        assert!(m.encode().len() > max * 10, "the case this guards");
+        let frames = m.encode_frames(max);
+        assert!(frames.len() > 10);
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.len() <= max && f[0] == KIND_CONTROL_PART)
+        );
+        let last = frames.len() - 1;
+        assert!(frames[..last].iter().all(|f| f[1] & FLAG_LAST == 0));
+        assert_eq!(frames[last][1] & FLAG_LAST, FLAG_LAST);
+        let mut r = ControlReassembler::new();
+        let chunk = encode_chunk(1, 2, 0, &[0; 32], b"x");
+        for f in &frames[..last] {
+            assert_eq!(r.push(f).unwrap(), None);
+            // A frame that is not a part is handed back untouched mid-message.
+            assert!(matches!(r.push(&chunk).unwrap(), Some(Frame::Chunk(_))));
+        }
+        assert_eq!(
+            r.push(&frames[last]).unwrap(),
+            Some(Frame::Control(m.clone()))
+        );
+        // The reassembler is reusable for the next message.
+        let again = m.encode_frames(max);
+        let out: Vec<_> = again.iter().filter_map(|f| r.push(f).unwrap()).collect();
+        assert_eq!(out, vec![Frame::Control(m)]);
+    }
+
+    #[test]
+    fn oversized_or_broken_parts_are_errors() {
+        let mut r = ControlReassembler::new();
+        let mut part = vec![KIND_CONTROL_PART, 0];
+        part.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+        let mut res = Ok(None);
+        for _ in 0..=(MAX_CONTROL_LEN / (1024 * 1024)) {
+            res = r.push(&part);
+            if res.is_err() {
+                break;
+            }
+        }
+        assert_eq!(res, Err(FrameError::ControlTooLarge));
+        assert!(matches!(
+            r.push(&[KIND_CONTROL_PART]),
+            Err(FrameError::BadControl(_))
+        ));
+        assert!(matches!(
+            r.push(&[KIND_CONTROL_PART, FLAG_LAST, b'{']),
+            Err(FrameError::BadControl(_))
+        ));
+        // Plain decode still rejects parts: only the reassembler understands them.
+        assert_eq!(
+            decode(&[KIND_CONTROL_PART, 1]),
+            Err(FrameError::UnknownKind(3))
+        );
+    }
+
     fn arb_control() -> impl Strategy<Value = Control> {
         let entry = (".*", any::<u64>(), any::<i64>(), any::<bool>()).prop_map(
             |(path, size, mtime_ms, dir)| FileEntry {
@@ -337,6 +492,29 @@ mod tests {
             let f = encode_chunk(file, offset, flags, &hash, &data);
             let expected = Frame::Chunk(Chunk { file, offset, flags, hash, data: &data });
             prop_assert_eq!(decode(&f).unwrap(), expected);
+        }
+
+        #[test]
+        fn split_control_reassembles(m in arb_control(), max in 3usize..200) {
+            let frames = m.encode_frames(max);
+            let mut r = ControlReassembler::new();
+            let mut got = Vec::new();
+            for f in &frames {
+                prop_assert!(frames.len() == 1 || f.len() <= max);
+                if let Some(fr) = r.push(f).unwrap() {
+                    got.push(fr);
+                }
+            }
+            prop_assert_eq!(got, vec![Frame::Control(m)]);
+        }
+
+        #[test]
+        fn reassembler_never_panics(bufs in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
+            let mut r = ControlReassembler::new();
+            for b in &bufs {
+                let _ = r.push(b);
+            }
         }
 
         #[test]

@@ -30,6 +30,21 @@ pub fn chunk_size(max_message_size: usize) -> usize {
         .clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
+/// Send a control message that may not fit in one link message (manifest, accept), split
+/// into parts no larger than the link's negotiated message size.
+pub(crate) async fn send_control(
+    link: &crate::link::Link,
+    c: &ferry_proto::peer::Control,
+) -> Result<(), crate::error::FerryError> {
+    for f in c.encode_frames(link.info.max_message_size) {
+        link.tx
+            .send(bytes::Bytes::from(f))
+            .await
+            .map_err(|_| crate::error::FerryError::PeerGone("link closed".into()))?;
+    }
+    Ok(())
+}
+
 /// The user's levers on a running transfer. Cheap to clone; every clone controls the same
 /// transfer.
 #[derive(Clone, Debug)]

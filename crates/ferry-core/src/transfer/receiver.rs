@@ -400,6 +400,8 @@ pub async fn run(
     ev: &EventSink,
 ) -> Result<RecvAttempt, FerryError> {
     let cancel = handle.cancelled_token();
+    // A manifest of thousands of files is megabytes of JSON and arrives in parts.
+    let mut parts = peer::ControlReassembler::new();
     let (transfer_id, entries) = loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => return Err(FerryError::Cancelled("by the user".into())),
@@ -408,7 +410,13 @@ pub async fn run(
         let Some(msg) = msg else {
             return Err(FerryError::PeerGone("link closed before the offer".into()));
         };
-        match peer::decode(&msg).map_err(|e| FerryError::Protocol(e.to_string()))? {
+        let Some(frame) = parts
+            .push(&msg)
+            .map_err(|e| FerryError::Protocol(e.to_string()))?
+        else {
+            continue;
+        };
+        match frame {
             Frame::Control(Control::Manifest { transfer_id, files }) => break (transfer_id, files),
             Frame::Control(Control::Hello { .. }) => continue,
             Frame::Control(Control::Cancel { reason }) => {
@@ -495,12 +503,13 @@ pub async fn run(
             total,
         });
     }
-    link.tx
-        .send(ctl(Control::Accept {
+    super::send_control(
+        &link,
+        &Control::Accept {
             files: accepts.clone(),
-        }))
-        .await
-        .map_err(|_| FerryError::PeerGone("link closed".into()))?;
+        },
+    )
+    .await?;
 
     let root = job
         .out_dir

@@ -235,6 +235,8 @@ async fn await_accept(
     handle: &TransferHandle,
 ) -> Result<Vec<peer::FileAccept>, FerryError> {
     let cancel = handle.cancelled_token();
+    // An accept for thousands of files arrives in parts.
+    let mut parts = peer::ControlReassembler::new();
     loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => {
@@ -248,7 +250,13 @@ async fn await_accept(
                 "link closed before the offer was answered".into(),
             ));
         };
-        match peer::decode(&msg).map_err(|e| FerryError::Protocol(e.to_string()))? {
+        let Some(frame) = parts
+            .push(&msg)
+            .map_err(|e| FerryError::Protocol(e.to_string()))?
+        else {
+            continue;
+        };
+        match frame {
             Frame::Control(Control::Accept { files }) => return Ok(files),
             Frame::Control(Control::Decline { reason }) => {
                 return Err(FerryError::Declined(reason));
@@ -279,13 +287,14 @@ pub async fn run(
     ev: &EventSink,
 ) -> Result<SendAttempt, FerryError> {
     let entries = &job.manifest.entries;
-    link.tx
-        .send(ctl(Control::Manifest {
+    super::send_control(
+        &link,
+        &Control::Manifest {
             transfer_id: job.transfer_id.clone(),
             files: entries.clone(),
-        }))
-        .await
-        .map_err(|_| FerryError::PeerGone("link closed".into()))?;
+        },
+    )
+    .await?;
     let accepts = await_accept(&mut link, handle).await?;
 
     let sizes: Vec<u64> = entries.iter().map(|e| e.size).collect();
