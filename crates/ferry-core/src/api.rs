@@ -136,6 +136,16 @@ fn connect_config(server: &str, bind: &Option<Vec<String>>) -> ConnectConfig {
     {
         cfg.tuning.sctp_receive_buffer = v;
     }
+    if let Some(v) = std::env::var("FERRY_BUFFERED_HIGH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        cfg.tuning.buffered_high = v;
+        cfg.tuning.buffered_low = v / 2;
+    }
+    if let Ok(v) = std::env::var("FERRY_DEDICATED_REACTOR") {
+        cfg.tuning.dedicated_reactor = v == "1";
+    }
     if let Some(b) = bind {
         cfg.bind_addrs = b.clone();
     }

@@ -72,7 +72,9 @@ async fn host_and_guest_connect_and_exchange_frames() {
     assert_eq!(h.verification, g.verification);
     assert_eq!(h.link.info.path, PathKind::Host);
     assert_eq!(g.link.info.path, PathKind::Host);
-    assert_eq!(h.link.info.max_message_size, 64 * 1024);
+    // Both sides advertise the same default, so that is what the hello settles on.
+    assert_eq!(h.link.info.max_message_size, 256 * 1024);
+    assert_eq!(g.link.info.max_message_size, 256 * 1024);
     assert!(
         h.link
             .info
