@@ -437,6 +437,10 @@ pub async fn run(
     {
         return Err(FerryError::Protocol("bad transfer id".into()));
     }
+    // The sender keys its row by the manifest's id; the receiving side of the same transfer
+    // gets its own row, or a machine that is both ends (app and CLI sharing one store) would
+    // have the receiver's offsets land on the sender's record.
+    let transfer_id = format!("{transfer_id}-r");
     let total: u64 = entries.iter().map(|e| e.size).sum();
     let (plan_job, plan_id, plan_entries) = (job.clone(), transfer_id.clone(), entries.clone());
     let (plan, failed) =
