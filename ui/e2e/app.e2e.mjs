@@ -215,8 +215,7 @@ const deadline = setTimeout(() => {
 try {
   await withApp(async (wd) => {
     await sendFlow(wd);
-    // Known failing (app receiving from the CLI: link drops after Accept); opt-in until fixed.
-    if (process.env.FERRY_E2E_RECEIVE === "1") await receiveFlow(wd);
+    await receiveFlow(wd);
     await wd.exec("window.ferry.go('settings')");
     await shot(wd, "settings");
   });
