@@ -163,7 +163,7 @@ export function transferView(s: TransferState, x: TransferExtras, a: TransferAct
       ? h(
           "div",
           { class: "card verify", "aria-labelledby": "words-title" },
-          h("h2", { id: "words-title" }, "Verification words"),
+          h("h2", { id: "words-title" }, "Verification code"),
           h("p", { id: "words", class: "words" }, s.words),
           h("p", { class: "hint" }, "They should match on both devices. If not, cancel."),
         )
