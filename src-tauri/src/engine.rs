@@ -136,6 +136,7 @@ impl Engine {
         opts.password = password;
         opts.resume = resume;
         opts.bind_addrs = bind_addrs();
+        opts.ice_servers = settings.ice_servers();
         // The app keeps the room open after a wrong guess and shows a notice instead.
         opts.stop_on_wrong_password = false;
         let handle = TransferHandle::new();
@@ -167,6 +168,7 @@ impl Engine {
         });
         opts.password = Some(password);
         opts.bind_addrs = bind_addrs();
+        opts.ice_servers = settings.ice_servers();
         let handle = TransferHandle::new();
         let (tx, rx) = std_mpsc::sync_channel::<Decision>(1);
         // The engine asks synchronously; the answer comes from the UI's Accept button. The

@@ -66,6 +66,20 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The STUN/TURN servers from Settings, in the shape the engine takes.
+    pub fn ice_servers(&self) -> Vec<ferry_proto::signal::IceServer> {
+        let stun = self.stun.iter().map(|u| ferry_proto::signal::IceServer {
+            urls: vec![u.clone()],
+            ..Default::default()
+        });
+        let turn = self.turn.iter().map(|t| ferry_proto::signal::IceServer {
+            urls: vec![t.urls.clone()],
+            username: t.username.clone(),
+            credential: t.credential.clone(),
+        });
+        stun.chain(turn).collect()
+    }
+
     pub fn file(config_dir: &Path) -> PathBuf {
         config_dir.join("settings.json")
     }
@@ -131,6 +145,26 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ice_servers_carry_stun_and_turn_with_credentials() {
+        let s = Settings {
+            stun: vec!["stun:stun.example.net:3478".into()],
+            turn: vec![TurnServer {
+                urls: "turn:turn.example.net:3478".into(),
+                username: Some("u".into()),
+                credential: Some("c".into()),
+            }],
+            ..Settings::default()
+        };
+        let ice = s.ice_servers();
+        assert_eq!(ice.len(), 2);
+        assert_eq!(ice[0].urls, vec!["stun:stun.example.net:3478".to_string()]);
+        assert_eq!(ice[0].username, None);
+        assert_eq!(ice[1].urls, vec!["turn:turn.example.net:3478".to_string()]);
+        assert_eq!(ice[1].username.as_deref(), Some("u"));
+        assert_eq!(ice[1].credential.as_deref(), Some("c"));
+    }
 
     #[test]
     fn round_trips_through_the_config_dir() {

@@ -41,6 +41,8 @@ impl From<ConnectError> for FerryError {
 
 #[derive(Debug, Clone)]
 pub struct SendOptions {
+    /// STUN/TURN servers to use besides those the signaling server hands out.
+    pub ice_servers: Vec<ferry_proto::signal::IceServer>,
     /// Signaling server, `ws://host:port/ws`.
     pub server: String,
     /// Room password; generated when `None`.
@@ -67,6 +69,7 @@ impl SendOptions {
             store,
             resume: None,
             bind_addrs: None,
+            ice_servers: Vec::new(),
             stop_on_wrong_password: true,
             reconnect_for: Duration::from_secs(120),
             corrupt_chunk: None,
@@ -87,6 +90,8 @@ pub struct SendReport {
 
 #[derive(Debug, Clone)]
 pub struct ReceiveOptions {
+    /// STUN/TURN servers to use besides those the signaling server hands out.
+    pub ice_servers: Vec<ferry_proto::signal::IceServer>,
     /// Used when the ticket is a bare room id.
     pub server: Option<String>,
     /// Overrides a password carried in the link.
@@ -107,6 +112,7 @@ impl ReceiveOptions {
             overwrite: false,
             store,
             bind_addrs: None,
+            ice_servers: Vec::new(),
             reconnect_for: Duration::from_secs(120),
         }
     }
@@ -121,8 +127,13 @@ pub struct ReceiveReport {
     pub failed: Vec<(String, String)>,
 }
 
-fn connect_config(server: &str, bind: &Option<Vec<String>>) -> ConnectConfig {
+fn connect_config(
+    server: &str,
+    bind: &Option<Vec<String>>,
+    ice_servers: &[ferry_proto::signal::IceServer],
+) -> ConnectConfig {
     let mut cfg = ConnectConfig::new(server);
+    cfg.ice_servers = ice_servers.to_vec();
     // Benchmark knobs (docs/BENCHMARKS.md): both peers must agree on the message size.
     if let Some(v) = std::env::var("FERRY_MAX_MESSAGE")
         .ok()
@@ -239,7 +250,7 @@ pub async fn send(
         Some(p) => Password::new(p.clone()),
         None => Password::generate(),
     };
-    let cfg = connect_config(&opts.server, &opts.bind_addrs);
+    let cfg = connect_config(&opts.server, &opts.bind_addrs, &opts.ice_servers);
     let mut host = None;
     if let Some(t) = &previous
         && t.server == opts.server
@@ -448,7 +459,7 @@ pub async fn receive(
         room: t.room.display().to_string(),
         server: server.clone(),
     };
-    let cfg = connect_config(&server, &opts.bind_addrs);
+    let cfg = connect_config(&server, &opts.bind_addrs, &opts.ice_servers);
     let mut decide = Some(decide);
     let mut decided: Option<Decision> = None;
     // The offer names the transfer; remembered so a failure can be recorded against it.
