@@ -297,19 +297,7 @@ impl Session {
                 st.rate_check(self.ip)?;
                 let a = st.hub().rooms.join(conn, &room, now_ms()).map_err(rej)?;
                 tracing::debug!(conn, room = %room, "guest joined");
-                let mut out = st.deliver(a.notices, Some(conn));
-                out.insert(
-                    0,
-                    ServerMsg::Joined {
-                        rid,
-                        room,
-                        role: a.role,
-                        expires_at: ms_to_unix(a.expires_at_ms),
-                        peer_present: a.peer_present,
-                        ice_servers: st.ice_servers(&room),
-                    },
-                );
-                Ok(out)
+                Ok(joined_reply(&st, conn, rid, room, a))
             }
             ClientMsg::ReconnectHost {
                 v,
@@ -326,19 +314,7 @@ impl Session {
                     .attach_host(conn, &room, now_ms())
                     .map_err(rej)?;
                 tracing::debug!(conn, room = %room, "host attached");
-                let mut out = st.deliver(a.notices, Some(conn));
-                out.insert(
-                    0,
-                    ServerMsg::Joined {
-                        rid,
-                        room,
-                        role: a.role,
-                        expires_at: ms_to_unix(a.expires_at_ms),
-                        peer_present: a.peer_present,
-                        ice_servers: st.ice_servers(&room),
-                    },
-                );
-                Ok(out)
+                Ok(joined_reply(&st, conn, rid, room, a))
             }
             ClientMsg::ExtendRoom { rid, ttl_secs } => {
                 let ttl = st.config().clamp_ttl(Some(ttl_secs));
@@ -394,4 +370,27 @@ impl Session {
         }
         Ok(Vec::new())
     }
+}
+
+/// `joined` to the peer that just entered (first), then the notices for the room.
+fn joined_reply(
+    st: &AppState,
+    conn: ConnId,
+    rid: Option<u64>,
+    room: ferry_proto::RoomId,
+    a: crate::rooms::Attached,
+) -> Vec<ServerMsg> {
+    let mut out = st.deliver(a.notices, Some(conn));
+    out.insert(
+        0,
+        ServerMsg::Joined {
+            rid,
+            room,
+            role: a.role,
+            expires_at: ms_to_unix(a.expires_at_ms),
+            peer_present: a.peer_present,
+            ice_servers: st.ice_servers(&room),
+        },
+    );
+    out
 }
