@@ -14,21 +14,29 @@ pub struct Knobs {
     /// Total payload to move (suffixes: K, M, G, KiB, MiB, GiB; bare = bytes).
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub bytes: u64,
-    /// Size of each data-channel message.
-    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
-    pub msg_size: u64,
-    /// SCTP max-message-size advertised in SDP (webrtc default 64 KiB, capped at 256 KiB).
+    /// Size of each data-channel message. Unset knobs take the engine's `RtcTuning` defaults
+    /// (so the ceiling is measured with Ferry's transport settings), or webrtc's own defaults
+    /// with `--webrtc-defaults`.
+    #[arg(long, value_parser = parse_size)]
+    pub msg_size: Option<u64>,
+    /// SCTP max-message-size advertised in SDP (webrtc: 64 KiB; capped at 256 KiB).
     #[arg(long, value_parser = parse_size)]
     pub max_message_size: Option<u64>,
-    /// SCTP receive buffer (a_rwnd) in bytes (webrtc default 1 MiB).
+    /// SCTP receive buffer (a_rwnd) in bytes (webrtc: 1 MiB).
     #[arg(long, value_parser = parse_size)]
     pub recv_buffer: Option<u64>,
     /// SCTP MTU: bytes per outbound DATA packet (webrtc default 1191).
     #[arg(long)]
     pub mtu: Option<u32>,
     /// Dedicated reactor pool size; 0 = connection driver runs on the ambient tokio runtime.
-    #[arg(long, default_value_t = 0)]
-    pub reactor: usize,
+    #[arg(long)]
+    pub reactor: Option<usize>,
+    /// SO_RCVBUF/SO_SNDBUF of the UDP sockets; 0 = OS default (webrtc's behaviour).
+    #[arg(long, value_parser = parse_size)]
+    pub udp_buffer: Option<u64>,
+    /// Fill unset knobs with webrtc's defaults instead of Ferry's.
+    #[arg(long)]
+    pub webrtc_defaults: bool,
     /// Buffered-amount high threshold: the sender pauses at or above it.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     pub high: u64,
@@ -71,14 +79,22 @@ impl Knobs {
         let mut args = vec![
             "--answerer".to_string(),
             format!("--bytes={}", self.bytes),
-            format!("--msg-size={}", self.msg_size),
-            format!("--reactor={}", self.reactor),
+            "--webrtc-defaults".to_string(),
             format!("--threads={}", self.threads),
             format!("--high={}", self.high),
             format!("--low={}", self.low),
             format!("--connections={}", self.connections),
             format!("--timeout-secs={}", self.timeout_secs),
         ];
+        if let Some(v) = self.msg_size {
+            args.push(format!("--msg-size={v}"));
+        }
+        if let Some(v) = self.reactor {
+            args.push(format!("--reactor={v}"));
+        }
+        if let Some(v) = self.udp_buffer {
+            args.push(format!("--udp-buffer={v}"));
+        }
         if let Some(v) = self.max_message_size {
             args.push(format!("--max-message-size={v}"));
         }
@@ -92,6 +108,33 @@ impl Knobs {
             args.push(format!("--send-buffer-limit={v}"));
         }
         args
+    }
+
+    /// Fill every unset knob, so the child (which gets `--webrtc-defaults`) and the report see
+    /// exactly what ran.
+    pub fn resolve(&mut self) {
+        if self.webrtc_defaults {
+            self.msg_size.get_or_insert(64 * 1024);
+            self.reactor.get_or_insert(0);
+            self.udp_buffer.get_or_insert(0);
+            return;
+        }
+        let t = ferry_core::RtcTuning::default();
+        self.msg_size.get_or_insert(t.max_message_size as u64);
+        self.max_message_size
+            .get_or_insert(t.max_message_size as u64);
+        self.recv_buffer.get_or_insert(t.sctp_receive_buffer as u64);
+        if self.mtu.is_none() {
+            self.mtu = t.mtu.map(|m| m as u32);
+        }
+        self.reactor
+            .get_or_insert(if t.dedicated_reactor { 2 } else { 0 });
+        self.send_buffer_limit.get_or_insert(t.buffered_high as u64);
+        self.udp_buffer.get_or_insert(t.udp_buffer as u64);
+    }
+
+    pub fn msg(&self) -> u64 {
+        self.msg_size.unwrap_or(64 * 1024)
     }
 
     /// Bytes carried by connection `index`: an even split, the remainder on the first.
@@ -163,6 +206,7 @@ mod tests {
             "--recv-buffer=4MiB",
             "--mtu=1400",
             "--reactor=1",
+            "--udp-buffer=1MiB",
             "--send-buffer-limit=8MiB",
             "--connections=2",
         ]);
@@ -172,11 +216,27 @@ mod tests {
         assert!(c.answerer);
         assert_eq!(c.bytes, k.bytes);
         assert_eq!(c.msg_size, k.msg_size);
+        assert_eq!(c.udp_buffer, k.udp_buffer);
         assert_eq!(c.max_message_size, k.max_message_size);
         assert_eq!(c.recv_buffer, k.recv_buffer);
         assert_eq!(c.mtu, k.mtu);
         assert_eq!(c.reactor, k.reactor);
         assert_eq!(c.send_buffer_limit, k.send_buffer_limit);
         assert_eq!(c.connections, k.connections);
+    }
+
+    #[test]
+    fn unset_knobs_take_the_engine_defaults() {
+        let mut k = Knobs::parse_from(["raw-ceiling", "--recv-buffer=2MiB"]);
+        k.resolve();
+        let t = ferry_core::RtcTuning::default();
+        assert_eq!(k.recv_buffer, Some(2 * 1024 * 1024));
+        assert_eq!(k.max_message_size, Some(t.max_message_size as u64));
+        assert_eq!(k.send_buffer_limit, Some(t.buffered_high as u64));
+        assert_eq!(k.udp_buffer, Some(t.udp_buffer as u64));
+        let mut w = Knobs::parse_from(["raw-ceiling", "--webrtc-defaults"]);
+        w.resolve();
+        assert_eq!((w.max_message_size, w.send_buffer_limit), (None, None));
+        assert_eq!((w.msg(), w.udp_buffer), (64 * 1024, Some(0)));
     }
 }

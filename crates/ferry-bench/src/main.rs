@@ -138,7 +138,7 @@ async fn offerer(knobs: Knobs, mut sig: Signal) -> Result<Report> {
     let start = Instant::now();
     // Random so nothing on the path can get lucky with compressible data; large enough that
     // cycling through it does not stay in L2.
-    let pool_len = (16usize << 20).max(usize::try_from(knobs.msg_size)? * 4);
+    let pool_len = (16usize << 20).max(usize::try_from(knobs.msg())? * 4);
     let mut pool = vec![0u8; pool_len];
     rand::thread_rng().fill_bytes(&mut pool);
     let pool = Arc::new(pool);
@@ -282,8 +282,9 @@ async fn run(knobs: Knobs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let knobs = Knobs::parse();
-    if knobs.msg_size == 0 || knobs.connections == 0 {
+    let mut knobs = Knobs::parse();
+    knobs.resolve();
+    if knobs.msg() == 0 || knobs.connections == 0 {
         bail!("--msg-size and --connections must be positive");
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();

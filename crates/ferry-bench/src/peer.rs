@@ -76,7 +76,10 @@ pub async fn build(knobs: &Knobs, label: &str) -> Result<Peer<impl PeerConnectio
             label: label.to_string(),
         }))
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-        .with_dedicated_reactor_pool_size(knobs.reactor);
+        .with_runtime(ferry_core::rtc_runtime::BufferedUdpRuntime::shared(
+            usize::try_from(knobs.udp_buffer.unwrap_or(0))?,
+        ))
+        .with_dedicated_reactor_pool_size(knobs.reactor.unwrap_or(0));
     if let Some(limit) = knobs.send_buffer_limit {
         builder = builder.with_data_channel_send_buffer_limit(usize::try_from(limit)?);
     }
@@ -159,7 +162,7 @@ pub async fn pump(
         })
     };
     let threshold_pacing = knobs.send_buffer_limit.is_none();
-    let msg = usize::try_from(knobs.msg_size)?.max(1);
+    let msg = usize::try_from(knobs.msg())?.max(1);
     let mut offset = 0usize;
     let mut sent = 0u64;
     while sent < share {

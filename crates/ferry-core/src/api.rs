@@ -154,6 +154,12 @@ fn connect_config(
         cfg.tuning.buffered_high = v;
         cfg.tuning.buffered_low = v / 2;
     }
+    if let Some(v) = std::env::var("FERRY_UDP_BUFFER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.tuning.udp_buffer = v;
+    }
     if let Ok(v) = std::env::var("FERRY_DEDICATED_REACTOR") {
         cfg.tuning.dedicated_reactor = v == "1";
     }

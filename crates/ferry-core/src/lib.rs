@@ -10,6 +10,7 @@ pub mod link;
 pub mod crypto;
 pub mod password;
 pub mod rtc;
+pub mod rtc_runtime;
 pub mod session;
 pub mod signaling;
 pub mod ticket;

@@ -124,6 +124,9 @@ pub async fn new_peer(
             tx,
             state: state_tx,
         }))
+        .with_runtime(crate::rtc_runtime::BufferedUdpRuntime::shared(
+            tuning.udp_buffer,
+        ))
         .with_udp_addrs(bind_addrs.to_vec())
         .with_dedicated_reactor_pool_size(if tuning.dedicated_reactor { 2 } else { 0 })
         .with_data_channel_send_buffer_limit(tuning.buffered_high.max(max_msg as usize))

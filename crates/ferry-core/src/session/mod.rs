@@ -60,6 +60,9 @@ pub struct RtcTuning {
     pub buffered_low: usize,
     /// Frames queued in each direction of the [`Link`].
     pub link_capacity: usize,
+    /// `SO_RCVBUF`/`SO_SNDBUF` for the connection's UDP sockets (0 = OS default); see
+    /// [`crate::rtc_runtime`].
+    pub udp_buffer: usize,
 }
 
 impl Default for RtcTuning {
@@ -75,6 +78,7 @@ impl Default for RtcTuning {
             buffered_high: 4 * 1024 * 1024,
             buffered_low: 2 * 1024 * 1024,
             link_capacity: 64,
+            udp_buffer: 4 * 1024 * 1024,
         }
     }
 }
