@@ -16,10 +16,12 @@
 //!   as `name (1).ext`, `name (2).ext`, ...
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use unicode_normalization::UnicodeNormalization;
+
+use crate::transfer::tree::{FileTree, piece_len};
 
 const MAX_COMPONENT: usize = 255;
 const MAX_PATH: usize = 4096;
@@ -175,32 +177,90 @@ pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
     f.set_len(size)
 }
 
+/// Positional read that fills `buf` or fails (`UnexpectedEof` past the end). Positional
+/// I/O lets the reader and writer threads keep one handle without a shared cursor.
+pub fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let (mut done, mut at) = (0, offset);
+        while done < buf.len() {
+            match f.seek_read(&mut buf[done..], at) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    done += n;
+                    at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Positional write of all of `buf`.
+pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let (mut done, mut at) = (0, offset);
+        while done < buf.len() {
+            match f.seek_write(&buf[done..], at) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Open (or create) the `.part` file for a download of `size` bytes and return it with the
-/// running hash of the first `resume_from` bytes. If the `.part` file is missing or shorter
-/// than `resume_from`, starts over at 0 (returned offset tells where).
+/// whole-file hash tree fed the first `resume_from` bytes (a piece boundary: a multiple of
+/// 1 KiB, or `size`). If the `.part` file is missing or shorter than `resume_from`, starts
+/// over at 0 (returned offset tells where).
 pub fn open_part(
     final_path: &Path,
     size: u64,
     resume_from: u64,
-) -> io::Result<(File, blake3::Hasher, u64)> {
+) -> io::Result<(File, FileTree, u64)> {
     let part = part_path(final_path);
     if resume_from > 0
-        && let Ok(mut f) = OpenOptions::new().read(true).write(true).open(&part)
+        && let Ok(f) = OpenOptions::new().read(true).write(true).open(&part)
         && f.metadata()?.len() >= resume_from
     {
-        let mut h = blake3::Hasher::new();
-        let mut left = resume_from;
+        let mut tree = FileTree::new(size);
         let mut buf = vec![0u8; 1 << 20];
-        while left > 0 {
-            let n = (left.min(buf.len() as u64)) as usize;
-            f.read_exact(&mut buf[..n])?;
-            h.update(&buf[..n]);
-            left -= n as u64;
+        while tree.next_offset() < resume_from {
+            let at = tree.next_offset();
+            let n = piece_len(at, resume_from, size, buf.len() as u64) as usize;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("resume offset {resume_from} is not a piece boundary"),
+                ));
+            }
+            read_exact_at(&f, &mut buf[..n], at)?;
+            tree.push_data(at, &buf[..n])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         if f.metadata()?.len() < size {
             preallocate(&f, size)?;
         }
-        return Ok((f, h, resume_from));
+        return Ok((f, tree, resume_from));
     }
     let f = OpenOptions::new()
         .read(true)
@@ -209,7 +269,7 @@ pub fn open_part(
         .truncate(true)
         .open(&part)?;
     preallocate(&f, size)?;
-    Ok((f, blake3::Hasher::new(), 0))
+    Ok((f, FileTree::new(size), 0))
 }
 
 /// Where a finished file lands: `want` itself, or with `overwrite` unset and `want`
@@ -382,20 +442,27 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("f.bin");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let held = 60 * 1024;
         {
             let (mut f, _, at) = open_part(&dest, data.len() as u64, 0).unwrap();
             assert_eq!(at, 0);
             assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
             use std::io::Write;
-            f.write_all(&data[..60_000]).unwrap();
+            f.write_all(&data[..held]).unwrap();
         }
-        let (f, h, at) = open_part(&dest, data.len() as u64, 60_000).unwrap();
-        assert_eq!(at, 60_000);
-        assert_eq!(h.finalize(), blake3::hash(&data[..60_000]));
+        let (f, mut tree, at) = open_part(&dest, data.len() as u64, held as u64).unwrap();
+        assert_eq!(at, held as u64);
+        assert_eq!(tree.next_offset(), held as u64);
+        // The rebuilt prefix and the rest, as chunks would bring it, give the file's hash.
+        tree.push_data(held as u64, &data[held..held + 4096])
+            .unwrap();
+        tree.push_data((held + 4096) as u64, &data[held + 4096..])
+            .unwrap();
+        assert_eq!(tree.finalize().unwrap(), blake3::hash(&data));
         drop(f);
         // Asking for more than the .part holds starts over.
         fs::remove_file(part_path(&dest)).unwrap();
-        let (_, _, at) = open_part(&dest, data.len() as u64, 60_000).unwrap();
+        let (_, _, at) = open_part(&dest, data.len() as u64, held as u64).unwrap();
         assert_eq!(at, 0);
     }
 

@@ -11,5 +11,6 @@ pub use room::{RoomId, RoomIdError};
 
 /// Version of the signaling protocol (JSON over WebSocket / REST).
 pub const SIGNAL_VERSION: u16 = 1;
-/// Version of the peer protocol (binary frames on the data channel).
-pub const PEER_VERSION: u16 = 1;
+/// Version of the peer protocol (binary frames on the data channel). 2: chunk hashes are
+/// BLAKE3 subtree chaining values and chunks follow the hash tree's shape.
+pub const PEER_VERSION: u16 = 2;

@@ -3,8 +3,11 @@
 //! Every frame starts with a 2-byte header `[kind, flags]`:
 //! - `kind = 1` (control): the rest is a JSON [`Control`] message. Control traffic is
 //!   tiny next to the data, and JSON keeps it readable in traces and easy for a browser peer.
-//! - `kind = 2` (chunk): `file: u32 BE | offset: u64 BE | blake3(data): [u8; 32] | data`.
-//!   The hash is over the uncompressed bytes; the receiver checks it before writing.
+//! - `kind = 2` (chunk): `file: u32 BE | offset: u64 BE | cv: [u8; 32] | data`.
+//!   `cv` is the BLAKE3 chaining value of `data` as the subtree of the file's hash tree that
+//!   starts at `offset` (so every chunk but a file's last is a power of two ≥ 1 KiB starting
+//!   at a multiple of its length). It is over the uncompressed bytes; the receiver checks it
+//!   before writing and builds the whole-file BLAKE3 from these values (peer version 2).
 //!   `flags & FLAG_COMPRESSED` marks `data` as compressed (see [`Control::Hello::caps`]).
 //! - `kind = 3` (control part): a slice of one control message's JSON that did not fit in
 //!   one data-channel message (a manifest of thousands of files is megabytes, the link's
@@ -151,6 +154,7 @@ pub struct Chunk<'a> {
     pub file: u32,
     pub offset: u64,
     pub flags: u8,
+    /// BLAKE3 chaining value of `data` at `offset` (see the module docs).
     pub hash: [u8; 32],
     pub data: &'a [u8],
 }

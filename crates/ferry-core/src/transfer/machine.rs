@@ -3,6 +3,8 @@
 
 use ferry_proto::peer::FileAccept;
 
+use super::tree::{self, UNIT};
+
 /// A peer broke the protocol (the transfer cannot continue).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("protocol violation: {0}")]
@@ -56,7 +58,8 @@ pub enum SendStep {
 pub struct SendMachine {
     files: Vec<SendFile>,
     window: u64,
-    chunk: usize,
+    /// Preferred chunk payload; actual chunks follow the hash tree's shape (`tree::piece_len`).
+    chunk: u64,
     cursor: usize,
     paused_local: bool,
     paused_remote: bool,
@@ -74,7 +77,7 @@ impl SendMachine {
                 })
                 .collect(),
             window: window.max(chunk as u64),
-            chunk: chunk.max(1),
+            chunk: (chunk as u64).max(UNIT),
             cursor: 0,
             paused_local: false,
             paused_remote: false,
@@ -94,6 +97,12 @@ impl SendMachine {
                     a.offset, a.file
                 ));
             }
+            if !a.offset.is_multiple_of(UNIT) && a.offset != f.size {
+                return violation(format!(
+                    "accept offset {} of file {} is not on a {UNIT}-byte boundary",
+                    a.offset, a.file
+                ));
+            }
             f.accepted = true;
             f.sent = a.offset;
             f.acked = a.offset;
@@ -107,6 +116,16 @@ impl SendMachine {
 
     pub fn generation(&self, file: u32) -> Option<u32> {
         self.files.get(file as usize).map(|f| f.generation)
+    }
+
+    /// Change the preferred chunk size from the next chunk on (the driver adapts it to the
+    /// measured rate).
+    pub fn set_chunk(&mut self, chunk: usize) {
+        self.chunk = (chunk as u64).max(UNIT);
+    }
+
+    pub fn chunk(&self) -> usize {
+        self.chunk as usize
     }
 
     pub fn set_paused_local(&mut self, p: bool) {
@@ -160,7 +179,7 @@ impl SendMachine {
         let in_flight = self.in_flight();
         let f = &mut self.files[idx];
         if f.sent < f.size {
-            let len = (f.size - f.sent).min(self.chunk as u64);
+            let len = tree::piece_len(f.sent, f.size, f.size, self.chunk);
             if in_flight > 0 && in_flight + len > self.window {
                 return SendStep::Wait;
             }
@@ -200,7 +219,7 @@ impl SendMachine {
     /// The receiver rejected a chunk: rewind `file` to `offset`. Returns the new generation.
     pub fn on_resend(&mut self, file: u32, offset: u64) -> Result<u32, ProtoViolation> {
         let f = self.file_mut(file)?;
-        if f.done || offset > f.sent {
+        if f.done || offset > f.sent || (!offset.is_multiple_of(UNIT) && offset != f.size) {
             return violation(format!("resend of file {file} at {offset} is out of range"));
         }
         f.sent = offset;
@@ -300,6 +319,12 @@ impl RecvFile {
                 self.size
             ));
         }
+        if !tree::valid_piece(offset, len, self.size) {
+            return violation(format!(
+                "chunk at {offset}+{len} is not a BLAKE3 subtree of a {}-byte file",
+                self.size
+            ));
+        }
         if offset > self.expected {
             if self.resend_pending {
                 return Ok(ChunkVerdict::Stale);
@@ -344,13 +369,16 @@ impl RecvFile {
 mod tests {
     use super::*;
 
+    /// Sizes in the tests are in KiB: chunk boundaries must sit on BLAKE3's 1 KiB chunks.
+    const K: u64 = 1024;
+
     fn acc(file: u32, offset: u64) -> FileAccept {
         FileAccept { file, offset }
     }
 
     #[test]
     fn sender_walks_files_within_window() {
-        let mut m = SendMachine::new(&[250, 0, 100], 200, 100);
+        let mut m = SendMachine::new(&[2 * K + 512, 0, K], 2 * K, K as usize);
         m.accept(&[acc(0, 0), acc(1, 0)]).unwrap();
         let c = |file, offset, len| SendStep::Chunk {
             file,
@@ -358,13 +386,13 @@ mod tests {
             len,
             generation: 0,
         };
-        assert_eq!(m.next_step(), c(0, 0, 100));
-        assert_eq!(m.next_step(), c(0, 100, 100));
-        // Window (200) full.
+        assert_eq!(m.next_step(), c(0, 0, K as usize));
+        assert_eq!(m.next_step(), c(0, K, K as usize));
+        // Window (2 KiB) full.
         assert_eq!(m.next_step(), SendStep::Wait);
-        assert_eq!(m.in_flight(), 200);
-        m.on_ack(0, 100).unwrap();
-        assert_eq!(m.next_step(), c(0, 200, 50));
+        assert_eq!(m.in_flight(), 2 * K);
+        m.on_ack(0, K).unwrap();
+        assert_eq!(m.next_step(), c(0, 2 * K, 512));
         assert_eq!(
             m.next_step(),
             SendStep::End {
@@ -385,33 +413,49 @@ mod tests {
         m.on_file_done(1).unwrap();
         assert_eq!(m.next_step(), SendStep::Wait);
         m.on_file_done(0).unwrap();
-        assert_eq!(m.acked_total(), 250);
+        assert_eq!(m.acked_total(), 2 * K + 512);
         assert_eq!(m.next_step(), SendStep::Done);
         assert_eq!(m.next_step(), SendStep::Wait);
     }
 
     #[test]
+    fn sender_chunks_follow_the_hash_tree_as_the_chunk_size_changes() {
+        let size = 1 << 20;
+        let mut m = SendMachine::new(&[size], size, 16 * K as usize);
+        m.accept(&[acc(0, 0)]).unwrap();
+        let mut at = 0;
+        let mut lens = Vec::new();
+        while let SendStep::Chunk { offset, len, .. } = m.next_step() {
+            assert_eq!(offset, at);
+            assert!(
+                tree::valid_piece(offset, len as u64, size),
+                "{offset}+{len}"
+            );
+            at += len as u64;
+            lens.push(len);
+            // Grow after the first chunk: the next ones stay aligned until they may be big.
+            m.set_chunk(256 * K as usize);
+        }
+        assert_eq!(at, size);
+        assert_eq!(
+            &lens[..3],
+            &[16 * K as usize, 16 * K as usize, 32 * K as usize]
+        );
+        assert_eq!(*lens.last().unwrap(), 256 * K as usize);
+    }
+
+    #[test]
     fn sender_resumes_at_offsets_and_rewinds_on_resend() {
-        let mut m = SendMachine::new(&[300], 1000, 100);
-        m.accept(&[acc(0, 150)]).unwrap();
-        assert_eq!(
-            m.next_step(),
-            SendStep::Chunk {
-                file: 0,
-                offset: 150,
-                len: 100,
-                generation: 0
-            }
-        );
-        assert_eq!(
-            m.next_step(),
-            SendStep::Chunk {
-                file: 0,
-                offset: 250,
-                len: 50,
-                generation: 0
-            }
-        );
+        let mut m = SendMachine::new(&[3 * K + 100], 10 * K, K as usize);
+        m.accept(&[acc(0, 2 * K)]).unwrap();
+        let c = |offset, len, generation| SendStep::Chunk {
+            file: 0,
+            offset,
+            len,
+            generation,
+        };
+        assert_eq!(m.next_step(), c(2 * K, K as usize, 0));
+        assert_eq!(m.next_step(), c(3 * K, 100, 0));
         assert_eq!(
             m.next_step(),
             SendStep::End {
@@ -419,16 +463,8 @@ mod tests {
                 generation: 0
             }
         );
-        assert_eq!(m.on_resend(0, 250).unwrap(), 1);
-        assert_eq!(
-            m.next_step(),
-            SendStep::Chunk {
-                file: 0,
-                offset: 250,
-                len: 50,
-                generation: 1
-            }
-        );
+        assert_eq!(m.on_resend(0, 3 * K).unwrap(), 1);
+        assert_eq!(m.next_step(), c(3 * K, 100, 1));
         assert_eq!(
             m.next_step(),
             SendStep::End {
@@ -442,7 +478,7 @@ mod tests {
 
     #[test]
     fn sender_pause_and_failures() {
-        let mut m = SendMachine::new(&[100, 100], 1000, 100);
+        let mut m = SendMachine::new(&[K, K], 10 * K, K as usize);
         m.accept(&[acc(0, 0), acc(1, 0)]).unwrap();
         m.set_paused_remote(true);
         assert_eq!(m.next_step(), SendStep::Wait);
@@ -457,40 +493,41 @@ mod tests {
 
     #[test]
     fn sender_rejects_nonsense() {
-        let mut m = SendMachine::new(&[100], 1000, 100);
+        let mut m = SendMachine::new(&[4 * K], 10 * K, K as usize);
         assert!(m.accept(&[acc(3, 0)]).is_err());
-        assert!(m.accept(&[acc(0, 101)]).is_err());
+        assert!(m.accept(&[acc(0, 4 * K + 1)]).is_err());
+        assert!(m.accept(&[acc(0, 100)]).is_err(), "off the 1 KiB grid");
         m.accept(&[acc(0, 0)]).unwrap();
         assert!(m.on_ack(0, 50).is_err(), "ack beyond sent");
         assert!(m.on_file_done(0).is_err(), "done before sent");
         assert!(m.on_ack(1, 0).is_err());
+        m.next_step();
+        assert!(m.on_resend(0, 100).is_err(), "resend off the grid");
     }
 
     #[test]
     fn receiver_verifies_and_requests_resend() {
-        let mut r = RecvFile::new(300, 0);
-        assert_eq!(r.on_chunk(0, 100, true).unwrap(), ChunkVerdict::Write);
-        assert_eq!(
-            r.on_chunk(100, 100, false).unwrap(),
-            ChunkVerdict::Resend(100)
-        );
+        let mut r = RecvFile::new(3 * K, 0);
+        assert_eq!(r.on_chunk(0, K, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_chunk(K, K, false).unwrap(), ChunkVerdict::Resend(K));
         // The rest of the window, sent before the sender saw our request.
-        assert_eq!(r.on_chunk(200, 100, true).unwrap(), ChunkVerdict::Stale);
+        assert_eq!(r.on_chunk(2 * K, K, true).unwrap(), ChunkVerdict::Stale);
         assert_eq!(r.on_end(true).unwrap(), EndVerdict::Stale);
-        assert_eq!(r.on_chunk(100, 100, true).unwrap(), ChunkVerdict::Write);
-        assert_eq!(r.on_chunk(0, 100, true).unwrap(), ChunkVerdict::Duplicate);
-        assert_eq!(r.on_chunk(200, 100, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_chunk(K, K, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_chunk(0, K, true).unwrap(), ChunkVerdict::Duplicate);
+        assert_eq!(r.on_chunk(2 * K, K, true).unwrap(), ChunkVerdict::Write);
         assert_eq!(r.on_end(true).unwrap(), EndVerdict::Complete);
         assert!(r.done);
     }
 
     #[test]
     fn receiver_protocol_errors() {
-        let mut r = RecvFile::new(100, 0);
-        assert!(r.on_chunk(50, 10, true).is_err(), "gap without resend");
-        let mut r = RecvFile::new(100, 0);
-        assert!(r.on_chunk(0, 101, true).is_err(), "past the end");
+        let mut r = RecvFile::new(4 * K, 0);
+        assert!(r.on_chunk(2 * K, K, true).is_err(), "gap without resend");
+        let mut r = RecvFile::new(4 * K, 0);
+        assert!(r.on_chunk(0, 4 * K + 1, true).is_err(), "past the end");
         assert!(r.on_chunk(0, 0, true).is_err(), "empty chunk");
+        assert!(r.on_chunk(0, 3 * K, true).is_err(), "not a subtree");
         assert!(r.on_end(true).is_err(), "end before data");
         let mut r = RecvFile::new(10, 0);
         for _ in 0..MAX_BAD_CHUNKS {

@@ -5,6 +5,7 @@
 pub mod machine;
 pub mod receiver;
 pub mod sender;
+pub mod tree;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,10 +25,28 @@ pub const ACK_EVERY: u64 = 1024 * 1024;
 pub const PIPELINE: usize = 16;
 
 /// Largest chunk payload that fits the link's message size, within the protocol's bounds.
+/// A power of two, because chunks are BLAKE3 subtrees (see `tree`).
 pub fn chunk_size(max_message_size: usize) -> usize {
-    max_message_size
+    let fits = max_message_size
         .saturating_sub(CHUNK_HEADER_LEN)
-        .clamp(MIN_CHUNK, MAX_CHUNK)
+        .clamp(MIN_CHUNK, MAX_CHUNK);
+    1 << fits.ilog2()
+}
+
+/// How long one chunk should occupy the link. Large chunks cost less per byte (framing,
+/// hashing calls, channel hops); on a slow link they make progress lurch and a re-sent chunk
+/// expensive, so the sender aims for chunks of about this much link time.
+const CHUNK_TIME: Duration = Duration::from_millis(20);
+
+/// Chunk size for a measured send rate: about [`CHUNK_TIME`] of data, a power of two between
+/// `MIN_CHUNK` and `max`. No measurement yet (0) keeps the largest.
+pub fn adaptive_chunk(rate_bps: u64, max: usize) -> usize {
+    if rate_bps == 0 {
+        return max;
+    }
+    let want = (rate_bps as f64 * CHUNK_TIME.as_secs_f64()) as usize;
+    let pow2 = if want == 0 { 1 } else { 1 << want.ilog2() };
+    pow2.clamp(MIN_CHUNK.min(max), max)
 }
 
 /// Send a control message that may not fit in one link message (manifest, accept), split
@@ -145,8 +164,27 @@ mod tests {
 
     #[test]
     fn chunk_size_respects_bounds() {
-        assert_eq!(chunk_size(64 * 1024), 64 * 1024 - CHUNK_HEADER_LEN);
+        assert_eq!(
+            chunk_size(64 * 1024),
+            32 * 1024,
+            "the header pushes it below 64 KiB"
+        );
+        assert_eq!(chunk_size(256 * 1024), 128 * 1024);
         assert_eq!(chunk_size(1024), MIN_CHUNK);
         assert_eq!(chunk_size(10 << 20), MAX_CHUNK);
+    }
+
+    #[test]
+    fn chunk_size_follows_the_rate() {
+        let max = 128 * 1024;
+        assert_eq!(adaptive_chunk(0, max), max, "no measurement yet");
+        assert_eq!(adaptive_chunk(200_000_000, max), max, "loopback/LAN");
+        assert_eq!(adaptive_chunk(2_000_000, max), 32 * 1024, "16 Mbit/s");
+        assert_eq!(adaptive_chunk(100_000, max), MIN_CHUNK, "a crawl");
+        assert_eq!(
+            adaptive_chunk(100_000, 8 * 1024),
+            8 * 1024,
+            "never above max"
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::error::FerryError;
 use crate::events::{Event, EventSink, OfferFile};
 use crate::fsio;
 use crate::store::{self, Direction, FileRow, Store, TransferRow};
+use crate::transfer::tree::{self, FileTree};
 
 #[derive(Debug, Clone)]
 pub struct RecvJob {
@@ -165,6 +165,10 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
         let row = stored.iter().find(|r| r.idx == i as u32);
         let done = row.is_some_and(|r| r.state == "done");
         let mut start = row.map(|r| r.verified_offset).unwrap_or(0).min(e.size);
+        // Chunks start on the hash tree's 1 KiB grid; a row from an older version may not.
+        if start != e.size {
+            start -= start % tree::UNIT;
+        }
         if start > 0 {
             let have = std::fs::metadata(fsio::part_path(&dest))
                 .map(|m| m.len())
@@ -210,7 +214,8 @@ struct WFile {
     dest: PathBuf,
     start: u64,
     m: RecvFile,
-    open: Option<(File, blake3::Hasher)>,
+    /// The `.part` file and the whole-file hash tree over what is verified in it.
+    open: Option<(File, FileTree)>,
     unacked: u64,
     since_ckpt: u64,
 }
@@ -238,12 +243,12 @@ impl Writer {
         if f.open.is_none() {
             let name = f.dest.display().to_string();
             fsio::create_parents(root, &f.dest).map_err(|e| FerryError::io(&name, &e))?;
-            let (file, hasher, at) =
+            let (file, tree, at) =
                 fsio::open_part(&f.dest, f.size, f.start).map_err(|e| FerryError::io(&name, &e))?;
             if at != f.start {
                 return Err(FerryError::Io(format!("{name}.part changed under us")));
             }
-            f.open = Some((file, hasher));
+            f.open = Some((file, tree));
         }
         Ok(())
     }
@@ -273,16 +278,20 @@ impl Writer {
                 let root = self.root.clone();
                 let f = self.file(c.file)?;
                 let len = c.data.len() as u64;
-                let hash_ok =
-                    c.offset != f.m.expected || blake3::hash(c.data).as_bytes() == &c.hash;
+                // Only the next expected piece is hashed, and only once its shape is known to
+                // be a subtree (the hasher asserts on shapes); `on_chunk` rejects bad shapes.
+                let cv = (c.offset == f.m.expected && tree::valid_piece(c.offset, len, f.size))
+                    .then(|| tree::piece_cv(c.offset, c.data));
+                let hash_ok = cv.is_none_or(|cv| cv == c.hash);
                 match f.m.on_chunk(c.offset, len, hash_ok)? {
                     ChunkVerdict::Write => {
                         Self::ensure_open(&root, f)?;
                         let name = f.dest.display().to_string();
-                        if let Some((h, hasher)) = &mut f.open {
-                            h.write_all_at(c.data, c.offset)
+                        if let (Some((h, tree)), Some(cv)) = (&mut f.open, cv) {
+                            fsio::write_all_at(h, c.data, c.offset)
                                 .map_err(|e| FerryError::io(&name, &e))?;
-                            hasher.update(c.data);
+                            tree.push(c.offset, c.data, cv)
+                                .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
                         }
                         f.unacked += len;
                         f.since_ckpt += len;
@@ -321,7 +330,8 @@ impl Writer {
                 let ours = f
                     .open
                     .as_ref()
-                    .map(|(_, h)| h.clone().finalize().to_hex().to_string())
+                    .and_then(|(_, t)| t.finalize().ok())
+                    .map(|h| h.to_hex().to_string())
                     .unwrap_or_default();
                 match f.m.on_end(ours == hash)? {
                     EndVerdict::Complete => {
@@ -347,8 +357,8 @@ impl Writer {
                     }
                     EndVerdict::Restart => {
                         tracing::warn!(file, "whole-file hash mismatch; fetching the file again");
-                        if let Some((_, h)) = &mut f.open {
-                            *h = blake3::Hasher::new();
+                        if let Some((_, t)) = &mut f.open {
+                            *t = FileTree::new(f.size);
                         }
                         f.start = 0;
                         let _ = self.tx.send(WOut::Rejected { file, offset: 0 });

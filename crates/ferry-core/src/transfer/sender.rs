@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,9 +13,11 @@ use ferry_proto::peer::{self, Control, FileEntry, Frame, PeerErrorCode};
 use tokio::sync::mpsc;
 
 use super::machine::{SendMachine, SendStep};
-use super::{PIPELINE, Progress, TransferHandle, chunk_size};
+use super::tree::{self, FileTree};
+use super::{PIPELINE, Progress, TransferHandle, adaptive_chunk, chunk_size};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
+use crate::fsio;
 use crate::link::Link;
 use crate::manifest::{self, Manifest};
 
@@ -92,8 +93,8 @@ enum ReadOut {
 
 struct OpenSrc {
     f: File,
-    hasher: blake3::Hasher,
-    hashed: u64,
+    /// The whole-file hash, built from the chunks' chaining values in order.
+    tree: FileTree,
 }
 
 /// Reads run here, off the async executor. Each file's whole-file hash is fed once, in
@@ -143,20 +144,32 @@ fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryEr
     let f = File::open(path).map_err(|e| FerryError::io(&entry.path, &e))?;
     Ok(OpenSrc {
         f,
-        hasher: blake3::Hasher::new(),
-        hashed: 0,
+        tree: FileTree::new(entry.size),
     })
 }
 
-/// Feed the whole-file hash up to `to`, reading what it has not seen yet.
-fn hash_upto(s: &mut OpenSrc, to: u64, buf: &mut Vec<u8>, name: &str) -> Result<(), FerryError> {
-    while s.hashed < to {
-        let n = ((to - s.hashed) as usize).min(1 << 20);
+/// Feed the whole-file hash up to `to` (a resumed transfer's prefix, which is not sent),
+/// reading what it has not seen yet.
+fn hash_upto(
+    s: &mut OpenSrc,
+    to: u64,
+    size: u64,
+    buf: &mut Vec<u8>,
+    name: &str,
+) -> Result<(), FerryError> {
+    while s.tree.next_offset() < to {
+        let at = s.tree.next_offset();
+        let n = tree::piece_len(at, to, size, 1 << 20) as usize;
+        if n == 0 {
+            return Err(FerryError::Protocol(format!(
+                "{name}: no piece fits at {at}"
+            )));
+        }
         buf.resize(n, 0);
-        s.f.read_exact_at(&mut buf[..n], s.hashed)
-            .map_err(|e| FerryError::io(name, &e))?;
-        s.hasher.update(&buf[..n]);
-        s.hashed += n as u64;
+        fsio::read_exact_at(&s.f, &mut buf[..n], at).map_err(|e| FerryError::io(name, &e))?;
+        s.tree
+            .push_data(at, &buf[..n])
+            .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
     }
     Ok(())
 }
@@ -187,26 +200,34 @@ fn read_one(
             generation,
             ..
         } => {
-            hash_upto(s, offset, buf, &entry.path)?;
+            hash_upto(s, offset, entry.size, buf, &entry.path)?;
+            if !tree::valid_piece(offset, len as u64, entry.size) {
+                return Err(FerryError::Protocol(format!(
+                    "{}: chunk {offset}+{len} does not fit the hash tree",
+                    entry.path
+                )));
+            }
             let mut frame = vec![0u8; peer::CHUNK_HEADER_LEN + len];
             let data = &mut frame[peer::CHUNK_HEADER_LEN..];
-            s.f.read_exact_at(data, offset).map_err(|e| {
+            fsio::read_exact_at(&s.f, data, offset).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     FerryError::SourceChanged(format!("{} shrank while sending", entry.path))
                 } else {
                     FerryError::io(&entry.path, &e)
                 }
             })?;
-            let hash = blake3::hash(data);
-            if s.hashed == offset {
-                s.hasher.update(data);
-                s.hashed += len as u64;
+            let cv = tree::piece_cv(offset, data);
+            // A re-read after a rewind is already part of the tree.
+            if s.tree.next_offset() == offset {
+                s.tree
+                    .push(offset, data, cv)
+                    .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?;
             }
             frame[0] = peer::KIND_CHUNK;
             frame[1] = 0;
             frame[2..6].copy_from_slice(&file.to_be_bytes());
             frame[6..14].copy_from_slice(&offset.to_be_bytes());
-            frame[14..46].copy_from_slice(hash.as_bytes());
+            frame[14..46].copy_from_slice(&cv);
             Ok(ReadOut::Frame {
                 file,
                 generation,
@@ -214,8 +235,13 @@ fn read_one(
             })
         }
         ReadReq::End { generation, .. } => {
-            hash_upto(s, entry.size, buf, &entry.path)?;
-            let hash = s.hasher.clone().finalize().to_hex().to_string();
+            hash_upto(s, entry.size, entry.size, buf, &entry.path)?;
+            let hash = s
+                .tree
+                .finalize()
+                .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?
+                .to_hex()
+                .to_string();
             Ok(ReadOut::End {
                 file,
                 generation,
@@ -361,6 +387,7 @@ async fn stream(
     out_rx: &mut mpsc::Receiver<ReadOut>,
 ) -> Result<(), FerryError> {
     let entries = &job.manifest.entries;
+    let max_chunk = m.chunk();
     let cancel = handle.cancelled_token();
     let mut pause_rx = handle.pause_rx();
     let mut ctrl_q: VecDeque<Bytes> = VecDeque::new();
@@ -429,6 +456,7 @@ async fn stream(
                 match c {
                     Control::Ack { file, offset } => {
                         m.on_ack(file, offset)?;
+                        m.set_chunk(adaptive_chunk(progress.rate(m.acked_total()), max_chunk));
                         let name = entries.get(file as usize).map(|e| e.path.as_str()).unwrap_or("");
                         progress.emit(ev, name, m.acked_total(), false);
                     }
