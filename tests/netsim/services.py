@@ -50,13 +50,23 @@ def start_coturn(topo: Topology, secret: str, tls: tuple[Path, Path] | None) -> 
         "fingerprint",
         "no-cli",
         "no-multicast-peers",
+        # As deploy/turnserver.conf: no relaying into private networks (ICE asks to, for every
+        # host candidate; coturn answers 403). 203.0.113.0/24 is this simulation's "public"
+        # internet, so unlike in deploy/ it stays allowed here.
+        "denied-peer-ip=10.0.0.0-10.255.255.255",
+        "denied-peer-ip=100.64.0.0-100.127.255.255",
+        "denied-peer-ip=127.0.0.0-127.255.255.255",
+        "denied-peer-ip=172.16.0.0-172.31.255.255",
+        "denied-peer-ip=192.168.0.0-192.168.255.255",
         f"pidfile={topo.workdir / 'turnserver.pid'}",
         f"log-file={topo.workdir / 'turnserver.log'}",
         "simple-log",
         "no-stdout-log",
     ]
-    if os.environ.get("NETSIM_COTURN_VERBOSE"):
-        conf.append("verbose")
+    verbose = os.environ.get("NETSIM_COTURN_VERBOSE", "")
+    if verbose:
+        # "2": coturn's extra-verbose mode, which logs every request and response.
+        conf.append("Verbose" if verbose == "2" else "verbose")
     if tls:
         # TLS (and plain TCP, which coturn also accepts on its TLS port) on 443.
         conf += [f"tls-listening-port={TURN_TLS_PORT}", f"cert={tls[0]}", f"pkey={tls[1]}"]

@@ -28,6 +28,8 @@ PUB_IP2 = "203.0.113.20"
 # The signaling server has an address of its own so that it can listen on 443 (the one port a
 # locked-down network lets out) next to coturn's TLS listener on PUB_IP:443.
 SIGNAL_IP = "203.0.113.30"
+# Next hop of the public segment's default route; nothing answers there (see Topology.build).
+INTERNET_GW = "203.0.113.254"
 WAN_IP = {"a": "203.0.113.11", "b": "203.0.113.12"}
 LAN_NET = {"a": "100.64.1", "b": "100.64.2"}
 
@@ -114,6 +116,13 @@ class Topology:
         self.ip("pub", "addr", "add", f"{PUB_IP2}/24", "dev", "br0")
         self.ip("pub", "addr", "add", f"{SIGNAL_IP}/24", "dev", "br0")
         self.ip("pub", "link", "set", "br0", "up")
+        # The rest of the internet: a default route to a gateway that swallows everything, as a
+        # real server has. Without it a relay's send to a private candidate address (which ICE
+        # tries) fails with ENETUNREACH, and coturn then marks that allocation's relay socket
+        # to-be-closed and silently relays nothing more for it (the old case-c failure).
+        run("ip", "-n", self.ns("pub"), "neigh", "add", INTERNET_GW, "lladdr", "02:00:00:00:00:fe",
+            "dev", "br0", "nud", "permanent")
+        self.ip("pub", "route", "add", "default", "via", INTERNET_GW, "dev", "br0")
         for side in ("a", "b"):
             r, h = f"r{side}", f"h{side}"
             # WAN: router <-> a port on the public bridge.
