@@ -14,6 +14,7 @@ pub mod rtc_runtime;
 pub mod session;
 pub mod signaling;
 pub mod ticket;
+pub mod turn_tcp;
 
 pub use password::Password;
 pub use session::{

@@ -79,6 +79,8 @@ pub struct Peer {
     pub pc: Arc<dyn PeerConnection>,
     pub events: mpsc::UnboundedReceiver<PcEvent>,
     pub state: watch::Receiver<RTCPeerConnectionState>,
+    /// Local bridges for TURN over TCP/TLS (see `turn_tcp`); they must live as long as `pc`.
+    pub turn_bridge: Option<crate::turn_tcp::TurnBridge>,
 }
 
 fn to_rtc_ice(s: &IceServer) -> RTCIceServer {
@@ -87,6 +89,13 @@ fn to_rtc_ice(s: &IceServer) -> RTCIceServer {
         username: s.username.clone().unwrap_or_default(),
         credential: s.credential.clone().unwrap_or_default(),
     }
+}
+
+/// Binding requests per candidate pair so that checks span as long as webrtc's default
+/// (7 × 200 ms): a slow path gets the same chance to answer at any check interval.
+fn ice_attempts(interval: Duration) -> u16 {
+    let ms = interval.as_millis().max(1);
+    (1400 / ms).clamp(7, 200) as u16
 }
 
 /// Build a tuned peer connection. A fresh DTLS certificate is generated for each (webrtc's
@@ -108,10 +117,20 @@ pub async fn new_peer(
         )
         // The window must hold at least one whole message for reassembly.
         .with_sctp_max_receive_buffer_size(tuning.sctp_receive_buffer.max(max_msg as usize) as u32)
-        .with_include_loopback_candidate(loopback);
+        .with_include_loopback_candidate(loopback)
+        // webrtc flushes a handshake step's packets on its next timer tick, and while ICE runs
+        // that tick is the check interval: at the default 200 ms, ICE + DTLS + SCTP cost four
+        // ticks (~0.8 s) even on loopback. A shorter interval with proportionally more
+        // attempts keeps the same ~1.4 s per candidate pair before giving up.
+        .with_ice_connection_attempts(
+            Some(tuning.ice_check_interval),
+            Some(ice_attempts(tuning.ice_check_interval)),
+        );
     if let Some(mtu) = tuning.mtu {
         se = se.with_sctp_mtu(mtu as u32);
     }
+    // webrtc allocates over UDP only; stream TURN URLs are pointed at local bridges instead.
+    let (ice_servers, turn_bridge) = crate::turn_tcp::bridge_ice_servers(ice_servers).await;
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers.iter().map(to_rtc_ice).collect())
         .build();
@@ -136,6 +155,7 @@ pub async fn new_peer(
         pc: Arc::new(pc),
         events,
         state,
+        turn_bridge,
     })
 }
 
@@ -247,7 +267,12 @@ pub fn spawn_link(
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(cap);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(cap);
     let (out_done_tx, mut out_done) = watch::channel(false);
-    let Peer { pc, mut state, .. } = peer;
+    let Peer {
+        pc,
+        mut state,
+        turn_bridge,
+        ..
+    } = peer;
     // Neither peer accepts a message above what it advertised; webrtc would refuse it and a
     // quietly dropped frame leaves both sides waiting for each other forever.
     let max_frame = tuning.max_message_size.clamp(16 * 1024, 256 * 1024);
@@ -270,7 +295,9 @@ pub fn spawn_link(
                             out_failed.cancel();
                             break;
                         }
-                        if let Err(e) = dc_out.send(BytesMut::from(&f[..])).await {
+                        // Frames are built uniquely owned, so this is a move, not a copy.
+                        let f = f.try_into_mut().unwrap_or_else(|f| BytesMut::from(&f[..]));
+                        if let Err(e) = dc_out.send(f).await {
                             tracing::warn!("link send failed, closing the link: {e}");
                             out_failed.cancel();
                             break;
@@ -340,6 +367,7 @@ pub fn spawn_link(
             let _ = dc.close().await;
         }
         let _ = pc.close().await;
+        drop(turn_bridge);
         tracing::debug!("link closed");
     });
 
