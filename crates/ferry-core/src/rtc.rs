@@ -240,7 +240,21 @@ pub async fn selected_path(
                 PathKind::Host => 1,
                 _ => 0,
             };
-            let (kl, kr) = (kind(l.typ), kind(r.typ));
+            let mut kr = kind(r.typ);
+            // A check can arrive before the candidate it comes from has trickled in; the pair
+            // is then recorded as peer-reflexive although the address is one the peer did
+            // announce. Report what the address really is.
+            if kr == PathKind::Prflx
+                && let Ok(remotes) = ice.get_remote_candidates().await
+                && let Some(c) = remotes.iter().find(|c| {
+                    c.typ != RTCIceCandidateType::Prflx
+                        && c.address == r.address
+                        && c.port == r.port
+                })
+            {
+                kr = kind(c.typ);
+            }
+            let kl = kind(l.typ);
             let path = if rank(kl) >= rank(kr) { kl } else { kr };
             (
                 path,

@@ -63,6 +63,9 @@ pub struct RtcTuning {
     /// `SO_RCVBUF`/`SO_SNDBUF` for the connection's UDP sockets (0 = OS default); see
     /// [`crate::rtc_runtime`].
     pub udp_buffer: usize,
+    /// Pause between ICE connectivity checks; also how soon webrtc sends each handshake
+    /// step, so it sets the time to connect (see `rtc::new_peer`).
+    pub ice_check_interval: Duration,
 }
 
 impl Default for RtcTuning {
@@ -79,6 +82,7 @@ impl Default for RtcTuning {
             buffered_low: 2 * 1024 * 1024,
             link_capacity: 64,
             udp_buffer: 4 * 1024 * 1024,
+            ice_check_interval: Duration::from_millis(50),
         }
     }
 }

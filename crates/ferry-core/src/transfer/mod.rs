@@ -64,6 +64,29 @@ pub(crate) async fn send_control(
     Ok(())
 }
 
+/// On the way out of a transfer (cancel, fatal error): hand the peer what is queued, then
+/// `last`, so it learns why we stopped. Bounded: a peer that no longer reads cannot hold us.
+pub(crate) async fn send_parting(
+    link: &crate::link::Link,
+    queued: impl IntoIterator<Item = bytes::Bytes>,
+    last: Option<ferry_proto::peer::Control>,
+) {
+    let frames: Vec<bytes::Bytes> = queued
+        .into_iter()
+        .chain(last.map(|c| bytes::Bytes::from(c.encode())))
+        .collect();
+    let _ = tokio::time::timeout(PARTING_TIMEOUT, async {
+        for f in frames {
+            if link.tx.send(f).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The user's levers on a running transfer. Cheap to clone; every clone controls the same
 /// transfer.
 #[derive(Clone, Debug)]

@@ -5,7 +5,6 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_proto::peer::{self, Control, FileAccept, FileEntry, Frame};
@@ -623,10 +622,7 @@ async fn pump(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    link.tx.send(ctl(Control::Cancel { reason: "receiver cancelled".into() })),
-                ).await;
+                super::send_parting(link, [], Some(Control::Cancel { reason: "receiver cancelled".into() })).await;
                 return Err(FerryError::Cancelled("by the user".into()));
             }
             out = out_rx.recv() => {
@@ -656,16 +652,8 @@ async fn pump(
                     }
                     WOut::Fatal(err) => {
                         tracing::error!(%err, "receiving failed");
-                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                            for c in ctrl_q.drain(..) {
-                                let _ = link.tx.send(c).await;
-                            }
-                            let _ = link.tx.send(ctl(Control::Error {
-                                code: err.peer_code(),
-                                message: err.to_string(),
-                                file: None,
-                            })).await;
-                        }).await;
+                        let last = Control::Error { code: err.peer_code(), message: err.to_string(), file: None };
+                        super::send_parting(link, ctrl_q.drain(..), Some(last)).await;
                         return Err(err);
                     }
                 }

@@ -439,10 +439,7 @@ async fn stream(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    link.tx.send(ctl(Control::Cancel { reason: "sender cancelled".into() })),
-                ).await;
+                super::send_parting(link, [], Some(Control::Cancel { reason: "sender cancelled".into() })).await;
                 return Err(FerryError::Cancelled("by the user".into()));
             }
             msg = link.rx.recv() => {
@@ -548,11 +545,7 @@ async fn stream(
                         }));
                         if !matches!(err.peer_code(), PeerErrorCode::SourceChanged) {
                             // Not a per-file condition: the whole transfer stops.
-                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                                while let Some(c) = ctrl_q.pop_front() {
-                                    if link.tx.send(c).await.is_err() { break; }
-                                }
-                            }).await;
+                            super::send_parting(link, ctrl_q.drain(..), None).await;
                             return Err(err);
                         }
                         att.failed.push((file, err));
