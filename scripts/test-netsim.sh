@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Network simulation suite: ferry between two home networks behind (simulated) NATs, through a
 # real ferry-signal and coturn, all inside network namespaces this script creates and removes.
-# Needs root; skipped with a message otherwise. Bounded: the whole suite is killed after 5 min.
+# Needs root; skipped with a message otherwise. Bounded: the whole suite is killed after 5.5 min.
 #   FERRY_NETSIM_ONLY="b c"   run only those cases      FERRY_NETSIM_SIZE_MB=32   file size
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +40,4 @@ else
 fi
 
 # SIGTERM at the limit lets netsim.py unwind its teardown; SIGKILL 15 s later if it hangs.
-PYTHONDONTWRITEBYTECODE=1 timeout -k 15 300 python3 tests/netsim/netsim.py --prefix "$prefix" "${args[@]}"
+PYTHONDONTWRITEBYTECODE=1 timeout -k 15 330 python3 tests/netsim/netsim.py --prefix "$prefix" "${args[@]}"

@@ -17,6 +17,8 @@ from topo import PUB_IP, PUB_IP2, SIGNAL_IP, Topology, wait_port
 SIGNAL_PORT = 443
 TURN_PORT = 3478
 TURN_TLS_PORT = 443  # the one port a locked-down network lets out
+# The CA that signed coturn's certificate, in each case's work directory.
+TURN_CA = "turn-ca.pem"
 
 
 def turn_rest_credential(secret: str, room: str, ttl_s: int = 600) -> tuple[str, str]:
@@ -27,12 +29,23 @@ def turn_rest_credential(secret: str, room: str, ttl_s: int = 600) -> tuple[str,
 
 
 def self_signed_cert(workdir: Path) -> tuple[Path, Path]:
-    cert, key = workdir / "turn-cert.pem", workdir / "turn-key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=turn.ferry.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
+    """A throwaway CA and coturn's certificate for PUB_IP, signed by it. Clients trust the CA
+    through SSL_CERT_FILE (TURN_CA below), as they would a real CA through the platform store."""
+    ca, ca_key = workdir / TURN_CA, workdir / "turn-ca-key.pem"
+    cert, key, csr = workdir / "turn-cert.pem", workdir / "turn-key.pem", workdir / "turn.csr"
+    ext = workdir / "turn-cert.ext"
+    ext.write_text(f"subjectAltName=IP:{PUB_IP}\nbasicConstraints=CA:FALSE\n"
+                   "extendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in (
+        ["req", "-x509", *ec, "-days", "1", "-subj", "/CN=ferry netsim CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+         "-keyout", str(ca_key), "-out", str(ca)],
+        ["req", *ec, "-subj", "/CN=turn.ferry.test", "-keyout", str(key), "-out", str(csr)],
+        ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(cert)],
+    ):
+        subprocess.run(["openssl", *argv], check=True, capture_output=True, timeout=30)
     return cert, key
 
 
