@@ -145,6 +145,56 @@ fn tampered_chunk_is_detected_and_refetched() {
     assert_eq!(hash(&out.join("t.bin")), hash(&f));
 }
 
+/// Log-like text: what compresses in real life.
+fn text_file(path: &std::path::Path, len: usize) {
+    let mut v = Vec::with_capacity(len + 100);
+    let mut i = 0u64;
+    while v.len() < len {
+        v.extend_from_slice(
+            format!(
+                "2026-11-25T08:{:02}:{:02}Z INFO GET /api/items/{i} 200 {} ms\n",
+                i % 60,
+                i % 59,
+                i % 89
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    v.truncate(len);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, v).unwrap();
+}
+
+#[test]
+fn compressible_data_crosses_compressed_and_random_data_does_not_grow() {
+    let s = Setup::new();
+    let text = s.path("src/app.log");
+    text_file(&text, 8 * MB);
+    let noise = s.path("src/noise.bin");
+    random_file(&noise, MB, 9);
+    // Chunk 3 is text: damaging its LZ4 block must cost a resend, not the transfer.
+    let mut snd = s.sender(
+        &[text.clone(), noise.clone()],
+        "pw-lz4",
+        &[("FERRY_TEST_CORRUPT_CHUNK", "3".into())],
+    );
+    let (room, _) = room_of(&mut snd);
+    let out = s.path("out");
+    let mut rcv = s.receiver(&room, "pw-lz4", &out, &[]);
+    assert_eq!(rcv.finish(T), 0, "{:#?}", rcv.events);
+    assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
+    assert_eq!(hash(&out.join("app.log")), hash(&text));
+    assert_eq!(hash(&out.join("noise.bin")), hash(&noise));
+    assert_eq!(rcv.all("chunk-rejected").len(), 1, "{:#?}", rcv.events);
+    let done = snd.all("done");
+    let link = done[0]["link_bytes"].as_u64().unwrap();
+    let total = (9 * MB) as u64;
+    // The text shrinks several times over; the random megabyte is sent as it is.
+    assert!(link < total / 2, "{link} bytes on the link for {total}");
+    assert!(link >= MB as u64, "{link}");
+}
+
 #[test]
 fn receiver_killed_and_restarted_resumes() {
     let s = Setup::new();

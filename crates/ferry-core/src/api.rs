@@ -83,6 +83,8 @@ pub struct SendReport {
     pub transfer_id: String,
     /// Bytes the receiver holds and confirmed (including earlier attempts).
     pub bytes: u64,
+    /// Chunk payload bytes sent over the link in the last attempt, after compression.
+    pub link_bytes: u64,
     pub secs: f64,
     /// Files not sent, `(path, error code)`.
     pub failed: Vec<(String, String)>,
@@ -333,6 +335,8 @@ pub async fn send(
     let mut job = SendJob::new(transfer_id.clone(), manifest);
     job.corrupt_chunk = opts.corrupt_chunk;
     job.rate_limit_bps = opts.rate_limit_bps;
+    // Benchmark knob: FERRY_COMPRESS=0 sends every chunk as it is.
+    job.compress = std::env::var("FERRY_COMPRESS").map_or(true, |v| v != "0");
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();
     let started = Instant::now();
@@ -360,6 +364,7 @@ pub async fn send(
                 break Ok(SendReport {
                     transfer_id: transfer_id.clone(),
                     bytes: att.bytes_acked,
+                    link_bytes: att.bytes_sent,
                     secs: started.elapsed().as_secs_f64(),
                     failed: att
                         .failed
@@ -385,6 +390,7 @@ pub async fn send(
         &opts.store,
         &transfer_id,
         &result.as_ref().map(|r| &r.bytes),
+        result.as_ref().ok().map(|r| r.link_bytes),
         &ev,
         started,
     );
@@ -398,6 +404,7 @@ fn finish_store(
     store: &Store,
     id: &str,
     result: &Result<&u64, &FerryError>,
+    link_bytes: Option<u64>,
     ev: &EventSink,
     started: Instant,
 ) {
@@ -407,6 +414,7 @@ fn finish_store(
                 bytes: **bytes,
                 secs: started.elapsed().as_secs_f64(),
                 transfer_id: id.to_string(),
+                link_bytes,
             });
             store.set_transfer_state(id, "done", None, Some(**bytes))
         }
@@ -548,6 +556,7 @@ pub async fn receive(
             &opts.store,
             &transfer_id,
             &result.as_ref().map(|_| &bytes),
+            None,
             &ev,
             started,
         );

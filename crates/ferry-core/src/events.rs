@@ -73,6 +73,10 @@ pub enum Event {
         bytes: u64,
         secs: f64,
         transfer_id: String,
+        /// Sender only: chunk payload bytes that crossed the link in the last attempt, after
+        /// compression (below `bytes` when data compressed).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        link_bytes: Option<u64>,
     },
     Error {
         code: String,

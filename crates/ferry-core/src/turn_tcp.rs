@@ -27,12 +27,16 @@ use tokio_util::sync::CancellationToken;
 
 /// How long connecting (TCP, and TLS on top) to the TURN server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Datagrams queued per connection while it connects or the stream is slow. Past this they are
-/// dropped, as UDP would; TURN and ICE retransmit.
-const QUEUE: usize = 256;
+/// Datagrams queued per connection while it connects or the stream is slow.
+const QUEUE: usize = 1024;
+/// How long a datagram may wait for room in a full queue before it is dropped, as UDP would
+/// drop it (TURN, ICE and SCTP retransmit).
+const SEND_WAIT: Duration = Duration::from_millis(500);
 /// The largest frame either side may send: a STUN message or ChannelData is at most
 /// 4 + 65535 bytes.
 const MAX_FRAME: usize = 4 + 65536;
+/// Socket buffers asked for on the bridge's UDP socket (the kernel may grant less).
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -137,6 +141,11 @@ pub async fn bridge_ice_servers(servers: &[IceServer]) -> (Vec<IceServer>, Optio
                 continue;
             };
             match UdpSocket::bind("127.0.0.1:0").await.and_then(|s| {
+                // A burst from webrtc (a whole SCTP window) must not overflow the default
+                // buffer while the stream drains: every drop costs SCTP a window halving.
+                let sock = socket2::SockRef::from(&s);
+                let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+                let _ = sock.set_send_buffer_size(UDP_BUFFER);
                 let local = s.local_addr()?;
                 Ok((s, local))
             }) {
@@ -195,20 +204,32 @@ async fn run_bridge(sock: UdpSocket, target: StreamTurn, cancel: CancellationTok
                 let (sock, target, tls, cancel) =
                     (sock.clone(), target.clone(), tls.clone(), cancel.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = run_conn(sock, src, &target, tls, rx, cancel).await {
-                        tracing::debug!(
-                            "TURN {}:{} ({}) for {src}: {e}",
-                            target.host,
-                            target.port,
-                            if target.tls { "tls" } else { "tcp" }
-                        );
+                    let end = run_conn(sock, src, &target, tls, rx, cancel.clone()).await;
+                    // The allocation dies with its connection; worth a line unless we hung up.
+                    if !cancel.is_cancelled() {
+                        let how = if target.tls { "tls" } else { "tcp" };
+                        match end {
+                            Ok(()) => tracing::info!(
+                                "TURN {}:{} ({how}) closed the connection for {src}",
+                                target.host,
+                                target.port
+                            ),
+                            Err(e) => tracing::warn!(
+                                "TURN {}:{} ({how}) for {src}: {e}",
+                                target.host,
+                                target.port
+                            ),
+                        }
                     }
                 });
                 conns.insert(src, tx);
                 &conns[&src]
             }
         };
-        let _ = tx.try_send(datagram);
+        // Wait for room rather than drop: a burst then waits in this socket's (large) buffer
+        // instead of being lost, and SCTP never sees a loss the network did not cause. Bounded,
+        // so a connection that stopped draining cannot hold up the bridge for long.
+        let _ = tokio::time::timeout(SEND_WAIT, tx.send(datagram)).await;
     }
 }
 

@@ -26,6 +26,9 @@ pub const FLAG_LAST: u8 = 0b0000_0001;
 pub const MAX_CONTROL_LEN: usize = 64 * 1024 * 1024;
 /// Chunk flag: payload is compressed (codec negotiated in `hello`).
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
+/// `hello` capability: chunks may carry `FLAG_COMPRESSED` with an LZ4 block, prefixed by the
+/// uncompressed length (u32 LE), which is at most [`MAX_CHUNK`].
+pub const CAP_LZ4: &str = "lz4";
 /// Bytes of a chunk frame before its data.
 pub const CHUNK_HEADER_LEN: usize = 2 + 4 + 8 + 32;
 /// Smallest and largest chunk payloads the engine will use.

@@ -332,16 +332,34 @@ impl RecvFile {
             return violation(format!("chunk at {offset}, expected {}", self.expected));
         }
         if !hash_ok {
-            self.bad_chunks += 1;
-            if self.bad_chunks > MAX_BAD_CHUNKS {
-                return violation("too many corrupt chunks");
-            }
-            self.resend_pending = true;
-            return Ok(ChunkVerdict::Resend(self.expected));
+            return self.reject();
         }
         self.resend_pending = false;
         self.expected += len;
         Ok(ChunkVerdict::Write)
+    }
+
+    /// A chunk at `offset` arrived too damaged to tell its length (it did not decompress).
+    pub fn on_corrupt(&mut self, offset: u64) -> Result<ChunkVerdict, ProtoViolation> {
+        if self.done || offset < self.expected {
+            return Ok(ChunkVerdict::Duplicate);
+        }
+        if offset > self.expected {
+            if self.resend_pending {
+                return Ok(ChunkVerdict::Stale);
+            }
+            return violation(format!("chunk at {offset}, expected {}", self.expected));
+        }
+        self.reject()
+    }
+
+    fn reject(&mut self) -> Result<ChunkVerdict, ProtoViolation> {
+        self.bad_chunks += 1;
+        if self.bad_chunks > MAX_BAD_CHUNKS {
+            return violation("too many corrupt chunks");
+        }
+        self.resend_pending = true;
+        Ok(ChunkVerdict::Resend(self.expected))
     }
 
     pub fn on_end(&mut self, hash_ok: bool) -> Result<EndVerdict, ProtoViolation> {
@@ -518,6 +536,20 @@ mod tests {
         assert_eq!(r.on_chunk(2 * K, K, true).unwrap(), ChunkVerdict::Write);
         assert_eq!(r.on_end(true).unwrap(), EndVerdict::Complete);
         assert!(r.done);
+    }
+
+    #[test]
+    fn receiver_asks_again_for_undecodable_chunks() {
+        let mut r = RecvFile::new(4 * K, 0);
+        assert_eq!(r.on_chunk(0, K, true).unwrap(), ChunkVerdict::Write);
+        assert_eq!(r.on_corrupt(K).unwrap(), ChunkVerdict::Resend(K));
+        assert_eq!(r.on_corrupt(2 * K).unwrap(), ChunkVerdict::Stale);
+        assert_eq!(r.on_corrupt(0).unwrap(), ChunkVerdict::Duplicate);
+        assert!(RecvFile::new(4 * K, 0).on_corrupt(K).is_err(), "gap");
+        for _ in 1..MAX_BAD_CHUNKS {
+            assert_eq!(r.on_corrupt(K).unwrap(), ChunkVerdict::Resend(K));
+        }
+        assert!(r.on_corrupt(K).is_err(), "too many");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! drivers that feed them (`sender`, `receiver`). Disk reads, writes and hashing run on
 //! dedicated threads behind bounded channels so they overlap with the network.
 
+pub mod compress;
 pub mod machine;
+mod reader;
 pub mod receiver;
 pub mod sender;
 pub mod tree;
+mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,21 +3,20 @@
 //! at checkpoints and only then raises the stored resume offset.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use ferry_proto::peer::{self, Control, FileAccept, FileEntry, Frame};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::machine::{ChunkVerdict, EndVerdict, RecvFile};
-use super::{ACK_EVERY, PIPELINE, Progress, TransferHandle, WINDOW};
+use super::writer::{WFile, WIn, WOut, Writer, writer_thread};
+use super::{PIPELINE, Progress, TransferHandle};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink, OfferFile};
 use crate::fsio;
 use crate::store::{self, Direction, FileRow, Store, TransferRow};
-use crate::transfer::tree::{self, FileTree};
+use crate::transfer::tree;
 
 #[derive(Debug, Clone)]
 pub struct RecvJob {
@@ -185,216 +184,6 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
     Ok((out, failed))
 }
 
-enum WIn {
-    Chunk(Bytes),
-    End { file: u32, hash: String },
-}
-
-enum WOut {
-    Written {
-        file: u32,
-        offset: u64,
-        bytes: u64,
-    },
-    Rejected {
-        file: u32,
-        offset: u64,
-    },
-    FileDone {
-        file: u32,
-        hash: String,
-        dest: PathBuf,
-    },
-    Fatal(FerryError),
-}
-
-struct WFile {
-    size: u64,
-    dest: PathBuf,
-    start: u64,
-    m: RecvFile,
-    /// The `.part` file and the whole-file hash tree over what is verified in it.
-    open: Option<(File, FileTree)>,
-    unacked: u64,
-    since_ckpt: u64,
-}
-
-struct Writer {
-    root: PathBuf,
-    files: Vec<Option<WFile>>,
-    store: Store,
-    transfer_id: String,
-    overwrite: bool,
-    tx: mpsc::UnboundedSender<WOut>,
-}
-
-impl Writer {
-    fn file(&mut self, file: u32) -> Result<&mut WFile, FerryError> {
-        match self.files.get_mut(file as usize) {
-            Some(Some(f)) => Ok(f),
-            _ => Err(FerryError::Protocol(format!(
-                "data for file {file}, which was not accepted"
-            ))),
-        }
-    }
-
-    fn ensure_open(root: &Path, f: &mut WFile) -> Result<(), FerryError> {
-        if f.open.is_none() {
-            let name = f.dest.display().to_string();
-            fsio::create_parents(root, &f.dest).map_err(|e| FerryError::io(&name, &e))?;
-            let (file, tree, at) =
-                fsio::open_part(&f.dest, f.size, f.start).map_err(|e| FerryError::io(&name, &e))?;
-            if at != f.start {
-                return Err(FerryError::Io(format!("{name}.part changed under us")));
-            }
-            f.open = Some((file, tree));
-        }
-        Ok(())
-    }
-
-    fn checkpoint(&self, file: u32, f: &mut WFile) -> Result<(), FerryError> {
-        if let Some((h, _)) = &f.open {
-            h.sync_data()
-                .map_err(|e| FerryError::io(&f.dest.display().to_string(), &e))?;
-            self.store
-                .set_offset(&self.transfer_id, file, f.m.expected)?;
-        }
-        f.since_ckpt = 0;
-        Ok(())
-    }
-
-    fn handle(&mut self, msg: WIn) -> Result<(), FerryError> {
-        match msg {
-            WIn::Chunk(buf) => {
-                let Ok(Frame::Chunk(c)) = peer::decode(&buf) else {
-                    return Err(FerryError::Protocol("bad chunk frame".into()));
-                };
-                if c.flags != 0 {
-                    return Err(FerryError::Protocol(
-                        "compressed chunks were not negotiated".into(),
-                    ));
-                }
-                let root = self.root.clone();
-                let f = self.file(c.file)?;
-                let len = c.data.len() as u64;
-                // Only the next expected piece is hashed, and only once its shape is known to
-                // be a subtree (the hasher asserts on shapes); `on_chunk` rejects bad shapes.
-                let cv = (c.offset == f.m.expected && tree::valid_piece(c.offset, len, f.size))
-                    .then(|| tree::piece_cv(c.offset, c.data));
-                let hash_ok = cv.is_none_or(|cv| cv == c.hash);
-                match f.m.on_chunk(c.offset, len, hash_ok)? {
-                    ChunkVerdict::Write => {
-                        Self::ensure_open(&root, f)?;
-                        let name = f.dest.display().to_string();
-                        if let (Some((h, tree)), Some(cv)) = (&mut f.open, cv) {
-                            fsio::write_all_at(h, c.data, c.offset)
-                                .map_err(|e| FerryError::io(&name, &e))?;
-                            tree.push(c.offset, c.data, cv)
-                                .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
-                        }
-                        f.unacked += len;
-                        f.since_ckpt += len;
-                        let (offset, ack) = (f.m.expected, f.unacked >= ACK_EVERY);
-                        if f.since_ckpt >= WINDOW {
-                            let mut tmp = self.files[c.file as usize].take();
-                            if let Some(wf) = tmp.as_mut() {
-                                let r = self.checkpoint(c.file, wf);
-                                self.files[c.file as usize] = tmp;
-                                r?;
-                            }
-                        }
-                        if ack && let Some(Some(f)) = self.files.get_mut(c.file as usize) {
-                            let bytes = std::mem::take(&mut f.unacked);
-                            let _ = self.tx.send(WOut::Written {
-                                file: c.file,
-                                offset,
-                                bytes,
-                            });
-                        }
-                    }
-                    ChunkVerdict::Resend(offset) => {
-                        let _ = self.tx.send(WOut::Rejected {
-                            file: c.file,
-                            offset,
-                        });
-                    }
-                    ChunkVerdict::Duplicate | ChunkVerdict::Stale => {}
-                }
-            }
-            WIn::End { file, hash } => {
-                let root = self.root.clone();
-                let overwrite = self.overwrite;
-                let f = self.file(file)?;
-                Self::ensure_open(&root, f)?;
-                let ours = f
-                    .open
-                    .as_ref()
-                    .and_then(|(_, t)| t.finalize().ok())
-                    .map(|h| h.to_hex().to_string())
-                    .unwrap_or_default();
-                match f.m.on_end(ours == hash)? {
-                    EndVerdict::Complete => {
-                        let name = f.dest.display().to_string();
-                        let bytes = std::mem::take(&mut f.unacked);
-                        if let Some((h, _)) = f.open.take() {
-                            let dest = fsio::finish_part(h, &f.dest, overwrite)
-                                .map_err(|e| FerryError::io(&name, &e))?;
-                            self.store.set_file_state(
-                                &self.transfer_id,
-                                file,
-                                "done",
-                                Some(&hash),
-                                Some(&dest.display().to_string()),
-                            )?;
-                            let _ = self.tx.send(WOut::Written {
-                                file,
-                                offset: u64::MAX,
-                                bytes,
-                            });
-                            let _ = self.tx.send(WOut::FileDone { file, hash, dest });
-                        }
-                    }
-                    EndVerdict::Restart => {
-                        tracing::warn!(file, "whole-file hash mismatch; fetching the file again");
-                        if let Some((_, t)) = &mut f.open {
-                            *t = FileTree::new(f.size);
-                        }
-                        f.start = 0;
-                        let _ = self.tx.send(WOut::Rejected { file, offset: 0 });
-                    }
-                    EndVerdict::Stale => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// On the way out (link gone, error, done): make what was written durable and record it.
-    fn close(&mut self) {
-        for i in 0..self.files.len() {
-            let mut tmp = self.files[i].take();
-            if let Some(f) = tmp.as_mut()
-                && !f.m.done
-                && f.open.is_some()
-                && let Err(e) = self.checkpoint(i as u32, f)
-            {
-                tracing::warn!(%e, "final checkpoint failed");
-            }
-            self.files[i] = tmp;
-        }
-    }
-}
-
-fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
-    while let Some(msg) = rx.blocking_recv() {
-        if let Err(e) = w.handle(msg) {
-            let _ = w.tx.send(WOut::Fatal(e));
-            break;
-        }
-    }
-    w.close();
-}
-
 fn ctl(c: Control) -> Bytes {
     Bytes::from(c.encode())
 }
@@ -532,15 +321,9 @@ pub async fn run(
         .iter()
         .enumerate()
         .map(|(i, p)| match p {
-            Some(p) if p.accepted && !entries[i].dir => Some(WFile {
-                size: entries[i].size,
-                dest: p.dest.clone(),
-                start: p.start,
-                m: RecvFile::new(entries[i].size, p.start),
-                open: None,
-                unacked: 0,
-                since_ckpt: 0,
-            }),
+            Some(p) if p.accepted && !entries[i].dir => {
+                Some(WFile::new(entries[i].size, p.dest.clone(), p.start))
+            }
             _ => None,
         })
         .collect();
@@ -552,6 +335,8 @@ pub async fn run(
         store: job.store.clone(),
         transfer_id: transfer_id.clone(),
         overwrite: job.overwrite,
+        lz4: link.info.caps.iter().any(|c| c == peer::CAP_LZ4),
+        scratch: Vec::new(),
         tx: out_tx,
     };
     let thread = std::thread::Builder::new()

@@ -3,23 +3,21 @@
 //! read next within the window.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_proto::peer::{self, Control, FileEntry, Frame, PeerErrorCode};
+use ferry_proto::peer::{self, Control, Frame, PeerErrorCode};
 use tokio::sync::mpsc;
 
+use super::compress::Compressor;
 use super::machine::{SendMachine, SendStep};
-use super::tree::{self, FileTree};
+use super::reader::{ReadOut, ReadReq, reader};
 use super::{PIPELINE, Progress, TransferHandle, adaptive_chunk, chunk_size};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
-use crate::fsio;
 use crate::link::Link;
-use crate::manifest::{self, Manifest};
+use crate::manifest::Manifest;
 
 /// What to send. Lives across attempts (reconnects) of one transfer.
 #[derive(Debug)]
@@ -27,6 +25,8 @@ pub struct SendJob {
     pub transfer_id: String,
     pub manifest: Manifest,
     pub window: u64,
+    /// Compress chunks that shrink (when the receiver supports it).
+    pub compress: bool,
     /// Test hook: flip a byte in the Nth chunk (1-based, counted across attempts).
     pub corrupt_chunk: Option<u64>,
     /// Test hook: cap the send rate (bytes per second) so fault tests can hit a transfer
@@ -41,6 +41,7 @@ impl SendJob {
             transfer_id,
             manifest,
             window: super::WINDOW,
+            compress: true,
             corrupt_chunk: None,
             rate_limit_bps: None,
             chunks_sent: AtomicU64::new(0),
@@ -59,196 +60,6 @@ pub struct SendAttempt {
     /// Files that could not be sent, with why.
     pub failed: Vec<(u32, FerryError)>,
     pub secs: f64,
-}
-
-enum ReadReq {
-    Chunk {
-        file: u32,
-        offset: u64,
-        len: usize,
-        generation: u32,
-    },
-    End {
-        file: u32,
-        generation: u32,
-    },
-}
-
-enum ReadOut {
-    Frame {
-        file: u32,
-        generation: u32,
-        frame: Bytes,
-    },
-    End {
-        file: u32,
-        generation: u32,
-        hash: String,
-    },
-    Failed {
-        file: u32,
-        err: FerryError,
-    },
-}
-
-struct OpenSrc {
-    f: File,
-    /// The whole-file hash, built from the chunks' chaining values in order.
-    tree: FileTree,
-}
-
-/// Reads run here, off the async executor. Each file's whole-file hash is fed once, in
-/// order, no matter how often a range is re-read after a rewind.
-fn reader(
-    entries: Vec<FileEntry>,
-    sources: Vec<Option<PathBuf>>,
-    mut rx: mpsc::UnboundedReceiver<ReadReq>,
-    tx: mpsc::Sender<ReadOut>,
-) {
-    let mut open: HashMap<u32, OpenSrc> = HashMap::new();
-    let mut buf = Vec::new();
-    while let Some(req) = rx.blocking_recv() {
-        let (file, generation) = match &req {
-            ReadReq::Chunk {
-                file, generation, ..
-            }
-            | ReadReq::End { file, generation } => (*file, *generation),
-        };
-        let out = match read_one(&entries, &sources, &mut open, &mut buf, req) {
-            Ok(o) => o,
-            Err(err) => {
-                open.remove(&file);
-                ReadOut::Failed { file, err }
-            }
-        };
-        let _ = generation;
-        if tx.blocking_send(out).is_err() {
-            return;
-        }
-    }
-}
-
-fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryError> {
-    let path = src
-        .as_ref()
-        .ok_or_else(|| FerryError::Protocol(format!("{} is a folder", entry.path)))?;
-    // The resume identity: a file that changed since the manifest was made would splice
-    // old and new bytes together on the receiver.
-    let (size, mtime) = manifest::stat(path).map_err(|e| FerryError::io(&entry.path, &e))?;
-    if size != entry.size || mtime != entry.mtime_ms {
-        return Err(FerryError::SourceChanged(format!(
-            "{} (size {} -> {size}, mtime {} -> {mtime})",
-            entry.path, entry.size, entry.mtime_ms
-        )));
-    }
-    let f = File::open(path).map_err(|e| FerryError::io(&entry.path, &e))?;
-    Ok(OpenSrc {
-        f,
-        tree: FileTree::new(entry.size),
-    })
-}
-
-/// Feed the whole-file hash up to `to` (a resumed transfer's prefix, which is not sent),
-/// reading what it has not seen yet.
-fn hash_upto(
-    s: &mut OpenSrc,
-    to: u64,
-    size: u64,
-    buf: &mut Vec<u8>,
-    name: &str,
-) -> Result<(), FerryError> {
-    while s.tree.next_offset() < to {
-        let at = s.tree.next_offset();
-        let n = tree::piece_len(at, to, size, 1 << 20) as usize;
-        if n == 0 {
-            return Err(FerryError::Protocol(format!(
-                "{name}: no piece fits at {at}"
-            )));
-        }
-        buf.resize(n, 0);
-        fsio::read_exact_at(&s.f, &mut buf[..n], at).map_err(|e| FerryError::io(name, &e))?;
-        s.tree
-            .push_data(at, &buf[..n])
-            .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
-    }
-    Ok(())
-}
-
-fn read_one(
-    entries: &[FileEntry],
-    sources: &[Option<PathBuf>],
-    open: &mut HashMap<u32, OpenSrc>,
-    buf: &mut Vec<u8>,
-    req: ReadReq,
-) -> Result<ReadOut, FerryError> {
-    let file = match &req {
-        ReadReq::Chunk { file, .. } | ReadReq::End { file, .. } => *file,
-    };
-    let entry = entries
-        .get(file as usize)
-        .ok_or_else(|| FerryError::Protocol(format!("no file {file}")))?;
-    let s = match open.entry(file) {
-        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(open_src(entry, &sources[file as usize])?)
-        }
-    };
-    match req {
-        ReadReq::Chunk {
-            offset,
-            len,
-            generation,
-            ..
-        } => {
-            hash_upto(s, offset, entry.size, buf, &entry.path)?;
-            if !tree::valid_piece(offset, len as u64, entry.size) {
-                return Err(FerryError::Protocol(format!(
-                    "{}: chunk {offset}+{len} does not fit the hash tree",
-                    entry.path
-                )));
-            }
-            let mut frame = vec![0u8; peer::CHUNK_HEADER_LEN + len];
-            let data = &mut frame[peer::CHUNK_HEADER_LEN..];
-            fsio::read_exact_at(&s.f, data, offset).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    FerryError::SourceChanged(format!("{} shrank while sending", entry.path))
-                } else {
-                    FerryError::io(&entry.path, &e)
-                }
-            })?;
-            let cv = tree::piece_cv(offset, data);
-            // A re-read after a rewind is already part of the tree.
-            if s.tree.next_offset() == offset {
-                s.tree
-                    .push(offset, data, cv)
-                    .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?;
-            }
-            frame[0] = peer::KIND_CHUNK;
-            frame[1] = 0;
-            frame[2..6].copy_from_slice(&file.to_be_bytes());
-            frame[6..14].copy_from_slice(&offset.to_be_bytes());
-            frame[14..46].copy_from_slice(&cv);
-            Ok(ReadOut::Frame {
-                file,
-                generation,
-                frame: Bytes::from(frame),
-            })
-        }
-        ReadReq::End { generation, .. } => {
-            hash_upto(s, entry.size, entry.size, buf, &entry.path)?;
-            let hash = s
-                .tree
-                .finalize()
-                .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?
-                .to_hex()
-                .to_string();
-            Ok(ReadOut::End {
-                file,
-                generation,
-                hash,
-            })
-        }
-    }
 }
 
 fn ctl(c: Control) -> Bytes {
@@ -349,9 +160,11 @@ pub async fn run(
     let (out_tx, mut out_rx) = mpsc::channel(PIPELINE);
     let reader_entries = entries.clone();
     let reader_sources = job.manifest.sources.clone();
+    let compressor =
+        (job.compress && link.info.caps.iter().any(|c| c == peer::CAP_LZ4)).then(Compressor::new);
     let reader_thread = std::thread::Builder::new()
         .name("ferry-read".into())
-        .spawn(move || reader(reader_entries, reader_sources, req_rx, out_tx))
+        .spawn(move || reader(reader_entries, reader_sources, compressor, req_rx, out_tx))
         .map_err(|e| FerryError::Io(format!("cannot start reader thread: {e}")))?;
 
     let result = stream(

@@ -1,0 +1,226 @@
+//! The sender's disk thread: reads the chunks the machine asks for, hashes each into its
+//! chaining value (and the file's hash tree, once, in order), compresses what shrinks, and
+//! hands finished frames back to the async driver in `sender.rs`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use ferry_proto::peer::{self, FileEntry};
+use tokio::sync::mpsc;
+
+use super::compress::Compressor;
+use super::tree::{self, FileTree};
+use crate::error::FerryError;
+use crate::fsio;
+use crate::manifest;
+
+pub(super) enum ReadReq {
+    Chunk {
+        file: u32,
+        offset: u64,
+        len: usize,
+        generation: u32,
+    },
+    End {
+        file: u32,
+        generation: u32,
+    },
+}
+
+pub(super) enum ReadOut {
+    Frame {
+        file: u32,
+        generation: u32,
+        frame: Bytes,
+    },
+    End {
+        file: u32,
+        generation: u32,
+        hash: String,
+    },
+    Failed {
+        file: u32,
+        err: FerryError,
+    },
+}
+
+struct OpenSrc {
+    f: File,
+    /// The whole-file hash, built from the chunks' chaining values in order.
+    tree: FileTree,
+}
+
+/// Reads run here, off the async executor. Each file's whole-file hash is fed once, in
+/// order, no matter how often a range is re-read after a rewind.
+pub(super) fn reader(
+    entries: Vec<FileEntry>,
+    sources: Vec<Option<PathBuf>>,
+    mut compressor: Option<Compressor>,
+    mut rx: mpsc::UnboundedReceiver<ReadReq>,
+    tx: mpsc::Sender<ReadOut>,
+) {
+    let mut open: HashMap<u32, OpenSrc> = HashMap::new();
+    let mut buf = Vec::new();
+    while let Some(req) = rx.blocking_recv() {
+        let (file, generation) = match &req {
+            ReadReq::Chunk {
+                file, generation, ..
+            }
+            | ReadReq::End { file, generation } => (*file, *generation),
+        };
+        let out = match read_one(
+            &entries,
+            &sources,
+            &mut open,
+            &mut buf,
+            &mut compressor,
+            req,
+        ) {
+            Ok(o) => o,
+            Err(err) => {
+                open.remove(&file);
+                ReadOut::Failed { file, err }
+            }
+        };
+        let _ = generation;
+        if tx.blocking_send(out).is_err() {
+            return;
+        }
+    }
+}
+
+fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryError> {
+    let path = src
+        .as_ref()
+        .ok_or_else(|| FerryError::Protocol(format!("{} is a folder", entry.path)))?;
+    // The resume identity: a file that changed since the manifest was made would splice
+    // old and new bytes together on the receiver.
+    let (size, mtime) = manifest::stat(path).map_err(|e| FerryError::io(&entry.path, &e))?;
+    if size != entry.size || mtime != entry.mtime_ms {
+        return Err(FerryError::SourceChanged(format!(
+            "{} (size {} -> {size}, mtime {} -> {mtime})",
+            entry.path, entry.size, entry.mtime_ms
+        )));
+    }
+    let f = File::open(path).map_err(|e| FerryError::io(&entry.path, &e))?;
+    Ok(OpenSrc {
+        f,
+        tree: FileTree::new(entry.size),
+    })
+}
+
+/// Feed the whole-file hash up to `to` (a resumed transfer's prefix, which is not sent),
+/// reading what it has not seen yet.
+fn hash_upto(
+    s: &mut OpenSrc,
+    to: u64,
+    size: u64,
+    buf: &mut Vec<u8>,
+    name: &str,
+) -> Result<(), FerryError> {
+    while s.tree.next_offset() < to {
+        let at = s.tree.next_offset();
+        let n = tree::piece_len(at, to, size, 1 << 20) as usize;
+        if n == 0 {
+            return Err(FerryError::Protocol(format!(
+                "{name}: no piece fits at {at}"
+            )));
+        }
+        buf.resize(n, 0);
+        fsio::read_exact_at(&s.f, &mut buf[..n], at).map_err(|e| FerryError::io(name, &e))?;
+        s.tree
+            .push_data(at, &buf[..n])
+            .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn read_one(
+    entries: &[FileEntry],
+    sources: &[Option<PathBuf>],
+    open: &mut HashMap<u32, OpenSrc>,
+    buf: &mut Vec<u8>,
+    compressor: &mut Option<Compressor>,
+    req: ReadReq,
+) -> Result<ReadOut, FerryError> {
+    let file = match &req {
+        ReadReq::Chunk { file, .. } | ReadReq::End { file, .. } => *file,
+    };
+    let entry = entries
+        .get(file as usize)
+        .ok_or_else(|| FerryError::Protocol(format!("no file {file}")))?;
+    let s = match open.entry(file) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(open_src(entry, &sources[file as usize])?)
+        }
+    };
+    match req {
+        ReadReq::Chunk {
+            offset,
+            len,
+            generation,
+            ..
+        } => {
+            hash_upto(s, offset, entry.size, buf, &entry.path)?;
+            if !tree::valid_piece(offset, len as u64, entry.size) {
+                return Err(FerryError::Protocol(format!(
+                    "{}: chunk {offset}+{len} does not fit the hash tree",
+                    entry.path
+                )));
+            }
+            let mut frame = vec![0u8; peer::CHUNK_HEADER_LEN + len];
+            let data = &mut frame[peer::CHUNK_HEADER_LEN..];
+            fsio::read_exact_at(&s.f, data, offset).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    FerryError::SourceChanged(format!("{} shrank while sending", entry.path))
+                } else {
+                    FerryError::io(&entry.path, &e)
+                }
+            })?;
+            let cv = tree::piece_cv(offset, data);
+            // A re-read after a rewind is already part of the tree.
+            if s.tree.next_offset() == offset {
+                s.tree
+                    .push(offset, data, cv)
+                    .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?;
+            }
+            frame[0] = peer::KIND_CHUNK;
+            frame[1] = 0;
+            frame[2..6].copy_from_slice(&file.to_be_bytes());
+            frame[6..14].copy_from_slice(&offset.to_be_bytes());
+            frame[14..46].copy_from_slice(&cv);
+            if let Some(wire) = compressor
+                .as_mut()
+                .and_then(|c| c.compress(&frame[peer::CHUNK_HEADER_LEN..]))
+            {
+                let mut small = Vec::with_capacity(peer::CHUNK_HEADER_LEN + wire.len());
+                small.extend_from_slice(&frame[..peer::CHUNK_HEADER_LEN]);
+                small[1] = peer::FLAG_COMPRESSED;
+                small.extend_from_slice(wire);
+                frame = small;
+            }
+            Ok(ReadOut::Frame {
+                file,
+                generation,
+                frame: Bytes::from(frame),
+            })
+        }
+        ReadReq::End { generation, .. } => {
+            hash_upto(s, entry.size, entry.size, buf, &entry.path)?;
+            let hash = s
+                .tree
+                .finalize()
+                .map_err(|e| FerryError::Protocol(format!("{}: {e}", entry.path)))?
+                .to_hex()
+                .to_string();
+            Ok(ReadOut::End {
+                file,
+                generation,
+                hash,
+            })
+        }
+    }
+}

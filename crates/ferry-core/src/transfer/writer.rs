@@ -1,0 +1,277 @@
+//! The receiver's disk thread: verifies each chunk against its chaining value, writes it into
+//! the `.part` file, checkpoints (fsync, then the stored offset) every window, and checks
+//! and moves a file into place at its end. It reports back to the async driver in
+//! `receiver.rs` over a channel; blocking I/O never runs on the executor.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferry_proto::peer::{self, Frame};
+use tokio::sync::mpsc;
+
+use super::compress;
+use super::machine::{ChunkVerdict, EndVerdict, RecvFile};
+use super::tree::{self, FileTree};
+use super::{ACK_EVERY, WINDOW};
+use crate::error::FerryError;
+use crate::fsio;
+use crate::store::Store;
+
+pub(super) enum WIn {
+    Chunk(Bytes),
+    End { file: u32, hash: String },
+}
+
+pub(super) enum WOut {
+    Written {
+        file: u32,
+        offset: u64,
+        bytes: u64,
+    },
+    Rejected {
+        file: u32,
+        offset: u64,
+    },
+    FileDone {
+        file: u32,
+        hash: String,
+        dest: PathBuf,
+    },
+    Fatal(FerryError),
+}
+
+pub(super) struct WFile {
+    pub(super) size: u64,
+    pub(super) dest: PathBuf,
+    pub(super) start: u64,
+    pub(super) m: RecvFile,
+    /// The `.part` file and the whole-file hash tree over what is verified in it.
+    open: Option<(File, FileTree)>,
+    unacked: u64,
+    since_ckpt: u64,
+}
+
+impl WFile {
+    pub(super) fn new(size: u64, dest: PathBuf, start: u64) -> Self {
+        WFile {
+            size,
+            dest,
+            start,
+            m: RecvFile::new(size, start),
+            open: None,
+            unacked: 0,
+            since_ckpt: 0,
+        }
+    }
+}
+
+pub(super) struct Writer {
+    pub(super) root: PathBuf,
+    pub(super) files: Vec<Option<WFile>>,
+    pub(super) store: Store,
+    pub(super) transfer_id: String,
+    pub(super) overwrite: bool,
+    /// LZ4 chunks were negotiated (`hello` caps).
+    pub(super) lz4: bool,
+    /// Reused buffer for decompressed chunks.
+    pub(super) scratch: Vec<u8>,
+    pub(super) tx: mpsc::UnboundedSender<WOut>,
+}
+
+impl Writer {
+    fn file(&mut self, file: u32) -> Result<&mut WFile, FerryError> {
+        match self.files.get_mut(file as usize) {
+            Some(Some(f)) => Ok(f),
+            _ => Err(FerryError::Protocol(format!(
+                "data for file {file}, which was not accepted"
+            ))),
+        }
+    }
+
+    fn ensure_open(root: &Path, f: &mut WFile) -> Result<(), FerryError> {
+        if f.open.is_none() {
+            let name = f.dest.display().to_string();
+            fsio::create_parents(root, &f.dest).map_err(|e| FerryError::io(&name, &e))?;
+            let (file, tree, at) =
+                fsio::open_part(&f.dest, f.size, f.start).map_err(|e| FerryError::io(&name, &e))?;
+            if at != f.start {
+                return Err(FerryError::Io(format!("{name}.part changed under us")));
+            }
+            f.open = Some((file, tree));
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self, file: u32, f: &mut WFile) -> Result<(), FerryError> {
+        if let Some((h, _)) = &f.open {
+            h.sync_data()
+                .map_err(|e| FerryError::io(&f.dest.display().to_string(), &e))?;
+            self.store
+                .set_offset(&self.transfer_id, file, f.m.expected)?;
+        }
+        f.since_ckpt = 0;
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: WIn) -> Result<(), FerryError> {
+        match msg {
+            WIn::Chunk(buf) => {
+                let Ok(Frame::Chunk(c)) = peer::decode(&buf) else {
+                    return Err(FerryError::Protocol("bad chunk frame".into()));
+                };
+                if c.flags & !peer::FLAG_COMPRESSED != 0 {
+                    return Err(FerryError::Protocol(format!(
+                        "unknown chunk flags {:#04x}",
+                        c.flags
+                    )));
+                }
+                let compressed = c.flags & peer::FLAG_COMPRESSED != 0;
+                if compressed && !self.lz4 {
+                    return Err(FerryError::Protocol(
+                        "compressed chunk, but compression was not negotiated".into(),
+                    ));
+                }
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let data = if compressed {
+                    compress::decompress(c.data, &mut scratch, peer::MAX_CHUNK)
+                } else {
+                    Ok(c.data)
+                };
+                let root = self.root.clone();
+                let f = self.file(c.file)?;
+                let data = match data {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Damaged in transit like a bad hash: ask for it again (bounded by
+                        // the machine's bad-chunk limit).
+                        tracing::warn!(file = c.file, offset = c.offset, %e, "undecodable chunk");
+                        if let ChunkVerdict::Resend(offset) = f.m.on_corrupt(c.offset)? {
+                            let _ = self.tx.send(WOut::Rejected {
+                                file: c.file,
+                                offset,
+                            });
+                        }
+                        self.scratch = scratch;
+                        return Ok(());
+                    }
+                };
+                let len = data.len() as u64;
+                // Only the next expected piece is hashed, and only once its shape is known to
+                // be a subtree (the hasher asserts on shapes); `on_chunk` rejects bad shapes.
+                let cv = (c.offset == f.m.expected && tree::valid_piece(c.offset, len, f.size))
+                    .then(|| tree::piece_cv(c.offset, data));
+                let hash_ok = cv.is_none_or(|cv| cv == c.hash);
+                match f.m.on_chunk(c.offset, len, hash_ok)? {
+                    ChunkVerdict::Write => {
+                        Self::ensure_open(&root, f)?;
+                        let name = f.dest.display().to_string();
+                        if let (Some((h, tree)), Some(cv)) = (&mut f.open, cv) {
+                            fsio::write_all_at(h, data, c.offset)
+                                .map_err(|e| FerryError::io(&name, &e))?;
+                            tree.push(c.offset, data, cv)
+                                .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
+                        }
+                        f.unacked += len;
+                        f.since_ckpt += len;
+                        let (offset, ack) = (f.m.expected, f.unacked >= ACK_EVERY);
+                        if f.since_ckpt >= WINDOW {
+                            let mut tmp = self.files[c.file as usize].take();
+                            if let Some(wf) = tmp.as_mut() {
+                                let r = self.checkpoint(c.file, wf);
+                                self.files[c.file as usize] = tmp;
+                                r?;
+                            }
+                        }
+                        if ack && let Some(Some(f)) = self.files.get_mut(c.file as usize) {
+                            let bytes = std::mem::take(&mut f.unacked);
+                            let _ = self.tx.send(WOut::Written {
+                                file: c.file,
+                                offset,
+                                bytes,
+                            });
+                        }
+                    }
+                    ChunkVerdict::Resend(offset) => {
+                        let _ = self.tx.send(WOut::Rejected {
+                            file: c.file,
+                            offset,
+                        });
+                    }
+                    ChunkVerdict::Duplicate | ChunkVerdict::Stale => {}
+                }
+                self.scratch = scratch;
+            }
+            WIn::End { file, hash } => {
+                let root = self.root.clone();
+                let overwrite = self.overwrite;
+                let f = self.file(file)?;
+                Self::ensure_open(&root, f)?;
+                let ours = f
+                    .open
+                    .as_ref()
+                    .and_then(|(_, t)| t.finalize().ok())
+                    .map(|h| h.to_hex().to_string())
+                    .unwrap_or_default();
+                match f.m.on_end(ours == hash)? {
+                    EndVerdict::Complete => {
+                        let name = f.dest.display().to_string();
+                        let bytes = std::mem::take(&mut f.unacked);
+                        if let Some((h, _)) = f.open.take() {
+                            let dest = fsio::finish_part(h, &f.dest, overwrite)
+                                .map_err(|e| FerryError::io(&name, &e))?;
+                            self.store.set_file_state(
+                                &self.transfer_id,
+                                file,
+                                "done",
+                                Some(&hash),
+                                Some(&dest.display().to_string()),
+                            )?;
+                            let _ = self.tx.send(WOut::Written {
+                                file,
+                                offset: u64::MAX,
+                                bytes,
+                            });
+                            let _ = self.tx.send(WOut::FileDone { file, hash, dest });
+                        }
+                    }
+                    EndVerdict::Restart => {
+                        tracing::warn!(file, "whole-file hash mismatch; fetching the file again");
+                        if let Some((_, t)) = &mut f.open {
+                            *t = FileTree::new(f.size);
+                        }
+                        f.start = 0;
+                        let _ = self.tx.send(WOut::Rejected { file, offset: 0 });
+                    }
+                    EndVerdict::Stale => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// On the way out (link gone, error, done): make what was written durable and record it.
+    fn close(&mut self) {
+        for i in 0..self.files.len() {
+            let mut tmp = self.files[i].take();
+            if let Some(f) = tmp.as_mut()
+                && !f.m.done
+                && f.open.is_some()
+                && let Err(e) = self.checkpoint(i as u32, f)
+            {
+                tracing::warn!(%e, "final checkpoint failed");
+            }
+            self.files[i] = tmp;
+        }
+    }
+}
+
+pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
+    while let Some(msg) = rx.blocking_recv() {
+        if let Err(e) = w.handle(msg) {
+            let _ = w.tx.send(WOut::Fatal(e));
+            break;
+        }
+    }
+    w.close();
+}
