@@ -67,8 +67,9 @@ CASES = [
     Case("c-symmetric-nat", "symmetric", ("relay",)),
     # Only TCP/443 gets out: relayed over TURN on a stream (engine: turn_tcp.rs), once offered
     # as plain TCP and once as TLS, each alone so that each is proven.
-    # A smaller file: relayed over a stream the engine moves only ~0.2 MB/s so far (see
-    # docs/DEPLOY.md, "Known limits").
+    # A smaller file: relayed over a stream, SCTP's bursts overflow coturn's relay sockets and
+    # each tail loss costs a retransmission timeout (RTO_MIN 1 s, doubling), so bigger files run
+    # at ~0.5 MB/s and now and then stall past the budget (see docs/DEPLOY.md, "Limitations").
     Case("d-udp-blocked-tcp", "udp-blocked", ("relay",), turn=("tcp",), size_mb=2),
     Case("d-udp-blocked-tls", "udp-blocked", ("relay",), turn=("tls",), size_mb=2),
     Case("e-outage-10s", "eim", ("srflx", "prflx"), link_flap_s=10.0, rate_mbit=24),
