@@ -229,7 +229,14 @@ async fn run_bridge(sock: UdpSocket, target: StreamTurn, cancel: CancellationTok
         // Wait for room rather than drop: a burst then waits in this socket's (large) buffer
         // instead of being lost, and SCTP never sees a loss the network did not cause. Bounded,
         // so a connection that stopped draining cannot hold up the bridge for long.
-        let _ = tokio::time::timeout(SEND_WAIT, tx.send(datagram)).await;
+        if tokio::time::timeout(SEND_WAIT, tx.send(datagram))
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                "TURN bridge for {src}: the connection is not draining; datagram dropped"
+            );
+        }
     }
 }
 
