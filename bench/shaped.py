@@ -1,14 +1,28 @@
-"""Shaped links: two network namespaces joined by a veth pair with `tc netem` on each end.
-Ferry's sender and signaling server live in one namespace, the receiver in the other, and
-the question is whether Ferry fills the link. A plain TCP stream over the same link is
-measured alongside, as the yardstick of what the shaped path carries at all.
+"""Shaped links: does Ferry fill a link with a given rate, delay and loss?
 
-Only namespaces created here are touched, and they are removed in a finally/atexit.
+Three network namespaces in a line, each hop a veth pair:
+
+    sender (ferry send + ferry serve)  --  router  --  receiver (ferry receive)
+    10.231.77.1                   .77.254 | .78.254                 10.231.78.1
+
+This kernel has no `sch_netem` (nor fq/etf), so the link is emulated in userspace by
+`tun-netem` (crates/ferry-bench): in the router, policy routing sends everything arriving
+from the sender's veth into TUN "a" and everything from the receiver's veth into TUN "b"
+(`ip rule add iif <veth> lookup <table>`, that table's default route = the TUN). One
+`tun-netem` per TUN holds each packet for its serialization time at the rate plus the
+one-way delay (loss on the data direction only) and writes it back into the TUN, whence the
+main table routes it to the other veth. So both directions see the delay, both the rate.
+
+Per profile the link is checked before Ferry runs on it: a UDP ping (no `ping` binary
+needed) must show the configured RTT, and a plain TCP stream — the yardstick of what the
+shaped path carries at all — its rate. Only namespaces created here are touched; they are
+removed in a finally/atexit (which also ends the emulators: their TUNs live in the router).
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import subprocess
 import sys
@@ -16,74 +30,174 @@ import time
 from pathlib import Path
 
 import tools
-from common import free_port, make_random, spawn
+from common import MIB, free_port, json_lines, make_random, spawn
 
-# (label, rate in Mbit/s, RTT ms, loss % on the data direction)
+# (label, rate Mbit/s (0 = none), RTT ms, loss % on the data direction, max bytes or None)
 PROFILES = [
-    ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0),
-    ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0),
-    ("100 Mbit/s, 40 ms RTT, 1% loss", 100, 40.0, 1.0),
+    ("no shaping (emulator pass-through)", 0, 0.0, 0.0, None),
+    ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0, None),
+    ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
+    # Loss-limited: a full-size file would take many minutes for every tool.
+    ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 64 * MIB),
 ]
 
-SUBNET = "10.231.77"  # lives only inside the two namespaces below
+S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), check=check, capture_output=True, text=True)
 
 
-class Link:
-    def __init__(self) -> None:
+def netem_bin(bench) -> Path | None:
+    env = os.environ.get("BENCH_TUN_NETEM")
+    candidates = [Path(env)] if env else []
+    candidates += [bench.raw.parent / "tun-netem", bench.ferry.parent / "tun-netem"]
+    return next((c for c in candidates if c.exists()), None)
+
+
+TICK_MS = 100
+
+
+def stalls(ticks: list[dict], mbit: float) -> dict:
+    """Where the data direction carried under a tenth of what it could, between the first and
+    the last interval that carried at least half: recovery stalls of whatever used the link."""
+    full = (mbit * 1e6 / 8 * TICK_MS / 1000) if mbit else max(t["bytes_out"] for t in ticks)
+    busy = [i for i, t in enumerate(ticks) if t["bytes_out"] >= full / 2]
+    if not busy:
+        return {"busy_ms": 0, "stall_ms": 0, "longest_stall_ms": 0}
+    span = ticks[busy[0]:busy[-1] + 1]
+    longest = run = total = 0
+    for t in span:
+        if t["bytes_out"] < full / 10:
+            run += 1
+            total += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return {"busy_ms": len(span) * TICK_MS, "stall_ms": total * TICK_MS,
+            "longest_stall_ms": longest * TICK_MS,
+            "drop_ticks": sum(1 for t in span if t["queue_drops"] or t["lost"])}
+
+
+class Topology:
+    def __init__(self, netem: Path, work: Path) -> None:
         tag = f"{os.getpid() % 100000}"
-        self.a, self.b = f"fbench-a-{tag}", f"fbench-b-{tag}"
-        self.va, self.vb = f"fba{tag}", f"fbb{tag}"
-        self.ip_a, self.ip_b = f"{SUBNET}.1", f"{SUBNET}.2"
+        self.netem, self.work = netem, work
+        self.s, self.r, self.d = (f"fbench-{x}-{tag}" for x in ("snd", "rtr", "rcv"))
+        self.vs, self.vra, self.vrb, self.vd = (f"fb{x}{tag}" for x in ("s", "ra", "rb", "d"))
+        self.tun_a, self.tun_b = f"fbta{tag}", f"fbtb{tag}"
+        self.ip_s, self.ip_d = f"{S_NET}.1", f"{D_NET}.1"
+        self.emulators: list = []
+        self.tun_drops: dict[str, int] = {}
+        self.mbit = 0.0
         atexit.register(self.down)
-        sh("ip", "netns", "add", self.a)
-        sh("ip", "netns", "add", self.b)
-        sh("ip", "link", "add", self.va, "type", "veth", "peer", "name", self.vb)
-        sh("ip", "link", "set", self.va, "netns", self.a)
-        sh("ip", "link", "set", self.vb, "netns", self.b)
-        for ns, dev, ip in ((self.a, self.va, self.ip_a), (self.b, self.vb, self.ip_b)):
-            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+        for ns in (self.s, self.r, self.d):
+            sh("ip", "netns", "add", ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        r = ["ip", "netns", "exec", self.r, "sysctl", "-qw"]
+        # Set before the router's devices exist so they inherit it: a packet written back
+        # into TUN "a" has a source that is routed via the veth, which strict rp_filter drops.
+        for key in ("all", "default"):
+            sh(*r, f"net.ipv4.conf.{key}.rp_filter=0")
+            sh(*r, f"net.ipv4.conf.{key}.send_redirects=0")
+        sh(*r, "net.ipv4.ip_forward=1")
+        for end, ns, veth, net, table, tun in ((self.vs, self.s, self.vra, S_NET, 101, self.tun_a),
+                                               (self.vd, self.d, self.vrb, D_NET, 102, self.tun_b)):
+            sh("ip", "link", "add", end, "type", "veth", "peer", "name", veth)
+            sh("ip", "link", "set", end, "netns", ns)
+            sh("ip", "link", "set", veth, "netns", self.r)
+            sh("ip", "-n", ns, "addr", "add", f"{net}.1/24", "dev", end)
+            sh("ip", "-n", ns, "link", "set", end, "up")
+            sh("ip", "-n", ns, "route", "add", "default", "via", f"{net}.254")
             # webrtc's mDNS socket fails with ENODEV when no route covers multicast.
-            sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)
+            sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", end)
+            sh("ip", "-n", self.r, "addr", "add", f"{net}.254/24", "dev", veth)
+            sh("ip", "-n", self.r, "link", "set", veth, "up")
+            # Persistent TUN: routes survive the emulator being restarted with other flags.
+            sh("ip", "-n", self.r, "tuntap", "add", "dev", tun, "mode", "tun")
+            sh("ip", "-n", self.r, "link", "set", tun, "txqueuelen", "10000", "up")
+            sh("ip", "-n", self.r, "route", "add", "default", "dev", tun, "table", str(table))
+            sh("ip", "-n", self.r, "rule", "add", "iif", veth, "lookup", str(table))
+            for dev in (veth, tun):
+                sh(*r, f"net.ipv4.conf.{dev}.rp_filter=0")
 
-    def shape(self, mbit: int, rtt_ms: float, loss: float) -> bool:
-        """Shapes both directions; returns whether the delay could be applied.
+    def shape(self, mbit: float, rtt_ms: float, loss: float, name: str) -> None:
+        """(Re)starts both emulators; the data direction (sender -> receiver) gets the loss."""
+        self.stop_emulators()
+        self.mbit = mbit
+        bdp = mbit * 1e6 / 8 * rtt_ms / 1000
+        queue = str(int(max(2 * bdp, 128 * 1024)))  # 2x BDP: the queue alone never limits
+        for tun, l in ((self.tun_a, loss), (self.tun_b, 0.0)):
+            cmd = [str(self.netem), "--dev", tun, "--delay-ms", f"{rtt_ms / 2:g}",
+                   "--rate-mbit", f"{mbit:g}", "--loss-pct", f"{l:g}", "--queue-bytes", queue,
+                   "--seed", "5", "--rt-priority", "10", "--timeline-ms", str(TICK_MS)]
+            p = spawn(f"tun-netem-{name}-{tun}", cmd, self.work, netns=self.r, measure=False)
+            if p.wait_line(lambda line: json.loads(line).get("event") == "ready", 10) is None:
+                p.stop()
+                raise RuntimeError(f"tun-netem did not start: {p.stderr_tail()}")
+            self.emulators.append(p)
 
-        netem does rate, delay and loss in one qdisc. Kernels built without sch_netem (this
-        machine's) get tbf for the rate and an nftables `numgen random` rule for the loss, and
-        no added delay: tc has no other delay qdisc without an eBPF program.
-        """
-        one_way = f"{rtt_ms / 2:g}ms"
-        # Queue deep enough for 2x the bandwidth-delay product so netem itself drops nothing.
-        limit = str(max(1000, int(mbit * 1e6 / 8 * rtt_ms / 1000 * 2 / 1200)))
-        netem = True
-        for ns, dev, l in ((self.a, self.va, loss), (self.b, self.vb, 0.0)):
-            sh("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root", check=False)
-            sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "fbench", check=False)
-            cmd = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem",
-                   "delay", one_way, "rate", f"{mbit}mbit", "limit", limit]
-            if l:
-                cmd += ["loss", f"{l:g}%"]
-            if netem and sh(*cmd, check=False).returncode == 0:
-                continue
-            netem = False
-            burst = "256kb" if mbit >= 500 else "64kb"
-            sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate",
-               f"{mbit}mbit", "burst", burst, "latency", "50ms")
-            if l:
-                rules = (f"table inet fbench {{ chain out {{ type filter hook output priority 0; "
-                         f"oifname \"{dev}\" numgen random mod 1000 < {int(l * 10)} drop; }}; }}")
-                sh("ip", "netns", "exec", ns, "nft", rules)
-        return netem
+    def stop_emulators(self) -> dict:
+        """Ends the emulators; returns their counters, keyed 'data' / 'ack'."""
+        stats = {}
+        for which, tun in (("data", self.tun_a), ("ack", self.tun_b)):
+            # Packets the kernel could not queue to the emulator (it fell behind reading).
+            r = sh("ip", "netns", "exec", self.r, "cat",
+                   f"/sys/class/net/{tun}/statistics/tx_dropped", check=False)
+            if r.returncode == 0:
+                total = int(r.stdout.strip() or 0)
+                stats.setdefault(which, {})["tun_tx_dropped"] = total - self.tun_drops.get(tun, 0)
+                self.tun_drops[tun] = total
+        for which, p in zip(("data", "ack"), self.emulators):
+            if p.popen.poll() is None:
+                os.killpg(p.popen.pid, 15)
+                p.wait(5)
+            line = p.wait_line(lambda l: json.loads(l).get("event") == "stats", 2)
+            p.stop()
+            if line:
+                stats.setdefault(which, {}).update(
+                    {k: v for k, v in json.loads(line).items() if k not in ("event", "dev")})
+            ticks = [e for _, e in json_lines(p) if e.get("event") == "tick"]
+            if which == "data" and ticks:
+                (self.work / f"{p.name}.timeline.json").write_text(json.dumps(ticks))
+                stats[which]["stalls"] = stalls(ticks, self.mbit)
+        self.emulators = []
+        return stats
 
     def down(self) -> None:
-        for ns in (self.a, self.b):
+        self.stop_emulators()
+        for ns in (self.s, self.r, self.d):
             sh("ip", "netns", "del", ns, check=False)
+
+
+UDP_ECHO = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.bind((sys.argv[1],int(sys.argv[2])));s.settimeout(30)\n"
+            "while True:\n try: d,a=s.recvfrom(2048)\n except OSError: break\n"
+            " if d==b'bye': break\n s.sendto(d,a)\n")
+UDP_PING = ("import json,socket,statistics,sys,time\n"
+            "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\n"
+            "dst=(sys.argv[1],int(sys.argv[2]));rtts=[]\n"
+            "for i in range(25):\n t=time.monotonic();s.sendto(i.to_bytes(4,'big')*16,dst)\n"
+            " try:\n  while int.from_bytes(s.recv(2048)[:4],'big')!=i: pass\n"
+            "  rtts.append((time.monotonic()-t)*1000)\n except OSError: pass\n time.sleep(0.04)\n"
+            "s.sendto(b'bye',dst)\n"
+            "print(json.dumps({'n':len(rtts),'median':statistics.median(rtts) if rtts else None,"
+            "'min':min(rtts,default=None),'max':max(rtts,default=None)}))\n")
+
+
+def udp_ping(topo: Topology, work: Path) -> dict:
+    """25 probes, 64 bytes, 40 ms apart (the loss draw can eat a few on the lossy profile)."""
+    port = free_port()
+    echo = spawn("udp-echo", [sys.executable, "-c", UDP_ECHO, topo.ip_d, str(port)], work,
+                 netns=topo.d, measure=False)
+    time.sleep(0.3)
+    ping = spawn("udp-ping", [sys.executable, "-c", UDP_PING, topo.ip_d, str(port)], work,
+                 netns=topo.s, measure=False)
+    line = ping.wait_line(lambda l: "median" in json.loads(l), 60)
+    ping.stop()
+    echo.stop()
+    return json.loads(line) if line else {}
 
 
 TCP_SINK = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
@@ -94,14 +208,14 @@ TCP_SOURCE = ("import socket,sys,time\nc=socket.create_connection((sys.argv[1],i
               "c.shutdown(socket.SHUT_WR);c.recv(1)\n")
 
 
-def tcp_baseline(link: Link, src: Path, work: Path) -> float | None:
+def tcp_baseline(topo: Topology, src: Path, work: Path) -> float | None:
     port = free_port()
-    sink = spawn("tcp-sink", [sys.executable, "-c", TCP_SINK, link.ip_b, str(port)], work,
-                 netns=link.b, measure=False)
+    sink = spawn("tcp-sink", [sys.executable, "-c", TCP_SINK, topo.ip_d, str(port)], work,
+                 netns=topo.d, measure=False)
     time.sleep(0.5)
     t0 = time.monotonic()
-    source = spawn("tcp-source", [sys.executable, "-c", TCP_SOURCE, link.ip_b, str(port), str(src)],
-                   work, netns=link.a, measure=False)
+    source = spawn("tcp-source", [sys.executable, "-c", TCP_SOURCE, topo.ip_d, str(port), str(src)],
+                   work, netns=topo.s, measure=False)
     rc = sink.wait(tools.TIMEOUT)
     secs = time.monotonic() - t0
     source.stop()
@@ -109,58 +223,101 @@ def tcp_baseline(link: Link, src: Path, work: Path) -> float | None:
     return secs if rc == 0 else None
 
 
+def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) -> dict:
+    label, mbit, rtt, loss, cap = profile
+    size = min(size, cap or size)
+    src = bench.data / f"random-{size}.bin"
+    make_random(src, size)
+    nominal = mbit * 1e6 / 8 / 1e6 if mbit else None  # MB/s
+    row = {"profile": label, "nominal_mb_per_s": nominal, "rtt_ms": rtt, "loss_pct": loss,
+           "bytes": size}
+    tag = "".join(c for c in label.split(",")[0] if c.isalnum())
+
+    topo.shape(mbit, rtt, loss, f"{tag}-check")
+    row["ping_ms"] = udp_ping(topo, work)
+    tcp = tcp_baseline(topo, src, work)
+    row["tcp_mb_per_s"] = size / tcp / 1e6 if tcp else None
+    row["emulator_tcp"] = topo.stop_emulators()
+    ping = row["ping_ms"]
+    print(f"bench: shaped self-check {label}: UDP ping RTT median "
+          f"{ping.get('median') or float('nan'):.2f} ms (min {ping.get('min') or float('nan'):.2f}, "
+          f"max {ping.get('max') or float('nan'):.2f}, {ping.get('n', 0)}/25 answered; set {rtt:g} ms), "
+          f"plain TCP {row['tcp_mb_per_s'] or 0:.1f} MB/s"
+          + (f" = {row['tcp_mb_per_s'] / nominal * 100:.0f} % of {nominal:g}" if nominal and tcp else "")
+          + f"; emulator {row['emulator_tcp'].get('data')}", file=sys.stderr)
+
+    topo.shape(mbit, rtt, loss, f"{tag}-ferry")
+    server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
+    try:
+        r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
+                            send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
+    finally:
+        server.stop()
+        row["emulator_ferry"] = topo.stop_emulators()
+    if r.get("ok"):
+        row["ferry_secs"] = r["secs"]
+        row["ferry_mb_per_s"] = size / r["secs"] / 1e6
+        if r.get("connected_secs") is not None:
+            # From the data channel opening to the file verified on disk: the link-filling part.
+            row["ferry_transfer_mb_per_s"] = size / (r["secs"] - r["connected_secs"]) / 1e6
+        if nominal:
+            row["ferry_of_nominal"] = row["ferry_mb_per_s"] / nominal
+        if row["tcp_mb_per_s"]:
+            row["ferry_of_tcp"] = row["ferry_mb_per_s"] / row["tcp_mb_per_s"]
+    else:
+        row["error"] = r.get("error")
+    print(f"bench: shaped {label}: {row}", file=sys.stderr)
+    return row
+
+
 def run(bench, size: int) -> list[dict]:
     if os.geteuid() != 0:
-        msg = "skipped: shaped links need root (network namespaces + tc netem)"
+        msg = "skipped: shaped links need root (network namespaces + TUN devices)"
         print(f"bench: {msg}", file=sys.stderr)
         return [{"profile": "all", "error": msg}]
     if not bench.ferry.exists():
         return [{"profile": "all", "error": "skipped: ferry not built"}]
-    src = bench.data / f"random-{size}.bin"
-    make_random(src, size)
+    netem = netem_bin(bench)
+    if netem is None:
+        return [{"profile": "all", "error": "skipped: tun-netem not built "
+                 "(cargo build --release -p ferry-bench, or set BENCH_TUN_NETEM)"}]
     work = bench.work / "shaped"
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
-    link = None
+    topo = None
     try:
-        link = Link()
-        for label, mbit, rtt, loss in PROFILES:
-            delayed = link.shape(mbit, rtt, loss)
-            if not delayed:
-                label = label.replace(f", {rtt:g} ms RTT", ", no added delay (no sch_netem)")
-            nominal = mbit * 1e6 / 8 / 1e6  # MB/s
-            row = {"profile": label, "nominal_mb_per_s": nominal, "bytes": size, "delay_applied": delayed}
-            tcp = tcp_baseline(link, src, work)
-            row["tcp_mb_per_s"] = size / tcp / 1e6 if tcp else None
-            server = tools.FerryServer(bench.ferry, work, host=link.ip_a, netns=link.a)
-            try:
-                r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
-                                    send_ns=link.a, recv_ns=link.b, recv_bind=f"{link.ip_b}:0")
-            finally:
-                server.stop()
-            if r.get("ok"):
-                row["ferry_mb_per_s"] = size / r["secs"] / 1e6
-                row["ferry_of_nominal"] = row["ferry_mb_per_s"] / nominal
-            else:
-                row["error"] = r.get("error")
-            print(f"bench: shaped {label}: {row}", file=sys.stderr)
-            rows.append(row)
-    except subprocess.CalledProcessError as e:
-        rows.append({"profile": "all", "error": f"skipped: could not build namespaces: {e.stderr.strip()}"})
+        topo = Topology(netem, work)
+        for profile in PROFILES:
+            rows.append(run_profile(bench, topo, work, size, profile))
+    except (subprocess.CalledProcessError, RuntimeError) as e:
+        why = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
+        rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
     finally:
-        if link:
-            link.down()
+        if topo:
+            topo.down()
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| shaped link | nominal MB/s | plain TCP MB/s | ferry MB/s | ferry ÷ nominal |",
-           "| --- | --- | --- | --- | --- |"]
+    def f(v, spec=".1f", pct=False):
+        if v is None:
+            return "–"
+        return f"{v * 100:.0f} %" if pct else format(v, spec)
+
+    out = ["| shaped link | size | UDP ping RTT ms (median, min–max) | nominal MB/s | plain TCP MB/s "
+           "| ferry MB/s (end to end) | ferry MB/s (channel open → verified) | ferry ÷ nominal "
+           "| ferry ÷ plain TCP |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        if "nominal_mb_per_s" not in r:
-            out.append(f"| {r['profile']} | {r.get('error', '')} | | | |")
+        if "bytes" not in r:
+            out.append(f"| {r['profile']} | {r.get('error', '')} | | | | | | | |")
             continue
-        tcp = f"{r['tcp_mb_per_s']:.1f}" if r.get("tcp_mb_per_s") else "–"
-        fe = f"{r['ferry_mb_per_s']:.1f}" if r.get("ferry_mb_per_s") else f"failed: {str(r.get('error'))[:60]}"
-        pct = f"{r['ferry_of_nominal'] * 100:.0f} %" if r.get("ferry_of_nominal") else "–"
-        out.append(f"| {r['profile']} | {r['nominal_mb_per_s']:.1f} | {tcp} | {fe} | {pct} |")
+        p = r.get("ping_ms") or {}
+        ping = (f"{p['median']:.1f} ({p['min']:.1f}–{p['max']:.1f})" if p.get("median") is not None
+                else "–")
+        fe = (f(r.get("ferry_mb_per_s")) if r.get("ferry_mb_per_s")
+              else f"failed: {str(r.get('error'))[:60]}")
+        out.append(f"| {r['profile']} | {r['bytes'] // MIB} MiB | {ping} | {f(r['nominal_mb_per_s'])} "
+                   f"| {f(r.get('tcp_mb_per_s'))} | {fe} | {f(r.get('ferry_transfer_mb_per_s'))} "
+                   f"| {f(r.get('ferry_of_nominal'), pct=True)} | {f(r.get('ferry_of_tcp'), pct=True)} |")
     return "\n".join(out)

@@ -106,7 +106,9 @@ def run_ferry(ferry: Path, server: FerryServer, src: Path, out: Path, workdir: P
         t_conn = next((t for t, e in events if e.get("event") == "connected"), None)
         path = next((e.get("path") for _, e in events if e.get("event") == "connected"), None)
         ttfb = (t_conn - t_room) if t_room is not None and t_conn is not None else None
-        return _finish(src, out / src.name, secs, send, recv, ttfb_secs=ttfb, path=path)
+        connected = (t_conn - t0) if t_conn is not None else None
+        return _finish(src, out / src.name, secs, send, recv, ttfb_secs=ttfb, path=path,
+                       connected_secs=connected)
     finally:
         send.stop()
 
