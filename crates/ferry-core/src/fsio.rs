@@ -322,11 +322,23 @@ pub enum IoKind {
 }
 
 pub fn classify(e: &io::Error) -> IoKind {
+    // errno first where there is one: it tells EPERM and EDQUOT apart from the generic kinds.
+    #[cfg(unix)]
     match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => IoKind::DiskFull,
-        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => IoKind::PermissionDenied,
-        _ if e.kind() == io::ErrorKind::PermissionDenied => IoKind::PermissionDenied,
-        _ if e.kind() == io::ErrorKind::StorageFull => IoKind::DiskFull,
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => return IoKind::DiskFull,
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            return IoKind::PermissionDenied;
+        }
+        _ => {}
+    }
+    // Windows reports Win32 codes, which std maps onto these kinds.
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+            IoKind::DiskFull
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            IoKind::PermissionDenied
+        }
         _ => IoKind::Other,
     }
 }
