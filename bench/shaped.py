@@ -38,7 +38,7 @@ PROFILES = [
     ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0, None),
     ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
     # Loss-limited: a full-size file would take many minutes for every tool.
-    ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 64 * MIB),
+    ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 16 * MIB),
 ]
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
@@ -231,7 +231,7 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) ->
     nominal = mbit * 1e6 / 8 / 1e6 if mbit else None  # MB/s
     row = {"profile": label, "nominal_mb_per_s": nominal, "rtt_ms": rtt, "loss_pct": loss,
            "bytes": size}
-    tag = "".join(c for c in label.split(",")[0] if c.isalnum())
+    tag = "".join(c for c in label if c.isalnum())
 
     topo.shape(mbit, rtt, loss, f"{tag}-check")
     row["ping_ms"] = udp_ping(topo, work)
