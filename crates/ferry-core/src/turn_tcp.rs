@@ -257,22 +257,32 @@ async fn run_conn(
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| BridgeError::Timeout)??;
+    // A second handle on the socket, to re-arm quick ACKs after each read (see `pump`).
+    let std_tcp = tcp.into_std()?;
+    let acker = socket2::Socket::from(std_tcp.try_clone()?);
+    let tcp = TcpStream::from_std(std_tcp)?;
     match tls {
-        None => pump(tcp, sock, client, rx, cancel).await,
+        None => pump(tcp, &acker, sock, client, rx, cancel).await,
         Some(connector) => {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(|e| BridgeError::Tls(e.to_string()))?;
             let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
                 .await
                 .map_err(|_| BridgeError::Timeout)??;
-            pump(stream, sock, client, rx, cancel).await
+            pump(stream, &acker, sock, client, rx, cancel).await
         }
     }
 }
 
 /// Datagrams from webrtc go out as they are; the stream from the server is cut into frames.
+///
+/// The server's small writes (check responses, SACKs) must not wait for our ACKs: coturn does not
+/// disable Nagle, and with Linux's delayed ACK every such exchange then took ~200 ms, which made
+/// a relayed handshake crawl and SCTP's clock run at five ticks a second. Quick ACK mode is
+/// re-armed after every read because the kernel leaves it on its own.
 async fn pump<S: AsyncRead + AsyncWrite>(
     stream: S,
+    acker: &socket2::Socket,
     sock: Arc<UdpSocket>,
     client: SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
@@ -304,6 +314,7 @@ async fn pump<S: AsyncRead + AsyncWrite>(
             if rd.read_buf(&mut buf).await? == 0 {
                 return Ok::<_, BridgeError>(());
             }
+            quick_ack(acker);
         }
     };
     tokio::select! {
@@ -312,6 +323,14 @@ async fn pump<S: AsyncRead + AsyncWrite>(
         _ = cancel.cancelled() => Ok(()),
     }
 }
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quick_ack(s: &socket2::Socket) {
+    let _ = s.set_tcp_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quick_ack(_: &socket2::Socket) {}
 
 fn tls_connector() -> Result<tokio_rustls::TlsConnector, BridgeError> {
     let mut roots = rustls::RootCertStore::empty();
