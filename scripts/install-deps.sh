@@ -18,6 +18,8 @@ APT_PKGS=(
   iproute2 nftables coturn
   # deploy checks (compose rendering without an engine) and TLS material for TURN tests
   docker-compose openssl
+  # cross-check that the engine, CLI and server still build for Windows
+  gcc-mingw-w64-x86-64
   # misc test helpers
   curl jq procps time
 )
@@ -33,6 +35,8 @@ fi
 
 # --- Rust components ------------------------------------------------------------
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# Windows standard library for scripts/test-cross-windows.sh (it skips, saying so, without it).
+rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
 
 # No cargo tools: the app E2E speaks WebDriver to WebKitWebDriver directly (on Linux
 # tauri-driver only forwards to it), which saves CI a several-minute cargo install.
