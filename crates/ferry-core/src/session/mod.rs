@@ -71,11 +71,15 @@ pub struct RtcTuning {
 impl Default for RtcTuning {
     fn default() -> Self {
         RtcTuning {
-            // Measured on loopback (docs/BENCHMARKS.md): together these lift the raw
-            // channel ceiling from ~40 to ~75 MB/s; fewer, larger messages and a window that
-            // does not close under the driver's scheduling jitter.
+            // Measured (docs/BENCHMARKS.md): fewer, larger messages and the dedicated reactor
+            // lift the raw channel ceiling; the UDP buffers stop kernel drops.
             max_message_size: 256 * 1024,
-            sctp_receive_buffer: 16 * 1024 * 1024,
+            // webrtc's SCTP recovers a burst of losses by retransmission timeouts with a 1 s
+            // floor. A 16 MiB window lets slow start overshoot a real bottleneck into exactly
+            // that (100 Mbit/s, 40 ms: 61 % of the link); 1 MiB does not (84 %), at ~20 % of
+            // loopback speed. Real links win. Paths with more than 1 MiB per RTT of capacity
+            // are capped at rwnd / RTT by this.
+            sctp_receive_buffer: 1024 * 1024,
             mtu: None,
             dedicated_reactor: true,
             buffered_high: 4 * 1024 * 1024,
