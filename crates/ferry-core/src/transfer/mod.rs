@@ -67,6 +67,46 @@ pub(crate) async fn send_control(
     Ok(())
 }
 
+/// The peer's next whole control message (parts joined, `hello` skipped) before the data
+/// phase. On the user's cancel, tells the peer `tell_peer` if given; `gone` says what the
+/// link closed before; `expected` names what a chunk arrived instead of.
+pub(crate) async fn next_control(
+    link: &mut crate::link::Link,
+    parts: &mut ferry_proto::peer::ControlReassembler,
+    cancel: &CancellationToken,
+    tell_peer: Option<&str>,
+    gone: &str,
+    expected: &str,
+) -> Result<ferry_proto::peer::Control, crate::error::FerryError> {
+    use crate::error::FerryError;
+    use ferry_proto::peer::{Control, Frame};
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => {
+                let last = tell_peer.map(|r| Control::Cancel { reason: r.into() });
+                send_parting(link, [], last).await;
+                return Err(FerryError::Cancelled("by the user".into()));
+            }
+            m = link.rx.recv() => m,
+        };
+        let Some(msg) = msg else {
+            return Err(FerryError::PeerGone(format!("link closed before {gone}")));
+        };
+        match parts
+            .push(&msg)
+            .map_err(|e| FerryError::Protocol(e.to_string()))?
+        {
+            None | Some(Frame::Control(Control::Hello { .. })) => {}
+            Some(Frame::Control(c)) => return Ok(c),
+            Some(Frame::Chunk(_)) => {
+                return Err(FerryError::Protocol(format!(
+                    "expected {expected}, got a chunk"
+                )));
+            }
+        }
+    }
+}
+
 /// On the way out of a transfer (cancel, fatal error): hand the peer what is queued, then
 /// `last`, so it learns why we stopped. Bounded: a peer that no longer reads cannot hold us.
 pub(crate) async fn send_parting(

@@ -200,31 +200,22 @@ pub async fn run(
     let cancel = handle.cancelled_token();
     // A manifest of thousands of files is megabytes of JSON and arrives in parts.
     let mut parts = peer::ControlReassembler::new();
-    let (transfer_id, entries) = loop {
-        let msg = tokio::select! {
-            _ = cancel.cancelled() => return Err(FerryError::Cancelled("by the user".into())),
-            m = link.rx.recv() => m,
-        };
-        let Some(msg) = msg else {
-            return Err(FerryError::PeerGone("link closed before the offer".into()));
-        };
-        let Some(frame) = parts
-            .push(&msg)
-            .map_err(|e| FerryError::Protocol(e.to_string()))?
-        else {
-            continue;
-        };
-        match frame {
-            Frame::Control(Control::Manifest { transfer_id, files }) => break (transfer_id, files),
-            Frame::Control(Control::Hello { .. }) => continue,
-            Frame::Control(Control::Cancel { reason }) => {
-                return Err(FerryError::Cancelled(reason));
-            }
-            other => {
-                return Err(FerryError::Protocol(format!(
-                    "expected a manifest, got {other:?}"
-                )));
-            }
+    let (transfer_id, entries) = match super::next_control(
+        &mut link,
+        &mut parts,
+        &cancel,
+        None,
+        "the offer",
+        "a manifest",
+    )
+    .await?
+    {
+        Control::Manifest { transfer_id, files } => (transfer_id, files),
+        Control::Cancel { reason } => return Err(FerryError::Cancelled(reason)),
+        other => {
+            return Err(FerryError::Protocol(format!(
+                "expected a manifest, got {other:?}"
+            )));
         }
     };
     if transfer_id.is_empty()

@@ -74,43 +74,23 @@ async fn await_accept(
     let cancel = handle.cancelled_token();
     // An accept for thousands of files arrives in parts.
     let mut parts = peer::ControlReassembler::new();
-    loop {
-        let msg = tokio::select! {
-            _ = cancel.cancelled() => {
-                let _ = link.tx.send(ctl(Control::Cancel { reason: "sender cancelled".into() })).await;
-                return Err(FerryError::Cancelled("by the user".into()));
-            }
-            m = link.rx.recv() => m,
-        };
-        let Some(msg) = msg else {
-            return Err(FerryError::PeerGone(
-                "link closed before the offer was answered".into(),
-            ));
-        };
-        let Some(frame) = parts
-            .push(&msg)
-            .map_err(|e| FerryError::Protocol(e.to_string()))?
-        else {
-            continue;
-        };
-        match frame {
-            Frame::Control(Control::Accept { files }) => return Ok(files),
-            Frame::Control(Control::Decline { reason }) => {
-                return Err(FerryError::Declined(reason));
-            }
-            Frame::Control(Control::Cancel { reason }) => {
-                return Err(FerryError::Cancelled(reason));
-            }
-            Frame::Control(Control::Error { code, message, .. }) => {
-                return Err(FerryError::from_peer(code, &message));
-            }
-            Frame::Control(Control::Hello { .. }) => continue,
-            other => {
-                return Err(FerryError::Protocol(format!(
-                    "expected accept, got {other:?}"
-                )));
-            }
-        }
+    let c = super::next_control(
+        link,
+        &mut parts,
+        &cancel,
+        Some("sender cancelled"),
+        "the offer was answered",
+        "accept",
+    )
+    .await?;
+    match c {
+        Control::Accept { files } => Ok(files),
+        Control::Decline { reason } => Err(FerryError::Declined(reason)),
+        Control::Cancel { reason } => Err(FerryError::Cancelled(reason)),
+        Control::Error { code, message, .. } => Err(FerryError::from_peer(code, &message)),
+        other => Err(FerryError::Protocol(format!(
+            "expected accept, got {other:?}"
+        ))),
     }
 }
 
