@@ -187,19 +187,12 @@ pub fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     #[cfg(windows)]
     {
         use std::os::windows::fs::FileExt;
-        let (mut done, mut at) = (0, offset);
-        while done < buf.len() {
-            match f.seek_read(&mut buf[done..], at) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    done += n;
-                    at += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        all_at(
+            buf.len(),
+            offset,
+            io::ErrorKind::UnexpectedEof,
+            |done, at| f.seek_read(&mut buf[done..], at),
+        )
     }
 }
 
@@ -212,20 +205,51 @@ pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     #[cfg(windows)]
     {
         use std::os::windows::fs::FileExt;
-        let (mut done, mut at) = (0, offset);
-        while done < buf.len() {
-            match f.seek_write(&buf[done..], at) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    done += n;
-                    at += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        all_at(buf.len(), offset, io::ErrorKind::WriteZero, |done, at| {
+            f.seek_write(&buf[done..], at)
+        })
     }
+}
+
+/// Repeat a positional `step(done, at)` until `len` bytes moved (Windows has no `*_exact_at`);
+/// a step that moves nothing ends with `stuck`.
+#[cfg(windows)]
+fn all_at(
+    len: usize,
+    offset: u64,
+    stuck: io::ErrorKind,
+    mut step: impl FnMut(usize, u64) -> io::Result<usize>,
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        match step(done, offset + done as u64) {
+            Ok(0) => return Err(stuck.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Feed `tree` (of a `tree.total()`-byte file) from `f` up to `to`, a piece boundary, in
+/// subtrees of up to 1 MiB: a resumed prefix that is not sent again but is part of the hash.
+pub fn hash_prefix(f: &File, tree: &mut FileTree, to: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    while tree.next_offset() < to {
+        let at = tree.next_offset();
+        let n = piece_len(at, to, tree.total(), 1 << 20) as usize;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("offset {to} is not a piece boundary"),
+            ));
+        }
+        buf.resize(n, 0);
+        read_exact_at(f, &mut buf[..n], at)?;
+        tree.push_data(at, &buf[..n])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    }
+    Ok(())
 }
 
 /// Open (or create) the `.part` file for a download of `size` bytes and return it with the
@@ -243,20 +267,7 @@ pub fn open_part(
         && f.metadata()?.len() >= resume_from
     {
         let mut tree = FileTree::new(size);
-        let mut buf = vec![0u8; 1 << 20];
-        while tree.next_offset() < resume_from {
-            let at = tree.next_offset();
-            let n = piece_len(at, resume_from, size, buf.len() as u64) as usize;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("resume offset {resume_from} is not a piece boundary"),
-                ));
-            }
-            read_exact_at(&f, &mut buf[..n], at)?;
-            tree.push_data(at, &buf[..n])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        }
+        hash_prefix(&f, &mut tree, resume_from, &mut Vec::new())?;
         if f.metadata()?.len() < size {
             preallocate(&f, size)?;
         }

@@ -113,28 +113,8 @@ fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryEr
 
 /// Feed the whole-file hash up to `to` (a resumed transfer's prefix, which is not sent),
 /// reading what it has not seen yet.
-fn hash_upto(
-    s: &mut OpenSrc,
-    to: u64,
-    size: u64,
-    buf: &mut Vec<u8>,
-    name: &str,
-) -> Result<(), FerryError> {
-    while s.tree.next_offset() < to {
-        let at = s.tree.next_offset();
-        let n = tree::piece_len(at, to, size, 1 << 20) as usize;
-        if n == 0 {
-            return Err(FerryError::Protocol(format!(
-                "{name}: no piece fits at {at}"
-            )));
-        }
-        buf.resize(n, 0);
-        fsio::read_exact_at(&s.f, &mut buf[..n], at).map_err(|e| FerryError::io(name, &e))?;
-        s.tree
-            .push_data(at, &buf[..n])
-            .map_err(|e| FerryError::Protocol(format!("{name}: {e}")))?;
-    }
-    Ok(())
+fn hash_upto(s: &mut OpenSrc, to: u64, buf: &mut Vec<u8>, name: &str) -> Result<(), FerryError> {
+    fsio::hash_prefix(&s.f, &mut s.tree, to, buf).map_err(|e| FerryError::io(name, &e))
 }
 
 fn read_one(
@@ -164,7 +144,7 @@ fn read_one(
             generation,
             ..
         } => {
-            hash_upto(s, offset, entry.size, buf, &entry.path)?;
+            hash_upto(s, offset, buf, &entry.path)?;
             if !tree::valid_piece(offset, len as u64, entry.size) {
                 return Err(FerryError::Protocol(format!(
                     "{}: chunk {offset}+{len} does not fit the hash tree",
@@ -209,7 +189,7 @@ fn read_one(
             })
         }
         ReadReq::End { generation, .. } => {
-            hash_upto(s, entry.size, entry.size, buf, &entry.path)?;
+            hash_upto(s, entry.size, buf, &entry.path)?;
             let hash = s
                 .tree
                 .finalize()

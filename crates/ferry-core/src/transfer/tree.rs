@@ -124,6 +124,11 @@ impl FileTree {
         }
     }
 
+    /// Size of the file this tree hashes.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Where the next piece must start.
     pub fn next_offset(&self) -> u64 {
         self.next
