@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+pub(crate) mod hystart;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream;
@@ -168,6 +169,11 @@ pub struct Association {
     min_tsn2measure_rtt: u32,
     will_send_forward_tsn: bool,
     will_retransmit_fast: bool,
+    /// Ferry patch: a SACK arrived during fast recovery, so the pipe may have room
+    /// for more marked-lost chunks (see `fast_recovery_room`).
+    fast_recovery_sacked: bool,
+    /// Ferry patch: ends slow start when the RTT shows a queue building.
+    slow_start_exit: hystart::SlowStartExit,
     will_retransmit_reconfig: bool,
     /// True only while the in-flight queue may still hold chunks flagged for
     /// T3-rtx retransmission (set when the timer marks them, cleared once the
@@ -277,6 +283,8 @@ impl Default for Association {
             min_tsn2measure_rtt: 0,
             will_send_forward_tsn: false,
             will_retransmit_fast: false,
+            fast_recovery_sacked: false,
+            slow_start_exit: hystart::SlowStartExit::default(),
             will_retransmit_reconfig: false,
             t3_retransmit_pending: false,
 
@@ -1771,6 +1779,12 @@ impl Association {
                         self.min_tsn2measure_rtt = self.my_next_tsn;
                         if let Some(since) = &c.since {
                             let rtt = now.duration_since(*since);
+                            if let Some(ssthresh) =
+                                self.slow_start_exit
+                                    .on_rtt(rtt, self.cwnd, self.ssthresh, self.mtu)
+                            {
+                                self.ssthresh = ssthresh;
+                            }
                             let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
                             trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1826,6 +1840,14 @@ impl Association {
                             self.min_tsn2measure_rtt = self.my_next_tsn;
                             if let Some(since) = &c.since {
                                 let rtt = now.duration_since(*since);
+                                if let Some(ssthresh) = self.slow_start_exit.on_rtt(
+                                    rtt,
+                                    self.cwnd,
+                                    self.ssthresh,
+                                    self.mtu,
+                                ) {
+                                    self.ssthresh = ssthresh;
+                                }
                                 let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
                                 trace!(
                                     "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1999,6 +2021,9 @@ impl Association {
 
         if self.in_fast_recovery && cum_tsn_ack_point_advanced {
             self.will_retransmit_fast = true;
+        }
+        if self.in_fast_recovery {
+            self.fast_recovery_sacked = true;
         }
 
         Ok(())
@@ -2399,8 +2424,28 @@ impl Association {
         mut raw_packets: Vec<Bytes>,
         now: Instant,
     ) -> Vec<Bytes> {
-        if self.will_retransmit_fast {
-            self.will_retransmit_fast = false;
+        // Ferry patch. Upstream sends one packet of marked-lost chunks on entering fast
+        // recovery and one more per cumulative-ack advance, so a burst loss of N packets
+        // (slow start overshooting a router queue) takes N round trips: in practice the
+        // T3-rtx timeout fires first, cwnd falls to one MTU and ssthresh to a fraction of
+        // the path. As in RFC 6675's pipe algorithm, every SACK during recovery may now
+        // also send marked-lost chunks while the estimated pipe (outstanding bytes not
+        // known lost) stays under cwnd. The one packet that RFC 9260 7.2.4 lets ignore
+        // cwnd keeps its upstream triggers.
+        let forced_packet = std::mem::take(&mut self.will_retransmit_fast);
+        let sacked_in_recovery = std::mem::take(&mut self.fast_recovery_sacked);
+        if forced_packet || (sacked_in_recovery && self.in_fast_recovery) {
+            let room = if self.in_fast_recovery {
+                self.fast_recovery_room()
+            } else {
+                0
+            };
+            let budget = if forced_packet {
+                self.mtu
+            } else {
+                COMMON_HEADER_SIZE
+            }
+            .saturating_add(room);
 
             let mut to_fast_retrans: Vec<ChunkPayloadData> = vec![];
             let mut fast_retrans_size = COMMON_HEADER_SIZE;
@@ -2459,7 +2504,7 @@ impl Association {
                     // decisions.
                     let data_chunk_size =
                         (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32).next_multiple_of(4);
-                    if self.mtu < fast_retrans_size + data_chunk_size {
+                    if budget < fast_retrans_size + data_chunk_size {
                         break;
                     }
 
@@ -2489,6 +2534,22 @@ impl Association {
         }
 
         raw_packets
+    }
+
+    /// Ferry patch: bytes that fast recovery may retransmit beyond the forced packet.
+    /// The pipe is what is outstanding minus what the SACKs mark lost and not yet
+    /// resent; resent chunks count as in the pipe again.
+    fn fast_recovery_room(&self) -> u32 {
+        let mut lost = 0usize;
+        for tsn in &self.inflight_queue.sorted {
+            if let Some(c) = self.inflight_queue.get(*tsn)
+                && c.is_fast_retransmit_candidate()
+            {
+                lost += c.user_data.len();
+            }
+        }
+        let pipe = self.inflight_queue.get_num_bytes().saturating_sub(lost);
+        (self.cwnd as usize).saturating_sub(pipe) as u32
     }
 
     fn gather_outbound_sack_packets(&mut self, mut raw_packets: Vec<Bytes>) -> Vec<Bytes> {

@@ -34,7 +34,12 @@ impl Default for TimerConfig {
             max_t1_init_retrans: MAX_INIT_RETRANS,
             max_t1_cookie_retrans: MAX_INIT_RETRANS,
             max_t2_shutdown_retrans: NO_MAX_RETRANS,
-            max_t3_rtx_retrans: PATH_MAX_RETRANS,
+            // Ferry patch: upstream gave up after 5 (the field's doc and
+            // `on_retransmission_failure` both say T3-rtx does not fail), and giving up
+            // only stops the timer, so the outstanding DATA was never sent again: with a
+            // 250 ms RTO_MIN that froze a transfer after 16 s without acks. Retransmit
+            // forever (backoff capped at RTO_MAX); ICE reports a dead path.
+            max_t3_rtx_retrans: NO_MAX_RETRANS,
             max_reconfig_retrans: PATH_MAX_RETRANS,
             max_ack_retrans: PATH_MAX_RETRANS,
         }
@@ -168,7 +173,12 @@ impl TimerTable {
 // RFC 9260 §16 recommends a one-second initial RTO.  This value is used by
 // both T1-init and T1-cookie before an RTT measurement is available.
 const RTO_INITIAL: u64 = 1000; // msec
-const RTO_MIN: u64 = 1000; // msec
+// Ferry patch: upstream's 1 s floor (RFC 9260's conservative default) turns every
+// unrecovered loss into a second of silence, hundreds of round trips on a LAN or a
+// 40 ms path. 250 ms stays above the peer's 200 ms delayed-SACK timer (ACK_INTERVAL)
+// plus a LAN round trip, so a lone packet's delayed SACK does not time out spuriously;
+// longer paths get srtt + 4 * rttvar as before.
+const RTO_MIN: u64 = 250; // msec
 const RTO_MAX: u64 = 60000; // msec
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;

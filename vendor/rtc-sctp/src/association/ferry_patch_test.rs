@@ -1,0 +1,94 @@
+//! Tests for Ferry's loss-recovery patch (see the repository's vendor/README.md).
+use super::*;
+
+/// 100 one-chunk messages in flight, the first 40 lost (a router queue overflowing
+/// during slow start), the other 60 reported one per SACK.
+fn burst_loss(sacks: u16) -> Result<(Association, Vec<u32>)> {
+    let now = Instant::now();
+    let mut a = timed_test_association();
+    a.rto_mgr.set_rto(1000, true);
+    a.cwnd = 100 * 1100;
+    a.rwnd = 1 << 20;
+    let ppi = PayloadProtocolIdentifier::Binary;
+    let mut stream = a.open_stream(1, ppi)?;
+    for _ in 0..100 {
+        stream.write_sctp(now, &Bytes::from(vec![7; 1000]), ppi)?;
+    }
+    let sent = transmitted_data(&a.gather_outbound(now).0);
+    assert_eq!(100, sent.len());
+    let first = sent[0].tsn;
+    let mut resent = vec![];
+    for end in 41..41 + sacks {
+        let at = now + Duration::from_millis(40 + u64::from(end));
+        a.handle_sack(
+            &ChunkSelectiveAck {
+                cumulative_tsn_ack: first - 1,
+                advertised_receiver_window_credit: 1 << 20,
+                gap_ack_blocks: vec![crate::chunk::chunk_selective_ack::GapAckBlock {
+                    start: 41,
+                    end,
+                }],
+                ..Default::default()
+            },
+            at,
+        )?;
+        resent.extend(
+            transmitted_data(&a.gather_outbound(at).0)
+                .iter()
+                .map(|c| c.tsn - first),
+        );
+    }
+    Ok((a, resent))
+}
+
+#[test]
+fn burst_loss_is_resent_within_one_round_trip_without_a_timeout() -> Result<()> {
+    let (mut a, resent) = burst_loss(60)?;
+    assert!(a.in_fast_recovery);
+    let mut lost: Vec<u32> = resent.clone();
+    lost.sort_unstable();
+    lost.dedup();
+    assert_eq!((0..40).collect::<Vec<_>>(), lost, "every lost chunk resent once");
+    assert_eq!(40, resent.len(), "nothing resent twice, no new data: {resent:?}");
+    assert_eq!(0, a.stats.get_num_t3timeouts());
+    Ok(())
+}
+
+#[test]
+fn recovery_resends_only_as_the_pipe_drains_below_cwnd() -> Result<()> {
+    // Entering recovery halves cwnd to 55,000 bytes while 97,000 are outstanding
+    // (3 of 100 reported). Of those, 40,000 are marked lost, so the pipe is 57,000:
+    // only the one packet RFC 9260 allows regardless of cwnd goes out.
+    let (a, resent) = burst_loss(3)?;
+    assert!(a.in_fast_recovery);
+    assert_eq!(1, resent.len(), "{resent:?}");
+    // Each further SACK drains 1,000 bytes from the pipe; the pipe falls under cwnd
+    // after a few and the rest follows, still bounded by cwnd.
+    let (a, resent) = burst_loss(10)?;
+    let pipe = a.inflight_queue.get_num_bytes();
+    assert!(resent.len() > 1 && resent.len() < 40, "{resent:?}");
+    assert!(pipe <= a.cwnd as usize + 40_000, "pipe {pipe} cwnd {}", a.cwnd);
+    Ok(())
+}
+
+#[test]
+fn outstanding_data_is_retransmitted_however_long_the_outage() -> Result<()> {
+    // Upstream stopped the T3-rtx timer after its sixth expiry and never sent the data
+    // again; a path that came back after that stayed silent for good.
+    let now = Instant::now();
+    let mut a = timed_test_association();
+    let ppi = PayloadProtocolIdentifier::Binary;
+    a.open_stream(1, ppi)?
+        .write_sctp(now, &Bytes::from_static(b"in flight"), ppi)?;
+    assert_eq!(1, data_chunks(&a.gather_outbound(now).0));
+    for expiry in 0..12 {
+        let at = a.poll_timeout().expect("T3-rtx stays armed");
+        a.handle_timeout(at);
+        assert_eq!(
+            1,
+            data_chunks(&a.gather_outbound(at).0),
+            "retransmission after expiry {expiry}"
+        );
+    }
+    Ok(())
+}
