@@ -22,7 +22,7 @@ pub struct Knobs {
     /// SCTP max-message-size advertised in SDP (webrtc: 64 KiB; capped at 256 KiB).
     #[arg(long, value_parser = parse_size)]
     pub max_message_size: Option<u64>,
-    /// SCTP receive buffer (a_rwnd) in bytes (webrtc: 1 MiB).
+    /// SCTP receive buffer (a_rwnd) in bytes (default: `RtcTuning`'s).
     #[arg(long, value_parser = parse_size)]
     pub recv_buffer: Option<u64>,
     /// SCTP MTU: bytes per outbound DATA packet (webrtc default 1191).

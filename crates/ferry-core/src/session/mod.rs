@@ -74,12 +74,13 @@ impl Default for RtcTuning {
             // Measured (docs/BENCHMARKS.md): fewer, larger messages and the dedicated reactor
             // lift the raw channel ceiling; the UDP buffers stop kernel drops.
             max_message_size: 256 * 1024,
-            // webrtc's SCTP recovers a burst of losses by retransmission timeouts with a 1 s
-            // floor. A 16 MiB window lets slow start overshoot a real bottleneck into exactly
-            // that (100 Mbit/s, 40 ms: 61 % of the link); 1 MiB does not (84 %), at ~20 % of
-            // loopback speed. Real links win. Paths with more than 1 MiB per RTT of capacity
-            // are capped at rwnd / RTT by this.
-            sctp_receive_buffer: 1024 * 1024,
+            // The window caps one association at rwnd / RTT (4 MiB: 40 MB/s at 100 ms). With
+            // upstream rtc-sctp a window this large let slow start overshoot a router queue
+            // into seconds of timeouts; the vendored patch (vendor/README.md) leaves slow
+            // start on rising RTT and recovers bursts in a round trip. Measured: 100 Mbit/s,
+            // 40 ms link 84 % of nominal (as 1 MiB); loopback 1 GiB +12 % over 1 MiB; 16 MiB
+            // was no faster on loopback and holds four times the memory when the reader lags.
+            sctp_receive_buffer: 4 * 1024 * 1024,
             mtu: None,
             dedicated_reactor: true,
             buffered_high: 4 * 1024 * 1024,
