@@ -246,6 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--small-total", default="200M")
     p.add_argument("--shaped", action="store_true", help="add netem-shaped links (root; namespaces)")
     p.add_argument("--shaped-size", default="256M")
+    p.add_argument("--shaped-profiles", default="pass,1g,100m,loss",
+                   help="which shaped links: comma list of pass, 1g, 100m, loss")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--ferry-bin")
@@ -303,7 +305,8 @@ def main(argv=None) -> int:
             rows += aggregate(b.results, case, tool_list)
         if args.shaped:
             import shaped
-            shaped_rows = shaped.run(b, parse_size(args.shaped_size))
+            shaped_rows = shaped.run(b, parse_size(args.shaped_size),
+                                     args.shaped_profiles.split(","))
     finally:
         b.teardown()
 

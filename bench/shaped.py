@@ -32,14 +32,15 @@ from pathlib import Path
 import tools
 from common import MIB, free_port, json_lines, make_random, spawn
 
-# (label, rate Mbit/s (0 = none), RTT ms, loss % on the data direction, max bytes or None)
-PROFILES = [
-    ("no shaping (emulator pass-through)", 0, 0.0, 0.0, None),
-    ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0, None),
-    ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
+# key (for --shaped-profiles) -> (label, rate Mbit/s (0 = none), RTT ms,
+# loss % on the data direction, max bytes or None)
+PROFILES = {
+    "pass": ("no shaping (emulator pass-through)", 0, 0.0, 0.0, None),
+    "1g": ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0, None),
+    "100m": ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
     # Loss-limited: a full-size file would take many minutes for every tool.
-    ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 16 * MIB),
-]
+    "loss": ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 16 * MIB),
+}
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
 
@@ -270,7 +271,12 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) ->
     return row
 
 
-def run(bench, size: int) -> list[dict]:
+def run(bench, size: int, keys: list[str] | None = None) -> list[dict]:
+    keys = keys or list(PROFILES)
+    unknown = [k for k in keys if k not in PROFILES]
+    if unknown:
+        return [{"profile": "all", "error": f"unknown shaped profile(s) {unknown}; "
+                 f"choose from {list(PROFILES)}"}]
     if os.geteuid() != 0:
         msg = "skipped: shaped links need root (network namespaces + TUN devices)"
         print(f"bench: {msg}", file=sys.stderr)
@@ -287,7 +293,7 @@ def run(bench, size: int) -> list[dict]:
     topo = None
     try:
         topo = Topology(netem, work)
-        for profile in PROFILES:
+        for profile in (PROFILES[k] for k in keys):
             rows.append(run_profile(bench, topo, work, size, profile))
     except (subprocess.CalledProcessError, RuntimeError) as e:
         why = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
