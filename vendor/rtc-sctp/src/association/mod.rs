@@ -67,6 +67,22 @@ pub(crate) mod timer;
 #[cfg(test)]
 mod association_test;
 
+/// Ferry patch: every RTT measurement feeds both the RTO and the slow-start exit. Takes
+/// fields rather than `&mut Association` so callers may hold an in-flight chunk.
+fn measure_rtt(
+    rto_mgr: &mut RtoManager,
+    slow_start_exit: &mut hystart::SlowStartExit,
+    cwnd: u32,
+    ssthresh: &mut u32,
+    mtu: u32,
+    rtt: Duration,
+) -> u64 {
+    if let Some(new) = slow_start_exit.on_rtt(rtt, cwnd, *ssthresh, mtu) {
+        *ssthresh = new;
+    }
+    rto_mgr.set_new_rtt(rtt.as_millis() as u64)
+}
+
 /// Reasons why an association might be lost
 #[derive(Debug, Error, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1779,13 +1795,14 @@ impl Association {
                         self.min_tsn2measure_rtt = self.my_next_tsn;
                         if let Some(since) = &c.since {
                             let rtt = now.duration_since(*since);
-                            if let Some(ssthresh) =
-                                self.slow_start_exit
-                                    .on_rtt(rtt, self.cwnd, self.ssthresh, self.mtu)
-                            {
-                                self.ssthresh = ssthresh;
-                            }
-                            let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                            let srtt = measure_rtt(
+                                &mut self.rto_mgr,
+                                &mut self.slow_start_exit,
+                                self.cwnd,
+                                &mut self.ssthresh,
+                                self.mtu,
+                                rtt,
+                            );
                             trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                 self.side,
@@ -1840,15 +1857,14 @@ impl Association {
                             self.min_tsn2measure_rtt = self.my_next_tsn;
                             if let Some(since) = &c.since {
                                 let rtt = now.duration_since(*since);
-                                if let Some(ssthresh) = self.slow_start_exit.on_rtt(
-                                    rtt,
+                                let srtt = measure_rtt(
+                                    &mut self.rto_mgr,
+                                    &mut self.slow_start_exit,
                                     self.cwnd,
-                                    self.ssthresh,
+                                    &mut self.ssthresh,
                                     self.mtu,
-                                ) {
-                                    self.ssthresh = ssthresh;
-                                }
-                                let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
+                                    rtt,
+                                );
                                 trace!(
                                     "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
                                     self.side,
@@ -2538,7 +2554,8 @@ impl Association {
 
     /// Ferry patch: bytes that fast recovery may retransmit beyond the forced packet.
     /// The pipe is what is outstanding minus what the SACKs mark lost and not yet
-    /// resent; resent chunks count as in the pipe again.
+    /// resent; resent chunks count as in the pipe again. One pass over the in-flight
+    /// queue per SACK, and only while in recovery.
     fn fast_recovery_room(&self) -> u32 {
         let mut lost = 0usize;
         for tsn in &self.inflight_queue.sorted {
