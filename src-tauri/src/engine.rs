@@ -247,12 +247,19 @@ mod tests {
         }
     }
 
-    fn loopback_env(dir: &std::path::Path) {
+    /// The environment is one per process, so every test here shares one history database;
+    /// the store is safe to open from concurrent tests.
+    fn loopback_env() {
+        static DB: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let db = DB
+            .get_or_init(|| tempfile::tempdir().unwrap())
+            .path()
+            .join("ferry.db");
         // SAFETY: every test in this binary sets these to the same values.
         unsafe {
             std::env::set_var("FERRY_SIGNAL_BIND", "127.0.0.1:0");
             std::env::set_var("FERRY_BIND", "127.0.0.1:0");
-            std::env::set_var("FERRY_DB", dir.join("ferry.db"));
+            std::env::set_var("FERRY_DB", db);
         }
     }
 
@@ -261,7 +268,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn send_wrong_password_then_receive_through_the_adapter() {
         let dir = tempfile::tempdir().unwrap();
-        loopback_env(dir.path());
+        loopback_env();
         let engine = Engine::new();
         let settings = Settings::default();
         let src = dir.path().join("notes.bin");
@@ -337,7 +344,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn declining_by_cancel_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        loopback_env(dir.path());
+        loopback_env();
         let engine = Engine::new();
         let settings = Settings::default();
         let src = dir.path().join("a.txt");

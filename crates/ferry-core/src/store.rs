@@ -127,6 +127,39 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The app, the CLI, or a sender and a receiver in one process may open a new database at the
+/// same moment. The migration crate reads the schema version before its transaction begins, so
+/// both can read 0; the loser's `CREATE TABLE` then fails and its transaction rolls back, by
+/// which time the winner has committed. A second pass reads the new version and has nothing
+/// left to do; any other failure repeats and is reported as the first error.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let migrations = Migrations::from_slice(MIGRATIONS);
+    match migrations.to_latest(conn) {
+        Ok(()) => Ok(()),
+        Err(first) => migrations.to_latest(conn).map_err(|_| first.into()),
+    }
+}
+
+/// Switching a new file to WAL needs an exclusive lock, and SQLite reports that contention at
+/// once instead of through the busy handler. WAL is a property of the file, so a short retry
+/// finds it either switched by us or already switched by the other opener.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Store {
     /// `FERRY_DB` if set, else `ferry.db` in the OS data directory.
     pub fn default_path() -> Result<PathBuf, StoreError> {
@@ -145,11 +178,15 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
         }
         let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        // Every transaction here writes. A deferred one starts as a reader and must upgrade,
+        // and SQLite refuses that upgrade at once (no busy wait) when another connection
+        // wrote meanwhile; taking the write lock at BEGIN waits out the busy timeout instead.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -381,6 +418,28 @@ mod tests {
             verified_offset: 0,
             hash: None,
             state: "pending".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_database_opened_at_once_from_many_threads_migrates_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ferry.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in openers {
+                let opened = o.join().unwrap();
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
         }
     }
 
