@@ -106,6 +106,52 @@ async fn single_file_arrives_intact() {
     );
 }
 
+/// The receiver answers `Done` when everything is confirmed, so the sender reports done at
+/// once even when the receiver's hang-up never reaches it (close packets lost on a real link;
+/// here a second handle keeps the receiver's end open). Without the answer it waits 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_finishes_on_the_receivers_done_not_its_close() {
+    let src = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let f = src.path().join("a.bin");
+    std::fs::write(&f, data(300_000, 7)).unwrap();
+    let (job, rjob) = jobs(
+        std::slice::from_ref(&f),
+        out.path(),
+        &src.path().join("r.db"),
+    );
+    let (a, b) = Link::memory_pair(32, 64 * 1024);
+    let keep_open = b.tx.clone();
+    let (sh, rh) = (TransferHandle::new(), TransferHandle::new());
+    let ev = EventSink::none();
+    let mut decide = |_: &receiver::Offer| Decision::Accept;
+    let ((send, sent_at), (recv, received_at)) =
+        tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(
+                async {
+                    (
+                        sender::run(a, &job, &sh, &ev).await,
+                        std::time::Instant::now(),
+                    )
+                },
+                async {
+                    let r = receiver::run(b, &rjob, &mut decide, &rh, &ev).await;
+                    (r, std::time::Instant::now())
+                }
+            )
+        })
+        .await
+        .expect("transfer timed out");
+    send.unwrap();
+    recv.unwrap();
+    let lag = sent_at.saturating_duration_since(received_at);
+    assert!(
+        lag < Duration::from_secs(2),
+        "sender finished {lag:?} after the receiver"
+    );
+    drop(keep_open);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tree_of_small_files_empty_files_and_odd_names() {
     let src = tempfile::tempdir().unwrap();

@@ -141,7 +141,8 @@ pub enum Control {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<u32>,
     },
-    /// Sender → receiver: nothing more to send.
+    /// Sender → receiver: nothing more to send. Receiver → sender, in reply: every file is
+    /// confirmed and the receiver is hanging up (a sender may stop waiting for the close).
     Done,
 }
 

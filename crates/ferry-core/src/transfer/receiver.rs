@@ -389,6 +389,8 @@ async fn pump(
     loop {
         if sender_done && pending.is_none() && ctrl_q.is_empty() {
             if remaining.is_empty() {
+                // Tells the sender it can report done now instead of waiting for our close.
+                super::send_parting(link, [], Some(Control::Done)).await;
                 return Ok(());
             }
             return Err(FerryError::Protocol(

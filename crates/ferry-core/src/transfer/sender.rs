@@ -358,10 +358,16 @@ async fn stream(
             }
         }
     }
-    // `Done` is queued on the link; give the receiver a moment to read it and hang up so
-    // it is not lost with our end of the link.
+    // `Done` is queued on the link; give the receiver a moment to read it so it is not lost
+    // with our end of the link. The receiver answers with its own `Done` once every file is
+    // confirmed; a receiver that only hangs up is waited for until its close arrives, which
+    // can take until ICE consent expires if its close packets were lost.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while link.rx.recv().await.is_some() {}
+        while let Some(msg) = link.rx.recv().await {
+            if matches!(peer::decode(&msg), Ok(Frame::Control(Control::Done))) {
+                break;
+            }
+        }
     })
     .await;
     Ok(())
