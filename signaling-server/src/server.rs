@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -95,6 +96,14 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = state.0.shutdown.clone();
+    // Signaling is small request/response messages; with Nagle on, a reply queued behind an
+    // unacknowledged one waits for the peer's delayed ACK (40 ms on Linux), several times per
+    // connection set-up.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let serve = tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(token.cancelled_owned())

@@ -35,7 +35,9 @@ pub struct SignalClient {
 impl SignalClient {
     /// Connect and wait for the server's `welcome` (bounded by `timeout`).
     pub async fn connect(url: &str, timeout: Duration) -> Result<SignalClient, SignalError> {
-        let (ws, _resp) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
+        // Nagle off: see the server's listener (small request/response messages).
+        let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
+        let (ws, _resp) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| SignalError::Connect(format!("{url}: timed out")))?
             .map_err(|e| SignalError::Connect(format!("{url}: {e}")))?;
