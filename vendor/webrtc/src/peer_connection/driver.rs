@@ -850,6 +850,11 @@ where
             self.poll_writes().await?;
             self.poll_events().await;
             self.poll_reads().await?;
+            // Ferry patch: handling an event can queue packets: DTLS completion queues the
+            // SCTP INIT, SCTP completion the data channel's OPEN. They were only drained by
+            // the next pass, which waits for a socket read or the next timer (~200 ms once
+            // ICE has connected), so each handshake step cost a tick: ~0.4 s per connection.
+            self.poll_writes().await?;
 
             // Wake senders blocked in `DataChannel::writable()`: the poll_* passes above
             // applied any SCTP buffer releases (acked/abandoned bytes) to the per-channel
