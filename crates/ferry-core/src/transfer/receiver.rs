@@ -320,16 +320,15 @@ pub async fn run(
         .collect();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let (w_tx, w_rx) = mpsc::channel(PIPELINE);
-    let writer = Writer {
+    let writer = Writer::new(
         root,
         files,
-        store: job.store.clone(),
-        transfer_id: transfer_id.clone(),
-        overwrite: job.overwrite,
-        lz4: link.info.caps.iter().any(|c| c == peer::CAP_LZ4),
-        scratch: Vec::new(),
-        tx: out_tx,
-    };
+        job.store.clone(),
+        transfer_id.clone(),
+        job.overwrite,
+        link.info.caps.iter().any(|c| c == peer::CAP_LZ4),
+        out_tx,
+    );
     let thread = std::thread::Builder::new()
         .name("ferry-write".into())
         .spawn(move || writer_thread(writer, w_rx))
