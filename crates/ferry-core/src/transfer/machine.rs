@@ -61,6 +61,11 @@ pub struct SendMachine {
     /// Preferred chunk payload; actual chunks follow the hash tree's shape (`tree::piece_len`).
     chunk: u64,
     cursor: usize,
+    /// Every file before `low` is finished, and no file from `high` on has been sent from:
+    /// in-flight bytes live in `low..high`, so a step costs the window, not the file count
+    /// (it was O(files) per step: 5 % of all CPU for 10,000 small files).
+    low: usize,
+    high: usize,
     paused_local: bool,
     paused_remote: bool,
     done_sent: bool,
@@ -79,6 +84,8 @@ impl SendMachine {
             window: window.max(chunk as u64),
             chunk: (chunk as u64).max(UNIT),
             cursor: 0,
+            low: 0,
+            high: 0,
             paused_local: false,
             paused_remote: false,
             done_sent: false,
@@ -142,6 +149,8 @@ impl SendMachine {
     pub fn in_flight(&self) -> u64 {
         self.files
             .iter()
+            .take(self.high)
+            .skip(self.low)
             .filter(|f| !f.finished())
             .map(|f| f.sent - f.acked)
             .sum()
@@ -165,8 +174,11 @@ impl SendMachine {
                 break;
             }
         }
+        while self.low < self.files.len() && self.files[self.low].finished() {
+            self.low += 1;
+        }
         let Some(idx) = (self.cursor < self.files.len()).then_some(self.cursor) else {
-            let all = self.files.iter().all(SendFile::finished);
+            let all = self.low == self.files.len();
             if all && !self.done_sent {
                 self.done_sent = true;
                 return SendStep::Done;
@@ -177,6 +189,7 @@ impl SendMachine {
             return SendStep::Wait;
         }
         let in_flight = self.in_flight();
+        self.high = self.high.max(idx + 1);
         let f = &mut self.files[idx];
         if f.sent < f.size {
             let len = tree::piece_len(f.sent, f.size, f.size, self.chunk);
@@ -392,6 +405,49 @@ mod tests {
 
     fn acc(file: u32, offset: u64) -> FileAccept {
         FileAccept { file, offset }
+    }
+
+    /// The windowed count equals a count over every file through sends, acks, rewinds of
+    /// files behind the cursor, confirmations and failures.
+    #[test]
+    fn in_flight_matches_a_count_over_all_files() {
+        let sizes: Vec<u64> = (0..40).map(|i| (i % 5) * K + 300 * (i % 3)).collect();
+        let mut m = SendMachine::new(&sizes, 6 * K, K as usize);
+        let accepts: Vec<_> = (0..40).filter(|i| i % 7 != 3).map(|i| acc(i, 0)).collect();
+        m.accept(&accepts).unwrap();
+        let full = |m: &SendMachine| -> u64 {
+            m.files
+                .iter()
+                .filter(|f| !f.finished())
+                .map(|f| f.sent - f.acked)
+                .sum()
+        };
+        let mut x = 12345u64;
+        for _ in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let file = ((x >> 33) % 40) as u32;
+            let f = m.files[file as usize].clone();
+            match (x >> 20) % 6 {
+                0 if f.accepted && !f.finished() && f.sent > f.acked => {
+                    m.on_ack(file, f.sent).unwrap();
+                }
+                1 if f.accepted && !f.finished() && f.sent > 0 && f.sent % K == 0 => {
+                    m.on_resend(file, f.sent - K).unwrap();
+                }
+                2 if f.accepted && !f.finished() && f.end_sent && f.sent == f.size => {
+                    m.on_file_done(file).unwrap();
+                }
+                3 if (x >> 40) % 50 == 0 => m.fail_file(file),
+                _ => {
+                    if m.next_step() == SendStep::Done {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(m.in_flight(), full(&m));
+        }
     }
 
     #[test]
