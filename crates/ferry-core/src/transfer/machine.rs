@@ -433,13 +433,13 @@ mod tests {
                 0 if f.accepted && !f.finished() && f.sent > f.acked => {
                     m.on_ack(file, f.sent).unwrap();
                 }
-                1 if f.accepted && !f.finished() && f.sent > 0 && f.sent % K == 0 => {
+                1 if f.accepted && !f.finished() && f.sent > 0 && f.sent.is_multiple_of(K) => {
                     m.on_resend(file, f.sent - K).unwrap();
                 }
                 2 if f.accepted && !f.finished() && f.end_sent && f.sent == f.size => {
                     m.on_file_done(file).unwrap();
                 }
-                3 if (x >> 40) % 50 == 0 => m.fail_file(file),
+                3 if (x >> 40).is_multiple_of(50) => m.fail_file(file),
                 _ => {
                     if m.next_step() == SendStep::Done {
                         break;
