@@ -82,7 +82,7 @@ struct Finish {
     bytes: u64,
 }
 
-/// What a finishing thread needs; one clone per thread.
+/// What finishing a file needs; the writer holds one and each finishing thread a clone.
 #[derive(Clone)]
 struct Finisher {
     store: Store,
@@ -133,14 +133,12 @@ impl Finisher {
 pub(super) struct Writer {
     root: PathBuf,
     files: Vec<Option<WFile>>,
-    store: Store,
-    transfer_id: String,
-    overwrite: bool,
+    /// The store, transfer, overwrite policy and report channel, shared with the finishers.
+    ctx: Finisher,
     /// LZ4 chunks were negotiated (`hello` caps).
     lz4: bool,
     /// Reused buffer for decompressed chunks.
     scratch: Vec<u8>,
-    tx: mpsc::UnboundedSender<WOut>,
     /// The finishing threads' queue; `None` finishes on this thread.
     finish_q: Option<SyncSender<Finish>>,
 }
@@ -173,8 +171,9 @@ impl Writer {
         if let Some((h, _)) = &f.open {
             h.sync_data()
                 .map_err(|e| FerryError::io(&f.dest.display().to_string(), &e))?;
-            self.store
-                .set_offset(&self.transfer_id, file, f.m.expected)?;
+            self.ctx
+                .store
+                .set_offset(&self.ctx.transfer_id, file, f.m.expected)?;
         }
         f.since_ckpt = 0;
         Ok(())
@@ -213,7 +212,7 @@ impl Writer {
                         // the machine's bad-chunk limit).
                         tracing::warn!(file = c.file, offset = c.offset, %e, "undecodable chunk");
                         if let ChunkVerdict::Resend(offset) = f.m.on_corrupt(c.offset)? {
-                            let _ = self.tx.send(WOut::Rejected {
+                            let _ = self.ctx.tx.send(WOut::Rejected {
                                 file: c.file,
                                 offset,
                             });
@@ -251,7 +250,7 @@ impl Writer {
                         }
                         if ack && let Some(Some(f)) = self.files.get_mut(c.file as usize) {
                             let bytes = std::mem::take(&mut f.unacked);
-                            let _ = self.tx.send(WOut::Written {
+                            let _ = self.ctx.tx.send(WOut::Written {
                                 file: c.file,
                                 offset,
                                 bytes,
@@ -259,7 +258,7 @@ impl Writer {
                         }
                     }
                     ChunkVerdict::Resend(offset) => {
-                        let _ = self.tx.send(WOut::Rejected {
+                        let _ = self.ctx.tx.send(WOut::Rejected {
                             file: c.file,
                             offset,
                         });
@@ -294,7 +293,7 @@ impl Writer {
                                 None => Some(job),
                             };
                             if let Some(job) = job {
-                                self.finisher().finish(job)?;
+                                self.ctx.finish(job)?;
                             }
                         }
                     }
@@ -304,7 +303,7 @@ impl Writer {
                             *t = FileTree::new(f.size);
                         }
                         f.start = 0;
-                        let _ = self.tx.send(WOut::Rejected { file, offset: 0 });
+                        let _ = self.ctx.tx.send(WOut::Rejected { file, offset: 0 });
                     }
                     EndVerdict::Stale => {}
                 }
@@ -325,22 +324,15 @@ impl Writer {
         Writer {
             root,
             files,
-            store,
-            transfer_id,
-            overwrite,
+            ctx: Finisher {
+                store,
+                transfer_id,
+                overwrite,
+                tx,
+            },
             lz4,
             scratch: Vec::new(),
-            tx,
             finish_q: None,
-        }
-    }
-
-    fn finisher(&self) -> Finisher {
-        Finisher {
-            store: self.store.clone(),
-            transfer_id: self.transfer_id.clone(),
-            overwrite: self.overwrite,
-            tx: self.tx.clone(),
         }
     }
 
@@ -366,7 +358,7 @@ pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
     let jobs = Arc::new(Mutex::new(jobs));
     let pool: Vec<_> = (0..FINISHERS)
         .filter_map(|i| {
-            let (f, jobs) = (w.finisher(), jobs.clone());
+            let (f, jobs) = (w.ctx.clone(), jobs.clone());
             std::thread::Builder::new()
                 .name(format!("ferry-finish{i}"))
                 .spawn(move || f.run(&jobs))
@@ -378,7 +370,7 @@ pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
     }
     while let Some(msg) = rx.blocking_recv() {
         if let Err(e) = w.handle(msg) {
-            let _ = w.tx.send(WOut::Fatal(e));
+            let _ = w.ctx.tx.send(WOut::Fatal(e));
             break;
         }
     }
