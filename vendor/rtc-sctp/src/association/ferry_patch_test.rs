@@ -92,3 +92,59 @@ fn outstanding_data_is_retransmitted_however_long_the_outage() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_timeout_during_fast_recovery_restarts_slow_start() -> Result<()> {
+    // The burst's retransmissions can be lost as well; the T3-rtx timer then fires while the
+    // sender is still in fast recovery. Upstream stayed there, where cwnd may not grow, so
+    // everything outstanding went out at one MTU per round trip: 1.8 s of a 100 Mbit/s,
+    // 40 ms link carrying one packet per RTT. As in Linux SCTP, the timeout ends recovery.
+    let (mut a, _) = burst_loss(60)?;
+    let ppi = PayloadProtocolIdentifier::Binary;
+    let mut now = Instant::now();
+    for _ in 0..200 {
+        // More to send, as in a real transfer: slow start only grows a window in use.
+        a.stream(1)?
+            .write_sctp(now, &Bytes::from(vec![7; 1000]), ppi)?;
+    }
+    let first = a.cumulative_tsn_ack_point.wrapping_add(1);
+    let t3 = a.poll_timeout().expect("T3-rtx armed");
+    a.handle_timeout(t3);
+    assert_eq!(1, a.stats.get_num_t3timeouts());
+    assert!(!a.in_fast_recovery, "the timeout ends fast recovery");
+
+    now = t3;
+    let mut acked = 0u32;
+    let mut rounds = 0;
+    while acked < 40 {
+        rounds += 1;
+        assert!(rounds <= 10, "40 lost chunks still not resent after {rounds} round trips");
+        let resent = transmitted_data(&a.gather_outbound(now).0)
+            .iter()
+            .filter(|c| c.tsn.wrapping_sub(first) < 40)
+            .count() as u32;
+        assert!(resent > 0, "nothing resent in round {rounds}");
+        acked += resent;
+        now += Duration::from_millis(40);
+        let gap = if acked < 40 {
+            vec![crate::chunk::chunk_selective_ack::GapAckBlock {
+                start: (41 - acked) as u16,
+                end: (100 - acked) as u16,
+            }]
+        } else {
+            vec![]
+        };
+        a.handle_sack(
+            &ChunkSelectiveAck {
+                cumulative_tsn_ack: first.wrapping_add(if acked < 40 { acked } else { 100 }) - 1,
+                advertised_receiver_window_credit: 1 << 20,
+                gap_ack_blocks: gap,
+                ..Default::default()
+            },
+            now,
+        )?;
+    }
+    // Slow start from one MTU: 1, 2, 4, 8, 16, then the rest.
+    assert!(rounds <= 7, "{rounds} round trips");
+    Ok(())
+}

@@ -3430,6 +3430,11 @@ impl Association {
 
                 self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
                 self.cwnd = self.mtu;
+                // Ferry patch: the timeout ends fast recovery, as in Linux SCTP and TCP.
+                // Upstream stayed in it, where slow start may not grow cwnd, so after a
+                // burst loss whose retransmissions were lost too, everything outstanding
+                // went out at one MTU per round trip until the recovery point was acked.
+                self.in_fast_recovery = false;
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
                     self.side,
