@@ -245,7 +245,8 @@ def main(argv=None) -> int:
     p.add_argument("--small-count", type=int, default=10000)
     p.add_argument("--small-total", default="200M")
     p.add_argument("--shaped", action="store_true", help="add netem-shaped links (root; namespaces)")
-    p.add_argument("--shaped-size", default="256M")
+    p.add_argument("--shaped-size", help="file size on shaped links (default: --size; a user's large "
+                   "file, so the one-time set-up does not decide the figure)")
     p.add_argument("--shaped-profiles", default="pass,1g,100m,loss",
                    help="which shaped links: comma list of pass, 1g, 100m, loss")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
@@ -305,7 +306,7 @@ def main(argv=None) -> int:
             rows += aggregate(b.results, case, tool_list)
         if args.shaped:
             import shaped
-            shaped_rows = shaped.run(b, parse_size(args.shaped_size),
+            shaped_rows = shaped.run(b, parse_size(args.shaped_size or args.size),
                                      args.shaped_profiles.split(","))
     finally:
         b.teardown()
