@@ -280,11 +280,13 @@ impl Store {
         })
     }
 
-    /// Raise a file's durable verified offset (callers fsync first).
+    /// Raise a file's durable verified offset (callers fsync first). A file already done
+    /// keeps its full size: a checkpoint that lands after the file finished is stale.
     pub fn set_offset(&self, id: &str, idx: u32, offset: u64) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE files SET verified_offset = ?3 WHERE transfer_id = ?1 AND idx = ?2",
+                "UPDATE files SET verified_offset = ?3
+                 WHERE transfer_id = ?1 AND idx = ?2 AND state != 'done'",
                 params![id, idx, offset as i64],
             )?;
             c.execute(
@@ -454,6 +456,8 @@ mod tests {
             s.set_offset("t1", 1, 3).unwrap();
             s.set_file_state("t1", 0, "done", Some("abc"), Some("/tmp/f0"))
                 .unwrap();
+            // A checkpoint that lands after its file finished must not lower the offset.
+            s.set_offset("t1", 0, 2).unwrap();
         }
         let s = Store::open(&p).unwrap();
         let (t, files) = s.transfer("t1").unwrap().unwrap();

@@ -2,6 +2,7 @@
 //! drivers that feed them (`sender`, `receiver`). Disk reads, writes and hashing run on
 //! dedicated threads behind bounded channels so they overlap with the network.
 
+mod checkpoint;
 pub mod compress;
 pub mod machine;
 mod reader;

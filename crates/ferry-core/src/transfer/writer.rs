@@ -1,6 +1,6 @@
 //! The receiver's disk thread: verifies each chunk against its chaining value, writes it into
-//! the `.part` file, checkpoints (fsync, then the stored offset) every window, and checks
-//! and moves a file into place at its end. It reports back to the async driver in
+//! the `.part` file, hands a checkpoint (fsync, then the stored offset) to its own thread
+//! every window, and checks and moves a file into place at its end. It reports back to the async driver in
 //! `receiver.rs` over a channel; blocking I/O never runs on the executor.
 
 use std::fs::File;
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use ferry_proto::peer::{self, Frame};
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, Checkpoint, Checkpointer};
 use super::compress;
 use super::machine::{ChunkVerdict, EndVerdict, RecvFile};
 use super::tree::{self, FileTree};
@@ -141,6 +142,8 @@ pub(super) struct Writer {
     scratch: Vec<u8>,
     /// The finishing threads' queue; `None` finishes on this thread.
     finish_q: Option<SyncSender<Finish>>,
+    /// Window checkpoints in flight; `None` checkpoints on this thread.
+    ckpt: Option<Checkpointer>,
 }
 
 impl Writer {
@@ -167,13 +170,24 @@ impl Writer {
         Ok(())
     }
 
-    fn checkpoint(&self, file: u32, f: &mut WFile) -> Result<(), FerryError> {
+    /// Make `f` durable up to what is written and record that offset: on the checkpoint
+    /// thread when there is one (`wait` false), here otherwise.
+    fn checkpoint(&self, file: u32, f: &mut WFile, wait: bool) -> Result<(), FerryError> {
         if let Some((h, _)) = &f.open {
-            h.sync_data()
-                .map_err(|e| FerryError::io(&f.dest.display().to_string(), &e))?;
-            self.ctx
-                .store
-                .set_offset(&self.ctx.transfer_id, file, f.m.expected)?;
+            let name = f.dest.display().to_string();
+            let c = Checkpoint {
+                file,
+                handle: h.try_clone().map_err(|e| FerryError::io(&name, &e))?,
+                offset: f.m.expected,
+                dest: f.dest.clone(),
+            };
+            let c = match &self.ckpt {
+                Some(t) if !wait => t.submit(c)?,
+                _ => Some(c),
+            };
+            if let Some(c) = c {
+                checkpoint::apply(&self.ctx.store, &self.ctx.transfer_id, &c)?;
+            }
         }
         f.since_ckpt = 0;
         Ok(())
@@ -243,7 +257,7 @@ impl Writer {
                         if f.since_ckpt >= WINDOW {
                             let mut tmp = self.files[c.file as usize].take();
                             if let Some(wf) = tmp.as_mut() {
-                                let r = self.checkpoint(c.file, wf);
+                                let r = self.checkpoint(c.file, wf, false);
                                 self.files[c.file as usize] = tmp;
                                 r?;
                             }
@@ -333,17 +347,25 @@ impl Writer {
             lz4,
             scratch: Vec::new(),
             finish_q: None,
+            ckpt: None,
         }
     }
 
     /// On the way out (link gone, error, done): make what was written durable and record it.
     fn close(&mut self) {
+        // Queued checkpoints land first, so the final ones below are the last word.
+        if let Some(mut t) = self.ckpt.take() {
+            t.finish();
+            if t.failed() {
+                return;
+            }
+        }
         for i in 0..self.files.len() {
             let mut tmp = self.files[i].take();
             if let Some(f) = tmp.as_mut()
                 && !f.m.done
                 && f.open.is_some()
-                && let Err(e) = self.checkpoint(i as u32, f)
+                && let Err(e) = self.checkpoint(i as u32, f, true)
             {
                 tracing::warn!(%e, "final checkpoint failed");
             }
@@ -368,6 +390,14 @@ pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
     if !pool.is_empty() {
         w.finish_q = Some(q);
     }
+    let fatal = w.ctx.tx.clone();
+    w.ckpt = Some(Checkpointer::start(
+        w.ctx.store.clone(),
+        w.ctx.transfer_id.clone(),
+        move |e| {
+            let _ = fatal.send(WOut::Fatal(e));
+        },
+    ));
     while let Some(msg) = rx.blocking_recv() {
         if let Err(e) = w.handle(msg) {
             let _ = w.ctx.tx.send(WOut::Fatal(e));
