@@ -13,6 +13,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -153,11 +154,13 @@ class Proc:
 
 
 def spawn(name: str, cmd: list[str], workdir: Path, *, cwd: Path | None = None,
-          env: dict | None = None, netns: str | None = None, measure: bool = True) -> Proc:
-    """Starts cmd with stdout piped (line-collected) and stderr to a log file."""
+          env: dict | None = None, netns: str | None = None, measure: bool = True,
+          wrap: list[str] | None = None) -> Proc:
+    """Starts cmd with stdout piped (line-collected) and stderr to a log file. `wrap` is a
+    command prefix (such as a fault injector) run inside the RSS measurement."""
     workdir.mkdir(parents=True, exist_ok=True)
     rss_file = workdir / f"{name}.time" if measure and have_time_bin() else None
-    full = list(cmd)
+    full = list(wrap or []) + list(cmd)
     if rss_file:
         full = [TIME_BIN, "-v", "-o", str(rss_file)] + full
     if netns:
@@ -171,6 +174,23 @@ def spawn(name: str, cmd: list[str], workdir: Path, *, cwd: Path | None = None,
     proc._stderr_path = err_path  # type: ignore[attr-defined]
     threading.Thread(target=proc._pump, args=(popen.stdout,), daemon=True).start()
     return proc
+
+
+def slow_sync_wrap(ms: int, workdir: Path) -> list[str] | None:
+    """A command prefix that makes every fsync/fdatasync of the process return `ms` late (a
+    USB stick, an SD card, a busy disk): the LD_PRELOAD shim bench/slow_sync.c, built here
+    with the C compiler. None without one."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    so = workdir / "slow_sync.so"
+    src = Path(__file__).resolve().parent / "slow_sync.c"
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"bench: building {src.name} failed: {r.stderr.strip()}", file=sys.stderr)
+        return None
+    return ["env", f"LD_PRELOAD={so}", f"SLOW_SYNC_US={ms * 1000}"]
 
 
 def json_lines(proc: Proc) -> list[tuple[float, dict]]:

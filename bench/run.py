@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tools  # noqa: E402
 from common import (MIB, have_time_bin, human, make_compressible, make_random,  # noqa: E402
-                    make_small_files, parse_size, summarize)
+                    make_small_files, parse_size, slow_sync_wrap, summarize)
 
 REPO = Path(__file__).resolve().parent.parent
 ALL_TOOLS = ["ferry", "raw", "wormhole", "sendme"]
@@ -118,18 +118,20 @@ class Bench:
             self.wormhole.stop()
 
     # -- one measurement ----------------------------------------------------------------
-    def run_one(self, tool: str, case: str, src: Path, run: int) -> dict:
+    def run_one(self, tool: str, case: str, src: Path, run: int,
+                recv_wrap: list[str] | None = None) -> dict:
         dst = self.work / f"recv-{tool}"
         try:
             if tool == "ferry":
-                r = tools.run_ferry(self.ferry, self.ferry_server, src, dst, self.work)
+                r = tools.run_ferry(self.ferry, self.ferry_server, src, dst, self.work,
+                                    recv_wrap=recv_wrap)
             elif tool == "raw":
                 r = tools.run_raw(self.raw, src.stat().st_size if src.is_file() else 0, self.work,
                                   self.args.raw_args.split() if self.args.raw_args else None)
             elif tool == "wormhole":
-                r = tools.run_wormhole(self.wormhole, src, dst, self.work, run)
+                r = tools.run_wormhole(self.wormhole, src, dst, self.work, run, recv_wrap=recv_wrap)
             elif tool == "sendme":
-                r = tools.run_sendme(src, dst, self.work)
+                r = tools.run_sendme(src, dst, self.work, recv_wrap=recv_wrap)
             else:
                 raise ValueError(tool)
         except tools.Skip as e:
@@ -145,15 +147,17 @@ class Bench:
         self.results.append(r)
         return r
 
-    def run_case(self, case: str, src: Path, tool_list: list[str]) -> None:
+    def run_case(self, case: str, src: Path, tool_list: list[str],
+                 recv_wrap: list[str] | None = None) -> None:
         if not tool_list:
             return
         for run in range(self.args.runs):
             order = tool_list[run % len(tool_list):] + tool_list[:run % len(tool_list)]
             for tool in order:
-                if tool == "raw" and not src.is_file():
-                    continue  # the ceiling is one byte stream; it has no notion of files
-                self.run_one(tool, case, src, run)
+                if tool == "raw" and (not src.is_file() or recv_wrap):
+                    # The ceiling is one byte stream with no disk: no files, no syncs.
+                    continue
+                self.run_one(tool, case, src, run, recv_wrap)
 
 
 def aggregate(results: list[dict], case: str, tool_list: list[str]) -> list[dict]:
@@ -244,6 +248,9 @@ def main(argv=None) -> int:
     p.add_argument("--small-files", action="store_true", help="add the 10,000 small files (~200 MB) case")
     p.add_argument("--small-count", type=int, default=10000)
     p.add_argument("--small-total", default="200M")
+    p.add_argument("--slow-sync", type=int, metavar="MS",
+                   help="add the random file again with every receiver fsync/fdatasync delayed by "
+                        "MS ms (a USB stick, an SD card, a busy disk; LD_PRELOAD shim slow_sync.c)")
     p.add_argument("--shaped", action="store_true", help="add netem-shaped links (root; namespaces)")
     p.add_argument("--shaped-size", help="file size on shaped links (default: --size; a user's large "
                    "file, so the one-time set-up does not decide the figure)")
@@ -300,10 +307,19 @@ def main(argv=None) -> int:
     tool_list = b.setup_tools(wanted)
     rows: list[dict] = []
     shaped_rows: list[dict] = []
+    slow = None
+    if args.slow_sync:
+        slow = slow_sync_wrap(args.slow_sync, b.work)
+        if slow is None:
+            print("bench: --slow-sync needs a C compiler (cc); skipped", file=sys.stderr)
     try:
         for case, src in cases:
             b.run_case(case, src, tool_list)
             rows += aggregate(b.results, case, tool_list)
+        if slow:
+            case = f"{human(size)} random, fsync +{args.slow_sync} ms"
+            b.run_case(case, rand, tool_list, recv_wrap=slow)
+            rows += aggregate(b.results, case, [t for t in tool_list if t != "raw"])
         if args.shaped:
             import shaped
             shaped_rows = shaped.run(b, parse_size(args.shaped_size or args.size),

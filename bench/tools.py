@@ -65,7 +65,7 @@ class FerryServer:
 
 def run_ferry(ferry: Path, server: FerryServer, src: Path, out: Path, workdir: Path,
               send_ns: str | None = None, recv_ns: str | None = None,
-              recv_bind: str | None = None) -> dict:
+              recv_bind: str | None = None, recv_wrap: list[str] | None = None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     password = "bench-ferry-password"
@@ -92,7 +92,7 @@ def run_ferry(ferry: Path, server: FerryServer, src: Path, out: Path, workdir: P
                      FERRY_BIND=recv_bind or bind["FERRY_BIND"])
         recv = spawn("ferry-recv", [str(ferry), "receive", room, "--password", password, "--out",
                                     str(out), "--yes", "--server", url, "--json"],
-                     workdir, env=env_r, netns=recv_ns)
+                     workdir, env=env_r, netns=recv_ns, wrap=recv_wrap)
         try:
             rc = recv.wait(TIMEOUT)
             secs = time.monotonic() - t0
@@ -167,7 +167,8 @@ class WormholeServers:
         self.relay.stop()
 
 
-def run_wormhole(servers: WormholeServers, src: Path, out: Path, workdir: Path, run_id: int) -> dict:
+def run_wormhole(servers: WormholeServers, src: Path, out: Path, workdir: Path, run_id: int,
+                 recv_wrap: list[str] | None = None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     code = f"{100 + run_id}-ferry-bench"
@@ -175,7 +176,8 @@ def run_wormhole(servers: WormholeServers, src: Path, out: Path, workdir: Path, 
     send = spawn("wormhole-send", servers.args() + ["send", "--hide-progress", "--code", code, str(src)],
                  workdir)
     recv = spawn("wormhole-recv", servers.args() + ["receive", "--hide-progress", "--accept-file",
-                                                    "-o", str(out / src.name), code], workdir)
+                                                    "-o", str(out / src.name), code], workdir,
+                 wrap=recv_wrap)
     try:
         rc = recv.wait(TIMEOUT)
         secs = time.monotonic() - t0
@@ -195,7 +197,7 @@ def sendme_bin() -> Path | None:
     return Path(found) if Path(found).exists() else None
 
 
-def run_sendme(src: Path, out: Path, workdir: Path) -> dict:
+def run_sendme(src: Path, out: Path, workdir: Path, recv_wrap: list[str] | None = None) -> dict:
     exe = sendme_bin()
     if exe is None:
         raise Skip("not installed (cargo install --locked sendme)")
@@ -215,7 +217,7 @@ def run_sendme(src: Path, out: Path, workdir: Path) -> dict:
         ticket = line.split("sendme receive ", 1)[1].split()[0]
         recv = spawn("sendme-recv", [str(exe), "receive", "--relay", "disabled", "--no-progress",
                                            ticket], workdir,
-                     cwd=out, env=env)
+                     cwd=out, env=env, wrap=recv_wrap)
         try:
             rc = recv.wait(TIMEOUT)
             secs = time.monotonic() - t0
