@@ -1,7 +1,7 @@
 //! The receiver's disk thread: verifies each chunk against its chaining value, writes it into
 //! the `.part` file, hands a checkpoint (fsync, then the stored offset) to its own thread
-//! every window, and checks and moves a file into place at its end. It reports back to the async driver in
-//! `receiver.rs` over a channel; blocking I/O never runs on the executor.
+//! every window, and checks and moves a file into place at its end. It reports back to the
+//! async driver in `receiver.rs` over a channel; blocking I/O never runs on the executor.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
