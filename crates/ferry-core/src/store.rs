@@ -386,11 +386,12 @@ fn row_transfer(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     })
 }
 
+/// Rows for tests of the store and of what writes to it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn row(id: &str) -> TransferRow {
+    pub(crate) fn row(id: &str) -> TransferRow {
         TransferRow {
             id: id.into(),
             direction: Direction::Receive,
@@ -408,7 +409,7 @@ mod tests {
         }
     }
 
-    fn file(idx: u32) -> FileRow {
+    pub(crate) fn file(idx: u32) -> FileRow {
         FileRow {
             idx,
             path: format!("f{idx}"),
@@ -422,6 +423,12 @@ mod tests {
             state: "pending".into(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{file, row};
+    use super::*;
 
     #[test]
     fn a_new_database_opened_at_once_from_many_threads_migrates_once() {

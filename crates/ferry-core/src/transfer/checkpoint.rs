@@ -153,36 +153,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn store_with_file(dir: &std::path::Path) -> Store {
-        use crate::store::{Direction, FileRow, TransferRow, now};
+        use crate::store::fixtures::{file, row};
         let store = Store::open(&dir.join("s.sqlite")).unwrap();
-        let t = TransferRow {
-            id: "t1".into(),
-            direction: Direction::Receive,
-            room: "R".into(),
-            peer: String::new(),
-            server: "ws://x".into(),
-            host_token: String::new(),
-            out_dir: dir.display().to_string(),
-            state: "active".into(),
-            created_at: now(),
-            updated_at: now(),
-            total_bytes: 100,
-            done_bytes: 0,
-            error: None,
-        };
-        let f = FileRow {
-            idx: 0,
-            path: "a".into(),
+        let f = crate::store::FileRow {
             size: 100,
-            mtime_ms: 1,
-            is_dir: false,
-            source: None,
-            dest: None,
-            verified_offset: 0,
-            hash: None,
-            state: "pending".into(),
+            ..file(0)
         };
-        store.insert_if_new(&t, &[f]).unwrap();
+        store.insert_if_new(&row("t1"), &[f]).unwrap();
         store
     }
 
