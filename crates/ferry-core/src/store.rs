@@ -289,10 +289,7 @@ impl Store {
                  WHERE transfer_id = ?1 AND idx = ?2 AND state != 'done'",
                 params![id, idx, offset as i64],
             )?;
-            c.execute(
-                "UPDATE transfers SET updated_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )?;
+            c.execute(SET_DONE_BYTES, params![id, now()])?;
             Ok(())
         })
     }
@@ -312,6 +309,7 @@ impl Store {
                  WHERE transfer_id = ?1 AND idx = ?2",
                 params![id, idx, state, hash, dest],
             )?;
+            c.execute(SET_DONE_BYTES, params![id, now()])?;
             Ok(())
         })
     }
@@ -360,6 +358,12 @@ impl Store {
         })
     }
 }
+
+/// What is durable so far, so `history` after a crash or power cut shows what a resume keeps
+/// rather than zero (a finished file's offset is its size).
+const SET_DONE_BYTES: &str = "UPDATE transfers SET updated_at = ?2,
+       done_bytes = (SELECT COALESCE(SUM(verified_offset), 0) FROM files WHERE transfer_id = ?1)
+     WHERE id = ?1";
 
 const TCOLS: &str = "id, direction, room, peer, server, host_token, out_dir, state, created_at, updated_at, total_bytes, done_bytes, error";
 
@@ -475,6 +479,8 @@ mod tests {
             (5, Some("abc"))
         );
         assert_eq!(files[1].verified_offset, 3);
+        let h = s.history(10).unwrap();
+        assert_eq!(h[0].done_bytes, 5 + 3, "history counts what is durable");
         s.set_transfer_state("t1", "done", None, Some(10)).unwrap();
         s.insert_if_new(&row("t2"), &[]).unwrap();
         let h = s.history(10).unwrap();
