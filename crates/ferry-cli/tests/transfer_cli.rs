@@ -208,14 +208,18 @@ fn receiver_killed_and_restarted_resumes() {
     rcv.wait_for("progress past 12 MB", T, |v| {
         v["event"] == "progress" && v["bytes_done"].as_u64().unwrap_or(0) > 12 * MB as u64
     });
+    // Checkpoints are made durable off the writer's thread, so on a slow disk the first one
+    // may land after 12 MB are written: kill once history shows it saved.
+    let saved = s.durable_bytes("recv.db", T);
     rcv.kill9();
     let before = rcv.last_progress();
     let mut rcv2 = s.receiver(&room, "pw-kill-r", &out, &[]);
     let resumed = rcv2.wait_event("resuming", Duration::from_secs(90));
     let from = resumed["bytes_done"].as_u64().unwrap();
-    assert!(from > 0);
+    assert!(from >= saved, "resumed at {from}, but {saved} were saved");
+    // The window being written plus, at most, the one whose sync was still running.
     assert!(
-        before.saturating_sub(from) <= WINDOW,
+        before.saturating_sub(from) <= 2 * WINDOW,
         "re-sent {} bytes",
         before - from
     );

@@ -277,6 +277,33 @@ impl Setup {
         a.extend_from_slice(extra);
         Peer::spawn("receiver", &a, &self.path("recv.db"), &[])
     }
+
+    /// Poll `ferry history` on `db` until its latest transfer has durable bytes; returns them.
+    pub fn durable_bytes(&self, db: &str, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = Command::new(FERRY)
+                .args(["history", "--json", "--limit", "1"])
+                .env("FERRY_DB", self.path(db))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let done = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["done_bytes"].as_u64())
+                .next()
+                .unwrap_or(0);
+            if done > 0 {
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{db}: nothing durable within {timeout:?}; history said {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 pub const T: Duration = Duration::from_secs(60);
