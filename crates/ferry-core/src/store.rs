@@ -289,7 +289,10 @@ impl Store {
                  WHERE transfer_id = ?1 AND idx = ?2 AND state != 'done'",
                 params![id, idx, offset as i64],
             )?;
-            c.execute(SET_DONE_BYTES, params![id, now()])?;
+            c.execute(
+                "UPDATE transfers SET updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
             Ok(())
         })
     }
@@ -309,7 +312,6 @@ impl Store {
                  WHERE transfer_id = ?1 AND idx = ?2",
                 params![id, idx, state, hash, dest],
             )?;
-            c.execute(SET_DONE_BYTES, params![id, now()])?;
             Ok(())
         })
     }
@@ -359,13 +361,12 @@ impl Store {
     }
 }
 
-/// What is durable so far, so `history` after a crash or power cut shows what a resume keeps
-/// rather than zero (a finished file's offset is its size).
-const SET_DONE_BYTES: &str = "UPDATE transfers SET updated_at = ?2,
-       done_bytes = (SELECT COALESCE(SUM(verified_offset), 0) FROM files WHERE transfer_id = ?1)
-     WHERE id = ?1";
-
-const TCOLS: &str = "id, direction, room, peer, server, host_token, out_dir, state, created_at, updated_at, total_bytes, done_bytes, error";
+/// `done_bytes` is written when a transfer ends; until then, and after a crash or power cut,
+/// what counts is what a resume keeps: the durable offsets (a finished file's is its size).
+/// Derived on read: summed on every checkpoint, it cost 10 s over 10,000 small files.
+const TCOLS: &str = "id, direction, room, peer, server, host_token, out_dir, state, created_at, updated_at, total_bytes,
+    MAX(done_bytes, (SELECT COALESCE(SUM(f.verified_offset), 0) FROM files f WHERE f.transfer_id = transfers.id)),
+    error";
 
 fn row_transfer(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     let dir: String = r.get(1)?;
