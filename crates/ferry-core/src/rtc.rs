@@ -170,22 +170,56 @@ pub async fn create_channel(
     Ok(pc.create_data_channel(CHANNEL_LABEL, Some(init)).await?)
 }
 
-/// Wait for `OnOpen` (bounded). Events before it are dropped: nothing else can precede open.
-pub async fn wait_open(dc: &Arc<dyn DataChannel>, timeout: Duration) -> Result<(), RtcError> {
-    let fut = async {
-        loop {
-            match dc.poll().await {
-                Some(DataChannelEvent::OnOpen) => return Ok(()),
-                Some(DataChannelEvent::OnClose) | None => {
-                    return Err(RtcError("data channel closed before it opened".into()));
-                }
-                Some(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(timeout, fut)
+/// Messages the peer may get in ahead of our `OnOpen`. Ferry's protocol sends one (hello)
+/// and then waits, so more than this is a peer misbehaving, not a race.
+const MAX_EARLY_MESSAGES: usize = 16;
+
+/// Wait for `OnOpen` (bounded) and return the messages that arrived before it, in order.
+///
+/// They can: webrtc raises the opener's `OnOpen` when the peer's DCEP ACK arrives, as a
+/// connection event, but hands the messages behind the ACK straight to the channel. When
+/// both land in one read pass (relayed packets come in bursts, more so on a loaded machine)
+/// the peer's hello is queued before our open. Dropping it left the guest connected and the
+/// host waiting 30 s for a hello it had thrown away (netsim, TURN over TCP, under CPU load).
+pub async fn wait_open(
+    dc: &Arc<dyn DataChannel>,
+    timeout: Duration,
+) -> Result<Vec<Bytes>, RtcError> {
+    let early = tokio::time::timeout(timeout, until_open(|| dc.poll()))
         .await
-        .map_err(|_| RtcError("data channel did not open in time".into()))?
+        .map_err(|_| RtcError("data channel did not open in time".into()))??;
+    if !early.is_empty() {
+        tracing::debug!(
+            "{} message(s) arrived before the channel opened",
+            early.len()
+        );
+    }
+    Ok(early)
+}
+
+async fn until_open<F, Fut>(mut next: F) -> Result<Vec<Bytes>, RtcError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<DataChannelEvent>>,
+{
+    let mut early = Vec::new();
+    loop {
+        match next().await {
+            Some(DataChannelEvent::OnOpen) => return Ok(early),
+            Some(DataChannelEvent::OnMessage(m)) => {
+                if early.len() == MAX_EARLY_MESSAGES {
+                    return Err(RtcError(format!(
+                        "peer sent more than {MAX_EARLY_MESSAGES} messages before the channel opened"
+                    )));
+                }
+                early.push(m.data.freeze());
+            }
+            Some(DataChannelEvent::OnClose) | None => {
+                return Err(RtcError("data channel closed before it opened".into()));
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// `sha-256 AB:..` from an SDP's `a=fingerprint:` line.
@@ -271,9 +305,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Turn an open data channel into a [`Link`]. The connection lives while either half of the
 /// Link does; `rx` yields `None` once the channel or connection closes or fails.
+/// `early` are messages that arrived before the channel opened (see [`wait_open`]); the Link
+/// yields them first.
 pub fn spawn_link(
     peer: Peer,
     dc: Arc<dyn DataChannel>,
+    early: Vec<Bytes>,
     tuning: &RtcTuning,
     info: LinkInfo,
 ) -> Link {
@@ -341,6 +378,11 @@ pub fn spawn_link(
 
     let in_pump = tokio::spawn(async move {
         let mut rx_gone = false;
+        for m in early {
+            if !rx_gone && in_tx.send(m).await.is_err() {
+                rx_gone = true;
+            }
+        }
         let mut out_finished = false;
         loop {
             if rx_gone && out_finished {
@@ -397,4 +439,61 @@ fn is_dead(s: RTCPeerConnectionState) -> bool {
         s,
         RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use webrtc::data_channel::RTCDataChannelMessage;
+
+    use super::*;
+
+    fn msg(b: &[u8]) -> DataChannelEvent {
+        DataChannelEvent::OnMessage(RTCDataChannelMessage {
+            is_string: false,
+            data: BytesMut::from(b),
+        })
+    }
+
+    async fn run(events: Vec<DataChannelEvent>) -> Result<Vec<Bytes>, RtcError> {
+        let mut q: VecDeque<_> = events.into();
+        until_open(|| std::future::ready(q.pop_front())).await
+    }
+
+    #[tokio::test]
+    async fn messages_ahead_of_open_are_kept_in_order() {
+        let early = run(vec![
+            msg(b"hello"),
+            DataChannelEvent::OnBufferedAmountLow,
+            msg(b"second"),
+            DataChannelEvent::OnOpen,
+            msg(b"after open: the link's to read"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(early, vec![Bytes::from("hello"), Bytes::from("second")]);
+        assert!(
+            run(vec![DataChannelEvent::OnOpen])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn close_or_a_flood_before_open_is_an_error() {
+        let closed = run(vec![msg(b"x"), DataChannelEvent::OnClose]).await;
+        assert!(closed.unwrap_err().0.contains("closed before it opened"));
+        assert!(run(vec![]).await.is_err());
+        let mut flood: Vec<_> = (0..=MAX_EARLY_MESSAGES).map(|_| msg(b"x")).collect();
+        flood.push(DataChannelEvent::OnOpen);
+        assert!(
+            run(flood)
+                .await
+                .unwrap_err()
+                .0
+                .contains("before the channel opened")
+        );
+    }
 }

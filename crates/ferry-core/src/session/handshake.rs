@@ -74,8 +74,8 @@ impl Handshake<'_> {
             events,
             ..
         } = self;
-        let (peer, dc) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
-        let connected = hello(peer, dc, cfg, &keys).await?;
+        let (peer, dc, early) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
+        let connected = hello(peer, dc, early, cfg, &keys).await?;
         emit(
             events,
             SessionEvent::Connected {
@@ -152,13 +152,13 @@ async fn negotiate(
     cfg: &ConnectConfig,
     ice_servers: &[IceServer],
     keys: &RoomKeys,
-) -> Result<(rtc::Peer, Channel), ConnectError> {
+) -> Result<(rtc::Peer, Channel, Vec<Bytes>), ConnectError> {
     let mut sealer = keys.sealer();
     let mut peer = rtc::new_peer(&cfg.tuning, ice_servers, &cfg.bind_addrs).await?;
     let pc = peer.pc.clone();
     let mut deadline = Instant::now() + cfg.connect_timeout;
     let mut dc: Option<Channel> = None;
-    let mut open_rx: Option<oneshot::Receiver<Result<(), rtc::RtcError>>> = None;
+    let mut open_rx: Option<oneshot::Receiver<Result<Vec<Bytes>, rtc::RtcError>>> = None;
     let mut remote_set = false;
     let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
     // The host's own candidates wait for the answer. Otherwise the guest can check a host
@@ -192,7 +192,7 @@ async fn negotiate(
         })?;
     }
 
-    loop {
+    let early = loop {
         tokio::select! {
             m = sig.recv(), if sig_alive => match m {
                 Ok(ServerMsg::Offer { payload }) if role == Role::Guest && !remote_set => {
@@ -263,7 +263,7 @@ async fn negotiate(
             },
             Some(r) = OptionFuture::from(open_rx.as_mut()), if open_rx.is_some() => {
                 match r {
-                    Ok(Ok(())) => break,
+                    Ok(Ok(early)) => break early,
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => return Err(ConnectError::Rtc("data channel watcher ended".into())),
                 }
@@ -273,9 +273,9 @@ async fn negotiate(
                 return Err(ConnectError::Timeout);
             }
         }
-    }
+    };
     let dc = dc.ok_or_else(|| ConnectError::Rtc("no data channel".into()))?;
-    Ok((peer, dc))
+    Ok((peer, dc, early))
 }
 
 /// Start the link and exchange `hello`s; each side's MAC binds its role and both DTLS
@@ -283,6 +283,7 @@ async fn negotiate(
 async fn hello(
     peer: rtc::Peer,
     dc: Channel,
+    early: Vec<Bytes>,
     cfg: &ConnectConfig,
     keys: &RoomKeys,
 ) -> Result<Connected, ConnectError> {
@@ -311,7 +312,7 @@ async fn hello(
         local_addr,
         remote_addr,
     };
-    let mut link = rtc::spawn_link(peer, dc, &cfg.tuning, info);
+    let mut link = rtc::spawn_link(peer, dc, early, &cfg.tuning, info);
     let mac = keys.fingerprint_mac(&local_fp, &remote_fp);
     let hello = Control::Hello {
         version: ferry_proto::PEER_VERSION,
