@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -319,6 +320,30 @@ def flap(topo: Topology, receiver: Peer, case: Case, deadline: float) -> int:
     return int(100 * done / total)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Repeated on every run and explained elsewhere: ICE asks coturn for the private candidates,
+# which `denied-peer-ip` refuses, and pings before the remote candidates are in.
+NOISE = ("Forbidden IP", "pingAllCandidates")
+
+
+def digest(workdir: Path) -> str:
+    """What a failure needs from both peers, printed: CI keeps the output, not the logs."""
+    out = []
+    for who in ("sender", "receiver"):
+        events = workdir / f"{who}.events"
+        if events.exists():
+            for line in events.read_text(errors="replace").splitlines()[-4:]:
+                out.append(f"  {who} event: {line[:240]}")
+        log = workdir / f"{who}.log"
+        if log.exists():
+            lines = [ANSI.sub("", ln) for ln in log.read_text(errors="replace").splitlines()]
+            keep = [ln for ln in lines if (" WARN " in ln or " ERROR " in ln or "ferry_core" in ln
+                                           or "connection state" in ln)
+                    and not any(n in ln for n in NOISE)]
+            out.extend(f"  {who} log: {ln[:240]}" for ln in keep[-8:])
+    return "".join("\n" + ln for ln in out)
+
+
 def run_case(case: Case, args, workroot: Path) -> tuple[str, str]:
     """Returns (status, line) with status in passed / failed / xfail."""
     workdir = workroot / case.name
@@ -344,7 +369,8 @@ def run_case(case: Case, args, workroot: Path) -> tuple[str, str]:
         if case.expected_fail and isinstance(err, ConnectFailure):
             return "xfail", (f"netsim {case.name}: expected-fail after {took:.0f}s ({err}) "
                              f"reason: {case.expected_fail}")
-        return "failed", f"netsim {case.name}: FAILED after {took:.0f}s: {err} (logs: {workdir})"
+        return "failed", (f"netsim {case.name}: FAILED after {took:.0f}s: {err} (logs: {workdir})"
+                          + digest(workdir))
     finally:
         topo.teardown()
 
