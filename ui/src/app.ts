@@ -272,7 +272,7 @@ export class App {
     }
     if (this.transfer !== t) return;
     if (t.state.phase !== before) announce(statusText(t.state));
-    if (e.event === "wrong-password-attempt" && t.state.notice) announce(t.state.notice);
+    if ((e.event === "wrong-password-attempt" || e.event === "attempt-failed") && t.state.notice) announce(t.state.notice);
     if (this.screen === "transfer") this.render();
   }
 

@@ -107,3 +107,9 @@ export function wrongPasswordNotice(attemptsLeft?: number | null): string {
   if (attemptsLeft <= 0) return `${base}. The room is now locked.`;
   return `${base}. ${attemptsLeft} attempt${attemptsLeft === 1 ? "" : "s"} left before the room locks.`;
 }
+
+/** Sender's notice when a receiver got in but the devices could not connect this time. */
+export function attemptFailedNotice(code: string): string {
+  const why = code === "timeout" ? "went quiet before the devices connected" : "could not reach this device";
+  return `The receiver ${why}. The room is still open, so they can try again.`;
+}

@@ -25,6 +25,7 @@ export type FerryEvent =
   | { event: "waiting" }
   | { event: "peer-joined" }
   | { event: "wrong-password-attempt"; attempts_left?: number | null }
+  | { event: "attempt-failed"; code: string; message: string }
   | { event: "connected"; path: string; kind?: PathKind }
   | { event: "verification"; words: string | string[] }
   | { event: "offer"; transfer_id?: string; files: OfferFile[]; total: number }

@@ -1,7 +1,7 @@
 // One transfer as the UI sees it, folded from the engine's events. Pure: no DOM, no IPC,
 // so every screen's logic is testable with plain event lists.
 import type { FerryEvent, OfferFile } from "./ipc";
-import { humanError, wrongPasswordNotice, type HumanError } from "./errors";
+import { attemptFailedNotice, humanError, wrongPasswordNotice, type HumanError } from "./errors";
 
 export type Phase =
   | "starting" // asked the shell to start, nothing heard yet
@@ -95,6 +95,9 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         wrongAttempts: s.wrongAttempts + 1,
         notice: wrongPasswordNotice(e.attempts_left),
       };
+    case "attempt-failed":
+      // Same as a wrong password: that attempt is over, the room waits for the next.
+      return { ...s, phase: s.phase === "connecting" ? "waiting" : s.phase, notice: attemptFailedNotice(e.code) };
     case "connected":
       return { ...s, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
     case "verification":

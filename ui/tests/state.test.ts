@@ -52,6 +52,26 @@ test("sender: room, wrong password notice, peer joins, progress, done", () => {
   expect(s.files.every((f) => f.finished)).toBe(true);
 });
 
+test("sender: a failed attempt brings the room card back with a notice", () => {
+  let s = fold("send", [
+    { event: "room-created", room: "ABCDEFGHJK", password: "otter-7", link: "ferry://join/ABCDEFGHJK", expires_at: 100 },
+    { event: "waiting" },
+    { event: "peer-joined" },
+  ]);
+  s = reduce(s, { event: "attempt-failed", code: "timeout", message: "timed out waiting for the other peer" });
+  expect(s.phase).toBe("waiting");
+  expect(s.notice).toMatch(/room is still open/);
+  expect(s.room).toBe("ABCDEFGHJK");
+  s = reduce(s, { event: "attempt-failed", code: "rtc", message: "WebRTC: ICE failed" });
+  expect(s.notice).toMatch(/could not reach this device/);
+  // A later receiver clears it, as with a wrong password.
+  s = reduce(s, { event: "peer-joined" });
+  expect(s.notice).toBeNull();
+  // Mid-transfer (a resume attempt failing) the phase is left alone.
+  const r = reduce({ ...s, phase: "reconnecting" }, { event: "attempt-failed", code: "timeout", message: "" });
+  expect(r.phase).toBe("reconnecting");
+});
+
 test("progress reported against the whole offer is used as overall", () => {
   const s = fold("receive", [offer, { event: "progress", file: "dir/b.bin", bytes_done: 3500, total: 4000, rate_bps: 1, eta_secs: 1 }]);
   expect(s.bytesDone).toBe(3500);

@@ -96,6 +96,9 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
             Event::ChunkRejected { file, offset } => {
                 eprintln!("corrupt chunk in {file} at {offset}; fetched again")
             }
+            Event::AttemptFailed { message, .. } => {
+                println!("The receiver could not connect ({message}); the room stays open.")
+            }
             Event::Paused => println!("Paused"),
             Event::Resumed => println!("Resumed"),
             Event::Reconnecting => println!("Link lost; reconnecting..."),

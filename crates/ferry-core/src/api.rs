@@ -203,6 +203,10 @@ fn forward_session_events(
                     });
                     w.cancel();
                 }
+                SessionEvent::AttemptFailed { code, message } => ev.emit(Event::AttemptFailed {
+                    code: code.to_string(),
+                    message,
+                }),
                 SessionEvent::Connected { .. }
                 | SessionEvent::Connecting
                 | SessionEvent::PeerLeft => {}

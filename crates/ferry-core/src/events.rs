@@ -26,6 +26,11 @@ pub enum Event {
     WrongPasswordAttempt {
         attempts_left: Option<u32>,
     },
+    /// Sender: a receiver's connection attempt failed; the room stays open for the next.
+    AttemptFailed {
+        code: String,
+        message: String,
+    },
     Connected {
         /// "direct" or "relayed".
         path: String,

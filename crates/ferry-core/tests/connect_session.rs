@@ -187,6 +187,67 @@ async fn room_locks_after_repeated_wrong_passwords() {
     srv.shutdown().await;
 }
 
+/// A guest that joins and then never speaks (a crashed app, a network that ate its
+/// packets) costs the host one attempt, not the room: the next guest still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_goes_silent_does_not_end_the_room() {
+    let srv = server().await;
+    let url = srv.ws_url();
+    let pw = Password::generate();
+    let mut hcfg = cfg(&url);
+    hcfg.connect_timeout = Duration::from_secs(4);
+    let mut host = HostRoom::create(hcfg, pw.clone()).await.unwrap();
+    let room = host.ticket().room;
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let accept = tokio::spawn(async move {
+        let r = host.accept(&etx).await;
+        (host, r)
+    });
+
+    let mut silent = ferry_core::signaling::SignalClient::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rid = silent.rid();
+    silent
+        .send(ferry_proto::signal::ClientMsg::JoinRoom {
+            v: ferry_proto::SIGNAL_VERSION,
+            rid: Some(rid),
+            room,
+        })
+        .unwrap();
+    let (code, message) = within(15, async {
+        loop {
+            match erx.recv().await {
+                Some(SessionEvent::AttemptFailed { code, message }) => break (code, message),
+                Some(_) => continue,
+                None => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, "timeout", "{message}");
+    assert!(!accept.is_finished(), "the host gave up the room");
+
+    let _ = silent.send(ferry_proto::signal::ClientMsg::Leave);
+    drop(silent);
+    // The server may not have seen the silent guest leave yet: its seat frees shortly.
+    let mut tries = 0;
+    let g = loop {
+        match within(30, join(cfg(&url), room, pw.clone())).await {
+            Err(ConnectError::RoomFull) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => break r.unwrap(),
+        }
+    };
+    let (host, h) = within(30, accept).await.unwrap();
+    let (mut h, mut g) = (h.unwrap(), g);
+    exchange(&mut h.link, &mut g.link, 3).await;
+    host.close().await;
+    srv.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_room_is_room_not_found() {
     let srv = server().await;

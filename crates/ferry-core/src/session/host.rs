@@ -163,7 +163,9 @@ impl HostRoom {
     /// Wait for a guest, run PAKE + key confirmation, sealed offer/answer/trickle ICE, the
     /// data channel and the hello/fingerprint MAC. A guest with a wrong password is reported
     /// to the server, surfaces as [`SessionEvent::WrongPassword`], and the wait goes on
-    /// ([`ConnectError::RoomLocked`] once the server locks the room). Call again after a link
+    /// ([`ConnectError::RoomLocked`] once the server locks the room). A guest whose attempt
+    /// times out or finds no WebRTC path surfaces as [`SessionEvent::AttemptFailed`], and the
+    /// wait goes on too. Call again after a link
     /// drops to let the guest reconnect (resume). The room socket is re-opened with backoff
     /// if it drops.
     pub async fn accept(
@@ -227,6 +229,15 @@ impl HostRoom {
                 Err(ConnectError::Signaling(e)) => {
                     tracing::info!("room socket lost: {e}");
                     self.sig = None;
+                }
+                // One guest's failed attempt is not the room's end: the sender's user would
+                // otherwise have to start over while the receiver simply tries again.
+                Err(e @ (ConnectError::Timeout | ConnectError::Rtc(_))) => {
+                    tracing::info!("a guest's connection attempt failed: {e}; still waiting");
+                    let _ = events.send(SessionEvent::AttemptFailed {
+                        code: e.code(),
+                        message: e.to_string(),
+                    });
                 }
                 Err(e) => return Err(e),
             }

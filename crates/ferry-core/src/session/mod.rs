@@ -111,6 +111,12 @@ pub enum SessionEvent {
         attempts_left: u32,
     },
     PeerLeft,
+    /// A guest's connection attempt failed (it went silent, or WebRTC found no path). The
+    /// room stays open and the host waits for the next attempt.
+    AttemptFailed {
+        code: &'static str,
+        message: String,
+    },
     /// Passwords matched; WebRTC is being set up.
     Connecting,
     Connected {
