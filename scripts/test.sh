@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n==> %s\n' "$*"; }
+t0=$(date +%s)
+# Each step says when it starts, so a slow CI run shows where its time went.
+step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 
 # A fresh machine gets its packages here; on a prepared one this only checks (a few seconds).
 if [ "${FERRY_SKIP_INSTALL:-0}" != 1 ]; then
@@ -27,3 +29,4 @@ for part in scripts/test-*.sh; do
   step "$part"
   bash "$part"
 done
+step "all passed"
