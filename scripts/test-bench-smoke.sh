@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out="$(mktemp -d /tmp/ferry-bench-smoke.XXXXXX)"
 trap 'rm -rf "$out"' EXIT
 
-nice -n 10 cargo build --locked -q -p ferry-cli -p ferry-bench
+nice -n 10 bash scripts/build.sh
 
 passed=0
 failed=0

@@ -14,7 +14,7 @@ command -v tauri-driver >/dev/null || PATH="$HOME/.cargo/bin:$PATH"
 
 echo "-- building the UI and the app (debug) and the CLI"
 (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npx vite build --logLevel warn)
-cargo build --locked -p ferry-app -p ferry-cli
+bash scripts/build.sh
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 WORK=$(mktemp -d /tmp/ferry-app-e2e.XXXXXX)

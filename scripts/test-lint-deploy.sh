@@ -78,7 +78,7 @@ docker-compose --env-file "$work/env" -f deploy/docker-compose.yml config \
   > "$work/compose.json"
 
 selftest=(python3 deploy/selftest.py --compose-json "$work/compose.json")
-cargo build --locked -q -p ferry-signal
+bash scripts/build.sh
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 signal_bin="$target_dir/debug/ferry-signal"
 if "$signal_bin" --help 2>/dev/null | grep -q -- '--turn-secret'; then

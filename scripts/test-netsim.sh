@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --locked -q -p ferry-cli -p ferry-signal
+bash scripts/build.sh
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 ferry="$target_dir/debug/ferry"
 signal="$target_dir/debug/ferry-signal"
