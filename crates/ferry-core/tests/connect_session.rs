@@ -43,6 +43,23 @@ async fn exchange(a: &mut ferry_core::link::Link, b: &mut ferry_core::link::Link
     }
 }
 
+/// The first event `pick` maps to a value, within `secs`; panics if the events end first.
+async fn next_event<T>(
+    rx: &mut mpsc::UnboundedReceiver<SessionEvent>,
+    secs: u64,
+    mut pick: impl FnMut(SessionEvent) -> Option<T>,
+) -> T {
+    within(secs, async {
+        loop {
+            let e = rx.recv().await.expect("events closed");
+            if let Some(v) = pick(e) {
+                break v;
+            }
+        }
+    })
+    .await
+}
+
 fn drain(rx: &mut mpsc::UnboundedReceiver<SessionEvent>) -> Vec<SessionEvent> {
     let mut v = Vec::new();
     while let Ok(e) = rx.try_recv() {
@@ -130,14 +147,9 @@ async fn wrong_password_fails_fast_on_both_sides_and_host_keeps_waiting() {
     assert!(took < Duration::from_secs(2), "guest took {took:?}");
 
     // The host saw it, reported it, and is still waiting.
-    let ev = within(2, async {
-        loop {
-            match erx.recv().await {
-                Some(SessionEvent::WrongPassword { attempts_left }) => break attempts_left,
-                Some(_) => continue,
-                None => panic!("events closed"),
-            }
-        }
+    let ev = next_event(&mut erx, 2, |e| match e {
+        SessionEvent::WrongPassword { attempts_left } => Some(attempts_left),
+        _ => None,
     })
     .await;
     assert_eq!(ev, 2);
@@ -168,12 +180,9 @@ async fn room_locks_after_repeated_wrong_passwords() {
             .unwrap_err();
         assert!(matches!(e, ConnectError::WrongPassword), "{e:?}");
         // Like a person would, try again once the host has reported the failure.
-        let got = within(5, async {
-            loop {
-                if let Some(SessionEvent::WrongPassword { attempts_left }) = erx.recv().await {
-                    break attempts_left;
-                }
-            }
+        let got = next_event(&mut erx, 5, |e| match e {
+            SessionEvent::WrongPassword { attempts_left } => Some(attempts_left),
+            _ => None,
         })
         .await;
         assert_eq!(got, left);
@@ -215,14 +224,9 @@ async fn a_guest_that_goes_silent_does_not_end_the_room() {
             room,
         })
         .unwrap();
-    let (code, message) = within(15, async {
-        loop {
-            match erx.recv().await {
-                Some(SessionEvent::AttemptFailed { code, message }) => break (code, message),
-                Some(_) => continue,
-                None => panic!("events closed"),
-            }
-        }
+    let (code, message) = next_event(&mut erx, 15, |e| match e {
+        SessionEvent::AttemptFailed { code, message } => Some((code, message)),
+        _ => None,
     })
     .await;
     assert_eq!(code, "timeout", "{message}");

@@ -165,9 +165,8 @@ impl HostRoom {
     /// to the server, surfaces as [`SessionEvent::WrongPassword`], and the wait goes on
     /// ([`ConnectError::RoomLocked`] once the server locks the room). A guest whose attempt
     /// times out or finds no WebRTC path surfaces as [`SessionEvent::AttemptFailed`], and the
-    /// wait goes on too. Call again after a link
-    /// drops to let the guest reconnect (resume). The room socket is re-opened with backoff
-    /// if it drops.
+    /// wait goes on too. Call again after a link drops to let the guest reconnect (resume).
+    /// The room socket is re-opened with backoff if it drops.
     pub async fn accept(
         &mut self,
         events: &mpsc::UnboundedSender<SessionEvent>,
