@@ -151,15 +151,16 @@ fn read_one(
                     entry.path
                 )));
             }
-            let mut frame = vec![0u8; peer::CHUNK_HEADER_LEN + len];
-            let data = &mut frame[peer::CHUNK_HEADER_LEN..];
-            fsio::read_exact_at(&s.f, data, offset).map_err(|e| {
+            let mut frame = Vec::with_capacity(peer::CHUNK_HEADER_LEN + len);
+            frame.resize(peer::CHUNK_HEADER_LEN, 0);
+            fsio::append_exact_at(&s.f, &mut frame, len, offset).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     FerryError::SourceChanged(format!("{} shrank while sending", entry.path))
                 } else {
                     FerryError::io(&entry.path, &e)
                 }
             })?;
+            let data = &frame[peer::CHUNK_HEADER_LEN..];
             let cv = tree::piece_cv(offset, data);
             // A re-read after a rewind is already part of the tree.
             if s.tree.next_offset() == offset {
