@@ -25,6 +25,7 @@ fn ferry_links(urls: impl IntoIterator<Item = String>) -> Option<String> {
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    ferry_core::process::tune_allocator();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")

@@ -37,6 +37,10 @@ pub struct Knobs {
     /// Fill unset knobs with webrtc's defaults instead of Ferry's.
     #[arg(long)]
     pub webrtc_defaults: bool,
+    /// Leave glibc's malloc thresholds alone instead of applying the ones `ferry` sets
+    /// (`ferry_core::process::tune_allocator`).
+    #[arg(long)]
+    pub malloc_defaults: bool,
     /// Buffered-amount high threshold: the sender pauses at or above it.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     pub high: u64,
@@ -86,6 +90,9 @@ impl Knobs {
             format!("--connections={}", self.connections),
             format!("--timeout-secs={}", self.timeout_secs),
         ];
+        if self.malloc_defaults {
+            args.push("--malloc-defaults".to_string());
+        }
         if let Some(v) = self.msg_size {
             args.push(format!("--msg-size={v}"));
         }
@@ -209,6 +216,7 @@ mod tests {
             "--udp-buffer=1MiB",
             "--send-buffer-limit=8MiB",
             "--connections=2",
+            "--malloc-defaults",
         ]);
         let mut argv = vec!["raw-ceiling".to_string()];
         argv.extend(k.child_args());
@@ -223,6 +231,7 @@ mod tests {
         assert_eq!(c.reactor, k.reactor);
         assert_eq!(c.send_buffer_limit, k.send_buffer_limit);
         assert_eq!(c.connections, k.connections);
+        assert!(c.malloc_defaults);
     }
 
     #[test]

@@ -98,6 +98,7 @@ enum Cmd {
 }
 
 fn main() {
+    ferry_core::process::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(match cli.verbose {

@@ -28,5 +28,6 @@ pub mod error;
 pub mod events;
 pub mod fsio;
 pub mod manifest;
+pub mod process;
 pub mod store;
 pub mod transfer;
