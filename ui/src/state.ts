@@ -84,7 +84,9 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         transferId: e.transfer_id ?? s.transferId,
       };
     case "waiting":
-      return { ...s, phase: "waiting" };
+      // Also sent when a receiver leaves before the devices connect; a resume that is
+      // reconnecting stays "reconnecting".
+      return { ...s, phase: s.phase === "reconnecting" ? s.phase : "waiting" };
     case "peer-joined":
       return { ...s, phase: "connecting", notice: null };
     case "wrong-password-attempt":

@@ -72,6 +72,19 @@ test("sender: a failed attempt brings the room card back with a notice", () => {
   expect(r.phase).toBe("reconnecting");
 });
 
+test("a receiver that leaves before connecting puts the sender back to waiting", () => {
+  let s = fold("send", [
+    { event: "room-created", room: "ABCDEFGHJK", password: "pw", link: "ferry://join/ABCDEFGHJK", expires_at: 0, server: "ws://x", transfer_id: "t" },
+    { event: "waiting" },
+    { event: "peer-joined" },
+  ]);
+  expect(s.phase).toBe("connecting");
+  s = reduce(s, { event: "waiting" });
+  expect(s.phase).toBe("waiting");
+  expect(s.room).toBe("ABCDEFGHJK");
+  expect(reduce({ ...s, phase: "reconnecting" }, { event: "waiting" }).phase).toBe("reconnecting");
+});
+
 test("progress reported against the whole offer is used as overall", () => {
   const s = fold("receive", [offer, { event: "progress", file: "dir/b.bin", bytes_done: 3500, total: 4000, rate_bps: 1, eta_secs: 1 }]);
   expect(s.bytesDone).toBe(3500);

@@ -195,21 +195,12 @@ fn forward_session_events(
     let w = wrong.clone();
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            match e {
-                SessionEvent::PeerJoined => ev.emit(Event::PeerJoined),
-                SessionEvent::WrongPassword { attempts_left } => {
-                    ev.emit(Event::WrongPasswordAttempt {
-                        attempts_left: Some(attempts_left),
-                    });
-                    w.cancel();
-                }
-                SessionEvent::AttemptFailed { code, message } => ev.emit(Event::AttemptFailed {
-                    code: code.to_string(),
-                    message,
-                }),
-                SessionEvent::Connected { .. }
-                | SessionEvent::Connecting
-                | SessionEvent::PeerLeft => {}
+            let wrong_password = matches!(e, SessionEvent::WrongPassword { .. });
+            if let Some(event) = Event::from_session(e) {
+                ev.emit(event);
+            }
+            if wrong_password {
+                w.cancel();
             }
         }
     });

@@ -6,6 +6,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::link::PathKind;
+use crate::session::SessionEvent;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -116,6 +117,27 @@ impl EventSink {
     }
 }
 
+impl Event {
+    /// What the user hears of a session step while a sender waits; `None` for the steps that
+    /// the transfer reports itself (`connected` carries the path it knows by then).
+    pub fn from_session(e: SessionEvent) -> Option<Event> {
+        match e {
+            SessionEvent::PeerJoined => Some(Event::PeerJoined),
+            SessionEvent::WrongPassword { attempts_left } => Some(Event::WrongPasswordAttempt {
+                attempts_left: Some(attempts_left),
+            }),
+            SessionEvent::AttemptFailed { code, message } => Some(Event::AttemptFailed {
+                code: code.to_string(),
+                message,
+            }),
+            // The receiver left before the devices connected: the sender is back to waiting,
+            // not stuck on "connecting" for a peer that is gone.
+            SessionEvent::PeerLeft => Some(Event::Waiting),
+            SessionEvent::Connecting | SessionEvent::Connected { .. } => None,
+        }
+    }
+}
+
 impl From<mpsc::UnboundedSender<Event>> for EventSink {
     fn from(tx: mpsc::UnboundedSender<Event>) -> Self {
         Self::new(tx)
@@ -154,5 +176,34 @@ mod tests {
             .unwrap(),
             r#"{"event":"wrong-password-attempt","attempts_left":null}"#
         );
+    }
+
+    #[test]
+    fn a_receiver_leaving_before_connecting_puts_the_sender_back_to_waiting() {
+        assert_eq!(
+            Event::from_session(SessionEvent::PeerLeft),
+            Some(Event::Waiting)
+        );
+        assert_eq!(
+            Event::from_session(SessionEvent::PeerJoined),
+            Some(Event::PeerJoined)
+        );
+        assert_eq!(
+            Event::from_session(SessionEvent::WrongPassword { attempts_left: 2 }),
+            Some(Event::WrongPasswordAttempt {
+                attempts_left: Some(2)
+            })
+        );
+        assert_eq!(
+            Event::from_session(SessionEvent::AttemptFailed {
+                code: "timeout",
+                message: "went quiet".into()
+            }),
+            Some(Event::AttemptFailed {
+                code: "timeout".into(),
+                message: "went quiet".into()
+            })
+        );
+        assert_eq!(Event::from_session(SessionEvent::Connecting), None);
     }
 }
