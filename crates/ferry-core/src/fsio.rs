@@ -204,32 +204,19 @@ pub fn append_exact_at(f: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> 
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
-        let mut done = 0;
-        while done < len {
-            let at = libc::off_t::try_from(offset + done as u64)
+        all_at(len, offset, io::ErrorKind::UnexpectedEof, |done, at| {
+            let at = libc::off_t::try_from(at)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
             let spare = &mut buf.spare_capacity_mut()[..len - done];
             // SAFETY: `spare` is allocated, writable and `spare.len()` bytes long; pread
             // writes at most that many bytes into it and reports how many it wrote.
             let n =
                 unsafe { libc::pread(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
-            match n {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n if n > 0 => {
-                    let n = n as usize;
-                    // SAFETY: pread initialised the first `n` bytes of the spare capacity.
-                    unsafe { buf.set_len(buf.len() + n) };
-                    done += n;
-                }
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        Ok(())
+            let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+            // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            Ok(n)
+        })
     }
     #[cfg(not(unix))]
     {
@@ -254,9 +241,9 @@ pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     }
 }
 
-/// Repeat a positional `step(done, at)` until `len` bytes moved (Windows has no `*_exact_at`);
-/// a step that moves nothing ends with `stuck`.
-#[cfg(windows)]
+/// Repeat a positional `step(done, at)` until `len` bytes moved (Windows has no `*_exact_at`,
+/// and std has none that reads into spare capacity); a step that moves nothing ends with
+/// `stuck`, an interrupted one is retried.
 fn all_at(
     len: usize,
     offset: u64,
