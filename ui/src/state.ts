@@ -70,6 +70,12 @@ function finishedBytes(files: FileRow[], except: string): number {
   return files.filter((f) => f.finished && f.path !== except).reduce((a, f) => a + f.size, 0);
 }
 
+/** A receiver's attempt ended before the devices connected: the room card comes back. Any
+ * other phase (a resume that is reconnecting, a finished transfer) is left as it is. */
+function attemptOver(p: Phase): Phase {
+  return p === "connecting" ? "waiting" : p;
+}
+
 export function reduce(s: TransferState, e: FerryEvent): TransferState {
   switch (e.event) {
     case "room-created":
@@ -84,22 +90,21 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         transferId: e.transfer_id ?? s.transferId,
       };
     case "waiting":
-      // Also sent when a receiver leaves before the devices connect; a resume that is
-      // reconnecting stays "reconnecting".
-      return { ...s, phase: s.phase === "reconnecting" ? s.phase : "waiting" };
+      // Also sent when a receiver leaves before the devices connect.
+      return { ...s, phase: attemptOver(s.phase) };
     case "peer-joined":
       return { ...s, phase: "connecting", notice: null };
     case "wrong-password-attempt":
       // The guest that failed is gone; the room stays open for the right one.
       return {
         ...s,
-        phase: s.phase === "connecting" ? "waiting" : s.phase,
+        phase: attemptOver(s.phase),
         wrongAttempts: s.wrongAttempts + 1,
         notice: wrongPasswordNotice(e.attempts_left),
       };
     case "attempt-failed":
       // Same as a wrong password: that attempt is over, the room waits for the next.
-      return { ...s, phase: s.phase === "connecting" ? "waiting" : s.phase, notice: attemptFailedNotice(e.code) };
+      return { ...s, phase: attemptOver(s.phase), notice: attemptFailedNotice(e.code) };
     case "connected":
       return { ...s, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
     case "verification":
