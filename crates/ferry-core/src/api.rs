@@ -403,32 +403,37 @@ fn finish_store(
     ev: &EventSink,
     started: Instant,
 ) {
-    let r = match result {
-        Ok(bytes) => {
-            ev.emit(Event::Done {
+    // Record the end before announcing it: whoever hears `done` or `error` (the app reloads
+    // its history list on it) must find the transfer in that state, not still "active".
+    let (recorded, event) = match result {
+        Ok(bytes) => (
+            store.set_transfer_state(id, "done", None, Some(**bytes)),
+            Event::Done {
                 bytes: **bytes,
                 secs: started.elapsed().as_secs_f64(),
                 transfer_id: id.to_string(),
                 link_bytes,
-            });
-            store.set_transfer_state(id, "done", None, Some(**bytes))
-        }
+            },
+        ),
         Err(e) => {
-            ev.emit(Event::Error {
-                code: e.code().into(),
-                message: e.to_string(),
-            });
             let state = if matches!(e, FerryError::Cancelled(_)) {
                 "cancelled"
             } else {
                 "failed"
             };
-            store.set_transfer_state(id, state, Some(&e.to_string()), None)
+            (
+                store.set_transfer_state(id, state, Some(&e.to_string()), None),
+                Event::Error {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                },
+            )
         }
     };
-    if let Err(e) = r {
+    if let Err(e) = recorded {
         tracing::warn!("could not record the transfer's end: {e}");
     }
+    ev.emit(event);
 }
 
 /// Receive from `ticket` (a `ferry://join/...` link or a room id).
