@@ -113,3 +113,9 @@ export function attemptFailedNotice(code: string): string {
   const why = code === "timeout" ? "went quiet before the devices connected" : "could not reach this device";
   return `The receiver ${why}. The room is still open, so they can try again.`;
 }
+
+/** Receiver: a join attempt failed before the devices connected and is being tried again. */
+export function retryingNotice(code: string): string {
+  const why = code === "peer-gone" ? "The sender dropped the connection" : "No connection path formed";
+  return `${why}; trying again…`;
+}

@@ -26,6 +26,7 @@ export type FerryEvent =
   | { event: "peer-joined" }
   | { event: "wrong-password-attempt"; attempts_left?: number | null }
   | { event: "attempt-failed"; code: string; message: string }
+  | { event: "retrying"; code: string; message: string }
   | { event: "connected"; path: string; kind?: PathKind }
   | { event: "verification"; words: string | string[] }
   | { event: "offer"; transfer_id?: string; files: OfferFile[]; total: number }

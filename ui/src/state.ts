@@ -1,7 +1,7 @@
 // One transfer as the UI sees it, folded from the engine's events. Pure: no DOM, no IPC,
 // so every screen's logic is testable with plain event lists.
 import type { FerryEvent, OfferFile } from "./ipc";
-import { attemptFailedNotice, humanError, wrongPasswordNotice, type HumanError } from "./errors";
+import { attemptFailedNotice, humanError, retryingNotice, wrongPasswordNotice, type HumanError } from "./errors";
 
 export type Phase =
   | "starting" // asked the shell to start, nothing heard yet
@@ -32,7 +32,7 @@ export interface TransferState {
   expiresAt?: number;
   server?: string;
   transferId?: string;
-  /** Latest wrong-password notice for the sender; null when none. */
+  /** Why the transfer is not moving yet (a wrong password, a failed or retried attempt); null when none. */
   notice: string | null;
   wrongAttempts: number;
   path?: string;
@@ -105,8 +105,11 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
     case "attempt-failed":
       // Same as a wrong password: that attempt is over, the room waits for the next.
       return { ...s, phase: attemptOver(s.phase), notice: attemptFailedNotice(e.code) };
+    case "retrying":
+      // The receiver is still on its way in: same phase, and say why it is taking longer.
+      return { ...s, notice: retryingNotice(e.code) };
     case "connected":
-      return { ...s, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
+      return { ...s, notice: null, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
     case "verification":
       return { ...s, words: Array.isArray(e.words) ? e.words.join(" ") : e.words };
     case "offer": {

@@ -72,6 +72,18 @@ test("sender: a failed attempt brings the room card back with a notice", () => {
   expect(r.phase).toBe("reconnecting");
 });
 
+test("receiver: a retried join keeps it connecting and says why until it connects", () => {
+  let s = fold("receive", [{ event: "retrying", code: "connect", message: "could not connect (rtc): WebRTC: ICE failed" }]);
+  expect(s.phase).toBe("starting");
+  expect(statusText(s)).toBe("Joining the room…");
+  expect(s.notice).toMatch(/No connection path formed; trying again/);
+  s = reduce(s, { event: "retrying", code: "peer-gone", message: "the other side went away" });
+  expect(s.notice).toMatch(/sender dropped the connection/);
+  s = reduce(s, { event: "connected", path: "direct" });
+  expect(s.phase).toBe("connecting");
+  expect(s.notice).toBeNull();
+});
+
 test("a receiver that leaves before connecting puts the sender back to waiting", () => {
   let s = fold("send", [
     { event: "room-created", room: "ABCDEFGHJK", password: "pw", link: "ferry://join/ABCDEFGHJK", expires_at: 0, server: "ws://x", transfer_id: "t" },

@@ -99,6 +99,9 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
             Event::AttemptFailed { message, .. } => {
                 println!("The receiver could not connect ({message}); the room stays open.")
             }
+            Event::Retrying { message, .. } => {
+                println!("Could not connect ({message}); trying again...")
+            }
             Event::Paused => println!("Paused"),
             Event::Resumed => println!("Resumed"),
             Event::Reconnecting => println!("Link lost; reconnecting..."),

@@ -279,6 +279,34 @@ fn sender_killed_and_resumed() {
     assert_eq!(hash(&out.join("s.bin")), hash(&f));
 }
 
+/// A sender that dies while the devices are still connecting (the app crashed, the laptop
+/// slept) is not the end for a receiver that already typed the password: it tries again,
+/// says so, and gets the files from the restarted sender.
+#[test]
+fn sender_killed_mid_handshake_the_receiver_tries_again() {
+    let s = Setup::new();
+    let f = s.path("src/h.bin");
+    random_file(&f, MB, 6);
+    let mut snd = s.sender(std::slice::from_ref(&f), "pw-kill-h", &[]);
+    let (room, id) = room_of(&mut snd);
+    let out = s.path("out");
+    let mut rcv = s.receiver(&room, "pw-kill-h", &out, &[]);
+    // PAKE, ICE, DTLS and SCTP take tens of milliseconds after this; the kill lands in them.
+    snd.wait_event("peer-joined", T);
+    snd.kill9();
+    let retry = rcv.wait_event("retrying", T);
+    assert_eq!(retry["code"], "peer-gone", "{retry}");
+    let mut snd2 = s.sender_resume(&id, "pw-kill-h", &[]);
+    assert_eq!(rcv.finish(T), 0, "{:#?}", rcv.events);
+    assert_eq!(snd2.finish(T), 0, "{:#?}", snd2.events);
+    assert_eq!(hash(&out.join("h.bin")), hash(&f));
+    assert!(
+        rcv.all("connected").len() == 1 && rcv.all("reconnecting").is_empty(),
+        "the first attempt should have failed before a link: {:#?}",
+        rcv.events
+    );
+}
+
 #[test]
 fn pause_then_resume() {
     let s = Setup::new();

@@ -32,6 +32,12 @@ pub enum Event {
         code: String,
         message: String,
     },
+    /// Receiver: a join attempt failed before the first link in a way another try can
+    /// cure (no WebRTC path formed, the sender left mid-handshake); trying again.
+    Retrying {
+        code: String,
+        message: String,
+    },
     Connected {
         /// "direct" or "relayed".
         path: String,

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use ferry_proto::RoomId;
 use ferry_proto::peer::{self, Control, Frame};
-use ferry_proto::signal::{ClientMsg, IceServer, Role, ServerMsg};
+use ferry_proto::signal::{ClientMsg, ErrorCode, IceServer, Role, ServerMsg};
 use futures::future::OptionFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
@@ -45,6 +45,12 @@ pub(super) async fn recv_by(
 pub(super) fn room_event(m: ServerMsg) -> Result<(), ConnectError> {
     match m {
         ServerMsg::PeerLeft { .. } => Err(ConnectError::PeerLeft),
+        // A relay refused because the other peer's socket is gone: it raced the server's
+        // `peer-left` notice, and means the same (we are in the room, or we would not be here).
+        ServerMsg::Error {
+            code: ErrorCode::NotInRoom,
+            ..
+        } => Err(ConnectError::PeerLeft),
         ServerMsg::HandshakeFailed { .. } => Err(ConnectError::WrongPassword),
         ServerMsg::RoomExpired { .. } => Err(ConnectError::RoomExpired),
         ServerMsg::RoomClosed => Err(ConnectError::RoomClosed),
@@ -168,6 +174,7 @@ async fn negotiate(
     // answer and candidates are on their way, so the host knows them before the first check.
     let mut held: Vec<RTCIceCandidateInit> = Vec::new();
     let mut sig_alive = true;
+    let mut peer_left = false;
 
     let watch_open = |dc: &Channel| {
         let (tx, rx) = oneshot::channel();
@@ -233,6 +240,7 @@ async fn negotiate(
                 Ok(ServerMsg::PeerLeft { .. }) => {
                     // The peer may have finished its side and closed its socket; give ICE a moment.
                     deadline = deadline.min(Instant::now() + PEER_LEFT_GRACE);
+                    peer_left = true;
                 }
                 Ok(other) => room_event(other)?,
                 Err(_) => {
@@ -270,7 +278,9 @@ async fn negotiate(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 let _ = pc.close().await;
-                return Err(ConnectError::Timeout);
+                // Not a timeout: the peer went away (a crash, a closed app), which a new
+                // attempt can outlive; the receiver retries a `PeerLeft`, not a `Timeout`.
+                return Err(if peer_left { ConnectError::PeerLeft } else { ConnectError::Timeout });
             }
         }
     };
@@ -361,4 +371,33 @@ async fn hello(
         link,
         verification: keys.verification_code(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(code: ErrorCode) -> ServerMsg {
+        ServerMsg::Error {
+            rid: None,
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_refused_relay_to_a_vanished_peer_means_the_peer_left() {
+        assert!(matches!(
+            room_event(refusal(ErrorCode::NotInRoom)),
+            Err(ConnectError::PeerLeft)
+        ));
+        assert!(matches!(
+            room_event(ServerMsg::PeerLeft { role: Role::Host }),
+            Err(ConnectError::PeerLeft)
+        ));
+        assert!(matches!(
+            room_event(refusal(ErrorCode::RoomLocked)),
+            Err(ConnectError::RoomLocked)
+        ));
+    }
 }

@@ -13,14 +13,16 @@ use crate::events::{Event, EventSink};
 use crate::link::PathKind;
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
-use crate::session::{self, ConnectConfig, ConnectError, HostRoom, SessionEvent};
+use crate::session::{ConnectConfig, ConnectError, HostRoom, SessionEvent};
 use crate::store::{self, Direction, FileRow, Store, TransferRow};
 use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
-use crate::transfer::receiver::{self, RecvJob};
 use crate::transfer::sender::{self, SendJob};
 
+mod receive;
+
 pub use crate::transfer::receiver::{Decision, Offer, ReceivedFile};
+pub use receive::{FIRST_CONNECT_TRIES, ReceiveOptions, ReceiveReport, receive, should_rejoin};
 
 impl From<ConnectError> for FerryError {
     fn from(e: ConnectError) -> Self {
@@ -87,45 +89,6 @@ pub struct SendReport {
     pub link_bytes: u64,
     pub secs: f64,
     /// Files not sent, `(path, error code)`.
-    pub failed: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ReceiveOptions {
-    /// STUN/TURN servers to use besides those the signaling server hands out.
-    pub ice_servers: Vec<ferry_proto::signal::IceServer>,
-    /// Used when the ticket is a bare room id.
-    pub server: Option<String>,
-    /// Overrides a password carried in the link.
-    pub password: Option<String>,
-    pub out_dir: PathBuf,
-    pub overwrite: bool,
-    pub store: Store,
-    pub bind_addrs: Option<Vec<String>>,
-    pub reconnect_for: Duration,
-}
-
-impl ReceiveOptions {
-    pub fn new(out_dir: impl Into<PathBuf>, store: Store) -> Self {
-        Self {
-            server: None,
-            password: None,
-            out_dir: out_dir.into(),
-            overwrite: false,
-            store,
-            bind_addrs: None,
-            ice_servers: Vec::new(),
-            reconnect_for: Duration::from_secs(120),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ReceiveReport {
-    pub transfer_id: String,
-    pub bytes: u64,
-    pub secs: f64,
-    pub files: Vec<ReceivedFile>,
     pub failed: Vec<(String, String)>,
 }
 
@@ -434,132 +397,4 @@ fn finish_store(
         tracing::warn!("could not record the transfer's end: {e}");
     }
     ev.emit(event);
-}
-
-/// Receive from `ticket` (a `ferry://join/...` link or a room id).
-pub async fn receive(
-    opts: ReceiveOptions,
-    ticket: &str,
-    decide: impl FnOnce(&Offer) -> Decision + Send,
-    handle: &TransferHandle,
-    ev: EventSink,
-) -> Result<ReceiveReport, FerryError> {
-    let t = JoinTicket::parse(ticket).map_err(|e| FerryError::Connect {
-        code: "bad-ticket".into(),
-        message: e.to_string(),
-    })?;
-    let server = if t.server.is_empty() {
-        opts.server.clone().ok_or_else(|| FerryError::Connect {
-            code: "no-server".into(),
-            message: "a bare room id needs --server".into(),
-        })?
-    } else {
-        t.server.clone()
-    };
-    let password = match (&opts.password, &t.password) {
-        (Some(p), _) => Password::new(p.clone()),
-        (None, Some(p)) => p.clone(),
-        (None, None) => {
-            return Err(FerryError::Connect {
-                code: "no-password".into(),
-                message: "the room's password is needed (--password)".into(),
-            });
-        }
-    };
-    let job = RecvJob {
-        out_dir: opts.out_dir.clone(),
-        overwrite: opts.overwrite,
-        store: opts.store.clone(),
-        room: t.room.display().to_string(),
-        server: server.clone(),
-    };
-    let cfg = connect_config(&server, &opts.bind_addrs, &opts.ice_servers);
-    let mut decide = Some(decide);
-    let mut decided: Option<Decision> = None;
-    // The offer names the transfer; remembered so a failure can be recorded against it.
-    let seen_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let seen = seen_id.clone();
-    let mut decide_once = move |o: &Offer| -> Decision {
-        if let Ok(mut s) = seen.lock() {
-            s.clone_from(&o.transfer_id);
-        }
-        *decided.get_or_insert_with(|| decide.take().map_or(Decision::Decline, |d| d(o)))
-    };
-    let cancel = handle.cancelled_token();
-    let started = Instant::now();
-    let mut transfer_id = String::new();
-    let mut bytes = 0;
-    let mut deadline: Option<Instant> = None;
-    let result = loop {
-        let joined = tokio::select! {
-            r = session::join(cfg.clone(), t.room, password.clone()) => r.map_err(FerryError::from),
-            _ = cancel.cancelled() => Err(FerryError::Cancelled("by the user".into())),
-        };
-        let connected = match joined {
-            Ok(c) => c,
-            Err(e) => {
-                let retry = matches!(
-                    e,
-                    FerryError::PeerGone(_) | FerryError::Connect { .. } | FerryError::RoomFull
-                );
-                if retry && deadline.is_some_and(|d| Instant::now() < d) {
-                    tracing::info!("re-join failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                break Err(e);
-            }
-        };
-        ev.emit(connected_event(connected.link.info.path));
-        ev.emit(Event::Verification {
-            words: connected.verification.clone(),
-        });
-        match receiver::run(connected.link, &job, &mut decide_once, handle, &ev).await {
-            Ok(att) => {
-                transfer_id = att.transfer_id.clone();
-                bytes = att.total;
-                break Ok(ReceiveReport {
-                    transfer_id: att.transfer_id,
-                    bytes: att.total,
-                    secs: started.elapsed().as_secs_f64(),
-                    files: att.files,
-                    failed: att
-                        .failed
-                        .iter()
-                        .map(|(p, e)| (p.clone(), e.code().to_string()))
-                        .collect(),
-                });
-            }
-            Err(FerryError::PeerGone(why)) => {
-                tracing::info!("link lost ({why}); joining the room again");
-                ev.emit(Event::Reconnecting);
-                deadline = Some(Instant::now() + opts.reconnect_for);
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    if let Ok(r) = &result {
-        bytes = r.bytes;
-    } else if let Ok(s) = seen_id.lock() {
-        transfer_id.clone_from(&s);
-    }
-    if transfer_id.is_empty() {
-        // Failed before an offer: nothing to record but the event.
-        if let Err(e) = &result {
-            ev.emit(Event::Error {
-                code: e.code().into(),
-                message: e.to_string(),
-            });
-        }
-    } else {
-        finish_store(
-            &opts.store,
-            &transfer_id,
-            &result.as_ref().map(|_| &bytes),
-            None,
-            &ev,
-            started,
-        );
-    }
-    result
 }

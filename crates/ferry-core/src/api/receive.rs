@@ -1,0 +1,289 @@
+//! The receiving side: join the room, and keep joining it while a try can still succeed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{connect_config, connected_event, finish_store};
+use crate::error::FerryError;
+use crate::events::{Event, EventSink};
+use crate::password::Password;
+use crate::session;
+use crate::store::Store;
+use crate::ticket::JoinTicket;
+use crate::transfer::TransferHandle;
+use crate::transfer::receiver::{self, Decision, Offer, ReceivedFile, RecvJob};
+
+/// Join attempts a receiver makes before its first link, when the attempts fail in ways a
+/// second try can cure (see [`should_rejoin`]).
+pub const FIRST_CONNECT_TRIES: u32 = 3;
+
+/// Whether a failed join is worth another. Before the first link (`lost_link_until` is
+/// `None`) only a WebRTC path that did not form, or a sender that left mid-handshake, is
+/// retried, a few times: the sender's room stays open for exactly that (`HostRoom::accept`).
+/// A timeout is not: the user has already waited the whole connect timeout, and the likely
+/// cause (no sender) does not go away. After a lost link the receiver keeps trying until
+/// its reconnect budget is spent, including a full room, which is the server not yet having
+/// seen the old link's seat free up.
+pub fn should_rejoin(
+    e: &FerryError,
+    failed_tries: u32,
+    lost_link_until: Option<Instant>,
+    now: Instant,
+) -> bool {
+    match lost_link_until {
+        Some(until) => {
+            now < until
+                && matches!(
+                    e,
+                    FerryError::PeerGone(_) | FerryError::Connect { .. } | FerryError::RoomFull
+                )
+        }
+        None => {
+            failed_tries < FIRST_CONNECT_TRIES
+                && match e {
+                    FerryError::PeerGone(_) => true,
+                    FerryError::Connect { code, .. } => code == "rtc",
+                    _ => false,
+                }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// STUN/TURN servers to use besides those the signaling server hands out.
+    pub ice_servers: Vec<ferry_proto::signal::IceServer>,
+    /// Used when the ticket is a bare room id.
+    pub server: Option<String>,
+    /// Overrides a password carried in the link.
+    pub password: Option<String>,
+    pub out_dir: PathBuf,
+    pub overwrite: bool,
+    pub store: Store,
+    pub bind_addrs: Option<Vec<String>>,
+    pub reconnect_for: Duration,
+}
+
+impl ReceiveOptions {
+    pub fn new(out_dir: impl Into<PathBuf>, store: Store) -> Self {
+        Self {
+            server: None,
+            password: None,
+            out_dir: out_dir.into(),
+            overwrite: false,
+            store,
+            bind_addrs: None,
+            ice_servers: Vec::new(),
+            reconnect_for: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiveReport {
+    pub transfer_id: String,
+    pub bytes: u64,
+    pub secs: f64,
+    pub files: Vec<ReceivedFile>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Receive from `ticket` (a `ferry://join/...` link or a room id).
+pub async fn receive(
+    opts: ReceiveOptions,
+    ticket: &str,
+    decide: impl FnOnce(&Offer) -> Decision + Send,
+    handle: &TransferHandle,
+    ev: EventSink,
+) -> Result<ReceiveReport, FerryError> {
+    let t = JoinTicket::parse(ticket).map_err(|e| FerryError::Connect {
+        code: "bad-ticket".into(),
+        message: e.to_string(),
+    })?;
+    let server = if t.server.is_empty() {
+        opts.server.clone().ok_or_else(|| FerryError::Connect {
+            code: "no-server".into(),
+            message: "a bare room id needs --server".into(),
+        })?
+    } else {
+        t.server.clone()
+    };
+    let password = match (&opts.password, &t.password) {
+        (Some(p), _) => Password::new(p.clone()),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(FerryError::Connect {
+                code: "no-password".into(),
+                message: "the room's password is needed (--password)".into(),
+            });
+        }
+    };
+    let job = RecvJob {
+        out_dir: opts.out_dir.clone(),
+        overwrite: opts.overwrite,
+        store: opts.store.clone(),
+        room: t.room.display().to_string(),
+        server: server.clone(),
+    };
+    let cfg = connect_config(&server, &opts.bind_addrs, &opts.ice_servers);
+    let mut decide = Some(decide);
+    let mut decided: Option<Decision> = None;
+    // The offer names the transfer; remembered so a failure can be recorded against it.
+    let seen_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = seen_id.clone();
+    let mut decide_once = move |o: &Offer| -> Decision {
+        if let Ok(mut s) = seen.lock() {
+            s.clone_from(&o.transfer_id);
+        }
+        *decided.get_or_insert_with(|| decide.take().map_or(Decision::Decline, |d| d(o)))
+    };
+    let cancel = handle.cancelled_token();
+    let started = Instant::now();
+    let mut transfer_id = String::new();
+    let mut bytes = 0;
+    let mut deadline: Option<Instant> = None;
+    let mut failed_tries = 0;
+    let result = loop {
+        let joined = tokio::select! {
+            r = session::join(cfg.clone(), t.room, password.clone()) => r.map_err(FerryError::from),
+            _ = cancel.cancelled() => Err(FerryError::Cancelled("by the user".into())),
+        };
+        let connected = match joined {
+            Ok(c) => c,
+            Err(e) => {
+                failed_tries += 1;
+                if should_rejoin(&e, failed_tries, deadline, Instant::now()) {
+                    tracing::info!("join failed ({e}); retrying");
+                    if deadline.is_none() {
+                        ev.emit(Event::Retrying {
+                            code: e.code().into(),
+                            message: e.to_string(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                break Err(e);
+            }
+        };
+        ev.emit(connected_event(connected.link.info.path));
+        ev.emit(Event::Verification {
+            words: connected.verification.clone(),
+        });
+        match receiver::run(connected.link, &job, &mut decide_once, handle, &ev).await {
+            Ok(att) => {
+                transfer_id = att.transfer_id.clone();
+                bytes = att.total;
+                break Ok(ReceiveReport {
+                    transfer_id: att.transfer_id,
+                    bytes: att.total,
+                    secs: started.elapsed().as_secs_f64(),
+                    files: att.files,
+                    failed: att
+                        .failed
+                        .iter()
+                        .map(|(p, e)| (p.clone(), e.code().to_string()))
+                        .collect(),
+                });
+            }
+            Err(FerryError::PeerGone(why)) => {
+                tracing::info!("link lost ({why}); joining the room again");
+                ev.emit(Event::Reconnecting);
+                deadline = Some(Instant::now() + opts.reconnect_for);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if let Ok(r) = &result {
+        bytes = r.bytes;
+    } else if let Ok(s) = seen_id.lock() {
+        transfer_id.clone_from(&s);
+    }
+    if transfer_id.is_empty() {
+        // Failed before an offer: nothing to record but the event.
+        if let Err(e) = &result {
+            ev.emit(Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
+        }
+    } else {
+        finish_store(
+            &opts.store,
+            &transfer_id,
+            &result.as_ref().map(|_| &bytes),
+            None,
+            &ev,
+            started,
+        );
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(code: &str) -> FerryError {
+        FerryError::Connect {
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn first_connect_retries_what_another_try_can_cure_a_few_times() {
+        let now = Instant::now();
+        let gone = FerryError::PeerGone("left".into());
+        for e in [connect("rtc"), gone] {
+            assert!(should_rejoin(&e, 1, None, now), "{e}");
+            assert!(should_rejoin(&e, FIRST_CONNECT_TRIES - 1, None, now), "{e}");
+            assert!(!should_rejoin(&e, FIRST_CONNECT_TRIES, None, now), "{e}");
+        }
+    }
+
+    #[test]
+    fn first_connect_gives_up_at_once_on_answers_that_will_not_change() {
+        let now = Instant::now();
+        for e in [
+            FerryError::WrongPassword,
+            FerryError::RoomNotFound,
+            FerryError::RoomExpired,
+            FerryError::RoomLocked,
+            // Someone else holds the seat, or (timeout) there is no sender to wait for.
+            FerryError::RoomFull,
+            connect("timeout"),
+            connect("signaling"),
+            connect("bad-ticket"),
+        ] {
+            assert!(!should_rejoin(&e, 1, None, now), "{e}");
+        }
+    }
+
+    #[test]
+    fn after_a_lost_link_it_keeps_trying_until_the_budget_is_spent() {
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        for e in [
+            connect("timeout"),
+            connect("signaling"),
+            FerryError::RoomFull,
+            FerryError::PeerGone("x".into()),
+        ] {
+            assert!(should_rejoin(&e, 50, Some(until), now), "{e}");
+            assert!(!should_rejoin(&e, 1, Some(until), until), "{e}");
+        }
+        assert!(!should_rejoin(
+            &FerryError::WrongPassword,
+            1,
+            Some(until),
+            now
+        ));
+        assert!(!should_rejoin(
+            &FerryError::RoomExpired,
+            1,
+            Some(until),
+            now
+        ));
+    }
+}
