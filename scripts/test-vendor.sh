@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The vendored rtc-sctp (see vendor/README.md) is outside the workspace, so `cargo test
-# --workspace` does not run its suite: upstream's tests plus the ones for Ferry's patch.
+# The vendored rtc-sctp and rtc-ice (see vendor/README.md) are outside the workspace, so `cargo
+# test --workspace` does not run their suites: upstream's tests plus the ones for Ferry's patches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --locked -q --manifest-path vendor/rtc-sctp/Cargo.toml --target-dir target/vendor
 echo "vendor: rtc-sctp suite passed"
+cargo test --locked -q --manifest-path vendor/rtc-ice/Cargo.toml --target-dir target/vendor
+echo "vendor: rtc-ice suite passed"

@@ -234,6 +234,90 @@ fn test_on_selected_candidate_pair_change() -> Result<()> {
     Ok(())
 }
 
+/// Ferry patch: a peer-reflexive candidate takes the PRIORITY of the check that revealed it
+/// (RFC 8445 7.3.1.3), so a relayed check (relay-type priority) learned before its candidate
+/// trickled in does not outrank a server-reflexive pair.
+#[test]
+fn test_peer_reflexive_candidate_takes_the_checks_priority() -> Result<()> {
+    let mut a = Agent::new(
+        Instant::now(),
+        Arc::new(AgentConfig::default()),
+        test_crypto_provider(),
+    )?;
+    let host_config = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "192.168.0.2".to_owned(),
+            port: 777,
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    a.add_local_candidate(host_config.new_candidate_host()?)?;
+    a.ufrag_pwd.remote_credentials = Some(Credentials {
+        ufrag: "".to_string(),
+        pwd: "".to_string(),
+    });
+    let username = a.ufrag_pwd.local_credentials.ufrag.to_owned() + ":";
+    let local_pwd = a.ufrag_pwd.local_credentials.pwd.clone();
+    let tie_breaker = a.tie_breaker;
+    // What a relay candidate with full local preference announces: (0 << 24) + (65535 << 8) + 255.
+    let relay_priority = 16_777_215;
+    let mut msg = Message::new();
+    msg.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, username)),
+        Box::new(AttrControlling(tie_breaker)),
+        Box::new(PriorityAttr(relay_priority)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            local_pwd,
+            test_crypto_provider().crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])?;
+    let remote_addr = SocketAddr::from_str("203.0.113.10:49336")?;
+    a.handle_inbound(Instant::now(), &mut msg, 0, remote_addr)?;
+    let i = a
+        .find_remote_candidate(remote_addr)
+        .expect("the check creates a prflx candidate");
+    let c = &a.remote_candidates[i];
+    assert_eq!(c.candidate_type(), CandidateType::PeerReflexive);
+    assert_eq!(c.priority(), relay_priority);
+    // Upstream gave it the prflx default, which outranks every srflx candidate.
+    assert!(c.priority() < (100 << 24), "{}", c.priority());
+
+    // Its candidate trickles in: it takes the prflx candidate's place and its pairs.
+    let pairs = a.candidate_pairs.len();
+    let relay = CandidateRelayConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "203.0.113.10".to_owned(),
+            port: 49336,
+            component: 1,
+            ..Default::default()
+        },
+        rel_addr: "100.64.2.2".to_owned(),
+        rel_port: 50000,
+        url: None,
+    }
+    .new_candidate_relay()?;
+    let announced = relay.priority();
+    a.add_remote_candidate(relay)?;
+    assert_eq!(a.remote_candidates.len(), 1);
+    assert_eq!(a.remote_candidates[i].candidate_type(), CandidateType::Relay);
+    assert_eq!(a.candidate_pairs.len(), pairs);
+    assert!(
+        a.candidate_pairs
+            .iter()
+            .filter(|p| p.remote_index == i)
+            .all(|p| p.remote_priority == announced)
+    );
+    a.close()?;
+    Ok(())
+}
+
 #[test]
 fn test_handle_peer_reflexive_udp_pflx_candidate() -> Result<()> {
     let mut a = Agent::new(

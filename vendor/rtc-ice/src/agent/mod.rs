@@ -36,6 +36,7 @@ use stun::message::*;
 use stun::textattrs::*;
 use stun::xoraddr::*;
 
+use crate::attributes::priority::PriorityAttr;
 use crate::candidate::candidate_peer_reflexive::CandidatePeerReflexiveConfig;
 use crate::candidate::{candidate_pair::*, *};
 use crate::mdns::{MulticastDnsMode, create_multicast_dns, generate_multicast_dns_name};
@@ -499,6 +500,25 @@ impl Agent {
 
     fn trigger_request_connectivity_check(&mut self, remote_candidates: Vec<Candidate>) {
         for c in remote_candidates {
+            // Ferry patch: a signaled candidate whose address a check already revealed takes
+            // over that peer-reflexive candidate (RFC 8838 trickle ICE), pairs and all. Upstream
+            // kept both, and the prflx copy, validated first, was nominated after the 1 s prflx
+            // wait even on a LAN, or reported a relayed path as peer-reflexive.
+            if c.candidate_type() != CandidateType::PeerReflexive
+                && let Some(i) = self.remote_candidates.iter().position(|r| {
+                    r.candidate_type() == CandidateType::PeerReflexive
+                        && r.network_type() == c.network_type()
+                        && r.address() == c.address()
+                        && r.port() == c.port()
+                })
+            {
+                let priority = c.priority();
+                self.remote_candidates[i] = c;
+                for p in self.candidate_pairs.iter_mut().filter(|p| p.remote_index == i) {
+                    p.remote_priority = priority;
+                }
+                continue;
+            }
             if !self.remote_candidates.iter().any(|cand| cand.equal(&c)) {
                 self.remote_candidates.push(c);
                 let remote_index = self.remote_candidates.len() - 1;
@@ -1424,12 +1444,20 @@ impl Agent {
                 let network_type = self.local_candidates[local_index].network_type();
                 let (ip, port) = (remote_addr.ip(), remote_addr.port());
 
+                // Ferry patch: RFC 8445 7.3.1.3 gives a peer-reflexive candidate the PRIORITY of
+                // the check that revealed it. Upstream used the peer-reflexive type's default,
+                // which ranks a relayed check whose candidate had not trickled in yet far above
+                // a working server-reflexive pair, so a slow signaling path picked TURN over a
+                // direct path. Zero (attribute missing) keeps the default.
+                let mut check_priority = PriorityAttr::default();
+                let _ = check_priority.get_from(m);
                 let prflx_candidate_config = CandidatePeerReflexiveConfig {
                     base_config: CandidateConfig {
                         network: network_type.to_string(),
                         address: ip.to_string(),
                         port,
                         component: self.local_candidates[local_index].component(),
+                        priority: check_priority.0,
                         ..CandidateConfig::default()
                     },
                     rel_addr: "".to_owned(),
