@@ -73,6 +73,17 @@ async fn main() -> anyhow::Result<()> {
             "--max-rooms",
             "100000",
         ])
+        // Every client comes from 127.0.0.1: lift the per-address caps this run is not about.
+        .args([
+            "--max-sockets-per-ip",
+            "100000",
+            "--max-rooms-per-ip",
+            "100000",
+            "--global-create-rate",
+            "100000",
+            "--global-create-burst",
+            "100000",
+        ])
         .env("FERRY_SIGNAL_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()?;

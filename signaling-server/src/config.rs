@@ -14,7 +14,8 @@ pub enum DbLocation {
     File(PathBuf),
 }
 
-/// Per-IP limit on room creation and joining (also counts `reconnect-host`).
+/// A rate: per-IP on room creation and joining (also counts `reconnect-host`), or the
+/// server-wide cap on creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Sustained requests per second per IP.
@@ -62,6 +63,25 @@ pub struct Config {
     pub max_room_ttl: Duration,
     pub max_rooms: usize,
     pub max_connections: usize,
+    /// WebSocket sockets open at once from one address (an IPv6 /64 counts as one address).
+    pub max_sockets_per_ip: usize,
+    /// Rooms open at once that one address created.
+    pub max_rooms_per_ip: usize,
+    /// A room whose host socket has been gone (or never came) this long is removed; the host
+    /// reconnects with its token within it.
+    pub host_grace: Duration,
+    /// Server-wide cap on room creation, whatever the addresses.
+    pub global_create_rate: RateLimit,
+    /// Bytes queued for one socket; a peer whose queue would grow past this is closed (1008).
+    pub max_queue_bytes: usize,
+    /// Longest a single write to a socket may take before the socket is dropped.
+    pub write_timeout: Duration,
+    /// A connection must send its complete HTTP request headers within this.
+    pub header_read_timeout: Duration,
+    /// A WebSocket must send its first message within this after the upgrade.
+    pub first_message_timeout: Duration,
+    /// Where `/metrics` is served; `None` = nowhere. Never on the public listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest text frame accepted; a larger one closes that socket with 1009.
     pub max_frame_bytes: usize,
     /// Failed handshakes reported by the host before the room locks.
@@ -70,8 +90,8 @@ pub struct Config {
     /// A socket that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     pub ping_interval: Duration,
-    /// Browser origins allowed to open `/ws` and call the REST API. Empty = any origin.
-    /// Requests without an `Origin` header (native clients) are always allowed.
+    /// Browser origins allowed to open `/ws` and call the REST API. Empty = no browser origin;
+    /// `*` = any. Requests without an `Origin` header (native clients) are always allowed.
     pub allowed_origins: Vec<String>,
     pub turn: Option<TurnConfig>,
     pub stun_urls: Vec<String>,
@@ -94,6 +114,18 @@ impl Default for Config {
             max_room_ttl: Duration::from_secs(24 * 3600),
             max_rooms: 10_000,
             max_connections: 20_000,
+            max_sockets_per_ip: 64,
+            max_rooms_per_ip: 32,
+            host_grace: Duration::from_secs(120),
+            global_create_rate: RateLimit {
+                per_second: 100,
+                burst: 500,
+            },
+            max_queue_bytes: 256 * 1024,
+            write_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            first_message_timeout: Duration::from_secs(10),
+            metrics_listen: None,
             max_frame_bytes: ferry_proto::signal::MAX_FRAME_BYTES,
             handshake_fail_limit: 3,
             rate_limit: RateLimit::default(),

@@ -6,7 +6,10 @@
 
 pub mod client;
 pub mod config;
+pub mod guess;
+pub mod limits;
 pub mod metrics;
+pub mod relay;
 mod rest;
 pub mod rooms;
 mod server;

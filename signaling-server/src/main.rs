@@ -60,6 +60,36 @@ struct RunArgs {
     max_rooms: usize,
     #[arg(long, env = "FERRY_SIGNAL_MAX_CONNECTIONS", default_value_t = 20_000)]
     max_connections: usize,
+    /// WebSocket sockets open at once from one address (IPv6: one /64).
+    #[arg(long, env = "FERRY_SIGNAL_MAX_SOCKETS_PER_IP", default_value_t = 64)]
+    max_sockets_per_ip: usize,
+    /// Rooms open at once created from one address (IPv6: one /64).
+    #[arg(long, env = "FERRY_SIGNAL_MAX_ROOMS_PER_IP", default_value_t = 32)]
+    max_rooms_per_ip: usize,
+    /// A room without a host socket for this long is removed, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_HOST_GRACE", default_value = "120", value_parser = secs)]
+    host_grace: Duration,
+    /// Server-wide room creations per second, whatever the addresses.
+    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_RATE", default_value_t = 100)]
+    global_create_rate: u32,
+    /// Server-wide room creation burst.
+    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_BURST", default_value_t = 500)]
+    global_create_burst: u32,
+    /// Bytes queued for one socket before it is closed as too slow (1008).
+    #[arg(long, env = "FERRY_SIGNAL_MAX_QUEUE_BYTES", default_value_t = 256 * 1024)]
+    max_queue_bytes: usize,
+    /// Longest one write to a socket may take, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_WRITE_TIMEOUT", default_value = "5", value_parser = secs)]
+    write_timeout: Duration,
+    /// Time to send complete HTTP request headers, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_HEADER_READ_TIMEOUT", default_value = "10", value_parser = secs)]
+    header_read_timeout: Duration,
+    /// Time for a WebSocket's first message after the upgrade, seconds.
+    #[arg(long, env = "FERRY_SIGNAL_FIRST_MESSAGE_TIMEOUT", default_value = "10", value_parser = secs)]
+    first_message_timeout: Duration,
+    /// Serve /metrics on this address (e.g. 127.0.0.1:9090). Unset: no metrics endpoint.
+    #[arg(long, env = "FERRY_SIGNAL_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Largest text frame, bytes; a larger one closes the socket with 1009.
     #[arg(long, env = "FERRY_SIGNAL_MAX_FRAME_BYTES", default_value_t = 65_536)]
     max_frame_bytes: usize,
@@ -76,7 +106,8 @@ struct RunArgs {
     idle_timeout: Duration,
     #[arg(long, env = "FERRY_SIGNAL_PING_INTERVAL", default_value = "20", value_parser = secs)]
     ping_interval: Duration,
-    /// Browser origin allowed to connect (repeat, or comma-separated in env). None = any.
+    /// Browser origin allowed to connect (repeat, or comma-separated in env). Unset: no
+    /// browser origin (native clients send none and are always served); `*`: any.
     #[arg(
         long = "allowed-origin",
         env = "FERRY_SIGNAL_ALLOWED_ORIGINS",
@@ -146,6 +177,18 @@ impl RunArgs {
             max_room_ttl: self.max_room_ttl,
             max_rooms: self.max_rooms,
             max_connections: self.max_connections,
+            max_sockets_per_ip: self.max_sockets_per_ip,
+            max_rooms_per_ip: self.max_rooms_per_ip,
+            host_grace: self.host_grace,
+            global_create_rate: RateLimit {
+                per_second: self.global_create_rate,
+                burst: self.global_create_burst,
+            },
+            max_queue_bytes: self.max_queue_bytes,
+            write_timeout: self.write_timeout,
+            header_read_timeout: self.header_read_timeout,
+            first_message_timeout: self.first_message_timeout,
+            metrics_listen: self.metrics_listen,
             max_frame_bytes: self.max_frame_bytes,
             handshake_fail_limit: self.handshake_fail_limit,
             rate_limit: RateLimit {
@@ -211,6 +254,9 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the signaling server")?;
     // Printed on stdout so scripts that pass port 0 can find the address.
     println!("listening on {}", server.local_addr());
+    if let Some(m) = server.metrics_addr() {
+        println!("metrics on {m}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;

@@ -29,11 +29,9 @@ pub(crate) fn client_ip(config: &Config, peer: SocketAddr, headers: &HeaderMap) 
         .unwrap_or(ip)
 }
 
-/// Browsers send `Origin`; native clients do not and are always allowed.
+/// Browsers send `Origin`; native clients do not and are always allowed. A browser origin
+/// is allowed only when listed (or when the list holds `*`): by default, none is.
 pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
         Some(o) => allowed
@@ -160,6 +158,11 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let (rooms, peers) = state.counts();
+    let failures = state.hub().rooms.guesses_counted();
+    state
+        .metrics()
+        .handshake_failures
+        .store(failures, std::sync::atomic::Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(rooms, peers),

@@ -2,12 +2,16 @@
 //!
 //! Pure bookkeeping with an injected clock (unix milliseconds) and no I/O: every mutation
 //! returns the messages to deliver as `(connection, message)` pairs, and the socket layer
-//! delivers them. Payloads never pass through here; relaying only asks `peer_of`.
+//! delivers them. Payloads never pass through here; relaying asks `relay_target`, told only
+//! whether a `pake` is a confirmation tag (see [`crate::guess`]).
 
 use std::collections::HashMap;
 
 use ferry_proto::RoomId;
 use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
+
+use crate::guess::GuessRun;
+use crate::limits::{IpKey, PerKey};
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 pub type ConnId = u64;
@@ -19,7 +23,7 @@ pub type Notices = Vec<(ConnId, ServerMsg)>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
     pub room: RoomId,
-    /// argon2id PHC string of the host token.
+    /// Hash of the host token (see [`crate::token`]).
     pub host_token_hash: String,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
@@ -32,6 +36,12 @@ struct Room {
     guest: Option<ConnId>,
     failures: u32,
     locked: bool,
+    /// Address key of whoever created it; in memory only (rooms loaded from the store have none).
+    owner: Option<IpKey>,
+    /// Since when no host socket is attached; the room is reaped after the grace period.
+    host_gone_since: Option<u64>,
+    /// The current (or last) guest run's password-guess state.
+    guess: GuessRun,
 }
 
 /// Result of a successful join or host attach.
@@ -63,6 +73,12 @@ pub struct Registry {
     max_rooms: usize,
     fail_limit: u32,
     tombstone_ttl_ms: u64,
+    /// Open rooms per creator address key.
+    owned: PerKey,
+    max_rooms_per_owner: usize,
+    host_grace_ms: u64,
+    /// Failed guesses counted so far (host reports and unanswered guest tags).
+    guesses_counted: u64,
 }
 
 impl Registry {
@@ -74,7 +90,34 @@ impl Registry {
             max_rooms,
             fail_limit,
             tombstone_ttl_ms,
+            owned: PerKey::default(),
+            max_rooms_per_owner: usize::MAX,
+            host_grace_ms: u64::MAX,
+            guesses_counted: 0,
         }
+    }
+
+    /// Cap on open rooms created from one address key.
+    pub fn with_rooms_per_owner(mut self, max: usize) -> Self {
+        self.max_rooms_per_owner = max;
+        self
+    }
+
+    /// How long a room may have no host socket before it is reaped.
+    pub fn with_host_grace(mut self, ms: u64) -> Self {
+        self.host_grace_ms = ms;
+        self
+    }
+
+    /// Failed password guesses counted since start.
+    pub fn guesses_counted(&self) -> u64 {
+        self.guesses_counted
+    }
+
+    /// Tombstones are bounded so a create/close flood cannot grow them without limit; past
+    /// the bound a late join gets `room-not-found` instead of `room-expired`.
+    fn max_tombstones(&self) -> usize {
+        self.max_rooms.saturating_mul(10).max(1024)
     }
 
     pub fn room_count(&self) -> usize {
@@ -94,20 +137,37 @@ impl Registry {
         self.members.get(&conn).copied()
     }
 
-    /// Whether the server may take another room (checked before the costly token hash).
-    pub fn has_capacity(&self) -> Result<(), Refusal> {
+    /// Whether the server, and `owner`, may take another room (checked before hashing).
+    pub fn has_capacity(&self, owner: Option<IpKey>) -> Result<(), Refusal> {
         if self.rooms.len() >= self.max_rooms {
             return refuse(ErrorCode::ServerFull, "the server has too many open rooms");
+        }
+        if let Some(o) = owner
+            && !self.owned.has_room(o, self.max_rooms_per_owner)
+        {
+            return refuse(
+                ErrorCode::RateLimited,
+                "too many open rooms from this address; close one first",
+            );
         }
         Ok(())
     }
 
-    /// Register a room (fresh from a create, or loaded from the store on start).
-    pub fn insert(&mut self, rec: RoomRecord) -> Result<(), Refusal> {
-        self.has_capacity()?;
+    /// Register a room (fresh from a create, or loaded from the store on start). It has no
+    /// host yet: the grace period for one to attach starts now.
+    pub fn insert(
+        &mut self,
+        rec: RoomRecord,
+        owner: Option<IpKey>,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        self.has_capacity(owner)?;
         if self.rooms.contains_key(&rec.room) {
             // 50 random bits make this practically impossible; the caller retries with a new id.
             return refuse(ErrorCode::Internal, "room id collision");
+        }
+        if let Some(o) = owner {
+            self.owned.try_take(o, usize::MAX);
         }
         self.tombstones.remove(&rec.room);
         self.rooms.insert(
@@ -118,6 +178,9 @@ impl Registry {
                 guest: None,
                 failures: 0,
                 locked: false,
+                owner,
+                host_gone_since: Some(now_ms),
+                guess: GuessRun::Idle,
             },
         );
         Ok(())
@@ -128,6 +191,9 @@ impl Registry {
         if let Some(r) = self.rooms.remove(room) {
             for c in [r.host, r.guest].into_iter().flatten() {
                 self.members.remove(&c);
+            }
+            if let Some(o) = r.owner {
+                self.owned.give_back(o);
             }
         }
     }
@@ -181,6 +247,7 @@ impl Registry {
             return refuse(ErrorCode::RoomNotFound, "no such room");
         };
         r.guest = Some(conn);
+        r.guess = GuessRun::Idle;
         self.members.insert(conn, (*room, Role::Guest));
         let mut notices = Vec::new();
         if let Some(h) = r.host {
@@ -209,6 +276,7 @@ impl Registry {
             return refuse(ErrorCode::RoomNotFound, "no such room");
         };
         let mut notices = Vec::new();
+        r.host_gone_since = None;
         if !already {
             if let Some(old) = r.host.replace(conn) {
                 self.members.remove(&old);
@@ -235,28 +303,76 @@ impl Registry {
     }
 
     /// Detach `conn` from its room (explicit leave or socket closed). The room itself stays
-    /// until it expires or is closed, so its host can come back with the token.
-    pub fn leave(&mut self, conn: ConnId) -> Notices {
+    /// until it expires, is closed, or has had no host for the grace period, so its host can
+    /// come back with the token.
+    ///
+    /// A guest run that ends with its confirmation tag unanswered is a failed guess; so is one
+    /// cut short by its host leaving (that guest is removed: its run is over).
+    pub fn leave(&mut self, conn: ConnId, now_ms: u64) -> Notices {
         let Some((room, role)) = self.members.remove(&conn) else {
             return Vec::new();
         };
+        let limit = self.fail_limit;
         let Some(r) = self.rooms.get_mut(&room) else {
             return Vec::new();
         };
-        let other = match role {
+        let mut notices = Vec::new();
+        let mut counted = false;
+        match role {
             Role::Host => {
                 r.host = None;
-                r.guest
+                r.host_gone_since = Some(now_ms);
+                if let Some(g) = r.guest {
+                    notices.push((g, ServerMsg::PeerLeft { role }));
+                    if r.guess.ended() {
+                        counted = true;
+                        let attempts_left = count_failure(r, limit);
+                        r.guest = None;
+                        self.members.remove(&g);
+                        notices.push((g, ServerMsg::HandshakeFailed { attempts_left }));
+                    }
+                }
             }
             Role::Guest => {
                 r.guest = None;
-                r.host
+                if let Some(h) = r.host {
+                    notices.push((h, ServerMsg::PeerLeft { role }));
+                }
+                if r.guess.ended() {
+                    counted = true;
+                    let attempts_left = count_failure(r, limit);
+                    if let Some(h) = r.host {
+                        notices.push((h, ServerMsg::HandshakeFailed { attempts_left }));
+                        if r.locked {
+                            notices.push((h, locked_notice()));
+                        }
+                    }
+                }
             }
-        };
-        other
-            .map(|o| (o, ServerMsg::PeerLeft { role }))
-            .into_iter()
-            .collect()
+        }
+        if counted {
+            self.guesses_counted += 1;
+        }
+        notices
+    }
+
+    /// Where a relayed message from `conn` goes. A `pake` (`pake_confirm` is `Some`) also
+    /// moves the guest run's guess state: whether it is a confirmation tag is all we know.
+    pub fn relay_target(
+        &mut self,
+        conn: ConnId,
+        pake_confirm: Option<bool>,
+    ) -> Result<ConnId, Refusal> {
+        let to = self.peer_of(conn)?;
+        if let (Some(confirm), Some((room, role))) = (pake_confirm, self.members.get(&conn))
+            && let Some(r) = self.rooms.get_mut(room)
+        {
+            match role {
+                Role::Guest => r.guess.guest_pake(confirm),
+                Role::Host => r.guess.host_pake(confirm),
+            }
+        }
+        Ok(to)
     }
 
     fn hosted_room(&mut self, conn: ConnId) -> Result<(RoomId, &mut Room), Refusal> {
@@ -288,17 +404,22 @@ impl Registry {
     }
 
     /// Host only: the guest failed key confirmation. The guest is removed; past the limit
-    /// the room locks and refuses further joins.
+    /// the room locks and refuses further joins. Counts once per guest run: a run the server
+    /// already counted (its guest left with its tag unanswered) is not counted again.
     pub fn handshake_failed(&mut self, conn: ConnId) -> Result<Notices, Refusal> {
         let limit = self.fail_limit;
         let (_, r) = self.hosted_room(conn)?;
-        r.failures = r.failures.saturating_add(1);
-        if r.failures >= limit {
-            r.locked = true;
-        }
-        let attempts_left = limit.saturating_sub(r.failures);
+        let counted = r.guess.host_reported();
+        let attempts_left = if counted {
+            count_failure(r, limit)
+        } else {
+            limit.saturating_sub(r.failures)
+        };
         let locked = r.locked;
         let guest = r.guest.take();
+        if counted {
+            self.guesses_counted += 1;
+        }
         let mut notices = Vec::new();
         if let Some(g) = guest {
             self.members.remove(&g);
@@ -306,14 +427,7 @@ impl Registry {
         }
         notices.push((conn, ServerMsg::HandshakeFailed { attempts_left }));
         if locked {
-            notices.push((
-                conn,
-                ServerMsg::error(
-                    None,
-                    ErrorCode::RoomLocked,
-                    "too many failed handshakes: the room no longer accepts guests",
-                ),
-            ));
+            notices.push((conn, locked_notice()));
         }
         Ok(notices)
     }
@@ -341,23 +455,39 @@ impl Registry {
         msg: impl Fn(&RoomId) -> ServerMsg,
     ) -> Notices {
         let mut notices = Vec::new();
-        if let Some(r) = self.rooms.remove(room) {
+        if let Some(mut r) = self.rooms.remove(room) {
             for c in [r.host, r.guest].into_iter().flatten() {
                 self.members.remove(&c);
                 notices.push((c, msg(room)));
             }
-            self.tombstones.insert(*room, now_ms);
+            // The guest's run ends with the room; an unanswered tag is still a failed guess
+            // (for the count; the room that would lock is gone).
+            if r.guest.is_some() && r.guess.ended() {
+                self.guesses_counted += 1;
+            }
+            if let Some(o) = r.owner {
+                self.owned.give_back(o);
+            }
+            if self.tombstones.len() < self.max_tombstones() {
+                self.tombstones.insert(*room, now_ms);
+            }
         }
         notices
     }
 
-    /// Remove every room whose lifetime has ended; tell its peers. Also forgets old tombstones.
-    /// Returns the expired room ids (for the store) and the notices.
+    /// Remove every room whose lifetime has ended, or whose host has been gone longer than the
+    /// grace period; tell its peers. Also forgets old tombstones. Returns the removed room ids
+    /// (for the store) and the notices.
     pub fn expire_due(&mut self, now_ms: u64) -> (Vec<RoomId>, Notices) {
+        let grace = self.host_grace_ms;
         let due: Vec<RoomId> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.rec.expires_at_ms <= now_ms)
+            .filter(|(_, r)| {
+                r.rec.expires_at_ms <= now_ms
+                    || r.host_gone_since
+                        .is_some_and(|t| now_ms.saturating_sub(t) >= grace)
+            })
             .map(|(id, _)| *id)
             .collect();
         let mut notices = Vec::new();
@@ -371,200 +501,22 @@ impl Registry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(n: u64, expires_at_ms: u64) -> RoomRecord {
-        use rand::SeedableRng;
-        RoomRecord {
-            room: RoomId::random_from(&mut rand::rngs::StdRng::seed_from_u64(n)),
-            host_token_hash: "h".into(),
-            created_at_ms: 0,
-            expires_at_ms,
-        }
+/// One more failed guess for `r`; locks it at the limit. Returns the attempts left.
+fn count_failure(r: &mut Room, limit: u32) -> u32 {
+    r.failures = r.failures.saturating_add(1);
+    if r.failures >= limit {
+        r.locked = true;
     }
-
-    fn reg() -> Registry {
-        Registry::new(3, 2, 10_000)
-    }
-
-    #[test]
-    fn host_then_guest_then_relay_targets() {
-        let mut g = reg();
-        let r = rec(1, 1000);
-        g.insert(r.clone()).unwrap();
-        let a = g.attach_host(1, &r.room, 0).unwrap();
-        assert!(!a.peer_present && a.notices.is_empty());
-        assert_eq!(g.peer_of(1).unwrap_err().code, ErrorCode::NotInRoom);
-        let j = g.join(2, &r.room, 0).unwrap();
-        assert_eq!(j.role, Role::Guest);
-        assert!(j.peer_present);
-        assert_eq!(
-            j.notices,
-            vec![(1, ServerMsg::PeerJoined { role: Role::Guest })]
-        );
-        assert_eq!(g.peer_of(1).unwrap(), 2);
-        assert_eq!(g.peer_of(2).unwrap(), 1);
-        assert_eq!(g.join(3, &r.room, 0).unwrap_err().code, ErrorCode::RoomFull);
-        assert_eq!(g.peer_of(3).unwrap_err().code, ErrorCode::NotInRoom);
-    }
-
-    #[test]
-    fn unknown_expired_and_closed_are_told_apart() {
-        let mut g = reg();
-        let r = rec(1, 1000);
-        let never = rec(2, 0).room;
-        g.insert(r.clone()).unwrap();
-        assert_eq!(
-            g.join(5, &never, 0).unwrap_err().code,
-            ErrorCode::RoomNotFound
-        );
-        // Past expiry but before the sweep: already refused.
-        assert_eq!(
-            g.join(5, &r.room, 1000).unwrap_err().code,
-            ErrorCode::RoomExpired
-        );
-        g.attach_host(1, &r.room, 0).unwrap();
-        let (gone, notices) = g.expire_due(1000);
-        assert_eq!(gone, vec![r.room]);
-        assert_eq!(notices, vec![(1, ServerMsg::RoomExpired { room: r.room })]);
-        assert_eq!(g.room_count(), 0);
-        assert_eq!(g.peer_count(), 0);
-        assert_eq!(
-            g.join(5, &r.room, 1001).unwrap_err().code,
-            ErrorCode::RoomExpired
-        );
-        // Tombstones are forgotten after their ttl.
-        g.expire_due(1000 + 10_000);
-        assert_eq!(
-            g.join(5, &r.room, 20_000).unwrap_err().code,
-            ErrorCode::RoomNotFound
-        );
-    }
-
-    #[test]
-    fn handshake_failures_lock_the_room() {
-        let mut g = reg();
-        let r = rec(1, 1000);
-        g.insert(r.clone()).unwrap();
-        g.attach_host(1, &r.room, 0).unwrap();
-        g.join(2, &r.room, 0).unwrap();
-        assert_eq!(
-            g.handshake_failed(2).unwrap_err().code,
-            ErrorCode::Unauthorized
-        );
-        let n = g.handshake_failed(1).unwrap();
-        assert_eq!(
-            n,
-            vec![
-                (2, ServerMsg::HandshakeFailed { attempts_left: 1 }),
-                (1, ServerMsg::HandshakeFailed { attempts_left: 1 })
-            ]
-        );
-        assert_eq!(g.membership(2), None);
-        g.join(3, &r.room, 0).unwrap();
-        let n = g.handshake_failed(1).unwrap();
-        assert_eq!(n.len(), 3);
-        assert!(matches!(
-            &n[2],
-            (
-                1,
-                ServerMsg::Error {
-                    code: ErrorCode::RoomLocked,
-                    ..
-                }
-            )
-        ));
-        assert_eq!(
-            g.join(4, &r.room, 0).unwrap_err().code,
-            ErrorCode::RoomLocked
-        );
-        // The host still owns the room.
-        assert!(g.attach_host(9, &r.room, 0).is_ok());
-    }
-
-    #[test]
-    fn leave_tells_the_other_and_host_can_return() {
-        let mut g = reg();
-        let r = rec(1, 1000);
-        g.insert(r.clone()).unwrap();
-        g.attach_host(1, &r.room, 0).unwrap();
-        g.join(2, &r.room, 0).unwrap();
-        assert_eq!(
-            g.leave(1),
-            vec![(2, ServerMsg::PeerLeft { role: Role::Host })]
-        );
-        assert!(g.leave(1).is_empty());
-        let a = g.attach_host(7, &r.room, 0).unwrap();
-        assert!(a.peer_present);
-        assert_eq!(
-            a.notices,
-            vec![(2, ServerMsg::PeerJoined { role: Role::Host })]
-        );
-        // A newer host socket replaces the old one, which is told.
-        let b = g.attach_host(8, &r.room, 0).unwrap();
-        assert!(matches!(
-            &b.notices[0],
-            (
-                7,
-                ServerMsg::Error {
-                    code: ErrorCode::Unauthorized,
-                    ..
-                }
-            )
-        ));
-        assert_eq!(g.peer_of(2).unwrap(), 8);
-        assert_eq!(g.membership(7), None);
-    }
-
-    #[test]
-    fn one_room_per_connection_and_host_only_ops() {
-        let mut g = reg();
-        let a = rec(1, 1000);
-        let b = rec(2, 1000);
-        g.insert(a.clone()).unwrap();
-        g.insert(b.clone()).unwrap();
-        g.attach_host(1, &a.room, 0).unwrap();
-        assert!(g.attach_host(1, &a.room, 0).is_ok(), "idempotent");
-        assert_eq!(
-            g.join(1, &b.room, 0).unwrap_err().code,
-            ErrorCode::BadMessage
-        );
-        assert_eq!(
-            g.join(1, &a.room, 0).unwrap_err().code,
-            ErrorCode::BadMessage
-        );
-        g.join(2, &a.room, 0).unwrap();
-        assert_eq!(g.extend(2, 5000).unwrap_err().code, ErrorCode::Unauthorized);
-        assert_eq!(g.extend(3, 5000).unwrap_err().code, ErrorCode::NotInRoom);
-        assert_eq!(g.extend(1, 5000).unwrap(), a.room);
-        assert_eq!(g.check_joinable(&b.room, 999).unwrap(), 1000);
-        assert!(g.host_token_hash(&a.room, 4999).is_ok(), "extended");
-        let (room, n) = g.close(1, 10).unwrap();
-        assert_eq!(room, a.room);
-        assert_eq!(
-            n,
-            vec![(1, ServerMsg::RoomClosed), (2, ServerMsg::RoomClosed)]
-        );
-        assert_eq!(
-            g.join(3, &a.room, 10).unwrap_err().code,
-            ErrorCode::RoomExpired
-        );
-    }
-
-    #[test]
-    fn room_cap() {
-        let mut g = reg();
-        for i in 0..3 {
-            g.insert(rec(i, 1000)).unwrap();
-        }
-        assert_eq!(
-            g.insert(rec(9, 1000)).unwrap_err().code,
-            ErrorCode::ServerFull
-        );
-        let (gone, _) = g.expire_due(1000);
-        assert_eq!(gone.len(), 3);
-        assert!(g.insert(rec(9, 2000)).is_ok());
-    }
+    limit.saturating_sub(r.failures)
 }
+
+fn locked_notice() -> ServerMsg {
+    ServerMsg::error(
+        None,
+        ErrorCode::RoomLocked,
+        "too many failed handshakes: the room no longer accepts guests",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,10 +4,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::add_extension::AddExtension;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::config::Config;
@@ -15,15 +21,16 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::{ServerError, rest, ws};
 
-/// The HTTP surface: REST, `/ws`, health and metrics.
+/// The public HTTP surface: REST, `/ws` and health. Metrics are on their own listener.
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE]);
     let origins = &state.config().allowed_origins;
-    let cors = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+    let cors = if origins.iter().any(|o| o == "*") {
         cors.allow_origin(Any)
     } else {
+        // Empty list: no origin is allowed, so browsers get no CORS grant at all.
         let list: Vec<HeaderValue> = origins
             .iter()
             .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -35,22 +42,89 @@ pub fn router(state: AppState) -> Router {
         .route("/api/room/create", post(rest::create))
         .route("/api/room/join", post(rest::join))
         .route("/healthz", get(rest::healthz))
-        .route("/metrics", get(rest::metrics))
         .layer(cors)
         .with_state(state)
+}
+
+/// `/metrics` (and `/healthz`), for the metrics listener only.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(rest::metrics))
+        .route("/healthz", get(rest::healthz))
+        .with_state(state)
+}
+
+/// Accept and serve HTTP/1.1 (with upgrades) until `stop`. Each connection must deliver its
+/// request headers within `header_read_timeout`, including the first request: a half-sent
+/// or silent connection is closed instead of holding a socket forever.
+///
+/// Served here rather than through `axum::serve` for that timeout, and because the latter
+/// logs each peer's address at trace level, which this server promises not to keep.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let conns = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors, mostly: back off instead of spinning on the error.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Signaling is small request/response messages; with Nagle on, a reply queued behind
+        // an unacknowledged one waits for the peer's delayed ACK (40 ms on Linux), several
+        // times per connection set-up.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let svc = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let conn = b.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    conns.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conns.wait()).await;
 }
 
 /// A server running in background tasks of the current tokio runtime.
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     serve: JoinHandle<()>,
+    metrics: Option<JoinHandle<()>>,
     sweeper: JoinHandle<()>,
 }
 
 impl RunningServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, when `metrics_listen` was set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `ws://ADDR/ws`
@@ -74,6 +148,9 @@ impl RunningServer {
         tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.serve).await;
+        if let Some(m) = self.metrics {
+            let _ = tokio::time::timeout(Duration::from_secs(5), m).await;
+        }
         self.sweeper.abort();
         let _ = self.sweeper.await;
     }
@@ -87,30 +164,40 @@ impl RunningServer {
 /// Open the store, bind `config.listen`, and serve in the background.
 pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
     let store = Store::open(&config.db)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServerError::Bind(config.listen, e))?;
     let addr = listener.local_addr().map_err(ServerError::Io)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(m) => Some(
+            TcpListener::bind(m)
+                .await
+                .map_err(|e| ServerError::Bind(m, e))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr().map_err(ServerError::Io)?),
+        None => None,
+    };
     let sweep_every = config.sweep_interval.max(Duration::from_millis(10));
+    let header_timeout = config.header_read_timeout;
     let state = AppState::new(config, store)?;
 
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = state.0.shutdown.clone();
-    // Signaling is small request/response messages; with Nagle on, a reply queued behind an
-    // unacknowledged one waits for the peer's delayed ACK (40 ms on Linux), several times per
-    // connection set-up.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let serve = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "server stopped with an error");
-        }
+    let serve = tokio::spawn(serve_http(
+        listener,
+        router(state.clone()),
+        header_timeout,
+        token.clone(),
+    ));
+    let metrics = metrics_listener.map(|l| {
+        tokio::spawn(serve_http(
+            l,
+            metrics_router(state.clone()),
+            header_timeout,
+            token,
+        ))
     });
 
     let st = state.clone();
@@ -132,10 +219,15 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     tracing::info!(%addr, "signaling server listening");
+    if let Some(m) = metrics_addr {
+        tracing::info!(addr = %m, "metrics listening");
+    }
     Ok(RunningServer {
         addr,
+        metrics_addr,
         state,
         serve,
+        metrics,
         sweeper,
     })
 }

@@ -2,18 +2,19 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_proto::RoomId;
 use ferry_proto::signal::{ErrorCode, IceServer, ServerMsg};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, RateLimit};
+use crate::limits::{IpKey, PerKey};
 use crate::metrics::Metrics;
 use crate::rooms::{ConnId, Notices, Refusal, Registry, RoomRecord};
 use crate::store::Store;
@@ -25,12 +26,24 @@ pub(crate) enum Out {
     Text(String),
 }
 
-/// Bound on frames queued for one socket; a peer that falls this far behind is disconnected
-/// rather than letting its partner grow the server's memory.
+impl Out {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Out::Text(t) => t.len(),
+        }
+    }
+}
+
+/// Bound on frames queued for one socket, on top of the byte bound (`max_queue_bytes`): a
+/// peer that falls this far behind is disconnected rather than letting its partner grow the
+/// server's memory.
 pub(crate) const OUT_QUEUE: usize = 1024;
 
 pub(crate) struct ConnHandle {
     pub tx: mpsc::Sender<Out>,
+    /// Bytes queued and not yet written; the socket's task subtracts what it has written.
+    pub queued: Arc<AtomicUsize>,
+    pub max_queued: usize,
     /// Cancelled to make the socket's task close it (slow consumer).
     pub kill: CancellationToken,
 }
@@ -44,12 +57,16 @@ pub(crate) struct Shared {
     pub config: Config,
     pub hub: Mutex<Hub>,
     pub store: Store,
-    pub limiter: DefaultKeyedRateLimiter<IpAddr>,
+    pub limiter: DefaultKeyedRateLimiter<IpKey>,
+    /// Server-wide bound on room creation: per-address limits multiply with addresses.
+    create_limiter: DefaultDirectRateLimiter,
+    /// WebSocket sockets held per address key.
+    sockets: Mutex<PerKey>,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
-    /// argon2 runs on the blocking pool; without a bound, a burst of creates would run hundreds
-    /// of 8 MiB hashes at once (measured: ~3 GB peak RSS for 500 simultaneous creates).
+    /// Legacy argon2 verifies run on the blocking pool; without a bound, a burst of them would
+    /// run hundreds of 8 MiB hashes at once (measured: ~3 GB peak RSS for 500 at once).
     hash_permits: tokio::sync::Semaphore,
     next_conn: AtomicU64,
 }
@@ -75,25 +92,46 @@ fn nonzero(n: u32) -> std::num::NonZeroU32 {
     std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
+fn quota(r: RateLimit) -> Quota {
+    Quota::per_second(nonzero(r.per_second)).allow_burst(nonzero(r.burst))
+}
+
+/// One WebSocket slot of an address; given back when dropped.
+pub(crate) struct SocketSlot {
+    state: AppState,
+    key: IpKey,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.state.sockets().give_back(self.key);
+    }
+}
+
 impl AppState {
     /// Build the state: open the store and load the unexpired sessions it holds.
     pub fn new(config: Config, store: Store) -> Result<AppState, crate::ServerError> {
         let tomb_ms = config.tombstone_ttl.as_millis() as u64;
-        let mut rooms = Registry::new(config.max_rooms, config.handshake_fail_limit, tomb_ms);
-        let loaded = store.load_unexpired(now_ms())?;
+        let mut rooms = Registry::new(config.max_rooms, config.handshake_fail_limit, tomb_ms)
+            .with_rooms_per_owner(config.max_rooms_per_ip)
+            .with_host_grace(config.host_grace.as_millis() as u64);
+        let now = now_ms();
+        let loaded = store.load_unexpired(now)?;
         let n = loaded.len();
         for rec in loaded {
-            if rooms.insert(rec).is_err() {
+            // Restored rooms have no owner on record; their hosts have the grace period to
+            // come back, as after any disconnect.
+            if rooms.insert(rec, None, now).is_err() {
                 break;
             }
         }
         if n > 0 {
             tracing::info!(rooms = n, "restored unexpired sessions");
         }
-        let quota = Quota::per_second(nonzero(config.rate_limit.per_second))
-            .allow_burst(nonzero(config.rate_limit.burst));
         Ok(AppState(Arc::new(Shared {
-            limiter: RateLimiter::keyed(quota),
+            limiter: RateLimiter::keyed(quota(config.rate_limit)),
+            create_limiter: RateLimiter::direct(quota(config.global_create_rate)),
+            sockets: Mutex::new(PerKey::default()),
             hub: Mutex::new(Hub {
                 rooms,
                 conns: HashMap::new(),
@@ -129,6 +167,25 @@ impl AppState {
         self.0.hub.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn sockets(&self) -> MutexGuard<'_, PerKey> {
+        self.0.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A socket slot for `ip`, unless its address already holds `max_sockets_per_ip`.
+    pub(crate) fn take_socket_slot(&self, ip: IpAddr) -> Option<SocketSlot> {
+        let key = IpKey::of(ip);
+        let cap = self.0.config.max_sockets_per_ip;
+        self.sockets().try_take(key, cap).then(|| SocketSlot {
+            state: self.clone(),
+            key,
+        })
+    }
+
+    /// Detach `conn` from its room (leave or socket closed); notices for the others.
+    pub(crate) fn leave(&self, conn: ConnId) -> Notices {
+        self.hub().rooms.leave(conn, now_ms())
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.0.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -140,7 +197,7 @@ impl AppState {
 
     /// Per-IP limit on create/join/reconnect.
     pub(crate) fn rate_check(&self, ip: IpAddr) -> Result<(), Refusal> {
-        self.0.limiter.check_key(&ip).map_err(|_| {
+        self.0.limiter.check_key(&IpKey::of(ip)).map_err(|_| {
             self.reject(Refusal {
                 code: ErrorCode::RateLimited,
                 message: "too many rooms created or joined from this address; slow down",
@@ -159,23 +216,19 @@ impl AppState {
         ttl_secs: Option<u64>,
     ) -> Result<(RoomRecord, String), Refusal> {
         self.rate_check(ip)?;
+        let owner = IpKey::of(ip);
         self.hub()
             .rooms
-            .has_capacity()
+            .has_capacity(Some(owner))
             .map_err(|r| self.reject(r))?;
+        if self.0.create_limiter.check().is_err() {
+            return Err(self.reject(Refusal {
+                code: ErrorCode::RateLimited,
+                message: "the server is creating too many rooms right now; try again shortly",
+            }));
+        }
         let token = token::generate();
-        let t = token.clone();
-        let _permit = self
-            .0
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(|_| internal("shutting down"))?;
-        let hash = tokio::task::spawn_blocking(move || token::hash(&t))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .ok_or_else(|| internal("could not hash the host token"))?;
+        let hash = token::hash(&token);
         let now = now_ms();
         let ttl = self.0.config.clamp_ttl(ttl_secs);
         let mut rec = RoomRecord {
@@ -188,7 +241,7 @@ impl AppState {
             let mut hub = self.hub();
             let mut tries = 0;
             loop {
-                match hub.rooms.insert(rec.clone()) {
+                match hub.rooms.insert(rec.clone(), Some(owner), now) {
                     Ok(()) => break,
                     Err(r) if r.code == ErrorCode::Internal && tries < 5 => {
                         tries += 1;
@@ -208,22 +261,27 @@ impl AppState {
         Ok((rec, token))
     }
 
-    /// Verify a host token against the stored hash (on the blocking pool: argon2 is slow on purpose).
+    /// Verify a host token against the stored hash. A legacy argon2 row is verified on the
+    /// blocking pool (it is slow on purpose), a bounded number at a time.
     pub(crate) async fn verify_host(&self, room: &RoomId, token: String) -> Result<(), Refusal> {
         let hash = self
             .hub()
             .rooms
             .host_token_hash(room, now_ms())
             .map_err(|r| self.reject(r))?;
-        let _permit = self
-            .0
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(|_| internal("shutting down"))?;
-        let ok = tokio::task::spawn_blocking(move || token::verify(&token, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = if token::is_legacy(&hash) {
+            let _permit = self
+                .0
+                .hash_permits
+                .acquire()
+                .await
+                .map_err(|_| internal("shutting down"))?;
+            tokio::task::spawn_blocking(move || token::verify(&token, &hash))
+                .await
+                .unwrap_or(false)
+        } else {
+            token::verify(&token, &hash)
+        };
         if ok {
             Ok(())
         } else {
@@ -271,9 +329,13 @@ impl AppState {
     }
 }
 
-/// Queue a frame for a socket; a full queue means the reader is too slow: cut it off.
+/// Queue a frame for a socket; a full queue (in bytes or frames) means the reader is too
+/// slow: cut it off rather than hold its partner's messages in memory.
 pub(crate) fn push(h: &ConnHandle, text: String) {
-    if h.tx.try_send(Out::Text(text)).is_err() {
+    let len = text.len();
+    let before = h.queued.fetch_add(len, Ordering::AcqRel);
+    if before.saturating_add(len) > h.max_queued || h.tx.try_send(Out::Text(text)).is_err() {
+        h.queued.fetch_sub(len, Ordering::AcqRel);
         h.kill.cancel();
     }
 }

@@ -2,7 +2,9 @@
 //! forwarded to the other peer's queue untouched. Nothing here logs a frame's content.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -16,9 +18,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::relay;
 use crate::rest::{client_ip, origin_allowed};
 use crate::rooms::{ConnId, Refusal};
-use crate::state::{AppState, ConnHandle, OUT_QUEUE, Out, ms_to_unix, now_ms, push};
+use crate::state::{AppState, ConnHandle, OUT_QUEUE, Out, SocketSlot, ms_to_unix, now_ms, push};
 
 /// Close codes (RFC 6455 §7.4.1).
 pub mod close {
@@ -50,19 +53,44 @@ pub(crate) async fn handler(
         .on_upgrade(move |socket| tracker.track_future(run(state, socket, ip)))
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
-async fn send(sink: &mut Sink, msg: &ServerMsg) -> bool {
-    sink.send(Message::Text(msg.to_json().into())).await.is_ok()
+/// The write half of a socket. Every write is bounded: by `write_timeout`, and by the kill
+/// and shutdown signals, so a peer that stops reading cannot park its task in a write where
+/// neither the idle timeout, nor the overflow kill, nor shutdown would ever be seen.
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    timeout: Duration,
+    kill: CancellationToken,
+    shutdown: CancellationToken,
 }
 
-async fn close_with(sink: &mut Sink, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-    let _ = sink.close().await;
+impl Writer {
+    async fn write(&mut self, m: Message) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.kill.cancelled() => false,
+            _ = self.shutdown.cancelled() => false,
+            r = tokio::time::timeout(self.timeout, self.sink.send(m)) => matches!(r, Ok(Ok(()))),
+        }
+    }
+
+    async fn send(&mut self, msg: &ServerMsg) -> bool {
+        self.write(Message::Text(msg.to_json().into())).await
+    }
+
+    /// Best effort, and bounded: a peer that does not read does not get to delay its own close.
+    async fn close_with(&mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let bound = self.timeout.min(Duration::from_secs(1));
+        let sink = &mut self.sink;
+        let _ = tokio::time::timeout(bound, async {
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = sink.close().await;
+        })
+        .await;
+    }
 }
 
 fn is_too_large(e: &axum::Error) -> bool {
@@ -76,25 +104,44 @@ fn is_too_large(e: &axum::Error) -> bool {
 async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
     let metrics = state.metrics();
     let n = metrics.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let (mut sink, stream) = socket.split();
-    if n as usize > state.config().max_connections {
-        metrics.reject(ErrorCode::ServerFull);
-        let _ = send(
-            &mut sink,
-            &ServerMsg::error(None, ErrorCode::ServerFull, "too many connections"),
-        )
-        .await;
-        close_with(&mut sink, close::TRY_AGAIN_LATER, "server full").await;
+    let (sink, stream) = socket.split();
+    let kill = CancellationToken::new();
+    let mut w = Writer {
+        sink,
+        timeout: state.config().write_timeout,
+        kill: kill.clone(),
+        shutdown: state.0.shutdown.clone(),
+    };
+    let refused = if n as usize > state.config().max_connections {
+        Some((ErrorCode::ServerFull, "too many connections", "server full"))
+    } else {
+        None
+    };
+    let slot = match refused {
+        Some(_) => None,
+        None => state.take_socket_slot(ip),
+    };
+    let refused = refused.or(slot.is_none().then_some((
+        ErrorCode::RateLimited,
+        "too many connections from this address",
+        "too many connections from this address",
+    )));
+    if let Some((code, message, reason)) = refused {
+        metrics.reject(code);
+        let _ = w.send(&ServerMsg::error(None, code, message)).await;
+        w.close_with(close::TRY_AGAIN_LATER, reason).await;
         metrics.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     }
     let conn = state.next_conn_id();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
-    let kill = CancellationToken::new();
+    let queued = Arc::new(AtomicUsize::new(0));
     state.hub().conns.insert(
         conn,
         ConnHandle {
             tx,
+            queued: queued.clone(),
+            max_queued: state.config().max_queue_bytes,
             kill: kill.clone(),
         },
     );
@@ -104,12 +151,13 @@ async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
         conn,
         ip,
         bad: 0,
+        _slot: slot,
     };
-    s.pump(sink, stream, rx, kill).await;
+    s.pump(w, stream, rx, queued).await;
     let notices = {
         let mut hub = state.hub();
         hub.conns.remove(&conn);
-        hub.rooms.leave(conn)
+        hub.rooms.leave(conn, now_ms())
     };
     state.deliver(notices, None);
     metrics.connections.fetch_sub(1, Ordering::Relaxed);
@@ -121,6 +169,8 @@ struct Session {
     conn: ConnId,
     ip: IpAddr,
     bad: u32,
+    /// This address's socket slot, held for the socket's lifetime.
+    _slot: Option<SocketSlot>,
 }
 
 /// What the socket loop does after a client frame.
@@ -132,47 +182,61 @@ enum Next {
 impl Session {
     async fn pump(
         &mut self,
-        mut sink: Sink,
+        mut w: Writer,
         mut stream: futures::stream::SplitStream<WebSocket>,
         mut rx: mpsc::Receiver<Out>,
-        kill: CancellationToken,
+        queued: Arc<AtomicUsize>,
     ) {
         let cfg = self.state.config().clone();
         let welcome = ServerMsg::Welcome {
             v: SIGNAL_VERSION,
             max_frame_bytes: cfg.max_frame_bytes,
         };
-        if !send(&mut sink, &welcome).await {
+        if !w.send(&welcome).await {
             return;
         }
         let shutdown = self.state.0.shutdown.clone();
+        let kill = w.kill.clone();
         let mut ping =
             tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let idle = tokio::time::sleep(cfg.idle_timeout);
         tokio::pin!(idle);
+        // A socket that upgrades and then says nothing holds a slot for free; it gets a short
+        // deadline for its first message rather than the idle timeout.
+        let first = tokio::time::sleep(cfg.first_message_timeout);
+        tokio::pin!(first);
+        let mut greeted = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    close_with(&mut sink, close::GOING_AWAY, "server shutting down").await;
+                    w.close_with(close::GOING_AWAY, "server shutting down").await;
                     return;
                 }
                 _ = kill.cancelled() => {
-                    close_with(&mut sink, close::POLICY, "too slow to read relayed messages").await;
+                    w.close_with(close::POLICY, "too slow to read relayed messages").await;
                     return;
                 }
                 _ = &mut idle => {
-                    close_with(&mut sink, close::NORMAL, "idle timeout").await;
+                    w.close_with(close::NORMAL, "idle timeout").await;
+                    return;
+                }
+                _ = &mut first, if !greeted => {
+                    w.close_with(close::POLICY, "no request in time").await;
                     return;
                 }
                 _ = ping.tick() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if !w.write(Message::Ping(Default::default())).await {
                         return;
                     }
                 }
                 out = rx.recv() => {
-                    let Some(Out::Text(t)) = out else { return };
-                    if sink.send(Message::Text(t.into())).await.is_err() {
+                    let Some(out) = out else { return };
+                    let len = out.len();
+                    let Out::Text(t) = out;
+                    let ok = w.write(Message::Text(t.into())).await;
+                    queued.fetch_sub(len, Ordering::AcqRel);
+                    if !ok {
                         return;
                     }
                 }
@@ -183,7 +247,7 @@ impl Session {
                         Some(Err(e)) => {
                             if is_too_large(&e) {
                                 self.state.metrics().reject(ErrorCode::TooLarge);
-                                close_with(&mut sink, close::TOO_BIG, "frame too large").await;
+                                w.close_with(close::TOO_BIG, "frame too large").await;
                             }
                             return;
                         }
@@ -193,9 +257,10 @@ impl Session {
                             Next::Close(close::TOO_BIG, "frame too large")
                         }
                         Some(Ok(Message::Text(t))) => {
+                            greeted = true;
                             let (replies, next) = self.on_text(t.as_str()).await;
                             for r in replies {
-                                if !send(&mut sink, &r).await {
+                                if !w.send(&r).await {
                                     return;
                                 }
                             }
@@ -204,13 +269,15 @@ impl Session {
                         Some(Ok(Message::Binary(_))) => {
                             let (replies, next) = self.malformed("binary frames are not part of the protocol");
                             for r in replies {
-                                let _ = send(&mut sink, &r).await;
+                                if !w.send(&r).await {
+                                    return;
+                                }
                             }
                             next
                         }
                     };
                     if let Next::Close(code, reason) = next {
-                        close_with(&mut sink, code, reason).await;
+                        w.close_with(code, reason).await;
                         return;
                     }
                 }
@@ -237,6 +304,17 @@ impl Session {
             Ok(m) => m,
             Err(why) => return self.malformed(&why),
         };
+        // A relayed payload past what its kind ever needs is refused before it is queued.
+        let relayed = match relay::check(&msg) {
+            Ok(r) => r,
+            Err(why) => return self.malformed(why),
+        };
+        if let Some(r) = relayed {
+            return match self.relay(r, msg) {
+                Ok(()) => (Vec::new(), Next::Go),
+                Err(r) => (vec![ServerMsg::error(None, r.code, r.message)], Next::Go),
+            };
+        }
         let rid = msg.rid();
         match self.dispatch(msg).await {
             Ok(replies) => (replies, Next::Go),
@@ -250,7 +328,7 @@ impl Session {
         } else {
             Err(self.state.reject(Refusal {
                 code: ErrorCode::UnsupportedVersion,
-                message: "this server speaks signaling protocol v1",
+                message: "this server speaks another signaling protocol version; update Ferry",
             }))
         }
     }
@@ -338,37 +416,43 @@ impl Session {
                 Ok(out)
             }
             ClientMsg::Leave => {
-                let notices = st.hub().rooms.leave(conn);
+                let notices = st.leave(conn);
                 Ok(st.deliver(notices, Some(conn)))
             }
             ClientMsg::HandshakeFailed => {
                 let notices = st.hub().rooms.handshake_failed(conn).map_err(rej)?;
-                st.metrics()
-                    .handshake_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 Ok(st.deliver(notices, Some(conn)))
             }
-            ClientMsg::Pake { payload } => self.relay(0, ServerMsg::Pake { payload }),
-            ClientMsg::Offer { payload } => self.relay(1, ServerMsg::Offer { payload }),
-            ClientMsg::Answer { payload } => self.relay(2, ServerMsg::Answer { payload }),
-            ClientMsg::IceCandidate { payload } => {
-                self.relay(3, ServerMsg::IceCandidate { payload })
-            }
+            // Relayed kinds are handled by `relay` before dispatch.
+            ClientMsg::Pake { .. }
+            | ClientMsg::Offer { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::IceCandidate { .. } => Err(rej(crate::state::internal(
+                "relayed message reached dispatch",
+            ))),
         }
     }
 
-    /// Forward an opaque message to the other peer. The payload is re-framed, never inspected.
-    fn relay(&self, kind: usize, msg: ServerMsg) -> Result<Vec<ServerMsg>, Refusal> {
-        let hub = self.state.hub();
+    /// Forward an opaque message to the other peer. The payload is re-framed, never inspected
+    /// (beyond a `pake`'s prefix, which `relay::check` has looked at).
+    fn relay(&self, r: relay::Relayed, msg: ClientMsg) -> Result<(), Refusal> {
+        let out = match msg {
+            ClientMsg::Pake { payload } => ServerMsg::Pake { payload },
+            ClientMsg::Offer { payload } => ServerMsg::Offer { payload },
+            ClientMsg::Answer { payload } => ServerMsg::Answer { payload },
+            ClientMsg::IceCandidate { payload } => ServerMsg::IceCandidate { payload },
+            _ => return Err(crate::state::internal("not a relayed message")),
+        };
+        let mut hub = self.state.hub();
         let to = hub
             .rooms
-            .peer_of(self.conn)
-            .map_err(|r| self.state.reject(r))?;
+            .relay_target(self.conn, r.pake_confirm)
+            .map_err(|e| self.state.reject(e))?;
         if let Some(h) = hub.conns.get(&to) {
-            push(h, msg.to_json());
-            self.state.metrics().relayed(kind);
+            push(h, out.to_json());
+            self.state.metrics().relayed(r.kind);
         }
-        Ok(Vec::new())
+        Ok(())
     }
 }
 

@@ -132,6 +132,17 @@ async fn relayed_marker_is_neither_stored_nor_logged() {
         })
         .await;
     assert!(matches!(host.recv().await, ServerMsg::Answer { .. }));
+    // A client from an address of its own: that address must appear in no log line.
+    let client_ip: std::net::IpAddr = "127.0.0.77".parse().unwrap();
+    let mut other = Client::connect_from(client_ip, srv.local_addr()).await;
+    let (other_room, _) = other.create(None).await;
+    let mut other_guest = Client::connect_from(client_ip, srv.local_addr()).await;
+    assert!(matches!(
+        other_guest.join(other_room).await,
+        ServerMsg::Joined { .. }
+    ));
+    drop(other_guest);
+    drop(other);
     // A malformed frame carrying the marker is not echoed or logged either.
     host.send_text(format!("{{\"type\":\"offer\",\"payload\":{marker}"))
         .await;
@@ -154,6 +165,10 @@ async fn relayed_marker_is_neither_stored_nor_logged() {
     assert!(
         !contains(&captured, marker.as_bytes()),
         "marker found in logs"
+    );
+    assert!(
+        !contains(&captured, b"127.0.0.77"),
+        "a client address was logged"
     );
 
     let mut stored = Vec::new();

@@ -11,7 +11,9 @@ use ferry_signal::close_code;
 
 #[tokio::test]
 async fn relay_both_ways_and_third_peer_is_rejected() {
-    let srv = start(config()).await;
+    let mut cfg = config();
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let srv = start(cfg).await;
     let url = srv.ws_url();
     let (mut host, mut guest, room) = pair(&url).await;
 
@@ -96,7 +98,8 @@ async fn relay_both_ways_and_third_peer_is_rejected() {
         ServerMsg::PeerJoined { role: Role::Guest }
     );
 
-    let (_, metrics) = common::http("GET", &format!("{}/metrics", srv.http_url()), None).await;
+    let metrics_url = format!("http://{}/metrics", srv.metrics_addr().unwrap());
+    let (_, metrics) = common::http("GET", &metrics_url, None).await;
     assert!(
         metrics.contains("ferry_signal_messages_relayed_total{type=\"ice-candidate\"} 4"),
         "{metrics}"

@@ -97,7 +97,7 @@ async fn room(url: String, msgs: usize, barrier: Arc<Barrier>, base: Instant) ->
         if !send(
             &mut host,
             ClientMsg::CreateRoom {
-                v: 1,
+                v: ferry_proto::SIGNAL_VERSION,
                 rid: None,
                 ttl_secs: None,
             },
@@ -113,7 +113,7 @@ async fn room(url: String, msgs: usize, barrier: Arc<Barrier>, base: Instant) ->
         send(
             &mut guest,
             ClientMsg::JoinRoom {
-                v: 1,
+                v: ferry_proto::SIGNAL_VERSION,
                 rid: None,
                 room,
             },

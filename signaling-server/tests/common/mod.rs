@@ -13,13 +13,20 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 pub const STEP: Duration = Duration::from_secs(5);
 
-/// Test defaults: generous rate limit so only the rate-limit test trips it.
+/// Test defaults: generous rate and per-address limits so only the tests about them trip
+/// them (every test client comes from 127.0.0.1).
 pub fn config() -> Config {
     Config {
         rate_limit: RateLimit {
             per_second: 10_000,
             burst: 10_000,
         },
+        global_create_rate: RateLimit {
+            per_second: 10_000,
+            burst: 10_000,
+        },
+        max_sockets_per_ip: 10_000,
+        max_rooms_per_ip: 10_000,
         ..Config::default()
     }
 }
@@ -41,7 +48,7 @@ impl Client {
             .expect("connect");
         let mut c = Client { ws };
         match c.recv().await {
-            ServerMsg::Welcome { v, .. } => assert_eq!(v, 1),
+            ServerMsg::Welcome { v, .. } => assert_eq!(v, ferry_proto::SIGNAL_VERSION),
             other => panic!("expected welcome, got {other:?}"),
         }
         c
@@ -97,7 +104,7 @@ impl Client {
 
     pub async fn create(&mut self, ttl_secs: Option<u64>) -> (RoomId, String) {
         self.send(ClientMsg::CreateRoom {
-            v: 1,
+            v: ferry_proto::SIGNAL_VERSION,
             rid: Some(1),
             ttl_secs,
         })
@@ -118,7 +125,7 @@ impl Client {
 
     pub async fn join(&mut self, room: RoomId) -> ServerMsg {
         self.send(ClientMsg::JoinRoom {
-            v: 1,
+            v: ferry_proto::SIGNAL_VERSION,
             rid: Some(2),
             room,
         })
@@ -128,7 +135,7 @@ impl Client {
 
     pub async fn reconnect_host(&mut self, room: RoomId, host_token: &str) -> ServerMsg {
         self.send(ClientMsg::ReconnectHost {
-            v: 1,
+            v: ferry_proto::SIGNAL_VERSION,
             rid: Some(3),
             room,
             host_token: host_token.to_string(),
@@ -166,4 +173,51 @@ pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) 
     ferry_signal::client::request(m, url, body.map(str::to_string), STEP)
         .await
         .expect("http request")
+}
+
+/// A TCP connection to `server` from the local address `from` (any 127/8 address on Linux).
+pub async fn tcp_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> TcpStream {
+    let sock = if from.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    sock.bind(std::net::SocketAddr::new(from, 0)).expect("bind");
+    tokio::time::timeout(STEP, sock.connect(server))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+impl Client {
+    /// Like `connect`, from the local address `from`. `None` when the server refused the
+    /// upgrade; the server's first message is returned unread in `Some`.
+    pub async fn connect_raw_from(
+        from: std::net::IpAddr,
+        server: std::net::SocketAddr,
+    ) -> Option<Client> {
+        let tcp = tcp_from(from, server).await;
+        let url = format!("ws://{server}/ws");
+        let (ws, _) = tokio::time::timeout(
+            STEP,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("handshake in time")
+        .ok()?;
+        Some(Client { ws })
+    }
+
+    /// Connect from `from` and consume the `welcome`.
+    pub async fn connect_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> Client {
+        let mut c = Client::connect_raw_from(from, server)
+            .await
+            .expect("upgrade accepted");
+        match c.recv().await {
+            ServerMsg::Welcome { v, .. } => assert_eq!(v, ferry_proto::SIGNAL_VERSION),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        c
+    }
 }
