@@ -41,6 +41,16 @@ rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
 # No cargo tools: the app E2E speaks WebDriver to WebKitWebDriver directly (on Linux
 # tauri-driver only forwards to it), which saves CI a several-minute cargo install.
 
+# --- fuzzing (scripts/test-fuzz.sh) ---------------------------------------------
+# cargo-fuzz needs a nightly compiler (sanitizer flags); minimal profile, about a minute.
+# cargo-fuzz itself is the one cargo tool installed here (about a minute to build, once).
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+
 # --- UI (npm) -------------------------------------------------------------------
 if [ -f ui/package.json ]; then
   (cd ui && npm ci --no-audit --no-fund)
