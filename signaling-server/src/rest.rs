@@ -158,11 +158,6 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let (rooms, peers) = state.counts();
-    let failures = state.hub().rooms.guesses_counted();
-    state
-        .metrics()
-        .handshake_failures
-        .store(failures, std::sync::atomic::Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(rooms, peers),

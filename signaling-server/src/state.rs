@@ -183,7 +183,19 @@ impl AppState {
 
     /// Detach `conn` from its room (leave or socket closed); notices for the others.
     pub(crate) fn leave(&self, conn: ConnId) -> Notices {
-        self.hub().rooms.leave(conn, now_ms())
+        let mut hub = self.hub();
+        let notices = hub.rooms.leave(conn, now_ms());
+        self.sync_failures(&hub);
+        notices
+    }
+
+    /// Mirror the registry's count of failed guesses into the metric, which embedders and
+    /// tests read directly. Called under the hub lock after anything that may count one.
+    pub(crate) fn sync_failures(&self, hub: &Hub) {
+        self.0
+            .metrics
+            .handshake_failures
+            .store(hub.rooms.guesses_counted(), Ordering::Relaxed);
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -309,7 +321,12 @@ impl AppState {
 
     /// Expire due rooms: tell their peers, drop their rows, forget old rate-limit keys.
     pub(crate) async fn sweep(&self) {
-        let (gone, notices) = self.hub().rooms.expire_due(now_ms());
+        let (gone, notices) = {
+            let mut hub = self.hub();
+            let due = hub.rooms.expire_due(now_ms());
+            self.sync_failures(&hub);
+            due
+        };
         if gone.is_empty() {
             return;
         }

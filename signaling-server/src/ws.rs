@@ -157,7 +157,9 @@ async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
     let notices = {
         let mut hub = state.hub();
         hub.conns.remove(&conn);
-        hub.rooms.leave(conn, now_ms())
+        let notices = hub.rooms.leave(conn, now_ms());
+        state.sync_failures(&hub);
+        notices
     };
     state.deliver(notices, None);
     metrics.connections.fetch_sub(1, Ordering::Relaxed);
@@ -407,7 +409,13 @@ impl Session {
                 }])
             }
             ClientMsg::CloseRoom { rid: _ } => {
-                let (room, notices) = st.hub().rooms.close(conn, now_ms()).map_err(rej)?;
+                let closed = {
+                    let mut hub = st.hub();
+                    let closed = hub.rooms.close(conn, now_ms());
+                    st.sync_failures(&hub);
+                    closed
+                };
+                let (room, notices) = closed.map_err(rej)?;
                 tracing::debug!(conn, room = %room, "room closed by host");
                 let out = st.deliver(notices, Some(conn));
                 if let Err(e) = st.store().delete(vec![room]).await {
@@ -420,7 +428,13 @@ impl Session {
                 Ok(st.deliver(notices, Some(conn)))
             }
             ClientMsg::HandshakeFailed => {
-                let notices = st.hub().rooms.handshake_failed(conn).map_err(rej)?;
+                let failed = {
+                    let mut hub = st.hub();
+                    let failed = hub.rooms.handshake_failed(conn);
+                    st.sync_failures(&hub);
+                    failed
+                };
+                let notices = failed.map_err(rej)?;
                 Ok(st.deliver(notices, Some(conn)))
             }
             // Relayed kinds are handled by `relay` before dispatch.

@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Client, config, pair, start};
@@ -113,6 +114,15 @@ async fn unanswered_guest_confirmations_count_and_lock_the_room() {
         );
     }
     host.expect_error(ErrorCode::RoomLocked).await;
+    let counted = srv
+        .state()
+        .metrics()
+        .handshake_failures
+        .load(Ordering::Relaxed);
+    assert_eq!(
+        counted, 2,
+        "the failure metric counts the server's own verdicts"
+    );
     let mut late = Client::connect(&url).await;
     match late.join(room).await {
         ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::RoomLocked),
