@@ -22,9 +22,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// version can never be confused with ours.
 pub const PROTOCOL_LABEL: &str = "ferry/v1";
 
-/// Prefixes of the `pake` relay payloads.
-pub const PAKE_MSG_PREFIX: &str = "spake2:";
-pub const PAKE_CONFIRM_PREFIX: &str = "confirm:";
+pub use ferry_proto::signal::{PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX};
 
 const NONCE_LEN: usize = 24;
 const CTR_LEN: usize = 8;

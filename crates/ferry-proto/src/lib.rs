@@ -9,8 +9,10 @@ pub mod signal;
 
 pub use room::{RoomId, RoomIdError};
 
-/// Version of the signaling protocol (JSON over WebSocket / REST).
-pub const SIGNAL_VERSION: u16 = 1;
+/// Version of the signaling protocol (JSON over WebSocket / REST). 2: the guest sends its
+/// key-confirmation tag first and the host answers only a valid one, so one run gives a
+/// guessing guest nothing to test offline; v1 hosts revealed their tag to any guest.
+pub const SIGNAL_VERSION: u16 = 2;
 /// Version of the peer protocol (binary frames on the data channel). 2: chunk hashes are
 /// BLAKE3 subtree chaining values and chunks follow the hash tree's shape.
 pub const PEER_VERSION: u16 = 2;

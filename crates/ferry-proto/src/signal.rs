@@ -1,6 +1,6 @@
 //! Signaling protocol: JSON text frames on `/ws`, plus the REST bodies.
 //!
-//! Every frame is a serde-tagged object: `{"type":"join-room","v":1,"rid":7,"room":"ABCDE-FGHJK"}`.
+//! Every frame is a serde-tagged object: `{"type":"join-room","v":2,"rid":7,"room":"ABCDE-FGHJK"}`.
 //! Requests may carry a client-chosen `rid`; the server echoes it in the reply
 //! (or in the `error`) so a client can match answers to questions.
 //!
@@ -299,6 +299,13 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Prefix of a `pake` relay payload that carries a SPAKE2 message.
+pub const PAKE_MSG_PREFIX: &str = "spake2:";
+/// Prefix of a `pake` relay payload that carries a key-confirmation tag. The server looks at
+/// this prefix (never past it) to count a guest's confirmation that the host did not answer
+/// with its own as a failed password guess, whether or not the host reports it.
+pub const PAKE_CONFIRM_PREFIX: &str = "confirm:";
+
 pub(crate) fn default_v() -> u16 {
     crate::SIGNAL_VERSION
 }
@@ -365,13 +372,13 @@ mod tests {
     #[test]
     fn wire_shape_is_kebab_tagged() {
         let m = ClientMsg::JoinRoom {
-            v: 1,
+            v: 2,
             rid: Some(7),
             room: room(),
         };
         assert_eq!(
             m.to_json(),
-            r#"{"type":"join-room","v":1,"rid":7,"room":"ABCDE-FGHJK"}"#
+            r#"{"type":"join-room","v":2,"rid":7,"room":"ABCDE-FGHJK"}"#
         );
         let e = ServerMsg::error(None, ErrorCode::RoomNotFound, "no such room");
         assert_eq!(
