@@ -193,7 +193,10 @@ fn finish(r: Result<(), FerryError>, json: bool) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             if !json {
-                eprintln!("ferry: {e}");
+                eprintln!(
+                    "ferry: {}",
+                    ferry_core::fsio::escape_display(&e.to_string())
+                );
             }
             e.exit_code()
         }

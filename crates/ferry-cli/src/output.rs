@@ -1,9 +1,14 @@
 //! Showing events: JSON lines for scripts, text + progress bar + QR for people.
+//!
+//! Names and messages can come from the other peer (or the server): in text they pass
+//! through [`esc`], so none of their characters can drive the terminal or reorder what
+//! it shows. JSON escapes control characters itself.
 
 use std::io::Write;
 
 use ferry_core::api::Offer;
 use ferry_core::events::Event;
+use ferry_core::fsio::escape_display as esc;
 use ferry_core::store::TransferRow;
 use humansize::{DECIMAL, format_size};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,7 +58,7 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
                         .trim_matches('"')
                 )
             }
-            Event::Verification { words } => println!("Verification: {words}"),
+            Event::Verification { words } => println!("Verification: {}", esc(&words)),
             Event::Offer { files, total, .. } => {
                 println!("{} item(s), {}", files.len(), format_size(total, DECIMAL))
             }
@@ -79,10 +84,10 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
                 });
                 b.set_length(total);
                 b.set_position(bytes_done);
-                b.set_message(file);
+                b.set_message(esc(&file));
             }
             Event::FileDone { path, .. } => {
-                let line = format!("done: {path}");
+                let line = format!("done: {}", esc(&path));
                 match &bar {
                     Some(b) => b.println(line),
                     None => println!("{line}"),
@@ -92,15 +97,30 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
                 path,
                 code,
                 message,
-            } => eprintln!("failed: {path} ({code}): {message}"),
+            } => eprintln!("failed: {} ({}): {}", esc(&path), esc(&code), esc(&message)),
             Event::ChunkRejected { file, offset } => {
-                eprintln!("corrupt chunk in {file} at {offset}; fetched again")
+                eprintln!("corrupt chunk in {} at {offset}; fetched again", esc(&file))
             }
-            Event::AttemptFailed { message, .. } => {
-                println!("The receiver could not connect ({message}); the room stays open.")
-            }
+            Event::AttemptFailed { message, .. } => println!(
+                "The receiver could not connect ({}); the room stays open.",
+                esc(&message)
+            ),
             Event::Retrying { message, .. } => {
-                println!("Could not connect ({message}); trying again...")
+                println!("Could not connect ({}); trying again...", esc(&message))
+            }
+            Event::SkippedSymlinks { paths } => {
+                let n = paths.len();
+                let shown: Vec<String> = paths.iter().take(20).map(|p| esc(p)).collect();
+                let more = if n > 20 {
+                    format!(" and {} more", n - 20)
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "skipped {n} symlink{} (not sent; name a link itself to send what it points to): {}{more}",
+                    if n == 1 { "" } else { "s" },
+                    shown.join(", ")
+                );
             }
             Event::Paused => println!("Paused"),
             Event::Resumed => println!("Resumed"),
@@ -120,7 +140,7 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
                 if let Some(b) = bar.take() {
                     b.abandon();
                 }
-                eprintln!("error ({code}): {message}");
+                eprintln!("error ({}): {}", esc(&code), esc(&message));
             }
         }
     }
@@ -149,7 +169,7 @@ pub fn describe_offer(o: &Offer) -> String {
     for f in o.files.iter().take(20) {
         s.push_str(&format!(
             "\n  {}{}",
-            f.path,
+            esc(&f.path),
             if f.dir {
                 "/".to_string()
             } else {
@@ -185,12 +205,36 @@ pub fn print_history(rows: &[TransferRow], json: bool) {
                 t.state,
                 format_size(t.done_bytes, DECIMAL),
                 format_size(t.total_bytes, DECIMAL),
-                t.room,
+                esc(&t.room),
                 t.error
                     .as_deref()
-                    .map(|e| format!("  ({e})"))
+                    .map(|e| format!("  ({})", esc(e)))
                     .unwrap_or_default()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_proto::peer::FileEntry;
+
+    #[test]
+    fn the_offer_shows_hostile_names_escaped() {
+        let o = Offer {
+            transfer_id: "t".into(),
+            files: vec![FileEntry {
+                path: "\u{1b}]0;x\u{7}a\u{202e}fdp.exe".into(),
+                size: 1,
+                mtime_ms: 0,
+                dir: false,
+            }],
+            total: 1,
+            resumable: 0,
+        };
+        let s = describe_offer(&o);
+        assert!(s.contains("\\u{1b}]0;x\\u{7}a\\u{202e}fdp.exe"), "{s}");
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{202e}'), "{s:?}");
     }
 }

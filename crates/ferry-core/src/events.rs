@@ -81,6 +81,11 @@ pub enum Event {
     Resumed,
     /// The link dropped; trying to get it back.
     Reconnecting,
+    /// Sender: symlinks inside picked folders that were left out (not followed; see
+    /// `manifest`), named as the receiver would have seen them.
+    SkippedSymlinks {
+        paths: Vec<String>,
+    },
     Done {
         bytes: u64,
         secs: f64,

@@ -4,10 +4,12 @@
 //! Naming rules (documented in docs/PEER-PROTOCOL.md):
 //! - `/` and `\` both separate components; `.` and empty components are dropped; `..`, a
 //!   leading separator (absolute or UNC) or a drive prefix (`C:`) reject the whole entry.
-//! - Control characters are removed, characters Windows forbids (`<>:"|?*`) become `_`,
+//! - Control characters, bidi controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+//!   U+061C) and zero-width characters (U+200B-U+200D, U+2060, U+FEFF) are removed,
+//!   characters Windows forbids (`<>:"|?*`) become `_`,
 //!   trailing dots and spaces are trimmed, components are NFC-normalised so a name sent
 //!   from macOS (NFD) lands as the same name everywhere.
-//! - Windows device names (`CON`, `NUL`, `COM1`, ...) get a `_` prefix on every OS, so a
+//! - Windows device names (`CON`, `NUL`, `COM1`, `COM¹`, ...) get a `_` prefix on every OS, so a
 //!   transfer lands the same way wherever it is received.
 //! - A component is at most 255 bytes, a path at most 4096 bytes and 64 components deep.
 //! - No existing component under the output folder may be a symlink (no escape through a
@@ -42,25 +44,64 @@ pub enum PathError {
 }
 
 fn is_device_name(c: &str) -> bool {
-    let stem = c
+    let stem: Vec<char> = c
         .split('.')
         .next()
         .unwrap_or("")
-        .trim_end()
-        .to_ascii_uppercase();
+        .trim_end_matches([' ', '.'])
+        .chars()
+        .map(|ch| ch.to_ascii_uppercase())
+        .collect();
+    let s: String = stem.iter().collect();
+    // Windows counts the superscripts ¹²³ as digits here: `COM¹` opens a serial port too.
     matches!(
-        stem.as_str(),
+        s.as_str(),
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
-    ) || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-        && stem.len() == 4
-        && stem.as_bytes()[3].is_ascii_digit()
-        && stem.as_bytes()[3] != b'0')
+    ) || (stem.len() == 4
+        && (s.starts_with("COM") || s.starts_with("LPT"))
+        && matches!(stem[3], '1'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'))
+}
+
+/// Characters that change how a name is shown without being visible themselves: bidi
+/// embeddings, overrides, isolates and marks (`report\u{202e}fdp.exe` shows as
+/// `reportexe.pdf`), and zero-width characters (two names that look the same).
+pub fn is_invisible(ch: char) -> bool {
+    matches!(
+        ch,
+        '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+            | '\u{200b}'..='\u{200d}'
+            | '\u{2060}'
+            | '\u{feff}'
+    )
+}
+
+/// A sender-chosen name as it may be shown to a person: control characters (C0, DEL, C1),
+/// the invisible characters of [`is_invisible`] and line/paragraph separators become
+/// `\u{..}`, so nothing in a name can move the cursor, recolour or clear a terminal, or
+/// reorder what is shown around it. JSON output needs none of this (it escapes itself).
+pub fn escape_display(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for ch in name.chars() {
+        if ch.is_control() || is_invisible(ch) || matches!(ch, '\u{2028}' | '\u{2029}') {
+            out.push_str(&format!("\\u{{{:x}}}", ch as u32));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 fn clean_component(c: &str) -> String {
+    // Controls (and invisibles) go first: one between a letter and its accent would keep
+    // NFC from joining them.
     let mut s: String = c
+        .chars()
+        .filter(|ch| !ch.is_control() && !is_invisible(*ch))
         .nfc()
-        .filter(|ch| !ch.is_control())
         .map(|ch| match ch {
             '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
             other => other,
@@ -127,26 +168,52 @@ pub fn confine(root: &Path, comps: &[String]) -> Result<PathBuf, PathError> {
     Ok(p)
 }
 
-/// Create the parent directories of `path` (which must be under `root`), re-checking that
-/// none of them is a symlink after creation (a racing peer process cannot plant one).
-pub fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-        let mut p = parent;
-        while p.starts_with(root) && p != root {
-            if fs::symlink_metadata(p)?.file_type().is_symlink() {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("{} is a symlink", p.display()),
-                ));
-            }
-            match p.parent() {
-                Some(q) => p = q,
-                None => break,
-            }
+fn symlink_err(p: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{} is a symlink", p.display()),
+    )
+}
+
+/// Create `dir` (which must be under `root`) and the folders above it, one at a time,
+/// refusing any that is a symlink: a link planted inside the output folder is never
+/// followed out of it, not even to create an empty folder.
+pub fn create_dirs(root: &Path, dir: &Path) -> io::Result<()> {
+    let rel = dir.strip_prefix(root).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is outside the output folder", dir.display()),
+        )
+    })?;
+    let mut p = root.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        if let Err(e) = fs::create_dir(&p)
+            && e.kind() != io::ErrorKind::AlreadyExists
+        {
+            return Err(e);
+        }
+        // Checked after creating, so a link that appears in between is caught too.
+        let m = fs::symlink_metadata(&p)?;
+        if m.file_type().is_symlink() {
+            return Err(symlink_err(&p));
+        }
+        if !m.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is a file, not a folder", p.display()),
+            ));
         }
     }
     Ok(())
+}
+
+/// Create the parent folders of `path` (under `root`) as [`create_dirs`] does.
+pub fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) => create_dirs(root, parent),
+        None => Ok(()),
+    }
 }
 
 /// `<final>.part`, next to the final file.
@@ -282,35 +349,128 @@ pub fn hash_prefix(f: &File, tree: &mut FileTree, to: u64, buf: &mut Vec<u8>) ->
     Ok(())
 }
 
-/// Open (or create) the `.part` file for a download of `size` bytes and return it with the
-/// whole-file hash tree fed the first `resume_from` bytes (a piece boundary: a multiple of
-/// 1 KiB, or `size`). If the `.part` file is missing or shorter than `resume_from`, starts
-/// over at 0 (returned offset tells where).
+/// Options that never open through a symlink in the last component (`O_NOFOLLOW`; on
+/// Windows the reparse point itself is opened, and [`check_plain`] refuses it).
+fn no_follow(o: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        o.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    o
+}
+
+/// A file opened under the output folder must be a plain file, not a link, folder or pipe.
+fn check_plain(f: &File, p: &Path) -> io::Result<()> {
+    let m = f.metadata()?;
+    if m.file_type().is_symlink() {
+        return Err(symlink_err(p));
+    }
+    if !m.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is not a plain file", p.display()),
+        ));
+    }
+    Ok(())
+}
+
+fn open_existing(p: &Path) -> io::Result<File> {
+    let f = no_follow(OpenOptions::new().read(true).write(true)).open(p)?;
+    check_plain(&f, p)?;
+    Ok(f)
+}
+
+/// How many stand-in `.part` names are tried before giving up.
+const PART_NAMES: u32 = 100;
+
+/// Create a fresh `.part` file for `final_path`: `name.part`, or when that name is taken
+/// (by anything: a file, a folder, a symlink, dangling or not) `name.2.part`,
+/// `name.3.part`, ... Created exclusively, so nothing already there is ever truncated.
+fn create_part(final_path: &Path) -> io::Result<(File, PathBuf)> {
+    let first = part_path(final_path);
+    let name = final_path.file_name().unwrap_or_default().to_os_string();
+    for n in 1..=PART_NAMES {
+        let cand = if n == 1 {
+            first.clone()
+        } else {
+            let mut s = name.clone();
+            s.push(format!(".{n}.part"));
+            final_path.with_file_name(s)
+        };
+        match no_follow(OpenOptions::new().read(true).write(true).create_new(true)).open(&cand) {
+            Ok(f) => return Ok((f, cand)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} and {PART_NAMES} other .part names are taken",
+            first.display()
+        ),
+    ))
+}
+
+/// The `.part` file a download writes into.
+#[derive(Debug)]
+pub struct Part {
+    pub file: File,
+    pub path: PathBuf,
+    /// The whole-file hash tree, fed the bytes already verified in the file.
+    pub tree: FileTree,
+    /// Where writing starts: `resume_from`, or 0 when that could not be kept.
+    pub at: u64,
+}
+
+/// Open the `.part` file for a download of `size` bytes. `ours` is the `.part` this store's
+/// resume record says the transfer wrote; no other existing file is reused. With
+/// `resume_from` > 0 (a piece boundary: a multiple of 1 KiB, or `size`) and `ours` holding
+/// at least that much, the hash tree is fed those bytes and writing resumes there;
+/// otherwise it starts over at 0 in `ours` or, without one, in a freshly created file.
+/// Never opens through a symlink.
 pub fn open_part(
     final_path: &Path,
     size: u64,
     resume_from: u64,
-) -> io::Result<(File, FileTree, u64)> {
-    let part = part_path(final_path);
-    if resume_from > 0
-        && let Ok(f) = OpenOptions::new().read(true).write(true).open(&part)
-        && f.metadata()?.len() >= resume_from
+    ours: Option<&Path>,
+) -> io::Result<Part> {
+    if let Some(p) = ours
+        && let Ok(f) = open_existing(p)
     {
         let mut tree = FileTree::new(size);
-        hash_prefix(&f, &mut tree, resume_from, &mut Vec::new())?;
+        let at = if resume_from > 0 && f.metadata()?.len() >= resume_from {
+            hash_prefix(&f, &mut tree, resume_from, &mut Vec::new())?;
+            resume_from
+        } else {
+            f.set_len(0)?;
+            0
+        };
         if f.metadata()?.len() < size {
             preallocate(&f, size)?;
         }
-        return Ok((f, tree, resume_from));
+        return Ok(Part {
+            file: f,
+            path: p.to_path_buf(),
+            tree,
+            at,
+        });
     }
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&part)?;
+    let (f, path) = create_part(final_path)?;
     preallocate(&f, size)?;
-    Ok((f, FileTree::new(size), 0))
+    Ok(Part {
+        file: f,
+        path,
+        tree: FileTree::new(size),
+        at: 0,
+    })
 }
 
 /// Where a finished file lands: `want` itself, or with `overwrite` unset and `want`
@@ -336,22 +496,87 @@ pub fn landing_path(want: &Path, overwrite: bool) -> PathBuf {
     want.to_path_buf()
 }
 
-/// Move a verified `.part` into place. Returns where it landed.
-pub fn finish_part(file: File, final_path: &Path, overwrite: bool) -> io::Result<PathBuf> {
+/// Rename `from` to `to` unless `to` exists (as anything, a dangling symlink included):
+/// then `AlreadyExists`, and nothing moved. A plain rename would replace a file that
+/// appeared after [`landing_path`] looked.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // Only a file system (or kernel) without RENAME_NOREPLACE falls through.
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(e);
+        }
+    }
+    // A hard link is created only where nothing is, atomically; then the old name goes.
+    match fs::hard_link(from, to) {
+        Ok(()) => return fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
+    }
+    // No hard links here (FAT, some shares): look, then rename; racy, but only against
+    // something local creating the same name in that instant.
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    fs::rename(from, to)
+}
+
+/// Move a verified `.part` (at `part`) into place. Returns where it landed. Without
+/// `overwrite` an existing name is never replaced (the file lands as `name (n).ext`);
+/// with it, a file or symlink at the destination is replaced (a symlink itself, never
+/// its target), a folder is not.
+pub fn finish_part(
+    file: File,
+    part: &Path,
+    final_path: &Path,
+    overwrite: bool,
+) -> io::Result<PathBuf> {
     file.sync_all()?;
     drop(file);
-    let dest = landing_path(final_path, overwrite);
-    if overwrite
-        && let Ok(m) = fs::symlink_metadata(&dest)
-        && m.is_dir()
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} is a directory", dest.display()),
-        ));
+    if overwrite {
+        if let Ok(m) = fs::symlink_metadata(final_path)
+            && m.is_dir()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is a directory", final_path.display()),
+            ));
+        }
+        fs::rename(part, final_path)?;
+        return Ok(final_path.to_path_buf());
     }
-    fs::rename(part_path(final_path), &dest)?;
-    Ok(dest)
+    let mut last = None;
+    // Bounded: each miss means another file took the name we picked just then.
+    for _ in 0..PART_NAMES {
+        let dest = landing_path(final_path, false);
+        match rename_no_replace(part, &dest) {
+            Ok(()) => return Ok(dest),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
 }
 
 /// What kind of failure an I/O error is, in the user's terms.
@@ -425,6 +650,21 @@ mod tests {
             ("\u{1}\u{2}", Err("empty")),
             ("ok/. .", Ok("ok")),
             ("...", Err("empty")),
+            // Windows reads the superscripts ¹²³ as digits in device names.
+            ("COM\u{b9}", Ok("_COM\u{b9}")),
+            ("lpt\u{b2}.txt", Ok("_lpt\u{b2}.txt")),
+            ("dir/Com\u{b3}. .", Ok("dir/_Com\u{b3}")),
+            ("COM\u{b3} .log", Ok("_COM\u{b3} .log")),
+            ("COM\u{b9}\u{b9}", Ok("COM\u{b9}\u{b9}")),
+            ("COM\u{2074}", Ok("COM\u{2074}")),
+            // Bidi controls and zero-width characters are dropped.
+            ("report\u{202e}fdp.exe", Ok("reportfdp.exe")),
+            (
+                "a\u{200b}b\u{200d}c\u{2060}d\u{feff}e\u{2067}f\u{200f}g\u{61c}.txt",
+                Ok("abcdefg.txt"),
+            ),
+            ("\u{202a}\u{200b}", Err("empty")),
+            ("C\u{200b}ON", Ok("_CON")),
         ];
         for (raw, want) in cases {
             let got = sanitize_rel_path(raw);
@@ -491,20 +731,97 @@ mod tests {
     }
 
     #[test]
+    fn display_escapes_controls_and_invisible_characters() {
+        assert_eq!(escape_display("plain name.txt"), "plain name.txt");
+        assert_eq!(
+            escape_display("\u{1b}[2Jx\u{7}\u{7f}\u{9b}\n"),
+            "\\u{1b}[2Jx\\u{7}\\u{7f}\\u{9b}\\u{a}"
+        );
+        assert_eq!(
+            escape_display("report\u{202e}fdp.exe\u{200b}\u{2028}"),
+            "report\\u{202e}fdp.exe\\u{200b}\\u{2028}"
+        );
+        assert_eq!(
+            escape_display("d\u{e9}j\u{e0} \u{1f600}"),
+            "d\u{e9}j\u{e0} \u{1f600}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn folders_are_not_created_through_a_planted_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().canonicalize().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("evil")).unwrap();
+        let err = create_parents(&root, &root.join("evil/sub/deeper/x.txt")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert!(!outside.path().join("sub").exists(), "created outside");
+        create_parents(&root, &root.join("fine/sub/x.txt")).unwrap();
+        assert!(root.join("fine/sub").is_dir());
+        create_dirs(&root, &root.join("fine/sub/empty")).unwrap();
+        assert!(root.join("fine/sub/empty").is_dir());
+        assert!(create_dirs(&root, outside.path()).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_part_file_that_is_not_ours_is_never_truncated_or_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target");
+        fs::write(&target, b"untouched").unwrap();
+        let dest = d.path().join("a.txt");
+        fs::write(d.path().join("a.txt.part"), b"mine").unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join("a.txt.2.part")).unwrap();
+        let p = open_part(&dest, 10, 0, None).unwrap();
+        assert_eq!(p.path, d.path().join("a.txt.3.part"));
+        assert_eq!(fs::read(d.path().join("a.txt.part")).unwrap(), b"mine");
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        // A record naming a symlink does not make it ours to write through either.
+        let link = d.path().join("a.txt.2.part");
+        let q = open_part(&dest, 10, 0, Some(&link)).unwrap();
+        assert_eq!(q.path, d.path().join("a.txt.4.part"));
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        // The recorded one is reused, from the start when nothing verified is kept.
+        write_all_at(&p.file, b"0123456789", 0).unwrap();
+        let r = open_part(&dest, 10, 0, Some(&p.path)).unwrap();
+        assert_eq!((r.path.as_path(), r.at), (p.path.as_path(), 0));
+        // Moving into place does not replace what appeared at the destination meanwhile.
+        fs::write(&dest, b"user file").unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join("a (1).txt")).unwrap();
+        let landed = finish_part(r.file, &r.path, &dest, false).unwrap();
+        assert_eq!(landed, d.path().join("a (2).txt"));
+        assert_eq!(fs::read(&dest).unwrap(), b"user file");
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        assert!(rename_no_replace(&landed, &dest).is_err());
+        assert_eq!(fs::read(&dest).unwrap(), b"user file");
+        // Overwriting replaces a symlink itself, never what it points at.
+        let s = open_part(&dest, 3, 0, None).unwrap();
+        write_all_at(&s.file, b"new", 0).unwrap();
+        let link_dest = d.path().join("a (1).txt");
+        finish_part(s.file, &s.path, &link_dest, true).unwrap();
+        assert_eq!(fs::read(&link_dest).unwrap(), b"new");
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+    }
+
+    #[test]
     fn part_resume_rehashes_prefix() {
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("f.bin");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let held = 60 * 1024;
-        {
-            let (mut f, _, at) = open_part(&dest, data.len() as u64, 0).unwrap();
-            assert_eq!(at, 0);
-            assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
-            use std::io::Write;
-            f.write_all(&data[..held]).unwrap();
-        }
-        let (f, mut tree, at) = open_part(&dest, data.len() as u64, held as u64).unwrap();
-        assert_eq!(at, held as u64);
+        let part = {
+            let p = open_part(&dest, data.len() as u64, 0, None).unwrap();
+            assert_eq!(p.at, 0);
+            assert_eq!(p.path, part_path(&dest));
+            assert_eq!(p.file.metadata().unwrap().len(), data.len() as u64);
+            write_all_at(&p.file, &data[..held], 0).unwrap();
+            p.path
+        };
+        let p = open_part(&dest, data.len() as u64, held as u64, Some(&part)).unwrap();
+        let mut tree = p.tree;
+        assert_eq!(p.at, held as u64);
         assert_eq!(tree.next_offset(), held as u64);
         // The rebuilt prefix and the rest, as chunks would bring it, give the file's hash.
         tree.push_data(held as u64, &data[held..held + 4096])
@@ -512,11 +829,11 @@ mod tests {
         tree.push_data((held + 4096) as u64, &data[held + 4096..])
             .unwrap();
         assert_eq!(tree.finalize().unwrap(), blake3::hash(&data));
-        drop(f);
+        drop(p.file);
         // Asking for more than the .part holds starts over.
-        fs::remove_file(part_path(&dest)).unwrap();
-        let (_, _, at) = open_part(&dest, data.len() as u64, held as u64).unwrap();
-        assert_eq!(at, 0);
+        fs::remove_file(&part).unwrap();
+        let p = open_part(&dest, data.len() as u64, held as u64, Some(&part)).unwrap();
+        assert_eq!(p.at, 0);
     }
 
     #[test]
@@ -553,5 +870,13 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         // What was read before the end stays, so nothing claims bytes the file never had.
         assert_eq!(short, &data[299_950..]);
+    }
+
+    /// Found by fuzz/fuzz_targets/rel_path.rs: a control character between a letter and its
+    /// combining accent hid the pair from NFC, then was removed, leaving a decomposed name.
+    #[test]
+    fn control_characters_go_before_normalising() {
+        assert_eq!(ok("e\u{7f}\u{301}"), "\u{e9}");
+        assert_eq!(ok("cafe\u{0}\u{301}/x"), "caf\u{e9}/x");
     }
 }

@@ -1,5 +1,10 @@
 //! What the sender offers: the files and empty folders under the paths the user picked,
 //! named relative to each picked path's parent with `/` separators.
+//!
+//! Symlinks: a path the user names is followed (they chose it, link or not). Inside a
+//! picked folder no symlink is followed, to a file or a folder: a link can point anywhere
+//! (`id_rsa -> ~/.ssh/id_rsa`), and the user picked the folder, not what its links reach.
+//! Those are left out and listed in [`Manifest::skipped`] for the user to see.
 
 use std::fs;
 use std::io;
@@ -14,12 +19,28 @@ pub struct Manifest {
     pub entries: Vec<FileEntry>,
     /// `Some(source)` for files, `None` for empty directories. Same order as `entries`.
     pub sources: Vec<Option<PathBuf>>,
+    /// Symlinks inside picked folders that were left out, named like entries.
+    pub skipped: Vec<String>,
 }
 
 impl Manifest {
+    /// The bytes offered ([`checked_total`], saturating).
     pub fn total(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        checked_total(&self.entries).unwrap_or(u64::MAX)
     }
+}
+
+/// The most a transfer may offer: the store keeps sizes as SQLite's signed 64-bit
+/// integers, so 2^63 - 1 bytes (8 EiB), far beyond any real disk.
+pub const MAX_TOTAL: u64 = i64::MAX as u64;
+
+/// The sum of the entries' sizes, or `None` past [`MAX_TOTAL`] (a peer's manifest can claim
+/// any sizes; a wrapped sum would show the user a small offer).
+pub fn checked_total(entries: &[FileEntry]) -> Option<u64> {
+    entries
+        .iter()
+        .try_fold(0u64, |sum, e| sum.checked_add(e.size))
+        .filter(|&t| t <= MAX_TOTAL)
 }
 
 /// Size and modification time (ms since the epoch): the identity resume checks against.
@@ -40,11 +61,15 @@ pub fn build(paths: &[PathBuf]) -> io::Result<Manifest> {
     let mut m = Manifest {
         entries: Vec::new(),
         sources: Vec::new(),
+        skipped: Vec::new(),
     };
     for p in paths {
         let abs = fs::canonicalize(p)?;
-        let name = abs
+        // A named symlink lands under its own name, as the user sees it; `.` and `..` need
+        // the resolved one.
+        let name = p
             .file_name()
+            .or(abs.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".into());
         walk(&abs, &name, &mut m)?;
@@ -59,13 +84,12 @@ fn walk(path: &Path, rel: &str, m: &mut Manifest) -> io::Result<()> {
         kids.sort_by_key(|k| k.file_name());
         let before = m.entries.len();
         for k in kids {
-            // Symlinked folders inside a tree are skipped: following them can loop or
-            // leak files from outside what the user picked.
-            let ft = k.file_type()?;
-            if ft.is_symlink() && fs::metadata(k.path()).map(|m| m.is_dir()).unwrap_or(true) {
+            let child = format!("{rel}/{}", k.file_name().to_string_lossy());
+            // Not followed (see the module docs); `file_type` does not follow links itself.
+            if k.file_type()?.is_symlink() {
+                m.skipped.push(child);
                 continue;
             }
-            let child = format!("{rel}/{}", k.file_name().to_string_lossy());
             walk(&k.path(), &child, m)?;
         }
         if m.entries.len() == before {
@@ -148,6 +172,44 @@ mod tests {
         let mut changed = m.entries.clone();
         changed[0].size += 1;
         assert_ne!(id, transfer_id("ROOM", &changed));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_inside_a_tree_are_skipped_and_a_named_one_is_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, b"key").unwrap();
+        let root = d.path().join("tree");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/ok.txt"), b"ok").unwrap();
+        std::os::unix::fs::symlink(&secret, root.join("id_rsa")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone"), root.join("dangling")).unwrap();
+        let named = d.path().join("named");
+        std::os::unix::fs::symlink(&secret, &named).unwrap();
+        let m = build(&[root, named]).unwrap();
+        let got: Vec<_> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(got, ["tree/sub/ok.txt", "named"]);
+        assert_eq!(m.skipped, ["tree/dangling", "tree/id_rsa", "tree/sub/up"]);
+    }
+
+    #[test]
+    fn totals_past_the_bound_are_refused() {
+        let e = |size| FileEntry {
+            path: "x".into(),
+            size,
+            mtime_ms: 0,
+            dir: false,
+        };
+        assert_eq!(checked_total(&[e(1), e(2)]), Some(3));
+        assert_eq!(checked_total(&[e(MAX_TOTAL)]), Some(MAX_TOTAL));
+        assert_eq!(checked_total(&[e(MAX_TOTAL), e(1)]), None);
+        assert_eq!(checked_total(&[e(u64::MAX), e(1)]), None);
+        assert_eq!(
+            checked_total(&[e(u64::MAX / 2 + 1), e(u64::MAX / 2 + 1)]),
+            None
+        );
     }
 
     #[test]

@@ -21,12 +21,15 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("cannot create the database folder {0}: {1}")]
     Dir(PathBuf, std::io::Error),
+    #[error("cannot make the database {0} private: {1}")]
+    File(PathBuf, std::io::Error),
     #[error("no data directory for this user; set FERRY_DB")]
     NoDir,
 }
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE transfers (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE transfers (
         id TEXT PRIMARY KEY,
         direction TEXT NOT NULL,
         room TEXT NOT NULL DEFAULT '',
@@ -56,7 +59,14 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         PRIMARY KEY (transfer_id, idx)
     );
     CREATE INDEX transfers_updated ON transfers(updated_at);",
-)];
+    ),
+    // `part`: the `.part` file this transfer created for a file; only that one is ever
+    // reused. `room_expires_at`: when the host token stops being worth keeping.
+    M::up(
+        "ALTER TABLE files ADD COLUMN part TEXT;
+    ALTER TABLE transfers ADD COLUMN room_expires_at INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,6 +170,50 @@ fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Create `dir` (and missing parents) readable by this user only; an existing folder is
+/// left as it is (it may be shared on purpose).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// The store holds paths, peers and, while a room lives, its host token: mode 0600 for the
+/// database and its `-wal`/`-shm` (SQLite gives those the database's mode when it creates
+/// them; existing ones from older versions are tightened here).
+fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_os_string();
+            p.push(suffix);
+            match std::fs::metadata(&p) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl Store {
     /// `FERRY_DB` if set, else `ferry.db` in the OS data directory.
     pub fn default_path() -> Result<PathBuf, StoreError> {
@@ -175,8 +229,9 @@ impl Store {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
+            create_private_dir(dir).map_err(|e| StoreError::Dir(dir.to_path_buf(), e))?;
         }
+        make_private(path).map_err(|e| StoreError::File(path.to_path_buf(), e))?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         enable_wal(&conn)?;
@@ -187,6 +242,11 @@ impl Store {
         // wrote meanwhile; taking the write lock at BEGIN waits out the busy timeout instead.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         migrate(&mut conn)?;
+        // A host token is only worth keeping while its room can be reattached.
+        conn.execute(
+            "UPDATE transfers SET host_token = '' WHERE host_token != '' AND room_expires_at <= ?1",
+            [now()],
+        )?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -333,18 +393,53 @@ impl Store {
         })
     }
 
-    /// Where to find the room again (sender resume after a restart).
+    /// Where to find the room again (sender resume after a restart), until `expires_at`
+    /// (Unix seconds), when the host token is dropped.
     pub fn set_room(
         &self,
         id: &str,
         room: &str,
         server: &str,
         host_token: &str,
+        expires_at: i64,
     ) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE transfers SET room = ?2, server = ?3, host_token = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id, room, server, host_token, now()],
+                "UPDATE transfers SET room = ?2, server = ?3, host_token = ?4, room_expires_at = ?5,
+                   updated_at = ?6 WHERE id = ?1",
+                params![id, room, server, host_token, expires_at, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forget a room's host token (the transfer ended; nothing will reattach to it).
+    pub fn clear_host_token(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("UPDATE transfers SET host_token = '' WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// The `.part` file this transfer created for file `idx`, if it recorded one.
+    pub fn part(&self, id: &str, idx: u32) -> Result<Option<PathBuf>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT part FROM files WHERE transfer_id = ?1 AND idx = ?2",
+                params![id, idx],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(|p| p.flatten().map(PathBuf::from))
+        })
+    }
+
+    /// Record the `.part` file created for file `idx`: from now on it is this transfer's.
+    pub fn set_part(&self, id: &str, idx: u32, part: &Path) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE files SET part = ?3 WHERE transfer_id = ?1 AND idx = ?2",
+                params![id, idx, part.to_string_lossy()],
             )?;
             Ok(())
         })

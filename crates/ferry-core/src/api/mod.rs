@@ -200,6 +200,7 @@ fn load_or_build(
             .iter()
             .map(|f| f.source.as_ref().map(PathBuf::from))
             .collect(),
+        skipped: Vec::new(),
     };
     Ok((m, Some(t)))
 }
@@ -212,6 +213,15 @@ pub async fn send(
     ev: EventSink,
 ) -> Result<SendReport, FerryError> {
     let (manifest, previous) = load_or_build(&opts, paths)?;
+    if !manifest.skipped.is_empty() {
+        tracing::warn!(skipped = ?manifest.skipped, "symlinks inside picked folders not sent");
+        ev.emit(Event::SkippedSymlinks {
+            paths: manifest.skipped.clone(),
+        });
+    }
+    let total = manifest::checked_total(&manifest.entries).ok_or_else(|| {
+        FerryError::Io("the files add up to more than 8 EiB; send fewer at once".into())
+    })?;
     let password = match &opts.password {
         Some(p) => Password::new(p.clone()),
         None => Password::generate(),
@@ -244,12 +254,13 @@ pub async fn send(
         room: room.clone(),
         peer: String::new(),
         server: opts.server.clone(),
-        host_token: ticket.host_token.clone(),
+        // Recorded by `set_room` with the room's expiry, when it is dropped at the latest.
+        host_token: String::new(),
         out_dir: String::new(),
         state: "active".into(),
         created_at: store::now(),
         updated_at: store::now(),
-        total_bytes: manifest.total(),
+        total_bytes: total,
         done_bytes: 0,
         error: None,
     };
@@ -272,8 +283,13 @@ pub async fn send(
         })
         .collect();
     opts.store.insert_if_new(&row, &rows)?;
-    opts.store
-        .set_room(&transfer_id, &room, &opts.server, &ticket.host_token)?;
+    opts.store.set_room(
+        &transfer_id,
+        &room,
+        &opts.server,
+        &ticket.host_token,
+        ticket.expires_at as i64,
+    )?;
     let link = JoinTicket {
         server: opts.server.clone(),
         room: ticket.room,
@@ -344,6 +360,13 @@ pub async fn send(
             Err(e) => break Err(e),
         }
     };
+    // Done or cancelled, nothing will reattach to the room: its token goes. A failed
+    // transfer keeps it until the room expires, for `ferry send --resume`.
+    if matches!(&result, Ok(_) | Err(FerryError::Cancelled(_)))
+        && let Err(e) = opts.store.clear_host_token(&transfer_id)
+    {
+        tracing::warn!("could not forget the room's host token: {e}");
+    }
     finish_store(
         &opts.store,
         &transfer_id,

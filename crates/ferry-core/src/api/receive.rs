@@ -199,8 +199,9 @@ pub async fn receive(
     } else if let Ok(s) = seen_id.lock() {
         transfer_id.clone_from(&s);
     }
-    if transfer_id.is_empty() {
-        // Failed before an offer: nothing to record but the event.
+    if transfer_id.is_empty() || matches!(&result, Err(FerryError::Declined(_))) {
+        // Failed before an offer, or the user said no: nothing to record but the event (a
+        // declined offer leaves no trace on disk or in the store).
         if let Err(e) = &result {
             ev.emit(Event::Error {
                 code: e.code().into(),

@@ -70,13 +70,25 @@ struct PlanFile {
 /// Per manifest entry (None: refused name), and the refusals.
 type Plan = (Vec<Option<PlanFile>>, Vec<(String, FerryError)>);
 
-/// Map the manifest onto the output folder and the resume store.
-fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan, FerryError> {
-    std::fs::create_dir_all(&job.out_dir).map_err(|e| FerryError::io("output folder", &e))?;
-    let root = job
-        .out_dir
-        .canonicalize()
-        .map_err(|e| FerryError::io("output folder", &e))?;
+/// Map the manifest onto the output folder and the resume store. Only with `commit` (the
+/// user accepted) does it create folders or store rows: before that it only looks.
+fn plan(
+    job: &RecvJob,
+    transfer_id: &str,
+    entries: &[FileEntry],
+    commit: bool,
+) -> Result<Plan, FerryError> {
+    if commit {
+        std::fs::create_dir_all(&job.out_dir).map_err(|e| FerryError::io("output folder", &e))?;
+    }
+    let root = match job.out_dir.canonicalize() {
+        Ok(r) => r,
+        // Not there yet (nothing in it to resume): where it will be.
+        Err(e) if !commit && e.kind() == std::io::ErrorKind::NotFound => {
+            std::path::absolute(&job.out_dir).map_err(|e| FerryError::io("output folder", &e))?
+        }
+        Err(e) => return Err(FerryError::io("output folder", &e)),
+    };
     let mut failed = Vec::new();
     let mut used = HashSet::new();
     let mut dests = Vec::with_capacity(entries.len());
@@ -134,9 +146,11 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
             state: "pending".into(),
         })
         .collect();
-    job.store.insert_if_new(&row, &rows)?;
-    job.store
-        .set_transfer_state(transfer_id, "active", None, None)?;
+    if commit {
+        job.store.insert_if_new(&row, &rows)?;
+        job.store
+            .set_transfer_state(transfer_id, "active", None, None)?;
+    }
     let stored = job
         .store
         .transfer(transfer_id)?
@@ -150,9 +164,9 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
             continue;
         };
         if e.dir {
-            fsio::create_parents(&root, &dest)
-                .and_then(|()| std::fs::create_dir_all(&dest))
-                .map_err(|err| FerryError::io(&e.path, &err))?;
+            if commit {
+                fsio::create_dirs(&root, &dest).map_err(|err| FerryError::io(&e.path, &err))?;
+            }
             out.push(Some(PlanFile {
                 dest,
                 start: 0,
@@ -168,9 +182,16 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
             start -= start % tree::UNIT;
         }
         if start > 0 {
-            let have = std::fs::metadata(fsio::part_path(&dest))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            // The `.part` this transfer recorded (older records: the default name), and only
+            // as a plain file: the writer will not open a symlink either.
+            let part = job
+                .store
+                .part(transfer_id, i as u32)?
+                .unwrap_or_else(|| fsio::part_path(&dest));
+            let have = std::fs::symlink_metadata(part)
+                .ok()
+                .filter(|m| m.is_file())
+                .map_or(0, |m| m.len());
             if have < start {
                 start = 0;
             }
@@ -182,6 +203,30 @@ fn plan(job: &RecvJob, transfer_id: &str, entries: &[FileEntry]) -> Result<Plan,
         }));
     }
     Ok((out, failed))
+}
+
+async fn plan_blocking(
+    job: &RecvJob,
+    transfer_id: &str,
+    entries: &[FileEntry],
+    commit: bool,
+) -> Result<Plan, FerryError> {
+    let (job, id, entries) = (job.clone(), transfer_id.to_string(), entries.to_vec());
+    tokio::task::spawn_blocking(move || plan(&job, &id, &entries, commit))
+        .await
+        .map_err(|e| FerryError::Io(e.to_string()))?
+}
+
+/// Bytes already held: finished files whole, the rest up to their resume offsets.
+fn resumable_of(plan: &[Option<PlanFile>], entries: &[FileEntry]) -> u64 {
+    plan.iter()
+        .zip(entries)
+        .map(|(p, e)| match p {
+            Some(p) if !p.accepted && !e.dir => e.size,
+            Some(p) => p.start,
+            None => 0,
+        })
+        .sum()
 }
 
 fn ctl(c: Control) -> Bytes {
@@ -231,20 +276,10 @@ pub async fn run(
     // have the receiver's offsets land on the sender's record.
     let transfer_id = format!("{transfer_id}-r");
     let total: u64 = entries.iter().map(|e| e.size).sum();
-    let (plan_job, plan_id, plan_entries) = (job.clone(), transfer_id.clone(), entries.clone());
-    let (plan, failed) =
-        tokio::task::spawn_blocking(move || plan(&plan_job, &plan_id, &plan_entries))
-            .await
-            .map_err(|e| FerryError::Io(e.to_string()))??;
-    let resumable: u64 = plan
-        .iter()
-        .zip(&entries)
-        .map(|(p, e)| match p {
-            Some(p) if !p.accepted && !e.dir => e.size,
-            Some(p) => p.start,
-            None => 0,
-        })
-        .sum();
+    // Looked at, not touched, until the user says yes: a declined offer leaves no folder
+    // and no store row behind.
+    let (plan, _) = plan_blocking(job, &transfer_id, &entries, false).await?;
+    let resumable = resumable_of(&plan, &entries);
     let offer = Offer {
         transfer_id: transfer_id.clone(),
         files: entries.clone(),
@@ -272,6 +307,8 @@ pub async fn run(
             .await;
         return Err(FerryError::Declined("by you".into()));
     }
+    let (plan, failed) = plan_blocking(job, &transfer_id, &entries, true).await?;
+    let resumable = resumable_of(&plan, &entries);
     for (path, err) in &failed {
         ev.emit(Event::FileFailed {
             path: path.clone(),

@@ -51,6 +51,8 @@ pub(super) struct WFile {
     pub(super) m: RecvFile,
     /// The `.part` file and the whole-file hash tree over what is verified in it.
     open: Option<(File, FileTree)>,
+    /// Where the `.part` file is (recorded in the store as this transfer's).
+    part: PathBuf,
     unacked: u64,
     since_ckpt: u64,
 }
@@ -63,6 +65,7 @@ impl WFile {
             start,
             m: RecvFile::new(size, start),
             open: None,
+            part: PathBuf::new(),
             unacked: 0,
             since_ckpt: 0,
         }
@@ -78,6 +81,7 @@ const FINISHERS: usize = 4;
 struct Finish {
     file: u32,
     handle: File,
+    part: PathBuf,
     dest: PathBuf,
     hash: String,
     bytes: u64,
@@ -95,7 +99,7 @@ struct Finisher {
 impl Finisher {
     fn finish(&self, job: Finish) -> Result<(), FerryError> {
         let name = job.dest.display().to_string();
-        let dest = fsio::finish_part(job.handle, &job.dest, self.overwrite)
+        let dest = fsio::finish_part(job.handle, &job.part, &job.dest, self.overwrite)
             .map_err(|e| FerryError::io(&name, &e))?;
         self.store.set_file_state(
             &self.transfer_id,
@@ -156,16 +160,34 @@ impl Writer {
         }
     }
 
-    fn ensure_open(root: &Path, f: &mut WFile) -> Result<(), FerryError> {
+    /// Open file `idx`'s `.part` on its first data. Only the `.part` this transfer's record
+    /// names is reused; a `.part` of that name found without a record is someone else's and
+    /// the download goes to a fresh stand-in name, which is recorded before any byte lands.
+    fn ensure_open(
+        root: &Path,
+        store: &Store,
+        transfer_id: &str,
+        idx: u32,
+        f: &mut WFile,
+    ) -> Result<(), FerryError> {
         if f.open.is_none() {
             let name = f.dest.display().to_string();
             fsio::create_parents(root, &f.dest).map_err(|e| FerryError::io(&name, &e))?;
-            let (file, tree, at) =
-                fsio::open_part(&f.dest, f.size, f.start).map_err(|e| FerryError::io(&name, &e))?;
-            if at != f.start {
+            // Records from before `.part` names were stored: a verified offset means the
+            // default name was written by this transfer.
+            let ours = store
+                .part(transfer_id, idx)?
+                .or_else(|| (f.start > 0).then(|| fsio::part_path(&f.dest)));
+            let part = fsio::open_part(&f.dest, f.size, f.start, ours.as_deref())
+                .map_err(|e| FerryError::io(&name, &e))?;
+            if ours.as_deref() != Some(part.path.as_path()) {
+                store.set_part(transfer_id, idx, &part.path)?;
+            }
+            if part.at != f.start {
                 return Err(FerryError::Io(format!("{name}.part changed under us")));
             }
-            f.open = Some((file, tree));
+            f.open = Some((part.file, part.tree));
+            f.part = part.path;
         }
         Ok(())
     }
@@ -218,6 +240,7 @@ impl Writer {
                     Ok(c.data)
                 };
                 let root = self.root.clone();
+                let (store, id) = (self.ctx.store.clone(), self.ctx.transfer_id.clone());
                 let f = self.file(c.file)?;
                 let data = match data {
                     Ok(d) => d,
@@ -243,7 +266,7 @@ impl Writer {
                 let hash_ok = cv.is_none_or(|cv| cv == c.hash);
                 match f.m.on_chunk(c.offset, len, hash_ok)? {
                     ChunkVerdict::Write => {
-                        Self::ensure_open(&root, f)?;
+                        Self::ensure_open(&root, &store, &id, c.file, f)?;
                         let name = f.dest.display().to_string();
                         if let (Some((h, tree)), Some(cv)) = (&mut f.open, cv) {
                             fsio::write_all_at(h, data, c.offset)
@@ -283,8 +306,9 @@ impl Writer {
             }
             WIn::End { file, hash } => {
                 let root = self.root.clone();
+                let (store, id) = (self.ctx.store.clone(), self.ctx.transfer_id.clone());
                 let f = self.file(file)?;
-                Self::ensure_open(&root, f)?;
+                Self::ensure_open(&root, &store, &id, file, f)?;
                 let ours = f
                     .open
                     .as_ref()
@@ -298,6 +322,7 @@ impl Writer {
                             let job = Finish {
                                 file,
                                 handle,
+                                part: f.part.clone(),
                                 dest: f.dest.clone(),
                                 hash,
                                 bytes,
