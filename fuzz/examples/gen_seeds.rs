@@ -5,6 +5,8 @@
 use std::fs;
 use std::path::Path;
 
+use ferry_fuzz::crypto::{Pake, SealKind};
+use ferry_fuzz::password::Password;
 use ferry_fuzz::transfer::compress::Compressor;
 use ferry_proto::RoomId;
 use ferry_proto::peer::{
@@ -235,6 +237,25 @@ fn main() {
     ] {
         write("rel_path", name, p.as_bytes());
     }
+
+    // sealed: [mode, kind, rest...] (see fuzz_targets/sealed.rs).
+    let pw = Password::new("gladly-brave-otter");
+    let (h, hm) = Pake::start(Role::Host, &room, &pw);
+    let (g, gm) = Pake::start(Role::Guest, &room, &pw);
+    let (hk, _gk) = (h.finish(&gm).expect("pake"), g.finish(&hm).expect("pake"));
+    let with = |mode: u8, rest: &[u8]| [&[mode, 0][..], rest].concat();
+    write("sealed", "spake2-msg", &with(0, hm.as_bytes()));
+    let sealed = hk
+        .sealer()
+        .seal(SealKind::Offer, b"v=0 o=- 1 2 IN IP4 127.0.0.1");
+    write("sealed", "foreign-envelope", &with(1, sealed.as_bytes()));
+    let plain = b"candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host";
+    write(
+        "sealed",
+        "flip-none",
+        &with(2, &[&plain[..], &[0u8; 54][..]].concat()),
+    );
+    write("sealed", "confirm", &with(3, hk.confirmation().as_bytes()));
 
     let limit = (MAX_CHUNK as u32).to_le_bytes();
     for (name, n) in [("small", 64usize), ("chunk", 16 * 1024)] {
