@@ -142,6 +142,13 @@ fn main() {
     }
     write("signal", "rest-join", br#"{"room":"abcde fghjk"}"#);
     write("signal", "room-id", b"ab0de-fghjk");
+    // 0xFE: a guest run's guess-counter events (see check_guess_run in fuzz_targets/signal.rs).
+    write("signal", "guess-answered", &[0xfe, 0x10, 0x11, 0x03, 0x02]);
+    write(
+        "signal",
+        "guess-unanswered",
+        &[0xfe, 0x00, 0x10, 0x03, 0x02],
+    );
 
     let controls = [
         (

@@ -1,4 +1,5 @@
-//! ferry-core's pure modules that take untrusted input, compiled from their own source files.
+//! ferry-core's (and ferry-signal's) pure modules that take untrusted input, compiled from
+//! their own source files.
 //!
 //! Depending on ferry-core itself would build webrtc, the signaling server and SQLite with
 //! fuzzing instrumentation: over 7 minutes from clean on CI's 2 cores, for code none of these
@@ -14,6 +15,13 @@ pub mod crypto;
 pub mod fsio;
 #[path = "../../crates/ferry-core/src/password.rs"]
 pub mod password;
+
+// The signaling server's pure frame checks: relay caps and confirm-tag detection, and the
+// per-run password-guess counter they feed.
+#[path = "../../signaling-server/src/guess.rs"]
+pub mod guess;
+#[path = "../../signaling-server/src/relay.rs"]
+pub mod relay;
 
 #[path = "../../crates/ferry-core/src/transfer/compress.rs"]
 #[doc(hidden)]
