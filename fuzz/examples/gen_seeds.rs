@@ -264,6 +264,25 @@ fn main() {
     );
     write("sealed", "confirm", &with(3, hk.confirmation().as_bytes()));
 
+    // hash_tree: [total u24 LE, then 3-byte ops] (see fuzz_targets/hash_tree.rs).
+    let total = |n: u32| n.to_le_bytes()[..3].to_vec();
+    let honest: Vec<u8> = [total(40_000), vec![0x86, 0, 0].repeat(40)].concat();
+    write("hash_tree", "honest-64k-chunks", &honest);
+    let mixed: Vec<u8> = [
+        total(65_636),
+        [0x84, 0, 0, 0x80, 1, 3, 0x89, 0, 0, 0x82, 1, 0].repeat(20),
+    ]
+    .concat();
+    write("hash_tree", "honest-mixed-windows", &mixed);
+    let hostile: Vec<u8> = [
+        total(5_000),
+        vec![
+            0x00, 0x00, 0x04, 0x00, 0x88, 0x13, 0x02, 0x00, 0x04, 0x80, 0, 0,
+        ],
+    ]
+    .concat();
+    write("hash_tree", "hostile-shapes", &hostile);
+
     let limit = (MAX_CHUNK as u32).to_le_bytes();
     for (name, n) in [("small", 64usize), ("chunk", 16 * 1024)] {
         let data = text(n);
