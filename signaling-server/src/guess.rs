@@ -37,9 +37,12 @@ impl GuessRun {
         }
     }
 
-    /// The host reported `handshake-failed`. True when this counts as a failure (once per run).
+    /// The host reported `handshake-failed`. True when this counts as a failure: only a run
+    /// whose guest showed a tag can be a guess, and only once. A report for a run the server
+    /// already counted (its guest left first) can arrive after the next guest joined; it must
+    /// neither count again nor touch that guest.
     pub fn host_reported(&mut self) -> bool {
-        if *self == GuessRun::Counted {
+        if *self != GuessRun::Pending {
             return false;
         }
         *self = GuessRun::Counted;
@@ -102,8 +105,9 @@ mod tests {
         assert!(g.host_reported());
         assert!(!g.host_reported());
         assert!(!g.ended());
-        // The host's word counts even without a tag seen (it may hold the older order).
+        // A report with no tag in this run is stale (an earlier guest's, already counted).
         let mut h = GuessRun::default();
-        assert!(h.host_reported());
+        assert!(!h.host_reported());
+        assert_eq!(h, Idle);
     }
 }

@@ -416,7 +416,8 @@ impl Registry {
             limit.saturating_sub(r.failures)
         };
         let locked = r.locked;
-        let guest = r.guest.take();
+        // A stale report (see `GuessRun::host_reported`) leaves the current guest alone.
+        let guest = if counted { r.guest.take() } else { None };
         if counted {
             self.guesses_counted += 1;
         }

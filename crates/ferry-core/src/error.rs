@@ -7,7 +7,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FerryError {
-    #[error("wrong password")]
+    #[error("wrong password, or the server interfered")]
     WrongPassword,
     #[error("room not found")]
     RoomNotFound,

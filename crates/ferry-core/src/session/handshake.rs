@@ -70,7 +70,10 @@ fn emit(events: Option<&mpsc::UnboundedSender<SessionEvent>>, e: SessionEvent) {
 
 impl Handshake<'_> {
     pub(super) async fn run(mut self) -> Result<Connected, ConnectError> {
-        let keys = self.pake().await?;
+        let keys = self.pake().await.map_err(|e| match (self.role, e) {
+            (Role::Host, ConnectError::Protocol(m)) => ConnectError::BadGuest(m),
+            (_, e) => e,
+        })?;
         emit(self.events, SessionEvent::Connecting);
         let Handshake {
             sig,
@@ -93,43 +96,123 @@ impl Handshake<'_> {
 
     /// SPAKE2 and key confirmation. Nothing but the PAKE messages and the confirmation tags
     /// leaves before both sides have proved they hold the same key.
+    ///
+    /// The guest proves the key first and the host answers only a valid tag: a tag lets its
+    /// holder test a password guess offline, so the side that reveals one must already have
+    /// been checked. A guessing guest therefore learns the outcome only from the host's
+    /// verdict, which the host counts (and reports) whatever the guest does next. A guest
+    /// whose tag went out and got no valid answer calls the run a wrong password too: a
+    /// server posing as the host could have tested one guess against it.
     async fn pake(&mut self) -> Result<RoomKeys, ConnectError> {
         let (pake, msg) = Pake::start(self.role, &self.room, self.password);
         self.sig.send(ClientMsg::Pake { payload: msg })?;
         let deadline = Instant::now() + self.cfg.connect_timeout;
-        let mut pake = Some(pake);
-        let mut keys: Option<RoomKeys> = None;
-        let mut early_confirm: Option<String> = None;
+        let mut step = PakeStep::new(self.role, pake);
         loop {
-            if let (Some(k), Some(c)) = (&keys, early_confirm.take()) {
-                // Any failure here (mismatch or garbage) is a failed password attempt.
-                k.verify_confirmation(&c)
-                    .map_err(|_| ConnectError::WrongPassword)?;
-                break;
-            }
-            match recv_by(self.sig, deadline).await? {
-                ServerMsg::Pake { payload } if payload.starts_with(PAKE_MSG_PREFIX) => {
-                    let p = pake
-                        .take()
-                        .ok_or_else(|| ConnectError::Protocol("second PAKE message".into()))?;
-                    let k = p
-                        .finish(&payload)
-                        .map_err(|_| ConnectError::WrongPassword)?;
-                    self.sig.send(ClientMsg::Pake {
-                        payload: k.confirmation(),
-                    })?;
-                    keys = Some(k);
+            let incoming = match recv_by(self.sig, deadline).await {
+                Ok(ServerMsg::Pake { payload }) => payload,
+                // Only a guest is told its run failed; a host hearing it (a late notice
+                // about an earlier guest's run) decides for itself.
+                Ok(ServerMsg::HandshakeFailed { .. }) if self.role == Role::Host => continue,
+                Ok(other) => match room_event(other) {
+                    Ok(()) => continue,
+                    Err(e) => return Err(step.ended(e)),
+                },
+                Err(e) => return Err(step.ended(e)),
+            };
+            match step.on_message(&incoming) {
+                Ok(PakeOut::Wait) => {}
+                Ok(PakeOut::Send(payload)) => self.sig.send(ClientMsg::Pake { payload })?,
+                Ok(PakeOut::Done(keys, reply)) => {
+                    if let Some(payload) = reply {
+                        self.sig.send(ClientMsg::Pake { payload })?;
+                    }
+                    return Ok(keys);
                 }
-                ServerMsg::Pake { payload } if payload.starts_with(PAKE_CONFIRM_PREFIX) => {
-                    early_confirm = Some(payload);
-                }
-                ServerMsg::Pake { .. } => {
-                    return Err(ConnectError::WrongPassword);
-                }
-                other => room_event(other)?,
+                Err(e) => return Err(e),
             }
         }
-        keys.ok_or_else(|| ConnectError::Protocol("no key".into()))
+    }
+}
+
+/// What the PAKE step wants done after a message.
+enum PakeOut {
+    Wait,
+    Send(String),
+    /// Key confirmed; the host still owes the guest its own tag.
+    Done(RoomKeys, Option<String>),
+}
+
+/// The key-confirmation order as a plain state machine (no I/O), so each path is unit tested.
+struct PakeStep {
+    role: Role,
+    pake: Option<Pake>,
+    keys: Option<RoomKeys>,
+    /// Our tag is out: from here on, a run that ends without a valid peer tag is a failed
+    /// guess (somebody may test a password against what we sent).
+    revealed: bool,
+}
+
+impl PakeStep {
+    fn new(role: Role, pake: Pake) -> Self {
+        PakeStep {
+            role,
+            pake: Some(pake),
+            keys: None,
+            revealed: false,
+        }
+    }
+
+    fn on_message(&mut self, payload: &str) -> Result<PakeOut, ConnectError> {
+        if payload.starts_with(PAKE_MSG_PREFIX) {
+            let Some(p) = self.pake.take() else {
+                // A second SPAKE2 message: after our tag is out, treat it as the failed guess
+                // it may be; before, it is only a broken peer.
+                return Err(self.ended(ConnectError::Protocol("second PAKE message".into())));
+            };
+            // A malformed SPAKE2 message is a wrong password as far as either side can tell.
+            let k = p.finish(payload).map_err(|_| ConnectError::WrongPassword)?;
+            let out = match self.role {
+                Role::Guest => {
+                    self.revealed = true;
+                    PakeOut::Send(k.confirmation())
+                }
+                Role::Host => PakeOut::Wait,
+            };
+            self.keys = Some(k);
+            return Ok(out);
+        }
+        if payload.starts_with(PAKE_CONFIRM_PREFIX) {
+            let Some(k) = self.keys.take() else {
+                // A tag before the key: the peer cannot hold the key, so it guessed nothing.
+                return Err(ConnectError::Protocol(
+                    "confirmation before the PAKE message".into(),
+                ));
+            };
+            if k.verify_confirmation(payload).is_err() {
+                return Err(ConnectError::WrongPassword);
+            }
+            return Ok(match self.role {
+                Role::Host => {
+                    let tag = k.confirmation();
+                    PakeOut::Done(k, Some(tag))
+                }
+                Role::Guest => PakeOut::Done(k, None),
+            });
+        }
+        Err(self.ended(ConnectError::Protocol("unknown PAKE payload".into())))
+    }
+
+    /// The run ends for `e` before the key was confirmed: once our tag is out, that is a
+    /// failed password attempt whatever the cause (the peer left, went silent, sent garbage,
+    /// or the server dropped our socket), so it is never silently retried.
+    fn ended(&self, e: ConnectError) -> ConnectError {
+        if self.revealed {
+            tracing::debug!("run ended after our confirmation tag went out: {e}");
+            ConnectError::WrongPassword
+        } else {
+            e
+        }
     }
 }
 
@@ -242,6 +325,7 @@ async fn negotiate(
                     deadline = deadline.min(Instant::now() + PEER_LEFT_GRACE);
                     peer_left = true;
                 }
+                Ok(ServerMsg::HandshakeFailed { .. }) if role == Role::Host => {}
                 Ok(other) => room_event(other)?,
                 Err(_) => {
                     // Signaling gone mid-ICE: what was exchanged may be enough to connect.
@@ -383,6 +467,109 @@ mod tests {
             code,
             message: String::new(),
         }
+    }
+
+    fn pair(host_pw: &str, guest_pw: &str) -> ((PakeStep, String), (PakeStep, String)) {
+        let room = RoomId::random();
+        let (hp, hmsg) = Pake::start(Role::Host, &room, &Password::new(host_pw));
+        let (gp, gmsg) = Pake::start(Role::Guest, &room, &Password::new(guest_pw));
+        (
+            (PakeStep::new(Role::Host, hp), hmsg),
+            (PakeStep::new(Role::Guest, gp), gmsg),
+        )
+    }
+
+    fn sent(out: Result<PakeOut, ConnectError>) -> String {
+        match out {
+            Ok(PakeOut::Send(p)) => p,
+            Ok(PakeOut::Wait) => panic!("expected a tag, got Wait"),
+            Ok(PakeOut::Done(..)) => panic!("expected a tag, got Done"),
+            Err(e) => panic!("expected a tag, got {e}"),
+        }
+    }
+
+    #[test]
+    fn the_guest_proves_the_key_first_and_the_host_answers_only_then() {
+        let ((mut host, hmsg), (mut guest, gmsg)) = pair("pw", "pw");
+        // The host learns the key from the guest's message but reveals nothing keyed.
+        assert!(matches!(host.on_message(&gmsg), Ok(PakeOut::Wait)));
+        let gtag = sent(guest.on_message(&hmsg));
+        assert!(gtag.starts_with(PAKE_CONFIRM_PREFIX));
+        let (hkeys, htag) = match host.on_message(&gtag) {
+            Ok(PakeOut::Done(k, Some(t))) => (k, t),
+            _ => panic!("host should confirm and answer"),
+        };
+        let gkeys = match guest.on_message(&htag) {
+            Ok(PakeOut::Done(k, None)) => k,
+            _ => panic!("guest should confirm"),
+        };
+        assert_eq!(hkeys.verification_code(), gkeys.verification_code());
+    }
+
+    #[test]
+    fn a_wrong_guess_gets_no_host_tag_and_is_a_wrong_password() {
+        let ((mut host, hmsg), (mut guest, gmsg)) = pair("right", "guess");
+        assert!(matches!(host.on_message(&gmsg), Ok(PakeOut::Wait)));
+        let gtag = sent(guest.on_message(&hmsg));
+        assert!(matches!(
+            host.on_message(&gtag),
+            Err(ConnectError::WrongPassword)
+        ));
+    }
+
+    #[test]
+    fn a_run_that_ends_after_the_guests_tag_is_a_failed_attempt() {
+        for end in [
+            ConnectError::PeerLeft,
+            ConnectError::Timeout,
+            ConnectError::Signaling("closed".into()),
+            ConnectError::RoomClosed,
+        ] {
+            let ((_, hmsg), (mut guest, _)) = pair("pw", "pw");
+            // Before the guest's tag is out an ending keeps its own cause (retryable).
+            assert!(!matches!(
+                guest.ended(ConnectError::PeerLeft),
+                ConnectError::WrongPassword
+            ));
+            sent(guest.on_message(&hmsg));
+            assert!(matches!(guest.ended(end), ConnectError::WrongPassword));
+        }
+        // Garbage or a second SPAKE2 message where the host's tag belongs count the same.
+        let ((_, hmsg), (mut guest, _)) = pair("pw", "pw");
+        sent(guest.on_message(&hmsg));
+        assert!(matches!(
+            guest.on_message(&hmsg),
+            Err(ConnectError::WrongPassword)
+        ));
+        let ((_, hmsg), (mut guest, _)) = pair("pw", "pw");
+        sent(guest.on_message(&hmsg));
+        assert!(matches!(
+            guest.on_message("nonsense"),
+            Err(ConnectError::WrongPassword)
+        ));
+        assert!(matches!(
+            guest.on_message("confirm:AAAA"),
+            Err(ConnectError::WrongPassword)
+        ));
+    }
+
+    #[test]
+    fn the_host_never_counts_a_guest_that_proved_nothing() {
+        let ((mut host, _), (_, gmsg)) = pair("pw", "pw");
+        // A tag before any key, garbage, a second SPAKE2: protocol errors, not guesses.
+        assert!(matches!(
+            host.on_message("confirm:AAAA"),
+            Err(ConnectError::Protocol(_))
+        ));
+        assert!(matches!(host.on_message(&gmsg), Ok(PakeOut::Wait)));
+        assert!(matches!(
+            host.on_message(&gmsg),
+            Err(ConnectError::Protocol(_))
+        ));
+        assert!(matches!(
+            host.ended(ConnectError::PeerLeft),
+            ConnectError::PeerLeft
+        ));
     }
 
     #[test]

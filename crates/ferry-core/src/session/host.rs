@@ -18,6 +18,9 @@ pub struct HostRoom {
     sig: Option<SignalClient>,
     server_ice: Vec<IceServer>,
     guest_present: bool,
+    /// Guests' failed key confirmations seen by this host (its own count, see
+    /// [`ConnectConfig::guess_limit`]).
+    failed_guesses: u32,
 }
 
 fn merged_ice(server: &[IceServer], cfg: &ConnectConfig) -> Vec<IceServer> {
@@ -100,6 +103,7 @@ impl HostRoom {
                 sig: Some(sig),
                 server_ice: ice_servers,
                 guest_present: false,
+                failed_guesses: 0,
             }),
             other => Err(ConnectError::Protocol(format!(
                 "unexpected reply {other:?}"
@@ -127,6 +131,7 @@ impl HostRoom {
             sig: Some(sig),
             server_ice: ice,
             guest_present: peer_present,
+            failed_guesses: 0,
         })
     }
 
@@ -216,9 +221,18 @@ impl HostRoom {
             match result {
                 Ok(c) => return Ok(c),
                 Err(ConnectError::WrongPassword) => {
-                    let attempts_left = self.report_failure().await?;
+                    self.failed_guesses = self.failed_guesses.saturating_add(1);
+                    let ours = self.cfg.guess_limit.saturating_sub(self.failed_guesses);
+                    let server_left = self.report_failure().await?;
+                    let attempts_left = server_left.min(ours);
                     let _ = events.send(SessionEvent::WrongPassword { attempts_left });
                     if attempts_left == 0 {
+                        if server_left != 0 {
+                            // The server may not have locked the room; closing it is the
+                            // only way the host can stop further guesses on its own.
+                            tracing::info!("guess limit reached; closing the room");
+                            self.close_room().await;
+                        }
                         return Err(ConnectError::RoomLocked);
                     }
                 }
@@ -231,7 +245,9 @@ impl HostRoom {
                 }
                 // One guest's failed attempt is not the room's end: the sender's user would
                 // otherwise have to start over while the receiver simply tries again.
-                Err(e @ (ConnectError::Timeout | ConnectError::Rtc(_))) => {
+                Err(
+                    e @ (ConnectError::Timeout | ConnectError::Rtc(_) | ConnectError::BadGuest(_)),
+                ) => {
                     tracing::info!("a guest's connection attempt failed: {e}; still waiting");
                     let _ = events.send(SessionEvent::AttemptFailed {
                         code: e.code(),
@@ -258,7 +274,10 @@ impl HostRoom {
                     if matches!(e, ConnectError::RoomLocked) {
                         return Ok(0);
                     }
+                    // No count from the server (it may have counted the run already when the
+                    // guest left): the host's own count decides.
                     tracing::debug!("while reporting a failed handshake: {e}");
+                    return Ok(u32::MAX);
                 }
                 Ok(ServerMsg::RoomExpired { .. }) => return Err(ConnectError::RoomExpired),
                 // A next guest may already be knocking; remember it rather than swallow it.
@@ -277,6 +296,10 @@ impl HostRoom {
 
     /// Close the room for good.
     pub async fn close(mut self) {
+        self.close_room().await;
+    }
+
+    async fn close_room(&mut self) {
         if let Some(mut sig) = self.sig.take() {
             let rid = sig.rid();
             if sig.send(ClientMsg::CloseRoom { rid: Some(rid) }).is_ok() {

@@ -29,7 +29,14 @@ pub struct ConnectConfig {
     pub bind_addrs: Vec<String>,
     /// Bound on each wait for the other side (signaling replies, ICE, DTLS, hello).
     pub connect_timeout: Duration,
+    /// Failed password guesses the host takes before it gives the room up by itself, whatever
+    /// the server says: a malicious server can ignore the host's reports, so the lock that
+    /// bounds online guessing cannot rest on the server alone.
+    pub guess_limit: u32,
 }
+
+/// Default [`ConnectConfig::guess_limit`]; the same as the server's default room lock.
+pub const DEFAULT_GUESS_LIMIT: u32 = 3;
 
 impl ConnectConfig {
     pub fn new(server: impl Into<String>) -> Self {
@@ -39,6 +46,7 @@ impl ConnectConfig {
             tuning: RtcTuning::default(),
             bind_addrs: vec!["0.0.0.0:0".into()],
             connect_timeout: Duration::from_secs(30),
+            guess_limit: DEFAULT_GUESS_LIMIT,
         }
     }
 }
@@ -142,7 +150,10 @@ impl std::fmt::Debug for Connected {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("wrong password")]
+    /// The peer's key-confirmation tag did not match ours, or the run ended after ours went
+    /// out without a valid answer. Both peers see only ciphertext they cannot tell apart from
+    /// a tampering server's, so the message names both causes.
+    #[error("wrong password, or the server interfered")]
     WrongPassword,
     #[error("room not found")]
     RoomNotFound,
@@ -168,6 +179,11 @@ pub enum ConnectError {
     Rtc(String),
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A guest broke the PAKE exchange before proving anything (garbage, a tag before its
+    /// key). The host drops that guest and keeps the room: a stranger must not be able to end
+    /// it with one bad message. Never leaves [`HostRoom::accept`].
+    #[error("a guest broke the PAKE exchange: {0}")]
+    BadGuest(String),
 }
 
 impl ConnectError {
@@ -186,7 +202,7 @@ impl ConnectError {
             ConnectError::Signaling(_) => "signaling",
             ConnectError::Server { code, .. } => code.as_str(),
             ConnectError::Rtc(_) => "rtc",
-            ConnectError::Protocol(_) => "protocol",
+            ConnectError::Protocol(_) | ConnectError::BadGuest(_) => "protocol",
         }
     }
 
