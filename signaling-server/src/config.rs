@@ -118,8 +118,8 @@ impl Default for Config {
             max_rooms_per_ip: 32,
             host_grace: Duration::from_secs(120),
             global_create_rate: RateLimit {
-                per_second: 100,
-                burst: 500,
+                per_second: 500,
+                burst: 2000,
             },
             max_queue_bytes: 256 * 1024,
             write_timeout: Duration::from_secs(5),

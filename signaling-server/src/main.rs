@@ -70,10 +70,10 @@ struct RunArgs {
     #[arg(long, env = "FERRY_SIGNAL_HOST_GRACE", default_value = "120", value_parser = secs)]
     host_grace: Duration,
     /// Server-wide room creations per second, whatever the addresses.
-    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_RATE", default_value_t = 100)]
+    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_RATE", default_value_t = 500)]
     global_create_rate: u32,
     /// Server-wide room creation burst.
-    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_BURST", default_value_t = 500)]
+    #[arg(long, env = "FERRY_SIGNAL_GLOBAL_CREATE_BURST", default_value_t = 2000)]
     global_create_burst: u32,
     /// Bytes queued for one socket before it is closed as too slow (1008).
     #[arg(long, env = "FERRY_SIGNAL_MAX_QUEUE_BYTES", default_value_t = 256 * 1024)]

@@ -166,6 +166,13 @@ async fn repeated_handshake_failures_lock_the_room() {
         assert!(matches!(host.recv().await, ServerMsg::PeerJoined { .. }));
         guest.send(ClientMsg::HandshakeFailed).await;
         guest.expect_error(ErrorCode::Unauthorized).await;
+        // v2: the guest's confirmation tag goes first; the host checks it and reports.
+        guest
+            .send(ClientMsg::Pake {
+                payload: format!("{}tag", ferry_proto::signal::PAKE_CONFIRM_PREFIX),
+            })
+            .await;
+        assert!(matches!(host.recv().await, ServerMsg::Pake { .. }));
         host.send(ClientMsg::HandshakeFailed).await;
         assert_eq!(
             guest.recv().await,

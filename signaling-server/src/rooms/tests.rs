@@ -79,6 +79,8 @@ fn handshake_failures_lock_the_room() {
         g.handshake_failed(2).unwrap_err().code,
         ErrorCode::Unauthorized
     );
+    // The host's verdict counts for a run whose guest showed its confirmation tag.
+    g.relay_target(2, Some(true)).unwrap();
     let n = g.handshake_failed(1).unwrap();
     assert_eq!(
         n,
@@ -89,6 +91,7 @@ fn handshake_failures_lock_the_room() {
     );
     assert_eq!(g.membership(2), None);
     g.join(3, &r.room, 0).unwrap();
+    g.relay_target(3, Some(true)).unwrap();
     let n = g.handshake_failed(1).unwrap();
     assert_eq!(n.len(), 3);
     assert!(matches!(
@@ -391,4 +394,18 @@ fn rooms_without_a_host_are_reaped_after_the_grace() {
         "an attached host is never reaped"
     );
     assert_eq!(g.room_count(), 1);
+}
+
+#[test]
+fn stale_host_report_leaves_the_next_guest_alone() {
+    let mut g = reg();
+    let room = confirm_room(&mut g);
+    g.join(2, &room, 0).unwrap();
+    g.relay_target(2, Some(true)).unwrap();
+    g.leave(2, 0);
+    // The next guest joins before the host's report about the previous run arrives.
+    g.join(3, &room, 0).unwrap();
+    assert_eq!(g.handshake_failed(1).unwrap(), vec![(1, failed(1))]);
+    assert_eq!(g.peer_of(3).unwrap(), 1, "the new guest is still seated");
+    assert_eq!(g.guesses_counted(), 1);
 }
