@@ -22,8 +22,11 @@ pub const KIND_CONTROL_PART: u8 = 3;
 /// Control-part flag: this is the last slice of the message.
 pub const FLAG_LAST: u8 = 0b0000_0001;
 /// Largest control message the reassembler accepts, so a hostile peer cannot make the other
-/// side buffer without bound (about 300k manifest entries).
+/// side buffer without bound (about 300k manifest entries of 200-byte JSON).
 pub const MAX_CONTROL_LEN: usize = 64 * 1024 * 1024;
+/// Most entries a `manifest` or `accept` may list. Counted before any entry is built, so a
+/// message of a million tiny entries costs its bytes, not a million allocations.
+pub const MAX_FILES: usize = 1_000_000;
 /// Chunk flag: payload is compressed (codec negotiated in `hello`).
 pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// `hello` capability: chunks may carry `FLAG_COMPRESSED` with an LZ4 block, prefixed by the
@@ -34,6 +37,10 @@ pub const CHUNK_HEADER_LEN: usize = 2 + 4 + 8 + 32;
 /// Smallest and largest chunk payloads the engine will use.
 pub const MIN_CHUNK: usize = 16 * 1024;
 pub const MAX_CHUNK: usize = 256 * 1024;
+/// Largest frame a peer may send: a chunk header and the largest chunk. The link's message
+/// limit (16..256 KiB) is below it; a peer whose own stack ignores that limit still cannot
+/// make a single frame cost more.
+pub const MAX_FRAME_LEN: usize = CHUNK_HEADER_LEN + MAX_CHUNK;
 
 /// One file (or empty directory) offered by the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +182,61 @@ pub enum FrameError {
     BadControl(String),
     #[error("control message exceeds {MAX_CONTROL_LEN} bytes")]
     ControlTooLarge,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    FrameTooLarge(usize),
+    #[error("control message lists more than {MAX_FILES} entries")]
+    TooManyEntries,
+}
+
+/// What the entry counter's error starts with, to tell it from a malformed message.
+const TOO_MANY: &str = "ferry: too many entries";
+
+/// Refuse a `files` list longer than [`MAX_FILES`] without building its entries: a pass that
+/// only counts the array's elements (nothing is allocated per element) before the real parse.
+fn check_entry_count(body: &[u8]) -> Result<(), FrameError> {
+    use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+    // An element and its comma take at least 2 bytes: a shorter body cannot hold too many.
+    if body.len() <= 2 * MAX_FILES {
+        return Ok(());
+    }
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut n = 0usize;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                n += 1;
+                if n > MAX_FILES {
+                    return Err(de::Error::custom(TOO_MANY));
+                }
+            }
+            Ok(())
+        }
+    }
+    fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(Count)
+    }
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(default, deserialize_with = "count")]
+        #[allow(dead_code)]
+        files: (),
+    }
+    match serde_json::from_slice::<Shape>(body) {
+        Err(e) if e.to_string().starts_with(TOO_MANY) => Err(FrameError::TooManyEntries),
+        // Anything else wrong with the message is the real parse's to report.
+        _ => Ok(()),
+    }
+}
+
+/// Parse a whole control message's JSON.
+fn parse_control(body: &[u8]) -> Result<Control, FrameError> {
+    check_entry_count(body)?;
+    serde_json::from_slice(body)
+        .map_err(|e| FrameError::BadControl(format!("{:?} at column {}", e.classify(), e.column())))
 }
 
 impl Control {
@@ -190,6 +252,7 @@ impl Control {
     /// messages that fit, which is every message they could have exchanged before.
     pub fn encode_frames(&self, max_frame: usize) -> Vec<Vec<u8>> {
         let whole = self.encode();
+        let max_frame = max_frame.min(MAX_FRAME_LEN);
         if whole.len() <= max_frame {
             return vec![whole];
         }
@@ -228,6 +291,10 @@ impl ControlReassembler {
         if frame.first() != Some(&KIND_CONTROL_PART) {
             return decode(frame).map(Some);
         }
+        if frame.len() > MAX_FRAME_LEN {
+            self.buf = Vec::new();
+            return Err(FrameError::FrameTooLarge(frame.len()));
+        }
         let flags = *frame
             .get(1)
             .ok_or(FrameError::BadControl("truncated part header".into()))?;
@@ -241,11 +308,7 @@ impl ControlReassembler {
             return Ok(None);
         }
         let body = std::mem::take(&mut self.buf);
-        serde_json::from_slice(&body)
-            .map(|c| Some(Frame::Control(c)))
-            .map_err(|e| {
-                FrameError::BadControl(format!("{:?} at column {}", e.classify(), e.column()))
-            })
+        parse_control(&body).map(|c| Some(Frame::Control(c)))
     }
 }
 
@@ -274,19 +337,18 @@ pub fn encode_chunk(file: u32, offset: u64, flags: u8, hash: &[u8; 32], data: &[
     out
 }
 
-/// Decode one frame. Never panics on any input.
+/// Decode one frame. Never panics on any input; refuses frames over [`MAX_FRAME_LEN`].
 pub fn decode(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
     let (&kind, _) = buf.split_first().ok_or(FrameError::Empty)?;
+    if buf.len() > MAX_FRAME_LEN {
+        return Err(FrameError::FrameTooLarge(buf.len()));
+    }
     match kind {
         KIND_CONTROL => {
             let body = buf
                 .get(2..)
                 .ok_or(FrameError::BadControl("truncated header".into()))?;
-            serde_json::from_slice(body)
-                .map(Frame::Control)
-                .map_err(|e| {
-                    FrameError::BadControl(format!("{:?} at column {}", e.classify(), e.column()))
-                })
+            parse_control(body).map(Frame::Control)
         }
         KIND_CHUNK => {
             if buf.len() < CHUNK_HEADER_LEN {
@@ -416,9 +478,9 @@ mod tests {
     fn oversized_or_broken_parts_are_errors() {
         let mut r = ControlReassembler::new();
         let mut part = vec![KIND_CONTROL_PART, 0];
-        part.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+        part.extend(std::iter::repeat_n(b' ', MAX_FRAME_LEN - 2));
         let mut res = Ok(None);
-        for _ in 0..=(MAX_CONTROL_LEN / (1024 * 1024)) {
+        for _ in 0..=(MAX_CONTROL_LEN / (MAX_FRAME_LEN - 2)) {
             res = r.push(&part);
             if res.is_err() {
                 break;
@@ -438,6 +500,85 @@ mod tests {
             decode(&[KIND_CONTROL_PART, 1]),
             Err(FrameError::UnknownKind(3))
         );
+    }
+
+    #[test]
+    fn frames_over_the_limit_are_refused() {
+        let mut chunk = encode_chunk(0, 0, 0, &[0; 32], &vec![0u8; MAX_CHUNK]);
+        assert_eq!(chunk.len(), MAX_FRAME_LEN);
+        assert!(decode(&chunk).is_ok(), "the largest chunk passes");
+        chunk.push(0);
+        assert_eq!(
+            decode(&chunk),
+            Err(FrameError::FrameTooLarge(MAX_FRAME_LEN + 1))
+        );
+        // A small control message padded with JSON whitespace past the limit.
+        let mut ctl = vec![KIND_CONTROL, 0];
+        ctl.extend(std::iter::repeat_n(b' ', MAX_FRAME_LEN));
+        ctl.extend_from_slice(br#"{"type":"pause"}"#);
+        let len = ctl.len();
+        assert_eq!(decode(&ctl), Err(FrameError::FrameTooLarge(len)));
+        let mut r = ControlReassembler::new();
+        assert_eq!(r.push(&ctl), Err(FrameError::FrameTooLarge(len)));
+        ctl[0] = KIND_CONTROL_PART;
+        assert_eq!(r.push(&ctl), Err(FrameError::FrameTooLarge(len)));
+    }
+
+    #[test]
+    fn encode_frames_never_exceeds_the_frame_limit() {
+        let m = big_manifest(20_000);
+        let frames = m.encode_frames(usize::MAX);
+        assert!(frames.len() > 1);
+        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME_LEN));
+        let mut r = ControlReassembler::new();
+        let out: Vec<_> = frames.iter().filter_map(|f| r.push(f).unwrap()).collect();
+        assert_eq!(out, vec![Frame::Control(m)]);
+    }
+
+    /// `{"type":..,"files":[0,0,...]}` with `n` elements, as control parts.
+    fn listing(kind: &str, n: usize) -> Vec<Vec<u8>> {
+        let mut body = format!(r#"{{"type":"{kind}","transfer_id":"ab","files":["#).into_bytes();
+        body.extend(std::iter::repeat_n(&b"0,"[..], n).flatten());
+        body.pop();
+        body.extend_from_slice(b"]}");
+        let n = body.len().div_ceil(MAX_FRAME_LEN - 2);
+        body.chunks(MAX_FRAME_LEN - 2)
+            .enumerate()
+            .map(|(i, p)| {
+                let mut f = vec![KIND_CONTROL_PART, if i + 1 == n { FLAG_LAST } else { 0 }];
+                f.extend_from_slice(p);
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entry_lists_are_counted_before_they_are_built() {
+        for kind in ["manifest", "accept"] {
+            let mut r = ControlReassembler::new();
+            let mut last = Ok(false);
+            for f in listing(kind, MAX_FILES + 1) {
+                last = r.push(&f).map(|x| x.is_some());
+            }
+            assert_eq!(last, Err(FrameError::TooManyEntries), "{kind}");
+            // At the cap the count passes and the real parse has its say (numbers are not
+            // entries).
+            let mut last = Ok(false);
+            for f in listing(kind, MAX_FILES) {
+                last = r.push(&f).map(|x| x.is_some());
+            }
+            assert!(
+                matches!(last, Err(FrameError::BadControl(_))),
+                "{kind}: {last:?}"
+            );
+        }
+        // Large messages without a list, or with a short one, are left to the real parse.
+        assert_eq!(check_entry_count(&vec![b' '; 3 * MAX_FILES]), Ok(()));
+        let mut m = br#"{"type":"cancel","reason":""#.to_vec();
+        m.extend(std::iter::repeat_n(b'x', 3 * MAX_FILES));
+        m.extend_from_slice(br#""}"#);
+        assert_eq!(check_entry_count(&m), Ok(()));
+        assert!(matches!(parse_control(&m), Ok(Control::Cancel { .. })));
     }
 
     fn arb_control() -> impl Strategy<Value = Control> {

@@ -27,6 +27,8 @@ struct SendFile {
     failed: bool,
     /// Bumped on every rewind so reads issued before it can be recognised and dropped.
     generation: u32,
+    /// Rewinds the receiver asked for (bounded by [`MAX_RESENDS`]).
+    resends: u32,
 }
 
 impl SendFile {
@@ -235,6 +237,12 @@ impl SendMachine {
         if f.done || offset > f.sent || (!offset.is_multiple_of(UNIT) && offset != f.size) {
             return violation(format!("resend of file {file} at {offset} is out of range"));
         }
+        f.resends += 1;
+        if f.resends > MAX_RESENDS {
+            return violation(format!(
+                "receiver asked for file {file} again more than {MAX_RESENDS} times"
+            ));
+        }
         f.sent = offset;
         f.acked = f.acked.min(offset);
         f.end_sent = false;
@@ -304,6 +312,11 @@ pub struct RecvFile {
 /// After this many rejected chunks (or two whole-file mismatches) in one file, give up:
 /// something between the peers corrupts data systematically.
 pub const MAX_BAD_CHUNKS: u32 = 16;
+
+/// Most rewinds a sender grants per file and attempt: an honest receiver asks at most once per
+/// rejected chunk and once for a whole-file mismatch. A receiver asking for more would keep
+/// the sender sending the same bytes forever.
+pub const MAX_RESENDS: u32 = MAX_BAD_CHUNKS + 1;
 
 impl RecvFile {
     pub fn new(size: u64, start: u64) -> Self {
@@ -433,7 +446,12 @@ mod tests {
                 0 if f.accepted && !f.finished() && f.sent > f.acked => {
                     m.on_ack(file, f.sent).unwrap();
                 }
-                1 if f.accepted && !f.finished() && f.sent > 0 && f.sent.is_multiple_of(K) => {
+                1 if f.accepted
+                    && !f.finished()
+                    && f.sent > 0
+                    && f.sent.is_multiple_of(K)
+                    && f.resends < MAX_RESENDS =>
+                {
                     m.on_resend(file, f.sent - K).unwrap();
                 }
                 2 if f.accepted && !f.finished() && f.end_sent && f.sent == f.size => {
@@ -577,6 +595,20 @@ mod tests {
         assert!(m.on_ack(1, 0).is_err());
         m.next_step();
         assert!(m.on_resend(0, 100).is_err(), "resend off the grid");
+        assert!(m.on_resend(0, 8 * K).is_err(), "resend past what was sent");
+    }
+
+    #[test]
+    fn sender_grants_a_bounded_number_of_rewinds() {
+        let mut m = SendMachine::new(&[4 * K], 10 * K, K as usize);
+        m.accept(&[acc(0, 0)]).unwrap();
+        for i in 0..MAX_RESENDS {
+            assert!(matches!(m.next_step(), SendStep::Chunk { offset: 0, .. }));
+            assert_eq!(m.on_resend(0, 0).unwrap(), i + 1);
+        }
+        m.next_step();
+        let err = m.on_resend(0, 0).unwrap_err();
+        assert!(err.0.contains("again more than 17 times"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! verifies each chunk's BLAKE3 before writing, keeps the running whole-file hash, fsyncs
 //! at checkpoints and only then raises the stored resume offset.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -91,16 +91,25 @@ fn plan(
     };
     let mut failed = Vec::new();
     let mut used = HashSet::new();
+    // Per clashing name, the next suffix to try: a hostile manifest of one name repeated
+    // 100,000 times must not cost 100,000 tries per entry.
+    let mut next_suffix: HashMap<String, u32> = HashMap::new();
     let mut dests = Vec::with_capacity(entries.len());
     for e in entries {
         let comps = fsio::sanitize_rel_path(&e.path).and_then(|mut comps| {
             // Two names that sanitise to the same path must not share a `.part` file.
             let base = comps.pop().unwrap_or_default();
             let mut name = base.clone();
-            let mut n = 1;
-            while !used.insert(format!("{}/{name}", comps.join("/")).to_lowercase()) {
-                name = format!("{base} ({n})");
-                n += 1;
+            let key = format!("{}/{base}", comps.join("/")).to_lowercase();
+            if !used.insert(key.clone()) {
+                let n = next_suffix.entry(key).or_insert(1);
+                loop {
+                    name = format!("{base} ({n})");
+                    *n += 1;
+                    if used.insert(format!("{}/{name}", comps.join("/")).to_lowercase()) {
+                        break;
+                    }
+                }
             }
             comps.push(name);
             fsio::confine(&root, &comps)
@@ -114,7 +123,8 @@ fn plan(
             }
         }
     }
-    let total = entries.iter().map(|e| e.size).sum();
+    // `run` checked that the sizes add up (see `offer_total`).
+    let total = offer_total(entries).unwrap_or(u64::MAX);
     let row = TransferRow {
         id: transfer_id.to_string(),
         direction: Direction::Receive,
@@ -205,6 +215,15 @@ fn plan(
     Ok((out, failed))
 }
 
+/// The offer's total size, if it is one the store (signed 64-bit) and every sum over its
+/// files can hold.
+fn offer_total(entries: &[FileEntry]) -> Option<u64> {
+    entries
+        .iter()
+        .try_fold(0u64, |a, e| a.checked_add(e.size))
+        .filter(|&t| i64::try_from(t).is_ok())
+}
+
 async fn plan_blocking(
     job: &RecvJob,
     transfer_id: &str,
@@ -275,7 +294,12 @@ pub async fn run(
     // gets its own row, or a machine that is both ends (app and CLI sharing one store) would
     // have the receiver's offsets land on the sender's record.
     let transfer_id = format!("{transfer_id}-r");
-    let total: u64 = entries.iter().map(|e| e.size).sum();
+    let total = offer_total(&entries).ok_or_else(|| {
+        FerryError::Protocol(format!(
+            "the offer's file sizes add up to more than {} bytes",
+            i64::MAX
+        ))
+    })?;
     // Looked at, not touched, until the user says yes: a declined offer leaves no folder
     // and no store row behind.
     let (plan, _) = plan_blocking(job, &transfer_id, &entries, false).await?;

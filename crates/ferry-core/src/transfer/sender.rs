@@ -104,6 +104,14 @@ pub async fn run(
     ev: &EventSink,
 ) -> Result<SendAttempt, FerryError> {
     let entries = &job.manifest.entries;
+    if entries.len() > peer::MAX_FILES {
+        // A receiver refuses the manifest unread; say why here instead.
+        return Err(FerryError::Io(format!(
+            "{} files are more than one transfer can carry ({})",
+            entries.len(),
+            peer::MAX_FILES
+        )));
+    }
     super::send_control(
         &link,
         &Control::Manifest {

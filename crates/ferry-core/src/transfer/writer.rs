@@ -244,6 +244,10 @@ impl Writer {
                 let f = self.file(c.file)?;
                 let data = match data {
                     Ok(d) => d,
+                    // A length past any chunk is no accident of transit.
+                    Err(e @ compress::DecompressError::TooLarge(..)) => {
+                        return Err(FerryError::Protocol(e.to_string()));
+                    }
                     Err(e) => {
                         // Damaged in transit like a bad hash: ask for it again (bounded by
                         // the machine's bad-chunk limit).
