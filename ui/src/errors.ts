@@ -10,7 +10,9 @@ export interface HumanError {
 const KNOWN: Record<string, Omit<HumanError, "detail"> & { detail?: string }> = {
   "wrong-password": {
     title: "Wrong password",
-    detail: "The password doesn't match this room. Check it with the sender and try again.",
+    // Key confirmation cannot tell a wrong password from a signaling server that altered the
+    // handshake: both leave the two devices with different keys.
+    detail: "The password doesn't match this room, or the signaling server interfered. Check it with the sender and try again.",
     retry: true,
   },
   "room-not-found": {

@@ -52,3 +52,13 @@ export function formatDate(unixSecs: number): string {
   const d = new Date(unixSecs * 1000);
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+// Bidi controls and zero-width characters reorder or hide what a name looks like (a sender's
+// `report\u202Efdp.exe` reads as `reportexe.pdf`); C0/C1 controls have no business on screen.
+// The same set the engine drops from names on disk and the CLI escapes.
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]/gu;
+
+/** A sender-chosen name as text that shows every character it holds. */
+export function displayName(name: string): string {
+  return name.replace(INVISIBLE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}

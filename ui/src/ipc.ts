@@ -45,6 +45,8 @@ export type FerryEvent =
   | { event: "paused" }
   | { event: "resumed" }
   | { event: "reconnecting" }
+  /** Symlinks inside a picked folder that were not sent (paths as the receiver would see them). */
+  | { event: "skipped-symlinks"; paths: string[] }
   | { event: "done"; bytes: number; secs: number; transfer_id?: string }
   | { event: "error"; code: string; message: string };
 

@@ -45,6 +45,8 @@ export interface TransferState {
   currentFile?: string;
   doneSecs?: number;
   error?: HumanError & { code: string };
+  /** Symlinks the sender skipped inside picked folders (never followed out of them). */
+  skipped: string[];
 }
 
 export function initialState(role: "send" | "receive"): TransferState {
@@ -52,6 +54,7 @@ export function initialState(role: "send" | "receive"): TransferState {
     role,
     phase: "starting",
     notice: null,
+    skipped: [],
     wrongAttempts: 0,
     files: [],
     total: 0,
@@ -123,6 +126,8 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         transferId: e.transfer_id ?? s.transferId,
       };
     }
+    case "skipped-symlinks":
+      return { ...s, skipped: [...s.skipped, ...e.paths] };
     case "resuming":
       return { ...s, phase: "transferring", bytesDone: e.bytes_done, total: e.total || s.total };
     case "progress": {

@@ -101,6 +101,24 @@ test("send: pick a file, see room id, password, link, QR and countdown, then a w
   expect($("#notice")?.getAttribute("role")).toBe("alert");
 });
 
+test("send: skipped symlinks are listed on the room card; hostile names show escaped", async () => {
+  await click("#pick-files");
+  await emit(
+    { event: "skipped-symlinks", paths: ["project/id_rsa"] },
+    { event: "room-created", room: "ABCDEFGHJK", password: "x", link: "ferry://join/ABCDEFGHJK", expires_at: 1e10 },
+  );
+  expect(text("#skipped")).toContain("Not sent: 1 symlink");
+  expect(text("#skipped")).toContain("project/id_rsa");
+  await emit(
+    { event: "peer-joined" },
+    { event: "connected", path: "direct" },
+    { event: "offer", files: [{ path: "report\u202efdp.exe", size: 10 }], total: 10 },
+    { event: "progress", file: "report\u202efdp.exe", bytes_done: 5, total: 10, rate_bps: 1, eta_secs: 5 },
+  );
+  expect(text(".fname")).toBe("report\\u{202e}fdp.exe");
+  expect(document.body.innerHTML).not.toContain("\u202e");
+});
+
 test("send: progress, pause/resume/cancel reach the shell with the transfer handle", async () => {
   await click("#pick-files");
   await emit(

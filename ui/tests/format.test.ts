@@ -1,4 +1,4 @@
-import { formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../src/format";
+import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../src/format";
 
 test("bytes use decimal units with sensible precision", () => {
   expect(formatBytes(0)).toBe("0 B");
@@ -29,4 +29,12 @@ test("percent is clamped and floors", () => {
   expect(percent(1, 3)).toBe(33);
   expect(percent(5, 3)).toBe(100);
   expect(percent(0, 0)).toBe(0);
+});
+
+test("names show their invisible characters instead of obeying them", () => {
+  expect(displayName("report\u202efdp.exe")).toBe("report\\u{202e}fdp.exe");
+  expect(displayName("a\u200bb\u2066c\ufeff")).toBe("a\\u{200b}b\\u{2066}c\\u{feff}");
+  expect(displayName("\u001b[2Jx\u009b")).toBe("\\u{1b}[2Jx\\u{9b}");
+  // Ordinary text, right-to-left scripts included, is left alone.
+  expect(displayName("résumé שלום.txt")).toBe("résumé שלום.txt");
 });

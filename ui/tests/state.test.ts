@@ -126,3 +126,11 @@ test("bytes done never goes backwards on a stale progress event", () => {
   ]);
   expect(s.bytesDone).toBe(800);
 });
+
+test("sender: symlinks skipped inside a picked folder are kept for the room card", () => {
+  let s = initialState("send");
+  s = reduce(s, { event: "skipped-symlinks", paths: ["project/id_rsa", "project/keys"] });
+  s = reduce(s, { event: "room-created", room: "ABCDE-FGHJK", password: "p", link: "l", expires_at: 1 });
+  expect(s.skipped).toEqual(["project/id_rsa", "project/keys"]);
+  expect(s.phase).toBe("waiting");
+});

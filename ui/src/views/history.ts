@@ -1,5 +1,5 @@
 import { h } from "../dom";
-import { formatBytes, formatDate, formatDuration } from "../format";
+import { displayName, formatBytes, formatDate, formatDuration } from "../format";
 import type { HistoryEntry } from "../ipc";
 
 export interface HistoryActions {
@@ -44,7 +44,7 @@ export function historyView(entries: HistoryEntry[] | null, error: string | null
             "tr",
             { "data-id": e.transfer_id },
             h("td", { title: e.direction === "send" ? "Sent" : "Received" }, h("span", { "aria-label": e.direction === "send" ? "Sent" : "Received" }, e.direction === "send" ? "↑" : "↓")),
-            h("td", { class: "fname" }, e.name, e.files > 1 ? h("span", { class: "hint" }, ` +${e.files - 1} more`) : null),
+            h("td", { class: "fname" }, displayName(e.name), e.files > 1 ? h("span", { class: "hint" }, ` +${e.files - 1} more`) : null),
             h("td", {}, e.bytes_done < e.bytes && e.state !== "done" ? `${formatBytes(e.bytes_done)} / ${formatBytes(e.bytes)}` : formatBytes(e.bytes)),
             h("td", {}, e.peer ?? "—"),
             h("td", {}, h("span", { class: `badge ${e.state}` }, outcomeLabel(e.state))),

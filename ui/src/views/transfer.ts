@@ -1,7 +1,7 @@
 // The screen of one running transfer, both directions: room card (sender), offer
 // (receiver), verification words, progress, controls, result.
 import { h, svgElement } from "../dom";
-import { formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
+import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
 import { displayRoom } from "../link";
 import { statusText, type FileRow, type TransferState } from "../state";
 
@@ -34,9 +34,9 @@ function fileList(files: FileRow[]): HTMLElement {
       h(
         "li",
         { class: f.finished ? "file finished" : f.failed ? "file failed" : "file" },
-        h("span", { class: "fname", title: f.path }, f.path),
+        h("span", { class: "fname", title: displayName(f.path) }, displayName(f.path)),
         h("span", { class: "fsize" }, f.finished ? `✓ ${formatBytes(f.size)}` : `${formatBytes(f.done)} / ${formatBytes(f.size)}`),
-        bar(percent(f.done, f.size), `${f.path} progress`),
+        bar(percent(f.done, f.size), `${displayName(f.path)} progress`),
         f.failed ? h("span", { class: "ferr", role: "alert" }, f.failed) : null,
       ),
     ),
@@ -68,6 +68,19 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
       ),
       h("figure", { class: "qr" }, x.qrSvg ? svgElement(x.qrSvg) : null, h("figcaption", {}, "Scan to join")),
     ),
+    skippedNote(s.skipped),
+  );
+}
+
+/** Symlinks inside a picked folder are never followed (they could point at ~/.ssh): say so. */
+function skippedNote(paths: string[]): HTMLElement | null {
+  if (!paths.length) return null;
+  const shown = paths.slice(0, 5).map(displayName).join(", ");
+  const more = paths.length > 5 ? ` and ${paths.length - 5} more` : "";
+  return h(
+    "p",
+    { id: "skipped", class: "hint" },
+    `Not sent: ${paths.length} symlink${paths.length === 1 ? "" : "s"} inside the folder (${shown}${more}). Pick a link itself to send what it points to.`,
   );
 }
 
@@ -79,7 +92,7 @@ function offerCard(s: TransferState, x: TransferExtras, a: TransferActions): HTM
     h(
       "ul",
       { class: "files offer", "aria-label": "Offered files" },
-      s.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname", title: f.path }, f.path), h("span", { class: "fsize" }, formatBytes(f.size)))),
+      s.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname", title: displayName(f.path) }, displayName(f.path)), h("span", { class: "fsize" }, formatBytes(f.size)))),
     ),
     h("p", { class: "dest" }, h("span", {}, "Saving to"), h("code", { id: "dest" }, x.dest ?? "")),
     h(
