@@ -6,7 +6,8 @@
 #![no_main]
 
 use ferry_proto::peer::{
-    CHUNK_HEADER_LEN, ControlReassembler, Frame, FrameError, MAX_CONTROL_LEN, decode, encode_chunk,
+    CHUNK_HEADER_LEN, ControlReassembler, Frame, FrameError, MAX_CONTROL_LEN, MAX_FRAME_LEN,
+    decode, encode_chunk,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -22,10 +23,14 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Frame::Control(m)) => {
             let canonical = m.encode();
-            assert_eq!(decode(&canonical), Ok(Frame::Control(m.clone())));
-            // Re-encoding is a fixed point: the canonical frame encodes to itself.
-            if let Ok(Frame::Control(m2)) = decode(&canonical) {
-                assert_eq!(m2.encode(), canonical);
+            // Defaults written out can make the canonical frame a little longer than the
+            // input; past the frame limit a sender splits it (checked below), never sends it whole.
+            if canonical.len() <= MAX_FRAME_LEN {
+                assert_eq!(decode(&canonical), Ok(Frame::Control(m.clone())));
+                // Re-encoding is a fixed point: the canonical frame encodes to itself.
+                if let Ok(Frame::Control(m2)) = decode(&canonical) {
+                    assert_eq!(m2.encode(), canonical);
+                }
             }
             // Part sizes from tiny to one-frame, chosen by the input so the fuzzer explores them.
             let max = 3 + usize::from(data.get(2).copied().unwrap_or(0)) * 7;
