@@ -11,7 +11,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::add_extension::AddExtension;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -60,12 +59,9 @@ fn metrics_router(state: AppState) -> Router {
 ///
 /// Served here rather than through `axum::serve` for that timeout, and because the latter
 /// logs each peer's address at trace level, which this server promises not to keep.
-async fn serve_http(
-    listener: TcpListener,
-    app: Router,
-    header_read_timeout: Duration,
-    stop: CancellationToken,
-) {
+async fn serve_http(listener: TcpListener, app: Router, state: AppState) {
+    let stop = state.0.shutdown.clone();
+    let header_read_timeout = state.config().header_read_timeout;
     let conns = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -86,9 +82,15 @@ async fn serve_http(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
+        // Upgraded sockets are counted by their own slots; this bounds half-open requests.
+        let Ok(slot) = state.take_http_slot(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let svc = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
         let stop = stop.clone();
         conns.spawn(async move {
+            let _slot = slot;
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout);
@@ -181,24 +183,11 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         None => None,
     };
     let sweep_every = config.sweep_interval.max(Duration::from_millis(10));
-    let header_timeout = config.header_read_timeout;
     let state = AppState::new(config, store)?;
 
-    let token = state.0.shutdown.clone();
-    let serve = tokio::spawn(serve_http(
-        listener,
-        router(state.clone()),
-        header_timeout,
-        token.clone(),
-    ));
-    let metrics = metrics_listener.map(|l| {
-        tokio::spawn(serve_http(
-            l,
-            metrics_router(state.clone()),
-            header_timeout,
-            token,
-        ))
-    });
+    let serve = tokio::spawn(serve_http(listener, router(state.clone()), state.clone()));
+    let metrics = metrics_listener
+        .map(|l| tokio::spawn(serve_http(l, metrics_router(state.clone()), state.clone())));
 
     let st = state.clone();
     let sweeper = tokio::spawn(async move {

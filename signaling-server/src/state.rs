@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     create_limiter: DefaultDirectRateLimiter,
     /// WebSocket sockets held per address key.
     sockets: Mutex<PerKey>,
+    /// Connections per peer address still in their HTTP phase (before any upgrade).
+    http_conns: Mutex<PerKey>,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -100,11 +102,17 @@ fn quota(r: RateLimit) -> Quota {
 pub(crate) struct SocketSlot {
     state: AppState,
     key: IpKey,
+    http: bool,
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.state.sockets().give_back(self.key);
+        let s = &self.state.0;
+        let counter = if self.http { &s.http_conns } else { &s.sockets };
+        counter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .give_back(self.key);
     }
 }
 
@@ -132,6 +140,7 @@ impl AppState {
             limiter: RateLimiter::keyed(quota(config.rate_limit)),
             create_limiter: RateLimiter::direct(quota(config.global_create_rate)),
             sockets: Mutex::new(PerKey::default()),
+            http_conns: Mutex::new(PerKey::default()),
             hub: Mutex::new(Hub {
                 rooms,
                 conns: HashMap::new(),
@@ -178,7 +187,29 @@ impl AppState {
         self.sockets().try_take(key, cap).then(|| SocketSlot {
             state: self.clone(),
             key,
+            http: false,
         })
+    }
+
+    /// A slot for a new TCP connection from `peer` while it is in its HTTP phase (the header
+    /// timeout bounds how long; this bounds how many). Connections from a trusted proxy are
+    /// not counted: they carry many clients, each counted by its socket slot.
+    pub(crate) fn take_http_slot(&self, peer: IpAddr) -> Result<Option<SocketSlot>, ()> {
+        let peer = peer.to_canonical();
+        if self.0.config.trusted_proxies.contains(&peer) {
+            return Ok(None);
+        }
+        let key = IpKey::of(peer);
+        let cap = self.0.config.max_sockets_per_ip;
+        let mut c = self.0.http_conns.lock().unwrap_or_else(|p| p.into_inner());
+        if !c.try_take(key, cap) {
+            return Err(());
+        }
+        Ok(Some(SocketSlot {
+            state: self.clone(),
+            key,
+            http: true,
+        }))
     }
 
     /// Detach `conn` from its room (leave or socket closed); notices for the others.

@@ -342,3 +342,30 @@ async fn metrics_are_not_public() {
     assert_eq!(status, 404);
     srv.shutdown().await;
 }
+
+/// One address cannot hold more than its cap of connections in the HTTP phase either: past
+/// it, a new connection is closed at once, while another address is served.
+#[tokio::test]
+async fn half_open_requests_per_address_are_capped() {
+    use tokio::io::AsyncReadExt;
+    let mut cfg = config();
+    cfg.max_sockets_per_ip = 5;
+    let srv = start(cfg).await;
+    let addr = srv.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut t = common::tcp_from(lo(9), addr).await;
+        t.write_all(b"GET /ws HTTP/1.1\r\nHo").await.unwrap();
+        held.push(t);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = common::tcp_from(lo(9), addr).await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("closed at once, not left waiting");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    Client::connect_from(lo(10), addr).await.create(None).await;
+    drop(held);
+    srv.shutdown().await;
+}
