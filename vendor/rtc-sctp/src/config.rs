@@ -1,6 +1,7 @@
 use crate::util::{AssociationIdGenerator, RandomAssociationIdGenerator};
 
 use crate::TimerConfig;
+pub use crate::association::congestion::CongestionControlKind;
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,6 +62,8 @@ pub struct TransportConfig {
     max_num_outbound_streams: u16,
     max_num_inbound_streams: u16,
     timer_config: TimerConfig,
+    /// Ferry patch: which congestion controller associations use.
+    congestion_control: CongestionControlKind,
 }
 
 impl Default for TransportConfig {
@@ -72,7 +75,32 @@ impl Default for TransportConfig {
             max_num_outbound_streams: u16::MAX,
             max_num_inbound_streams: u16::MAX,
             timer_config: TimerConfig::default(),
+            congestion_control: default_congestion_control(),
         }
+    }
+}
+
+// Ferry patch: webrtc's stack builds its SCTP `TransportConfig` from
+// `TransportConfig::default()` inside the `rtc` crate, so an application cannot hand
+// one in; a process-wide default is the one knob it can reach without patching `rtc`.
+static DEFAULT_CONGESTION_CONTROL: std::sync::atomic::AtomicU8 =
+    std::sync::atomic::AtomicU8::new(0);
+
+/// Ferry patch: sets the congestion controller that `TransportConfig::default()` (and so
+/// every association created afterwards through webrtc) uses. Reno unless set.
+pub fn set_default_congestion_control(kind: CongestionControlKind) {
+    let v = match kind {
+        CongestionControlKind::Reno => 0,
+        CongestionControlKind::Bbr => 1,
+    };
+    DEFAULT_CONGESTION_CONTROL.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ferry patch: the controller `TransportConfig::default()` currently picks.
+pub fn default_congestion_control() -> CongestionControlKind {
+    match DEFAULT_CONGESTION_CONTROL.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => CongestionControlKind::Bbr,
+        _ => CongestionControlKind::Reno,
     }
 }
 
@@ -112,6 +140,17 @@ impl TransportConfig {
     pub fn with_timer_config(mut self, value: TimerConfig) -> Self {
         self.timer_config = value;
         self
+    }
+
+    /// Ferry patch: selects the congestion controller (default Reno; Bbr is experimental).
+    pub fn with_congestion_control(mut self, value: CongestionControlKind) -> Self {
+        self.congestion_control = value;
+        self
+    }
+
+    /// Ferry patch: the configured congestion controller.
+    pub fn congestion_control(&self) -> CongestionControlKind {
+        self.congestion_control
     }
 
     /// The configured SCTP port.

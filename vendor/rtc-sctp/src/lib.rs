@@ -71,8 +71,9 @@ pub use crate::chunk::{
 
 mod config;
 pub use crate::config::{
-    ClientConfig, EndpointConfig, MIN_DATA_PACKET_MTU, ServerConfig, TransportConfig,
-    max_payload_size_for_mtu,
+    ClientConfig, CongestionControlKind, EndpointConfig, MIN_DATA_PACKET_MTU, ServerConfig,
+    TransportConfig, default_congestion_control, max_payload_size_for_mtu,
+    set_default_congestion_control,
 };
 
 mod endpoint;

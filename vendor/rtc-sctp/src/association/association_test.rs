@@ -1612,6 +1612,10 @@ mod retransmission_review_test;
 #[path = "ferry_patch_test.rs"]
 mod ferry_patch_test;
 
+// Ferry patch: the selectable congestion controller inside the association.
+#[path = "congestion_test.rs"]
+mod congestion_test;
+
 #[test]
 fn test_reconfig_backoff_must_double_once() -> Result<()> {
     let mut a = timed_test_association();

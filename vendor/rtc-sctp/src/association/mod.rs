@@ -46,6 +46,8 @@ use shared::{TransportContext, TransportMessage, TransportProtocol};
 use stream::{Stream, StreamEvent, StreamId, StreamState};
 use timer::{ACK_INTERVAL, RtoManager, Timer, TimerTable};
 
+use crate::association::congestion::pacer::Pacer;
+use crate::association::congestion::{AckEvent, CongestionController, Controller, Window};
 use crate::association::stream::RecvSendState;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error, trace, warn};
@@ -58,6 +60,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+pub(crate) mod congestion;
 pub(crate) mod hystart;
 pub(crate) mod state;
 pub(crate) mod stats;
@@ -67,19 +70,25 @@ pub(crate) mod timer;
 #[cfg(test)]
 mod association_test;
 
-/// Ferry patch: every RTT measurement feeds both the RTO and the slow-start exit. Takes
-/// fields rather than `&mut Association` so callers may hold an in-flight chunk.
+/// Ferry patch: every RTT measurement feeds both the RTO and the congestion controller
+/// (Reno's slow-start exit, BBR's min RTT). Takes fields rather than `&mut Association`
+/// so callers may hold an in-flight chunk.
+#[allow(clippy::too_many_arguments)]
 fn measure_rtt(
     rto_mgr: &mut RtoManager,
-    slow_start_exit: &mut hystart::SlowStartExit,
-    cwnd: u32,
+    cc: &mut Controller,
+    cwnd: &mut u32,
     ssthresh: &mut u32,
     mtu: u32,
     rtt: Duration,
+    now: Instant,
 ) -> u64 {
-    if let Some(new) = slow_start_exit.on_rtt(rtt, cwnd, *ssthresh, mtu) {
-        *ssthresh = new;
-    }
+    let mut w = Window {
+        cwnd: *cwnd,
+        ssthresh: *ssthresh,
+    };
+    cc.on_rtt_sample(&mut w, rtt, now, mtu);
+    (*cwnd, *ssthresh) = (w.cwnd, w.ssthresh);
     rto_mgr.set_new_rtt(rtt.as_millis() as u64)
 }
 
@@ -188,8 +197,12 @@ pub struct Association {
     /// Ferry patch: a SACK arrived during fast recovery, so the pipe may have room
     /// for more marked-lost chunks (see `fast_recovery_room`).
     fast_recovery_sacked: bool,
-    /// Ferry patch: ends slow start when the RTT shows a queue building.
-    slow_start_exit: hystart::SlowStartExit,
+    /// Ferry patch: the congestion controller (Reno with HyStart unless configured).
+    cc: Controller,
+    /// Ferry patch: spaces new DATA at the controller's pacing rate (BBR only).
+    pacer: Pacer,
+    /// Ferry patch: when the pacer will next let new DATA go, if it held some back.
+    pacing_wait: Option<Instant>,
     will_retransmit_reconfig: bool,
     /// True only while the in-flight queue may still hold chunks flagged for
     /// T3-rtx retransmission (set when the timer marks them, cleared once the
@@ -251,7 +264,6 @@ pub struct Association {
     rwnd: u32,
     // slow start threshold
     pub(crate) ssthresh: u32,
-    partial_bytes_acked: u32,
     pub(crate) in_fast_recovery: bool,
     fast_recover_exit_point: u32,
 
@@ -300,7 +312,9 @@ impl Default for Association {
             will_send_forward_tsn: false,
             will_retransmit_fast: false,
             fast_recovery_sacked: false,
-            slow_start_exit: hystart::SlowStartExit::default(),
+            cc: Controller::default(),
+            pacer: Pacer::default(),
+            pacing_wait: None,
             will_retransmit_reconfig: false,
             t3_retransmit_pending: false,
 
@@ -348,7 +362,6 @@ impl Default for Association {
             rwnd: 0,
             // slow start threshold
             ssthresh: 0,
-            partial_bytes_acked: 0,
             in_fast_recovery: false,
             fast_recover_exit_point: 0,
 
@@ -427,6 +440,7 @@ impl Association {
 
             mtu,
             cwnd,
+            cc: Controller::new(config.congestion_control(), now),
             remote_addr,
             local_addr,
             transport_protocol: protocol,
@@ -500,7 +514,13 @@ impl Association {
     /// - a call was made to `handle_timeout`
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
+        let timers = self.timers.next_timeout();
+        // Ferry patch: a paced sender must be woken when the pacer has room again.
+        let paced = self.pacing_wait.filter(|_| !self.pending_queue.is_empty());
+        match (timers, paced) {
+            (Some(t), Some(p)) => Some(t.min(p)),
+            (t, p) => t.or(p),
+        }
     }
 
     /// Returns packets to transmit
@@ -1477,8 +1497,23 @@ impl Association {
 
             self.cumulative_tsn_ack_point = d.cumulative_tsn_ack;
             cum_tsn_ack_point_advanced = true;
-            self.on_cumulative_tsn_ack_point_advanced(total_bytes_acked, now);
+            self.on_cumulative_tsn_ack_point_advanced(now);
         }
+
+        // Ferry patch: the window update upstream made inside
+        // on_cumulative_tsn_ack_point_advanced, now the controller's (Reno still acts
+        // only when the cumulative ack advanced; BBR samples every SACK).
+        let ack = AckEvent {
+            now,
+            bytes_acked: total_bytes_acked as u32,
+            cum_advanced: cum_tsn_ack_point_advanced,
+            highest_acked_tsn: htna,
+            inflight: self.inflight_queue.get_num_bytes() as u32,
+            in_fast_recovery: self.in_fast_recovery,
+            has_pending: !self.pending_queue.is_empty(),
+            mtu: self.mtu,
+        };
+        self.with_window(|cc, w| cc.on_ack(w, &ack));
 
         self.release_stream_buffers(&bytes_acked_per_stream);
 
@@ -1497,7 +1532,12 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
-        self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        self.process_fast_retransmission(
+            d.cumulative_tsn_ack,
+            htna,
+            cum_tsn_ack_point_advanced,
+            now,
+        )?;
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1797,11 +1837,12 @@ impl Association {
                             let rtt = now.duration_since(*since);
                             let srtt = measure_rtt(
                                 &mut self.rto_mgr,
-                                &mut self.slow_start_exit,
-                                self.cwnd,
+                                &mut self.cc,
+                                &mut self.cwnd,
                                 &mut self.ssthresh,
                                 self.mtu,
                                 rtt,
+                                now,
                             );
                             trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1859,11 +1900,12 @@ impl Association {
                                 let rtt = now.duration_since(*since);
                                 let srtt = measure_rtt(
                                     &mut self.rto_mgr,
-                                    &mut self.slow_start_exit,
-                                    self.cwnd,
+                                    &mut self.cc,
+                                    &mut self.cwnd,
                                     &mut self.ssthresh,
                                     self.mtu,
                                     rtt,
+                                    now,
                                 );
                                 trace!(
                                     "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1905,7 +1947,9 @@ impl Association {
         Ok((bytes_acked_per_stream, total_bytes_acked, htna))
     }
 
-    fn on_cumulative_tsn_ack_point_advanced(&mut self, total_bytes_acked: i64, now: Instant) {
+    /// Ferry patch: the cwnd update that followed the timer rules here is now the
+    /// congestion controller's `on_ack` (called from `handle_sack`).
+    fn on_cumulative_tsn_ack_point_advanced(&mut self, now: Instant) {
         // RFC 4096, sec 6.3.2.  Retransmission Timer Rules
         //   R2)  Whenever all outstanding data sent to an address have been
         //        acknowledged, turn off the T3-rtx timer of that address.
@@ -1921,61 +1965,32 @@ impl Association {
             self.timers
                 .start_if_idle(Timer::T3RTX, now, self.rto_mgr.get_rto());
         }
+    }
 
-        // Update congestion control parameters
-        if self.cwnd <= self.ssthresh {
-            // RFC 4096, sec 7.2.1.  Slow-Start
-            //   o  When cwnd is less than or equal to ssthresh, an SCTP endpoint MUST
-            //		use the slow-start algorithm to increase cwnd only if the current
-            //      congestion window is being fully utilized, an incoming SACK
-            //      advances the Cumulative TSN Ack Point, and the data sender is not
-            //      in Fast Recovery.  Only when these three conditions are met can
-            //      the cwnd be increased; otherwise, the cwnd MUST not be increased.
-            //		If these conditions are met, then cwnd MUST be increased by, at
-            //      most, the lesser of 1) the total size of the previously
-            //      outstanding DATA chunk(s) acknowledged, and 2) the destination's
-            //      path MTU.
-            if !self.in_fast_recovery && !self.pending_queue.is_empty() {
-                self.cwnd += std::cmp::min(total_bytes_acked as u32, self.cwnd); // TCP way
-                // self.cwnd += min32(uint32(total_bytes_acked), self.mtu) // SCTP way (slow)
-                trace!(
-                    "[{}] updated cwnd={} ssthresh={} acked={} (SS)",
-                    self.side, self.cwnd, self.ssthresh, total_bytes_acked
-                );
-            } else {
-                trace!(
-                    "[{}] cwnd did not grow: cwnd={} ssthresh={} acked={} FR={} pending={}",
-                    self.side,
-                    self.cwnd,
-                    self.ssthresh,
-                    total_bytes_acked,
-                    self.in_fast_recovery,
-                    self.pending_queue.len()
-                );
-            }
-        } else {
-            // RFC 4096, sec 7.2.2.  Congestion Avoidance
-            //   o  Whenever cwnd is greater than ssthresh, upon each SACK arrival
-            //      that advances the Cumulative TSN Ack Point, increase
-            //      partial_bytes_acked by the total number of bytes of all new chunks
-            //      acknowledged in that SACK including chunks acknowledged by the new
-            //      Cumulative TSN Ack and by Gap Ack Blocks.
-            self.partial_bytes_acked += total_bytes_acked as u32;
-
-            //   o  When partial_bytes_acked is equal to or greater than cwnd and
-            //      before the arrival of the SACK the sender had cwnd or more bytes
-            //      of data outstanding (i.e., before arrival of the SACK, flight size
-            //      was greater than or equal to cwnd), increase cwnd by MTU, and
-            //      reset partial_bytes_acked to (partial_bytes_acked - cwnd).
-            if self.partial_bytes_acked >= self.cwnd && !self.pending_queue.is_empty() {
-                self.partial_bytes_acked -= self.cwnd;
-                self.cwnd += self.mtu;
-                trace!(
-                    "[{}] updated cwnd={} ssthresh={} acked={} (CA)",
-                    self.side, self.cwnd, self.ssthresh, total_bytes_acked
-                );
-            }
+    /// Ferry patch: retransmissions go at once but use up pacing budget, so a paced
+    /// sender's rate includes them.
+    fn charge_pacer(&mut self, now: Instant, chunks: &[ChunkPayloadData]) {
+        if chunks.is_empty() {
+            return;
         }
+        if let Some(rate) = self.cc.pacing_rate() {
+            let wire: usize = chunks
+                .iter()
+                .map(|c| c.user_data.len() + DATA_CHUNK_HEADER_SIZE as usize)
+                .sum();
+            self.pacer.charge(now, rate, self.mtu, wire as u32);
+        }
+    }
+
+    /// Ferry patch: lends cwnd and ssthresh to the congestion controller for one event.
+    fn with_window<R>(&mut self, f: impl FnOnce(&mut Controller, &mut Window) -> R) -> R {
+        let mut w = Window {
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+        };
+        let r = f(&mut self.cc, &mut w);
+        (self.cwnd, self.ssthresh) = (w.cwnd, w.ssthresh);
+        r
     }
 
     fn process_fast_retransmission(
@@ -1983,6 +1998,7 @@ impl Association {
         cum_tsn_ack_point: u32,
         htna: u32,
         cum_tsn_ack_point_advanced: bool,
+        now: Instant,
     ) -> Result<()> {
         // HTNA algorithm - RFC 4960 Sec 7.2.4
         // Increment missIndicator of each chunks that the SACK reported missing
@@ -2007,15 +2023,23 @@ impl Association {
                 if let Some(c) = self.inflight_queue.get_mut(tsn) {
                     if c.is_outstanding() && c.miss_indicator < 3 {
                         c.miss_indicator += 1;
+                        if c.miss_indicator == 3 {
+                            // Ferry patch: BBR's loss-rate ceiling counts every loss.
+                            self.cc.on_lost(c.user_data.len() as u32);
+                        }
                         if c.miss_indicator == 3 && !self.in_fast_recovery {
                             // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
                             //     destination address(es) to which the missing DATA chunks were
                             //     last sent, according to the formula described in Section 7.2.3.
                             self.in_fast_recovery = true;
                             self.fast_recover_exit_point = htna;
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                            self.cwnd = self.ssthresh;
-                            self.partial_bytes_acked = 0;
+                            // Ferry patch: the 7.2.3 reduction is the controller's.
+                            let mut w = Window {
+                                cwnd: self.cwnd,
+                                ssthresh: self.ssthresh,
+                            };
+                            self.cc.on_fast_retransmit_entry(&mut w, now, self.mtu);
+                            (self.cwnd, self.ssthresh) = (w.cwnd, w.ssthresh);
                             self.will_retransmit_fast = true;
 
                             trace!(
@@ -2359,11 +2383,20 @@ impl Association {
     ) -> Vec<Bytes> {
         // Pop unsent data chunks from the pending queue to send as much as
         // cwnd and rwnd allow.
+        self.pacing_wait = None;
         let (chunks, sis_to_reset) = self.pop_pending_data_chunks_to_send(now);
         if self.state() == AssociationState::Closed {
             return vec![];
         }
         if !chunks.is_empty() {
+            // Ferry patch: BBR stamps each flight for its delivery-rate samples.
+            let bytes: usize = chunks.iter().map(|c| c.user_data.len()).sum();
+            let last_tsn = chunks.last().map(|c| c.tsn);
+            let inflight = self.inflight_queue.get_num_bytes() as u32;
+            let app_limited = self.pending_queue.is_empty();
+            self.cc
+                .on_sent(now, bytes as u32, last_tsn, inflight, app_limited);
+
             // Start timer. (noop if already started)
             trace!("[{}] T3-rtx timer start (pt1)", self.side);
             self.timers
@@ -2535,6 +2568,7 @@ impl Association {
                 i += 1;
             }
 
+            self.charge_pacer(now, &to_fast_retrans);
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                     c.nsent += 1;
@@ -2726,6 +2760,7 @@ impl Association {
         // Cleared once the whole in-flight window has been rescanned with nothing
         // left flagged; kept set while awnd/zero-window left chunks behind.
         self.t3_retransmit_pending = chunks_remaining;
+        self.charge_pacer(now, &chunks);
 
         // A later candidate can abandon an earlier fragment already selected
         // into this batch. Commit attempts only after whole-message retirement.
@@ -3047,6 +3082,16 @@ impl Association {
 
                 if data_len > self.rwnd as usize {
                     break; // no more rwnd
+                }
+
+                // Ferry patch: with a pacing controller, new DATA also waits for the
+                // pacer; poll_timeout then reports when it may go.
+                if let Some(rate) = self.cc.pacing_rate() {
+                    let wire = data_len as u32 + DATA_CHUNK_HEADER_SIZE;
+                    if !self.pacer.try_send(now, rate, self.mtu, wire) {
+                        self.pacing_wait = Some(self.pacer.next_send_time(now, rate, wire));
+                        break;
+                    }
                 }
 
                 if let Some(chunk) = self.move_pending_data_chunk_to_inflight_queue(
@@ -3428,8 +3473,9 @@ impl Association {
                 //      ssthresh = max(cwnd/2, 4*MTU)
                 //      cwnd = 1*MTU
 
-                self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                self.cwnd = self.mtu;
+                // Ferry patch: the window reduction is the controller's (Reno: as above).
+                let mtu = self.mtu;
+                self.with_window(|cc, w| cc.on_timeout(w, now, mtu));
                 // Ferry patch: the timeout ends fast recovery, as in Linux SCTP and TCP.
                 // Upstream stayed in it, where slow start may not grow cwnd, so after a
                 // burst loss whose retransmissions were lost too, everything outstanding

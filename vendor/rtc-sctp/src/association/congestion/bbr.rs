@@ -1,0 +1,486 @@
+//! Ferry patch: a BBR-style congestion controller (after the IETF CCWG BBR draft), written
+//! for SCTP's SACK-driven sender. Reno halves its window on every loss, so on a long path
+//! with a little random loss it cannot keep the pipe full (Mathis: 0.5 % loss at 150 ms
+//! RTT allows about 1.8 % of 50 Mbit/s). BBR instead models the path: the bottleneck
+//! bandwidth (windowed max of delivery-rate samples over ~10 rounds) and the minimum RTT
+//! (over ~10 s); it paces at a gain times that bandwidth and keeps about two
+//! bandwidth-delay products in flight. Random loss does not touch the model; a round that
+//! loses more than 2 % sets a ceiling on inflight (BBRv2's `inflight_hi`).
+//!
+//! Pure code over `Instant`s handed in by the caller, so it runs on a simulated clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::{AckEvent, CongestionController, Window};
+use crate::util::sna32lte;
+
+/// 4·ln 2: the smallest gain that doubles the delivery rate each round in startup.
+const STARTUP_PACING_GAIN: f64 = 2.77;
+const DRAIN_PACING_GAIN: f64 = 0.5;
+const CWND_GAIN: f64 = 2.0;
+/// Probe up, drain what probing queued, then cruise six rounds.
+const PROBE_BW_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// Rounds the bandwidth filter remembers.
+const BTL_BW_ROUNDS: u64 = 10;
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+const PROBE_RTT_TIME: Duration = Duration::from_millis(200);
+const PROBE_RTT_CWND_PACKETS: u32 = 4;
+/// Startup ends when three rounds in a row grow the bandwidth by less than a quarter.
+const FULL_BW_GROWTH: f64 = 1.25;
+const FULL_BW_ROUNDS: u32 = 3;
+/// A round losing more than this fraction of what it delivered is congestion, not noise.
+const LOSS_THRESH: f64 = 0.02;
+/// ...and at least this many packets' worth, so that one loss in a small round is not.
+const LOSS_MIN_PACKETS: u32 = 4;
+/// On such a round the ceiling drops to this fraction of what was in flight.
+const BETA: f64 = 0.7;
+/// Extra cwnd beyond gain·BDP for delayed SACKs and send batching.
+const QUANTUM_PACKETS: u32 = 3;
+const MIN_CWND_PACKETS: u32 = 4;
+/// Bounds the flight records kept for rate samples (each is a send batch, not a chunk).
+const MAX_RECORDS: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Startup,
+    Drain,
+    ProbeBw,
+    ProbeRtt,
+}
+
+/// What the connection looked like when a batch of DATA left: a rate sample divides the
+/// bytes delivered since then by the time it took.
+#[derive(Debug, Clone, Copy)]
+struct SendRecord {
+    last_tsn: u32,
+    sent_time: Instant,
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
+    app_limited: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Bbr {
+    mode: Mode,
+    /// Per-round maxima of delivery rate (bytes/s), oldest first.
+    bw_samples: VecDeque<(u64, u64)>,
+    btl_bw: u64,
+    min_rtt: Option<Duration>,
+    min_rtt_stamp: Instant,
+
+    delivered: u64,
+    delivered_time: Instant,
+    first_sent_time: Instant,
+    /// Nonzero while the sender is application-limited: until `delivered` passes it.
+    app_limited_until: u64,
+    records: VecDeque<SendRecord>,
+
+    round_count: u64,
+    next_round_delivered: u64,
+    round_start: bool,
+
+    full_bw: u64,
+    full_bw_count: u32,
+    filled_pipe: bool,
+
+    cycle_index: usize,
+    cycle_stamp: Instant,
+
+    probe_rtt_done: Option<Instant>,
+    probe_rtt_round_done: bool,
+    prior_cwnd: u32,
+
+    pacing_gain: f64,
+    pacing_rate: u64,
+
+    round_lost: u64,
+    round_delivered_start: u64,
+    round_max_inflight: u32,
+    inflight_hi: Option<u64>,
+    loss_handled_this_round: bool,
+}
+
+impl Bbr {
+    pub(crate) fn new(now: Instant) -> Self {
+        Bbr {
+            mode: Mode::Startup,
+            bw_samples: VecDeque::new(),
+            btl_bw: 0,
+            min_rtt: None,
+            min_rtt_stamp: now,
+            delivered: 0,
+            delivered_time: now,
+            first_sent_time: now,
+            app_limited_until: 0,
+            records: VecDeque::new(),
+            round_count: 0,
+            next_round_delivered: 0,
+            round_start: false,
+            full_bw: 0,
+            full_bw_count: 0,
+            filled_pipe: false,
+            // The draft picks the starting phase at random among all but the 0.75 one;
+            // a fixed cruise phase keeps runs reproducible.
+            cycle_index: 2,
+            cycle_stamp: now,
+            probe_rtt_done: None,
+            probe_rtt_round_done: false,
+            prior_cwnd: 0,
+            pacing_gain: STARTUP_PACING_GAIN,
+            pacing_rate: 0,
+            round_lost: 0,
+            round_delivered_start: 0,
+            round_max_inflight: 0,
+            inflight_hi: None,
+            loss_handled_this_round: false,
+        }
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub(crate) fn btl_bw(&self) -> u64 {
+        self.btl_bw
+    }
+
+    pub(crate) fn inflight_hi(&self) -> Option<u64> {
+        self.inflight_hi
+    }
+
+    fn bdp(&self) -> Option<u64> {
+        let rtt = self.min_rtt?;
+        if self.btl_bw == 0 {
+            return None;
+        }
+        Some((self.btl_bw as f64 * rtt.as_secs_f64()) as u64)
+    }
+
+    fn target_cwnd(&self, gain: f64, mtu: u32, current: u32) -> u32 {
+        let Some(bdp) = self.bdp() else {
+            // No model yet: keep the initial window growing as slow start would.
+            return current;
+        };
+        let mut target = (gain * bdp as f64) as u64 + u64::from(QUANTUM_PACKETS * mtu);
+        if let Some(hi) = self.inflight_hi {
+            target = target.min(hi.max(bdp));
+        }
+        target.clamp(u64::from(MIN_CWND_PACKETS * mtu), u64::from(u32::MAX)) as u32
+    }
+
+    fn update_btl_bw(&mut self, rate: u64) {
+        match self.bw_samples.back_mut() {
+            Some((round, max)) if *round == self.round_count => *max = (*max).max(rate),
+            _ => self.bw_samples.push_back((self.round_count, rate)),
+        }
+        while self
+            .bw_samples
+            .front()
+            .is_some_and(|(r, _)| r + BTL_BW_ROUNDS <= self.round_count)
+        {
+            self.bw_samples.pop_front();
+        }
+        self.btl_bw = self.bw_samples.iter().map(|s| s.1).max().unwrap_or(0);
+    }
+
+    /// The newest flight record this SACK covers, per the draft's rate sampling.
+    fn take_record(&mut self, highest_acked_tsn: u32) -> Option<SendRecord> {
+        let mut last = None;
+        while let Some(r) = self.records.front() {
+            if !sna32lte(r.last_tsn, highest_acked_tsn) {
+                break;
+            }
+            last = self.records.pop_front();
+        }
+        last
+    }
+
+    fn round_is_lossy(&self, mtu: u32) -> bool {
+        let delivered = self.delivered - self.round_delivered_start;
+        let lost = self.round_lost;
+        lost >= u64::from(LOSS_MIN_PACKETS * mtu)
+            && lost as f64 > LOSS_THRESH * (delivered + lost) as f64
+    }
+
+    /// Acts on heavy loss as soon as the round shows it, not at its end: in startup a
+    /// round later is another 2.77x of data into an overflowing queue.
+    fn check_loss(&mut self, inflight: u32, mtu: u32) {
+        if self.loss_handled_this_round || !self.round_is_lossy(mtu) {
+            return;
+        }
+        self.loss_handled_this_round = true;
+        let base = u64::from(self.round_max_inflight.max(inflight));
+        let hi = (base as f64 * BETA) as u64;
+        self.inflight_hi = Some(self.inflight_hi.map_or(hi, |h| h.min(hi).max(hi / 2)));
+        if self.mode == Mode::Startup {
+            // Loss is the queue overflowing: the pipe is full.
+            self.filled_pipe = true;
+        }
+    }
+
+    fn on_round_end(&mut self, inflight: u32, mtu: u32) {
+        if self.loss_handled_this_round || self.round_is_lossy(mtu) {
+        } else if self.pacing_gain > 1.0 {
+            // A clean round while probing up: the ceiling may rise with the probe.
+            if let Some(hi) = self.inflight_hi {
+                let raised = (hi as f64 * FULL_BW_GROWTH) as u64;
+                let bdp = self.bdp().unwrap_or(0);
+                self.inflight_hi = (raised < 4 * bdp).then_some(raised);
+            }
+        }
+        self.round_lost = 0;
+        self.round_delivered_start = self.delivered;
+        self.round_max_inflight = inflight;
+        self.loss_handled_this_round = false;
+    }
+
+    fn check_full_pipe(&mut self, app_limited: bool) {
+        if self.filled_pipe || !self.round_start || app_limited {
+            return;
+        }
+        if self.btl_bw as f64 >= self.full_bw as f64 * FULL_BW_GROWTH {
+            self.full_bw = self.btl_bw;
+            self.full_bw_count = 0;
+            return;
+        }
+        self.full_bw_count += 1;
+        if self.full_bw_count >= FULL_BW_ROUNDS {
+            self.filled_pipe = true;
+        }
+    }
+
+    fn enter_probe_bw(&mut self, now: Instant) {
+        self.mode = Mode::ProbeBw;
+        self.cycle_index = 2;
+        self.cycle_stamp = now;
+        self.pacing_gain = PROBE_BW_GAINS[self.cycle_index];
+    }
+
+    fn update_mode(&mut self, w: &mut Window, now: Instant, inflight: u32, lost_now: bool) {
+        let bdp = self.bdp().unwrap_or(u64::MAX);
+        if self.mode == Mode::Startup && self.filled_pipe {
+            self.mode = Mode::Drain;
+            self.pacing_gain = DRAIN_PACING_GAIN;
+        }
+        if self.mode == Mode::Drain && u64::from(inflight) <= bdp {
+            self.enter_probe_bw(now);
+        }
+        if self.mode == Mode::ProbeBw {
+            let min_rtt = self.min_rtt.unwrap_or(Duration::from_millis(100));
+            let full_length = now.saturating_duration_since(self.cycle_stamp) > min_rtt;
+            let gain = PROBE_BW_GAINS[self.cycle_index];
+            let next = if gain > 1.0 {
+                // Probe until the extra is actually in flight, or the path pushes back.
+                full_length && (lost_now || inflight as f64 >= gain * bdp as f64)
+            } else if gain < 1.0 {
+                full_length || u64::from(inflight) <= bdp
+            } else {
+                full_length
+            };
+            if next {
+                self.cycle_index = (self.cycle_index + 1) % PROBE_BW_GAINS.len();
+                self.cycle_stamp = now;
+                self.pacing_gain = PROBE_BW_GAINS[self.cycle_index];
+            }
+        }
+        // Min RTT not refreshed for 10 s: drain the queue briefly to measure it.
+        let expired = now.saturating_duration_since(self.min_rtt_stamp) > MIN_RTT_WINDOW;
+        if expired && self.mode != Mode::ProbeRtt && self.min_rtt.is_some() {
+            self.mode = Mode::ProbeRtt;
+            self.pacing_gain = 1.0;
+            self.prior_cwnd = self.prior_cwnd.max(w.cwnd);
+            self.probe_rtt_done = None;
+        }
+    }
+
+    fn handle_probe_rtt(&mut self, w: &mut Window, now: Instant, inflight: u32, mtu: u32) {
+        if self.mode != Mode::ProbeRtt {
+            return;
+        }
+        let floor = PROBE_RTT_CWND_PACKETS * mtu;
+        match self.probe_rtt_done {
+            None if inflight <= floor => {
+                self.probe_rtt_done = Some(now + PROBE_RTT_TIME);
+                self.probe_rtt_round_done = false;
+                self.next_round_delivered = self.delivered;
+            }
+            Some(done) => {
+                if self.round_start {
+                    self.probe_rtt_round_done = true;
+                }
+                if self.probe_rtt_round_done && now >= done {
+                    self.min_rtt_stamp = now;
+                    w.cwnd = w.cwnd.max(self.prior_cwnd);
+                    self.prior_cwnd = 0;
+                    if self.filled_pipe {
+                        self.enter_probe_bw(now);
+                    } else {
+                        self.mode = Mode::Startup;
+                        self.pacing_gain = STARTUP_PACING_GAIN;
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn update_pacing_rate(&mut self, w: &Window) {
+        let rate = if self.btl_bw > 0 {
+            (self.pacing_gain * self.btl_bw as f64) as u64
+        } else {
+            // Before the first sample: the initial window per RTT (or per 100 ms).
+            let rtt = self.min_rtt.unwrap_or(Duration::from_millis(100));
+            (self.pacing_gain * f64::from(w.cwnd) / rtt.as_secs_f64().max(1e-3)) as u64
+        };
+        // In startup the rate only rises: one low sample must not slow the ramp.
+        self.pacing_rate = if self.filled_pipe {
+            rate
+        } else {
+            self.pacing_rate.max(rate)
+        };
+    }
+
+    fn update_cwnd(&mut self, w: &mut Window, acked: u32, mtu: u32) {
+        let gain = if self.mode == Mode::ProbeRtt {
+            1.0
+        } else {
+            CWND_GAIN
+        };
+        let target = self.target_cwnd(gain, mtu, w.cwnd);
+        if self.bdp().is_none() {
+            // Slow-start growth until the first rate sample.
+            w.cwnd = w.cwnd.saturating_add(acked);
+        } else if self.filled_pipe {
+            w.cwnd = w.cwnd.saturating_add(acked).min(target);
+        } else if w.cwnd < target {
+            // Startup: grow with what is delivered while below the model's target.
+            w.cwnd = w.cwnd.saturating_add(acked);
+        }
+        w.cwnd = w.cwnd.max(MIN_CWND_PACKETS * mtu);
+        if let Some(hi) = self.inflight_hi {
+            let bdp = self.bdp().unwrap_or(0);
+            w.cwnd = w
+                .cwnd
+                .min(hi.max(bdp).max(u64::from(MIN_CWND_PACKETS * mtu)) as u32);
+        }
+        if self.mode == Mode::ProbeRtt {
+            w.cwnd = w.cwnd.min(PROBE_RTT_CWND_PACKETS * mtu);
+        }
+    }
+}
+
+impl CongestionController for Bbr {
+    fn on_sent(
+        &mut self,
+        now: Instant,
+        bytes: u32,
+        last_new_tsn: Option<u32>,
+        inflight: u32,
+        app_limited: bool,
+    ) {
+        let Some(last_tsn) = last_new_tsn else {
+            return;
+        };
+        if inflight <= bytes {
+            // Sending into an empty pipe: the sample interval starts now.
+            self.first_sent_time = now;
+            self.delivered_time = now;
+        }
+        if app_limited {
+            self.app_limited_until = (self.delivered + u64::from(inflight)).max(1);
+        }
+        if self.records.len() >= MAX_RECORDS {
+            self.records.pop_front();
+        }
+        self.records.push_back(SendRecord {
+            last_tsn,
+            sent_time: now,
+            delivered: self.delivered,
+            delivered_time: self.delivered_time,
+            first_sent_time: self.first_sent_time,
+            app_limited: self.app_limited_until != 0,
+        });
+    }
+
+    fn on_rtt_sample(&mut self, _: &mut Window, rtt: Duration, now: Instant, _: u32) {
+        let expired = now.saturating_duration_since(self.min_rtt_stamp) > MIN_RTT_WINDOW;
+        if self.min_rtt.is_none_or(|m| rtt <= m) || (expired && self.mode != Mode::ProbeRtt) {
+            self.min_rtt = Some(rtt);
+            self.min_rtt_stamp = now;
+        }
+    }
+
+    fn on_ack(&mut self, w: &mut Window, ack: &AckEvent) {
+        let now = ack.now;
+        if ack.bytes_acked > 0 {
+            self.delivered += u64::from(ack.bytes_acked);
+            self.delivered_time = now;
+        }
+        if self.app_limited_until != 0 && self.delivered > self.app_limited_until {
+            self.app_limited_until = 0;
+        }
+        self.round_max_inflight = self.round_max_inflight.max(ack.inflight + ack.bytes_acked);
+
+        self.round_start = false;
+        let mut sample_app_limited = true;
+        if ack.bytes_acked > 0
+            && let Some(rec) = self.take_record(ack.highest_acked_tsn)
+        {
+            if rec.delivered >= self.next_round_delivered {
+                self.next_round_delivered = self.delivered;
+                self.round_count += 1;
+                self.round_start = true;
+            }
+            let send_elapsed = rec.sent_time.saturating_duration_since(rec.first_sent_time);
+            let ack_elapsed = now.saturating_duration_since(rec.delivered_time);
+            let interval = send_elapsed.max(ack_elapsed);
+            self.first_sent_time = rec.sent_time;
+            // Shorter than the min RTT, an interval measures ack compression, not the path.
+            let long_enough = self.min_rtt.is_none_or(|m| interval >= m);
+            if !interval.is_zero() && long_enough {
+                let rate =
+                    ((self.delivered - rec.delivered) as f64 / interval.as_secs_f64()) as u64;
+                sample_app_limited = rec.app_limited;
+                if !rec.app_limited || rate >= self.btl_bw {
+                    self.update_btl_bw(rate);
+                }
+            }
+        }
+        if self.round_start {
+            self.on_round_end(ack.inflight, ack.mtu);
+        }
+        self.check_loss(ack.inflight, ack.mtu);
+        self.check_full_pipe(sample_app_limited);
+        self.update_mode(w, now, ack.inflight, false);
+        self.handle_probe_rtt(w, now, ack.inflight, ack.mtu);
+        self.update_pacing_rate(w);
+        self.update_cwnd(w, ack.bytes_acked, ack.mtu);
+    }
+
+    fn on_lost(&mut self, bytes: u32) {
+        self.round_lost += u64::from(bytes);
+    }
+
+    fn on_fast_retransmit_entry(&mut self, _: &mut Window, _: Instant, _: u32) {
+        // The model is the path's, not the loss's: random loss leaves cwnd alone. Heavy
+        // loss is answered per round by the inflight ceiling.
+    }
+
+    fn on_timeout(&mut self, w: &mut Window, _: Instant, mtu: u32) {
+        // Nothing acked for an RTO: the model may be stale. Start from one packet and let
+        // acks regrow cwnd toward the model's target.
+        self.prior_cwnd = self.prior_cwnd.max(w.cwnd);
+        w.cwnd = mtu;
+        self.round_lost = 0;
+    }
+
+    fn in_slow_start(&self, _: &Window) -> bool {
+        self.mode == Mode::Startup
+    }
+
+    fn pacing_rate(&self) -> Option<u64> {
+        (self.pacing_rate > 0).then_some(self.pacing_rate)
+    }
+}
