@@ -17,136 +17,14 @@ mod mitm_run;
 
 use std::time::Instant;
 
-use mitm::{Dir, Frame, Out, Policy, Role, flip_sealed, flip_spake2, relay};
-use mitm_run::{
-    BOUND, FILE_LEN, Run, confirms_sent, files_under, host_counted, rcv_error, report,
-    run_scenario, sender_said, sender_settled, server_told,
+use mitm::{
+    Dir, Frame, Out, Policy, Role, every, flip_confirm, flip_sealed, flip_spake2, once, pass_all,
+    relay,
 };
-
-/// Events that would mean the peers got past the signaling stage.
-const PAST_SIGNALING: &[&str] = &[
-    "connected",
-    "verification",
-    "offer",
-    "progress",
-    "file-done",
-    "done",
-];
-
-/// What holds whatever the man in the middle did: nothing written, nothing leaked, both
-/// ended within the bound, the receiver with a non-zero exit.
-fn nothing_got_through(r: &mut Run) {
-    for f in files_under(&r.out) {
-        let data = std::fs::read(&f).unwrap_or_default();
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        r.check(data.is_empty() && !name.starts_with("secret-"), || {
-            format!("receiver wrote {} ({} bytes)", f.display(), data.len())
-        });
-        for at in [0, FILE_LEN / 2, FILE_LEN - 32] {
-            let window = &r.payload[at..at + 32];
-            let found = data.windows(32).any(|w| w == window);
-            r.check(!found, || {
-                format!("payload bytes at {at} found in {}", f.display())
-            });
-        }
-    }
-    let mut leaked = Vec::new();
-    for (who, p) in
-        std::iter::once(("sender", &r.snd)).chain(r.rcvs.iter().map(|(p, _)| ("receiver", p)))
-    {
-        for e in PAST_SIGNALING {
-            if !p.all(e).is_empty() {
-                leaked.push(format!("{who} said {e}"));
-            }
-        }
-    }
-    r.check(leaked.is_empty(), || {
-        format!("got past signaling: {leaked:?}")
-    });
-    let plain = r.seen.iter().any(|s| s.frame.raw.contains(&r.file_name));
-    r.check(!plain, || {
-        "the file name crossed the server in clear".into()
-    });
-    let exits: Vec<Option<i32>> = r.rcvs.iter().map(|(_, c)| *c).collect();
-    r.check(
-        exits.iter().all(|c| matches!(c, Some(c) if *c != 0)),
-        || format!("receiver exits {exits:?}: each should end, non-zero, by itself"),
-    );
-    let settled =
-        r.snd_exit.is_some_and(|c| c != 0) || (r.snd_exit.is_none() && sender_settled(&r.snd));
-    let snd_exit = r.snd_exit;
-    r.check(settled, || {
-        format!("sender neither failed nor went back to waiting (exit {snd_exit:?})")
-    });
-    let elapsed = r.elapsed;
-    r.check(elapsed <= BOUND, || format!("took {elapsed:?}"));
-}
-
-fn rcv_says(r: &mut Run, words: &[&str], tag: &str) {
-    let said = rcv_error(r.rcv());
-    r.check(words.iter().any(|w| said.contains(w)), || {
-        format!("{tag}receiver said {said:?}, expected one of {words:?}")
-    });
-}
-
-fn snd_says(r: &mut Run, words: &[&str]) {
-    let said = sender_said(&r.snd);
-    r.check(words.iter().any(|w| said.contains(w)), || {
-        format!("sender said {said:?}, expected one of {words:?}")
-    });
-}
-
-fn snd_timed_out_or_waiting(r: &mut Run) {
-    let said = sender_said(&r.snd);
-    let timed_out = ["timeout", "timed out", "did not open in time"]
-        .iter()
-        .any(|w| said.contains(w));
-    let waiting = r.snd.events.last().is_some_and(|v| v["event"] == "waiting");
-    r.check(timed_out || waiting, || {
-        format!("sender said {said:?}, neither a timeout nor back to waiting")
-    });
-}
-
-/// No side counted a password guess: the tampering was not with SPAKE2.
-fn nobody_counted(r: &mut Run) {
-    let host = host_counted(&r.snd);
-    let server = server_told(&r.seen, Role::Host);
-    let metric = r.server_failures;
-    r.check(host.is_empty(), || {
-        format!("sender counted a wrong password: {host:?}")
-    });
-    r.check(server.is_empty() && metric == 0, || {
-        format!("server counted a failure: told host {server:?}, metric {metric:?}")
-    });
-}
-
-fn pass_all() -> Policy {
-    Box::new(|f: &Frame| f.pass())
-}
-
-/// `tamper` the first frame `pick` chooses; pass everything else.
-fn once(
-    pick: impl Fn(&Frame) -> bool + Send + 'static,
-    tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
-) -> Policy {
-    let mut done = false;
-    Box::new(move |f: &Frame| {
-        if !done && pick(f) {
-            done = true;
-            tamper(f)
-        } else {
-            f.pass()
-        }
-    })
-}
-
-/// `tamper` every frame `pick` chooses.
-fn every(
-    pick: impl Fn(&Frame) -> bool + Send + 'static,
-    tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
-) -> Policy {
-    Box::new(move |f: &Frame| if pick(f) { tamper(f) } else { f.pass() })
-}
+use mitm_run::{
+    Run, confirms_sent, host_counted, nobody_counted, nothing_got_through, rcv_says, report,
+    run_scenario, server_told, snd_says, snd_timed_out_or_waiting,
+};
 
 fn host_spake2_to_guest(f: &Frame) -> bool {
     f.is(Role::Guest, Dir::Down, "pake") && f.payload_starts("spake2:")
@@ -374,6 +252,71 @@ fn scenarios() -> Vec<Scenario> {
                 nothing_got_through(r);
                 snd_says(r, &["failed authentication"]);
                 nobody_counted(r);
+            },
+        },
+        Scenario {
+            name: "flip-guest-confirm",
+            policy: || {
+                once(
+                    |f| f.is(Role::Host, Dir::Down, "pake") && f.payload_starts("confirm:"),
+                    |f| flip_payload(f, flip_confirm),
+                )
+            },
+            sender_extra: &[],
+            receivers: 1,
+            check: |r| {
+                // Indistinguishable from a wrong password, so it counts as one: a server
+                // can burn the room's attempts (denial of service), never learn the password.
+                nothing_got_through(r);
+                let (rc, sc) = (r.rcv_exit(), r.snd_exit);
+                r.check(rc == Some(10) && sc == Some(10), || {
+                    format!("exits receiver {rc:?}, sender {sc:?}; 10 (wrong-password) expected")
+                });
+                let host = host_counted(&r.snd);
+                let metric = r.server_failures;
+                r.check(host == [2] && metric == 1, || {
+                    format!("sender counted {host:?}, server {metric}; one failure expected")
+                });
+                let order = confirms_sent(&r.seen);
+                r.check(order == [Role::Guest], || {
+                    format!("{V2}confirm tags sent {order:?}: no host tag for a failed guest tag")
+                });
+            },
+        },
+        Scenario {
+            name: "reflect-guest-confirm",
+            policy: || {
+                once(
+                    |f| f.is(Role::Guest, Dir::Up, "pake") && f.payload_starts("confirm:"),
+                    |f| vec![f.back(f.raw.clone())],
+                )
+            },
+            sender_extra: &[],
+            receivers: 1,
+            check: |r| {
+                // Tags bind the sender's role: the guest's own tag is not the host's.
+                nothing_got_through(r);
+                rcv_says(r, &["wrong-password"], "");
+                // The tag never reached the server or the host: nobody else counts.
+                nobody_counted(r);
+            },
+        },
+        Scenario {
+            name: "drop-guest-confirm-early",
+            policy: || {
+                once(
+                    |f| f.is(Role::Guest, Dir::Up, "pake") && f.payload_starts("confirm:"),
+                    |_| Vec::new(),
+                )
+            },
+            sender_extra: &[],
+            receivers: 1,
+            check: |r| {
+                nothing_got_through(r);
+                rcv_says(r, &["wrong-password", "interfered"], V2);
+                // Neither the server nor the host saw the tag: only the guest counts it.
+                nobody_counted(r);
+                snd_timed_out_or_waiting(r);
             },
         },
         Scenario {

@@ -88,6 +88,35 @@ pub enum Out {
 
 pub type Policy = Box<dyn FnMut(&Frame) -> Vec<Out> + Send>;
 
+/// Forward everything unchanged.
+pub fn pass_all() -> Policy {
+    Box::new(|f: &Frame| f.pass())
+}
+
+/// `tamper` the first frame `pick` chooses; pass everything else.
+pub fn once(
+    pick: impl Fn(&Frame) -> bool + Send + 'static,
+    tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
+) -> Policy {
+    let mut done = false;
+    Box::new(move |f: &Frame| {
+        if !done && pick(f) {
+            done = true;
+            tamper(f)
+        } else {
+            f.pass()
+        }
+    })
+}
+
+/// `tamper` every frame `pick` chooses.
+pub fn every(
+    pick: impl Fn(&Frame) -> bool + Send + 'static,
+    tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
+) -> Policy {
+    Box::new(move |f: &Frame| if pick(f) { tamper(f) } else { f.pass() })
+}
+
 /// A frame and what the policy made of it.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -269,4 +298,12 @@ pub fn flip_sealed(payload: &str) -> String {
     let mut raw = B64.decode(payload).unwrap();
     raw[8 + 24 + 3] ^= 0x01;
     B64.encode(raw)
+}
+
+/// `confirm:<b64>` with one bit of the tag flipped.
+pub fn flip_confirm(payload: &str) -> String {
+    let b64 = payload.strip_prefix("confirm:").unwrap();
+    let mut tag = B64.decode(b64).unwrap();
+    tag[0] ^= 0x01;
+    format!("confirm:{}", B64.encode(tag))
 }

@@ -330,3 +330,100 @@ pub fn report(r: &Run) -> String {
         }
     )
 }
+
+/// Events that would mean the peers got past the signaling stage.
+pub const PAST_SIGNALING: &[&str] = &[
+    "connected",
+    "verification",
+    "offer",
+    "progress",
+    "file-done",
+    "done",
+];
+
+/// What holds whatever the man in the middle did: nothing written, nothing leaked, both
+/// ended within the bound, the receiver with a non-zero exit.
+pub fn nothing_got_through(r: &mut Run) {
+    for f in files_under(&r.out) {
+        let data = std::fs::read(&f).unwrap_or_default();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        r.check(data.is_empty() && !name.starts_with("secret-"), || {
+            format!("receiver wrote {} ({} bytes)", f.display(), data.len())
+        });
+        for at in [0, FILE_LEN / 2, FILE_LEN - 32] {
+            let window = &r.payload[at..at + 32];
+            let found = data.windows(32).any(|w| w == window);
+            r.check(!found, || {
+                format!("payload bytes at {at} found in {}", f.display())
+            });
+        }
+    }
+    let mut leaked = Vec::new();
+    for (who, p) in
+        std::iter::once(("sender", &r.snd)).chain(r.rcvs.iter().map(|(p, _)| ("receiver", p)))
+    {
+        for e in PAST_SIGNALING {
+            if !p.all(e).is_empty() {
+                leaked.push(format!("{who} said {e}"));
+            }
+        }
+    }
+    r.check(leaked.is_empty(), || {
+        format!("got past signaling: {leaked:?}")
+    });
+    let plain = r.seen.iter().any(|s| s.frame.raw.contains(&r.file_name));
+    r.check(!plain, || {
+        "the file name crossed the server in clear".into()
+    });
+    let exits: Vec<Option<i32>> = r.rcvs.iter().map(|(_, c)| *c).collect();
+    r.check(
+        exits.iter().all(|c| matches!(c, Some(c) if *c != 0)),
+        || format!("receiver exits {exits:?}: each should end, non-zero, by itself"),
+    );
+    let settled =
+        r.snd_exit.is_some_and(|c| c != 0) || (r.snd_exit.is_none() && sender_settled(&r.snd));
+    let snd_exit = r.snd_exit;
+    r.check(settled, || {
+        format!("sender neither failed nor went back to waiting (exit {snd_exit:?})")
+    });
+    let elapsed = r.elapsed;
+    r.check(elapsed <= BOUND, || format!("took {elapsed:?}"));
+}
+
+pub fn rcv_says(r: &mut Run, words: &[&str], tag: &str) {
+    let said = rcv_error(r.rcv());
+    r.check(words.iter().any(|w| said.contains(w)), || {
+        format!("{tag}receiver said {said:?}, expected one of {words:?}")
+    });
+}
+
+pub fn snd_says(r: &mut Run, words: &[&str]) {
+    let said = sender_said(&r.snd);
+    r.check(words.iter().any(|w| said.contains(w)), || {
+        format!("sender said {said:?}, expected one of {words:?}")
+    });
+}
+
+pub fn snd_timed_out_or_waiting(r: &mut Run) {
+    let said = sender_said(&r.snd);
+    let timed_out = ["timeout", "timed out", "did not open in time"]
+        .iter()
+        .any(|w| said.contains(w));
+    let waiting = r.snd.events.last().is_some_and(|v| v["event"] == "waiting");
+    r.check(timed_out || waiting, || {
+        format!("sender said {said:?}, neither a timeout nor back to waiting")
+    });
+}
+
+/// No side counted a password guess: the tampering was not with SPAKE2.
+pub fn nobody_counted(r: &mut Run) {
+    let host = host_counted(&r.snd);
+    let server = server_told(&r.seen, Role::Host);
+    let metric = r.server_failures;
+    r.check(host.is_empty(), || {
+        format!("sender counted a wrong password: {host:?}")
+    });
+    r.check(server.is_empty() && metric == 0, || {
+        format!("server counted a failure: told host {server:?}, metric {metric:?}")
+    });
+}
