@@ -125,9 +125,15 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Whether the policy forwarded the frame exactly as it came.
+    /// Whether the policy forwarded the frame exactly as it came, the way it was going.
     pub fn untouched(&self) -> bool {
-        matches!(self.out.as_slice(), [o] if out_text(o) == self.frame.raw)
+        let onward = |o: &Out| {
+            matches!(
+                (o, self.frame.dir),
+                (Out::Up(_), Dir::Up) | (Out::Down(_), Dir::Down)
+            )
+        };
+        matches!(self.out.as_slice(), [o] if onward(o) && out_text(o) == self.frame.raw)
     }
 }
 
