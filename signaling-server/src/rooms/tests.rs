@@ -409,3 +409,28 @@ fn stale_host_report_leaves_the_next_guest_alone() {
     assert_eq!(g.peer_of(3).unwrap(), 1, "the new guest is still seated");
     assert_eq!(g.guesses_counted(), 1);
 }
+
+#[test]
+fn tombstones_are_bounded() {
+    let mut g = Registry::new(1, 3, 1_000_000);
+    let mut first = None;
+    let mut last = None;
+    for i in 0..1100u64 {
+        let r = rec(1000 + i, 1_000_000);
+        g.insert(r.clone(), None, 0).unwrap();
+        g.attach_host(1, &r.room, 0).unwrap();
+        g.close(1, 0).unwrap();
+        first.get_or_insert(r.room);
+        last = Some(r.room);
+    }
+    // 1,024 ids are remembered (the floor for a small server); later ones are not.
+    let (first, last) = (first.unwrap(), last.unwrap());
+    assert_eq!(
+        g.join(2, &first, 1).unwrap_err().code,
+        ErrorCode::RoomExpired
+    );
+    assert_eq!(
+        g.join(2, &last, 1).unwrap_err().code,
+        ErrorCode::RoomNotFound
+    );
+}
