@@ -1616,6 +1616,9 @@ mod ferry_patch_test;
 #[path = "congestion_test.rs"]
 mod congestion_test;
 
+#[path = "congestion_pair_test.rs"]
+mod congestion_pair_test;
+
 #[test]
 fn test_reconfig_backoff_must_double_once() -> Result<()> {
     let mut a = timed_test_association();

@@ -515,9 +515,9 @@ impl Association {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timers = self.timers.next_timeout();
-        // Ferry patch: a paced sender must be woken when the pacer has room again.
-        let paced = self.pacing_wait.filter(|_| !self.pending_queue.is_empty());
-        match (timers, paced) {
+        // Ferry patch: a paced sender must be woken when the pacer has room again. Every
+        // `poll_transmit` recomputes it, so a stale instant is not reported twice.
+        match (timers, self.pacing_wait) {
             (Some(t), Some(p)) => Some(t.min(p)),
             (t, p) => t.or(p),
         }
@@ -2307,6 +2307,8 @@ impl Association {
     /// false means the association should be closed down after the final send.
     fn gather_outbound(&mut self, now: Instant) -> (Vec<Bytes>, bool) {
         let mut raw_packets = vec![];
+        // Ferry patch: recomputed by whatever the pacer holds back in this pass.
+        self.pacing_wait = None;
 
         if !self.control_queue.is_empty() {
             for p in self.control_queue.drain(..) {
@@ -2383,7 +2385,6 @@ impl Association {
     ) -> Vec<Bytes> {
         // Pop unsent data chunks from the pending queue to send as much as
         // cwnd and rwnd allow.
-        self.pacing_wait = None;
         let (chunks, sis_to_reset) = self.pop_pending_data_chunks_to_send(now);
         if self.state() == AssociationState::Closed {
             return vec![];
@@ -2488,6 +2489,12 @@ impl Association {
                 self.fast_recovery_room()
             } else {
                 0
+            };
+            // Ferry patch: with pacing, retransmissions beyond the forced packet wait for
+            // the pacer's tokens (the next SACK offers them again).
+            let room = match self.cc.pacing_rate() {
+                Some(rate) => room.min(self.pacer.available(now, rate, self.mtu)),
+                None => room,
             };
             let budget = if forced_packet {
                 self.mtu
@@ -2744,6 +2751,15 @@ impl Association {
                 } else if bytes_to_send + c.user_data.len() > awnd as usize {
                     chunks_remaining = true;
                     break;
+                } else if let Some(rate) = self.cc.pacing_rate() {
+                    // Ferry patch: a timeout marks a whole window for retransmission; with
+                    // a pacing controller it leaves at the pacing rate, not in one burst.
+                    let wire = c.user_data.len() as u32 + DATA_CHUNK_HEADER_SIZE;
+                    if !self.pacer.try_send(now, rate, self.mtu, wire) {
+                        self.pacing_wait = Some(self.pacer.next_send_time(now, rate, wire));
+                        chunks_remaining = true;
+                        break;
+                    }
                 }
 
                 bytes_to_send += c.user_data.len();
@@ -2760,7 +2776,6 @@ impl Association {
         // Cleared once the whole in-flight window has been rescanned with nothing
         // left flagged; kept set while awnd/zero-window left chunks behind.
         self.t3_retransmit_pending = chunks_remaining;
-        self.charge_pacer(now, &chunks);
 
         // A later candidate can abandon an earlier fragment already selected
         // into this batch. Commit attempts only after whole-message retirement.

@@ -474,6 +474,15 @@ impl CongestionController for Bbr {
         self.prior_cwnd = self.prior_cwnd.max(w.cwnd);
         w.cwnd = mtu;
         self.round_lost = 0;
+        if self.mode == Mode::Startup {
+            // In startup a timeout means the queue startup built outgrew the RTO, or
+            // overflowed. SCTP now resends everything outstanding: at startup's 2.77x
+            // that go-back-N refills the queue it just overflowed. Drain instead.
+            self.filled_pipe = true;
+            self.mode = Mode::Drain;
+            self.pacing_gain = DRAIN_PACING_GAIN;
+            self.update_pacing_rate(w);
+        }
     }
 
     fn in_slow_start(&self, _: &Window) -> bool {

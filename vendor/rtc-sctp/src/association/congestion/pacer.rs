@@ -56,6 +56,12 @@ impl Pacer {
         }
     }
 
+    /// Bytes that may go now.
+    pub(crate) fn available(&mut self, now: Instant, rate: u64, mtu: u32) -> u32 {
+        self.refill(now, rate, mtu);
+        self.tokens.max(0.0) as u32
+    }
+
     /// Retransmissions are not held back (RFC 9260 7.2.4 sends the first at once) but
     /// are paid for, down to one bucket of debt, so they do not add to the rate.
     pub(crate) fn charge(&mut self, now: Instant, rate: u64, mtu: u32, bytes: u32) {

@@ -1,0 +1,243 @@
+//! Ferry patch: two real associations (handshake, DATA, delayed SACKs, gap blocks, T3,
+//! pacing wakeups through `poll_timeout`) over a simulated path, no sockets: the
+//! controller as the association actually drives it, not only as the model does.
+
+use super::congestion::CongestionControlKind;
+use super::*;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+struct Path {
+    /// Bottleneck rate in bytes per second, sender to receiver.
+    rate: f64,
+    rtt: Duration,
+    queue_bytes: f64,
+    loss: f64,
+}
+
+/// xorshift64*: reproducible without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A packet on the wire: (arrival, sequence, to the receiver, bytes).
+type InFlight = (Duration, u64, bool, Vec<u8>);
+
+#[derive(Debug, Default)]
+struct Run {
+    /// Payload bytes the receiving application read after the warm-up.
+    read: u64,
+    queue_drops: u32,
+    /// Queue drops after the warm-up (startup overshoot excluded).
+    queue_drops_late: u32,
+    /// When each queue drop happened, in ms (first few).
+    drop_times_ms: Vec<u64>,
+    random_drops: u32,
+    t3_timeouts: u64,
+    /// Largest burst of DATA packets one `poll_transmit` call released, after warm-up.
+    max_batch_bytes: usize,
+}
+
+fn packets(m: Option<TransportMessage<Payload>>) -> Vec<Bytes> {
+    match m.map(|m| m.message) {
+        Some(Payload::RawEncode(raw)) => raw,
+        _ => vec![],
+    }
+}
+
+fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, seed: u64) -> Run {
+    let t0 = Instant::now();
+    let addr = SocketAddr::from_str("127.0.0.1:5000").unwrap();
+    // A 16 MiB receive window, as Ferry configures, so the window is the controller's.
+    let transport = TransportConfig::default()
+        .with_max_receive_buffer_size(16 << 20)
+        .with_congestion_control(kind);
+    let mut tx = Association::new(
+        None,
+        Arc::new(transport.clone()),
+        1200,
+        1,
+        addr,
+        addr,
+        TransportProtocol::UDP,
+        t0,
+    );
+    let mut rx = Association::new(
+        Some(Arc::new(ServerConfig::new(transport))),
+        Arc::new(TransportConfig::default().with_max_receive_buffer_size(16 << 20)),
+        1200,
+        2,
+        addr,
+        addr,
+        TransportProtocol::UDP,
+        t0,
+    );
+    let mut rng = Rng(seed | 1);
+    let mut out = Run::default();
+    // (arrival, sequence, to_receiver, packet)
+    let mut wire: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut link_free_at = Duration::ZERO;
+    let one_way = path.rtt / 2;
+    let end = Duration::from_secs(secs);
+    let mut now = Duration::ZERO;
+    let mut stream_open = false;
+    let payload = Bytes::from(vec![0x5a; 16 * 1024]);
+
+    for _ in 0..20_000_000u32 {
+        if now >= end {
+            break;
+        }
+        let at = t0 + now;
+        // Deliver what has arrived.
+        while let Some(Reverse((t, _, _, _))) = wire.peek()
+            && *t <= now
+        {
+            let Reverse((_, _, to_rx, raw)) = wire.pop().unwrap();
+            let p = Packet::unmarshal(&Bytes::from(raw)).unwrap();
+            let a = if to_rx { &mut rx } else { &mut tx };
+            a.handle_inbound(p, at).unwrap();
+        }
+        for a in [&mut tx, &mut rx] {
+            if a.poll_timeout().is_some_and(|t| t <= at) {
+                a.handle_timeout(at);
+            }
+        }
+        // The receiving application reads everything; the sender keeps 1 MiB queued.
+        while let Some(s) = rx.accept_stream() {
+            let _ = s.stream_identifier();
+        }
+        let ids = rx.stream_ids();
+        for id in ids {
+            let mut s = rx.stream(id).unwrap();
+            while let Ok(Some(chunks)) = s.read_sctp() {
+                if now >= warmup {
+                    out.read += chunks.len() as u64;
+                }
+            }
+        }
+        if tx.state() == AssociationState::Established {
+            if !stream_open {
+                tx.open_stream(1, PayloadProtocolIdentifier::Binary)
+                    .unwrap();
+                stream_open = true;
+            }
+            let mut s = tx.stream(1).unwrap();
+            while s.buffered_amount().unwrap() < 1 << 20 {
+                s.write_sctp(at, &payload, PayloadProtocolIdentifier::Binary)
+                    .unwrap();
+            }
+        }
+        // SCTP_CC_TRACE=1 prints the sender's model every 50 ms of simulated time.
+        if std::env::var_os("SCTP_CC_TRACE").is_some()
+            && now.as_millis().is_multiple_of(50)
+            && let super::congestion::Controller::Bbr(b) = &tx.cc
+        {
+            eprintln!(
+                "{:>5} ms cwnd {:>7} inflight {:>7} mode {:?} btl_bw {:>8} rate {:?} hi {:?} fr {}",
+                now.as_millis(),
+                tx.cwnd,
+                tx.inflight_queue.get_num_bytes(),
+                b.mode(),
+                b.btl_bw(),
+                tx.cc.pacing_rate(),
+                b.inflight_hi(),
+                tx.in_fast_recovery
+            );
+        }
+        // Transmit.
+        let mut batch = 0usize;
+        while let Some(m) = tx.poll_transmit(at) {
+            for raw in packets(Some(m)) {
+                batch += raw.len();
+                let len = raw.len() as f64;
+                let backlog = link_free_at.saturating_sub(now).as_secs_f64() * path.rate;
+                if backlog + len > path.queue_bytes {
+                    out.queue_drops += 1;
+                    if now >= warmup {
+                        out.queue_drops_late += 1;
+                    }
+                    if out.drop_times_ms.len() < 40 {
+                        out.drop_times_ms.push(now.as_millis() as u64);
+                    }
+                    continue;
+                }
+                let start = link_free_at.max(now);
+                link_free_at = start + Duration::from_secs_f64(len / path.rate);
+                if rng.unit() < path.loss {
+                    out.random_drops += 1;
+                    continue;
+                }
+                seq += 1;
+                wire.push(Reverse((link_free_at + one_way, seq, true, raw.to_vec())));
+            }
+        }
+        if now >= warmup {
+            out.max_batch_bytes = out.max_batch_bytes.max(batch);
+        }
+        while let Some(m) = rx.poll_transmit(at) {
+            for raw in packets(Some(m)) {
+                seq += 1;
+                wire.push(Reverse((now + one_way, seq, false, raw.to_vec())));
+            }
+        }
+        // Next event.
+        let mut next = end;
+        if let Some(Reverse((t, _, _, _))) = wire.peek() {
+            next = next.min(*t);
+        }
+        for a in [&tx, &rx] {
+            if let Some(t) = a.poll_timeout() {
+                next = next.min(t.saturating_duration_since(t0));
+            }
+        }
+        now = next.max(now + Duration::from_micros(1));
+    }
+    out.t3_timeouts = tx.stats.get_num_t3timeouts();
+    out
+}
+
+const LOSSY: Path = Path {
+    rate: 20e6 / 8.0,
+    rtt: Duration::from_millis(150),
+    queue_bytes: 512.0 * 1024.0,
+    loss: 0.005,
+};
+
+/// The case on real associations, at 20 Mbit/s to keep the debug-build test
+/// short: 0.5 % random loss and 150 ms.
+#[test]
+fn bbr_association_keeps_a_lossy_long_path_full() {
+    let (secs, warmup) = (12, Duration::from_secs(4));
+    let span = (Duration::from_secs(secs) - warmup).as_secs_f64();
+    let seed = std::env::var("SCTP_CC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let bbr = run(CongestionControlKind::Bbr, &LOSSY, secs, warmup, seed);
+    let reno = run(CongestionControlKind::Reno, &LOSSY, secs, warmup, seed);
+    let link = LOSSY.rate;
+    let (b, r) = (
+        bbr.read as f64 / span / link,
+        reno.read as f64 / span / link,
+    );
+    eprintln!("20 Mbit/s 150 ms 0.5 %: bbr {:.0} % {bbr:?}", b * 100.0);
+    eprintln!("reno {:.0} % {reno:?}", r * 100.0);
+    assert!(b >= 0.8, "bbr read {:.0} % of the link", b * 100.0);
+    assert!(r <= 0.3, "reno read {:.0} % of the link", r * 100.0);
+    // Paced: no poll_transmit after warm-up released more than the bucket (at most
+    // 1.25 x 20 Mbit/s x 2 ms = 6.25 KB) plus the one fast retransmission that RFC 9260
+    // sends at once and the packets' own headers. Unpaced, a window (~400 KB) could go.
+    let bucket = Pacer::burst((link * 1.25) as u64, 1228) as usize;
+    assert!(
+        bbr.max_batch_bytes <= bucket + 2 * 1228,
+        "burst {} > bucket {bucket}",
+        bbr.max_batch_bytes
+    );
+}
