@@ -369,3 +369,29 @@ async fn half_open_requests_per_address_are_capped() {
     drop(held);
     srv.shutdown().await;
 }
+
+/// Over IPv6 loopback the socket cap applies to the client's /64 (::1 is the only loopback
+/// address, so the /64 sharing itself is shown by `limits`' unit test). Skipped where ::1
+/// cannot be bound.
+#[tokio::test]
+async fn ipv6_sockets_share_their_prefix_cap() {
+    let mut cfg = config();
+    cfg.max_sockets_per_ip = 2;
+    cfg.listen = "[::1]:0".parse().unwrap();
+    let Ok(srv) = ferry_signal::spawn(cfg).await else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let addr = srv.local_addr();
+    let v6: IpAddr = "::1".parse().unwrap();
+    let _a = Client::connect_from(v6, addr).await;
+    let _b = Client::connect_from(v6, addr).await;
+    let mut c = Client::connect_raw_from(v6, addr)
+        .await
+        .expect("upgrade answered");
+    match c.recv().await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::RateLimited),
+        other => panic!("third socket from ::1/64: {other:?}"),
+    }
+    srv.shutdown().await;
+}
