@@ -152,7 +152,10 @@ fn forward(app: AppHandle, id: u32, mut rx: mpsc::UnboundedReceiver<Event>, ui: 
                     true
                 }
                 Event::Error { message, .. } => {
-                    notify(&app, "Transfer failed", message);
+                    // The message can quote the peer; a notification is plain text, shown
+                    // by the OS, so nothing in it may reorder or hide what it says.
+                    let shown = ferry_core::fsio::escape_display(message);
+                    notify(&app, "Transfer failed", &shown);
                     true
                 }
                 _ => false,
