@@ -100,6 +100,7 @@ pub(crate) struct Bbr {
     round_max_inflight: u32,
     inflight_hi: Option<u64>,
     loss_handled_this_round: bool,
+    probe_rtt_due: bool,
 }
 
 impl Bbr {
@@ -135,6 +136,7 @@ impl Bbr {
             round_max_inflight: 0,
             inflight_hi: None,
             loss_handled_this_round: false,
+            probe_rtt_due: false,
         }
     }
 
@@ -144,6 +146,10 @@ impl Bbr {
 
     pub(crate) fn btl_bw(&self) -> u64 {
         self.btl_bw
+    }
+
+    pub(crate) fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
     }
 
     pub(crate) fn inflight_hi(&self) -> Option<u64> {
@@ -287,7 +293,8 @@ impl Bbr {
         }
         // Min RTT not refreshed for 10 s: drain the queue briefly to measure it.
         let expired = now.saturating_duration_since(self.min_rtt_stamp) > MIN_RTT_WINDOW;
-        if expired && self.mode != Mode::ProbeRtt && self.min_rtt.is_some() {
+        let due = std::mem::take(&mut self.probe_rtt_due);
+        if (expired || due) && self.mode != Mode::ProbeRtt && self.min_rtt.is_some() {
             self.mode = Mode::ProbeRtt;
             self.pacing_gain = 1.0;
             self.prior_cwnd = self.prior_cwnd.max(w.cwnd);
@@ -406,6 +413,11 @@ impl CongestionController for Bbr {
 
     fn on_rtt_sample(&mut self, _: &mut Window, rtt: Duration, now: Instant, _: u32) {
         let expired = now.saturating_duration_since(self.min_rtt_stamp) > MIN_RTT_WINDOW;
+        if expired && self.mode != Mode::ProbeRtt && self.min_rtt.is_some() {
+            // The sample below refreshes the stamp; ProbeRTT is still due, to see the
+            // path without our own queue.
+            self.probe_rtt_due = true;
+        }
         if self.min_rtt.is_none_or(|m| rtt <= m) || (expired && self.mode != Mode::ProbeRtt) {
             self.min_rtt = Some(rtt);
             self.min_rtt_stamp = now;

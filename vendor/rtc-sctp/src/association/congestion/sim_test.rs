@@ -19,6 +19,17 @@ struct Link {
     rtt: Duration,
     queue_bytes: u32,
     loss: f64,
+    /// A route change: from this time on, the propagation RTT is the second value.
+    rtt_change: Option<(Duration, Duration)>,
+}
+
+impl Link {
+    fn rtt_at(&self, t: Duration) -> Duration {
+        match self.rtt_change {
+            Some((at, rtt)) if t >= at => rtt,
+            _ => self.rtt,
+        }
+    }
 }
 
 /// xorshift64*: reproducible without a dependency.
@@ -55,6 +66,9 @@ struct Report {
     per_rtt: Vec<u64>,
     /// Queue-overflow drops per RTT.
     drops_per_rtt: Vec<u64>,
+    /// BBR only: when it entered ProbeRTT, and its min RTT at the end.
+    probe_rtt_at: Vec<Duration>,
+    min_rtt_end: Option<Duration>,
 }
 
 fn simulate(
@@ -160,7 +174,7 @@ fn simulate(
                 report.random_drops += 1;
                 continue;
             }
-            acks.push(Reverse((link_free_at + link.rtt, tsn, nth)));
+            acks.push(Reverse((link_free_at + link.rtt_at(now), tsn, nth)));
         }
 
         // Advance to the next event: an ack, the pacer, or the retransmission timer.
@@ -252,7 +266,19 @@ fn simulate(
                 mtu: MTU,
             };
             cc.on_ack(&mut w, &ack);
+            if let Controller::Bbr(b) = &cc
+                && b.mode() == super::bbr::Mode::ProbeRtt
+                && report
+                    .probe_rtt_at
+                    .last()
+                    .is_none_or(|t| now - *t > Duration::from_secs(1))
+            {
+                report.probe_rtt_at.push(now);
+            }
         }
+    }
+    if let Controller::Bbr(b) = &cc {
+        report.min_rtt_end = b.min_rtt();
     }
     report
 }
@@ -266,6 +292,7 @@ const LONG_LOSSY: Link = Link {
     rtt: Duration::from_millis(150),
     queue_bytes: 1 << 20,
     loss: 0.005,
+    rtt_change: None,
 };
 
 /// (a) 0.5 % random loss, 50 Mbit/s, 150 ms: the path. Reno's window halves on
@@ -333,4 +360,43 @@ fn bbr_startup_reaches_the_link_rate_without_a_burst_of_drops() {
         let tail: u64 = r.per_rtt[26..39].iter().sum();
         assert!(tail as f64 >= 0.9 * 13.0 * rtt_bytes as f64, "tail {tail}");
     }
+}
+
+/// The min-RTT filter forgets after ~10 s: a route change from 60 to 150 ms leaves the
+/// model with a stale 60 ms (so a BDP far too small) until ProbeRTT re-measures it.
+#[test]
+fn bbr_min_rtt_follows_a_route_change_through_probe_rtt() {
+    let link = Link {
+        rtt: Duration::from_millis(60),
+        loss: 0.0,
+        rtt_change: Some((Duration::from_secs(3), Duration::from_millis(150))),
+        ..LONG_LOSSY
+    };
+    let r = simulate(
+        CongestionControlKind::Bbr,
+        &link,
+        20,
+        Duration::from_secs(16),
+        1,
+    );
+    eprintln!(
+        "route change: probe rtt at {:?}, min rtt {:?}, last 4 s {:.1} Mbit/s",
+        r.probe_rtt_at,
+        r.min_rtt_end,
+        mbit(r.delivered, Duration::from_secs(4))
+    );
+    let min_rtt = r.min_rtt_end.unwrap();
+    assert!(
+        min_rtt >= Duration::from_millis(150) && min_rtt < Duration::from_millis(160),
+        "{min_rtt:?}"
+    );
+    // Entered once the 60 ms sample was 10 s old (it was last seen before 3 s).
+    assert!(
+        r.probe_rtt_at
+            .first()
+            .is_some_and(|t| *t > Duration::from_secs(10) && *t < Duration::from_secs(14)),
+        "{:?}",
+        r.probe_rtt_at
+    );
+    assert!(mbit(r.delivered, Duration::from_secs(4)) >= 0.9 * 50.0);
 }
