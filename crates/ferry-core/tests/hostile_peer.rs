@@ -468,7 +468,7 @@ async fn oversized_control_frames_are_refused() {
 
 // --- A hostile receiver against the real sender ---
 
-/// The real sender offering one 5000-byte file against `script` on the other link.
+/// The real sender offering two 5000-byte files against `script` on the other link.
 async fn send_against<T>(
     script: impl AsyncFnOnce(&mut Hostile) -> T,
 ) -> (Result<SendAttempt, FerryError>, Option<T>) {
@@ -476,7 +476,9 @@ async fn send_against<T>(
     let src = tempfile::tempdir().unwrap();
     let f = src.path().join("a.bin");
     std::fs::write(&f, vec![9u8; 5000]).unwrap();
-    let m = manifest::build(std::slice::from_ref(&f)).unwrap();
+    let g = src.path().join("b.bin");
+    std::fs::write(&g, vec![8u8; 5000]).unwrap();
+    let m = manifest::build(&[f, g]).unwrap();
     let job = SendJob::new(manifest::transfer_id("HOSTILE", &m.entries), m);
     let handle = TransferHandle::new();
     let ev = EventSink::none();
@@ -617,4 +619,110 @@ async fn sender_stops_an_endless_resend_loop() {
     protocol_error(&r, "asked for file 0 again");
     let asked = asked.unwrap_or(0);
     assert!(asked < 100, "sent the file {asked} times");
+}
+
+/// A sender repeating a per-file error (each with a message near the frame limit) cannot
+/// grow the receiver's list of failures; the first one fails the file, the second is a
+/// protocol error, and what the user sees of the peer's message is clipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_file_errors_are_refused_in_bounded_memory() {
+    let _serial = SERIAL.lock().await;
+    let p = connect().await;
+    let v = Victim::new();
+    let mut h = Hostile::new(p.host);
+    let big = "e".repeat(200 * 1024);
+    let ((r, events, _), grew) =
+        peak_growth(receive_against(&v, p.guest, Decision::Accept, 60, async {
+            accepted(
+                &h.offer(vec![entry("a.bin", 4096), entry("b.bin", 4096)])
+                    .await,
+            );
+            for _ in 0..300 {
+                let e = Control::Error {
+                    code: peer::PeerErrorCode::Io,
+                    message: big.clone(),
+                    file: Some(0),
+                };
+                if !h.control(&e).await {
+                    break;
+                }
+            }
+            h.control(&Control::Done).await;
+            h.drain(10).await
+        }))
+        .await;
+    protocol_error(&r, "error for file 0, which is not in progress");
+    let shown: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileFailed { message, .. } => Some(message.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0] < 1024, "a {}-byte message shown", shown[0]);
+    v.assert_untouched();
+    v.assert_nothing_finished();
+    println!(
+        "300 per-file errors of 200 KiB: peak RSS growth {} MiB",
+        grew / MIB
+    );
+    assert!(grew < 32 * MIB, "peak RSS grew {} MiB", grew / MIB);
+}
+
+/// A receiver repeating a confirmation or a per-file error is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_refuses_repeated_confirmations_and_file_errors() {
+    let _serial = SERIAL.lock().await;
+    let (r, _) = send_against(async |h: &mut Hostile| {
+        manifest_then(
+            h,
+            Control::Accept {
+                files: vec![
+                    FileAccept { file: 0, offset: 0 },
+                    FileAccept { file: 1, offset: 0 },
+                ],
+            },
+        )
+        .await;
+        // Confirm without checking, twice.
+        while let Some(c) = h.recv(10).await {
+            if let Control::FileEnd { file: 0, .. } = c {
+                let file = 0;
+                h.control(&Control::FileDone { file }).await;
+                h.control(&Control::FileDone { file }).await;
+                break;
+            }
+        }
+        h.drain(5).await
+    })
+    .await;
+    protocol_error(&r, "file 0 confirmed twice");
+    let big = "e".repeat(200 * 1024);
+    // Both files accepted, so the first error leaves the sender something to do.
+    let (r, _) = send_against(async |h: &mut Hostile| {
+        manifest_then(
+            h,
+            Control::Accept {
+                files: vec![
+                    FileAccept { file: 0, offset: 0 },
+                    FileAccept { file: 1, offset: 0 },
+                ],
+            },
+        )
+        .await;
+        for _ in 0..300 {
+            let e = Control::Error {
+                code: peer::PeerErrorCode::Io,
+                message: big.clone(),
+                file: Some(0),
+            };
+            if !h.control(&e).await {
+                break;
+            }
+        }
+        h.drain(5).await
+    })
+    .await;
+    protocol_error(&r, "error for file 0, which is not in progress");
 }

@@ -143,6 +143,9 @@ impl SendMachine {
     pub fn set_paused_remote(&mut self, p: bool) {
         self.paused_remote = p;
     }
+    pub fn paused_remote(&self) -> bool {
+        self.paused_remote
+    }
     pub fn paused(&self) -> bool {
         self.paused_local || self.paused_remote
     }
@@ -254,12 +257,20 @@ impl SendMachine {
 
     pub fn on_file_done(&mut self, file: u32) -> Result<(), ProtoViolation> {
         let f = self.file_mut(file)?;
+        if f.done {
+            return violation(format!("file {file} confirmed twice"));
+        }
         if !f.end_sent || f.sent != f.size {
             return violation(format!("file {file} confirmed before it was all sent"));
         }
         f.done = true;
         f.acked = f.size;
         Ok(())
+    }
+
+    /// Accepted and neither confirmed nor failed: what a per-file error may name.
+    pub fn in_progress(&self, file: u32) -> bool {
+        self.files.get(file as usize).is_some_and(|f| !f.finished())
     }
 
     /// This file will not be sent (e.g. its source changed).
@@ -596,6 +607,22 @@ mod tests {
         m.next_step();
         assert!(m.on_resend(0, 100).is_err(), "resend off the grid");
         assert!(m.on_resend(0, 8 * K).is_err(), "resend past what was sent");
+    }
+
+    #[test]
+    fn sender_takes_one_confirmation_or_error_per_file() {
+        let mut m = SendMachine::new(&[K, K, K], 10 * K, K as usize);
+        m.accept(&[acc(0, 0), acc(1, 0)]).unwrap();
+        while matches!(m.next_step(), SendStep::Chunk { .. } | SendStep::End { .. }) {}
+        assert!(m.in_progress(0) && m.in_progress(1));
+        assert!(!m.in_progress(2), "not accepted");
+        assert!(!m.in_progress(9), "not offered");
+        m.on_file_done(0).unwrap();
+        assert!(!m.in_progress(0));
+        let err = m.on_file_done(0).unwrap_err();
+        assert!(err.0.contains("confirmed twice"), "{err}");
+        m.fail_file(1);
+        assert!(!m.in_progress(1));
     }
 
     #[test]

@@ -131,6 +131,56 @@ pub(crate) async fn send_parting(
 
 const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest piece of peer-supplied text (an error's message, a cancel's reason, a message we
+/// did not expect) that goes into our errors and events: a peer may send 256 KiB of it.
+const PEER_TEXT: usize = 300;
+
+/// `text` from the peer, cut to [`PEER_TEXT`] bytes on a character boundary.
+pub(crate) fn clip(text: &str) -> String {
+    if text.len() <= PEER_TEXT {
+        return text.to_string();
+    }
+    let mut end = PEER_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// `Debug` of a peer's message, formatted only as far as [`PEER_TEXT`] bytes (a manifest
+/// in the wrong place may be 64 MiB of entries).
+pub(crate) fn brief(c: &impl std::fmt::Debug) -> String {
+    use std::fmt::Write;
+    struct Capped(String);
+    impl Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = PEER_TEXT.saturating_sub(self.0.len());
+            if s.len() <= room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&s[..end]);
+            self.0.push('…');
+            Err(std::fmt::Error)
+        }
+    }
+    let mut w = Capped(String::new());
+    let _ = write!(w, "{c:?}");
+    w.0
+}
+
+/// The error a peer's `error` message stands for, its text clipped.
+pub(crate) fn peer_error(
+    code: ferry_proto::peer::PeerErrorCode,
+    message: &str,
+) -> crate::error::FerryError {
+    crate::error::FerryError::from_peer(code, &clip(message))
+}
+
 /// The user's levers on a running transfer. Cheap to clone; every clone controls the same
 /// transfer.
 #[derive(Clone, Debug)]
@@ -228,6 +278,20 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_text_is_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(1000);
+        let c = clip(&long);
+        assert!(
+            c.len() <= PEER_TEXT + '…'.len_utf8() && c.ends_with('…'),
+            "{c}"
+        );
+        let b = brief(&vec!["x".repeat(100); 100_000]);
+        assert!(b.len() <= PEER_TEXT + '…'.len_utf8() && b.ends_with('…'));
+        assert_eq!(brief(&Some(1)), "Some(1)");
+    }
 
     #[test]
     fn chunk_size_respects_bounds() {

@@ -275,10 +275,11 @@ pub async fn run(
     .await?
     {
         Control::Manifest { transfer_id, files } => (transfer_id, files),
-        Control::Cancel { reason } => return Err(FerryError::Cancelled(reason)),
+        Control::Cancel { reason } => return Err(FerryError::Cancelled(super::clip(&reason))),
         other => {
             return Err(FerryError::Protocol(format!(
-                "expected a manifest, got {other:?}"
+                "expected a manifest, got {}",
+                super::brief(&other)
             )));
         }
     };
@@ -446,6 +447,7 @@ async fn pump(
     let mut pending: Option<WIn> = None;
     let mut done_bytes = att.resumed_from;
     let mut sender_done = false;
+    let mut remote_paused = false;
     loop {
         if sender_done && pending.is_none() && ctrl_q.is_empty() {
             if remaining.is_empty() {
@@ -521,23 +523,35 @@ async fn pump(
                     Frame::Control(c) => match c {
                         Control::FileEnd { file, hash } => pending = Some(WIn::End { file, hash }),
                         Control::Done => sender_done = true,
-                        Control::Pause => ev.emit(Event::Paused),
-                        Control::Resume => ev.emit(Event::Resumed),
+                        // Announced once per change: a peer repeating itself adds nothing.
+                        Control::Pause if !remote_paused => {
+                            remote_paused = true;
+                            ev.emit(Event::Paused);
+                        }
+                        Control::Resume if remote_paused => {
+                            remote_paused = false;
+                            ev.emit(Event::Resumed);
+                        }
+                        Control::Pause | Control::Resume => {}
                         Control::Cancel { reason } => {
-                            return Err(FerryError::Cancelled(format!("by the sender: {reason}")));
+                            return Err(FerryError::Cancelled(format!("by the sender: {}", super::clip(&reason))));
                         }
                         Control::Error { code, message, file: Some(file) } => {
-                            remaining.remove(&file);
-                            let err = FerryError::from_peer(code, &message);
+                            // One error per file in progress: a repeated one would grow the
+                            // list of failures without bound.
+                            if !remaining.remove(&file) {
+                                return Err(FerryError::Protocol(format!("error for file {file}, which is not in progress")));
+                            }
+                            let err = super::peer_error(code, &message);
                             let path = entries.get(file as usize).map(|e| e.path.clone()).unwrap_or_default();
                             ev.emit(Event::FileFailed { path: path.clone(), code: err.code().into(), message: err.to_string() });
                             att.failed.push((path, err));
                         }
                         Control::Error { code, message, file: None } => {
-                            return Err(FerryError::from_peer(code, &message));
+                            return Err(super::peer_error(code, &message));
                         }
                         Control::Hello { .. } => {}
-                        other => return Err(FerryError::Protocol(format!("unexpected {other:?} from the sender"))),
+                        other => return Err(FerryError::Protocol(format!("unexpected {} from the sender", super::brief(&other)))),
                     },
                 }
             }

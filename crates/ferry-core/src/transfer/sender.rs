@@ -85,11 +85,12 @@ async fn await_accept(
     .await?;
     match c {
         Control::Accept { files } => Ok(files),
-        Control::Decline { reason } => Err(FerryError::Declined(reason)),
-        Control::Cancel { reason } => Err(FerryError::Cancelled(reason)),
-        Control::Error { code, message, .. } => Err(FerryError::from_peer(code, &message)),
+        Control::Decline { reason } => Err(FerryError::Declined(super::clip(&reason))),
+        Control::Cancel { reason } => Err(FerryError::Cancelled(super::clip(&reason))),
+        Control::Error { code, message, .. } => Err(super::peer_error(code, &message)),
         other => Err(FerryError::Protocol(format!(
-            "expected accept, got {other:?}"
+            "expected accept, got {}",
+            super::brief(&other)
         ))),
     }
 }
@@ -273,25 +274,30 @@ async fn stream(
                         });
                         progress.emit(ev, &e.path, m.acked_total(), true);
                     }
-                    Control::Pause => {
-                        m.set_paused_remote(true);
-                        ev.emit(Event::Paused);
+                    // Announced once per change: a peer repeating itself adds nothing.
+                    Control::Pause | Control::Resume => {
+                        let p = matches!(c, Control::Pause);
+                        if m.paused_remote() != p {
+                            m.set_paused_remote(p);
+                            ev.emit(if p { Event::Paused } else { Event::Resumed });
+                        }
                     }
-                    Control::Resume => {
-                        m.set_paused_remote(false);
-                        ev.emit(Event::Resumed);
-                    }
-                    Control::Cancel { reason } => return Err(FerryError::Cancelled(format!("by the receiver: {reason}"))),
+                    Control::Cancel { reason } => return Err(FerryError::Cancelled(format!("by the receiver: {}", super::clip(&reason)))),
                     Control::Error { code, message, file: Some(file) } => {
+                        // One error per file in progress: a repeated one would grow the list
+                        // of failures without bound.
+                        if !m.in_progress(file) {
+                            return Err(FerryError::Protocol(format!("error for file {file}, which is not in progress")));
+                        }
                         m.fail_file(file);
-                        let err = FerryError::from_peer(code, &message);
+                        let err = super::peer_error(code, &message);
                         let path = entries.get(file as usize).map(|e| e.path.clone()).unwrap_or_default();
                         ev.emit(Event::FileFailed { path, code: err.code().into(), message: err.to_string() });
                         att.failed.push((file, err));
                     }
-                    Control::Error { code, message, file: None } => return Err(FerryError::from_peer(code, &message)),
+                    Control::Error { code, message, file: None } => return Err(super::peer_error(code, &message)),
                     Control::Hello { .. } => {}
-                    other => return Err(FerryError::Protocol(format!("unexpected {other:?} from the receiver"))),
+                    other => return Err(FerryError::Protocol(format!("unexpected {} from the receiver", super::brief(&other)))),
                 }
             }
             permit = link.tx.reserve(), if !ctrl_q.is_empty() || pending.is_some() => {

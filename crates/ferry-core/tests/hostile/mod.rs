@@ -260,7 +260,8 @@ impl Hostile {
         true
     }
 
-    /// The next control message (`hello` skipped), or None when the link ends or `secs` pass.
+    /// The next control message (`hello` and chunks skipped), or None when the link ends, a
+    /// frame does not decode, or `secs` pass.
     pub async fn recv(&mut self, secs: u64) -> Option<Control> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
@@ -268,9 +269,10 @@ impl Hostile {
                 .await
                 .ok()??;
             match self.parts.push(&msg) {
-                Ok(Some(Frame::Control(Control::Hello { .. }))) | Ok(None) => {}
+                // Chunks (when this peer plays the receiver) are not what it waits for.
+                Ok(Some(Frame::Control(Control::Hello { .. }) | Frame::Chunk(_))) | Ok(None) => {}
                 Ok(Some(Frame::Control(c))) => return Some(c),
-                _ => return None,
+                Err(_) => return None,
             }
         }
     }
