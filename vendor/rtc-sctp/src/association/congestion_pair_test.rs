@@ -13,6 +13,10 @@ struct Path {
     rtt: Duration,
     queue_bytes: f64,
     loss: f64,
+    /// Timer resolution of the driver: a wakeup the association asks for through
+    /// `poll_timeout` happens at the next multiple of this (tokio's timers: 1 ms).
+    /// Packet arrivals wake it at once.
+    timer_granularity: Duration,
 }
 
 /// xorshift64*: reproducible without a dependency.
@@ -194,7 +198,12 @@ fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, se
         }
         for a in [&tx, &rx] {
             if let Some(t) = a.poll_timeout() {
-                next = next.min(t.saturating_duration_since(t0));
+                let mut t = t.saturating_duration_since(t0);
+                let g = path.timer_granularity.as_nanos();
+                if g > 0 {
+                    t = Duration::from_nanos((t.as_nanos().div_ceil(g) * g) as u64);
+                }
+                next = next.min(t);
             }
         }
         now = next.max(now + Duration::from_micros(1));
@@ -208,6 +217,7 @@ const LOSSY: Path = Path {
     rtt: Duration::from_millis(150),
     queue_bytes: 512.0 * 1024.0,
     loss: 0.005,
+    timer_granularity: Duration::ZERO,
 };
 
 /// The case on real associations, at 20 Mbit/s to keep the debug-build test
@@ -240,4 +250,37 @@ fn bbr_association_keeps_a_lossy_long_path_full() {
         "burst {} > bucket {bucket}",
         bbr.max_batch_bytes
     );
+}
+
+/// Opt-in (FERRY_HEAVY=1; run with --release): fast paths driven with 1 ms timer
+/// resolution, as webrtc's tokio driver has. Pacing must not cap the rate at what one
+/// bucket per millisecond allows.
+#[test]
+fn bbr_on_a_fast_lan_is_not_capped_by_pacing_wakeups() {
+    if std::env::var_os("FERRY_HEAVY").is_none() {
+        return;
+    }
+    let (secs, warmup) = (4, Duration::from_secs(2));
+    let span = (Duration::from_secs(secs) - warmup).as_secs_f64();
+    // A LAN, and a loopback-like path whose bottleneck is faster than any pacing bucket
+    // per millisecond (128 packets per ms is ~150 MB/s).
+    for (rate, rtt_us) in [(1e9 / 8.0, 2000), (4e9 / 8.0, 200)] {
+        let path = Path {
+            rate,
+            rtt: Duration::from_micros(rtt_us),
+            queue_bytes: 1024.0 * 1024.0,
+            loss: 0.0,
+            timer_granularity: Duration::from_millis(1),
+        };
+        for kind in [CongestionControlKind::Reno, CongestionControlKind::Bbr] {
+            let r = run(kind, &path, secs, warmup, 1);
+            let share = r.read as f64 / span / rate;
+            eprintln!(
+                "{:.0} Mbit/s {rtt_us} us, 1 ms timers: {kind:?} {:.0} % {r:?}",
+                rate * 8e-6,
+                share * 100.0
+            );
+            assert!(share >= 0.8, "{kind:?} {:.0} %", share * 100.0);
+        }
+    }
 }
