@@ -85,6 +85,8 @@ struct Scenario {
     check: fn(&mut Run),
 }
 
+/// Marks checks of signaling v2 (guest tag first, a revealed tag without a valid answer is a
+/// failed guess): the ones a v1 peer fails.
 const V2: &str = "[v2] ";
 
 fn scenarios() -> Vec<Scenario> {
