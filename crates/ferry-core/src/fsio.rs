@@ -381,6 +381,14 @@ fn check_plain(f: &File, p: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Open a file to send, read-only, refusing a symlink in its last component: the manifest
+/// records real files, so a link found there now was swapped in after the user picked.
+pub fn open_source(p: &Path) -> io::Result<File> {
+    let f = no_follow(OpenOptions::new().read(true)).open(p)?;
+    check_plain(&f, p)?;
+    Ok(f)
+}
+
 fn open_existing(p: &Path) -> io::Result<File> {
     let f = no_follow(OpenOptions::new().read(true).write(true)).open(p)?;
     check_plain(&f, p)?;

@@ -45,14 +45,18 @@ pub fn checked_total(entries: &[FileEntry]) -> Option<u64> {
 
 /// Size and modification time (ms since the epoch): the identity resume checks against.
 pub fn stat(path: &Path) -> io::Result<(u64, i64)> {
-    let m = fs::metadata(path)?;
+    Ok(identity(&fs::metadata(path)?))
+}
+
+/// [`stat`] of metadata already at hand (an open file's).
+pub fn identity(m: &fs::Metadata) -> (u64, i64) {
     let mtime = m
         .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    Ok((m.len(), mtime))
+    (m.len(), mtime)
 }
 
 /// Walk `paths` (files or folders, any mix) into a manifest. Entries are sorted within each

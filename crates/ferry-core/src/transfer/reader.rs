@@ -95,16 +95,19 @@ fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryEr
     let path = src
         .as_ref()
         .ok_or_else(|| FerryError::Protocol(format!("{} is a folder", entry.path)))?;
-    // The resume identity: a file that changed since the manifest was made would splice
-    // old and new bytes together on the receiver.
-    let (size, mtime) = manifest::stat(path).map_err(|e| FerryError::io(&entry.path, &e))?;
+    // Never through a symlink (see `manifest`): one swapped in since the manifest was made
+    // could point anywhere.
+    let f = fsio::open_source(path).map_err(|e| FerryError::io(&entry.path, &e))?;
+    // The resume identity, of the file actually opened: a file that changed since the
+    // manifest was made would splice old and new bytes together on the receiver.
+    let meta = f.metadata().map_err(|e| FerryError::io(&entry.path, &e))?;
+    let (size, mtime) = manifest::identity(&meta);
     if size != entry.size || mtime != entry.mtime_ms {
         return Err(FerryError::SourceChanged(format!(
             "{} (size {} -> {size}, mtime {} -> {mtime})",
             entry.path, entry.size, entry.mtime_ms
         )));
     }
-    let f = File::open(path).map_err(|e| FerryError::io(&entry.path, &e))?;
     Ok(OpenSrc {
         f,
         tree: FileTree::new(entry.size),
@@ -203,5 +206,37 @@ fn read_one(
                 hash,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of the manifest replaced by a symlink (same size and mtime as the original,
+    /// pointing at a key) is refused, not read.
+    #[cfg(unix)]
+    #[test]
+    fn a_source_swapped_for_a_symlink_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("a.txt"), b"public").unwrap();
+        let m = manifest::build(std::slice::from_ref(&tree)).unwrap();
+        let key = d.path().join("id_rsa");
+        std::fs::write(&key, b"SECRET").unwrap();
+        let src = m.sources[0].clone().unwrap();
+        let mtime = std::fs::metadata(&src).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&key)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(open_src(&m.entries[0], &m.sources[0]).is_ok());
+        std::fs::remove_file(&src).unwrap();
+        std::os::unix::fs::symlink(&key, &src).unwrap();
+        let err = open_src(&m.entries[0], &m.sources[0]).err().unwrap();
+        assert_eq!(err.code(), "io", "{err}");
     }
 }
