@@ -227,8 +227,8 @@ impl Bbr {
     }
 
     fn on_round_end(&mut self, inflight: u32, mtu: u32) {
-        if self.loss_handled_this_round || self.round_is_lossy(mtu) {
-        } else if self.pacing_gain > 1.0 {
+        let clean = !self.loss_handled_this_round && !self.round_is_lossy(mtu);
+        if clean && self.pacing_gain > 1.0 {
             // A clean round while probing up: the ceiling may rise with the probe.
             if let Some(hi) = self.inflight_hi {
                 let raised = (hi as f64 * FULL_BW_GROWTH) as u64;
@@ -264,7 +264,7 @@ impl Bbr {
         self.pacing_gain = PROBE_BW_GAINS[self.cycle_index];
     }
 
-    fn update_mode(&mut self, w: &mut Window, now: Instant, inflight: u32, lost_now: bool) {
+    fn update_mode(&mut self, w: &mut Window, now: Instant, inflight: u32) {
         let bdp = self.bdp().unwrap_or(u64::MAX);
         if self.mode == Mode::Startup && self.filled_pipe {
             self.mode = Mode::Drain;
@@ -278,8 +278,11 @@ impl Bbr {
             let full_length = now.saturating_duration_since(self.cycle_stamp) > min_rtt;
             let gain = PROBE_BW_GAINS[self.cycle_index];
             let next = if gain > 1.0 {
-                // Probe until the extra is actually in flight, or the path pushes back.
-                full_length && (lost_now || inflight as f64 >= gain * bdp as f64)
+                // Probe until the extra is actually in flight, or the path pushes back
+                // (a lossy round), or the window cannot hold it (an inflight ceiling).
+                let reached = inflight as f64 >= gain * bdp as f64;
+                let capped = f64::from(w.cwnd) < gain * bdp as f64;
+                full_length && (reached || capped || self.loss_handled_this_round)
             } else if gain < 1.0 {
                 full_length || u64::from(inflight) <= bdp
             } else {
@@ -465,7 +468,7 @@ impl CongestionController for Bbr {
         }
         self.check_loss(ack.inflight, ack.mtu);
         self.check_full_pipe(sample_app_limited);
-        self.update_mode(w, now, ack.inflight, false);
+        self.update_mode(w, now, ack.inflight);
         self.handle_probe_rtt(w, now, ack.inflight, ack.mtu);
         self.update_pacing_rate(w);
         self.update_cwnd(w, ack.bytes_acked, ack.mtu);
