@@ -152,6 +152,11 @@ impl Bbr {
         self.min_rtt
     }
 
+    /// Index into the ProbeBW gain cycle (1 is the 0.75 drain phase).
+    pub(crate) fn cycle_index(&self) -> usize {
+        self.cycle_index
+    }
+
     pub(crate) fn inflight_hi(&self) -> Option<u64> {
         self.inflight_hi
     }

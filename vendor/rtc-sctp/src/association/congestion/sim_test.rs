@@ -69,6 +69,9 @@ struct Report {
     /// BBR only: when it entered ProbeRTT, and its min RTT at the end.
     probe_rtt_at: Vec<Duration>,
     min_rtt_end: Option<Duration>,
+    /// BBR only: ProbeBW drain (0.75) phases entered while an inflight ceiling was set.
+    drain_phases_under_ceiling: u32,
+    inflight_hi_end: Option<u64>,
 }
 
 fn simulate(
@@ -107,6 +110,7 @@ fn simulate(
     let mut last_progress = Duration::ZERO;
     let mut srtt = link.rtt;
     let mut now = Duration::ZERO;
+    let mut last_cycle = usize::MAX;
 
     let idx = |out: &VecDeque<Outstanding>, tsn: u32| -> Option<usize> {
         let first = out.front()?.tsn;
@@ -267,6 +271,15 @@ fn simulate(
             };
             cc.on_ack(&mut w, &ack);
             if let Controller::Bbr(b) = &cc
+                && b.mode() == super::bbr::Mode::ProbeBw
+                && b.inflight_hi().is_some()
+            {
+                if b.cycle_index() == 1 && last_cycle != 1 {
+                    report.drain_phases_under_ceiling += 1;
+                }
+                last_cycle = b.cycle_index();
+            }
+            if let Controller::Bbr(b) = &cc
                 && b.mode() == super::bbr::Mode::ProbeRtt
                 && report
                     .probe_rtt_at
@@ -279,6 +292,7 @@ fn simulate(
     }
     if let Controller::Bbr(b) = &cc {
         report.min_rtt_end = b.min_rtt();
+        report.inflight_hi_end = b.inflight_hi();
     }
     report
 }
@@ -399,4 +413,36 @@ fn bbr_min_rtt_follows_a_route_change_through_probe_rtt() {
         r.probe_rtt_at
     );
     assert!(mbit(r.delivered, Duration::from_secs(4)) >= 0.9 * 50.0);
+}
+
+/// 3 % random loss is above the 2 % a round may lose: the inflight ceiling engages, and
+/// the gain cycle must keep turning under it (its probe phase once waited for inflight
+/// to reach 1.25 BDP, which a ceiling below that never allows: 2 drain phases in 15 s).
+/// Throughput here is ~9 Mbit/s of 50: above 2 % random loss the ceiling, like BBRv2's,
+/// reads the loss as congestion (Reno would get well under 1 Mbit/s).
+#[test]
+fn bbr_gain_cycle_keeps_turning_under_an_inflight_ceiling() {
+    let link = Link {
+        loss: 0.03,
+        ..LONG_LOSSY
+    };
+    let r = simulate(
+        CongestionControlKind::Bbr,
+        &link,
+        20,
+        Duration::from_secs(5),
+        5,
+    );
+    let got = mbit(r.delivered, Duration::from_secs(15));
+    eprintln!(
+        "3 % loss: {got:.1} Mbit/s, ceiling {:?}, drain phases under it {}, timeouts {}",
+        r.inflight_hi_end, r.drain_phases_under_ceiling, r.timeouts
+    );
+    assert!(r.inflight_hi_end.is_some(), "no ceiling at 3 % loss");
+    // A cycle is 8 round trips (~1.2 s here): about a dozen in 15 s.
+    assert!(
+        r.drain_phases_under_ceiling >= 5,
+        "{}",
+        r.drain_phases_under_ceiling
+    );
 }
