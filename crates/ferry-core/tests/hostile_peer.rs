@@ -172,6 +172,24 @@ async fn chunks_for_a_refused_file_are_a_protocol_error() {
     assert!(file_done(&events).is_empty());
     v.assert_untouched();
     v.assert_nothing_finished();
+
+    // Declined: data sent straight after the offer, without waiting, lands nowhere.
+    let p = connect().await;
+    let v = Victim::new();
+    let h = Hostile::new(p.host);
+    let (r, _, _) = receive_against(&v, p.guest, Decision::Decline, 60, async {
+        h.control(&Control::Manifest {
+            transfer_id: hostile::TRANSFER_ID.into(),
+            files: vec![entry("a.txt", 5), entry("../x", 5)],
+        })
+        .await;
+        h.send_file(0, b"owned").await;
+        h.send_file(1, b"owned").await;
+    })
+    .await;
+    assert!(matches!(r, Err(FerryError::Declined(_))), "{r:?}");
+    v.assert_untouched();
+    assert!(v.out_files().is_empty(), "{:?}", v.out_files());
 }
 
 /// A chunk for a file index past the manifest, then (new connection) one past a file's end.

@@ -17,6 +17,9 @@ use ferry_core::{ConnectConfig, HostRoom, Password, join};
 use ferry_proto::peer::{self, Control, ControlReassembler, FileEntry, Frame};
 use tokio::sync::mpsc;
 
+/// The transfer id every hostile offer uses.
+pub const TRANSFER_ID: &str = "abababababababababababababababab";
+
 /// Every case holds this: cases measure the process's peak memory, which a case running
 /// beside it would spoil, and two cores do not gain from WebRTC pairs in parallel anyway.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -144,6 +147,12 @@ impl Victim {
             .filter(|f| !f.ends_with(".part"))
             .collect();
         assert!(done.is_empty(), "files claimed finished: {done:?}");
+        // Nor does the resume store say so.
+        let store = Store::open(&self.db.path().join("r.db")).unwrap();
+        if let Some((_, files)) = store.transfer(&format!("{TRANSFER_ID}-r")).unwrap() {
+            let done: Vec<_> = files.iter().filter(|f| f.state == "done").collect();
+            assert!(done.is_empty(), "store claims finished: {done:?}");
+        }
     }
 }
 
@@ -280,7 +289,7 @@ impl Hostile {
     /// Offer `files`; returns the receiver's answer.
     pub async fn offer(&mut self, files: Vec<FileEntry>) -> Option<Control> {
         let m = Control::Manifest {
-            transfer_id: "ab".repeat(16),
+            transfer_id: TRANSFER_ID.into(),
             files,
         };
         assert!(self.control(&m).await);
