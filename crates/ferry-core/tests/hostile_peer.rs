@@ -407,7 +407,9 @@ async fn ten_million_entries_are_refused_in_bounded_memory() {
         sent.unwrap_or(0) / MIB,
         grew / MIB
     );
-    assert!(grew < 160 * MIB, "peak RSS grew {} MiB", grew / MIB);
+    // The 64 MiB byte cap plus both peers' WebRTC buffers; the whole message would be
+    // 230 MiB of JSON before a single entry.
+    assert!(grew < 192 * MIB, "peak RSS grew {} MiB", grew / MIB);
 }
 
 /// One entry more than the cap, in fewer bytes than the byte cap: refused before one entry
