@@ -746,3 +746,31 @@ async fn sender_refuses_repeated_confirmations_and_file_errors() {
     .await;
     protocol_error(&r, "error for file 0, which is not in progress");
 }
+
+/// The other side of the entry cap: a sender with more files than any receiver accepts says
+/// so before offering anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_refuses_more_files_than_a_receiver_accepts() {
+    let _serial = SERIAL.lock().await;
+    let n = peer::MAX_FILES + 1;
+    let m = manifest::Manifest {
+        entries: vec![entry("f", 0); n],
+        sources: vec![None; n],
+        skipped: Vec::new(),
+    };
+    let job = SendJob::new("ab".repeat(16), m);
+    let (a, mut b) = Link::memory_pair(4, 256 * 1024);
+    let r = within(
+        30,
+        sender::run(a, &job, &TransferHandle::new(), &EventSink::none()),
+    )
+    .await;
+    match r {
+        Err(e @ FerryError::Io(_)) => assert!(
+            e.to_string().contains("more than one transfer can carry"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(b.rx.try_recv().is_err(), "something was offered");
+}
