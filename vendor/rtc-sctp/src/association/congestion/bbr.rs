@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::delivery::DeliveryRate;
 use super::{AckEvent, CongestionController, Window};
-use crate::util::sna32lte;
 
 /// 4·ln 2: the smallest gain that doubles the delivery rate each round in startup.
 const STARTUP_PACING_GAIN: f64 = 2.77;
@@ -38,8 +38,6 @@ const BETA: f64 = 0.7;
 /// Extra cwnd beyond gain·BDP for delayed SACKs and send batching.
 const QUANTUM_PACKETS: u32 = 3;
 const MIN_CWND_PACKETS: u32 = 4;
-/// Bounds the flight records kept for rate samples (each is a send batch, not a chunk).
-const MAX_RECORDS: usize = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -47,18 +45,6 @@ pub(crate) enum Mode {
     Drain,
     ProbeBw,
     ProbeRtt,
-}
-
-/// What the connection looked like when a batch of DATA left: a rate sample divides the
-/// bytes delivered since then by the time it took.
-#[derive(Debug, Clone, Copy)]
-struct SendRecord {
-    last_tsn: u32,
-    sent_time: Instant,
-    delivered: u64,
-    delivered_time: Instant,
-    first_sent_time: Instant,
-    app_limited: bool,
 }
 
 #[derive(Debug)]
@@ -70,12 +56,7 @@ pub(crate) struct Bbr {
     min_rtt: Option<Duration>,
     min_rtt_stamp: Instant,
 
-    delivered: u64,
-    delivered_time: Instant,
-    first_sent_time: Instant,
-    /// Nonzero while the sender is application-limited: until `delivered` passes it.
-    app_limited_until: u64,
-    records: VecDeque<SendRecord>,
+    rate: DeliveryRate,
 
     round_count: u64,
     next_round_delivered: u64,
@@ -111,11 +92,7 @@ impl Bbr {
             btl_bw: 0,
             min_rtt: None,
             min_rtt_stamp: now,
-            delivered: 0,
-            delivered_time: now,
-            first_sent_time: now,
-            app_limited_until: 0,
-            records: VecDeque::new(),
+            rate: DeliveryRate::new(now),
             round_count: 0,
             next_round_delivered: 0,
             round_start: false,
@@ -196,20 +173,8 @@ impl Bbr {
         self.btl_bw = self.bw_samples.iter().map(|s| s.1).max().unwrap_or(0);
     }
 
-    /// The newest flight record this SACK covers, per the draft's rate sampling.
-    fn take_record(&mut self, highest_acked_tsn: u32) -> Option<SendRecord> {
-        let mut last = None;
-        while let Some(r) = self.records.front() {
-            if !sna32lte(r.last_tsn, highest_acked_tsn) {
-                break;
-            }
-            last = self.records.pop_front();
-        }
-        last
-    }
-
     fn round_is_lossy(&self, mtu: u32) -> bool {
-        let delivered = self.delivered - self.round_delivered_start;
+        let delivered = self.rate.delivered() - self.round_delivered_start;
         let lost = self.round_lost;
         lost >= u64::from(LOSS_MIN_PACKETS * mtu)
             && lost as f64 > LOSS_THRESH * (delivered + lost) as f64
@@ -242,7 +207,7 @@ impl Bbr {
             }
         }
         self.round_lost = 0;
-        self.round_delivered_start = self.delivered;
+        self.round_delivered_start = self.rate.delivered();
         self.round_max_inflight = inflight;
         self.loss_handled_this_round = false;
     }
@@ -319,7 +284,7 @@ impl Bbr {
             None if inflight <= floor => {
                 self.probe_rtt_done = Some(now + PROBE_RTT_TIME);
                 self.probe_rtt_round_done = false;
-                self.next_round_delivered = self.delivered;
+                self.next_round_delivered = self.rate.delivered();
             }
             Some(done) => {
                 if self.round_start {
@@ -395,28 +360,11 @@ impl CongestionController for Bbr {
         inflight: u32,
         app_limited: bool,
     ) {
-        let Some(last_tsn) = last_new_tsn else {
-            return;
-        };
-        if inflight <= bytes {
-            // Sending into an empty pipe: the sample interval starts now.
-            self.first_sent_time = now;
-            self.delivered_time = now;
+        // Only new DATA is stamped: a retransmission's ack is ambiguous (Karn).
+        if let Some(last_tsn) = last_new_tsn {
+            self.rate
+                .on_sent(now, bytes, last_tsn, inflight, app_limited);
         }
-        if app_limited {
-            self.app_limited_until = (self.delivered + u64::from(inflight)).max(1);
-        }
-        if self.records.len() >= MAX_RECORDS {
-            self.records.pop_front();
-        }
-        self.records.push_back(SendRecord {
-            last_tsn,
-            sent_time: now,
-            delivered: self.delivered,
-            delivered_time: self.delivered_time,
-            first_sent_time: self.first_sent_time,
-            app_limited: self.app_limited_until != 0,
-        });
     }
 
     fn on_rtt_sample(&mut self, _: &mut Window, rtt: Duration, now: Instant, _: u32) {
@@ -434,36 +382,22 @@ impl CongestionController for Bbr {
 
     fn on_ack(&mut self, w: &mut Window, ack: &AckEvent) {
         let now = ack.now;
-        if ack.bytes_acked > 0 {
-            self.delivered += u64::from(ack.bytes_acked);
-            self.delivered_time = now;
-        }
-        if self.app_limited_until != 0 && self.delivered > self.app_limited_until {
-            self.app_limited_until = 0;
-        }
         self.round_max_inflight = self.round_max_inflight.max(ack.inflight + ack.bytes_acked);
-
         self.round_start = false;
         let mut sample_app_limited = true;
-        if ack.bytes_acked > 0
-            && let Some(rec) = self.take_record(ack.highest_acked_tsn)
+        let min_rtt = self.min_rtt;
+        if let Some(sample) = self
+            .rate
+            .on_ack(now, ack.bytes_acked, ack.highest_acked_tsn, min_rtt)
         {
-            if rec.delivered >= self.next_round_delivered {
-                self.next_round_delivered = self.delivered;
+            if sample.prior_delivered >= self.next_round_delivered {
+                self.next_round_delivered = self.rate.delivered();
                 self.round_count += 1;
                 self.round_start = true;
             }
-            let send_elapsed = rec.sent_time.saturating_duration_since(rec.first_sent_time);
-            let ack_elapsed = now.saturating_duration_since(rec.delivered_time);
-            let interval = send_elapsed.max(ack_elapsed);
-            self.first_sent_time = rec.sent_time;
-            // Shorter than the min RTT, an interval measures ack compression, not the path.
-            let long_enough = self.min_rtt.is_none_or(|m| interval >= m);
-            if !interval.is_zero() && long_enough {
-                let rate =
-                    ((self.delivered - rec.delivered) as f64 / interval.as_secs_f64()) as u64;
-                sample_app_limited = rec.app_limited;
-                if !rec.app_limited || rate >= self.btl_bw {
+            if let Some(rate) = sample.rate {
+                sample_app_limited = sample.app_limited;
+                if !sample.app_limited || rate >= self.btl_bw {
                     self.update_btl_bw(rate);
                 }
             }

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 pub(crate) mod bbr;
+mod delivery;
 pub(crate) mod pacer;
 #[cfg(test)]
 mod sim_test;
