@@ -31,6 +31,56 @@ pub const CHANNEL_LABEL: &str = "ferry";
 #[error("{0}")]
 pub struct RtcError(pub String);
 
+/// Which SCTP congestion controller the vendored rtc-sctp runs (vendor/README.md,
+/// "Selectable congestion control"). Only the sending side's choice matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionControl {
+    /// Loss-based, with Ferry's delay-based slow-start exit: the measured default.
+    #[default]
+    Reno,
+    /// Experimental, model-based and paced: keeps long lossy paths full where Reno halves
+    /// its window on every random loss.
+    Bbr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown SCTP congestion control {0:?} (expected reno or bbr)")]
+pub struct UnknownCongestionControl(pub String);
+
+impl std::str::FromStr for CongestionControl {
+    type Err = UnknownCongestionControl;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "reno" => Ok(CongestionControl::Reno),
+            "bbr" => Ok(CongestionControl::Bbr),
+            _ => Err(UnknownCongestionControl(s.to_string())),
+        }
+    }
+}
+
+/// The `FERRY_SCTP_CC` benchmark knob: unset keeps the tuning as it is; a value that is not
+/// a controller is reported and ignored, as the other `FERRY_*` knobs ignore bad numbers.
+pub fn congestion_control_knob(value: Option<&str>) -> Option<CongestionControl> {
+    let v = value?;
+    match v.parse() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("FERRY_SCTP_CC ignored: {e}");
+            None
+        }
+    }
+}
+
+impl From<CongestionControl> for rtc_sctp::CongestionControlKind {
+    fn from(c: CongestionControl) -> Self {
+        match c {
+            CongestionControl::Reno => rtc_sctp::CongestionControlKind::Reno,
+            CongestionControl::Bbr => rtc_sctp::CongestionControlKind::Bbr,
+        }
+    }
+}
+
 impl From<webrtc::error::Error> for RtcError {
     fn from(e: webrtc::error::Error) -> Self {
         RtcError(e.to_string())
@@ -105,6 +155,10 @@ pub async fn new_peer(
     ice_servers: &[IceServer],
     bind_addrs: &[String],
 ) -> Result<Peer, RtcError> {
+    // webrtc's `rtc` crate builds each association's SCTP config from
+    // `TransportConfig::default()`, so the process-wide default is the only way in; it is
+    // read when the association is created, after this call.
+    rtc_sctp::set_default_congestion_control(tuning.congestion_control.into());
     let max_msg = tuning.max_message_size.clamp(16 * 1024, 256 * 1024) as u32;
     let loopback = bind_addrs
         .iter()
@@ -448,6 +502,36 @@ mod tests {
     use webrtc::data_channel::RTCDataChannelMessage;
 
     use super::*;
+
+    #[test]
+    fn congestion_control_knob_parses_and_the_default_stays_reno() {
+        assert_eq!(
+            RtcTuning::default().congestion_control,
+            CongestionControl::Reno
+        );
+        assert_eq!(
+            congestion_control_knob(Some("bbr")),
+            Some(CongestionControl::Bbr)
+        );
+        assert_eq!(
+            congestion_control_knob(Some(" BBR ")),
+            Some(CongestionControl::Bbr)
+        );
+        assert_eq!(
+            congestion_control_knob(Some("reno")),
+            Some(CongestionControl::Reno)
+        );
+        assert_eq!(congestion_control_knob(Some("cubic")), None);
+        assert_eq!(congestion_control_knob(None), None);
+        assert_eq!(
+            rtc_sctp::CongestionControlKind::from(CongestionControl::Bbr),
+            rtc_sctp::CongestionControlKind::Bbr
+        );
+        assert_eq!(
+            rtc_sctp::CongestionControlKind::from(CongestionControl::default()),
+            rtc_sctp::CongestionControlKind::default()
+        );
+    }
 
     fn msg(b: &[u8]) -> DataChannelEvent {
         DataChannelEvent::OnMessage(RTCDataChannelMessage {

@@ -128,6 +128,11 @@ fn connect_config(
     if let Ok(v) = std::env::var("FERRY_DEDICATED_REACTOR") {
         cfg.tuning.dedicated_reactor = v == "1";
     }
+    if let Some(cc) =
+        crate::rtc::congestion_control_knob(std::env::var("FERRY_SCTP_CC").ok().as_deref())
+    {
+        cfg.tuning.congestion_control = cc;
+    }
     if let Some(b) = bind {
         cfg.bind_addrs = b.clone();
     }

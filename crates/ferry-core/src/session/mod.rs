@@ -74,6 +74,11 @@ pub struct RtcTuning {
     /// Pause between ICE connectivity checks; also how soon webrtc sends each handshake
     /// step, so it sets the time to connect (see `rtc::new_peer`).
     pub ice_check_interval: Duration,
+    /// SCTP congestion controller (benchmark knob `FERRY_SCTP_CC=bbr`). Process-wide, last
+    /// writer wins: webrtc builds the SCTP config from rtc-sctp's global default rather than
+    /// from anything we pass, so `rtc::new_peer` sets that default from this field and two
+    /// peers in one process with different values race. Only the sender's choice matters.
+    pub congestion_control: crate::rtc::CongestionControl,
 }
 
 impl Default for RtcTuning {
@@ -96,6 +101,8 @@ impl Default for RtcTuning {
             link_capacity: 64,
             udp_buffer: 4 * 1024 * 1024,
             ice_check_interval: Duration::from_millis(50),
+            // BBR is an experiment (vendor/README.md); Reno is what was measured.
+            congestion_control: crate::rtc::CongestionControl::Reno,
         }
     }
 }
