@@ -255,7 +255,12 @@ def main(argv=None) -> int:
     p.add_argument("--shaped-size", help="file size on shaped links (default: --size; a user's large "
                    "file, so the one-time set-up does not decide the figure)")
     p.add_argument("--shaped-profiles", default="pass,1g,100m,loss",
-                   help="which shaped links: comma list of pass, 1g, 100m, loss")
+                   help="which shaped links: comma list of pass, 1g, 100m, loss, 50m150l")
+    p.add_argument("--shaped-sctp-cc", default="",
+                   help="A/B of SCTP congestion control on shaped links: comma list of reno, bbr "
+                        "(FERRY_SCTP_CC per ferry run, alternating; default: the environment's)")
+    p.add_argument("--shaped-repeat", type=int, default=1,
+                   help="ferry runs per shaped link and congestion controller")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--ferry-bin")
@@ -323,7 +328,9 @@ def main(argv=None) -> int:
         if args.shaped:
             import shaped
             shaped_rows = shaped.run(b, parse_size(args.shaped_size or args.size),
-                                     args.shaped_profiles.split(","))
+                                     args.shaped_profiles.split(","),
+                                     [c for c in args.shaped_sctp_cc.split(",") if c] or None,
+                                     args.shaped_repeat)
     finally:
         b.teardown()
 

@@ -40,6 +40,9 @@ PROFILES = {
     "100m": ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
     # Loss-limited: a full-size file would take many minutes for every tool.
     "loss": ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 16 * MIB),
+    # Long lossy path (intercontinental over Wi-Fi): Reno's window halves on every random
+    # loss and carries ~2 % of the link, so the file is capped for its sake.
+    "50m150l": ("50 Mbit/s, 150 ms RTT, 0.5 % loss", 50, 150.0, 0.5, 64 * MIB),
 }
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
@@ -224,7 +227,11 @@ def tcp_baseline(topo: Topology, src: Path, work: Path) -> float | None:
     return secs if rc == 0 else None
 
 
-def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) -> dict:
+def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
+                ccs: list[str | None] | None = None, repeat: int = 1) -> list[dict]:
+    """One link check, then ferry `repeat` times per SCTP congestion controller in `ccs`,
+    alternating (reno, bbr, reno, bbr…) so a drift in machine load hits both alike.
+    None = leave `FERRY_SCTP_CC` as the environment has it (one row, the old behaviour)."""
     label, mbit, rtt, loss, cap = profile
     size = min(size, cap or size)
     src = bench.data / f"random-{size}.bin"
@@ -247,14 +254,40 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) ->
           + (f" = {row['tcp_mb_per_s'] / nominal * 100:.0f} % of {nominal:g}" if nominal and tcp else "")
           + f"; emulator {row['emulator_tcp'].get('data')}", file=sys.stderr)
 
-    topo.shape(mbit, rtt, loss, f"{tag}-ferry")
+    rows = []
+    for i in range(max(1, repeat)):
+        for cc in ccs or [None]:
+            r = dict(row, run=i + 1)
+            if cc:
+                r["profile"] = f"{label} [{cc} #{i + 1}]"
+                r["sctp_cc"] = cc
+            rows.append(run_ferry_once(bench, topo, work, src, r, cc, tag))
+    return rows
+
+
+def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: str | None,
+                   tag: str) -> dict:
+    label, size, nominal = row["profile"], row["bytes"], row["nominal_mb_per_s"]
+    mbit, rtt, loss = (nominal or 0) * 8, row["rtt_ms"], row["loss_pct"]
+    topo.shape(mbit, rtt, loss, f"{tag}-ferry{'-' + cc if cc else ''}-{row['run']}")
+    # The machine is shared: a figure means little without the load it was taken under.
+    row["loadavg_1m_before"] = os.getloadavg()[0]
+    saved = os.environ.get("FERRY_SCTP_CC")
+    if cc:
+        os.environ["FERRY_SCTP_CC"] = cc
     server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
     try:
         r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
                             send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
     finally:
+        if cc:
+            if saved is None:
+                os.environ.pop("FERRY_SCTP_CC", None)
+            else:
+                os.environ["FERRY_SCTP_CC"] = saved
         server.stop()
         row["emulator_ferry"] = topo.stop_emulators()
+        row["loadavg_1m_after"] = os.getloadavg()[0]
     if r.get("ok"):
         row["ferry_secs"] = r["secs"]
         row["ferry_mb_per_s"] = size / r["secs"] / 1e6
@@ -271,7 +304,8 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple) ->
     return row
 
 
-def run(bench, size: int, keys: list[str] | None = None) -> list[dict]:
+def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
+        repeat: int = 1) -> list[dict]:
     keys = keys or list(PROFILES)
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
@@ -294,7 +328,7 @@ def run(bench, size: int, keys: list[str] | None = None) -> list[dict]:
     try:
         topo = Topology(netem, work)
         for profile in (PROFILES[k] for k in keys):
-            rows.append(run_profile(bench, topo, work, size, profile))
+            rows += run_profile(bench, topo, work, size, profile, ccs, repeat)
     except (subprocess.CalledProcessError, RuntimeError) as e:
         why = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
         rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
