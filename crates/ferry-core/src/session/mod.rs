@@ -12,6 +12,7 @@ use ferry_proto::signal::{ErrorCode, IceServer};
 
 use crate::link::{Link, PathKind};
 
+mod confirm;
 mod handshake;
 mod host;
 
