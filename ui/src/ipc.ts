@@ -24,6 +24,8 @@ export type FerryEvent =
     }
   | { event: "waiting" }
   | { event: "peer-joined" }
+  /** Sender: the receiver proved the password; the devices are being connected. */
+  | { event: "connecting" }
   | { event: "wrong-password-attempt"; attempts_left?: number | null }
   | { event: "attempt-failed"; code: string; message: string }
   | { event: "retrying"; code: string; message: string }

@@ -95,6 +95,7 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
     case "waiting":
       // Also sent when a receiver leaves before the devices connect.
       return { ...s, phase: attemptOver(s.phase) };
+    case "connecting":
     case "peer-joined":
       return { ...s, phase: "connecting", notice: null };
     case "wrong-password-attempt":

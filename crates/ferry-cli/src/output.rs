@@ -46,6 +46,7 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
             }
             Event::Waiting => println!("Waiting for the receiver..."),
             Event::PeerJoined => println!("Receiver joined, checking the password..."),
+            Event::Connecting => println!("Password accepted, connecting the devices..."),
             Event::WrongPasswordAttempt { attempts_left } => match attempts_left {
                 Some(n) => println!("Someone tried a wrong password ({n} attempts left)"),
                 None => println!("Someone tried a wrong password"),

@@ -282,6 +282,11 @@ fn sender_killed_and_resumed() {
 /// A sender that dies while the devices are still connecting (the app crashed, the laptop
 /// slept) is not the end for a receiver that already typed the password: it tries again,
 /// says so, and gets the files from the restarted sender.
+///
+/// The kill waits for `connecting`, i.e. for the password to be proved: a sender that dies
+/// after the receiver's confirmation tag went out and before its own came back looks exactly
+/// like a server that took the tag to test a password offline, so there the receiver stops
+/// with `wrong-password` instead of retrying (docs/CRYPTO.md §3).
 #[test]
 fn sender_killed_mid_handshake_the_receiver_tries_again() {
     let s = Setup::new();
@@ -291,8 +296,11 @@ fn sender_killed_mid_handshake_the_receiver_tries_again() {
     let (room, id) = room_of(&mut snd);
     let out = s.path("out");
     let mut rcv = s.receiver(&room, "pw-kill-h", &out, &[]);
-    // PAKE, ICE, DTLS and SCTP take tens of milliseconds after this; the kill lands in them.
-    snd.wait_event("peer-joined", T);
+    // `connecting` is printed as the sender's tag is queued, not written: a few milliseconds
+    // let it reach the receiver. ICE, DTLS and SCTP take tens of milliseconds after that; the
+    // kill lands in them.
+    snd.wait_event("connecting", T);
+    std::thread::sleep(Duration::from_millis(15));
     snd.kill9();
     let retry = rcv.wait_event("retrying", T);
     assert_eq!(retry["code"], "peer-gone", "{retry}");
@@ -305,6 +313,34 @@ fn sender_killed_mid_handshake_the_receiver_tries_again() {
         "the first attempt should have failed before a link: {:#?}",
         rcv.events
     );
+}
+
+/// A sender that dies before the receiver's password is proved: the receiver's tag may have
+/// gone unanswered, which it must treat as a failed attempt, never retried into more guesses.
+#[test]
+fn sender_killed_during_the_password_check_is_not_retried_into_more_guesses() {
+    let s = Setup::new();
+    let f = s.path("src/g.bin");
+    random_file(&f, MB, 7);
+    let mut snd = s.sender(std::slice::from_ref(&f), "pw-kill-g", &[]);
+    let (room, _) = room_of(&mut snd);
+    let out = s.path("out");
+    let mut rcv = s.receiver(&room, "pw-kill-g", &out, &[]);
+    snd.wait_event("peer-joined", T);
+    snd.kill9();
+    let next = rcv.wait_for("retrying or an error", T, |v| {
+        v["event"] == "retrying" || v["event"] == "error"
+    });
+    // Either the kill beat the receiver's tag (a plain peer-gone, retried) or it did not.
+    if next["event"] == "error" {
+        assert_eq!(next["code"], "wrong-password", "{next}");
+        assert!(rcv.all("retrying").is_empty(), "{:#?}", rcv.events);
+        assert_eq!(rcv.finish(T), 10);
+    } else {
+        assert_eq!(next["code"], "peer-gone", "{next}");
+        rcv.kill9();
+    }
+    assert!(!out.join("g.bin").exists());
 }
 
 #[test]

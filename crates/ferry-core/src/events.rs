@@ -24,6 +24,9 @@ pub enum Event {
     /// The sender waits for a receiver.
     Waiting,
     PeerJoined,
+    /// Sender: the receiver proved the password (key confirmation passed); the devices are
+    /// being connected. Before this, a failed attempt may have been a password guess.
+    Connecting,
     WrongPasswordAttempt {
         attempts_left: Option<u32>,
     },
@@ -144,7 +147,8 @@ impl Event {
             // The receiver left before the devices connected: the sender is back to waiting,
             // not stuck on "connecting" for a peer that is gone.
             SessionEvent::PeerLeft => Some(Event::Waiting),
-            SessionEvent::Connecting | SessionEvent::Connected { .. } => None,
+            SessionEvent::Connecting => Some(Event::Connecting),
+            SessionEvent::Connected { .. } => None,
         }
     }
 }
@@ -215,6 +219,9 @@ mod tests {
                 message: "went quiet".into()
             })
         );
-        assert_eq!(Event::from_session(SessionEvent::Connecting), None);
+        assert_eq!(
+            Event::from_session(SessionEvent::Connecting),
+            Some(Event::Connecting)
+        );
     }
 }
