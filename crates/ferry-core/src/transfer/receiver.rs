@@ -123,8 +123,8 @@ fn plan(
             }
         }
     }
-    // `run` checked that the sizes add up (see `offer_total`).
-    let total = offer_total(entries).unwrap_or(u64::MAX);
+    // `run` checked that the sizes add up (see `manifest::checked_total`).
+    let total = crate::manifest::checked_total(entries).unwrap_or(u64::MAX);
     let row = TransferRow {
         id: transfer_id.to_string(),
         direction: Direction::Receive,
@@ -215,15 +215,6 @@ fn plan(
     Ok((out, failed))
 }
 
-/// The offer's total size, if it is one the store (signed 64-bit) and every sum over its
-/// files can hold.
-fn offer_total(entries: &[FileEntry]) -> Option<u64> {
-    entries
-        .iter()
-        .try_fold(0u64, |a, e| a.checked_add(e.size))
-        .filter(|&t| i64::try_from(t).is_ok())
-}
-
 async fn plan_blocking(
     job: &RecvJob,
     transfer_id: &str,
@@ -295,10 +286,10 @@ pub async fn run(
     // gets its own row, or a machine that is both ends (app and CLI sharing one store) would
     // have the receiver's offsets land on the sender's record.
     let transfer_id = format!("{transfer_id}-r");
-    let total = offer_total(&entries).ok_or_else(|| {
+    let total = crate::manifest::checked_total(&entries).ok_or_else(|| {
         FerryError::Protocol(format!(
             "the offer's file sizes add up to more than {} bytes",
-            i64::MAX
+            crate::manifest::MAX_TOTAL
         ))
     })?;
     // Looked at, not touched, until the user says yes: a declined offer leaves no folder
