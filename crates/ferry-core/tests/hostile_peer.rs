@@ -17,7 +17,8 @@ use ferry_core::transfer::sender::{self, SendAttempt, SendJob};
 use ferry_core::transfer::tree;
 use ferry_proto::peer::{self, Control, FileAccept, FileEntry};
 use hostile::{
-    Hostile, SERIAL, Victim, accepted, connect, entry, peak_growth, receive_against, within,
+    Hostile, SERIAL, Victim, accepted, connect, entry, peak_growth, receive_against, victim_beside,
+    within,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -503,25 +504,10 @@ async fn send_against<T>(
     let handle = TransferHandle::new();
     let ev = EventSink::none();
     let mut h = Hostile::new(p.guest);
-    within(60, async {
-        let send = sender::run(p.host, &job, &handle, &ev);
-        let script = script(&mut h);
-        tokio::pin!(send);
-        tokio::pin!(script);
-        let mut out = None;
-        let r = loop {
-            tokio::select! {
-                r = &mut send => break r,
-                t = &mut script, if out.is_none() => out = Some(t),
-            }
-        };
-        if out.is_none() {
-            out = tokio::time::timeout(Duration::from_secs(5), script)
-                .await
-                .ok();
-        }
-        (r, out)
-    })
+    within(
+        60,
+        victim_beside(sender::run(p.host, &job, &handle, &ev), script(&mut h)),
+    )
     .await
 }
 

@@ -193,6 +193,29 @@ fn outside(base: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     m
 }
 
+/// Runs the victim's side to its end beside the hostile `script`; the script then gets 5 s
+/// more (None if it is still going: it may push more than the victim will ever read).
+pub async fn victim_beside<R, T>(
+    victim: impl std::future::Future<Output = R>,
+    script: impl std::future::Future<Output = T>,
+) -> (R, Option<T>) {
+    tokio::pin!(victim);
+    tokio::pin!(script);
+    let mut out = None;
+    let r = loop {
+        tokio::select! {
+            r = &mut victim => break r,
+            t = &mut script, if out.is_none() => out = Some(t),
+        }
+    };
+    if out.is_none() {
+        out = tokio::time::timeout(Duration::from_secs(5), script)
+            .await
+            .ok();
+    }
+    (r, out)
+}
+
 /// The real receiver, run to its end against whatever `script` does on the other link.
 /// Returns the receiver's result, its events, and what the script returned (None if it was
 /// still going 5 s after the receiver stopped: a script may push more than the receiver
@@ -213,24 +236,10 @@ pub async fn receive_against<T>(
     let ev = EventSink::new(etx);
     let handle = TransferHandle::new();
     let mut decide = move |_: &receiver::Offer| decision;
-    let (r, t) = within(secs, async {
-        let recv = receiver::run(link, &job, &mut decide, &handle, &ev);
-        tokio::pin!(recv);
-        tokio::pin!(script);
-        let mut out = None;
-        let r = loop {
-            tokio::select! {
-                r = &mut recv => break r,
-                t = &mut script, if out.is_none() => out = Some(t),
-            }
-        };
-        if out.is_none() {
-            out = tokio::time::timeout(Duration::from_secs(5), script)
-                .await
-                .ok();
-        }
-        (r, out)
-    })
+    let (r, t) = within(
+        secs,
+        victim_beside(receiver::run(link, &job, &mut decide, &handle, &ev), script),
+    )
     .await;
     drop(ev);
     let mut events = Vec::new();
