@@ -231,18 +231,20 @@ async fn room_without_host_is_reaped_after_the_grace() {
     srv.shutdown().await;
 }
 
+/// The shipped per-address caps, with the create/join rate out of the way so the caps are
+/// what a test meets.
+fn default_caps() -> ferry_signal::Config {
+    ferry_signal::Config {
+        rate_limit: config().rate_limit,
+        ..ferry_signal::Config::default()
+    }
+}
+
 /// One address cannot take every socket: past the per-address cap it gets a clear refusal,
 /// while another address still connects.
 #[tokio::test]
 async fn one_address_cannot_take_every_socket() {
-    let srv = start(ferry_signal::Config {
-        rate_limit: ferry_signal::RateLimit {
-            per_second: 10_000,
-            burst: 10_000,
-        },
-        ..ferry_signal::Config::default()
-    })
-    .await;
+    let srv = start(default_caps()).await;
     let addr = srv.local_addr();
     let mut held = Vec::new();
     for _ in 0..64 {
@@ -267,14 +269,7 @@ async fn one_address_cannot_take_every_socket() {
 /// One address cannot hold every room either.
 #[tokio::test]
 async fn one_address_cannot_hold_every_room() {
-    let srv = start(ferry_signal::Config {
-        rate_limit: ferry_signal::RateLimit {
-            per_second: 10_000,
-            burst: 10_000,
-        },
-        ..ferry_signal::Config::default()
-    })
-    .await;
+    let srv = start(default_caps()).await;
     let addr = srv.local_addr();
     let mut hosts = Vec::new();
     for _ in 0..32 {
