@@ -83,6 +83,20 @@ fn bind_addrs() -> Option<Vec<String>> {
     })
 }
 
+/// The benchmark knobs (`FERRY_SCTP_CC`, `FERRY_COMPRESS`, ...) the CLI reads too; the
+/// engine itself never looks at the environment.
+fn tuning() -> ferry_core::Tuning {
+    ferry_core::Tuning::from_vars(|k| std::env::var(k).ok())
+}
+
+/// The store's path: `FERRY_DB` (tests, scripts), else the one the CLI uses by default.
+fn store_path() -> Result<PathBuf, FerryError> {
+    match std::env::var_os("FERRY_DB") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => Ok(Store::default_path()?),
+    }
+}
+
 /// The engine reports its own failures as `error` events; a command only fails for what
 /// happens before the transfer starts.
 fn run_detached<F>(fut: F)
@@ -106,7 +120,7 @@ impl Engine {
         if let Some(s) = g.as_ref() {
             return Ok(s.clone());
         }
-        let s = Store::open(&Store::default_path()?)?;
+        let s = Store::open(&store_path()?)?;
         *g = Some(s.clone());
         Ok(s)
     }
@@ -136,6 +150,7 @@ impl Engine {
         opts.password = password;
         opts.resume = resume;
         opts.bind_addrs = bind_addrs();
+        opts.tuning = tuning();
         opts.ice_servers = settings.ice_servers();
         // The app keeps the room open after a wrong guess and shows a notice instead.
         opts.stop_on_wrong_password = false;
@@ -168,6 +183,7 @@ impl Engine {
         });
         opts.password = Some(password);
         opts.bind_addrs = bind_addrs();
+        opts.tuning = tuning();
         opts.ice_servers = settings.ice_servers();
         let handle = TransferHandle::new();
         let (tx, rx) = std_mpsc::sync_channel::<Decision>(1);

@@ -161,6 +161,12 @@ fn ws_url(s: &str) -> String {
     }
 }
 
+/// The benchmark knobs (`FERRY_SCTP_CC`, `FERRY_COMPRESS`, ...; docs/BENCHMARKS.md) are read
+/// here, at the edge: the engine takes them as plain data.
+fn tuning_from_env() -> ferry_core::Tuning {
+    ferry_core::Tuning::from_vars(|k| std::env::var(k).ok())
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -236,6 +242,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             opts.resume = resume;
             opts.stop_on_wrong_password = !keep_waiting;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
+            opts.tuning = tuning_from_env();
             opts.corrupt_chunk = env_u64("FERRY_TEST_CORRUPT_CHUNK");
             opts.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
             let handle = TransferHandle::new();
@@ -271,6 +278,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             opts.password = password;
             opts.overwrite = overwrite;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
+            opts.tuning = tuning_from_env();
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
             if net.json && yes {

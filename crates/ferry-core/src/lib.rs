@@ -20,10 +20,12 @@ pub use password::Password;
 pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
 };
+pub use defaults::Tuning;
 pub use ticket::{JoinTicket, TicketError};
 
 // transfer half
 pub mod api;
+pub mod defaults;
 pub mod error;
 pub mod events;
 pub mod fsio;

@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, SettingEngineBuilder,
 };
 
+use crate::defaults::DRAIN_TIMEOUT;
 use crate::link::{Link, LinkInfo, PathKind};
 use crate::session::RtcTuning;
 
@@ -353,9 +354,6 @@ pub async fn selected_path(
         _ => (PathKind::Unknown, None, None),
     }
 }
-
-/// How long closing waits for queued frames to be acknowledged before tearing down.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Turn an open data channel into a [`Link`]. The connection lives while either half of the
 /// Link does; `rx` yields `None` once the channel or connection closes or fails.

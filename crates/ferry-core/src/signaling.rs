@@ -112,8 +112,10 @@ impl SignalClient {
 
 /// Delays between reconnect attempts: 100 ms doubling to 5 s.
 pub fn backoff(attempt: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << attempt.min(6));
-    Duration::from_millis(ms.min(5000))
+    use crate::defaults::{SIGNAL_BACKOFF_FIRST, SIGNAL_BACKOFF_MAX};
+    SIGNAL_BACKOFF_FIRST
+        .saturating_mul(1u32 << attempt.min(6))
+        .min(SIGNAL_BACKOFF_MAX)
 }
 
 #[cfg(test)]

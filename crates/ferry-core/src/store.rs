@@ -215,11 +215,8 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 }
 
 impl Store {
-    /// `FERRY_DB` if set, else `ferry.db` in the OS data directory.
+    /// `ferry.db` in the OS data directory. The binaries let `FERRY_DB` override it.
     pub fn default_path() -> Result<PathBuf, StoreError> {
-        if let Some(p) = std::env::var_os("FERRY_DB") {
-            return Ok(PathBuf::from(p));
-        }
         directories::ProjectDirs::from("dev", "ferry", "Ferry")
             .map(|d| d.data_dir().join("ferry.db"))
             .ok_or(StoreError::NoDir)
@@ -233,7 +230,7 @@ impl Store {
         }
         make_private(path).map_err(|e| StoreError::File(path.to_path_buf(), e))?;
         let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(crate::defaults::STORE_BUSY_TIMEOUT)?;
         enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::RoomId;
 use tokio::sync::mpsc;
 
+use crate::defaults::{self, Tuning};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
 use crate::link::PathKind;
@@ -58,6 +59,8 @@ pub struct SendOptions {
     pub stop_on_wrong_password: bool,
     /// How long to wait for the receiver to come back after the link drops.
     pub reconnect_for: Duration,
+    /// Data channel and compression (defaults: [`crate::defaults`]).
+    pub tuning: Tuning,
     /// Test hooks (see [`SendJob`]).
     pub corrupt_chunk: Option<u64>,
     pub rate_limit_bps: Option<u64>,
@@ -73,7 +76,8 @@ impl SendOptions {
             bind_addrs: None,
             ice_servers: Vec::new(),
             stop_on_wrong_password: true,
-            reconnect_for: Duration::from_secs(120),
+            reconnect_for: defaults::RECONNECT_FOR,
+            tuning: Tuning::default(),
             corrupt_chunk: None,
             rate_limit_bps: None,
         }
@@ -96,43 +100,11 @@ fn connect_config(
     server: &str,
     bind: &Option<Vec<String>>,
     ice_servers: &[ferry_proto::signal::IceServer],
+    tuning: &Tuning,
 ) -> ConnectConfig {
     let mut cfg = ConnectConfig::new(server);
     cfg.ice_servers = ice_servers.to_vec();
-    // Benchmark knobs (docs/BENCHMARKS.md): both peers must agree on the message size.
-    if let Some(v) = std::env::var("FERRY_MAX_MESSAGE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.tuning.max_message_size = v;
-    }
-    if let Some(v) = std::env::var("FERRY_SCTP_RWND")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.tuning.sctp_receive_buffer = v;
-    }
-    if let Some(v) = std::env::var("FERRY_BUFFERED_HIGH")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        cfg.tuning.buffered_high = v;
-        cfg.tuning.buffered_low = v / 2;
-    }
-    if let Some(v) = std::env::var("FERRY_UDP_BUFFER")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.tuning.udp_buffer = v;
-    }
-    if let Ok(v) = std::env::var("FERRY_DEDICATED_REACTOR") {
-        cfg.tuning.dedicated_reactor = v == "1";
-    }
-    if let Some(cc) =
-        crate::rtc::congestion_control_knob(std::env::var("FERRY_SCTP_CC").ok().as_deref())
-    {
-        cfg.tuning.congestion_control = cc;
-    }
+    cfg.tuning = tuning.rtc.clone();
     if let Some(b) = bind {
         cfg.bind_addrs = b.clone();
     }
@@ -231,7 +203,12 @@ pub async fn send(
         Some(p) => Password::new(p.clone()),
         None => Password::generate(),
     };
-    let cfg = connect_config(&opts.server, &opts.bind_addrs, &opts.ice_servers);
+    let cfg = connect_config(
+        &opts.server,
+        &opts.bind_addrs,
+        &opts.ice_servers,
+        &opts.tuning,
+    );
     let mut host = None;
     if let Some(t) = &previous
         && t.server == opts.server
@@ -314,8 +291,7 @@ pub async fn send(
     let mut job = SendJob::new(transfer_id.clone(), manifest);
     job.corrupt_chunk = opts.corrupt_chunk;
     job.rate_limit_bps = opts.rate_limit_bps;
-    // Benchmark knob: FERRY_COMPRESS=0 sends every chunk as it is.
-    job.compress = std::env::var("FERRY_COMPRESS").map_or(true, |v| v != "0");
+    job.compress = opts.tuning.compress;
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();
     let started = Instant::now();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{connect_config, connected_event, finish_store};
+use crate::defaults::{self, Tuning};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
 use crate::password::Password;
@@ -13,9 +14,7 @@ use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::receiver::{self, Decision, Offer, ReceivedFile, RecvJob};
 
-/// Join attempts a receiver makes before its first link, when the attempts fail in ways a
-/// second try can cure (see [`should_rejoin`]).
-pub const FIRST_CONNECT_TRIES: u32 = 3;
+pub use crate::defaults::FIRST_CONNECT_TRIES;
 
 /// Whether a failed join is worth another. Before the first link (`lost_link_until` is
 /// `None`) only a WebRTC path that did not form, or a sender that left mid-handshake, is
@@ -62,6 +61,8 @@ pub struct ReceiveOptions {
     pub store: Store,
     pub bind_addrs: Option<Vec<String>>,
     pub reconnect_for: Duration,
+    /// Data channel (defaults: [`crate::defaults`]); `compress` is the sender's to choose.
+    pub tuning: Tuning,
 }
 
 impl ReceiveOptions {
@@ -74,7 +75,8 @@ impl ReceiveOptions {
             store,
             bind_addrs: None,
             ice_servers: Vec::new(),
-            reconnect_for: Duration::from_secs(120),
+            reconnect_for: defaults::RECONNECT_FOR,
+            tuning: Tuning::default(),
         }
     }
 }
@@ -125,7 +127,7 @@ pub async fn receive(
         room: t.room.display().to_string(),
         server: server.clone(),
     };
-    let cfg = connect_config(&server, &opts.bind_addrs, &opts.ice_servers);
+    let cfg = connect_config(&server, &opts.bind_addrs, &opts.ice_servers, &opts.tuning);
     let mut decide = Some(decide);
     let mut decided: Option<Decision> = None;
     // The offer names the transfer; remembered so a failure can be recorded against it.
@@ -160,7 +162,7 @@ pub async fn receive(
                             message: e.to_string(),
                         });
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(defaults::REJOIN_PAUSE).await;
                     continue;
                 }
                 break Err(e);

@@ -7,20 +7,17 @@ use ferry_proto::peer::{self, Control, Frame};
 use ferry_proto::signal::{ClientMsg, ErrorCode, IceServer, Role, ServerMsg};
 use futures::future::OptionFuture;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
 
 use super::confirm::{PakeOut, PakeStep};
 use super::{ConnectConfig, ConnectError, Connected, SessionEvent};
 use crate::crypto::{self, Pake, RoomKeys, SealKind, Sealer};
+use crate::defaults::PEER_LEFT_GRACE;
 use crate::link::LinkInfo;
 use crate::password::Password;
 use crate::rtc::{self, PcEvent};
 use crate::signaling::SignalClient;
-
-/// After the other peer leaves the signaling room mid-ICE (a guest may close its socket as
-/// soon as its own side is open), how long we still wait for our channel to open.
-const PEER_LEFT_GRACE: Duration = Duration::from_secs(5);
 
 pub(super) struct Handshake<'a> {
     pub sig: &'a mut SignalClient,

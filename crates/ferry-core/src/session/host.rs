@@ -303,7 +303,7 @@ impl HostRoom {
         if let Some(mut sig) = self.sig.take() {
             let rid = sig.rid();
             if sig.send(ClientMsg::CloseRoom { rid: Some(rid) }).is_ok() {
-                let deadline = Instant::now() + std::time::Duration::from_secs(2);
+                let deadline = Instant::now() + crate::defaults::ROOM_CLOSE_WAIT;
                 while let Ok(m) = recv_by(&mut sig, deadline).await {
                     if matches!(m, ServerMsg::RoomClosed | ServerMsg::Error { .. }) {
                         break;

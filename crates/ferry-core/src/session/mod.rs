@@ -37,7 +37,7 @@ pub struct ConnectConfig {
 }
 
 /// Default [`ConnectConfig::guess_limit`]; the same as the server's default room lock.
-pub const DEFAULT_GUESS_LIMIT: u32 = 3;
+pub const DEFAULT_GUESS_LIMIT: u32 = crate::defaults::GUESS_LIMIT;
 
 impl ConnectConfig {
     pub fn new(server: impl Into<String>) -> Self {
@@ -46,14 +46,15 @@ impl ConnectConfig {
             ice_servers: Vec::new(),
             tuning: RtcTuning::default(),
             bind_addrs: vec!["0.0.0.0:0".into()],
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: crate::defaults::CONNECT_TIMEOUT,
             guess_limit: DEFAULT_GUESS_LIMIT,
         }
     }
 }
 
-/// Data-channel tuning (ARCHITECTURE §6). Defaults are the measured best on loopback.
-#[derive(Debug, Clone)]
+/// Data-channel tuning (ARCHITECTURE §6). Defaults (in [`crate::defaults`]) are the
+/// measured best on loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtcTuning {
     /// Largest message we accept and advertise (SCTP max-message-size). 64 KiB..=256 KiB.
     pub max_message_size: usize,
@@ -84,26 +85,18 @@ pub struct RtcTuning {
 
 impl Default for RtcTuning {
     fn default() -> Self {
+        use crate::defaults as d;
         RtcTuning {
-            // Measured (docs/BENCHMARKS.md): fewer, larger messages and the dedicated reactor
-            // lift the raw channel ceiling; the UDP buffers stop kernel drops.
-            max_message_size: 256 * 1024,
-            // The window caps one association at rwnd / RTT (4 MiB: 40 MB/s at 100 ms). With
-            // upstream rtc-sctp a window this large let slow start overshoot a router queue
-            // into seconds of timeouts; the vendored patch (vendor/README.md) leaves slow
-            // start on rising RTT and recovers bursts in a round trip. Measured: 100 Mbit/s,
-            // 40 ms link 84 % of nominal (as 1 MiB); loopback 1 GiB +12 % over 1 MiB; 16 MiB
-            // was no faster on loopback and holds four times the memory when the reader lags.
-            sctp_receive_buffer: 4 * 1024 * 1024,
+            max_message_size: d::MAX_MESSAGE_SIZE,
+            sctp_receive_buffer: d::SCTP_RECEIVE_BUFFER,
             mtu: None,
-            dedicated_reactor: true,
-            buffered_high: 4 * 1024 * 1024,
-            buffered_low: 2 * 1024 * 1024,
-            link_capacity: 64,
-            udp_buffer: 4 * 1024 * 1024,
-            ice_check_interval: Duration::from_millis(50),
-            // BBR is an experiment (vendor/README.md); Reno is what was measured.
-            congestion_control: crate::rtc::CongestionControl::Reno,
+            dedicated_reactor: d::DEDICATED_REACTOR,
+            buffered_high: d::BUFFERED_HIGH,
+            buffered_low: d::BUFFERED_LOW,
+            link_capacity: d::LINK_CAPACITY,
+            udp_buffer: d::UDP_BUFFER,
+            ice_check_interval: d::ICE_CHECK_INTERVAL,
+            congestion_control: d::CONGESTION_CONTROL,
         }
     }
 }

@@ -1,0 +1,214 @@
+//! Every default and tuning number of the engine, in one place, so a change to one is made
+//! once and read beside its neighbours. Plain constants: option structs take their
+//! `Default`/`new` values from here, and [`Tuning`] is what a binary may override from its
+//! environment (the library itself never reads the environment; see [`Tuning::from_vars`]).
+//!
+//! Sections: connecting, the data channel, links lost and found, the signaling client, the
+//! resume store, TURN over TCP. Limits that are part of the peer protocol live in
+//! `ferry_proto`, and the transfer machines' own numbers in their section below.
+
+use std::time::Duration;
+
+use crate::rtc::CongestionControl;
+
+// Connecting
+
+/// Bound on each wait for the other side while connecting (signaling replies, ICE, DTLS,
+/// hello): [`crate::ConnectConfig::connect_timeout`].
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Failed password guesses the host takes before it gives the room up by itself; the same
+/// as the server's default room lock ([`crate::ConnectConfig::guess_limit`]).
+pub const GUESS_LIMIT: u32 = 3;
+
+/// After the other peer leaves the signaling room mid-ICE (a guest may close its socket as
+/// soon as its own side is open), how long we still wait for our channel to open.
+pub const PEER_LEFT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long closing a room waits for the server to confirm.
+pub const ROOM_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Join attempts a receiver makes before its first link, when the attempts fail in ways a
+/// second try can cure (`api::should_rejoin`).
+pub const FIRST_CONNECT_TRIES: u32 = 3;
+
+/// Pause between two join attempts of a receiver.
+pub const REJOIN_PAUSE: Duration = Duration::from_millis(500);
+
+// Links lost and found
+
+/// How long either side keeps trying after the link drops (the sender keeps its room, the
+/// receiver re-joins it) before the transfer fails with `peer-gone`.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// How long closing a data channel waits for queued frames to be acknowledged before
+/// tearing the connection down.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+// The data channel (ARCHITECTURE §6). Measured on loopback and shaped links
+// (docs/BENCHMARKS.md); the benchmark knobs in [`Tuning::from_vars`] override them.
+
+/// Largest message accepted and advertised (SCTP max-message-size), 64 KiB..=256 KiB: fewer,
+/// larger messages lift the raw channel ceiling. Both peers must agree.
+pub const MAX_MESSAGE_SIZE: usize = 256 * 1024;
+
+/// SCTP receive window (rwnd); caps one association at rwnd / RTT (4 MiB: 40 MB/s at
+/// 100 ms). With upstream rtc-sctp a window this large let slow start overshoot a router
+/// queue into seconds of timeouts; the vendored patch (vendor/README.md) leaves slow start
+/// on rising RTT and recovers bursts in a round trip. Measured: 100 Mbit/s, 40 ms link 84 %
+/// of nominal (as 1 MiB); loopback 1 GiB +12 % over 1 MiB; 16 MiB was no faster on loopback
+/// and holds four times the memory when the reader lags.
+pub const SCTP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// The sender pauses once this many bytes are outstanding on the channel.
+pub const BUFFERED_HIGH: usize = 4 * 1024 * 1024;
+
+/// The channel's low-water mark: half the high one.
+pub const BUFFERED_LOW: usize = BUFFERED_HIGH / 2;
+
+/// Frames queued in each direction of a [`crate::link::Link`].
+pub const LINK_CAPACITY: usize = 64;
+
+/// `SO_RCVBUF`/`SO_SNDBUF` for the connection's UDP sockets: stops kernel drops.
+pub const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Pause between ICE connectivity checks; also how soon webrtc sends each handshake step,
+/// so it sets the time to connect.
+pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Run each connection's driver on a dedicated reactor thread (measured faster).
+pub const DEDICATED_REACTOR: bool = true;
+
+/// SCTP congestion controller. BBR is an experiment (vendor/README.md); Reno is what was
+/// measured.
+pub const CONGESTION_CONTROL: CongestionControl = CongestionControl::Reno;
+
+/// Compress chunks that shrink (the sender tries each one).
+pub const COMPRESS: bool = true;
+
+// Signaling client
+
+/// First delay between signaling reconnect attempts; it doubles up to
+/// [`SIGNAL_BACKOFF_MAX`].
+pub const SIGNAL_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+
+/// Longest delay between signaling reconnect attempts.
+pub const SIGNAL_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+// Resume store
+
+/// How long a store write waits for another process holding the database.
+pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a binary may tune from outside: the data channel and compression. The defaults are
+/// the constants above; the binaries (`ferry`, the app) fill it with
+/// [`Tuning::from_vars`] over their environment, tests and embedders build it in code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// Data-channel settings handed to every connection.
+    pub rtc: crate::RtcTuning,
+    /// Whether the sender compresses chunks that shrink.
+    pub compress: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            rtc: crate::RtcTuning::default(),
+            compress: COMPRESS,
+        }
+    }
+}
+
+impl Tuning {
+    /// The defaults with the benchmark knobs (docs/BENCHMARKS.md) applied, `get` looking a
+    /// variable up (a binary passes `|k| std::env::var(k).ok()`): `FERRY_MAX_MESSAGE`,
+    /// `FERRY_SCTP_RWND`, `FERRY_BUFFERED_HIGH` (the low mark follows at half),
+    /// `FERRY_UDP_BUFFER`, `FERRY_DEDICATED_REACTOR` (`1` on, anything else off),
+    /// `FERRY_SCTP_CC` (`reno`/`bbr`) and `FERRY_COMPRESS` (`0` off). A value that does not
+    /// parse is ignored and leaves the default.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
+        fn num<T: std::str::FromStr>(v: Option<String>) -> Option<T> {
+            v.and_then(|v| v.parse().ok())
+        }
+        let mut t = Tuning::default();
+        let r = &mut t.rtc;
+        if let Some(v) = num(get("FERRY_MAX_MESSAGE")) {
+            r.max_message_size = v;
+        }
+        if let Some(v) = num(get("FERRY_SCTP_RWND")) {
+            r.sctp_receive_buffer = v;
+        }
+        if let Some(v) = num::<usize>(get("FERRY_BUFFERED_HIGH")) {
+            r.buffered_high = v;
+            r.buffered_low = v / 2;
+        }
+        if let Some(v) = num(get("FERRY_UDP_BUFFER")) {
+            r.udp_buffer = v;
+        }
+        if let Some(v) = get("FERRY_DEDICATED_REACTOR") {
+            r.dedicated_reactor = v == "1";
+        }
+        if let Some(cc) = crate::rtc::congestion_control_knob(get("FERRY_SCTP_CC").as_deref()) {
+            r.congestion_control = cc;
+        }
+        if let Some(v) = get("FERRY_COMPRESS") {
+            t.compress = v != "0";
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn no_variables_means_the_defaults() {
+        assert_eq!(Tuning::from_vars(|_| None), Tuning::default());
+        let t = Tuning::default();
+        assert!(t.compress);
+        assert_eq!(t.rtc.max_message_size, MAX_MESSAGE_SIZE);
+        assert_eq!(t.rtc.buffered_low, BUFFERED_LOW);
+        assert_eq!(t.rtc.congestion_control, CongestionControl::Reno);
+    }
+
+    #[test]
+    fn every_knob_is_read_as_before() {
+        let t = Tuning::from_vars(vars(&[
+            ("FERRY_MAX_MESSAGE", "65536"),
+            ("FERRY_SCTP_RWND", "1048576"),
+            ("FERRY_BUFFERED_HIGH", "1000"),
+            ("FERRY_UDP_BUFFER", "0"),
+            ("FERRY_DEDICATED_REACTOR", "0"),
+            ("FERRY_SCTP_CC", "bbr"),
+            ("FERRY_COMPRESS", "0"),
+        ]));
+        assert_eq!(t.rtc.max_message_size, 65536);
+        assert_eq!(t.rtc.sctp_receive_buffer, 1 << 20);
+        assert_eq!((t.rtc.buffered_high, t.rtc.buffered_low), (1000, 500));
+        assert_eq!(t.rtc.udp_buffer, 0);
+        assert!(!t.rtc.dedicated_reactor);
+        assert_eq!(t.rtc.congestion_control, CongestionControl::Bbr);
+        assert!(!t.compress);
+    }
+
+    #[test]
+    fn values_that_do_not_parse_leave_the_default() {
+        let t = Tuning::from_vars(vars(&[
+            ("FERRY_MAX_MESSAGE", "lots"),
+            ("FERRY_SCTP_CC", "cubic"),
+            ("FERRY_COMPRESS", "1"),
+        ]));
+        assert_eq!(t, Tuning::default());
+    }
+}
