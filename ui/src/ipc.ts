@@ -5,12 +5,20 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 
 export interface OfferFile {
   path: string;
+  /** Bytes of this one file (0 for a folder). */
   size: number;
   dir?: boolean;
 }
 
 export type PathKind = "host" | "srflx" | "prflx" | "relay" | "memory" | "unknown";
 
+/**
+ * Progress numbers are in bytes and count the whole transfer, never one file: `resuming`,
+ * `progress` and `done` all use the same scale, and `file` only names where the latest bytes
+ * landed. `ui/tests/fixtures/events/` holds one fixture per variant, written by the Rust test
+ * `crates/ferry-core/tests/ui_contract.rs`; `ui/tests/fixtures/events.ts` checks them against
+ * these types, so a field renamed on either side fails `tsc --noEmit` (docs/ARCHITECTURE.md §5).
+ */
 export type FerryEvent =
   | {
       event: "room-created";
@@ -31,25 +39,67 @@ export type FerryEvent =
   | { event: "retrying"; code: string; message: string }
   | { event: "connected"; path: string; kind?: PathKind }
   | { event: "verification"; words: string | string[] }
-  | { event: "offer"; transfer_id?: string; files: OfferFile[]; total: number }
-  | { event: "resuming"; bytes_done: number; total: number }
+  | {
+      event: "offer";
+      transfer_id?: string;
+      files: OfferFile[];
+      /** Bytes of every file in the offer together. */
+      total: number;
+    }
+  /** Where this attempt starts when it resumes; same scale as `progress`. */
+  | {
+      event: "resuming";
+      /** Bytes the receiver already held, over the whole transfer. */
+      bytes_done: number;
+      /** As in `progress`. */
+      total: number;
+    }
   | {
       event: "progress";
+      /** The file the latest bytes belong to: for display only, the numbers are overall. */
       file: string;
+      /**
+       * Bytes done over the whole transfer, counting what was held before a resume. Sender:
+       * bytes the receiver acknowledged, finished files whole. Receiver: bytes verified and
+       * written to disk.
+       */
       bytes_done: number;
+      /**
+       * Bytes of the whole transfer. Sender: the files the receiver accepted. Receiver: the
+       * whole offer (the same number as `offer.total`).
+       */
       total: number;
+      /** Bytes (not bits) per second, averaged over this attempt since it started. */
       rate_bps: number;
+      /** Seconds left at that rate; null until there is a rate. */
       eta_secs: number | null;
     }
+  /** `hash`: the file's BLAKE3 hash, hex. */
   | { event: "file-done"; path: string; hash: string }
   | { event: "file-failed"; path: string; code: string; message: string }
+  /** `offset`: byte offset, within `file`, of the chunk that failed its check and is sent again. */
   | { event: "chunk-rejected"; file: string; offset: number }
   | { event: "paused" }
   | { event: "resumed" }
   | { event: "reconnecting" }
   /** Symlinks inside a picked folder that were not sent (paths as the receiver would see them). */
   | { event: "skipped-symlinks"; paths: string[] }
-  | { event: "done"; bytes: number; secs: number; transfer_id?: string }
+  | {
+      event: "done";
+      /**
+       * Bytes of the whole transfer, counting any held from before a resume. Sender: bytes the
+       * receiver acknowledged. Receiver: the offer's total.
+       */
+      bytes: number;
+      /** Seconds, as the engine measured the transfer. */
+      secs: number;
+      transfer_id?: string;
+      /**
+       * Sender only: chunk payload bytes that crossed the link in the last attempt, after
+       * compression (below `bytes` when the data compressed).
+       */
+      link_bytes?: number;
+    }
   | { event: "error"; code: string; message: string };
 
 export interface TurnServer {

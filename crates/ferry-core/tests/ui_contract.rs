@@ -1,0 +1,387 @@
+//! The UI's contract with the engine, checked from the Rust side. One sample of every
+//! `Event` variant (and of every `PathKind`) is serialised and compared with the fixtures the
+//! UI tests load (`ui/tests/fixtures/events/*.json`), and with `ui/tests/fixtures/events.ts`,
+//! which assigns each fixture to the type `ui/src/ipc.ts` declares for it. So a field renamed
+//! here fails this test; once the fixtures are blessed, it fails `tsc --noEmit` in `ui/`
+//! until `ipc.ts` follows. See docs/ARCHITECTURE.md §5.
+//!
+//! To accept a change on purpose: `FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract`,
+//! then `cd ui && npx tsc --noEmit && npx vitest run` and update `ui/src/ipc.ts` until both pass.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferry_core::events::{Event, OfferFile};
+use ferry_core::link::PathKind;
+
+/// Every variant's number, by exhaustive match: a variant added to `Event` stops this file
+/// compiling until it gets the next number here (and `LAST` moves) and a sample in `samples`.
+fn ordinal(e: &Event) -> usize {
+    match e {
+        Event::RoomCreated { .. } => 0,
+        Event::Waiting => 1,
+        Event::PeerJoined => 2,
+        Event::Connecting => 3,
+        Event::WrongPasswordAttempt { .. } => 4,
+        Event::AttemptFailed { .. } => 5,
+        Event::Retrying { .. } => 6,
+        Event::Connected { .. } => 7,
+        Event::Verification { .. } => 8,
+        Event::Offer { .. } => 9,
+        Event::Resuming { .. } => 10,
+        Event::Progress { .. } => 11,
+        Event::FileDone { .. } => 12,
+        Event::FileFailed { .. } => 13,
+        Event::ChunkRejected { .. } => 14,
+        Event::Paused => 15,
+        Event::Resumed => 16,
+        Event::Reconnecting => 17,
+        Event::SkippedSymlinks { .. } => 18,
+        Event::Done { .. } => 19,
+        Event::Error { .. } => 20,
+    }
+}
+const LAST: usize = 20;
+
+/// Same for the path kinds `connected` carries.
+fn kind_ordinal(k: PathKind) -> usize {
+    match k {
+        PathKind::Host => 0,
+        PathKind::Srflx => 1,
+        PathKind::Prflx => 2,
+        PathKind::Relay => 3,
+        PathKind::Memory => 4,
+        PathKind::Unknown => 5,
+    }
+}
+const KINDS: [PathKind; 6] = [
+    PathKind::Host,
+    PathKind::Srflx,
+    PathKind::Prflx,
+    PathKind::Relay,
+    PathKind::Memory,
+    PathKind::Unknown,
+];
+
+const ID: &str = "6f1c0a52d3b94e7e";
+
+/// Fixture name (the file stem: the event's tag, then a case when one variant has several
+/// shapes, such as an optional field present or left out) and the event.
+fn samples() -> Vec<(&'static str, Event)> {
+    vec![
+        (
+            "room-created",
+            Event::RoomCreated {
+                room: "ABCDEFGHJK".into(),
+                password: "otter-lantern-7".into(),
+                link:
+                    "ferry://join/ABCDEFGHJK?server=wss%3A%2F%2Fsignal.example%2Fws#otter-lantern-7"
+                        .into(),
+                expires_at: 1_796_000_000,
+                server: "wss://signal.example/ws".into(),
+                transfer_id: ID.into(),
+            },
+        ),
+        ("waiting", Event::Waiting),
+        ("peer-joined", Event::PeerJoined),
+        ("connecting", Event::Connecting),
+        (
+            "wrong-password-attempt",
+            Event::WrongPasswordAttempt {
+                attempts_left: Some(2),
+            },
+        ),
+        (
+            "wrong-password-attempt.unknown-left",
+            Event::WrongPasswordAttempt {
+                attempts_left: None,
+            },
+        ),
+        (
+            "attempt-failed",
+            Event::AttemptFailed {
+                code: "rtc".into(),
+                message: "no WebRTC path formed between the devices".into(),
+            },
+        ),
+        (
+            "retrying",
+            Event::Retrying {
+                code: "peer-left".into(),
+                message: "the sender left mid-handshake".into(),
+            },
+        ),
+        (
+            "connected",
+            Event::Connected {
+                path: "direct".into(),
+                kind: PathKind::Host,
+            },
+        ),
+        (
+            "connected.relayed",
+            Event::Connected {
+                path: "relayed".into(),
+                kind: PathKind::Relay,
+            },
+        ),
+        (
+            "verification",
+            Event::Verification {
+                words: "123 456 789".into(),
+            },
+        ),
+        (
+            "offer",
+            Event::Offer {
+                transfer_id: ID.into(),
+                files: vec![
+                    OfferFile {
+                        path: "photos".into(),
+                        size: 0,
+                        dir: true,
+                    },
+                    OfferFile {
+                        path: "photos/a.jpg".into(),
+                        size: 1_000,
+                        dir: false,
+                    },
+                    OfferFile {
+                        path: "photos/b.jpg".into(),
+                        size: 3_000,
+                        dir: false,
+                    },
+                ],
+                total: 4_000,
+            },
+        ),
+        (
+            "resuming",
+            Event::Resuming {
+                bytes_done: 1_000,
+                total: 4_000,
+            },
+        ),
+        (
+            "progress",
+            Event::Progress {
+                file: "photos/b.jpg".into(),
+                // Overall: a.jpg (1,000) is done and 2,500 of b.jpg's 3,000 arrived.
+                bytes_done: 3_500,
+                total: 4_000,
+                rate_bps: 500,
+                eta_secs: Some(1),
+            },
+        ),
+        (
+            "progress.no-rate-yet",
+            Event::Progress {
+                file: "photos/a.jpg".into(),
+                bytes_done: 0,
+                total: 4_000,
+                rate_bps: 0,
+                eta_secs: None,
+            },
+        ),
+        (
+            "file-done",
+            Event::FileDone {
+                path: "photos/a.jpg".into(),
+                hash: "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262".into(),
+            },
+        ),
+        (
+            "file-failed",
+            Event::FileFailed {
+                path: "photos/b.jpg".into(),
+                code: "disk-full".into(),
+                message: "no space left on the device".into(),
+            },
+        ),
+        (
+            "chunk-rejected",
+            Event::ChunkRejected {
+                file: "photos/b.jpg".into(),
+                offset: 131_072,
+            },
+        ),
+        ("paused", Event::Paused),
+        ("resumed", Event::Resumed),
+        ("reconnecting", Event::Reconnecting),
+        (
+            "skipped-symlinks",
+            Event::SkippedSymlinks {
+                paths: vec!["photos/latest".into()],
+            },
+        ),
+        (
+            "done.sender",
+            Event::Done {
+                bytes: 4_000,
+                secs: 2.5,
+                transfer_id: ID.into(),
+                link_bytes: Some(3_100),
+            },
+        ),
+        (
+            "done.receiver",
+            Event::Done {
+                bytes: 4_000,
+                secs: 2.5,
+                transfer_id: ID.into(),
+                link_bytes: None,
+            },
+        ),
+        (
+            "error",
+            Event::Error {
+                code: "wrong-password".into(),
+                message: "wrong password, or the server interfered".into(),
+            },
+        ),
+    ]
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/tests/fixtures")
+}
+
+fn pretty(v: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap();
+    s.push('\n');
+    s
+}
+
+/// Every file this test owns, by path under `ui/tests/fixtures`, with the text it must hold.
+fn expected_files() -> BTreeMap<String, String> {
+    let samples = samples();
+    let mut files = BTreeMap::new();
+    let mut ts = String::from(
+        "// Generated by `FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract`: do not edit.\n\
+         // Each fixture in events/ is assigned here to the type ui/src/ipc.ts declares for it, so a\n\
+         // field the engine renames, adds or drops fails `tsc --noEmit` until ipc.ts follows.\n\
+         import type { FerryEvent, PathKind } from \"../../src/ipc\";\n\n\
+         type Ev<K extends FerryEvent[\"event\"]> = Extract<FerryEvent, { event: K }>;\n\n\
+         /** Every event the UI declares, each with the engine's fixtures of it, by file stem. */\n\
+         export const eventFixtures: { [K in FerryEvent[\"event\"]]: Record<string, Ev<K>> } = {\n",
+    );
+    let mut by_tag: BTreeMap<String, Vec<(&str, String)>> = BTreeMap::new();
+    for (name, e) in &samples {
+        let json = pretty(e);
+        let tag = serde_json::to_value(e).unwrap()["event"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        by_tag
+            .entry(tag)
+            .or_default()
+            .push((name, serde_json::to_string(e).unwrap()));
+        files.insert(format!("events/{name}.json"), json);
+    }
+    for (tag, cases) in &by_tag {
+        ts.push_str(&format!("  {tag:?}: {{\n"));
+        for (name, json) in cases {
+            ts.push_str(&format!("    {name:?}: {json},\n"));
+        }
+        ts.push_str("  },\n");
+    }
+    ts.push_str("};\n\n");
+    let kinds: Vec<String> = KINDS
+        .iter()
+        .map(|k| serde_json::to_string(k).unwrap())
+        .collect();
+    ts.push_str(&format!(
+        "/** Every path kind the engine sends in `connected`. */\n\
+         export const pathKinds = [{}] as const satisfies readonly PathKind[];\n\
+         /** Fails to compile when ipc.ts declares a kind the engine never sends. */\n\
+         export const everyDeclaredKindIsSent: readonly (typeof pathKinds)[number][] = [] as PathKind[];\n",
+        kinds.join(", ")
+    ));
+    files.insert("events/path-kinds.json".into(), pretty(&KINDS));
+    files.insert("events.ts".into(), ts);
+    files
+}
+
+#[test]
+fn every_variant_has_a_sample() {
+    let mut seen = [false; LAST + 1];
+    for (name, e) in samples() {
+        seen[ordinal(&e)] = true;
+        let tag = serde_json::to_value(&e).unwrap()["event"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            name == tag || name.starts_with(&format!("{tag}.")),
+            "sample {name:?} holds a {tag:?} event: name it after its tag"
+        );
+    }
+    let missing: Vec<usize> = (0..=LAST).filter(|&i| !seen[i]).collect();
+    assert!(
+        missing.is_empty(),
+        "Event variants numbered {missing:?} in `ordinal` have no sample in `samples()`"
+    );
+    let mut kinds = [false; KINDS.len()];
+    for k in KINDS {
+        kinds[kind_ordinal(k)] = true;
+    }
+    assert!(kinds.iter().all(|&k| k), "a PathKind is missing from KINDS");
+}
+
+#[test]
+fn fixtures_match_what_the_engine_sends() {
+    let dir = fixtures_dir();
+    let expected = expected_files();
+    let bless = std::env::var_os("FERRY_BLESS").is_some_and(|v| v == "1");
+
+    // Fixtures no sample produces any more (a variant or case removed) are stale.
+    let on_disk: Vec<String> = std::fs::read_dir(dir.join("events"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| format!("events/{}", e.file_name().to_string_lossy()))
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stale: Vec<&String> = on_disk
+        .iter()
+        .filter(|n| !expected.contains_key(*n))
+        .collect();
+
+    if bless {
+        std::fs::create_dir_all(dir.join("events")).unwrap();
+        for n in &stale {
+            std::fs::remove_file(dir.join(n)).unwrap();
+        }
+        for (n, text) in &expected {
+            std::fs::write(dir.join(n), text).unwrap();
+        }
+        return;
+    }
+
+    let mut problems = Vec::new();
+    for n in stale {
+        problems.push(format!(
+            "ui/tests/fixtures/{n}: no event of this shape exists any more"
+        ));
+    }
+    for (n, want) in &expected {
+        match std::fs::read_to_string(dir.join(n)) {
+            Err(_) => problems.push(format!(
+                "ui/tests/fixtures/{n}: missing (a new event or case has no fixture yet)"
+            )),
+            Ok(got) if got != *want => problems.push(format!(
+                "ui/tests/fixtures/{n}: differs from what the engine sends now\n--- fixture\n{got}--- engine\n{want}"
+            )),
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "The engine's events no longer match the UI's fixtures:\n\n{}\n\n\
+         The JSON shape of ferry_core::events::Event is the UI's (and the CLI's --json) contract.\n\
+         If the change is meant: FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract,\n\
+         then update ui/src/ipc.ts until `cd ui && npx tsc --noEmit && npx vitest run` passes.",
+        problems.join("\n\n")
+    );
+}
