@@ -20,6 +20,8 @@ APT_PKGS=(
   docker-compose openssl
   # cross-check that the engine, CLI and server still build for Windows
   gcc-mingw-w64-x86-64
+  # multi-node signaling tests (ferry-signal --redis)
+  redis-server
   # misc test helpers
   curl jq procps time
 )

@@ -103,6 +103,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How long an expired room id is remembered so joins get `room-expired`, not `room-not-found`.
     pub tombstone_ttl: Duration,
+    /// `redis://…`: rooms live in Redis, shared with every node pointed at it, instead of in
+    /// this process and `db`. `None` (the default): one node, SQLite.
+    pub redis: Option<String>,
 }
 
 impl Default for Config {
@@ -138,6 +141,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             sweep_interval: Duration::from_millis(250),
             tombstone_ttl: Duration::from_secs(24 * 3600),
+            redis: None,
         }
     }
 }

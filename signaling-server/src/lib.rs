@@ -9,6 +9,8 @@ pub mod config;
 pub mod guess;
 pub mod limits;
 pub mod metrics;
+mod ops;
+pub mod redis_rooms;
 pub mod relay;
 mod rest;
 pub mod rooms;
@@ -34,6 +36,8 @@ pub enum ServerError {
     Io(std::io::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("cannot reach redis: {0}")]
+    Redis(#[from] redis_rooms::RedisError),
 }
 
 /// The log filter the binary uses: `FERRY_SIGNAL_LOG` (EnvFilter syntax) or `default`.

@@ -25,6 +25,12 @@ impl IpKey {
     }
 }
 
+impl std::fmt::Display for IpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Concurrent holdings per key, with a cap. Keys are dropped when their count reaches zero,
 /// so memory follows what is held now, not who ever came.
 #[derive(Debug, Default)]

@@ -50,6 +50,11 @@ struct RunArgs {
     /// Session database file, or `:memory:`.
     #[arg(long, env = "FERRY_SIGNAL_DB", default_value = "ferry-signal.db")]
     db: String,
+    /// Keep rooms in Redis (`redis://[:password@]host:port[/db]`, `rediss://` for TLS), shared
+    /// by every ferry-signal pointed at it, instead of in this process and --db. Unset: one
+    /// node, SQLite.
+    #[arg(long, env = "FERRY_SIGNAL_REDIS", hide_env_values = true)]
+    redis: Option<String>,
     /// Default room lifetime, seconds.
     #[arg(long, env = "FERRY_SIGNAL_ROOM_TTL", default_value = "3600", value_parser = secs)]
     room_ttl: Duration,
@@ -201,6 +206,7 @@ impl RunArgs {
             turn,
             stun_urls: self.stun_urls,
             trusted_proxies: self.trusted_proxies,
+            redis: self.redis,
             ..Config::default()
         })
     }

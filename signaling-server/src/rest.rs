@@ -12,7 +12,7 @@ use ferry_proto::signal::{
 
 use crate::config::Config;
 use crate::rooms::Refusal;
-use crate::state::{AppState, ms_to_unix, now_ms};
+use crate::state::{AppState, ms_to_unix};
 
 /// The address rate limits are keyed on. `X-Forwarded-For` is believed only from a configured
 /// proxy (anyone else could forge it to dodge the limit); its last entry is the one our proxy saw.
@@ -129,23 +129,30 @@ pub(crate) async fn join(
         }
     };
     let ip = client_ip(state.config(), addr, &headers);
-    if let Err(r) = state.rate_check(ip) {
+    if let Err(r) = state.rate_check(ip).await {
         return ApiError(r).into_response();
     }
-    let checked = state.hub().rooms.check_joinable(&req.room, now_ms());
-    match checked {
+    match state.check_joinable(&req.room).await {
         Ok(exp) => Json(JoinRoomResponse {
             room: req.room,
             expires_at: ms_to_unix(exp),
             ice_servers: state.ice_servers(&req.room),
         })
         .into_response(),
-        Err(r) => ApiError(state.reject(r)).into_response(),
+        Err(r) => ApiError(r).into_response(),
     }
 }
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
-    // Healthy while the session table answers.
+    // Healthy while the session table answers (with Redis: while Redis answers and this
+    // node is subscribed to its channel).
+    if let Some(r) = state.redis() {
+        return if r.ping().await {
+            (StatusCode::OK, "ok\n").into_response()
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n").into_response()
+        };
+    }
     match state.store().count() {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(_) => (
@@ -158,9 +165,11 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let (rooms, peers) = state.counts();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(rooms, peers),
-    )
-        .into_response()
+    let mut text = state.metrics().render(rooms, peers);
+    if let Some(r) = state.redis() {
+        let up = r.reachable.load(std::sync::atomic::Ordering::Relaxed)
+            && r.subscribed.load(std::sync::atomic::Ordering::Relaxed);
+        r.metrics.render(up, &mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

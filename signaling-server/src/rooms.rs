@@ -511,7 +511,7 @@ fn count_failure(r: &mut Room, limit: u32) -> u32 {
     limit.saturating_sub(r.failures)
 }
 
-fn locked_notice() -> ServerMsg {
+pub(crate) fn locked_notice() -> ServerMsg {
     ServerMsg::error(
         None,
         ErrorCode::RoomLocked,

@@ -117,6 +117,7 @@ pub struct RunningServer {
     serve: JoinHandle<()>,
     metrics: Option<JoinHandle<()>>,
     sweeper: JoinHandle<()>,
+    subscriber: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -155,6 +156,13 @@ impl RunningServer {
         }
         self.sweeper.abort();
         let _ = self.sweeper.await;
+        if let Some(s) = self.subscriber {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        }
+        // Other nodes may hand this node's seats to reconnecting clients at once.
+        if let Some(r) = self.state.redis() {
+            r.retire().await;
+        }
     }
 
     /// Resolves when the server has been told to stop (e.g. by a signal handler elsewhere).
@@ -165,7 +173,17 @@ impl RunningServer {
 
 /// Open the store, bind `config.listen`, and serve in the background.
 pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
-    let store = Store::open(&config.db)?;
+    let redis = match &config.redis {
+        Some(url) => Some(std::sync::Arc::new(
+            crate::redis_rooms::RedisRooms::connect(url, &config).await?,
+        )),
+        None => None,
+    };
+    // With Redis the local table is never used; keep it off the disk.
+    let store = match redis {
+        Some(_) => Store::open(&crate::config::DbLocation::Memory)?,
+        None => Store::open(&config.db)?,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServerError::Bind(config.listen, e))?;
@@ -183,7 +201,11 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         None => None,
     };
     let sweep_every = config.sweep_interval.max(Duration::from_millis(10));
-    let state = AppState::new(config, store)?;
+    let state = AppState::new(config, store, redis)?;
+    let subscriber = state
+        .redis()
+        .is_some()
+        .then(|| tokio::spawn(crate::redis_rooms::events::subscriber(state.clone())));
 
     let serve = tokio::spawn(serve_http(listener, router(state.clone()), state.clone()));
     let metrics = metrics_listener
@@ -194,10 +216,17 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         let mut tick = tokio::time::interval(sweep_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut n: u64 = 0;
+        let mut beat = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = st.0.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if let Some(r) = st.redis()
+                && beat.elapsed() >= crate::redis_rooms::HEARTBEAT
+            {
+                beat = tokio::time::Instant::now();
+                let _ = r.heartbeat().await;
             }
             st.sweep().await;
             n += 1;
@@ -218,5 +247,6 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         serve,
         metrics,
         sweeper,
+        subscriber,
     })
 }

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, RateLimit};
 use crate::limits::{IpKey, PerKey};
 use crate::metrics::Metrics;
+use crate::redis_rooms::RedisRooms;
 use crate::rooms::{ConnId, Notices, Refusal, Registry, RoomRecord};
 use crate::store::Store;
 use crate::{token, turn};
@@ -57,6 +58,9 @@ pub(crate) struct Shared {
     pub config: Config,
     pub hub: Mutex<Hub>,
     pub store: Store,
+    /// The shared registry when running as one of several nodes (`--redis`); the local
+    /// `hub.rooms` and `store` are then unused.
+    pub redis: Option<Arc<RedisRooms>>,
     pub limiter: DefaultKeyedRateLimiter<IpKey>,
     /// Server-wide bound on room creation: per-address limits multiply with addresses.
     create_limiter: DefaultDirectRateLimiter,
@@ -118,7 +122,11 @@ impl Drop for SocketSlot {
 
 impl AppState {
     /// Build the state: open the store and load the unexpired sessions it holds.
-    pub fn new(config: Config, store: Store) -> Result<AppState, crate::ServerError> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        redis: Option<Arc<RedisRooms>>,
+    ) -> Result<AppState, crate::ServerError> {
         let tomb_ms = config.tombstone_ttl.as_millis() as u64;
         let mut rooms = Registry::new(config.max_rooms, config.handshake_fail_limit, tomb_ms)
             .with_rooms_per_owner(config.max_rooms_per_ip)
@@ -146,6 +154,7 @@ impl AppState {
                 conns: HashMap::new(),
             }),
             store,
+            redis,
             metrics: Metrics::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -165,8 +174,17 @@ impl AppState {
         &self.0.metrics
     }
 
-    /// Open rooms and attached peers right now.
+    /// The shared registry, when this node is one of several.
+    pub fn redis(&self) -> Option<&Arc<RedisRooms>> {
+        self.0.redis.as_ref()
+    }
+
+    /// Open rooms and attached peers right now. With Redis: rooms in the whole deployment
+    /// (as of the last sweep), peers on this node.
     pub fn counts(&self) -> (usize, usize) {
+        if let Some(r) = self.redis() {
+            return (r.room_count.load(Ordering::Relaxed), r.members().len());
+        }
         let hub = self.hub();
         (hub.rooms.room_count(), hub.rooms.peer_count())
     }
@@ -213,7 +231,12 @@ impl AppState {
     }
 
     /// Detach `conn` from its room (leave or socket closed); notices for the others.
-    pub(crate) fn leave(&self, conn: ConnId) -> Notices {
+    pub(crate) async fn leave(&self, conn: ConnId) -> Notices {
+        if let Some(r) = self.redis() {
+            let counted = r.leave(conn).await;
+            self.count_guesses(counted);
+            return Vec::new();
+        }
         let mut hub = self.hub();
         let notices = hub.rooms.leave(conn, now_ms());
         self.sync_failures(&hub);
@@ -229,6 +252,16 @@ impl AppState {
             .store(hub.rooms.guesses_counted(), Ordering::Relaxed);
     }
 
+    /// Guesses counted by a Redis script this node ran (the metric is per node).
+    pub(crate) fn count_guesses(&self, n: u64) {
+        if n > 0 {
+            self.0
+                .metrics
+                .handshake_failures
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.0.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -239,7 +272,14 @@ impl AppState {
     }
 
     /// Per-IP limit on create/join/reconnect.
-    pub(crate) fn rate_check(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub(crate) async fn rate_check(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if let Some(r) = self.redis() {
+            let rl = self.0.config.rate_limit;
+            return r
+                .rate_check(IpKey::of(ip), rl.per_second, rl.burst)
+                .await
+                .map_err(|e| self.reject(e));
+        }
         self.0.limiter.check_key(&IpKey::of(ip)).map_err(|_| {
             self.reject(Refusal {
                 code: ErrorCode::RateLimited,
@@ -258,8 +298,11 @@ impl AppState {
         ip: IpAddr,
         ttl_secs: Option<u64>,
     ) -> Result<(RoomRecord, String), Refusal> {
-        self.rate_check(ip)?;
+        self.rate_check(ip).await?;
         let owner = IpKey::of(ip);
+        if let Some(r) = self.redis() {
+            return self.create_shared(r, owner, ttl_secs).await;
+        }
         self.hub()
             .rooms
             .has_capacity(Some(owner))
@@ -307,11 +350,11 @@ impl AppState {
     /// Verify a host token against the stored hash. A legacy argon2 row is verified on the
     /// blocking pool (it is slow on purpose), a bounded number at a time.
     pub(crate) async fn verify_host(&self, room: &RoomId, token: String) -> Result<(), Refusal> {
-        let hash = self
-            .hub()
-            .rooms
-            .host_token_hash(room, now_ms())
-            .map_err(|r| self.reject(r))?;
+        let hash = match self.redis() {
+            Some(r) => r.host_token_hash(room).await,
+            None => self.hub().rooms.host_token_hash(room, now_ms()),
+        }
+        .map_err(|r| self.reject(r))?;
         let ok = if token::is_legacy(&hash) {
             let _permit = self
                 .0
@@ -352,6 +395,18 @@ impl AppState {
 
     /// Expire due rooms: tell their peers, drop their rows, forget old rate-limit keys.
     pub(crate) async fn sweep(&self) {
+        if let Some(r) = self.redis() {
+            let notices = r.expire_due(now_ms()).await;
+            if !notices.is_empty() {
+                self.0
+                    .metrics
+                    .rooms_expired
+                    .fetch_add(notices.len() as u64, Ordering::Relaxed);
+                self.deliver(notices, None);
+            }
+            r.refresh_room_count().await;
+            return;
+        }
         let (gone, notices) = {
             let mut hub = self.hub();
             let due = hub.rooms.expire_due(now_ms());
@@ -370,6 +425,30 @@ impl AppState {
         if let Err(e) = self.0.store.delete(gone).await {
             tracing::error!(error = %e, "could not delete expired sessions");
         }
+    }
+
+    async fn create_shared(
+        &self,
+        r: &RedisRooms,
+        owner: IpKey,
+        ttl_secs: Option<u64>,
+    ) -> Result<(RoomRecord, String), Refusal> {
+        let token = token::generate();
+        let hash = token::hash(&token);
+        let ttl = self.0.config.clamp_ttl(ttl_secs).as_millis() as u64;
+        let g = self.0.config.global_create_rate;
+        for _ in 0..5 {
+            let rec = r
+                .create(RoomId::random(), &hash, ttl, owner, (g.per_second, g.burst))
+                .await
+                .map_err(|e| self.reject(e))?;
+            if let Some(rec) = rec {
+                self.0.metrics.rooms_created.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(room = %rec.room, "room created");
+                return Ok((rec, token));
+            }
+        }
+        Err(self.reject(internal("room id collision")))
     }
 
     pub(crate) fn store(&self) -> &Store {

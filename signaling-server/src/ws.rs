@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::relay;
 use crate::rest::{client_ip, origin_allowed};
 use crate::rooms::{ConnId, Refusal};
-use crate::state::{AppState, ConnHandle, OUT_QUEUE, Out, SocketSlot, ms_to_unix, now_ms, push};
+use crate::state::{AppState, ConnHandle, OUT_QUEUE, Out, SocketSlot, ms_to_unix, now_ms};
 
 /// Close codes (RFC 6455 §7.4.1).
 pub mod close {
@@ -154,7 +154,10 @@ async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
         _slot: slot,
     };
     s.pump(w, stream, rx, queued).await;
-    let notices = {
+    let notices = if state.redis().is_some() {
+        state.hub().conns.remove(&conn);
+        state.leave(conn).await
+    } else {
         let mut hub = state.hub();
         hub.conns.remove(&conn);
         let notices = hub.rooms.leave(conn, now_ms());
@@ -312,7 +315,7 @@ impl Session {
             Err(why) => return self.malformed(why),
         };
         if let Some(r) = relayed {
-            return match self.relay(r, msg) {
+            return match self.relay(r, msg).await {
                 Ok(()) => (Vec::new(), Next::Go),
                 Err(r) => (vec![ServerMsg::error(None, r.code, r.message)], Next::Go),
             };
@@ -336,7 +339,7 @@ impl Session {
     }
 
     fn not_in_room(&self) -> Result<(), Refusal> {
-        match self.state.hub().rooms.membership(self.conn) {
+        match self.state.membership(self.conn) {
             None => Ok(()),
             Some(_) => Err(self.state.reject(Refusal {
                 code: ErrorCode::BadMessage,
@@ -354,11 +357,7 @@ impl Session {
                 self.version(v)?;
                 self.not_in_room()?;
                 let (rec, host_token) = st.create_room(self.ip, ttl_secs).await?;
-                let a = st
-                    .hub()
-                    .rooms
-                    .attach_host(conn, &rec.room, now_ms())
-                    .map_err(rej)?;
+                let a = st.attach_host(conn, &rec.room).await?;
                 let mut out = st.deliver(a.notices, Some(conn));
                 out.insert(
                     0,
@@ -374,8 +373,8 @@ impl Session {
             }
             ClientMsg::JoinRoom { v, rid, room } => {
                 self.version(v)?;
-                st.rate_check(self.ip)?;
-                let a = st.hub().rooms.join(conn, &room, now_ms()).map_err(rej)?;
+                st.rate_check(self.ip).await?;
+                let a = st.join(conn, &room).await?;
                 tracing::debug!(conn, room = %room, "guest joined");
                 Ok(joined_reply(&st, conn, rid, room, a))
             }
@@ -386,55 +385,30 @@ impl Session {
                 host_token,
             } => {
                 self.version(v)?;
-                st.rate_check(self.ip)?;
+                st.rate_check(self.ip).await?;
                 st.verify_host(&room, host_token).await?;
-                let a = st
-                    .hub()
-                    .rooms
-                    .attach_host(conn, &room, now_ms())
-                    .map_err(rej)?;
+                let a = st.attach_host(conn, &room).await?;
                 tracing::debug!(conn, room = %room, "host attached");
                 Ok(joined_reply(&st, conn, rid, room, a))
             }
             ClientMsg::ExtendRoom { rid, ttl_secs } => {
-                let ttl = st.config().clamp_ttl(Some(ttl_secs));
-                let exp = now_ms().saturating_add(ttl.as_millis() as u64);
-                let room = st.hub().rooms.extend(conn, exp).map_err(rej)?;
-                if let Err(e) = st.store().set_expiry(room, exp).await {
-                    tracing::error!(error = %e, "could not store a new expiry");
-                }
+                let exp = st.extend(conn, ttl_secs).await?;
                 Ok(vec![ServerMsg::RoomExtended {
                     rid,
                     expires_at: ms_to_unix(exp),
                 }])
             }
             ClientMsg::CloseRoom { rid: _ } => {
-                let closed = {
-                    let mut hub = st.hub();
-                    let closed = hub.rooms.close(conn, now_ms());
-                    st.sync_failures(&hub);
-                    closed
-                };
-                let (room, notices) = closed.map_err(rej)?;
+                let (room, notices) = st.close(conn).await?;
                 tracing::debug!(conn, room = %room, "room closed by host");
-                let out = st.deliver(notices, Some(conn));
-                if let Err(e) = st.store().delete(vec![room]).await {
-                    tracing::error!(error = %e, "could not delete a closed session");
-                }
-                Ok(out)
+                Ok(st.deliver(notices, Some(conn)))
             }
             ClientMsg::Leave => {
-                let notices = st.leave(conn);
+                let notices = st.leave(conn).await;
                 Ok(st.deliver(notices, Some(conn)))
             }
             ClientMsg::HandshakeFailed => {
-                let failed = {
-                    let mut hub = st.hub();
-                    let failed = hub.rooms.handshake_failed(conn);
-                    st.sync_failures(&hub);
-                    failed
-                };
-                let notices = failed.map_err(rej)?;
+                let notices = st.handshake_failed(conn).await?;
                 Ok(st.deliver(notices, Some(conn)))
             }
             // Relayed kinds are handled by `relay` before dispatch.
@@ -449,7 +423,7 @@ impl Session {
 
     /// Forward an opaque message to the other peer. The payload is re-framed, never inspected
     /// (beyond a `pake`'s prefix, which `relay::check` has looked at).
-    fn relay(&self, r: relay::Relayed, msg: ClientMsg) -> Result<(), Refusal> {
+    async fn relay(&self, r: relay::Relayed, msg: ClientMsg) -> Result<(), Refusal> {
         let out = match msg {
             ClientMsg::Pake { payload } => ServerMsg::Pake { payload },
             ClientMsg::Offer { payload } => ServerMsg::Offer { payload },
@@ -457,16 +431,9 @@ impl Session {
             ClientMsg::IceCandidate { payload } => ServerMsg::IceCandidate { payload },
             _ => return Err(crate::state::internal("not a relayed message")),
         };
-        let mut hub = self.state.hub();
-        let to = hub
-            .rooms
-            .relay_target(self.conn, r.pake_confirm)
-            .map_err(|e| self.state.reject(e))?;
-        if let Some(h) = hub.conns.get(&to) {
-            push(h, out.to_json());
-            self.state.metrics().relayed(r.kind);
-        }
-        Ok(())
+        self.state
+            .relay(self.conn, r.kind, r.pake_confirm, out)
+            .await
     }
 }
 

@@ -373,7 +373,7 @@ async fn ipv6_sockets_share_their_prefix_cap() {
     let mut cfg = config();
     cfg.max_sockets_per_ip = 2;
     cfg.listen = "[::1]:0".parse().unwrap();
-    let Ok(srv) = ferry_signal::spawn(cfg).await else {
+    let Ok(srv) = common::try_start(cfg).await else {
         eprintln!("no IPv6 loopback here; skipped");
         return;
     };

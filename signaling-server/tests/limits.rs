@@ -92,15 +92,20 @@ async fn only_allowed_browser_origins_connect() {
 #[tokio::test]
 async fn binary_serves_checks_health_and_stops_on_sigterm() {
     let bin = env!("CARGO_BIN_EXE_ferry-signal");
+    let mut args = vec![
+        "--listen".to_string(),
+        "127.0.0.1:0".into(),
+        "--db".into(),
+        ":memory:".into(),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    if common::redis::suite_on_redis() {
+        args.push("--redis".into());
+        args.push(common::redis::shared_for(None).0);
+    }
     let mut child = Command::new(bin)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            ":memory:",
-            "--log-format",
-            "json",
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

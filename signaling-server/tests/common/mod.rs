@@ -1,6 +1,9 @@
 //! Real-socket test helpers: a server on 127.0.0.1:0 and tokio-tungstenite clients.
 #![allow(dead_code)]
 
+pub mod nodes;
+pub mod redis;
+
 use std::time::Duration;
 
 use ferry_proto::RoomId;
@@ -31,8 +34,22 @@ pub fn config() -> Config {
     }
 }
 
+/// Start a server in this process, or say why it did not start.
+pub async fn try_start(mut cfg: Config) -> Result<RunningServer, ferry_signal::ServerError> {
+    if redis::suite_on_redis() && cfg.redis.is_none() {
+        let key = match &cfg.db {
+            ferry_signal::DbLocation::File(p) => Some(p.clone()),
+            ferry_signal::DbLocation::Memory => None,
+        };
+        cfg.redis = Some(redis::shared_for(key.as_deref()).0);
+    }
+    ferry_signal::spawn(cfg).await
+}
+
+/// Start a server in this process. With `FERRY_SIGNAL_TEST_REDIS=1` every suite server keeps
+/// its rooms in a real redis-server of its own instead (the same suite, the other backend).
 pub async fn start(cfg: Config) -> RunningServer {
-    ferry_signal::spawn(cfg).await.expect("server starts")
+    try_start(cfg).await.expect("server starts")
 }
 
 pub struct Client {

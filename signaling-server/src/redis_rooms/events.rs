@@ -1,0 +1,187 @@
+//! Messages between nodes: what a script tells a socket held by another node.
+//!
+//! One pub/sub channel per node; a message is `"<conn> <room> <code> <arg>"`. Pub/sub rather
+//! than streams: a message is for a socket that exists now, so a node that is gone needs no
+//! backlog (its clients reconnect, and the protocol restarts the handshake), and publishing
+//! costs one command with no per-consumer trimming. Measured in `docs/DEPLOY.md`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferry_proto::RoomId;
+use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
+use futures::StreamExt;
+
+use crate::rooms::{ConnId, locked_notice};
+use crate::state::{AppState, push};
+
+/// What one message asks of the receiving node.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Deliver a frame as is (a relayed message, already framed by the sender's node).
+    Frame(String),
+    /// Deliver a message; `detach` when the socket lost its seat with it.
+    Msg { msg: ServerMsg, detach: bool },
+    /// The room's end moved.
+    Deadline(u64),
+}
+
+fn role(s: &str) -> Option<Role> {
+    match s {
+        "host" => Some(Role::Host),
+        "guest" => Some(Role::Guest),
+        _ => None,
+    }
+}
+
+/// Parse one channel message.
+pub(crate) fn parse(text: &str) -> Option<(ConnId, RoomId, Event)> {
+    let mut it = text.splitn(4, ' ');
+    let conn = it.next()?.parse::<ConnId>().ok()?;
+    let room = it.next()?.parse::<RoomId>().ok()?;
+    let code = it.next()?;
+    let arg = it.next().unwrap_or("");
+    let msg = |msg, detach| Some(Event::Msg { msg, detach });
+    let ev = match code {
+        "R" => Some(Event::Frame(arg.to_string())),
+        "PJ" => msg(ServerMsg::PeerJoined { role: role(arg)? }, false),
+        "PL" => msg(ServerMsg::PeerLeft { role: role(arg)? }, false),
+        "HF" | "HFD" => msg(
+            ServerMsg::HandshakeFailed {
+                attempts_left: arg.parse().ok()?,
+            },
+            code == "HFD",
+        ),
+        "LK" => msg(locked_notice(), false),
+        "RC" => msg(ServerMsg::RoomClosed, true),
+        "RP" => msg(
+            ServerMsg::error(
+                None,
+                ErrorCode::Unauthorized,
+                "replaced by a newer host connection",
+            ),
+            true,
+        ),
+        "D" => Some(Event::Deadline(arg.parse().ok()?)),
+        _ => None,
+    }?;
+    Some((conn, room, ev))
+}
+
+/// Hand one message to its socket, if that socket is still here and still in that room (a
+/// late message for a room it left is dropped, as a single node would never have sent it).
+fn apply(state: &AppState, text: &str) {
+    let Some(rooms) = state.redis() else { return };
+    let Some((conn, room, ev)) = parse(text) else {
+        tracing::debug!("unparseable node message");
+        return;
+    };
+    let here = rooms.members().get(&conn).is_some_and(|m| m.room == room);
+    if !here {
+        return;
+    }
+    let frame = match ev {
+        Event::Deadline(d) => {
+            rooms.set_deadline(conn, &room, d);
+            return;
+        }
+        Event::Frame(f) => f,
+        Event::Msg { msg, detach } => {
+            if detach {
+                rooms.members().remove(&conn);
+            }
+            msg.to_json()
+        }
+    };
+    let hub = state.hub();
+    if let Some(h) = hub.conns.get(&conn) {
+        push(h, frame);
+    }
+}
+
+/// Keep this node subscribed to its channel for as long as the server runs, reconnecting
+/// with backoff when Redis goes away.
+pub(crate) async fn subscriber(state: AppState) {
+    let Some(rooms) = state.redis().cloned() else {
+        return;
+    };
+    let stop = state.0.shutdown.clone();
+    let channel = rooms.channel();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut ps = rooms.client().get_async_pubsub().await?;
+            ps.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(ps)
+        };
+        let ps = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(Duration::from_secs(2), attempt) => r,
+        };
+        match ps {
+            Ok(Ok(mut ps)) => {
+                rooms.subscribed.store(true, Ordering::Relaxed);
+                tracing::info!("subscribed to this node's channel");
+                backoff = Duration::from_millis(100);
+                let mut stream = ps.on_message();
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        m = stream.next() => match m {
+                            Some(m) => match std::str::from_utf8(m.get_payload_bytes()) {
+                                Ok(t) => apply(&state, t),
+                                Err(_) => tracing::debug!("non-utf8 node message"),
+                            },
+                            None => break,
+                        },
+                    }
+                }
+                rooms.subscribed.store(false, Ordering::Relaxed);
+                rooms.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("lost the redis subscription; reconnecting");
+            }
+            Ok(Err(e)) => {
+                rooms.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot subscribe to redis");
+            }
+            Err(_) => {
+                rooms.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("redis subscription timed out");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_messages_parse() {
+        let room: RoomId = "AAAAA-BBBBB".parse().unwrap();
+        let r = room.as_str();
+        let (c, rm, ev) = parse(&format!("7 {r} R {{\"type\":\"pake\"}} x")).unwrap();
+        assert_eq!((c, rm), (7, room));
+        assert_eq!(ev, Event::Frame("{\"type\":\"pake\"} x".into()));
+        let (_, _, ev) = parse(&format!("7 {r} HFD 2")).unwrap();
+        assert_eq!(
+            ev,
+            Event::Msg {
+                msg: ServerMsg::HandshakeFailed { attempts_left: 2 },
+                detach: true
+            }
+        );
+        let (_, _, ev) = parse(&format!("7 {r} RC ")).unwrap();
+        assert!(matches!(ev, Event::Msg { detach: true, .. }));
+        let (_, _, ev) = parse(&format!("7 {r} D 123")).unwrap();
+        assert_eq!(ev, Event::Deadline(123));
+        assert!(parse(&format!("7 {r} PJ nobody")).is_none());
+        assert!(parse("x AAAAA-BBBBB R {}").is_none());
+        assert!(parse(&format!("7 {r} ZZ 1")).is_none());
+    }
+}

@@ -1,0 +1,34 @@
+-- ARGV: id, seat, fail limit, grace ms
+local id, seat, limit, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = P .. 'room:' .. id
+local now = now_ms()
+local r = load(key)
+local why = refusal(key, id, r, now)
+if why then return {why} end
+local counted = 0
+if r.gs then
+  if alive(r.gs) then
+    if r.l == '1' then return {'room-locked'} end
+    return {'room-full'}
+  end
+  -- The seat of a guest whose node died: its run is over.
+  if run_ended(key, r) then
+    counted = 1
+    local left = count_failure(key, r, limit)
+    tell(r.hs, id, 'HF', left)
+    if r.l == '1' then tell(r.hs, id, 'LK') end
+  end
+  redis.call('HDEL', key, 'gs')
+  r.gs = nil
+end
+if r.l == '1' then return {'room-locked', '', '', '', tostring(counted)} end
+if r.hs and not alive(r.hs) then
+  redis.call('HDEL', key, 'hs')
+  r.hs = nil
+  r.hg = tostring(now)
+  redis.call('HSET', key, 'hg', now)
+end
+redis.call('HSET', key, 'gs', seat, 'g', 0)
+local d = set_deadline(key, id, r, grace)
+if r.hs then tell(r.hs, id, 'PJ', 'guest') end
+return {'ok', r.e, tostring(d), r.hs and '1' or '0', tostring(counted)}

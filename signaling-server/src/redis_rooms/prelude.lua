@@ -1,0 +1,96 @@
+-- Shared by every script (prepended). Keys are built here from ARGV rather than passed in
+-- KEYS: the registry runs on one Redis (or a Sentinel-managed primary), not on Cluster.
+-- Times are Redis's own clock (TIME), so every node agrees on when a room ends.
+local P = 'ferry:'
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function node_of(seat) return string.match(seat, '^([^:]+):') end
+local function conn_of(seat) return string.match(seat, ':(%d+)$') end
+
+-- A seat held by a node whose heartbeat lapsed belongs to a socket that no longer exists.
+local function alive(seat)
+  if not seat then return false end
+  return redis.call('EXISTS', P .. 'alive:' .. node_of(seat)) == 1
+end
+
+-- Tell the socket behind `seat` (on whichever node) about room `id`. Not propagated to the
+-- append-only file or replicas: relayed payloads are never stored, even sealed.
+local function tell(seat, id, code, arg)
+  if seat then
+    redis.set_repl(redis.REPL_NONE)
+    redis.call('PUBLISH', P .. 'node:' .. node_of(seat),
+      conn_of(seat) .. ' ' .. id .. ' ' .. code .. ' ' .. (arg or ''))
+    redis.set_repl(redis.REPL_ALL)
+  end
+end
+
+local function load(key)
+  local v = redis.call('HGETALL', key)
+  local r = {}
+  for i = 1, #v, 2 do r[v[i]] = v[i + 1] end
+  return r
+end
+
+-- The room's end: its lifetime, or the host grace when no host socket is attached. The key
+-- expires then, so a room ends on time whether or not any node is up.
+local function set_deadline(key, id, r, grace)
+  local d = tonumber(r.e)
+  if not r.hs then d = math.min(d, tonumber(r.hg) + grace) end
+  redis.call('HSET', key, 'd', d)
+  redis.call('PEXPIREAT', key, d)
+  redis.call('ZADD', P .. 'rooms', d, id)
+  local ok = P .. 'owner:' .. r.o
+  redis.call('ZADD', ok, d, id)
+  local top = redis.call('ZRANGE', ok, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', ok, tonumber(top[2]))
+  return d
+end
+
+-- One more failed guess; locks at the limit. Returns the attempts left.
+local function count_failure(key, r, limit)
+  local f = tonumber(r.f) + 1
+  r.f = tostring(f)
+  redis.call('HSET', key, 'f', f)
+  if f >= limit then
+    r.l = '1'
+    redis.call('HSET', key, 'l', 1)
+  end
+  return math.max(limit - f, 0)
+end
+
+-- The guest run ended without a host verdict: a failed guess when its tag was unanswered.
+local function run_ended(key, r)
+  if r.g == '1' then
+    r.g = '3'
+    redis.call('HSET', key, 'g', 3)
+    return true
+  end
+  return false
+end
+
+-- Why a room cannot be used: nil when it is live.
+local function refusal(key, id, r, now)
+  if r.e == nil then
+    if redis.call('EXISTS', P .. 'tomb:' .. id) == 1 then return 'room-expired' end
+    return 'room-not-found'
+  end
+  if tonumber(r.d or r.e) <= now then return 'room-expired' end
+  return nil
+end
+
+-- Token bucket: `rate` per second up to `burst`.
+local function take(key, rate, burst, now)
+  local v = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(v[1]) or burst
+  local ts = tonumber(v[2]) or now
+  tokens = math.min(burst, tokens + math.max(now - ts, 0) * rate / 1000)
+  local ok = tokens >= 1
+  if ok then tokens = tokens - 1 end
+  redis.call('HSET', key, 't', tostring(tokens), 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+  return ok
+end
