@@ -167,10 +167,6 @@ fn tuning_from_env() -> ferry_core::Tuning {
     ferry_core::Tuning::from_vars(|k| std::env::var(k).ok())
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 /// stdin `pause` / `resume` / `cancel` lines steer the transfer (scripts and tests).
 fn steer_from_stdin(handle: TransferHandle) {
     std::thread::spawn(move || {
@@ -243,8 +239,12 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             opts.stop_on_wrong_password = !keep_waiting;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
             opts.tuning = tuning_from_env();
-            opts.corrupt_chunk = env_u64("FERRY_TEST_CORRUPT_CHUNK");
-            opts.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
+            // Hidden fault-test settings, read only by test builds (ferry-core's `test-hooks`).
+            ferry_core::with_test_hooks! {
+                let env_u64 = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+                opts.test_hooks.corrupt_chunk = env_u64("FERRY_TEST_CORRUPT_CHUNK");
+                opts.test_hooks.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
+            }
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
             if net.json {

@@ -263,7 +263,7 @@ async fn corrupted_chunk_is_refetched() {
         out.path(),
         &src.path().join("r.db"),
     );
-    job.corrupt_chunk = Some(5);
+    job.hooks.corrupt_chunk = Some(5);
     let r = run_once(&job, &rjob, 64 * 1024).await;
     r.send.unwrap();
     r.recv.unwrap();
@@ -288,7 +288,7 @@ async fn dropped_link_resumes_from_stored_offset() {
         out.path(),
         &src.path().join("r.db"),
     );
-    job.rate_limit_bps = Some(60 * 1024 * 1024);
+    job.hooks.rate_limit_bps = Some(60 * 1024 * 1024);
     // First attempt: cut the link after ~20 MB arrived.
     let (a, b) = Link::memory_pair(32, 64 * 1024);
     let (etx, mut erx) = mpsc::unbounded_channel();
@@ -326,7 +326,7 @@ async fn dropped_link_resumes_from_stored_offset() {
     // The receiver's writer thread makes its last checkpoint on its way out.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(out.path().join("r.bin.part").exists());
-    job.rate_limit_bps = None;
+    job.hooks.rate_limit_bps = None;
     let r = run_once(&job, &rjob, 64 * 1024).await;
     r.send.unwrap();
     let rv = r.recv.unwrap();
@@ -376,7 +376,7 @@ async fn pause_stops_data_and_resume_finishes() {
         out.path(),
         &src.path().join("r.db"),
     );
-    job.rate_limit_bps = Some(40 * 1024 * 1024);
+    job.hooks.rate_limit_bps = Some(40 * 1024 * 1024);
     let (a, b) = Link::memory_pair(32, 64 * 1024);
     let (etx, mut erx) = mpsc::unbounded_channel();
     let rev = EventSink::new(etx);

@@ -61,9 +61,9 @@ pub struct SendOptions {
     pub reconnect_for: Duration,
     /// Data channel and compression (defaults: [`crate::defaults`]).
     pub tuning: Tuning,
-    /// Test hooks (see [`SendJob`]).
-    pub corrupt_chunk: Option<u64>,
-    pub rate_limit_bps: Option<u64>,
+    /// Fault injection for tests (the `test-hooks` feature; see [`crate::transfer::TestHooks`]).
+    #[cfg(feature = "test-hooks")]
+    pub test_hooks: crate::transfer::TestHooks,
 }
 
 impl SendOptions {
@@ -78,8 +78,8 @@ impl SendOptions {
             stop_on_wrong_password: true,
             reconnect_for: defaults::RECONNECT_FOR,
             tuning: Tuning::default(),
-            corrupt_chunk: None,
-            rate_limit_bps: None,
+            #[cfg(feature = "test-hooks")]
+            test_hooks: Default::default(),
         }
     }
 }
@@ -289,8 +289,10 @@ pub async fn send(
     ev.emit(Event::Waiting);
 
     let mut job = SendJob::new(transfer_id.clone(), manifest);
-    job.corrupt_chunk = opts.corrupt_chunk;
-    job.rate_limit_bps = opts.rate_limit_bps;
+    #[cfg(feature = "test-hooks")]
+    {
+        job.hooks = opts.test_hooks.clone();
+    }
     job.compress = opts.tuning.compress;
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();

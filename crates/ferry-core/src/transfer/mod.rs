@@ -4,6 +4,8 @@
 
 mod checkpoint;
 pub mod compress;
+#[cfg(feature = "test-hooks")]
+mod hooks;
 pub mod machine;
 mod reader;
 pub mod receiver;
@@ -12,13 +14,29 @@ pub mod tree;
 mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferry_proto::peer::{CHUNK_HEADER_LEN, MAX_CHUNK, MIN_CHUNK};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{Event, EventSink};
+#[cfg(feature = "test-hooks")]
+pub use hooks::TestHooks;
+
+/// The statements given, only in builds with the `test-hooks` feature: a binary reads its
+/// hidden test settings inside it, so a release build does not even look for them.
+#[cfg(feature = "test-hooks")]
+#[macro_export]
+macro_rules! with_test_hooks {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// The statements given, only in builds with the `test-hooks` feature (here: none).
+#[cfg(not(feature = "test-hooks"))]
+#[macro_export]
+macro_rules! with_test_hooks {
+    ($($t:tt)*) => {};
+}
 
 /// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
 /// interval, so a crash loses (and a resume re-sends) at most one window.
@@ -219,59 +237,6 @@ impl TransferHandle {
     }
     pub fn pause_rx(&self) -> watch::Receiver<bool> {
         self.pause.subscribe()
-    }
-}
-
-/// Rate/ETA bookkeeping and throttled progress events.
-pub(crate) struct Progress {
-    started: Instant,
-    base: u64,
-    total: u64,
-    last: Option<Instant>,
-}
-
-impl Progress {
-    pub fn new(base: u64, total: u64) -> Self {
-        Self {
-            started: Instant::now(),
-            base,
-            total,
-            last: None,
-        }
-    }
-
-    pub fn rate(&self, done: u64) -> u64 {
-        let secs = self.started.elapsed().as_secs_f64();
-        if secs <= 0.0 {
-            return 0;
-        }
-        (done.saturating_sub(self.base) as f64 / secs) as u64
-    }
-
-    /// Emit a progress event unless one went out in the last 100 ms (`force` overrides).
-    pub fn emit(&mut self, ev: &EventSink, file: &str, done: u64, force: bool) {
-        let now = Instant::now();
-        if !force
-            && self
-                .last
-                .is_some_and(|l| now - l < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last = Some(now);
-        let rate = self.rate(done);
-        let eta = (rate > 0).then(|| self.total.saturating_sub(done) / rate);
-        ev.emit(Event::Progress {
-            file: file.to_string(),
-            bytes_done: done,
-            total: self.total,
-            rate_bps: rate,
-            eta_secs: eta,
-        });
-    }
-
-    pub fn secs(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
     }
 }
 

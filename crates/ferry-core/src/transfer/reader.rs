@@ -11,40 +11,11 @@ use ferry_proto::peer::{self, FileEntry};
 use tokio::sync::mpsc;
 
 use super::compress::Compressor;
+use super::machine::{ReadIn, ReadOut};
 use super::tree::{self, FileTree};
 use crate::error::FerryError;
 use crate::fsio;
 use crate::manifest;
-
-pub(super) enum ReadReq {
-    Chunk {
-        file: u32,
-        offset: u64,
-        len: usize,
-        generation: u32,
-    },
-    End {
-        file: u32,
-        generation: u32,
-    },
-}
-
-pub(super) enum ReadOut {
-    Frame {
-        file: u32,
-        generation: u32,
-        frame: Bytes,
-    },
-    End {
-        file: u32,
-        generation: u32,
-        hash: String,
-    },
-    Failed {
-        file: u32,
-        err: FerryError,
-    },
-}
 
 struct OpenSrc {
     f: File,
@@ -52,40 +23,61 @@ struct OpenSrc {
     tree: FileTree,
 }
 
-/// Reads run here, off the async executor. Each file's whole-file hash is fed once, in
-/// order, no matter how often a range is re-read after a rewind.
-pub(super) fn reader(
+/// The reading itself, on whatever thread calls it. Each file's whole-file hash is fed once,
+/// in order, no matter how often a range is re-read after a rewind.
+pub(super) struct Reader {
     entries: Vec<FileEntry>,
     sources: Vec<Option<PathBuf>>,
-    mut compressor: Option<Compressor>,
-    mut rx: mpsc::UnboundedReceiver<ReadReq>,
-    tx: mpsc::Sender<ReadOut>,
-) {
-    let mut open: HashMap<u32, OpenSrc> = HashMap::new();
-    let mut buf = Vec::new();
-    while let Some(req) = rx.blocking_recv() {
-        let (file, generation) = match &req {
-            ReadReq::Chunk {
-                file, generation, ..
-            }
-            | ReadReq::End { file, generation } => (*file, *generation),
+    compressor: Option<Compressor>,
+    open: HashMap<u32, OpenSrc>,
+    /// Reused for hashing a resumed file's prefix.
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    pub(super) fn new(
+        entries: Vec<FileEntry>,
+        sources: Vec<Option<PathBuf>>,
+        compressor: Option<Compressor>,
+    ) -> Self {
+        Self {
+            entries,
+            sources,
+            compressor,
+            open: HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub(super) fn read(&mut self, req: ReadIn) -> ReadOut {
+        let file = match &req {
+            ReadIn::Chunk { file, .. } | ReadIn::End { file, .. } => *file,
         };
-        let out = match read_one(
-            &entries,
-            &sources,
-            &mut open,
-            &mut buf,
-            &mut compressor,
+        match read_one(
+            &self.entries,
+            &self.sources,
+            &mut self.open,
+            &mut self.buf,
+            &mut self.compressor,
             req,
         ) {
             Ok(o) => o,
             Err(err) => {
-                open.remove(&file);
+                self.open.remove(&file);
                 ReadOut::Failed { file, err }
             }
-        };
-        let _ = generation;
-        if tx.blocking_send(out).is_err() {
+        }
+    }
+}
+
+/// The reader thread: reads run here, off the async executor, until either channel closes.
+pub(super) fn reader(
+    mut r: Reader,
+    mut rx: mpsc::UnboundedReceiver<ReadIn>,
+    tx: mpsc::Sender<ReadOut>,
+) {
+    while let Some(req) = rx.blocking_recv() {
+        if tx.blocking_send(r.read(req)).is_err() {
             return;
         }
     }
@@ -126,10 +118,10 @@ fn read_one(
     open: &mut HashMap<u32, OpenSrc>,
     buf: &mut Vec<u8>,
     compressor: &mut Option<Compressor>,
-    req: ReadReq,
+    req: ReadIn,
 ) -> Result<ReadOut, FerryError> {
     let file = match &req {
-        ReadReq::Chunk { file, .. } | ReadReq::End { file, .. } => *file,
+        ReadIn::Chunk { file, .. } | ReadIn::End { file, .. } => *file,
     };
     let entry = entries
         .get(file as usize)
@@ -141,7 +133,7 @@ fn read_one(
         }
     };
     match req {
-        ReadReq::Chunk {
+        ReadIn::Chunk {
             offset,
             len,
             generation,
@@ -192,7 +184,7 @@ fn read_one(
                 frame: Bytes::from(frame),
             })
         }
-        ReadReq::End { generation, .. } => {
+        ReadIn::End { generation, .. } => {
             hash_upto(s, entry.size, buf, &entry.path)?;
             let hash = s
                 .tree

@@ -2,16 +2,17 @@
 //! verifies each chunk's BLAKE3 before writing, keeps the running whole-file hash, fsyncs
 //! at checkpoints and only then raises the stored resume offset.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::time::Instant;
 
-use bytes::Bytes;
-use ferry_proto::peer::{self, Control, FileAccept, FileEntry, Frame};
+use ferry_proto::peer::{self, Control, FileAccept, FileEntry};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::writer::{WFile, WIn, WOut, Writer, writer_thread};
-use super::{PIPELINE, Progress, TransferHandle};
+use super::machine::{RecvOutput, RecvSession, WriteIn, WriteOut};
+use super::writer::{PartFile, Writer, writer_thread};
+use super::{PIPELINE, TransferHandle};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink, OfferFile};
 use crate::fsio;
@@ -50,6 +51,7 @@ pub struct ReceivedFile {
     pub hash: String,
 }
 
+/// What one attempt did.
 #[derive(Debug, Clone, Default)]
 pub struct RecvAttempt {
     pub transfer_id: String,
@@ -133,7 +135,7 @@ fn plan(
         server: job.server.clone(),
         host_token: String::new(),
         out_dir: root.display().to_string(),
-        state: "active".into(),
+        state: store::TransferState::Active,
         created_at: store::now(),
         updated_at: store::now(),
         total_bytes: total,
@@ -153,13 +155,13 @@ fn plan(
             dest: dests[i].as_ref().map(|d| d.display().to_string()),
             verified_offset: 0,
             hash: None,
-            state: "pending".into(),
+            state: store::FileState::Pending,
         })
         .collect();
     if commit {
         job.store.insert_if_new(&row, &rows)?;
         job.store
-            .set_transfer_state(transfer_id, "active", None, None)?;
+            .set_transfer_state(transfer_id, store::TransferState::Active, None, None)?;
     }
     let stored = job
         .store
@@ -185,7 +187,7 @@ fn plan(
             continue;
         }
         let row = stored.iter().find(|r| r.idx == i as u32);
-        let done = row.is_some_and(|r| r.state == "done");
+        let done = row.is_some_and(|r| r.state == store::FileState::Done);
         let mut start = row.map(|r| r.verified_offset).unwrap_or(0).min(e.size);
         // Chunks start on the hash tree's 1 KiB grid; a row from an older version may not.
         if start != e.size {
@@ -239,8 +241,8 @@ fn resumable_of(plan: &[Option<PlanFile>], entries: &[FileEntry]) -> u64 {
         .sum()
 }
 
-fn ctl(c: Control) -> Bytes {
-    Bytes::from(c.encode())
+fn ctl(c: Control) -> bytes::Bytes {
+    bytes::Bytes::from(c.encode())
 }
 
 /// One attempt. `decide` is asked about the offer (the API remembers the answer across
@@ -361,17 +363,17 @@ pub async fn run(
         .out_dir
         .canonicalize()
         .map_err(|e| FerryError::io("output folder", &e))?;
-    let files: Vec<Option<WFile>> = plan
+    let files: Vec<Option<PartFile>> = plan
         .iter()
         .enumerate()
         .map(|(i, p)| match p {
             Some(p) if p.accepted && !entries[i].dir => {
-                Some(WFile::new(entries[i].size, p.dest.clone(), p.start))
+                Some(PartFile::new(entries[i].size, p.dest.clone(), p.start))
             }
             _ => None,
         })
         .collect();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (w_tx, w_rx) = mpsc::channel(PIPELINE);
     let writer = Writer::new(
         root,
@@ -387,172 +389,98 @@ pub async fn run(
         .spawn(move || writer_thread(writer, w_rx))
         .map_err(|e| FerryError::Io(format!("cannot start writer thread: {e}")))?;
 
-    let mut att = RecvAttempt {
-        transfer_id,
-        total,
-        resumed_from: resumable,
-        failed,
-        ..Default::default()
-    };
-    let mut progress = Progress::new(resumable, total);
-    let mut remaining: HashSet<u32> = accepts.iter().map(|a| a.file).collect();
-    let r = pump(
-        &mut link,
-        &entries,
+    let mut pause_rx = handle.pause_rx();
+    let session = RecvSession::new(
+        Instant::now(),
+        entries.iter().map(|e| e.path.clone()).collect(),
+        accepts.iter().map(|a| a.file),
+        RecvAttempt {
+            transfer_id,
+            total,
+            resumed_from: resumable,
+            failed,
+            ..Default::default()
+        },
+        *pause_rx.borrow_and_update(),
+    );
+    let mut pump = Pump {
+        link: &mut link,
         handle,
+        pause_rx: &mut pause_rx,
         ev,
         w_tx,
-        &mut out_rx,
-        &mut att,
-        &mut progress,
-        &mut remaining,
-    )
-    .await;
+        out_rx,
+        s: session,
+    };
+    let r = pump.run().await;
+    let Pump {
+        s, out_rx, w_tx, ..
+    } = pump;
+    // The writer finishes what it holds and stops once its queue closes.
+    drop(w_tx);
     drop(out_rx);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    att.secs = progress.secs();
+    let att = s.into_attempt(Instant::now());
     r.map(|()| att)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn pump(
-    link: &mut crate::link::Link,
-    entries: &[FileEntry],
-    handle: &TransferHandle,
-    ev: &EventSink,
-    w_tx: mpsc::Sender<WIn>,
-    out_rx: &mut mpsc::UnboundedReceiver<WOut>,
-    att: &mut RecvAttempt,
-    progress: &mut Progress,
-    remaining: &mut HashSet<u32>,
-) -> Result<(), FerryError> {
-    let cancel = handle.cancelled_token();
-    let mut pause_rx = handle.pause_rx();
-    let mut local_paused = false;
-    let mut ctrl_q: VecDeque<Bytes> = VecDeque::new();
-    if *pause_rx.borrow_and_update() {
-        local_paused = true;
-        ctrl_q.push_back(ctl(Control::Pause));
-        ev.emit(Event::Paused);
-    }
-    let mut pending: Option<WIn> = None;
-    let mut done_bytes = att.resumed_from;
-    let mut sender_done = false;
-    let mut remote_paused = false;
-    loop {
-        if sender_done && pending.is_none() && ctrl_q.is_empty() {
-            if remaining.is_empty() {
-                // Tells the sender it can report done now instead of waiting for our close.
-                super::send_parting(link, [], Some(Control::Done)).await;
-                return Ok(());
-            }
-            return Err(FerryError::Protocol(
-                "sender finished before every file was confirmed".into(),
-            ));
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                super::send_parting(link, [], Some(Control::Cancel { reason: "receiver cancelled".into() })).await;
-                return Err(FerryError::Cancelled("by the user".into()));
-            }
-            out = out_rx.recv() => {
-                let Some(out) = out else {
-                    return Err(FerryError::Io("writer thread stopped".into()));
-                };
-                match out {
-                    WOut::Written { file, offset, bytes } => {
-                        done_bytes += bytes;
-                        att.bytes_written += bytes;
-                        if offset != u64::MAX {
-                            ctrl_q.push_back(ctl(Control::Ack { file, offset }));
+/// Moves what the session asks for between it, the link, the writer thread and the user.
+struct Pump<'a> {
+    link: &'a mut crate::link::Link,
+    handle: &'a TransferHandle,
+    pause_rx: &'a mut tokio::sync::watch::Receiver<bool>,
+    ev: &'a EventSink,
+    w_tx: mpsc::Sender<WriteIn>,
+    out_rx: mpsc::UnboundedReceiver<WriteOut>,
+    s: RecvSession,
+}
+
+impl Pump<'_> {
+    async fn run(&mut self) -> Result<(), FerryError> {
+        let cancel = self.handle.cancelled_token();
+        loop {
+            while let Some(o) = self.s.poll_output() {
+                match o {
+                    RecvOutput::Event(e) => self.ev.emit(e),
+                    RecvOutput::End { parting, result } => {
+                        if !parting.is_empty() {
+                            super::send_parting(self.link, parting, None).await;
                         }
-                        progress.emit(ev, &entries[file as usize].path, done_bytes, false);
-                    }
-                    WOut::Rejected { file, offset } => {
-                        ctrl_q.push_back(ctl(Control::Resend { file, offset }));
-                        ev.emit(Event::ChunkRejected { file: entries[file as usize].path.clone(), offset });
-                    }
-                    WOut::FileDone { file, hash, dest } => {
-                        remaining.remove(&file);
-                        ctrl_q.push_back(ctl(Control::FileDone { file }));
-                        let path = entries[file as usize].path.clone();
-                        progress.emit(ev, &path, done_bytes, true);
-                        ev.emit(Event::FileDone { path: path.clone(), hash: hash.clone() });
-                        att.files.push(ReceivedFile { path, dest, hash });
-                    }
-                    WOut::Fatal(err) => {
-                        tracing::error!(%err, "receiving failed");
-                        let last = Control::Error { code: err.peer_code(), message: err.to_string(), file: None };
-                        super::send_parting(link, ctrl_q.drain(..), Some(last)).await;
-                        return Err(err);
+                        return result;
                     }
                 }
             }
-            permit = link.tx.reserve(), if !ctrl_q.is_empty() => {
-                let Ok(permit) = permit else {
-                    return Err(FerryError::PeerGone("link closed during the transfer".into()));
-                };
-                if let Some(c) = ctrl_q.pop_front() {
-                    permit.send(c);
-                }
-            }
-            permit = w_tx.reserve(), if pending.is_some() => {
-                let Ok(permit) = permit else {
-                    return Err(FerryError::Io("writer thread stopped".into()));
-                };
-                if let Some(p) = pending.take() {
-                    permit.send(p);
-                }
-            }
-            msg = link.rx.recv(), if pending.is_none() && !sender_done => {
-                let Some(msg) = msg else {
-                    return Err(FerryError::PeerGone("link closed during the transfer".into()));
-                };
-                match peer::decode(&msg).map_err(|e| FerryError::Protocol(e.to_string()))? {
-                    Frame::Chunk(_) => pending = Some(WIn::Chunk(msg)),
-                    Frame::Control(c) => match c {
-                        Control::FileEnd { file, hash } => pending = Some(WIn::End { file, hash }),
-                        Control::Done => sender_done = true,
-                        // Announced once per change: a peer repeating itself adds nothing.
-                        Control::Pause if !remote_paused => {
-                            remote_paused = true;
-                            ev.emit(Event::Paused);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => self.s.cancel(),
+                out = self.out_rx.recv() => match out {
+                    Some(out) => self.s.handle_write(Instant::now(), out),
+                    None => self.s.writer_gone(),
+                },
+                permit = self.link.tx.reserve(), if self.s.has_transmit() => match permit {
+                    Ok(permit) => {
+                        if let Some(frame) = self.s.poll_transmit() {
+                            permit.send(frame);
                         }
-                        Control::Resume if remote_paused => {
-                            remote_paused = false;
-                            ev.emit(Event::Resumed);
+                    }
+                    Err(_) => self.s.link_closed(),
+                },
+                permit = self.w_tx.reserve(), if self.s.has_write() => match permit {
+                    Ok(permit) => {
+                        if let Some(w) = self.s.poll_write() {
+                            permit.send(w);
                         }
-                        Control::Pause | Control::Resume => {}
-                        Control::Cancel { reason } => {
-                            return Err(FerryError::Cancelled(format!("by the sender: {}", super::clip(&reason))));
-                        }
-                        Control::Error { code, message, file: Some(file) } => {
-                            // One error per file in progress: a repeated one would grow the
-                            // list of failures without bound.
-                            if !remaining.remove(&file) {
-                                return Err(FerryError::Protocol(format!("error for file {file}, which is not in progress")));
-                            }
-                            let err = super::peer_error(code, &message);
-                            let path = entries.get(file as usize).map(|e| e.path.clone()).unwrap_or_default();
-                            ev.emit(Event::FileFailed { path: path.clone(), code: err.code().into(), message: err.to_string() });
-                            att.failed.push((path, err));
-                        }
-                        Control::Error { code, message, file: None } => {
-                            return Err(super::peer_error(code, &message));
-                        }
-                        Control::Hello { .. } => {}
-                        other => return Err(FerryError::Protocol(format!("unexpected {} from the sender", super::brief(&other)))),
-                    },
-                }
-            }
-            changed = pause_rx.changed() => {
-                if changed.is_ok() {
-                    let p = *pause_rx.borrow_and_update();
-                    if p != local_paused {
-                        local_paused = p;
-                        ctrl_q.push_back(ctl(if p { Control::Pause } else { Control::Resume }));
-                        ev.emit(if p { Event::Paused } else { Event::Resumed });
+                    }
+                    Err(_) => self.s.writer_gone(),
+                },
+                msg = self.link.rx.recv(), if self.s.wants_frame() => match msg {
+                    Some(msg) => self.s.handle_frame(msg),
+                    None => self.s.link_closed(),
+                },
+                changed = self.pause_rx.changed() => {
+                    if changed.is_ok() {
+                        let p = *self.pause_rx.borrow_and_update();
+                        self.s.set_paused(p);
                     }
                 }
             }

@@ -2,20 +2,17 @@
 //! per file) ahead of the network, up to [`PIPELINE`] chunks; the machine decides what to
 //! read next within the window.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 
-use bytes::Bytes;
-use ferry_proto::peer::{self, Control, Frame, PeerErrorCode};
+use ferry_proto::peer::{self, Control};
 use tokio::sync::mpsc;
 
 use super::compress::Compressor;
-use super::machine::{SendMachine, SendStep};
-use super::reader::{ReadOut, ReadReq, reader};
-use super::{PIPELINE, Progress, TransferHandle, adaptive_chunk, chunk_size};
+use super::machine::{ReadIn, ReadOut, SendOutput, SendSession, SendSetup};
+use super::reader::{Reader, reader};
+use super::{PIPELINE, TransferHandle, chunk_size};
 use crate::error::FerryError;
-use crate::events::{Event, EventSink};
+use crate::events::EventSink;
 use crate::link::Link;
 use crate::manifest::Manifest;
 
@@ -27,12 +24,9 @@ pub struct SendJob {
     pub window: u64,
     /// Compress chunks that shrink (when the receiver supports it).
     pub compress: bool,
-    /// Test hook: flip a byte in the Nth chunk (1-based, counted across attempts).
-    pub corrupt_chunk: Option<u64>,
-    /// Test hook: cap the send rate (bytes per second) so fault tests can hit a transfer
-    /// mid-way.
-    pub rate_limit_bps: Option<u64>,
-    pub chunks_sent: AtomicU64,
+    /// Fault injection for tests.
+    #[cfg(feature = "test-hooks")]
+    pub hooks: super::TestHooks,
 }
 
 impl SendJob {
@@ -42,13 +36,13 @@ impl SendJob {
             manifest,
             window: super::WINDOW,
             compress: true,
-            corrupt_chunk: None,
-            rate_limit_bps: None,
-            chunks_sent: AtomicU64::new(0),
+            #[cfg(feature = "test-hooks")]
+            hooks: super::TestHooks::default(),
         }
     }
 }
 
+/// What one attempt did.
 #[derive(Debug, Clone, Default)]
 pub struct SendAttempt {
     /// Bytes the receiver confirmed, including what it already held.
@@ -60,10 +54,6 @@ pub struct SendAttempt {
     /// Files that could not be sent, with why.
     pub failed: Vec<(u32, FerryError)>,
     pub secs: f64,
-}
-
-fn ctl(c: Control) -> Bytes {
-    Bytes::from(c.encode())
 }
 
 /// Wait for the receiver's answer to the manifest.
@@ -123,279 +113,115 @@ pub async fn run(
     .await?;
     let accepts = await_accept(&mut link, handle).await?;
 
-    let sizes: Vec<u64> = entries.iter().map(|e| e.size).collect();
-    let chunk = chunk_size(link.info.max_message_size);
-    let mut m = SendMachine::new(&sizes, job.window, chunk);
-    m.accept(&accepts)?;
-    let resumed_from: u64 = accepts.iter().map(|a| a.offset).sum();
-    let total: u64 = accepts
-        .iter()
-        .filter_map(|a| entries.get(a.file as usize))
-        .map(|e| e.size)
-        .sum();
-    if resumed_from > 0 {
-        ev.emit(Event::Resuming {
-            bytes_done: resumed_from,
-            total,
-        });
-    }
-    let mut progress = Progress::new(resumed_from, total);
-    let mut att = SendAttempt {
-        resumed_from,
-        ..Default::default()
-    };
+    let mut pause_rx = handle.pause_rx();
+    let session = SendSession::new(
+        Instant::now(),
+        SendSetup {
+            entries,
+            accepts: &accepts,
+            window: job.window,
+            chunk: chunk_size(link.info.max_message_size),
+            paused: *pause_rx.borrow_and_update(),
+            #[cfg(feature = "test-hooks")]
+            hooks: job.hooks.clone(),
+        },
+    )?;
 
     let (req_tx, req_rx) = mpsc::unbounded_channel();
-    let (out_tx, mut out_rx) = mpsc::channel(PIPELINE);
+    let (out_tx, out_rx) = mpsc::channel(PIPELINE);
     let reader_entries = entries.clone();
     let reader_sources = job.manifest.sources.clone();
     let compressor =
         (job.compress && link.info.caps.iter().any(|c| c == peer::CAP_LZ4)).then(Compressor::new);
     let reader_thread = std::thread::Builder::new()
         .name("ferry-read".into())
-        .spawn(move || reader(reader_entries, reader_sources, compressor, req_rx, out_tx))
+        .spawn(move || {
+            let r = Reader::new(reader_entries, reader_sources, compressor);
+            reader(r, req_rx, out_tx)
+        })
         .map_err(|e| FerryError::Io(format!("cannot start reader thread: {e}")))?;
 
-    let result = stream(
-        &mut link,
-        job,
+    let mut pump = Pump {
+        link: &mut link,
         handle,
+        pause_rx: &mut pause_rx,
         ev,
-        &mut m,
-        &mut progress,
-        &mut att,
-        &req_tx,
-        &mut out_rx,
-    )
-    .await;
+        req_tx,
+        out_rx,
+        s: session,
+    };
+    let result = pump.run().await;
+    let Pump {
+        s, req_tx, out_rx, ..
+    } = pump;
     drop(req_tx);
     drop(out_rx);
     let _ = tokio::task::spawn_blocking(move || reader_thread.join()).await;
-    att.bytes_acked = m.acked_total();
-    att.secs = progress.secs();
+    let att = s.into_attempt(Instant::now());
     result.map(|()| att)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn stream(
-    link: &mut Link,
-    job: &SendJob,
-    handle: &TransferHandle,
-    ev: &EventSink,
-    m: &mut SendMachine,
-    progress: &mut Progress,
-    att: &mut SendAttempt,
-    req_tx: &mpsc::UnboundedSender<ReadReq>,
-    out_rx: &mut mpsc::Receiver<ReadOut>,
-) -> Result<(), FerryError> {
-    let entries = &job.manifest.entries;
-    let max_chunk = m.chunk();
-    let cancel = handle.cancelled_token();
-    let mut pause_rx = handle.pause_rx();
-    let mut ctrl_q: VecDeque<Bytes> = VecDeque::new();
-    let mut local_paused = *pause_rx.borrow_and_update();
-    m.set_paused_local(local_paused);
-    if local_paused {
-        ctrl_q.push_back(ctl(Control::Pause));
-        ev.emit(Event::Paused);
-    }
-    let mut outstanding = 0usize;
-    // A data frame (chunk or file end) read but not yet taken by the link: (file, gen, frame).
-    let mut pending: Option<(u32, u32, Bytes)> = None;
-    let mut hashes: HashMap<u32, String> = HashMap::new();
-    let mut finishing = false;
-    let mut failed_files = std::collections::HashSet::new();
-    let started = tokio::time::Instant::now();
-
-    loop {
-        while !finishing && outstanding < PIPELINE {
-            match m.next_step() {
-                SendStep::Chunk {
-                    file,
-                    offset,
-                    len,
-                    generation,
-                } => {
-                    let _ = req_tx.send(ReadReq::Chunk {
-                        file,
-                        offset,
-                        len,
-                        generation,
-                    });
-                    outstanding += 1;
-                }
-                SendStep::End { file, generation } => {
-                    let _ = req_tx.send(ReadReq::End { file, generation });
-                    outstanding += 1;
-                }
-                SendStep::Done => {
-                    ctrl_q.push_back(ctl(Control::Done));
-                    finishing = true;
-                }
-                SendStep::Wait => break,
-            }
-        }
-        if finishing && ctrl_q.is_empty() && pending.is_none() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                super::send_parting(link, [], Some(Control::Cancel { reason: "sender cancelled".into() })).await;
-                return Err(FerryError::Cancelled("by the user".into()));
-            }
-            msg = link.rx.recv() => {
-                let Some(msg) = msg else {
-                    return Err(FerryError::PeerGone("link closed during the transfer".into()));
-                };
-                let frame = peer::decode(&msg).map_err(|e| FerryError::Protocol(e.to_string()))?;
-                let Frame::Control(c) = frame else {
-                    return Err(FerryError::Protocol("receiver sent a chunk".into()));
-                };
-                match c {
-                    Control::Ack { file, offset } => {
-                        m.on_ack(file, offset)?;
-                        m.set_chunk(adaptive_chunk(progress.rate(m.acked_total()), max_chunk));
-                        let name = entries.get(file as usize).map(|e| e.path.as_str()).unwrap_or("");
-                        progress.emit(ev, name, m.acked_total(), false);
-                    }
-                    Control::Resend { file, offset } => {
-                        m.on_resend(file, offset)?;
-                        tracing::warn!(file, offset, "receiver rejected a chunk; rewinding");
-                        let name = entries.get(file as usize).map(|e| e.path.clone()).unwrap_or_default();
-                        ev.emit(Event::ChunkRejected { file: name, offset });
-                    }
-                    Control::FileDone { file } => {
-                        m.on_file_done(file)?;
-                        let e = &entries[file as usize];
-                        ev.emit(Event::FileDone {
-                            path: e.path.clone(),
-                            hash: hashes.remove(&file).unwrap_or_default(),
-                        });
-                        progress.emit(ev, &e.path, m.acked_total(), true);
-                    }
-                    // Announced once per change: a peer repeating itself adds nothing.
-                    Control::Pause | Control::Resume => {
-                        let p = matches!(c, Control::Pause);
-                        if m.paused_remote() != p {
-                            m.set_paused_remote(p);
-                            ev.emit(if p { Event::Paused } else { Event::Resumed });
-                        }
-                    }
-                    Control::Cancel { reason } => return Err(FerryError::Cancelled(format!("by the receiver: {}", super::clip(&reason)))),
-                    Control::Error { code, message, file: Some(file) } => {
-                        // One error per file in progress: a repeated one would grow the list
-                        // of failures without bound.
-                        if !m.in_progress(file) {
-                            return Err(FerryError::Protocol(format!("error for file {file}, which is not in progress")));
-                        }
-                        m.fail_file(file);
-                        let err = super::peer_error(code, &message);
-                        let path = entries.get(file as usize).map(|e| e.path.clone()).unwrap_or_default();
-                        ev.emit(Event::FileFailed { path, code: err.code().into(), message: err.to_string() });
-                        att.failed.push((file, err));
-                    }
-                    Control::Error { code, message, file: None } => return Err(super::peer_error(code, &message)),
-                    Control::Hello { .. } => {}
-                    other => return Err(FerryError::Protocol(format!("unexpected {} from the receiver", super::brief(&other)))),
-                }
-            }
-            permit = link.tx.reserve(), if !ctrl_q.is_empty() || pending.is_some() => {
-                let Ok(permit) = permit else {
-                    return Err(FerryError::PeerGone("link closed during the transfer".into()));
-                };
-                if let Some(c) = ctrl_q.pop_front() {
-                    permit.send(c);
-                } else if let Some((file, generation, frame)) = pending.take() {
-                    // Dropped if the receiver asked for a rewind since it was read.
-                    if m.generation(file) == Some(generation) {
-                        let is_chunk = frame.first() == Some(&peer::KIND_CHUNK);
-                        let frame = if is_chunk { corrupt_hook(job, frame) } else { frame };
-                        let n = frame.len().saturating_sub(peer::CHUNK_HEADER_LEN) as u64;
-                        permit.send(frame);
-                        if is_chunk {
-                            att.bytes_sent += n;
-                            if let Some(rate) = job.rate_limit_bps.filter(|r| *r > 0) {
-                                let due = started + Duration::from_secs_f64(att.bytes_sent as f64 / rate as f64);
-                                tokio::time::sleep_until(due).await;
-                            }
-                        }
-                    }
-                }
-            }
-            out = out_rx.recv(), if pending.is_none() => {
-                let Some(out) = out else {
-                    return Err(FerryError::Io("reader thread stopped".into()));
-                };
-                outstanding = outstanding.saturating_sub(1);
-                match out {
-                    ReadOut::Frame { file, generation, frame } => {
-                        pending = Some((file, generation, frame));
-                    }
-                    ReadOut::End { file, generation, hash } => {
-                        hashes.insert(file, hash.clone());
-                        pending = Some((file, generation, ctl(Control::FileEnd { file, hash })));
-                    }
-                    ReadOut::Failed { file, err } => {
-                        // Reads queued before the first failure fail too: report once.
-                        if !failed_files.insert(file) {
-                            continue;
-                        }
-                        m.fail_file(file);
-                        let path = entries[file as usize].path.clone();
-                        tracing::warn!(%path, %err, "file not sent");
-                        ev.emit(Event::FileFailed { path, code: err.code().into(), message: err.to_string() });
-                        ctrl_q.push_back(ctl(Control::Error {
-                            code: err.peer_code(),
-                            message: err.to_string(),
-                            file: Some(file),
-                        }));
-                        if !matches!(err.peer_code(), PeerErrorCode::SourceChanged) {
-                            // Not a per-file condition: the whole transfer stops.
-                            super::send_parting(link, ctrl_q.drain(..), None).await;
-                            return Err(err);
-                        }
-                        att.failed.push((file, err));
-                    }
-                }
-            }
-            changed = pause_rx.changed() => {
-                if changed.is_ok() {
-                    let p = *pause_rx.borrow_and_update();
-                    if p != local_paused {
-                        local_paused = p;
-                        m.set_paused_local(p);
-                        ctrl_q.push_back(ctl(if p { Control::Pause } else { Control::Resume }));
-                        ev.emit(if p { Event::Paused } else { Event::Resumed });
-                    }
-                }
-            }
-        }
-    }
-    // `Done` is queued on the link; give the receiver a moment to read it so it is not lost
-    // with our end of the link. The receiver answers with its own `Done` once every file is
-    // confirmed; a receiver that only hangs up is waited for until its close arrives, which
-    // can take until ICE consent expires if its close packets were lost.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(msg) = link.rx.recv().await {
-            if matches!(peer::decode(&msg), Ok(Frame::Control(Control::Done))) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok(())
+/// Moves what the session asks for between it, the link, the reader thread and the user.
+struct Pump<'a> {
+    link: &'a mut Link,
+    handle: &'a TransferHandle,
+    pause_rx: &'a mut tokio::sync::watch::Receiver<bool>,
+    ev: &'a EventSink,
+    req_tx: mpsc::UnboundedSender<ReadIn>,
+    out_rx: mpsc::Receiver<ReadOut>,
+    s: SendSession,
 }
 
-fn corrupt_hook(job: &SendJob, frame: Bytes) -> Bytes {
-    let n = job.chunks_sent.fetch_add(1, Ordering::Relaxed) + 1;
-    if job.corrupt_chunk != Some(n) || frame.len() <= peer::CHUNK_HEADER_LEN {
-        return frame;
+impl Pump<'_> {
+    async fn run(&mut self) -> Result<(), FerryError> {
+        let cancel = self.handle.cancelled_token();
+        loop {
+            while let Some(o) = self.s.poll_output() {
+                match o {
+                    SendOutput::Read(r) => {
+                        let _ = self.req_tx.send(r);
+                    }
+                    SendOutput::Event(e) => self.ev.emit(e),
+                    SendOutput::End { parting, result } => {
+                        if !parting.is_empty() {
+                            super::send_parting(self.link, parting, None).await;
+                        }
+                        return result;
+                    }
+                }
+            }
+            let timeout = self.s.poll_timeout();
+            let now = Instant::now();
+            let can_send = self.s.has_transmit(now);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => self.s.cancel(),
+                msg = self.link.rx.recv(), if self.s.wants_frame() => match msg {
+                    Some(msg) => self.s.handle_frame(Instant::now(), &msg),
+                    None => self.s.link_closed(),
+                },
+                permit = self.link.tx.reserve(), if can_send => match permit {
+                    Ok(permit) => {
+                        if let Some(frame) = self.s.poll_transmit(Instant::now()) {
+                            permit.send(frame);
+                        }
+                    }
+                    Err(_) => self.s.link_closed(),
+                },
+                out = self.out_rx.recv(), if self.s.wants_read() => match out {
+                    Some(out) => self.s.handle_read(Instant::now(), out),
+                    None => self.s.reader_gone(),
+                },
+                changed = self.pause_rx.changed() => {
+                    if changed.is_ok() {
+                        let p = *self.pause_rx.borrow_and_update();
+                        self.s.set_paused(Instant::now(), p);
+                    }
+                }
+                _ = tokio::time::sleep_until(timeout.unwrap_or(now).into()), if timeout.is_some() => {
+                    self.s.handle_timeout(Instant::now());
+                }
+            }
+        }
     }
-    tracing::warn!(chunk = n, "test hook: corrupting a chunk");
-    let mut v = frame.to_vec();
-    if let Some(last) = v.last_mut() {
-        *last ^= 0xff;
-    }
-    Bytes::from(v)
 }

@@ -8,43 +8,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use ferry_proto::peer::{self, Frame};
 use tokio::sync::mpsc;
 
 use super::checkpoint::{self, Checkpoint, Checkpointer};
 use super::compress;
-use super::machine::{ChunkVerdict, EndVerdict, RecvFile};
+use super::machine::{ChunkVerdict, EndVerdict, RecvFile, WriteIn, WriteOut};
 use super::tree::{self, FileTree};
 use super::{ACK_EVERY, WINDOW};
 use crate::error::FerryError;
 use crate::fsio;
 use crate::store::Store;
 
-pub(super) enum WIn {
-    Chunk(Bytes),
-    End { file: u32, hash: String },
-}
-
-pub(super) enum WOut {
-    Written {
-        file: u32,
-        offset: u64,
-        bytes: u64,
-    },
-    Rejected {
-        file: u32,
-        offset: u64,
-    },
-    FileDone {
-        file: u32,
-        hash: String,
-        dest: PathBuf,
-    },
-    Fatal(FerryError),
-}
-
-pub(super) struct WFile {
+/// One accepted file on its way to disk: where it goes, its machine, its open `.part`.
+pub(super) struct PartFile {
     pub(super) size: u64,
     pub(super) dest: PathBuf,
     pub(super) start: u64,
@@ -57,9 +34,9 @@ pub(super) struct WFile {
     since_ckpt: u64,
 }
 
-impl WFile {
+impl PartFile {
     pub(super) fn new(size: u64, dest: PathBuf, start: u64) -> Self {
-        WFile {
+        PartFile {
             size,
             dest,
             start,
@@ -93,7 +70,7 @@ struct Finisher {
     store: Store,
     transfer_id: String,
     overwrite: bool,
-    tx: mpsc::UnboundedSender<WOut>,
+    tx: mpsc::UnboundedSender<WriteOut>,
 }
 
 impl Finisher {
@@ -104,16 +81,16 @@ impl Finisher {
         self.store.set_file_state(
             &self.transfer_id,
             job.file,
-            "done",
+            crate::store::FileState::Done,
             Some(&job.hash),
             Some(&dest.display().to_string()),
         )?;
-        let _ = self.tx.send(WOut::Written {
+        let _ = self.tx.send(WriteOut::Written {
             file: job.file,
             offset: u64::MAX,
             bytes: job.bytes,
         });
-        let _ = self.tx.send(WOut::FileDone {
+        let _ = self.tx.send(WriteOut::FileDone {
             file: job.file,
             hash: job.hash,
             dest,
@@ -129,7 +106,7 @@ impl Finisher {
             };
             let Ok(job) = job else { return };
             if let Err(e) = self.finish(job) {
-                let _ = self.tx.send(WOut::Fatal(e));
+                let _ = self.tx.send(WriteOut::Fatal(e));
             }
         }
     }
@@ -137,7 +114,7 @@ impl Finisher {
 
 pub(super) struct Writer {
     root: PathBuf,
-    files: Vec<Option<WFile>>,
+    files: Vec<Option<PartFile>>,
     /// The store, transfer, overwrite policy and report channel, shared with the finishers.
     ctx: Finisher,
     /// LZ4 chunks were negotiated (`hello` caps).
@@ -151,7 +128,7 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    fn file(&mut self, file: u32) -> Result<&mut WFile, FerryError> {
+    fn file(&mut self, file: u32) -> Result<&mut PartFile, FerryError> {
         match self.files.get_mut(file as usize) {
             Some(Some(f)) => Ok(f),
             _ => Err(FerryError::Protocol(format!(
@@ -168,7 +145,7 @@ impl Writer {
         store: &Store,
         transfer_id: &str,
         idx: u32,
-        f: &mut WFile,
+        f: &mut PartFile,
     ) -> Result<(), FerryError> {
         if f.open.is_none() {
             let name = f.dest.display().to_string();
@@ -194,7 +171,7 @@ impl Writer {
 
     /// Make `f` durable up to what is written and record that offset: on the checkpoint
     /// thread when there is one (`wait` false), here otherwise.
-    fn checkpoint(&self, file: u32, f: &mut WFile, wait: bool) -> Result<(), FerryError> {
+    fn checkpoint(&self, file: u32, f: &mut PartFile, wait: bool) -> Result<(), FerryError> {
         if let Some((h, _)) = &f.open {
             let name = f.dest.display().to_string();
             let c = Checkpoint {
@@ -215,9 +192,9 @@ impl Writer {
         Ok(())
     }
 
-    fn handle(&mut self, msg: WIn) -> Result<(), FerryError> {
+    pub(super) fn handle(&mut self, msg: WriteIn) -> Result<(), FerryError> {
         match msg {
-            WIn::Chunk(buf) => {
+            WriteIn::Chunk(buf) => {
                 let Ok(Frame::Chunk(c)) = peer::decode(&buf) else {
                     return Err(FerryError::Protocol("bad chunk frame".into()));
                 };
@@ -253,7 +230,7 @@ impl Writer {
                         // the machine's bad-chunk limit).
                         tracing::warn!(file = c.file, offset = c.offset, %e, "undecodable chunk");
                         if let ChunkVerdict::Resend(offset) = f.m.on_corrupt(c.offset)? {
-                            let _ = self.ctx.tx.send(WOut::Rejected {
+                            let _ = self.ctx.tx.send(WriteOut::Rejected {
                                 file: c.file,
                                 offset,
                             });
@@ -291,7 +268,7 @@ impl Writer {
                         }
                         if ack && let Some(Some(f)) = self.files.get_mut(c.file as usize) {
                             let bytes = std::mem::take(&mut f.unacked);
-                            let _ = self.ctx.tx.send(WOut::Written {
+                            let _ = self.ctx.tx.send(WriteOut::Written {
                                 file: c.file,
                                 offset,
                                 bytes,
@@ -299,7 +276,7 @@ impl Writer {
                         }
                     }
                     ChunkVerdict::Resend(offset) => {
-                        let _ = self.ctx.tx.send(WOut::Rejected {
+                        let _ = self.ctx.tx.send(WriteOut::Rejected {
                             file: c.file,
                             offset,
                         });
@@ -308,7 +285,7 @@ impl Writer {
                 }
                 self.scratch = scratch;
             }
-            WIn::End { file, hash } => {
+            WriteIn::End { file, hash } => {
                 let root = self.root.clone();
                 let (store, id) = (self.ctx.store.clone(), self.ctx.transfer_id.clone());
                 let f = self.file(file)?;
@@ -346,7 +323,7 @@ impl Writer {
                             *t = FileTree::new(f.size);
                         }
                         f.start = 0;
-                        let _ = self.ctx.tx.send(WOut::Rejected { file, offset: 0 });
+                        let _ = self.ctx.tx.send(WriteOut::Rejected { file, offset: 0 });
                     }
                     EndVerdict::Stale => {}
                 }
@@ -357,12 +334,12 @@ impl Writer {
 
     pub(super) fn new(
         root: PathBuf,
-        files: Vec<Option<WFile>>,
+        files: Vec<Option<PartFile>>,
         store: Store,
         transfer_id: String,
         overwrite: bool,
         lz4: bool,
-        tx: mpsc::UnboundedSender<WOut>,
+        tx: mpsc::UnboundedSender<WriteOut>,
     ) -> Self {
         Writer {
             root,
@@ -403,7 +380,7 @@ impl Writer {
     }
 }
 
-pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
+pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WriteIn>) {
     // Bounded, so a slow disk holds the writer back instead of piling up open files.
     let (q, jobs) = sync_channel::<Finish>(FINISHERS * 4);
     let jobs = Arc::new(Mutex::new(jobs));
@@ -424,12 +401,12 @@ pub(super) fn writer_thread(mut w: Writer, mut rx: mpsc::Receiver<WIn>) {
         w.ctx.store.clone(),
         w.ctx.transfer_id.clone(),
         move |e| {
-            let _ = fatal.send(WOut::Fatal(e));
+            let _ = fatal.send(WriteOut::Fatal(e));
         },
     ));
     while let Some(msg) = rx.blocking_recv() {
         if let Err(e) = w.handle(msg) {
-            let _ = w.ctx.tx.send(WOut::Fatal(e));
+            let _ = w.ctx.tx.send(WriteOut::Fatal(e));
             break;
         }
     }
