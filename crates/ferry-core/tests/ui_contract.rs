@@ -8,9 +8,11 @@
 //! To accept a change on purpose: `FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract`,
 //! then `cd ui && npx tsc --noEmit && npx vitest run` and update `ui/src/ipc.ts` until both pass.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod contract;
 
+use std::collections::BTreeMap;
+
+use contract::pretty;
 use ferry_core::events::{Event, OfferFile};
 use ferry_core::link::PathKind;
 
@@ -242,16 +244,6 @@ fn samples() -> Vec<(&'static str, Event)> {
     ]
 }
 
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/tests/fixtures")
-}
-
-fn pretty(v: &impl serde::Serialize) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap();
-    s.push('\n');
-    s
-}
-
 /// Every file this test owns, by path under `ui/tests/fixtures`, with the text it must hold.
 fn expected_files() -> BTreeMap<String, String> {
     let samples = samples();
@@ -330,58 +322,10 @@ fn every_variant_has_a_sample() {
 
 #[test]
 fn fixtures_match_what_the_engine_sends() {
-    let dir = fixtures_dir();
-    let expected = expected_files();
-    let bless = std::env::var_os("FERRY_BLESS").is_some_and(|v| v == "1");
-
-    // Fixtures no sample produces any more (a variant or case removed) are stale.
-    let on_disk: Vec<String> = std::fs::read_dir(dir.join("events"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| format!("events/{}", e.file_name().to_string_lossy()))
-                .filter(|n| n.ends_with(".json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let stale: Vec<&String> = on_disk
-        .iter()
-        .filter(|n| !expected.contains_key(*n))
-        .collect();
-
-    if bless {
-        std::fs::create_dir_all(dir.join("events")).unwrap();
-        for n in &stale {
-            std::fs::remove_file(dir.join(n)).unwrap();
-        }
-        for (n, text) in &expected {
-            std::fs::write(dir.join(n), text).unwrap();
-        }
-        return;
-    }
-
-    let mut problems = Vec::new();
-    for n in stale {
-        problems.push(format!(
-            "ui/tests/fixtures/{n}: no event of this shape exists any more"
-        ));
-    }
-    for (n, want) in &expected {
-        match std::fs::read_to_string(dir.join(n)) {
-            Err(_) => problems.push(format!(
-                "ui/tests/fixtures/{n}: missing (a new event or case has no fixture yet)"
-            )),
-            Ok(got) if got != *want => problems.push(format!(
-                "ui/tests/fixtures/{n}: differs from what the engine sends now\n--- fixture\n{got}--- engine\n{want}"
-            )),
-            Ok(_) => {}
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "The engine's events no longer match the UI's fixtures:\n\n{}\n\n\
-         The JSON shape of ferry_core::events::Event is the UI's (and the CLI's --json) contract.\n\
-         If the change is meant: FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract,\n\
-         then update ui/src/ipc.ts until `cd ui && npx tsc --noEmit && npx vitest run` passes.",
-        problems.join("\n\n")
+    contract::check_or_bless(
+        &contract::fixtures_dir(env!("CARGO_MANIFEST_DIR")),
+        "events",
+        &expected_files(),
+        "FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract",
     );
 }
