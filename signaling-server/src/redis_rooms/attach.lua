@@ -22,6 +22,9 @@ if r.gs and not alive(r.gs) then
   r.gs = nil
 end
 if r.gs and old ~= seat then
+  -- A host socket that vanished with its node never said goodbye: the guest hears it left
+  -- and came back, as on one node, so a handshake with the old socket starts over.
+  if old then tell(r.gs, id, 'PL', 'host') end
   tell(r.gs, id, 'PJ', 'host')
   tell(r.gs, id, 'D', d)
 end

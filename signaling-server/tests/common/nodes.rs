@@ -18,23 +18,22 @@ pub struct Node {
 impl Node {
     /// `ferry-signal --redis URL` on 127.0.0.1:0 with test-friendly rates, plus `extra` flags.
     pub fn start(redis: &RedisServer, extra: &[&str]) -> Node {
-        let mut args: Vec<String> = [
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--rate-per-sec",
-            "10000",
-            "--rate-burst",
-            "10000",
-            "--max-sockets-per-ip",
-            "20000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--metrics-listen", "127.0.0.1:0"),
+            ("--log-format", "json"),
+            ("--rate-per-sec", "10000"),
+            ("--rate-burst", "10000"),
+            ("--max-sockets-per-ip", "20000"),
+            ("--max-rooms-per-ip", "20000"),
+        ];
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in defaults {
+            if !extra.contains(&k) {
+                args.push(k.into());
+                args.push(v.into());
+            }
+        }
         args.push("--redis".into());
         args.push(redis.url());
         args.extend(extra.iter().map(|s| s.to_string()));
