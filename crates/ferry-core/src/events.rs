@@ -8,6 +8,9 @@ use tokio::sync::mpsc;
 use crate::link::PathKind;
 use crate::session::SessionEvent;
 
+/// Byte counts in `Resuming`, `Progress` and `Done` are over the whole transfer, never one
+/// file; `file` only names where the latest bytes landed. The UI's copy of these types is
+/// `ui/src/ipc.ts`, checked against fixtures by `tests/ui_contract.rs` (docs/ARCHITECTURE.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
@@ -52,22 +55,34 @@ pub enum Event {
     Offer {
         transfer_id: String,
         files: Vec<OfferFile>,
+        /// Bytes of every file in the offer together.
         total: u64,
     },
     /// Where this attempt starts (resume): bytes already held by the receiver.
     Resuming {
+        /// Over the whole transfer, as in `Progress`.
         bytes_done: u64,
+        /// As in `Progress`.
         total: u64,
     },
     Progress {
+        /// The file the latest bytes belong to; the numbers are not per file.
         file: String,
+        /// Bytes done over the whole transfer, counting what was held before a resume.
+        /// Sender: acknowledged by the receiver, finished files whole. Receiver: verified and
+        /// written.
         bytes_done: u64,
+        /// Bytes of the whole transfer. Sender: the files the receiver accepted. Receiver:
+        /// the whole offer (`Offer::total`).
         total: u64,
+        /// Bytes (not bits) per second over this attempt, bytes held before it excluded.
         rate_bps: u64,
+        /// Seconds left at that rate; `None` until there is a rate.
         eta_secs: Option<u64>,
     },
     FileDone {
         path: String,
+        /// The file's BLAKE3 hash, hex (what `b3sum` prints).
         hash: String,
     },
     FileFailed {
@@ -78,6 +93,7 @@ pub enum Event {
     /// A chunk failed its BLAKE3 check and was asked for again.
     ChunkRejected {
         file: String,
+        /// Byte offset within `file` of the chunk that failed.
         offset: u64,
     },
     Paused,
@@ -90,6 +106,8 @@ pub enum Event {
         paths: Vec<String>,
     },
     Done {
+        /// Over the whole transfer, held bytes included. Sender: acknowledged by the
+        /// receiver. Receiver: the offer's total.
         bytes: u64,
         secs: f64,
         transfer_id: String,
