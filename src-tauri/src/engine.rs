@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
 use ferry_core::error::FerryError;
 use ferry_core::events::{Event, EventSink};
-use ferry_core::store::{Direction, Store};
+use ferry_core::store::{Direction, Store, TransferState};
 use ferry_core::transfer::TransferHandle;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
@@ -29,7 +29,7 @@ pub struct HistoryEntry {
     pub bytes: u64,
     pub bytes_done: u64,
     pub peer: Option<String>,
-    pub state: String,
+    pub state: TransferState,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub secs: Option<f64>,
@@ -218,9 +218,9 @@ impl Engine {
                 .map(|f| f.path.clone())
                 .or_else(|| files.first().map(|f| f.path.clone()))
                 .unwrap_or_else(|| t.id.chars().take(8).collect());
-            let finished = matches!(t.state.as_str(), "done" | "failed" | "cancelled");
+            let finished = t.state.is_finished();
             out.push(HistoryEntry {
-                resumable: t.state != "done" && t.done_bytes < t.total_bytes,
+                resumable: t.state != TransferState::Done && t.done_bytes < t.total_bytes,
                 transfer_id: t.id,
                 direction: t.direction,
                 name,
@@ -351,7 +351,7 @@ mod tests {
             history
                 .iter()
                 .any(|h| matches!(h.direction, Direction::Receive)
-                    && h.state == "done"
+                    && h.state == TransferState::Done
                     && h.name == "notes.bin"),
             "{history:?}"
         );

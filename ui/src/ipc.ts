@@ -119,6 +119,9 @@ export interface Settings {
   theme: Theme;
 }
 
+/** Where a transfer stands, as the engine's store records it (`ferry_core::status::TransferState`). */
+export type TransferState = "active" | "done" | "failed" | "cancelled";
+
 export interface HistoryEntry {
   transfer_id: string;
   direction: "send" | "receive";
@@ -127,8 +130,7 @@ export interface HistoryEntry {
   bytes: number;
   bytes_done: number;
   peer?: string | null;
-  /** "done" | "failed" | "cancelled" | "partial" | ... */
-  state: string;
+  state: TransferState;
   started_at: number;
   finished_at?: number | null;
   secs?: number | null;

@@ -10,22 +10,34 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
-use ferry_core::error::FerryError;
+use ferry_core::error::{ErrorKind, FerryError};
 use ferry_core::events::EventSink;
 use ferry_core::store::Store;
 use ferry_core::transfer::TransferHandle;
 use tokio::sync::mpsc;
 
-const EXIT_HELP: &str = "Exit codes:
-  0 success        1 io / other         2 usage
-  10 wrong-password  11 room-not-found  12 room-expired  13 room-full  14 room-locked
-  15 peer-gone       16 disk-full       17 permission-denied          18 source-changed
-  19 cancelled       20 integrity       21 protocol       22 declined  23 connect
-
-With --json, stdin lines `pause`, `resume` and `cancel` steer a running transfer.";
+/// `ferry --help`'s epilogue: the exit codes, from the one table ferry-core keeps.
+fn exit_help() -> String {
+    let rows: Vec<String> = ferry_core::error::exit_codes()
+        .iter()
+        .map(|(c, m)| format!("{c:>4} {m}"))
+        .collect();
+    let mut out = String::from("Exit codes:\n");
+    // Two columns keep the list on one screen.
+    let half = rows.len().div_ceil(2);
+    for (i, left) in rows.iter().take(half).enumerate() {
+        let right = rows.get(i + half).map_or("", String::as_str);
+        out.push_str(format!("{left:<38}{right}").trim_end());
+        out.push('\n');
+    }
+    out.push_str(
+        "\nWith --json, stdin lines `pause`, `resume` and `cancel` steer a running transfer.",
+    );
+    out
+}
 
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about = "Send files of any size directly between devices", after_help = EXIT_HELP)]
+#[command(name = "ferry", version, about = "Send files of any size directly between devices", after_help = exit_help())]
 struct Cli {
     /// Resume/history database (default: the OS data directory).
     #[arg(long, env = "FERRY_DB", global = true)]
@@ -256,7 +268,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
                 None => Ok(()),
-                Some((path, code)) => Err(failed_file(path, code)),
+                Some((path, kind)) => Err(failed_file(path, *kind)),
             });
             output::print_stats(net.json);
             if let Some(s) = embedded {
@@ -309,7 +321,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
                 None => Ok(()),
-                Some((path, code)) => Err(failed_file(path, code)),
+                Some((path, kind)) => Err(failed_file(path, *kind)),
             });
             output::print_stats(net.json);
             Ok(finish(r, net.json))
@@ -326,15 +338,15 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// A transfer that finished with some files refused ends with the first refusal's code.
-fn failed_file(path: &str, code: &str) -> FerryError {
+/// A transfer that finished with some files refused ends with the first refusal's kind.
+fn failed_file(path: &str, kind: ErrorKind) -> FerryError {
     let msg = path.to_string();
-    match code {
-        "source-changed" => FerryError::SourceChanged(msg),
-        "permission-denied" => FerryError::PermissionDenied(msg),
-        "disk-full" => FerryError::DiskFull(msg),
-        "integrity" => FerryError::Integrity(msg),
-        "protocol" => FerryError::Protocol(format!("refused unsafe name {msg}")),
+    match kind {
+        ErrorKind::SourceChanged => FerryError::SourceChanged(msg),
+        ErrorKind::PermissionDenied => FerryError::PermissionDenied(msg),
+        ErrorKind::DiskFull => FerryError::DiskFull(msg),
+        ErrorKind::Integrity => FerryError::Integrity(msg),
+        ErrorKind::Protocol => FerryError::Protocol(format!("refused unsafe name {msg}")),
         _ => FerryError::Io(msg),
     }
 }
@@ -349,6 +361,18 @@ mod tests {
         assert_eq!(ws_url("ws://h:1/ws"), "ws://h:1/ws");
         assert_eq!(ws_url("h:1"), "ws://h:1/ws");
         assert_eq!(ws_url("https://x/"), "wss://x/ws");
+    }
+
+    #[test]
+    fn help_lists_every_exit_code_from_the_one_table() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for (code, meaning) in ferry_core::error::exit_codes() {
+            assert!(
+                help.contains(&format!("{code:>4} {meaning}")),
+                "{code} {meaning} missing from:\n{help}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferry_core::store::{Direction, FileRow, Store, TransferRow};
+use ferry_core::store::{Direction, FileRow, FileState, Store, TransferRow, TransferState};
 
 /// A `ferry` process in human (non-JSON) mode: every stdout and stderr line, raw bytes kept
 /// so escape sequences are seen as the terminal would get them.
@@ -205,7 +205,7 @@ fn prompt_escapes_hostile_names_and_a_declined_offer_changes_nothing() {
             server: s.server.url.clone(),
             host_token: String::new(),
             out_dir: out.display().to_string(),
-            state: "done".into(),
+            state: TransferState::Done,
             created_at: 1,
             updated_at: 2,
             total_bytes: 4,
@@ -222,7 +222,7 @@ fn prompt_escapes_hostile_names_and_a_declined_offer_changes_nothing() {
             dest: Some(out.join("mine.txt").display().to_string()),
             verified_offset: 4,
             hash: None,
-            state: "done".into(),
+            state: FileState::Done,
         };
         st.insert_if_new(&t, &[f]).unwrap();
     }
@@ -413,7 +413,7 @@ fn sender_store_is_private_and_forgets_the_host_token() {
     assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
     let st = Store::open(&db).unwrap();
     let (t, _) = st.transfer(&id).unwrap().unwrap();
-    assert_eq!(t.state, "done");
+    assert_eq!(t.state, TransferState::Done);
     assert!(t.host_token.is_empty(), "host token kept after the end");
 }
 

@@ -31,5 +31,6 @@ pub mod events;
 pub mod fsio;
 pub mod manifest;
 pub mod process;
+pub mod status;
 pub mod store;
 pub mod transfer;

@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use serde::Serialize;
 
+pub use crate::status::{FileState, TransferState};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -94,8 +96,7 @@ pub struct TransferRow {
     #[serde(skip)]
     pub host_token: String,
     pub out_dir: String,
-    /// active | done | failed | cancelled
-    pub state: String,
+    pub state: TransferState,
     pub created_at: i64,
     pub updated_at: i64,
     pub total_bytes: u64,
@@ -114,8 +115,7 @@ pub struct FileRow {
     pub dest: Option<String>,
     pub verified_offset: u64,
     pub hash: Option<String>,
-    /// pending | done | failed
-    pub state: String,
+    pub state: FileState,
 }
 
 pub fn now() -> i64 {
@@ -358,7 +358,7 @@ impl Store {
         &self,
         id: &str,
         idx: u32,
-        state: &str,
+        state: FileState,
         hash: Option<&str>,
         dest: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -376,7 +376,7 @@ impl Store {
     pub fn set_transfer_state(
         &self,
         id: &str,
-        state: &str,
+        state: TransferState,
         error: Option<&str>,
         done_bytes: Option<u64>,
     ) -> Result<(), StoreError> {
@@ -497,7 +497,7 @@ pub(crate) mod fixtures {
             server: "ws://x".into(),
             host_token: String::new(),
             out_dir: "/tmp".into(),
-            state: "active".into(),
+            state: TransferState::Active,
             created_at: now(),
             updated_at: now(),
             total_bytes: 10,
@@ -517,7 +517,7 @@ pub(crate) mod fixtures {
             dest: None,
             verified_offset: 0,
             hash: None,
-            state: "pending".into(),
+            state: FileState::Pending,
         }
     }
 }
@@ -558,14 +558,14 @@ mod tests {
             assert!(s.insert_if_new(&row("t1"), &[file(0), file(1)]).unwrap());
             assert!(!s.insert_if_new(&row("t1"), &[file(0)]).unwrap());
             s.set_offset("t1", 1, 3).unwrap();
-            s.set_file_state("t1", 0, "done", Some("abc"), Some("/tmp/f0"))
+            s.set_file_state("t1", 0, FileState::Done, Some("abc"), Some("/tmp/f0"))
                 .unwrap();
             // A checkpoint that lands after its file finished must not lower the offset.
             s.set_offset("t1", 0, 2).unwrap();
         }
         let s = Store::open(&p).unwrap();
         let (t, files) = s.transfer("t1").unwrap().unwrap();
-        assert_eq!(t.state, "active");
+        assert_eq!(t.state, TransferState::Active);
         assert_eq!(files.len(), 2);
         assert_eq!(
             (files[0].verified_offset, files[0].hash.as_deref()),
@@ -574,13 +574,14 @@ mod tests {
         assert_eq!(files[1].verified_offset, 3);
         let h = s.history(10).unwrap();
         assert_eq!(h[0].done_bytes, 5 + 3, "history counts what is durable");
-        s.set_transfer_state("t1", "done", None, Some(10)).unwrap();
+        s.set_transfer_state("t1", TransferState::Done, None, Some(10))
+            .unwrap();
         s.insert_if_new(&row("t2"), &[]).unwrap();
         let h = s.history(10).unwrap();
         assert_eq!(h.len(), 2);
         assert!(
             h.iter()
-                .any(|t| t.id == "t1" && t.state == "done" && t.done_bytes == 10)
+                .any(|t| t.id == "t1" && t.state == TransferState::Done && t.done_bytes == 10)
         );
         assert!(s.transfer("nope").unwrap().is_none());
     }

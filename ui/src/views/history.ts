@@ -1,24 +1,20 @@
 import { h } from "../dom";
 import { displayName, formatBytes, formatDate, formatDuration } from "../format";
-import type { HistoryEntry } from "../ipc";
+import type { HistoryEntry, TransferState } from "../ipc";
 
 export interface HistoryActions {
   resume(e: HistoryEntry): void;
   refresh(): void;
 }
 
-const OUTCOME: Record<string, string> = {
+const OUTCOME: Record<TransferState, string> = {
   done: "Completed",
-  completed: "Completed",
   failed: "Failed",
   cancelled: "Cancelled",
-  partial: "Unfinished",
   active: "Unfinished",
-  "in-progress": "Unfinished",
-  pending: "Unfinished",
 };
 
-export function outcomeLabel(state: string): string {
+export function outcomeLabel(state: TransferState): string {
   return OUTCOME[state] ?? state;
 }
 

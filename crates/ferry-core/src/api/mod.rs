@@ -9,13 +9,13 @@ use ferry_proto::RoomId;
 use tokio::sync::mpsc;
 
 use crate::defaults::{self, Tuning};
-use crate::error::FerryError;
+use crate::error::{ConnectKind, ErrorKind, FerryError};
 use crate::events::{Event, EventSink};
 use crate::link::PathKind;
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::session::{ConnectConfig, ConnectError, HostRoom, SessionEvent};
-use crate::store::{self, Direction, FileRow, Store, TransferRow};
+use crate::store::{self, Direction, FileRow, FileState, Store, TransferRow, TransferState};
 use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::sender::{self, SendJob};
@@ -27,17 +27,26 @@ pub use receive::{FIRST_CONNECT_TRIES, ReceiveOptions, ReceiveReport, receive, s
 
 impl From<ConnectError> for FerryError {
     fn from(e: ConnectError) -> Self {
-        match e {
-            ConnectError::WrongPassword => FerryError::WrongPassword,
-            ConnectError::RoomNotFound => FerryError::RoomNotFound,
-            ConnectError::RoomExpired => FerryError::RoomExpired,
-            ConnectError::RoomFull => FerryError::RoomFull,
-            ConnectError::RoomLocked => FerryError::RoomLocked,
-            ConnectError::PeerLeft => FerryError::PeerGone(e.to_string()),
-            other => FerryError::Connect {
-                code: other.code().to_string(),
-                message: other.to_string(),
-            },
+        // Exhaustive on purpose: a new way to fail connecting needs a kind of its own.
+        let kind = match &e {
+            ConnectError::WrongPassword => return FerryError::WrongPassword,
+            ConnectError::RoomNotFound => return FerryError::RoomNotFound,
+            ConnectError::RoomExpired => return FerryError::RoomExpired,
+            ConnectError::RoomFull => return FerryError::RoomFull,
+            ConnectError::RoomLocked => return FerryError::RoomLocked,
+            ConnectError::PeerLeft => return FerryError::PeerGone(e.to_string()),
+            ConnectError::RoomClosed => ConnectKind::RoomClosed,
+            ConnectError::RateLimited => ConnectKind::RateLimited,
+            ConnectError::Timeout => ConnectKind::Timeout,
+            ConnectError::Signaling(_) => ConnectKind::Signaling,
+            ConnectError::Server { code, .. } => ConnectKind::Server(*code),
+            ConnectError::Rtc(_) => ConnectKind::Rtc,
+            ConnectError::Protocol(_) | ConnectError::BadGuest(_) => ConnectKind::Protocol,
+        };
+        debug_assert_eq!(kind.as_str(), e.code());
+        FerryError::Connect {
+            kind,
+            message: e.to_string(),
         }
     }
 }
@@ -92,8 +101,8 @@ pub struct SendReport {
     /// Chunk payload bytes sent over the link in the last attempt, after compression.
     pub link_bytes: u64,
     pub secs: f64,
-    /// Files not sent, `(path, error code)`.
-    pub failed: Vec<(String, String)>,
+    /// Files not sent, `(path, why)`.
+    pub failed: Vec<(String, ErrorKind)>,
 }
 
 fn connect_config(
@@ -239,7 +248,7 @@ pub async fn send(
         // Recorded by `set_room` with the room's expiry, when it is dropped at the latest.
         host_token: String::new(),
         out_dir: String::new(),
-        state: "active".into(),
+        state: TransferState::Active,
         created_at: store::now(),
         updated_at: store::now(),
         total_bytes: total,
@@ -261,7 +270,7 @@ pub async fn send(
             dest: None,
             verified_offset: 0,
             hash: None,
-            state: "pending".into(),
+            state: FileState::Pending,
         })
         .collect();
     opts.store.insert_if_new(&row, &rows)?;
@@ -326,12 +335,7 @@ pub async fn send(
                     failed: att
                         .failed
                         .iter()
-                        .map(|(i, e)| {
-                            (
-                                job.manifest.entries[*i as usize].path.clone(),
-                                e.code().to_string(),
-                            )
-                        })
+                        .map(|(i, e)| (job.manifest.entries[*i as usize].path.clone(), e.kind()))
                         .collect(),
                 });
             }
@@ -376,7 +380,7 @@ fn finish_store(
     // its history list on it) must find the transfer in that state, not still "active".
     let (recorded, event) = match result {
         Ok(bytes) => (
-            store.set_transfer_state(id, "done", None, Some(**bytes)),
+            store.set_transfer_state(id, TransferState::Done, None, Some(**bytes)),
             Event::Done {
                 bytes: **bytes,
                 secs: started.elapsed().as_secs_f64(),
@@ -384,20 +388,13 @@ fn finish_store(
                 link_bytes,
             },
         ),
-        Err(e) => {
-            let state = if matches!(e, FerryError::Cancelled(_)) {
-                "cancelled"
-            } else {
-                "failed"
-            };
-            (
-                store.set_transfer_state(id, state, Some(&e.to_string()), None),
-                Event::Error {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                },
-            )
-        }
+        Err(e) => (
+            store.set_transfer_state(id, TransferState::ended_by(e), Some(&e.to_string()), None),
+            Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+            },
+        ),
     };
     if let Err(e) = recorded {
         tracing::warn!("could not record the transfer's end: {e}");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{connect_config, connected_event, finish_store};
 use crate::defaults::{self, Tuning};
-use crate::error::FerryError;
+use crate::error::{ConnectKind, ErrorKind, FerryError};
 use crate::events::{Event, EventSink};
 use crate::password::Password;
 use crate::session;
@@ -41,7 +41,7 @@ pub fn should_rejoin(
             failed_tries < FIRST_CONNECT_TRIES
                 && match e {
                     FerryError::PeerGone(_) => true,
-                    FerryError::Connect { code, .. } => code == "rtc",
+                    FerryError::Connect { kind, .. } => *kind == ConnectKind::Rtc,
                     _ => false,
                 }
         }
@@ -87,7 +87,8 @@ pub struct ReceiveReport {
     pub bytes: u64,
     pub secs: f64,
     pub files: Vec<ReceivedFile>,
-    pub failed: Vec<(String, String)>,
+    /// Files not received, `(path, why)`.
+    pub failed: Vec<(String, ErrorKind)>,
 }
 
 /// Receive from `ticket` (a `ferry://join/...` link or a room id).
@@ -99,12 +100,12 @@ pub async fn receive(
     ev: EventSink,
 ) -> Result<ReceiveReport, FerryError> {
     let t = JoinTicket::parse(ticket).map_err(|e| FerryError::Connect {
-        code: "bad-ticket".into(),
+        kind: ConnectKind::BadTicket,
         message: e.to_string(),
     })?;
     let server = if t.server.is_empty() {
         opts.server.clone().ok_or_else(|| FerryError::Connect {
-            code: "no-server".into(),
+            kind: ConnectKind::NoServer,
             message: "a bare room id needs --server".into(),
         })?
     } else {
@@ -115,7 +116,7 @@ pub async fn receive(
         (None, Some(p)) => p.clone(),
         (None, None) => {
             return Err(FerryError::Connect {
-                code: "no-password".into(),
+                kind: ConnectKind::NoPassword,
                 message: "the room's password is needed (--password)".into(),
             });
         }
@@ -184,7 +185,7 @@ pub async fn receive(
                     failed: att
                         .failed
                         .iter()
-                        .map(|(p, e)| (p.clone(), e.code().to_string()))
+                        .map(|(p, e)| (p.clone(), e.kind()))
                         .collect(),
                 });
             }
@@ -227,9 +228,9 @@ pub async fn receive(
 mod tests {
     use super::*;
 
-    fn connect(code: &str) -> FerryError {
+    fn connect(kind: ConnectKind) -> FerryError {
         FerryError::Connect {
-            code: code.into(),
+            kind,
             message: String::new(),
         }
     }
@@ -238,7 +239,7 @@ mod tests {
     fn first_connect_retries_what_another_try_can_cure_a_few_times() {
         let now = Instant::now();
         let gone = FerryError::PeerGone("left".into());
-        for e in [connect("rtc"), gone] {
+        for e in [connect(ConnectKind::Rtc), gone] {
             assert!(should_rejoin(&e, 1, None, now), "{e}");
             assert!(should_rejoin(&e, FIRST_CONNECT_TRIES - 1, None, now), "{e}");
             assert!(!should_rejoin(&e, FIRST_CONNECT_TRIES, None, now), "{e}");
@@ -255,9 +256,9 @@ mod tests {
             FerryError::RoomLocked,
             // Someone else holds the seat, or (timeout) there is no sender to wait for.
             FerryError::RoomFull,
-            connect("timeout"),
-            connect("signaling"),
-            connect("bad-ticket"),
+            connect(ConnectKind::Timeout),
+            connect(ConnectKind::Signaling),
+            connect(ConnectKind::BadTicket),
         ] {
             assert!(!should_rejoin(&e, 1, None, now), "{e}");
         }
@@ -268,8 +269,8 @@ mod tests {
         let now = Instant::now();
         let until = now + Duration::from_secs(60);
         for e in [
-            connect("timeout"),
-            connect("signaling"),
+            connect(ConnectKind::Timeout),
+            connect(ConnectKind::Signaling),
             FerryError::RoomFull,
             FerryError::PeerGone("x".into()),
         ] {

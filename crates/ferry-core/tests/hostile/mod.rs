@@ -150,7 +150,10 @@ impl Victim {
         // Nor does the resume store say so.
         let store = Store::open(&self.db.path().join("r.db")).unwrap();
         if let Some((_, files)) = store.transfer(&format!("{TRANSFER_ID}-r")).unwrap() {
-            let done: Vec<_> = files.iter().filter(|f| f.state == "done").collect();
+            let done: Vec<_> = files
+                .iter()
+                .filter(|f| f.state == ferry_core::store::FileState::Done)
+                .collect();
             assert!(done.is_empty(), "store claims finished: {done:?}");
         }
     }
