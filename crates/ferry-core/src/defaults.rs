@@ -45,8 +45,9 @@ pub const RECONNECT_FOR: Duration = Duration::from_secs(120);
 /// tearing the connection down.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-// The data channel (ARCHITECTURE §6). Measured on loopback and shaped links
-// (docs/BENCHMARKS.md); the benchmark knobs in [`Tuning::from_vars`] override them.
+// The data channel. Measured on loopback and shaped links (docs/BENCHMARKS.md, "Raw
+// ceiling"; docs/BENCHMARKS-HISTORY.md, "New `RtcTuning::default()`"); the benchmark knobs
+// in [`Tuning::from_vars`] override them.
 
 /// Largest message accepted and advertised (SCTP max-message-size), 64 KiB..=256 KiB: fewer,
 /// larger messages lift the raw channel ceiling. Both peers must agree.

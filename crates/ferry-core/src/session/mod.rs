@@ -52,8 +52,8 @@ impl ConnectConfig {
     }
 }
 
-/// Data-channel tuning (ARCHITECTURE §6). Defaults (in [`crate::defaults`]) are the
-/// measured best on loopback.
+/// Data-channel tuning (docs/BENCHMARKS.md, "Raw ceiling"). Defaults (in
+/// [`crate::defaults`]) are the measured best on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtcTuning {
     /// Largest message we accept and advertise (SCTP max-message-size). 64 KiB..=256 KiB.
