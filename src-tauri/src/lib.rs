@@ -14,6 +14,9 @@ use tauri::{Emitter, Manager};
 use tauri_plugin_deep_link::DeepLinkExt;
 
 pub use settings::{Settings, Theme, TurnServer};
+// What commands return, reachable so the UI contract test (tests/ui_contract.rs) can build them.
+pub use commands::CmdError;
+pub use engine::HistoryEntry;
 
 /// The UI listens for this app event to open a `ferry://` link while running.
 pub const DEEP_LINK_EVENT: &str = "ferry://link";
