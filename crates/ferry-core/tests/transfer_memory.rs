@@ -11,21 +11,8 @@ use ferry_core::store::Store;
 use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::{self, Decision, RecvJob};
 use ferry_core::transfer::sender::{self, SendJob};
+use ferry_testkit::data;
 use tokio::sync::mpsc;
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn hash_file(p: &Path) -> String {
     blake3::hash(&std::fs::read(p).unwrap())
@@ -461,4 +448,34 @@ async fn heavy_engine_throughput_over_memory_link() {
         "ENGINE 512 MiB over a memory link: {secs:.2} s, {:.0} MB/s",
         512.0 * 1048576.0 / secs / 1e6
     );
+}
+
+/// Files at the sizes where the protocol changes what it does (each side of the hash unit,
+/// of one and two chunks, of the ack interval and of the window) arrive intact, together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_at_protocol_boundaries_arrive_intact() {
+    use ferry_core::transfer::{ACK_EVERY, WINDOW, chunk_size};
+    let src = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let msg_size = 64 * 1024;
+    let sizes = ferry_testkit::boundary_sizes(chunk_size(msg_size) as u64, ACK_EVERY, WINDOW);
+    let paths: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let p = src.path().join(format!("b{i:02}.bin"));
+            ferry_testkit::write_file(&p, n as usize, i as u64);
+            p
+        })
+        .collect();
+    let (job, rjob) = jobs(&paths, out.path(), &src.path().join("r.db"));
+    let r = run_once(&job, &rjob, msg_size).await;
+    let s = r.send.unwrap();
+    let rv = r.recv.unwrap();
+    assert_eq!(s.bytes_acked, sizes.iter().sum::<u64>());
+    assert_eq!(rv.files.len(), sizes.len());
+    for p in &paths {
+        let got = out.path().join(p.file_name().unwrap());
+        assert_eq!(hash_file(&got), hash_file(p), "{}", p.display());
+    }
 }

@@ -13,23 +13,7 @@ use serde_json::Value;
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
-pub fn random_file(path: &Path, len: usize, seed: u64) {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
-    let mut v = Vec::with_capacity(len);
-    for _ in 0..len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(x as u8);
-    }
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).unwrap();
-    }
-    std::fs::write(path, v).unwrap();
-}
+pub use ferry_testkit::write_file as random_file;
 
 pub fn hash(path: &Path) -> String {
     blake3::hash(&std::fs::read(path).unwrap())

@@ -64,19 +64,6 @@ struct Sim {
     done_sent: Option<Instant>,
 }
 
-/// Seeded bytes, different per seed.
-fn data(len: u64, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 impl Sim {
     /// Files of these sizes; `resume` gives a file index and the offset its `.part` holds.
     fn new(sizes: &[u64], resume: &[(u32, u64)]) -> Self {
@@ -90,7 +77,7 @@ impl Sim {
             .enumerate()
             .map(|(i, &n)| {
                 let p = src_dir.join(format!("f{i}.bin"));
-                let d = data(n, i as u64 + 1);
+                let d = ferry_testkit::data(n as usize, i as u64 + 1);
                 std::fs::write(&p, &d).unwrap();
                 (p, d)
             })
@@ -364,6 +351,18 @@ fn files_arrive_and_the_sender_ends_on_the_receivers_done() {
     let (s, r) = sim.attempts();
     assert_eq!((s.bytes_acked, s.bytes_sent), (total, total));
     assert_eq!((r.bytes_written, r.files.len()), (total, 4));
+}
+
+/// Files at each side of the hash unit, one and two chunks, the ack interval and the window.
+#[test]
+fn files_at_protocol_boundaries_arrive() {
+    use super::super::ACK_EVERY;
+    let sizes = ferry_testkit::boundary_sizes(CHUNK as u64, ACK_EVERY, WINDOW);
+    let mut sim = Sim::new(&sizes, &[]);
+    sim.run_to_end();
+    assert!(sim.s_result().is_ok(), "{:?}", sim.s_result());
+    assert!(sim.r_result().is_ok(), "{:?}", sim.r_result());
+    sim.assert_arrived();
 }
 
 #[test]
