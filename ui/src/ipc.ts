@@ -139,6 +139,12 @@ export interface HistoryEntry {
   out_dir?: string | null;
 }
 
+/** What a failed command rejects with (`CmdError` in the shell): the same codes as `error` events. */
+export interface CommandError {
+  code: string;
+  message: string;
+}
+
 /** Handle of one running transfer in the Rust shell. */
 export type TransferId = number;
 

@@ -1,17 +1,22 @@
-// The UI's side of the engine contract. The Rust test crates/ferry-core/tests/ui_contract.rs
-// writes one JSON fixture per event the engine sends (fixtures/events/) and fixtures/events.ts,
-// which `tsc --noEmit` checks against the types in src/ipc.ts. This test makes sure the two
-// generated halves agree, that every fixture is folded by the UI without surprises, and that
-// progress is read as the overall count the engine sends.
+// The UI's side of the contract with Rust. crates/ferry-core/tests/ui_contract.rs writes one
+// JSON fixture per event the engine sends (fixtures/events/) and fixtures/events.ts;
+// src-tauri/tests/ui_contract.rs does the same for what the shell's commands return
+// (fixtures/commands/, fixtures/commands.ts). `tsc --noEmit` checks the .ts files against the
+// types in src/ipc.ts. This test makes sure the JSON and the typed halves agree, that every
+// event is folded by the UI without surprises, and that progress is read as the overall count
+// the engine sends.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import type { FerryEvent } from "../src/ipc";
 import { initialState, reduce, type TransferState } from "../src/state";
+import * as commands from "./fixtures/commands";
 import { eventFixtures, pathKinds } from "./fixtures/events";
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "events");
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
+const dir = join(fixtures, "events");
+const readJson = (...p: string[]): unknown => JSON.parse(readFileSync(join(fixtures, ...p), "utf8"));
 
 function onDisk(): Map<string, unknown> {
   const out = new Map<string, unknown>();
@@ -34,7 +39,20 @@ test("the typed fixtures are the engine's JSON fixtures, every one", () => {
   const ts = typed();
   expect([...ts.keys()].sort()).toEqual([...json.keys()].sort());
   for (const [name, e] of json) expect(ts.get(name), name).toEqual(e);
-  expect(JSON.parse(readFileSync(join(dir, "path-kinds.json"), "utf8"))).toEqual([...pathKinds]);
+  expect(readJson("events", "path-kinds.json")).toEqual([...pathKinds]);
+});
+
+test("the typed command fixtures are the shell's JSON fixtures, every one", () => {
+  const files = readdirSync(join(fixtures, "commands")).sort();
+  const history = Object.keys(commands.history).map((n) => `${n}.json`);
+  const rest = ["command-error.json", "directions.json", "settings.json", "themes.json", "transfer-states.json"];
+  expect(files).toEqual([...history, ...rest].sort());
+  for (const [name, row] of Object.entries(commands.history)) expect(readJson("commands", `${name}.json`), name).toEqual(row);
+  expect(readJson("commands", "settings.json")).toEqual(commands.settings);
+  expect(readJson("commands", "command-error.json")).toEqual(commands.commandError);
+  expect(readJson("commands", "themes.json")).toEqual([...commands.themes]);
+  expect(readJson("commands", "transfer-states.json")).toEqual([...commands.transferStates]);
+  expect(readJson("commands", "directions.json")).toEqual([...commands.directions]);
 });
 
 test("each fixture is named after its event, and every declared event has one", () => {

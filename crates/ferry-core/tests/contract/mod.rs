@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `ui/tests/fixtures`, from a crate two levels below the workspace root.
+/// `ui/tests/fixtures`, found from the crate's folder upwards (crates sit at different depths).
 pub fn fixtures_dir(manifest_dir: &str) -> PathBuf {
-    Path::new(manifest_dir).join("../../ui/tests/fixtures")
+    Path::new(manifest_dir)
+        .ancestors()
+        .map(|d| d.join("ui/tests/fixtures"))
+        .find(|d| d.is_dir())
+        .expect("ui/tests/fixtures above the crate")
 }
 
 pub fn pretty(v: &impl serde::Serialize) -> String {
