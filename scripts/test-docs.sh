@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every document the repository points at exists: relative links in the Markdown files (and
 # the heading an `#anchor` names), and doc citations in code and docs (`docs/FOO.md`,
-# `CRYPTO.md §3`, `ARCHITECTURE §6`: the file, and for `§N` a heading numbered N in it).
+# `CRYPTO.md §3`, `ARCHITECTURE §6`, `FOO.md, "Some heading"`: the file, for `§N` a heading
+# numbered N in it, and for a quoted title a heading that starts with it).
 # No network, well under a second. It first checks itself on a small tree with one dangling
 # link of each kind, so a checker that quietly matches nothing fails too.
 #
@@ -35,6 +36,9 @@ def skipped(f):
     # script cites made-up documents on purpose, for its self-check.
     return (f.startswith("vendor/") and f != "vendor/README.md") or f == "scripts/test-docs.sh"
 
+def plain(title):
+    return re.sub(r"`|\*\*", "", title).strip().lower()
+
 def slug(title):
     t = re.sub(r"`|\*\*|\*|\[([^\]]*)\]\([^)]*\)", r"\1", title).strip().lower()
     t = re.sub(r"[^\w\- ]", "", t)
@@ -42,8 +46,9 @@ def slug(title):
 
 heading_cache = {}
 def headings(path):
+    """(anchors, section numbers, titles) of a Markdown file's headings."""
     if path not in heading_cache:
-        anchors, numbers, seen, fence = set(), set(), {}, False
+        anchors, numbers, titles, seen, fence = set(), set(), [], {}, False
         try:
             lines = open(path, encoding="utf-8").read().split("\n")
         except (OSError, UnicodeDecodeError):
@@ -54,15 +59,20 @@ def headings(path):
                 continue
             m = None if fence else re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
             if not m:
+                # A bold label opening a paragraph or list item is cited like a heading.
+                b = None if fence else re.match(r"\s*(?:[-*]\s+)?\*\*([^*]+)\*\*", line)
+                if b:
+                    titles.append(plain(b.group(1)))
                 continue
             s = slug(m.group(1))
             n = seen.get(s, 0)
             seen[s] = n + 1
             anchors.add(s if n == 0 else f"{s}-{n}")
+            titles.append(plain(m.group(1)))
             num = re.match(r"(\d+(?:\.\d+)*)\.?\s", m.group(1))
             if num:
                 numbers.add(num.group(1))
-        heading_cache[path] = (anchors, numbers)
+        heading_cache[path] = (anchors, numbers, titles)
     return heading_cache[path]
 
 def resolve(citing, target):
@@ -91,6 +101,7 @@ def bad(f, n, what):
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFDEF = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$")
 PATH = re.compile(r"(?<![\w/.<-])((?:\.\./)*(?:[\w.-]+/)*[\w.-]+\.md)(?![\w/])")
+TITLED = re.compile(r"((?:\.\./)*(?:[\w.-]+/)*[A-Z][A-Z0-9-]*\.md)\)?(?:,\s|\s\()\"([^\"]+)\"")
 SECTION = re.compile(r"(?<![\w/.-])([A-Z][A-Z0-9-]*[A-Z0-9])(\.md)?\)?,?\s?§\s?(\d+(?:\.\d+)*)")
 
 for f in files():
@@ -134,6 +145,11 @@ for f in files():
             found = resolve(f, t) if "/" in t else doc_named(f, t)
             if not found:
                 bad(f, n, f"cites {t}, which does not exist")
+        for m in TITLED.finditer(line):
+            doc = resolve(f, m.group(1)) if "/" in m.group(1) else doc_named(f, m.group(1))
+            want = plain(m.group(2))
+            if doc and doc.endswith(".md") and not any(t.startswith(want) for t in headings(doc)[2]):
+                bad(f, n, f"cites {m.group(1)}, \"{m.group(2)}\": no heading of that title in {os.path.relpath(doc, root)}")
         for m in SECTION.finditer(line):
             name, num = m.group(1), m.group(3)
             doc = doc_named(f, name)
@@ -161,7 +177,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/docs" "$tmp/src"
 printf '# Guide\n\n## 1. Start\n\n## Second part\n' >"$tmp/docs/GUIDE.md"
 printf 'See [guide](docs/GUIDE.md#second-part), GUIDE.md §1 and `[not a link](nowhere.md)`.\n' >"$tmp/README.md"
-printf '// See docs/GUIDE.md and GUIDE §1.\n' >"$tmp/src/ok.rs"
+printf '// See docs/GUIDE.md and GUIDE §1, and GUIDE.md, "Second".\n' >"$tmp/src/ok.rs"
 check "$tmp" || { echo "test-docs: the self-check's clean tree failed" >&2; exit 1; }
 bad_cases=(
   'README.md|See [gone](docs/GONE.md).'
@@ -169,6 +185,7 @@ bad_cases=(
   'src/a.rs|// Details: docs/GONE.md.'
   'src/a.rs|// Details: GUIDE §7.'
   'src/a.rs|// Details: MISSING §1.'
+  'src/a.rs|// Details: docs/GUIDE.md, "Third part".'
 )
 for c in "${bad_cases[@]}"; do
   file=${c%%|*}
@@ -179,7 +196,6 @@ for c in "${bad_cases[@]}"; do
     exit 1
   fi
   mv "$tmp/README.bak" "$tmp/README.md"
-  printf '// See docs/GUIDE.md and GUIDE §1.\n' >"$tmp/src/ok.rs"
   rm -f "$tmp/src/a.rs"
 done
 
