@@ -226,7 +226,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
                 && beat.elapsed() >= crate::redis_rooms::HEARTBEAT
             {
                 beat = tokio::time::Instant::now();
-                let _ = r.heartbeat().await;
+                if r.heartbeat().await.is_ok() {
+                    let n = r.reap().await;
+                    st.count_guesses(n);
+                }
             }
             st.sweep().await;
             n += 1;

@@ -8,6 +8,7 @@ if why then return {why} end
 local old = r.hs
 r.hs = seat
 redis.call('HSET', key, 'hs', seat)
+seated(seat, id)
 redis.call('HDEL', key, 'hg')
 local d = set_deadline(key, id, r, grace)
 local counted = 0

@@ -29,6 +29,7 @@ if r.hs and not alive(r.hs) then
   redis.call('HSET', key, 'hg', now)
 end
 redis.call('HSET', key, 'gs', seat, 'g', 0)
+seated(seat, id)
 local d = set_deadline(key, id, r, grace)
 if r.hs then tell(r.hs, id, 'PJ', 'guest') end
 return {'ok', r.e, tostring(d), r.hs and '1' or '0', tostring(counted)}

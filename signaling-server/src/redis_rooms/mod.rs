@@ -66,6 +66,7 @@ pub(crate) struct Scripts {
     close: redis::Script,
     extend: redis::Script,
     check: redis::Script,
+    reap: redis::Script,
 }
 
 impl Scripts {
@@ -83,6 +84,7 @@ impl Scripts {
             close: s(include_str!("close.lua")),
             extend: s(include_str!("extend.lua")),
             check: s(include_str!("check.lua")),
+            reap: s(include_str!("reap.lua")),
         }
     }
 }
@@ -296,6 +298,10 @@ impl RedisRooms {
             .arg("PX")
             .arg(ALIVE_MS)
             .ignore()
+            .cmd("SADD")
+            .arg("ferry:nodes")
+            .arg(&self.node)
+            .ignore()
             .cmd("SET")
             .arg("ferry:salt")
             .arg(&fresh)
@@ -314,6 +320,26 @@ impl RedisRooms {
                 self.reachable.store(false, Ordering::Relaxed);
                 Err(e)
             }
+        }
+    }
+
+    /// Free the seats of nodes that died; returns the failed guesses that counted.
+    pub(crate) async fn reap(&self) -> u64 {
+        let l = &self.limits;
+        match self
+            .script(
+                &self.scripts.reap,
+                &[&self.node, &l.fail_limit, &l.grace_ms],
+            )
+            .await
+        {
+            Ok(v) => {
+                if num(&v, 1) > 0 {
+                    tracing::info!(nodes = num(&v, 1), "freed the seats of nodes that died");
+                }
+                num(&v, 2)
+            }
+            Err(_) => 0,
         }
     }
 

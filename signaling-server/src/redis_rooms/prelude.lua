@@ -94,3 +94,50 @@ local function take(key, rate, burst, now)
   redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
   return ok
 end
+
+-- A seat's socket is gone (it left, or its node died): what one node did on a socket close.
+-- Returns 1 when this ended a guest run with its tag unanswered (a failed guess).
+local function leave_seat(id, seat, role, limit, grace)
+  local key = P .. 'room:' .. id
+  local r = load(key)
+  if r.e == nil then return 0 end
+  local now = now_ms()
+  local counted = 0
+  if role == 'host' then
+    if r.hs ~= seat then return 0 end
+    redis.call('HDEL', key, 'hs')
+    r.hs = nil
+    r.hg = tostring(now)
+    redis.call('HSET', key, 'hg', now)
+    local d = set_deadline(key, id, r, grace)
+    if r.gs then
+      tell(r.gs, id, 'PL', 'host')
+      if run_ended(key, r) then
+        counted = 1
+        local left = count_failure(key, r, limit)
+        redis.call('HDEL', key, 'gs')
+        tell(r.gs, id, 'HFD', left)
+      else
+        tell(r.gs, id, 'D', d)
+      end
+    end
+  else
+    if r.gs ~= seat then return 0 end
+    redis.call('HDEL', key, 'gs')
+    if r.hs then tell(r.hs, id, 'PL', 'guest') end
+    if run_ended(key, r) then
+      counted = 1
+      local left = count_failure(key, r, limit)
+      if r.hs then
+        tell(r.hs, id, 'HF', left)
+        if r.l == '1' then tell(r.hs, id, 'LK') end
+      end
+    end
+  end
+  return counted
+end
+
+-- Rooms where a node holds seats, so the seats of a node that died can be found.
+local function seated(seat, id)
+  redis.call('SADD', P .. 'seats:' .. node_of(seat), id)
+end
