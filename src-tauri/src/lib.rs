@@ -26,8 +26,25 @@ fn ferry_links(urls: impl IntoIterator<Item = String>) -> Option<String> {
         .find(|u| u.to_ascii_lowercase().starts_with("ferry://"))
 }
 
+/// Why the window cannot open here, if a Linux desktop has no display server to show it on
+/// (`var` looks a variable up). GTK would otherwise panic deep inside, with a backtrace that
+/// does not say what is missing.
+#[cfg(any(target_os = "linux", test))]
+fn missing_display(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<&'static str> {
+    let set = |k: &str| var(k).is_some_and(|v| !v.is_empty());
+    (!set("DISPLAY") && !set("WAYLAND_DISPLAY")).then_some(
+        "no display to open the window on: neither DISPLAY nor WAYLAND_DISPLAY is set \
+         (start Ferry from a desktop session, or use the `ferry` command line)",
+    )
+}
+
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    #[cfg(target_os = "linux")]
+    if let Some(why) = missing_display(|k| std::env::var_os(k)) {
+        eprintln!("ferry-app: {why}");
+        std::process::exit(1);
+    }
     ferry_core::process::tune_allocator();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,5 +142,21 @@ mod tests {
         let args = ["--flag", "FERRY://join/ABC", "other"].map(String::from);
         assert_eq!(ferry_links(args).as_deref(), Some("FERRY://join/ABC"));
         assert_eq!(ferry_links(["https://x".to_string()]), None);
+    }
+
+    #[test]
+    fn a_display_is_either_x11_or_wayland() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(missing_display(env(&[])).is_some());
+        assert!(missing_display(env(&[("DISPLAY", "")])).is_some());
+        assert!(missing_display(env(&[("DISPLAY", ":0")])).is_none());
+        assert!(missing_display(env(&[("WAYLAND_DISPLAY", "wayland-0")])).is_none());
     }
 }

@@ -109,16 +109,23 @@ enum Cmd {
     Serve(serve::ServeArgs),
 }
 
+/// The log filter when `RUST_LOG` is not set. By default a user sees Ferry's own warnings
+/// and anyone's errors: the WebRTC stack warns about routine steps on every connection
+/// (`rtc_ice`, `rtc_dtls`), which reads like trouble and is not. `-v` and `-vv` show
+/// every crate.
+fn default_filter(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "error,ferry=warn,ferry_core=warn,ferry_proto=warn,ferry_signal=warn",
+        1 => "info",
+        _ => "debug",
+    }
+}
+
 fn main() {
     ferry_core::process::tune_allocator();
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(match cli.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
-        })
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(cli.verbose)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -373,6 +380,18 @@ mod tests {
                 "{code} {meaning} missing from:\n{help}"
             );
         }
+    }
+
+    #[test]
+    fn by_default_only_ferry_warns_and_verbose_shows_everything() {
+        let quiet = default_filter(0);
+        assert!(quiet.starts_with("error,"), "{quiet}");
+        for own in ["ferry", "ferry_core", "ferry_proto", "ferry_signal"] {
+            assert!(quiet.contains(&format!(",{own}=warn")), "{own}: {quiet}");
+        }
+        assert!(!quiet.contains("rtc"), "{quiet}");
+        assert_eq!(default_filter(1), "info");
+        assert_eq!(default_filter(2), "debug");
     }
 
     #[test]

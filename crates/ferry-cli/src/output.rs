@@ -14,8 +14,22 @@ use humansize::{DECIMAL, format_size};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+/// The closing line for people. `secs` is the time data moved (the engine leaves out the
+/// waits for a peer and for the user's answer); `held` is what the receiver already had when
+/// this attempt began, which did not cross the link now and must not lift the rate.
+fn done_line(bytes: u64, secs: f64, held: u64) -> String {
+    let moved = bytes.saturating_sub(held);
+    let rate = if secs > 0.0 { moved as f64 / secs } else { 0.0 };
+    format!(
+        "Done: {} in {secs:.1} s ({}/s)",
+        format_size(bytes, DECIMAL),
+        format_size(rate as u64, DECIMAL)
+    )
+}
+
 pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
     let mut bar: Option<ProgressBar> = None;
+    let mut held = 0;
     while let Some(e) = rx.recv().await {
         if json {
             if let Ok(line) = serde_json::to_string(&e) {
@@ -63,11 +77,14 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
             Event::Offer { files, total, .. } => {
                 println!("{} item(s), {}", files.len(), format_size(total, DECIMAL))
             }
-            Event::Resuming { bytes_done, total } => println!(
-                "Resuming: {} of {} already there",
-                format_size(bytes_done, DECIMAL),
-                format_size(total, DECIMAL)
-            ),
+            Event::Resuming { bytes_done, total } => {
+                held = bytes_done;
+                println!(
+                    "Resuming: {} of {} already there",
+                    format_size(bytes_done, DECIMAL),
+                    format_size(total, DECIMAL)
+                )
+            }
             Event::Progress {
                 file,
                 bytes_done,
@@ -130,12 +147,7 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
-                println!(
-                    "Done: {} in {secs:.1} s ({}/s)",
-                    format_size(bytes, DECIMAL),
-                    format_size(rate as u64, DECIMAL)
-                );
+                println!("{}", done_line(bytes, secs, held));
             }
             Event::Error { code, message } => {
                 if let Some(b) = bar.take() {
@@ -237,5 +249,16 @@ mod tests {
         let s = describe_offer(&o);
         assert!(s.contains("\\u{1b}]0;x\\u{7}a\\u{202e}fdp.exe"), "{s}");
         assert!(!s.contains('\u{1b}') && !s.contains('\u{202e}'), "{s:?}");
+    }
+
+    #[test]
+    fn the_done_rate_counts_only_bytes_that_moved_in_the_time_they_moved() {
+        assert_eq!(done_line(3_000_000, 0.5, 0), "Done: 3 MB in 0.5 s (6 MB/s)");
+        // A resume: 2 MB were already there; 1 MB crossed in that half second.
+        assert_eq!(
+            done_line(3_000_000, 0.5, 2_000_000),
+            "Done: 3 MB in 0.5 s (2 MB/s)"
+        );
+        assert_eq!(done_line(10, 0.0, 0), "Done: 10 B in 0.0 s (0 B/s)");
     }
 }

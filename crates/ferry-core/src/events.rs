@@ -109,6 +109,8 @@ pub enum Event {
         /// Over the whole transfer, held bytes included. Sender: acknowledged by the
         /// receiver. Receiver: the offer's total.
         bytes: u64,
+        /// Seconds data moved in the last attempt: from the receiver's accept to the end. The
+        /// wait for a receiver, for its user's answer and for connecting is not counted.
         secs: f64,
         transfer_id: String,
         /// Sender only: chunk payload bytes that crossed the link in the last attempt, after

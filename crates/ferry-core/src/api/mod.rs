@@ -100,6 +100,8 @@ pub struct SendReport {
     pub bytes: u64,
     /// Chunk payload bytes sent over the link in the last attempt, after compression.
     pub link_bytes: u64,
+    /// Seconds from the receiver's answer to the end of the last attempt: the time data
+    /// moved, not the wait for a receiver or for its user to accept.
     pub secs: f64,
     /// Files not sent, `(path, why)`.
     pub failed: Vec<(String, ErrorKind)>,
@@ -305,7 +307,6 @@ pub async fn send(
     job.compress = opts.tuning.compress;
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();
-    let started = Instant::now();
     let mut deadline: Option<Instant> = None;
     let result = loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -331,7 +332,7 @@ pub async fn send(
                     transfer_id: transfer_id.clone(),
                     bytes: att.bytes_acked,
                     link_bytes: att.bytes_sent,
-                    secs: started.elapsed().as_secs_f64(),
+                    secs: att.secs,
                     failed: att
                         .failed
                         .iter()
@@ -360,7 +361,7 @@ pub async fn send(
         &result.as_ref().map(|r| &r.bytes),
         result.as_ref().ok().map(|r| r.link_bytes),
         &ev,
-        started,
+        result.as_ref().map_or(0.0, |r| r.secs),
     );
     if result.is_ok() {
         host.close().await;
@@ -374,7 +375,7 @@ fn finish_store(
     result: &Result<&u64, &FerryError>,
     link_bytes: Option<u64>,
     ev: &EventSink,
-    started: Instant,
+    secs: f64,
 ) {
     // Record the end before announcing it: whoever hears `done` or `error` (the app reloads
     // its history list on it) must find the transfer in that state, not still "active".
@@ -383,7 +384,7 @@ fn finish_store(
             store.set_transfer_state(id, TransferState::Done, None, Some(**bytes)),
             Event::Done {
                 bytes: **bytes,
-                secs: started.elapsed().as_secs_f64(),
+                secs,
                 transfer_id: id.to_string(),
                 link_bytes,
             },

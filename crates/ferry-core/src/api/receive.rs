@@ -85,6 +85,7 @@ impl ReceiveOptions {
 pub struct ReceiveReport {
     pub transfer_id: String,
     pub bytes: u64,
+    /// Seconds from the user's accept to the end of the last attempt (the time data moved).
     pub secs: f64,
     pub files: Vec<ReceivedFile>,
     /// Files not received, `(path, why)`.
@@ -141,7 +142,6 @@ pub async fn receive(
         *decided.get_or_insert_with(|| decide.take().map_or(Decision::Decline, |d| d(o)))
     };
     let cancel = handle.cancelled_token();
-    let started = Instant::now();
     let mut transfer_id = String::new();
     let mut bytes = 0;
     let mut deadline: Option<Instant> = None;
@@ -180,7 +180,7 @@ pub async fn receive(
                 break Ok(ReceiveReport {
                     transfer_id: att.transfer_id,
                     bytes: att.total,
-                    secs: started.elapsed().as_secs_f64(),
+                    secs: att.secs,
                     files: att.files,
                     failed: att
                         .failed
@@ -218,7 +218,7 @@ pub async fn receive(
             &result.as_ref().map(|_| &bytes),
             None,
             &ev,
-            started,
+            result.as_ref().map_or(0.0, |r| r.secs),
         );
     }
     result
