@@ -91,7 +91,7 @@ export type FerryEvent =
        * receiver acknowledged. Receiver: the offer's total.
        */
       bytes: number;
-      /** Seconds, as the engine measured the transfer. */
+      /** Seconds data moved in the last attempt, from the receiver's accept to the end (waits not counted). */
       secs: number;
       transfer_id?: string;
       /**
