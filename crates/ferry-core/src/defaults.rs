@@ -196,6 +196,42 @@ pub const FINISHERS: usize = 4;
 /// Window checkpoints (fsync, then the stored offset) queued behind the writer.
 pub const CHECKPOINT_QUEUE: usize = 4;
 
+// Transfer (the data phase: `transfer`; its drivers and session machines read these)
+
+/// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
+/// interval, so a crash loses (and a resume re-sends) at most one window.
+pub const WINDOW: u64 = 8 * 1024 * 1024;
+
+/// The receiver acknowledges after this many written bytes (and at each file's end).
+pub const ACK_EVERY: u64 = 1024 * 1024;
+
+/// Reads (sender) or writes (receiver) queued to the disk thread.
+pub const PIPELINE: usize = 16;
+
+/// How long one chunk should occupy the link. Large chunks cost less per byte (framing,
+/// hashing calls, channel hops); on a slow link they make progress lurch and a re-sent chunk
+/// expensive, so the sender aims for chunks of about this much link time.
+pub const CHUNK_TIME: Duration = Duration::from_millis(20);
+
+/// Least time between two progress events of a transfer (a file's end always reports).
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// After the sender's `Done`, how long it waits for the receiver's: long enough for the
+/// receiver to read ours before our end of the link goes, short enough that a receiver
+/// which only hangs up (its close lost) does not hold us.
+pub const DONE_WAIT: Duration = Duration::from_secs(5);
+
+/// On the way out of a transfer (cancel, fatal error), how long we try to hand the peer
+/// what is queued and why we stop: a peer that no longer reads cannot hold us.
+pub const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Verified files the receiver moves into place at once (fsync, rename): a journaling file
+/// system commits concurrent fsyncs together.
+pub const FINISHERS: usize = 4;
+
+/// Window checkpoints (fsync, then the stored offset) queued behind the writer.
+pub const CHECKPOINT_QUEUE: usize = 4;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use crate::error::FerryError;
 use crate::store::Store;
 
 /// Checkpoints that may wait for the thread before the writer blocks.
-const QUEUE: usize = 4;
+use crate::defaults::CHECKPOINT_QUEUE as QUEUE;
 
 pub(super) struct Checkpoint {
     pub(super) file: u32,

@@ -14,7 +14,6 @@ pub mod tree;
 mod writer;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_proto::peer::{CHUNK_HEADER_LEN, MAX_CHUNK, MIN_CHUNK};
 use tokio::sync::watch;
@@ -38,13 +37,8 @@ macro_rules! with_test_hooks {
     ($($t:tt)*) => {};
 }
 
-/// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
-/// interval, so a crash loses (and a resume re-sends) at most one window.
-pub const WINDOW: u64 = 8 * 1024 * 1024;
-/// The receiver acknowledges after this many written bytes (and at each file's end).
-pub const ACK_EVERY: u64 = 1024 * 1024;
-/// Reads (sender) or writes (receiver) queued to the disk thread.
-pub const PIPELINE: usize = 16;
+pub use crate::defaults::{ACK_EVERY, PIPELINE, WINDOW};
+use crate::defaults::{CHUNK_TIME, PARTING_TIMEOUT};
 
 /// Largest chunk payload that fits the link's message size, within the protocol's bounds.
 /// A power of two, because chunks are BLAKE3 subtrees (see `tree`).
@@ -54,11 +48,6 @@ pub fn chunk_size(max_message_size: usize) -> usize {
         .clamp(MIN_CHUNK, MAX_CHUNK);
     1 << fits.ilog2()
 }
-
-/// How long one chunk should occupy the link. Large chunks cost less per byte (framing,
-/// hashing calls, channel hops); on a slow link they make progress lurch and a re-sent chunk
-/// expensive, so the sender aims for chunks of about this much link time.
-const CHUNK_TIME: Duration = Duration::from_millis(20);
 
 /// Chunk size for a measured send rate: about [`CHUNK_TIME`] of data, a power of two between
 /// `MIN_CHUNK` and `max`. No measurement yet (0) keeps the largest.
@@ -146,8 +135,6 @@ pub(crate) async fn send_parting(
     })
     .await;
 }
-
-const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest piece of peer-supplied text (an error's message, a cancel's reason, a message we
 /// did not expect) that goes into our errors and events: a peer may send 256 KiB of it.

@@ -1,11 +1,10 @@
 //! Rate/ETA bookkeeping and throttled progress events, on the caller's clock.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::events::Event;
 
-/// Least time between two progress events (unless forced: a file's end).
-const EVERY: Duration = Duration::from_millis(100);
+use crate::defaults::PROGRESS_EVERY as EVERY;
 
 #[derive(Debug)]
 pub(crate) struct Progress {

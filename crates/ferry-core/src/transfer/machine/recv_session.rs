@@ -260,9 +260,10 @@ impl RecvSession {
                 if offset != u64::MAX {
                     self.ctrl_q.push_back(ctl(Control::Ack { file, offset }));
                 }
-                let name = self.name(file).to_string();
-                if let Some(e) = self.progress.event(now, &name, self.done_bytes, false) {
-                    self.emit(e);
+                // Field by field, so the name is borrowed, not copied, on every ack.
+                let name = self.names.get(file as usize).map_or("", String::as_str);
+                if let Some(e) = self.progress.event(now, name, self.done_bytes, false) {
+                    self.out.push_back(RecvOutput::Event(e));
                 }
             }
             WriteOut::Rejected { file, offset } => {

@@ -4,7 +4,7 @@
 //! only pumps.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use ferry_proto::peer::{self, Control, FileAccept, FileEntry, Frame, PeerErrorCode};
@@ -13,14 +13,10 @@ use super::super::{PIPELINE, adaptive_chunk, brief, clip, peer_error};
 use super::io::{ReadIn, ReadOut};
 use super::progress::Progress;
 use super::send_files::{SendMachine, SendStep};
+use crate::defaults::DONE_WAIT;
 use crate::error::FerryError;
 use crate::events::Event;
 use crate::transfer::sender::SendAttempt;
-
-/// After our `Done`, how long we wait for the receiver's: long enough for it to read ours
-/// before our end of the link goes away, short enough that a receiver which only hangs up
-/// (its close lost) does not hold us.
-pub(crate) const DONE_WAIT: Duration = Duration::from_secs(5);
 
 /// What the sender's session starts from.
 pub(crate) struct SendSetup<'a> {
@@ -219,7 +215,10 @@ impl SendSession {
     #[cfg(feature = "test-hooks")]
     fn rate_due(&self) -> Option<Instant> {
         let rate = self.hooks.rate_limit_bps.filter(|r| *r > 0)?;
-        Some(self.started + Duration::from_secs_f64(self.att.bytes_sent as f64 / rate as f64))
+        Some(
+            self.started
+                + std::time::Duration::from_secs_f64(self.att.bytes_sent as f64 / rate as f64),
+        )
     }
 
     #[cfg(not(feature = "test-hooks"))]
@@ -366,9 +365,10 @@ impl SendSession {
                     self.progress.rate(now, acked),
                     self.max_chunk,
                 ));
-                let name = self.name(file).to_string();
-                if let Some(e) = self.progress.event(now, &name, acked, false) {
-                    self.emit(e);
+                // Field by field, so the name is borrowed, not copied, on every ack.
+                let name = self.names.get(file as usize).map_or("", String::as_str);
+                if let Some(e) = self.progress.event(now, name, acked, false) {
+                    self.out.push_back(SendOutput::Event(e));
                 }
             }
             Control::Resend { file, offset } => {

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use super::super::WINDOW;
 use super::super::reader::Reader;
 use super::super::writer::{PartFile, Writer};
-use super::send_session::DONE_WAIT;
 use super::{
     ReadIn, RecvOutput, RecvSession, SendOutput, SendSession, SendSetup, WriteIn, WriteOut,
 };
+use crate::defaults::DONE_WAIT;
 use crate::error::FerryError;
 use crate::events::Event;
 use crate::store::Store;
