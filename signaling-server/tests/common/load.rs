@@ -51,7 +51,7 @@ async fn send(ws: &mut Ws, m: ClientMsg) -> bool {
 }
 
 /// One side's relay phase: send `msgs` stamped offers, read `msgs` from the other side.
-async fn relay(ws: Ws, msgs: usize, base: Instant) -> (Vec<u64>, usize) {
+async fn relay(ws: Ws, msgs: usize, every: Duration, base: Instant) -> (Vec<u64>, usize) {
     let (mut tx, mut rx) = ws.split();
     let writer = async move {
         for _ in 0..msgs {
@@ -62,7 +62,7 @@ async fn relay(ws: Ws, msgs: usize, base: Instant) -> (Vec<u64>, usize) {
             if tx.send(Message::Text(m.to_json().into())).await.is_err() {
                 return 1;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(every).await;
         }
         // Keep the socket open until the reader is done.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -91,7 +91,12 @@ async fn relay(ws: Ws, msgs: usize, base: Instant) -> (Vec<u64>, usize) {
     (lat, werr + rerr)
 }
 
-async fn room(url: String, msgs: usize, barrier: Arc<Barrier>, base: Instant) -> (Vec<u64>, usize) {
+async fn room(
+    (url, guest_url): (String, String),
+    (msgs, every): (usize, Duration),
+    barrier: Arc<Barrier>,
+    base: Instant,
+) -> (Vec<u64>, usize) {
     let setup = async {
         let mut host = connect(&url).await?;
         if !send(
@@ -109,7 +114,7 @@ async fn room(url: String, msgs: usize, barrier: Arc<Barrier>, base: Instant) ->
         let ServerMsg::RoomCreated { room, .. } = next_msg(&mut host).await? else {
             return None;
         };
-        let mut guest = connect(&url).await?;
+        let mut guest = connect(&guest_url).await?;
         send(
             &mut guest,
             ClientMsg::JoinRoom {
@@ -133,16 +138,31 @@ async fn room(url: String, msgs: usize, barrier: Arc<Barrier>, base: Instant) ->
     let Some((host, guest)) = pair else {
         return (Vec::new(), 1);
     };
-    let ((mut a, ea), (b, eb)) = tokio::join!(relay(host, msgs, base), relay(guest, msgs, base));
+    let ((mut a, ea), (b, eb)) = tokio::join!(
+        relay(host, msgs, every, base),
+        relay(guest, msgs, every, base)
+    );
     a.extend(b);
     (a, ea + eb)
 }
 
 pub async fn run(url: &str, rooms: usize, msgs: usize) -> Report {
+    let urls = [url.to_string()];
+    run_across(&urls, rooms, msgs, Duration::from_millis(20)).await
+}
+
+/// Like [`run`] over several nodes: room `i`'s host on `urls[i % n]`, its guest on the next
+/// node, so with two or more nodes every message crosses between nodes. Each client sends
+/// `msgs` messages, one every `every`.
+pub async fn run_across(urls: &[String], rooms: usize, msgs: usize, every: Duration) -> Report {
     let base = Instant::now();
     let barrier = Arc::new(Barrier::new(rooms));
+    let n = urls.len().max(1);
     let tasks: Vec<_> = (0..rooms)
-        .map(|_| tokio::spawn(room(url.to_string(), msgs, barrier.clone(), base)))
+        .map(|i| {
+            let pair = (urls[i % n].clone(), urls[(i + 1) % n].clone());
+            tokio::spawn(room(pair, (msgs, every), barrier.clone(), base))
+        })
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
