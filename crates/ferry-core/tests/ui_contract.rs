@@ -16,46 +16,67 @@ use contract::pretty;
 use ferry_core::events::{Event, OfferFile};
 use ferry_core::link::PathKind;
 
-/// Every variant's number, by exhaustive match: a variant added to `Event` stops this file
-/// compiling until it gets the next number here (and `LAST` moves) and a sample in `samples`.
-fn ordinal(e: &Event) -> usize {
-    match e {
-        Event::RoomCreated { .. } => 0,
-        Event::Waiting => 1,
-        Event::PeerJoined => 2,
-        Event::Connecting => 3,
-        Event::WrongPasswordAttempt { .. } => 4,
-        Event::AttemptFailed { .. } => 5,
-        Event::Retrying { .. } => 6,
-        Event::Connected { .. } => 7,
-        Event::Verification { .. } => 8,
-        Event::Offer { .. } => 9,
-        Event::Resuming { .. } => 10,
-        Event::Progress { .. } => 11,
-        Event::FileDone { .. } => 12,
-        Event::FileFailed { .. } => 13,
-        Event::ChunkRejected { .. } => 14,
-        Event::Paused => 15,
-        Event::Resumed => 16,
-        Event::Reconnecting => 17,
-        Event::SkippedSymlinks { .. } => 18,
-        Event::Done { .. } => 19,
-        Event::Error { .. } => 20,
-    }
-}
-const LAST: usize = 20;
+/// One module per enum the UI sees: `exhaustive` is a `match` on the listed patterns, so a
+/// variant added to the enum stops this file compiling until it is listed; `NAMES` are the
+/// listed patterns and `ordinal` which one a value matches, so the test then fails until the new
+/// variant has a sample.
+macro_rules! every_variant {
+    ($m:ident, $t:ty: $($p:pat),+ $(,)?) => {
+        mod $m {
+            use super::*;
 
-/// Same for the path kinds `connected` carries.
-fn kind_ordinal(k: PathKind) -> usize {
-    match k {
-        PathKind::Host => 0,
-        PathKind::Srflx => 1,
-        PathKind::Prflx => 2,
-        PathKind::Relay => 3,
-        PathKind::Memory => 4,
-        PathKind::Unknown => 5,
-    }
+            pub fn exhaustive(v: &$t) {
+                match v {
+                    $($p => {})+
+                }
+            }
+
+            pub fn ordinal(v: &$t) -> usize {
+                let arms: &[fn(&$t) -> bool] = &[$(|v| matches!(v, $p)),+];
+                arms.iter().position(|is| is(v)).unwrap()
+            }
+
+            pub const NAMES: &[&str] = &[$(stringify!($p)),+];
+        }
+    };
 }
+
+every_variant!(
+    event_variants,
+    Event: Event::RoomCreated { .. },
+    Event::Waiting,
+    Event::PeerJoined,
+    Event::Connecting,
+    Event::WrongPasswordAttempt { .. },
+    Event::AttemptFailed { .. },
+    Event::Retrying { .. },
+    Event::Connected { .. },
+    Event::Verification { .. },
+    Event::Offer { .. },
+    Event::Resuming { .. },
+    Event::Progress { .. },
+    Event::FileDone { .. },
+    Event::FileFailed { .. },
+    Event::ChunkRejected { .. },
+    Event::Paused,
+    Event::Resumed,
+    Event::Reconnecting,
+    Event::SkippedSymlinks { .. },
+    Event::Done { .. },
+    Event::Error { .. },
+);
+
+every_variant!(
+    kind_variants,
+    PathKind: PathKind::Host,
+    PathKind::Srflx,
+    PathKind::Prflx,
+    PathKind::Relay,
+    PathKind::Memory,
+    PathKind::Unknown,
+);
+
+/// Every path kind, for the fixture the UI's `PathKind` is checked against.
 const KINDS: [PathKind; 6] = [
     PathKind::Host,
     PathKind::Srflx,
@@ -68,7 +89,8 @@ const KINDS: [PathKind; 6] = [
 const ID: &str = "6f1c0a52d3b94e7e";
 
 /// Fixture name (the file stem: the event's tag, then a case when one variant has several
-/// shapes, such as an optional field present or left out) and the event.
+/// shapes) and the event. An optional field needs a sample with it present, or the UI's
+/// type is never checked for it.
 fn samples() -> Vec<(&'static str, Event)> {
     vec![
         (
@@ -296,9 +318,10 @@ fn expected_files() -> BTreeMap<String, String> {
 
 #[test]
 fn every_variant_has_a_sample() {
-    let mut seen = [false; LAST + 1];
+    let mut seen = vec![false; event_variants::NAMES.len()];
     for (name, e) in samples() {
-        seen[ordinal(&e)] = true;
+        event_variants::exhaustive(&e);
+        seen[event_variants::ordinal(&e)] = true;
         let tag = serde_json::to_value(&e).unwrap()["event"]
             .as_str()
             .unwrap()
@@ -308,14 +331,18 @@ fn every_variant_has_a_sample() {
             "sample {name:?} holds a {tag:?} event: name it after its tag"
         );
     }
-    let missing: Vec<usize> = (0..=LAST).filter(|&i| !seen[i]).collect();
+    let missing: Vec<&str> = (0..seen.len())
+        .filter(|&i| !seen[i])
+        .map(|i| event_variants::NAMES[i])
+        .collect();
     assert!(
         missing.is_empty(),
-        "Event variants numbered {missing:?} in `ordinal` have no sample in `samples()`"
+        "no sample in `samples()` for {missing:?}"
     );
-    let mut kinds = [false; KINDS.len()];
+    let mut kinds = vec![false; kind_variants::NAMES.len()];
     for k in KINDS {
-        kinds[kind_ordinal(k)] = true;
+        kind_variants::exhaustive(&k);
+        kinds[kind_variants::ordinal(&k)] = true;
     }
     assert!(kinds.iter().all(|&k| k), "a PathKind is missing from KINDS");
 }
