@@ -3,9 +3,9 @@
 //! `Default`/`new` values from here, and [`Tuning`] is what a binary may override from its
 //! environment (the library itself never reads the environment; see [`Tuning::from_vars`]).
 //!
-//! Sections: connecting, the data channel, links lost and found, the signaling client, the
-//! resume store, TURN over TCP. Limits that are part of the peer protocol live in
-//! `ferry_proto`, and the transfer machines' own numbers in their section below.
+//! Sections: connecting, links lost and found, the data channel, TURN over TCP, the
+//! signaling client, the resume store. Limits that are part of a protocol or a format stay
+//! with it (`ferry_proto`, the path rules in `fsio`, TURN framing in `turn_tcp`).
 
 use std::time::Duration;
 
@@ -87,6 +87,22 @@ pub const CONGESTION_CONTROL: CongestionControl = CongestionControl::Reno;
 /// Compress chunks that shrink (the sender tries each one).
 pub const COMPRESS: bool = true;
 
+// TURN over TCP/TLS: the local bridge that carries a UDP-only stack to a `turns:` server
+
+/// How long connecting (TCP, and TLS on top) to the TURN server may take.
+pub const TURN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Datagrams queued per bridged connection while it connects or the stream is slow.
+pub const TURN_QUEUE: usize = 1024;
+
+/// How long a datagram may wait for room in a full queue before it is dropped, as UDP would
+/// drop it (TURN, ICE and SCTP retransmit).
+pub const TURN_SEND_WAIT: Duration = Duration::from_millis(500);
+
+/// Socket buffers asked for on the bridge's UDP socket (the kernel may grant less): the
+/// same as the connection's own.
+pub const TURN_UDP_BUFFER: usize = UDP_BUFFER;
+
 // Signaling client
 
 /// First delay between signaling reconnect attempts; it doubles up to
@@ -159,42 +175,6 @@ impl Tuning {
         t
     }
 }
-
-// Transfer (the data phase: `transfer`; its drivers and session machines read these)
-
-/// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
-/// interval, so a crash loses (and a resume re-sends) at most one window.
-pub const WINDOW: u64 = 8 * 1024 * 1024;
-
-/// The receiver acknowledges after this many written bytes (and at each file's end).
-pub const ACK_EVERY: u64 = 1024 * 1024;
-
-/// Reads (sender) or writes (receiver) queued to the disk thread.
-pub const PIPELINE: usize = 16;
-
-/// How long one chunk should occupy the link. Large chunks cost less per byte (framing,
-/// hashing calls, channel hops); on a slow link they make progress lurch and a re-sent chunk
-/// expensive, so the sender aims for chunks of about this much link time.
-pub const CHUNK_TIME: Duration = Duration::from_millis(20);
-
-/// Least time between two progress events of a transfer (a file's end always reports).
-pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-
-/// After the sender's `Done`, how long it waits for the receiver's: long enough for the
-/// receiver to read ours before our end of the link goes, short enough that a receiver
-/// which only hangs up (its close lost) does not hold us.
-pub const DONE_WAIT: Duration = Duration::from_secs(5);
-
-/// On the way out of a transfer (cancel, fatal error), how long we try to hand the peer
-/// what is queued and why we stop: a peer that no longer reads cannot hold us.
-pub const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Verified files the receiver moves into place at once (fsync, rename): a journaling file
-/// system commits concurrent fsyncs together.
-pub const FINISHERS: usize = 4;
-
-/// Window checkpoints (fsync, then the stored offset) queued behind the writer.
-pub const CHECKPOINT_QUEUE: usize = 4;
 
 // Transfer (the data phase: `transfer`; its drivers and session machines read these)
 

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ferry_proto::signal::IceServer;
@@ -25,18 +24,14 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How long connecting (TCP, and TLS on top) to the TURN server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Datagrams queued per connection while it connects or the stream is slow.
-const QUEUE: usize = 1024;
-/// How long a datagram may wait for room in a full queue before it is dropped, as UDP would
-/// drop it (TURN, ICE and SCTP retransmit).
-const SEND_WAIT: Duration = Duration::from_millis(500);
+use crate::defaults::{
+    TURN_CONNECT_TIMEOUT as CONNECT_TIMEOUT, TURN_QUEUE as QUEUE, TURN_SEND_WAIT as SEND_WAIT,
+    TURN_UDP_BUFFER as UDP_BUFFER,
+};
+
 /// The largest frame either side may send: a STUN message or ChannelData is at most
 /// 4 + 65535 bytes.
 const MAX_FRAME: usize = 4 + 65536;
-/// Socket buffers asked for on the bridge's UDP socket (the kernel may grant less).
-const UDP_BUFFER: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -354,6 +349,8 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, BridgeError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
