@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use crate::error::FerryError;
 use crate::store::Store;
 
-/// Checkpoints that may wait for the thread before the writer blocks.
+// Checkpoints that may wait for the thread before the writer blocks.
 use crate::defaults::CHECKPOINT_QUEUE as QUEUE;
 
 pub(super) struct Checkpoint {

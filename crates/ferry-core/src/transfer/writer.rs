@@ -49,9 +49,9 @@ impl PartFile {
     }
 }
 
-/// Verified files being moved into place at once. Each needs an fsync before it may count
-/// as done, and a journaling file system commits concurrent fsyncs together: for 10,000
-/// small files the serial fsyncs were most of the transfer.
+// Verified files being moved into place at once. Each needs an fsync before it may count
+// as done, and a journaling file system commits concurrent fsyncs together: for 10,000
+// small files the serial fsyncs were most of the transfer.
 use crate::defaults::FINISHERS;
 
 /// A verified file on its way into place: fsync, rename, record, report.

@@ -8,8 +8,8 @@
 //!   say what to send, read, write and report.
 //!
 //! The async drivers in `sender.rs` / `receiver.rs` only pump between a session, the link
-//! and the disk threads; `sim` wires the two sessions together in memory on a simulated
-//! clock.
+//! and the disk threads; `sim` (tests) wires the two sessions together in memory on a
+//! simulated clock.
 
 mod io;
 mod progress;
