@@ -8,6 +8,7 @@
 //! To accept a change on purpose: `FERRY_BLESS=1 cargo test -p ferry-app --test ui_contract`,
 //! then update `ui/src/ipc.ts` until `cd ui && npx tsc --noEmit && npx vitest run` passes.
 
+#[macro_use]
 #[path = "../../crates/ferry-core/tests/contract/mod.rs"]
 mod contract;
 
@@ -18,25 +19,15 @@ use ferry_app_lib::{CmdError, HistoryEntry, Settings, Theme, TurnServer};
 use ferry_core::status::TransferState;
 use ferry_core::store::Direction;
 
-/// Exhaustive, so a new theme does not compile until it is listed here (and so in the UI's).
+every_variant!(theme_variants, Theme: Theme::System, Theme::Light, Theme::Dark);
+every_variant!(direction_variants, Direction: Direction::Send, Direction::Receive);
+
 fn themes() -> Vec<Theme> {
-    let all = vec![Theme::System, Theme::Light, Theme::Dark];
-    for t in &all {
-        match t {
-            Theme::System | Theme::Light | Theme::Dark => {}
-        }
-    }
-    all
+    vec![Theme::System, Theme::Light, Theme::Dark]
 }
 
 fn directions() -> Vec<Direction> {
-    let all = vec![Direction::Send, Direction::Receive];
-    for d in &all {
-        match d {
-            Direction::Send | Direction::Receive => {}
-        }
-    }
-    all
+    vec![Direction::Send, Direction::Receive]
 }
 
 fn settings() -> Settings {
@@ -179,6 +170,30 @@ fn fixtures_match_what_the_shell_sends() {
         "commands",
         &expected_files(),
         "FERRY_BLESS=1 cargo test -p ferry-app --test ui_contract",
+    );
+}
+
+#[test]
+fn every_enum_value_is_listed() {
+    let mut seen = vec![false; theme_variants::NAMES.len()];
+    for t in themes() {
+        theme_variants::exhaustive(&t);
+        seen[theme_variants::ordinal(&t)] = true;
+    }
+    assert!(
+        seen.iter().all(|&s| s),
+        "themes() misses one of {:?}",
+        theme_variants::NAMES
+    );
+    let mut seen = vec![false; direction_variants::NAMES.len()];
+    for d in directions() {
+        direction_variants::exhaustive(&d);
+        seen[direction_variants::ordinal(&d)] = true;
+    }
+    assert!(
+        seen.iter().all(|&s| s),
+        "directions() misses one of {:?}",
+        direction_variants::NAMES
     );
 }
 

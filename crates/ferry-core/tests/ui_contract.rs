@@ -8,6 +8,7 @@
 //! To accept a change on purpose: `FERRY_BLESS=1 cargo test -p ferry-core --test ui_contract`,
 //! then `cd ui && npx tsc --noEmit && npx vitest run` and update `ui/src/ipc.ts` until both pass.
 
+#[macro_use]
 mod contract;
 
 use std::collections::BTreeMap;
@@ -15,31 +16,6 @@ use std::collections::BTreeMap;
 use contract::pretty;
 use ferry_core::events::{Event, OfferFile};
 use ferry_core::link::PathKind;
-
-/// One module per enum the UI sees: `exhaustive` is a `match` on the listed patterns, so a
-/// variant added to the enum stops this file compiling until it is listed; `NAMES` are the
-/// listed patterns and `ordinal` which one a value matches, so the test then fails until the new
-/// variant has a sample.
-macro_rules! every_variant {
-    ($m:ident, $t:ty: $($p:pat),+ $(,)?) => {
-        mod $m {
-            use super::*;
-
-            pub fn exhaustive(v: &$t) {
-                match v {
-                    $($p => {})+
-                }
-            }
-
-            pub fn ordinal(v: &$t) -> usize {
-                let arms: &[fn(&$t) -> bool] = &[$(|v| matches!(v, $p)),+];
-                arms.iter().position(|is| is(v)).unwrap()
-            }
-
-            pub const NAMES: &[&str] = &[$(stringify!($p)),+];
-        }
-    };
-}
 
 every_variant!(
     event_variants,

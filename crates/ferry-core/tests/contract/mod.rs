@@ -5,6 +5,31 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// One module per enum the UI sees: `exhaustive` is a `match` on the listed patterns, so a
+/// variant added to the enum stops the test compiling until it is listed; `NAMES` are the
+/// listed patterns and `ordinal` which one a value matches, so the test then fails until the
+/// new variant has a sample.
+macro_rules! every_variant {
+    ($m:ident, $t:ty: $($p:pat),+ $(,)?) => {
+        mod $m {
+            use super::*;
+
+            pub fn exhaustive(v: &$t) {
+                match v {
+                    $($p => {})+
+                }
+            }
+
+            pub fn ordinal(v: &$t) -> usize {
+                let arms: &[fn(&$t) -> bool] = &[$(|v| matches!(v, $p)),+];
+                arms.iter().position(|is| is(v)).unwrap()
+            }
+
+            pub const NAMES: &[&str] = &[$(stringify!($p)),+];
+        }
+    };
+}
+
 /// `ui/tests/fixtures`, found from the crate's folder upwards (crates sit at different depths).
 pub fn fixtures_dir(manifest_dir: &str) -> PathBuf {
     Path::new(manifest_dir)
