@@ -56,36 +56,58 @@ impl std::fmt::Display for ConnectKind {
     }
 }
 
+/// Why a transfer (or the steps before it) failed. Each variant's kind is in
+/// [`ErrorKind`]; the text says what happened, for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FerryError {
+    /// The password did not match (or the server interfered with the exchange).
     #[error("wrong password, or the server interfered")]
     WrongPassword,
+    /// No such room on the server.
     #[error("room not found")]
     RoomNotFound,
+    /// The room's lifetime ran out.
     #[error("room expired")]
     RoomExpired,
+    /// Someone else holds the room's other seat.
     #[error("room is full")]
     RoomFull,
+    /// Too many wrong passwords: the room takes no more joins.
     #[error("room is locked after too many wrong passwords")]
     RoomLocked,
+    /// The other side went away and did not come back in time.
     #[error("the other side went away: {0}")]
     PeerGone(String),
+    /// A disk filled up (ours, or the peer's when the message starts with "peer:").
     #[error("disk full: {0}")]
     DiskFull(String),
+    /// A file or folder could not be read or written for lack of permission.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// A file changed on the sender's disk while it was being sent.
     #[error("source changed since the transfer began: {0}")]
     SourceChanged(String),
+    /// Either side cancelled.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// The receiver said no to the offer.
     #[error("declined: {0}")]
     Declined(String),
+    /// Data kept failing its BLAKE3 check.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// The other side broke the peer protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The connection could not be made.
     #[error("could not connect ({kind}): {message}")]
-    Connect { kind: ConnectKind, message: String },
+    Connect {
+        /// Which step failed, in a form code can match on.
+        kind: ConnectKind,
+        /// What happened, for a person.
+        message: String,
+    },
+    /// Any other failure (a file, the store, the network).
     #[error("{0}")]
     Io(String),
 }

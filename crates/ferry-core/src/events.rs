@@ -14,46 +14,65 @@ use crate::session::SessionEvent;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
+    /// Sender: the room is open; show these to the person who will receive.
     RoomCreated {
+        /// Room id as people type it.
         room: String,
+        /// The room's password (generated, or the one given).
         password: String,
+        /// `ferry://join/...` link carrying the server, room and password.
         link: String,
         /// Unix seconds.
         expires_at: i64,
         /// Signaling server the receiver should use (ws URL).
         server: String,
+        /// The transfer's id (for `ferry send --resume`).
         transfer_id: String,
     },
     /// The sender waits for a receiver.
     Waiting,
+    /// Sender: a receiver joined the room; its password is being checked.
     PeerJoined,
     /// Sender: the receiver proved the password (key confirmation passed); the devices are
     /// being connected. Before this, a failed attempt may have been a password guess.
     Connecting,
+    /// Sender: someone tried a wrong password.
     WrongPasswordAttempt {
+        /// Tries left before the room locks, when the server says.
         attempts_left: Option<u32>,
     },
     /// Sender: a receiver's connection attempt failed; the room stays open for the next.
     AttemptFailed {
+        /// Stable code of the failure (`rtc`, `timeout`, ...).
         code: String,
+        /// What happened, for a person.
         message: String,
     },
     /// Receiver: a join attempt failed before the first link in a way another try can
     /// cure (no WebRTC path formed, the sender left mid-handshake); trying again.
     Retrying {
+        /// Stable code of the failure, as in `Error`.
         code: String,
+        /// What happened, for a person.
         message: String,
     },
+    /// The devices are connected.
     Connected {
         /// "direct" or "relayed".
         path: String,
+        /// The kind of path ICE chose.
         kind: PathKind,
     },
+    /// Words both devices show; they match unless someone sits in the middle.
     Verification {
+        /// Three numbers derived from the session key.
         words: String,
     },
+    /// Receiver: what the sender offers (before the user accepts).
     Offer {
+        /// The transfer's id.
         transfer_id: String,
+        /// Files and folders, in manifest order.
         files: Vec<OfferFile>,
         /// Bytes of every file in the offer together.
         total: u64,
@@ -65,6 +84,7 @@ pub enum Event {
         /// As in `Progress`.
         total: u64,
     },
+    /// How far the transfer is (at most every 100 ms, and at each file's end).
     Progress {
         /// The file the latest bytes belong to; the numbers are not per file.
         file: String,
@@ -80,31 +100,42 @@ pub enum Event {
         /// Seconds left at that rate; `None` until there is a rate.
         eta_secs: Option<u64>,
     },
+    /// A file arrived whole and verified (receiver), or was confirmed (sender).
     FileDone {
+        /// Relative path as offered.
         path: String,
         /// The file's BLAKE3 hash, hex (what `b3sum` prints).
         hash: String,
     },
+    /// One file could not be transferred; the others go on.
     FileFailed {
+        /// Relative path as offered.
         path: String,
+        /// Stable error code, as in `Error`.
         code: String,
+        /// What happened, for a person.
         message: String,
     },
     /// A chunk failed its BLAKE3 check and was asked for again.
     ChunkRejected {
+        /// Relative path of the file the chunk belongs to.
         file: String,
         /// Byte offset within `file` of the chunk that failed.
         offset: u64,
     },
+    /// The transfer is paused (by either side).
     Paused,
+    /// The transfer goes on after a pause.
     Resumed,
     /// The link dropped; trying to get it back.
     Reconnecting,
     /// Sender: symlinks inside picked folders that were left out (not followed; see
     /// `manifest`), named as the receiver would have seen them.
     SkippedSymlinks {
+        /// The links' relative paths.
         paths: Vec<String>,
     },
+    /// The transfer finished: every accepted file is in place and verified.
     Done {
         /// Over the whole transfer, held bytes included. Sender: acknowledged by the
         /// receiver. Receiver: the offer's total.
@@ -112,22 +143,30 @@ pub enum Event {
         /// Seconds data moved in the last attempt: from the receiver's accept to the end. The
         /// wait for a receiver, for its user's answer and for connecting is not counted.
         secs: f64,
+        /// The transfer's id.
         transfer_id: String,
         /// Sender only: chunk payload bytes that crossed the link in the last attempt, after
         /// compression (below `bytes` when data compressed).
         #[serde(skip_serializing_if = "Option::is_none")]
         link_bytes: Option<u64>,
     },
+    /// The transfer ended with an error (the last event).
     Error {
+        /// Stable code: an [`crate::error::ErrorKind`]'s, which also picks the CLI's exit code.
         code: String,
+        /// What happened, for a person.
         message: String,
     },
 }
 
+/// One entry of an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfferFile {
+    /// Relative path (`/`-separated).
     pub path: String,
+    /// Bytes (0 for a folder).
     pub size: u64,
+    /// A folder; left out of the JSON when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dir: bool,
 }
@@ -138,12 +177,15 @@ pub struct OfferFile {
 pub struct EventSink(Option<mpsc::UnboundedSender<Event>>);
 
 impl EventSink {
+    /// Events go to `tx`.
     pub fn new(tx: mpsc::UnboundedSender<Event>) -> Self {
         Self(Some(tx))
     }
+    /// Events go nowhere.
     pub fn none() -> Self {
         Self(None)
     }
+    /// Report `e`.
     pub fn emit(&self, e: Event) {
         if let Some(tx) = &self.0 {
             let _ = tx.send(e);

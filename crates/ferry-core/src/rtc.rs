@@ -28,6 +28,7 @@ use crate::session::RtcTuning;
 /// Label of Ferry's one data channel.
 pub const CHANNEL_LABEL: &str = "ferry";
 
+/// A WebRTC failure, as webrtc-rs worded it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct RtcError(pub String);
@@ -44,6 +45,7 @@ pub enum CongestionControl {
     Bbr,
 }
 
+/// A congestion controller name that is neither `reno` nor `bbr`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown SCTP congestion control {0:?} (expected reno or bbr)")]
 pub struct UnknownCongestionControl(pub String);
@@ -93,6 +95,7 @@ impl From<webrtc::error::Error> for RtcError {
 pub enum PcEvent {
     /// A local ICE candidate, ready to trickle.
     Candidate(RTCIceCandidateInit),
+    /// The connection's state changed.
     State(RTCPeerConnectionState),
     /// The offerer's data channel arrived (answerer side).
     DataChannel(Arc<dyn DataChannel>),
@@ -127,8 +130,11 @@ impl PeerConnectionEventHandler for Handler {
 
 /// A peer connection plus what its handler reports.
 pub struct Peer {
+    /// The connection.
     pub pc: Arc<dyn PeerConnection>,
+    /// What its handler reports, in order.
     pub events: mpsc::UnboundedReceiver<PcEvent>,
+    /// Its latest state.
     pub state: watch::Receiver<RTCPeerConnectionState>,
     /// Local bridges for TURN over TCP/TLS (see `turn_tcp`); they must live as long as `pc`.
     pub turn_bridge: Option<crate::turn_tcp::TurnBridge>,
@@ -284,10 +290,12 @@ pub fn sdp_fingerprint(sdp: &str) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
+/// The DTLS fingerprint our local description announces.
 pub async fn local_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     sdp_fingerprint(&pc.local_description().await?.sdp)
 }
 
+/// The DTLS fingerprint the peer's description announces (checked against what it presents).
 pub async fn remote_sdp_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     sdp_fingerprint(&pc.remote_description().await?.sdp)
 }

@@ -15,16 +15,22 @@ use serde::Serialize;
 
 pub use crate::status::{FileState, TransferState};
 
+/// What can go wrong opening or using the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite refused a statement.
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    /// The database's folder could not be created (owner-only).
     #[error("cannot create the database folder {0}: {1}")]
     Dir(PathBuf, std::io::Error),
+    /// The database file could not be made owner-only.
     #[error("cannot make the database {0} private: {1}")]
     File(PathBuf, std::io::Error),
+    /// The OS names no data directory for this user.
     #[error("no data directory for this user; set FERRY_DB")]
     NoDir,
 }
@@ -70,10 +76,13 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
 ];
 
+/// Which side of a transfer this device was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
+    /// This device sent.
     Send,
+    /// This device received.
     Receive,
 }
 
@@ -86,38 +95,64 @@ impl Direction {
     }
 }
 
+/// One transfer as the store keeps it (`ferry history --json` prints these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransferRow {
+    /// The transfer id (the sender derives it from the room and the manifest).
     pub id: String,
+    /// Which side this device was.
     pub direction: Direction,
+    /// Room id as shown to people.
     pub room: String,
+    /// The other device's name, when known (empty otherwise).
     pub peer: String,
+    /// Signaling server the room lives on (ws URL).
     pub server: String,
+    /// Sender: the secret that reattaches to the room after a restart; never shown.
     #[serde(skip)]
     pub host_token: String,
+    /// Receiver: the folder files land in (empty for a sender).
     pub out_dir: String,
+    /// Where the transfer stands.
     pub state: TransferState,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds of the last change; the end time once finished.
     pub updated_at: i64,
+    /// Bytes of the whole transfer.
     pub total_bytes: u64,
+    /// Bytes the receiver holds durably (verified and synced), counting earlier attempts.
     pub done_bytes: u64,
+    /// Why it failed or was cancelled, for a person.
     pub error: Option<String>,
 }
 
+/// One file (or folder) of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileRow {
+    /// Position in the manifest.
     pub idx: u32,
+    /// Relative path as offered (`/`-separated).
     pub path: String,
+    /// Bytes.
     pub size: u64,
+    /// Modification time at the sender, Unix milliseconds.
     pub mtime_ms: i64,
+    /// A folder (created, never written).
     pub is_dir: bool,
+    /// Sender: the file on disk this entry reads from.
     pub source: Option<String>,
+    /// Receiver: where the file lands (or landed).
     pub dest: Option<String>,
+    /// Receiver: bytes from the start that are written, verified and synced.
     pub verified_offset: u64,
+    /// BLAKE3 root of the finished file, hex.
     pub hash: Option<String>,
+    /// Where the file stands.
     pub state: FileState,
 }
 
+/// Unix seconds now (0 if the clock is before 1970).
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -222,6 +257,7 @@ impl Store {
             .ok_or(StoreError::NoDir)
     }
 
+    /// Open (creating, owner-only, and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -303,6 +339,7 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// A transfer and its files, in manifest order.
     pub fn transfer(&self, id: &str) -> Result<Option<(TransferRow, Vec<FileRow>)>, StoreError> {
         self.with(|c| {
             let t = c
@@ -354,6 +391,7 @@ impl Store {
         })
     }
 
+    /// Record a file's state; a file done counts in full towards the durable bytes.
     pub fn set_file_state(
         &self,
         id: &str,
@@ -373,6 +411,7 @@ impl Store {
         })
     }
 
+    /// Record a transfer's state, why it ended, and (at the end) its byte count.
     pub fn set_transfer_state(
         &self,
         id: &str,

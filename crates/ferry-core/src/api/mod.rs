@@ -51,6 +51,7 @@ impl From<ConnectError> for FerryError {
     }
 }
 
+/// How to send: [`SendOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
     /// STUN/TURN servers to use besides those the signaling server hands out.
@@ -59,6 +60,7 @@ pub struct SendOptions {
     pub server: String,
     /// Room password; generated when `None`.
     pub password: Option<String>,
+    /// Where the transfer is recorded (and, on resume, found).
     pub store: Store,
     /// Continue this transfer (id from `ferry history` / the room-created event).
     pub resume: Option<String>,
@@ -76,6 +78,7 @@ pub struct SendOptions {
 }
 
 impl SendOptions {
+    /// The defaults for sending through `server`, recording in `store`.
     pub fn new(server: impl Into<String>, store: Store) -> Self {
         Self {
             server: server.into(),
@@ -93,8 +96,10 @@ impl SendOptions {
     }
 }
 
+/// How a send ended, when it did not fail as a whole.
 #[derive(Debug, Clone)]
 pub struct SendReport {
+    /// The transfer's id.
     pub transfer_id: String,
     /// Bytes the receiver holds and confirmed (including earlier attempts).
     pub bytes: u64,

@@ -48,6 +48,7 @@ pub fn should_rejoin(
     }
 }
 
+/// How to receive: [`ReceiveOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ReceiveOptions {
     /// STUN/TURN servers to use besides those the signaling server hands out.
@@ -56,16 +57,22 @@ pub struct ReceiveOptions {
     pub server: Option<String>,
     /// Overrides a password carried in the link.
     pub password: Option<String>,
+    /// The folder files land in.
     pub out_dir: PathBuf,
+    /// Replace existing files instead of landing beside them as `name (1).ext`.
     pub overwrite: bool,
+    /// Where the transfer is recorded, and a resume finds what is already here.
     pub store: Store,
+    /// Local UDP binds for WebRTC (`None`: all interfaces).
     pub bind_addrs: Option<Vec<String>>,
+    /// How long to keep re-joining after the link drops.
     pub reconnect_for: Duration,
     /// Data channel (defaults: [`crate::defaults`]); `compress` is the sender's to choose.
     pub tuning: Tuning,
 }
 
 impl ReceiveOptions {
+    /// The defaults for receiving into `out_dir`, recording in `store`.
     pub fn new(out_dir: impl Into<PathBuf>, store: Store) -> Self {
         Self {
             server: None,
@@ -81,12 +88,16 @@ impl ReceiveOptions {
     }
 }
 
+/// How a receive ended, when it did not fail as a whole.
 #[derive(Debug, Clone)]
 pub struct ReceiveReport {
+    /// The transfer's id.
     pub transfer_id: String,
+    /// Bytes of the whole offer.
     pub bytes: u64,
     /// Seconds from the user's accept to the end of the last attempt (the time data moved).
     pub secs: f64,
+    /// Where each file landed.
     pub files: Vec<ReceivedFile>,
     /// Files not received, `(path, why)`.
     pub failed: Vec<(String, ErrorKind)>,

@@ -135,6 +135,7 @@ impl HostRoom {
         })
     }
 
+    /// The room as the user is shown it (id, expiry) and the host keeps it (token).
     pub fn ticket(&self) -> &RoomTicket {
         &self.ticket
     }

@@ -25,6 +25,7 @@ pub struct ConnectConfig {
     pub server: String,
     /// Added to the ICE servers the signaling server hands out.
     pub ice_servers: Vec<IceServer>,
+    /// Data-channel settings (defaults: [`crate::defaults`]).
     pub tuning: RtcTuning,
     /// Local UDP binds; `0.0.0.0:0` means every interface (tests use `127.0.0.1:0`).
     pub bind_addrs: Vec<String>,
@@ -40,6 +41,7 @@ pub struct ConnectConfig {
 pub const DEFAULT_GUESS_LIMIT: u32 = crate::defaults::GUESS_LIMIT;
 
 impl ConnectConfig {
+    /// The defaults for reaching `server`.
     pub fn new(server: impl Into<String>) -> Self {
         ConnectConfig {
             server: server.into(),
@@ -104,7 +106,9 @@ impl Default for RtcTuning {
 /// A room the host holds: shown to the user (room id, expiry) and kept to reattach.
 #[derive(Debug, Clone)]
 pub struct RoomTicket {
+    /// Signaling server the room lives on.
     pub server: String,
+    /// The room's id.
     pub room: RoomId,
     /// Secret that lets the host reattach after a crash. Persist it, never show it.
     pub host_token: String,
@@ -112,29 +116,38 @@ pub struct RoomTicket {
     pub expires_at: u64,
 }
 
+/// What a waiting host hears of its room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
+    /// A guest joined; its password is being checked.
     PeerJoined,
     /// A guest tried a wrong password; the room locks when `attempts_left` reaches 0.
     WrongPassword {
+        /// Wrong guesses left before the room locks.
         attempts_left: u32,
     },
+    /// The guest left the room.
     PeerLeft,
     /// A guest's connection attempt failed (it went silent, or WebRTC found no path). The
     /// room stays open and the host waits for the next attempt.
     AttemptFailed {
+        /// Stable code of the failure ([`ConnectError::code`]).
         code: &'static str,
+        /// What happened, for a person.
         message: String,
     },
     /// Passwords matched; WebRTC is being set up.
     Connecting,
+    /// The devices are connected.
     Connected {
+        /// The kind of path ICE chose.
         path: PathKind,
     },
 }
 
 /// The result of connecting.
 pub struct Connected {
+    /// The authenticated channel to the other peer.
     pub link: Link,
     /// Short code both users may compare (equal on both sides iff no one is in the middle).
     pub verification: String,
@@ -149,6 +162,7 @@ impl std::fmt::Debug for Connected {
     }
 }
 
+/// Why connecting to the other peer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The peer's key-confirmation tag did not match ours, or the run ended after ours went
@@ -156,28 +170,45 @@ pub enum ConnectError {
     /// a tampering server's, so the message names both causes.
     #[error("wrong password, or the server interfered")]
     WrongPassword,
+    /// No such room on the server.
     #[error("room not found")]
     RoomNotFound,
+    /// The room's lifetime ran out.
     #[error("room expired")]
     RoomExpired,
+    /// Both seats are taken.
     #[error("room already has two peers")]
     RoomFull,
+    /// Too many wrong passwords: the room takes no more joins.
     #[error("room locked after too many wrong passwords")]
     RoomLocked,
+    /// The host closed the room.
     #[error("room closed by its host")]
     RoomClosed,
+    /// The server refused: too many requests from this address.
     #[error("rate limited by the signaling server; try again later")]
     RateLimited,
+    /// The other peer left mid-handshake.
     #[error("the other peer left")]
     PeerLeft,
+    /// The other side did not answer within the connect timeout.
     #[error("timed out waiting for the other peer")]
     Timeout,
+    /// The signaling connection failed or closed.
     #[error("signaling server: {0}")]
     Signaling(String),
+    /// The signaling server answered with an error not named above.
     #[error("signaling server refused: {code}: {message}")]
-    Server { code: ErrorCode, message: String },
+    Server {
+        /// The server's code.
+        code: ErrorCode,
+        /// The server's words.
+        message: String,
+    },
+    /// WebRTC found no path, or the connection failed.
     #[error("WebRTC: {0}")]
     Rtc(String),
+    /// The other peer or the server broke the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// A guest broke the PAKE exchange before proving anything (garbage, a tag before its
