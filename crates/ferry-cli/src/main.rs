@@ -42,7 +42,8 @@ struct Cli {
     /// Resume/history database (default: the OS data directory).
     #[arg(long, env = "FERRY_DB", global = true)]
     db: Option<PathBuf>,
-    /// Log verbosity on stderr (-v info, -vv debug). RUST_LOG overrides.
+    /// Log verbosity on stderr: Ferry's warnings by default, -v info and -vv debug from
+    /// every component. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
