@@ -198,3 +198,27 @@ fn a_resumed_file_starts_at_its_offset() {
     assert_eq!(s.bytes_acked, size + K);
     assert_eq!(r.bytes_written, size - start + K);
 }
+
+/// A source that changed after the offer fails alone: both sides report it, the other file
+/// still arrives, and both end well.
+#[test]
+fn a_changed_source_fails_that_file_only() {
+    let mut sim = Sim::new(&[3 * CHUNK as u64, 2 * CHUNK as u64], &[]);
+    let changed = sim.src[0].0.clone();
+    std::fs::write(&changed, b"something else").unwrap();
+    sim.run_to_end();
+    assert!(sim.s_result().is_ok(), "{:?}", sim.s_result());
+    assert!(sim.r_result().is_ok(), "{:?}", sim.r_result());
+    let failed = |e: &Event| matches!(e, Event::FileFailed { path, .. } if path == "f0.bin");
+    assert_eq!(count(&sim.s_events, failed), 1);
+    assert_eq!(count(&sim.r_events, failed), 1);
+    assert!(sim.chunks.iter().all(|c| c.0 == 1), "{:?}", sim.chunks);
+    let got = std::fs::read(sim.out.join("f1.bin")).unwrap();
+    assert!(got == sim.src[1].1);
+    assert!(!sim.out.join("f0.bin").exists());
+    let (s, r) = sim.attempts();
+    assert_eq!(s.failed.len(), 1);
+    assert!(matches!(s.failed[0], (0, FerryError::SourceChanged(_))));
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.files.len(), 1);
+}
