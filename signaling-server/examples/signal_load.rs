@@ -2,7 +2,10 @@
 //! `ferry-signal --redis` processes sharing one redis-server this tool starts, every host on
 //! one node and its guest on the next, each client relaying one message per `--every-ms` for
 //! `--secs`. Then the same clients against one node on its own (SQLite), in the same run.
-//! Prints errors, p50/p99 relay latency, and each process's peak RSS and CPU time.
+//! Prints errors, p50/p99 relay latency, each process's peak RSS and CPU time, the load
+//! generator's own CPU time and lag (how late its sends left against their schedule), and
+//! how busy the whole machine was. Clients send at seeded random phases spread over the
+//! period (`--sync`: all at the same instant, as bursts).
 //!
 //!   cargo build -p ferry-signal --bin ferry-signal
 //!   cargo run -p ferry-signal --example signal_load -- --rooms 5000 --secs 60
@@ -36,6 +39,58 @@ struct Args {
     /// Skip the single-node run.
     #[arg(long)]
     no_single: bool,
+    /// Every client sends at the same instant (bursts) instead of at spread phases.
+    #[arg(long)]
+    sync: bool,
+    /// Seed of the clients' phases.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Busy and total jiffies of the whole machine (all cores), from `/proc/stat`.
+fn machine() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle + iowait
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// What the generator and the machine spent during one run.
+struct Spent {
+    gen_cpu: f64,
+    /// CPU seconds the whole machine spent, and could have spent, over the run.
+    busy_cpu: f64,
+    avail_cpu: f64,
+}
+
+async fn measured(
+    urls: &[String],
+    a: &Args,
+    msgs: usize,
+    pace: load::Pace,
+) -> (load::Report, Spent) {
+    let me = std::process::id();
+    let (cpu0, m0) = (usage(me).1, machine());
+    let r = load::run_paced(urls, a.rooms, msgs, pace).await;
+    let (cpu1, m1) = (usage(me).1, machine());
+    let (busy, total) = (m1.0 - m0.0, (m1.1 - m0.1).max(1));
+    // Jiffies are 1/100 s, summed over every core.
+    let busy_cpu = busy as f64 / 100.0;
+    let spent = Spent {
+        gen_cpu: cpu1 - cpu0,
+        busy_cpu,
+        avail_cpu: total as f64 / 100.0,
+    };
+    (r, spent)
 }
 
 /// Peak RSS (KiB) and CPU seconds (user + system) of a process.
@@ -128,16 +183,33 @@ fn node(bin: &Path, redis: Option<&str>) -> anyhow::Result<(Proc, String)> {
     Ok((Proc(child), format!("ws://{addr}/ws")))
 }
 
-fn print(label: &str, r: &load::Report, procs: &[(&str, u32)]) {
+fn print(label: &str, r: &load::Report, s: &Spent, procs: &[(&str, u32)]) {
+    let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "{label}: clients {} relayed {} errors {} p50 {:.2} ms p99 {:.2} ms max {:.2} ms wall {:.1} s",
         r.clients,
         r.relayed,
         r.errors,
-        r.p50_us as f64 / 1000.0,
-        r.p99_us as f64 / 1000.0,
-        r.max_us as f64 / 1000.0,
+        ms(r.p50_us),
+        ms(r.p99_us),
+        ms(r.max_us),
         r.wall.as_secs_f64()
+    );
+    println!(
+        "  generator: CPU {:.1} s, send lag p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        s.gen_cpu,
+        ms(r.lag_p50_us),
+        ms(r.lag_p99_us),
+        ms(r.lag_max_us)
+    );
+    let servers: f64 = procs.iter().map(|(_, pid)| usage(*pid).1).sum();
+    println!(
+        "  machine: {:.0}% busy; CPU s over the run: generator {:.1} + servers {servers:.1} + everything else {:.1} = {:.1} of {:.1} available",
+        s.busy_cpu / s.avail_cpu * 100.0,
+        s.gen_cpu,
+        (s.busy_cpu - s.gen_cpu - servers).max(0.0),
+        s.busy_cpu,
+        s.avail_cpu
     );
     for (name, pid) in procs {
         let (hwm, cpu) = usage(*pid);
@@ -161,7 +233,11 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("cannot locate ferry-signal"))?;
     anyhow::ensure!(bin.exists(), "build it first: cargo build -p ferry-signal");
     let msgs = (a.secs * 1000 / a.every_ms.max(1)) as usize;
-    let every = Duration::from_millis(a.every_ms);
+    let pace = load::Pace {
+        every: Duration::from_millis(a.every_ms),
+        spread: !a.sync,
+        seed: a.seed,
+    };
 
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
@@ -197,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let urls: Vec<String> = nodes.iter().map(|n| n.1.clone()).collect();
-    let r = load::run_across(&urls, a.rooms, msgs, every).await;
+    let (r, spent) = measured(&urls, &a, msgs, pace).await;
     let mut procs: Vec<(String, u32)> = nodes
         .iter()
         .enumerate()
@@ -205,14 +281,14 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     procs.push(("redis-server".into(), redis.0.id()));
     let p: Vec<(&str, u32)> = procs.iter().map(|(n, p)| (n.as_str(), *p)).collect();
-    print(&format!("{} nodes + redis", a.nodes), &r, &p);
+    print(&format!("{} nodes + redis", a.nodes), &r, &spent, &p);
     drop(nodes);
     drop(redis);
 
     if !a.no_single {
         let (one, url) = node(&bin, None)?;
-        let r = load::run_across(&[url], a.rooms, msgs, every).await;
-        print("1 node (SQLite)", &r, &[("node", one.0.id())]);
+        let (r, spent) = measured(&[url], &a, msgs, pace).await;
+        print("1 node (SQLite)", &r, &spent, &[("node", one.0.id())]);
     }
     Ok(())
 }

@@ -1,9 +1,17 @@
 //! Load generator shared by the bounded load test and `examples/loadtest.rs`: `rooms` rooms of
 //! two WebSocket clients each, all connected at once, each side relaying `msgs` messages to the
-//! other. Latency is client → server → client, stamped in the payload against one clock.
+//! other. Latency is client → server → client: the sender stamps the payload with the instant
+//! its frame leaves (one `Instant` base for every client of the process), the peer's reader
+//! subtracts it on receipt.
+//!
+//! Pace: each client sends on its own schedule, `phase + k·every` after a common start, its
+//! phase drawn uniformly from `[0, every)` by a seeded generator (real clients are not
+//! synchronised), or every phase 0 (`Pace::sync`, all clients at once). How late each send
+//! left against its schedule is reported as the generator's own lag: when it is large, the
+//! generator (not the server) was short of CPU.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_proto::signal::{ClientMsg, ServerMsg};
@@ -19,8 +27,46 @@ pub struct Report {
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    /// How late sends left against their schedule (generator lag).
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
     pub wall: Duration,
 }
+
+/// When clients send: one message each `every`, at a per-client phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub every: Duration,
+    /// Spread phases uniformly over `every` (seeded); false: every client at the same instant.
+    pub spread: bool,
+    pub seed: u64,
+}
+
+impl Pace {
+    pub fn spread(every: Duration) -> Pace {
+        Pace {
+            every,
+            spread: true,
+            seed: 1,
+        }
+    }
+
+    /// This client's offset into the period.
+    fn phase(&self, client: u64) -> Duration {
+        use rand::{Rng, SeedableRng};
+        if !self.spread || self.every.is_zero() {
+            return Duration::ZERO;
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            self.seed ^ client.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        self.every.mul_f64(rng.r#gen::<f64>())
+    }
+}
+
+/// The relay phase's common start, fixed by the first client past the barrier.
+type Start = Arc<OnceLock<Instant>>;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -50,26 +96,41 @@ async fn send(ws: &mut Ws, m: ClientMsg) -> bool {
     ws.send(Message::Text(m.to_json().into())).await.is_ok()
 }
 
-/// One side's relay phase: send `msgs` stamped offers, read `msgs` from the other side.
-async fn relay(ws: Ws, msgs: usize, every: Duration, base: Instant) -> (Vec<u64>, usize) {
+/// One side's relay phase: send `msgs` stamped offers on this client's schedule, read `msgs`
+/// from the other side. Returns (latencies, send lags, errors), in µs.
+async fn relay(
+    ws: Ws,
+    msgs: usize,
+    every: Duration,
+    first: Instant,
+    base: Instant,
+) -> (Vec<u64>, Vec<u64>, usize) {
     let (mut tx, mut rx) = ws.split();
+    // Phases differ, so this side may finish sending well before its peer: it closes only
+    // once it has read everything the peer sends.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let writer = async move {
-        for _ in 0..msgs {
-            let stamp = base.elapsed().as_nanos() as u64;
+        let mut lags = Vec::with_capacity(msgs);
+        for k in 0..msgs {
+            let due = first + every * k as u32;
+            tokio::time::sleep_until(due.into()).await;
+            let now = Instant::now();
+            lags.push(now.saturating_duration_since(due).as_micros() as u64);
+            let stamp = now.duration_since(base).as_nanos() as u64;
             let m = ClientMsg::Offer {
                 payload: stamp.to_string(),
             };
             if tx.send(Message::Text(m.to_json().into())).await.is_err() {
-                return 1;
+                return (lags, 1);
             }
-            tokio::time::sleep(every).await;
         }
-        // Keep the socket open until the reader is done.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), done_rx).await;
         let _ = tx.close().await;
-        0
+        (lags, 0)
     };
     let reader = async move {
+        // Dropped when the reader returns, however it returns: the writer may close then.
+        let _done = done_tx;
         let mut lat = Vec::with_capacity(msgs);
         while lat.len() < msgs {
             match tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
@@ -87,16 +148,18 @@ async fn relay(ws: Ws, msgs: usize, every: Duration, base: Instant) -> (Vec<u64>
         }
         (lat, 0)
     };
-    let (werr, (lat, rerr)) = tokio::join!(writer, reader);
-    (lat, werr + rerr)
+    let ((lags, werr), (lat, rerr)) = tokio::join!(writer, reader);
+    (lat, lags, werr + rerr)
 }
+
+type Sampled = (Vec<u64>, Vec<u64>, usize);
 
 async fn room(
     (url, guest_url): (String, String),
-    (msgs, every): (usize, Duration),
-    barrier: Arc<Barrier>,
+    (i, msgs, pace): (u64, usize, Pace),
+    (barrier, start): (Arc<Barrier>, Start),
     base: Instant,
-) -> (Vec<u64>, usize) {
+) -> Sampled {
     let setup = async {
         let mut host = connect(&url).await?;
         if !send(
@@ -135,59 +198,83 @@ async fn room(
     let pair = setup.await;
     // Everyone waits until every room is set up: the relay phase runs with all clients connected.
     barrier.wait().await;
+    let start = *start.get_or_init(|| Instant::now() + Duration::from_millis(100));
     let Some((host, guest)) = pair else {
-        return (Vec::new(), 1);
+        return (Vec::new(), Vec::new(), 1);
     };
-    let ((mut a, ea), (b, eb)) = tokio::join!(
-        relay(host, msgs, every, base),
-        relay(guest, msgs, every, base)
+    let ((mut a, mut la, ea), (b, lb, eb)) = tokio::join!(
+        relay(host, msgs, pace.every, start + pace.phase(2 * i), base),
+        relay(guest, msgs, pace.every, start + pace.phase(2 * i + 1), base)
     );
     a.extend(b);
-    (a, ea + eb)
+    la.extend(lb);
+    (a, la, ea + eb)
 }
 
 pub async fn run(url: &str, rooms: usize, msgs: usize) -> Report {
     let urls = [url.to_string()];
-    run_across(&urls, rooms, msgs, Duration::from_millis(20)).await
+    run_paced(&urls, rooms, msgs, Pace::spread(Duration::from_millis(20))).await
 }
 
 /// Like [`run`] over several nodes: room `i`'s host on `urls[i % n]`, its guest on the next
 /// node, so with two or more nodes every message crosses between nodes. Each client sends
-/// `msgs` messages, one every `every`.
+/// `msgs` messages, one every `every`, at spread phases.
 pub async fn run_across(urls: &[String], rooms: usize, msgs: usize, every: Duration) -> Report {
+    run_paced(urls, rooms, msgs, Pace::spread(every)).await
+}
+
+fn percentiles(mut v: Vec<u64>) -> (u64, u64, u64) {
+    v.sort_unstable();
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    (pct(0.50), pct(0.99), v.last().copied().unwrap_or(0))
+}
+
+pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -> Report {
     let base = Instant::now();
     let barrier = Arc::new(Barrier::new(rooms));
+    let start: Start = Arc::new(OnceLock::new());
     let n = urls.len().max(1);
     let tasks: Vec<_> = (0..rooms)
         .map(|i| {
             let pair = (urls[i % n].clone(), urls[(i + 1) % n].clone());
-            tokio::spawn(room(pair, (msgs, every), barrier.clone(), base))
+            tokio::spawn(room(
+                pair,
+                (i as u64, msgs, pace),
+                (barrier.clone(), start.clone()),
+                base,
+            ))
         })
         .collect();
     let mut all = Vec::new();
+    let mut lags = Vec::new();
     let mut errors = 0;
     for t in tasks {
         match t.await {
-            Ok((lat, e)) => {
+            Ok((lat, lag, e)) => {
                 all.extend(lat);
+                lags.extend(lag);
                 errors += e;
             }
             Err(_) => errors += 1,
         }
     }
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let relayed = all.len();
+    let (p50_us, p99_us, max_us) = percentiles(all);
+    let (lag_p50_us, lag_p99_us, lag_max_us) = percentiles(lags);
     Report {
         clients: rooms * 2,
-        relayed: all.len(),
+        relayed,
         errors,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        max_us: all.last().copied().unwrap_or(0),
+        p50_us,
+        p99_us,
+        max_us,
+        lag_p50_us,
+        lag_p99_us,
+        lag_max_us,
         wall: base.elapsed(),
     }
 }
