@@ -26,7 +26,9 @@ if r.gs and old ~= seat then
   -- A host socket that vanished with its node never said goodbye: the guest hears it left
   -- and came back, as on one node, so a handshake with the old socket starts over.
   if old then tell(r.gs, id, 'PL', 'host') end
+  peer_is(r.gs, id, seat)
   tell(r.gs, id, 'PJ', 'host')
   tell(r.gs, id, 'D', d)
 end
+peer_is(seat, id, r.gs)
 return {'ok', r.e, tostring(d), r.gs and '1' or '0', tostring(counted)}

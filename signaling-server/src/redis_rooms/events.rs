@@ -1,6 +1,8 @@
 //! Messages between nodes: what a script tells a socket held by another node.
 //!
-//! One pub/sub channel per node; a message is `"<conn> <room> <code> <arg>"`. Pub/sub rather
+//! One pub/sub channel per node; a message is `"<conn> <room> <code> <arg>"`. Scripts publish
+//! notices; a node relaying for its socket publishes `F <from seat> <frame>` straight to the
+//! peer's node (see [`super::Peer`]). Pub/sub rather
 //! than streams: a message is for a socket that exists now, so a node that is gone needs no
 //! backlog (its clients reconnect, and the protocol restarts the handshake), and publishing
 //! costs one command with no per-consumer trimming. Measured in `docs/DEPLOY.md`.
@@ -12,6 +14,7 @@ use ferry_proto::RoomId;
 use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
 use futures::StreamExt;
 
+use super::Peer;
 use crate::rooms::{ConnId, locked_notice};
 use crate::state::{AppState, push};
 
@@ -20,6 +23,10 @@ use crate::state::{AppState, push};
 pub(crate) enum Event {
     /// Deliver a frame as is (a relayed message, already framed by the sender's node).
     Frame(String),
+    /// Deliver a frame published by the node of seat `from`, if that is still the peer.
+    From { from: Peer, frame: String },
+    /// Who holds the other seat now.
+    Peer(Peer),
     /// Deliver a message; `detach` when the socket lost its seat with it.
     Msg { msg: ServerMsg, detach: bool },
     /// The room's end moved.
@@ -44,6 +51,17 @@ pub(crate) fn parse(text: &str) -> Option<(ConnId, RoomId, Event)> {
     let msg = |msg, detach| Some(Event::Msg { msg, detach });
     let ev = match code {
         "R" => Some(Event::Frame(arg.to_string())),
+        "F" => {
+            let (from, frame) = arg.split_once(' ')?;
+            match Peer::parse(from)? {
+                from @ Peer::At { .. } => Some(Event::From {
+                    from,
+                    frame: frame.to_string(),
+                }),
+                _ => None,
+            }
+        }
+        "P" => Some(Event::Peer(Peer::parse(arg)?)),
         "PJ" => msg(ServerMsg::PeerJoined { role: role(arg)? }, false),
         "PL" => msg(ServerMsg::PeerLeft { role: role(arg)? }, false),
         "HF" | "HFD" => msg(
@@ -76,21 +94,32 @@ fn apply(state: &AppState, text: &str) {
         tracing::debug!("unparseable node message");
         return;
     };
-    let here = rooms.members().get(&conn).is_some_and(|m| m.room == room);
-    if !here {
-        return;
-    }
-    let frame = match ev {
-        Event::Deadline(d) => {
-            rooms.set_deadline(conn, &room, d);
+    let frame = {
+        let mut members = rooms.members();
+        let Some(m) = members.get_mut(&conn).filter(|m| m.room == room) else {
             return;
-        }
-        Event::Frame(f) => f,
-        Event::Msg { msg, detach } => {
-            if detach {
-                rooms.members().remove(&conn);
+        };
+        match ev {
+            Event::Deadline(d) => {
+                m.deadline_ms = d;
+                return;
             }
-            msg.to_json()
+            Event::Peer(p) => {
+                m.peer = p;
+                return;
+            }
+            Event::Frame(f) => f,
+            // Unknown: seated an instant ago, the peer may have heard of this seat first.
+            Event::From { from, frame } if m.peer == from || m.peer == Peer::Unknown => frame,
+            Event::From { .. } => return,
+            Event::Msg { msg, detach } => {
+                if detach {
+                    members.remove(&conn);
+                } else if matches!(msg, ServerMsg::PeerLeft { .. }) {
+                    m.peer = Peer::Absent;
+                }
+                msg.to_json()
+            }
         }
     };
     let hub = state.hub();
@@ -120,6 +149,8 @@ pub(crate) async fn subscriber(state: AppState) {
         };
         match ps {
             Ok(Ok(mut ps)) => {
+                // Peer changes published while not subscribed were lost.
+                rooms.forget_peers();
                 rooms.subscribed.store(true, Ordering::Relaxed);
                 tracing::info!("subscribed to this node's channel");
                 backoff = Duration::from_millis(100);
@@ -183,5 +214,18 @@ mod tests {
         assert!(parse(&format!("7 {r} PJ nobody")).is_none());
         assert!(parse("x AAAAA-BBBBB R {}").is_none());
         assert!(parse(&format!("7 {r} ZZ 1")).is_none());
+        let (_, _, ev) = parse(&format!("7 {r} F 00000000000000ff:9 {{\"a\": 1}}")).unwrap();
+        assert_eq!(
+            ev,
+            Event::From {
+                from: Peer::At { node: 255, conn: 9 },
+                frame: "{\"a\": 1}".into()
+            }
+        );
+        assert!(parse(&format!("7 {r} F - {{}}")).is_none());
+        let (_, _, ev) = parse(&format!("7 {r} P -")).unwrap();
+        assert_eq!(ev, Event::Peer(Peer::Absent));
+        let (_, _, ev) = parse(&format!("7 {r} P 0a:3")).unwrap();
+        assert_eq!(ev, Event::Peer(Peer::At { node: 10, conn: 3 }));
     }
 }

@@ -13,6 +13,7 @@ if r.g == '1' then
   if r.gs then
     redis.call('HDEL', key, 'gs')
     tell(r.gs, id, 'HFD', left)
+    peer_is(seat, id, nil)
   end
 else
   left = math.max(limit - tonumber(r.f), 0)

@@ -20,6 +20,7 @@ if r.gs then
   end
   redis.call('HDEL', key, 'gs')
   r.gs = nil
+  if r.hs then peer_is(r.hs, id, nil) end
 end
 if r.l == '1' then return {'room-locked', '', '', '', tostring(counted)} end
 if r.hs and not alive(r.hs) then
@@ -31,5 +32,9 @@ end
 redis.call('HSET', key, 'gs', seat, 'g', 0)
 seated(seat, id)
 local d = set_deadline(key, id, r, grace)
-if r.hs then tell(r.hs, id, 'PJ', 'guest') end
+if r.hs then
+  peer_is(r.hs, id, seat)
+  tell(r.hs, id, 'PJ', 'guest')
+end
+peer_is(seat, id, r.hs)
 return {'ok', r.e, tostring(d), r.hs and '1' or '0', tostring(counted)}

@@ -53,6 +53,37 @@ pub(crate) struct Member {
     pub role: Role,
     /// When the room ends as far as this node last heard (Redis clock, unix ms).
     pub deadline_ms: u64,
+    /// Who holds the other seat, as the node's channel last said (see [`Peer`]).
+    pub peer: Peer,
+}
+
+/// The other seat of a socket's room, cached so a relayed message is one PUBLISH to the
+/// peer's node instead of a script. Only this node's subscription changes it (scripts publish
+/// `P`/`PL` to every seat whose peer they change, the caller's own included), so it follows
+/// Redis's own order of changes; the receiving node delivers a published frame only when the
+/// sender is the peer it knows, so a stale sender (a host replaced an instant ago) is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// Not heard yet (just seated, or the subscription was re-established): relay by script.
+    Unknown,
+    /// The other seat is empty.
+    Absent,
+    /// The other seat: its node's id and its connection there.
+    At { node: u64, conn: ConnId },
+}
+
+impl Peer {
+    /// A seat as the scripts write it, `"<node hex>:<conn>"`; `-` is an empty seat.
+    pub(crate) fn parse(seat: &str) -> Option<Peer> {
+        if seat == "-" {
+            return Some(Peer::Absent);
+        }
+        let (node, conn) = seat.split_once(':')?;
+        Some(Peer::At {
+            node: u64::from_str_radix(node, 16).ok()?,
+            conn: conn.parse().ok()?,
+        })
+    }
 }
 
 pub(crate) struct Scripts {
@@ -62,6 +93,7 @@ pub(crate) struct Scripts {
     attach: redis::Script,
     leave: redis::Script,
     relay: redis::Script,
+    publish: redis::Script,
     failed: redis::Script,
     close: redis::Script,
     extend: redis::Script,
@@ -80,6 +112,8 @@ impl Scripts {
             attach: s(include_str!("attach.lua")),
             leave: s(include_str!("leave.lua")),
             relay: s(include_str!("relay.lua")),
+            // Alone, without the prelude: the relay hot path.
+            publish: redis::Script::new(include_str!("publish.lua")),
             failed: s(include_str!("failed.lua")),
             close: s(include_str!("close.lua")),
             extend: s(include_str!("extend.lua")),
@@ -205,7 +239,8 @@ impl RedisRooms {
         .map_err(|_| RedisError::Timeout(OP_TIMEOUT * 2))??;
         let mut id = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut id);
-        let node: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        // The same 16 hex digits a `Peer` parses back.
+        let node = format!("{:016x}", u64::from_be_bytes(id));
         let me = RedisRooms {
             node,
             conn,
@@ -240,6 +275,13 @@ impl RedisRooms {
 
     pub(crate) fn channel(&self) -> String {
         format!("ferry:node:{}", self.node)
+    }
+
+    /// Forget every cached peer: events may have been missed while unsubscribed.
+    pub(crate) fn forget_peers(&self) {
+        for m in self.members().values_mut() {
+            m.peer = Peer::Unknown;
+        }
     }
 
     fn seat(&self, conn: ConnId) -> String {

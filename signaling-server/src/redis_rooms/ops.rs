@@ -5,7 +5,7 @@
 use ferry_proto::RoomId;
 use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
 
-use super::{Member, RedisRooms, num, refusal_of};
+use super::{Member, Peer, RedisError, RedisRooms, busy, num, refusal_of};
 use crate::limits::IpKey;
 use crate::rooms::{Attached, ConnId, Notices, Refusal, RoomRecord, locked_notice};
 
@@ -98,6 +98,7 @@ impl RedisRooms {
                 room,
                 role,
                 deadline_ms: u64::MAX,
+                peer: Peer::Unknown,
             },
         );
     }
@@ -269,6 +270,10 @@ impl RedisRooms {
         }
     }
 
+    /// Relay `frame` to the peer of `conn`. With the peer's seat known, one PUBLISH to its
+    /// node; a confirmation tag (it moves the guess state) or an unknown peer takes the script,
+    /// which checks both seats in Redis. The socket's task awaits each relay before reading
+    /// its next message, so its messages reach Redis, and the peer, in order either way.
     pub(crate) async fn relay(
         &self,
         conn: ConnId,
@@ -278,6 +283,20 @@ impl RedisRooms {
         let Some(m) = self.members().get(&conn).copied() else {
             return Err(refusal_of("not-member"));
         };
+        if pake_confirm != Some(true)
+            && let Peer::At { node, conn: to } = m.peer
+        {
+            let channel = format!("ferry:node:{node:016x}");
+            let msg = format!("{to} {} F {}:{conn} {frame}", m.room.as_str(), self.node);
+            let mut inv = self.scripts.publish.prepare_invoke();
+            inv.arg(channel).arg(msg);
+            let mut c = self.conn.clone();
+            return self
+                .timed(inv.invoke_async::<i64>(&mut c))
+                .await
+                .map(|_| ())
+                .map_err(|_: RedisError| busy());
+        }
         let pake = match pake_confirm {
             None => 0u8,
             Some(false) => 1,
@@ -291,8 +310,18 @@ impl RedisRooms {
             )
             .await
             .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
+        match &r {
+            Err(e) => self.dropped(conn, e),
+            // Learn the peer only if nothing was heard since: an event is never older.
+            Ok(v) => {
+                if let Some(p) = v.get(1).and_then(|s| Peer::parse(s))
+                    && let Some(me) = self.members().get_mut(&conn)
+                    && me.room == m.room
+                    && me.peer == Peer::Unknown
+                {
+                    me.peer = p;
+                }
+            }
         }
         r.map(|_| ())
     }
@@ -312,6 +341,13 @@ impl RedisRooms {
             self.dropped(conn, e);
         }
         let v = r?;
+        // The guest may have been removed: relay by script until this node hears who is
+        // there (its `P` event can trail this reply).
+        if let Some(m) = self.members().get_mut(&conn)
+            && m.room == room
+        {
+            m.peer = Peer::Unknown;
+        }
         let attempts_left = num(&v, 1) as u32;
         let mut notices = vec![(conn, ServerMsg::HandshakeFailed { attempts_left })];
         if v.get(2).map(String::as_str) == Some("1") {
@@ -419,14 +455,5 @@ impl RedisRooms {
             }
         }
         notices
-    }
-
-    /// Apply a deadline heard from another node.
-    pub(crate) fn set_deadline(&self, conn: ConnId, room: &RoomId, d: u64) {
-        if let Some(m) = self.members().get_mut(&conn)
-            && m.room == *room
-        {
-            m.deadline_ms = d;
-        }
     }
 }

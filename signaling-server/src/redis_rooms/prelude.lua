@@ -28,6 +28,12 @@ local function tell(seat, id, code, arg)
   end
 end
 
+-- Tell the socket behind `seat` who holds its room's other seat now (`-`: nobody), before
+-- any notice about that peer, so its node relays straight to the peer's node.
+local function peer_is(seat, id, peer)
+  tell(seat, id, 'P', peer or '-')
+end
+
 local function load(key)
   local v = redis.call('HGETALL', key)
   local r = {}

@@ -1,4 +1,5 @@
--- ARGV: id, seat, role, pake (0 none, 1 pake, 2 confirmation tag), frame
+-- ARGV: id, seat, role, pake (0 none, 1 pake, 2 confirmation tag), frame. Replies the peer's
+-- seat too, for a node that has not heard it yet.
 local id, seat, role, pake = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local key = P .. 'room:' .. id
 local v = redis.call('HMGET', key, 'hs', 'gs', 'g')
@@ -12,4 +13,4 @@ if pake == '2' then
   if role == 'host' and g == '1' then redis.call('HSET', key, 'g', 2) end
 end
 tell(peer, id, 'R', ARGV[5])
-return {'ok'}
+return {'ok', peer}
