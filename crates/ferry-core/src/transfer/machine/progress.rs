@@ -15,7 +15,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub fn new(now: Instant, base: u64, total: u64) -> Self {
+    pub(crate) fn new(now: Instant, base: u64, total: u64) -> Self {
         Self {
             started: now,
             base,
@@ -24,7 +24,7 @@ impl Progress {
         }
     }
 
-    pub fn rate(&self, now: Instant, done: u64) -> u64 {
+    pub(crate) fn rate(&self, now: Instant, done: u64) -> u64 {
         let secs = now.saturating_duration_since(self.started).as_secs_f64();
         if secs <= 0.0 {
             return 0;
@@ -33,7 +33,13 @@ impl Progress {
     }
 
     /// A progress event, unless one went out in the last 100 ms (`force` overrides).
-    pub fn event(&mut self, now: Instant, file: &str, done: u64, force: bool) -> Option<Event> {
+    pub(crate) fn event(
+        &mut self,
+        now: Instant,
+        file: &str,
+        done: u64,
+        force: bool,
+    ) -> Option<Event> {
         if !force
             && self
                 .last
@@ -53,7 +59,7 @@ impl Progress {
         })
     }
 
-    pub fn secs(&self, now: Instant) -> f64 {
+    pub(crate) fn secs(&self, now: Instant) -> f64 {
         now.saturating_duration_since(self.started).as_secs_f64()
     }
 }

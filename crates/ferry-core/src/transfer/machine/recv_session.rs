@@ -55,7 +55,7 @@ fn ctl(c: Control) -> Bytes {
 impl RecvSession {
     /// `att` carries the attempt's id, total, resume point and refused names; `accepted` the
     /// files the accept named; `paused` whether the user had paused before the data phase.
-    pub fn new(
+    pub(crate) fn new(
         now: Instant,
         names: Vec<String>,
         accepted: impl IntoIterator<Item = u32>,
@@ -117,7 +117,7 @@ impl RecvSession {
         }
     }
 
-    pub fn poll_output(&mut self) -> Option<RecvOutput> {
+    pub(crate) fn poll_output(&mut self) -> Option<RecvOutput> {
         if self.out.is_empty() {
             self.check_finished();
         }
@@ -125,28 +125,28 @@ impl RecvSession {
     }
 
     /// Whether a frame may be read off the link now.
-    pub fn wants_frame(&self) -> bool {
+    pub(crate) fn wants_frame(&self) -> bool {
         !self.ended && self.pending.is_none() && !self.sender_done
     }
 
-    pub fn has_transmit(&self) -> bool {
+    pub(crate) fn has_transmit(&self) -> bool {
         !self.ended && !self.ctrl_q.is_empty()
     }
 
     /// The next control frame for the link (the driver holds a send permit).
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.ended {
             return None;
         }
         self.ctrl_q.pop_front()
     }
 
-    pub fn has_write(&self) -> bool {
+    pub(crate) fn has_write(&self) -> bool {
         !self.ended && self.pending.is_some()
     }
 
     /// The next message for the writer (the driver holds room on its queue).
-    pub fn poll_write(&mut self) -> Option<WriteIn> {
+    pub(crate) fn poll_write(&mut self) -> Option<WriteIn> {
         if self.ended {
             return None;
         }
@@ -154,7 +154,7 @@ impl RecvSession {
     }
 
     /// The user paused or resumed; announced to the sender once per change.
-    pub fn set_paused(&mut self, p: bool) {
+    pub(crate) fn set_paused(&mut self, p: bool) {
         if p == self.local_paused || self.ended {
             return;
         }
@@ -165,25 +165,25 @@ impl RecvSession {
     }
 
     /// The user cancelled: the sender is told why.
-    pub fn cancel(&mut self) {
+    pub(crate) fn cancel(&mut self) {
         let last = ctl(Control::Cancel {
             reason: "receiver cancelled".into(),
         });
         self.end(vec![last], Err(FerryError::Cancelled("by the user".into())));
     }
 
-    pub fn link_closed(&mut self) {
+    pub(crate) fn link_closed(&mut self) {
         self.fail(FerryError::PeerGone(
             "link closed during the transfer".into(),
         ));
     }
 
-    pub fn writer_gone(&mut self) {
+    pub(crate) fn writer_gone(&mut self) {
         self.fail(FerryError::Io("writer thread stopped".into()));
     }
 
     /// A frame from the sender. Chunks are handed to the writer whole (it verifies them).
-    pub fn handle_frame(&mut self, msg: Bytes) {
+    pub(crate) fn handle_frame(&mut self, msg: Bytes) {
         if self.ended {
             return;
         }
@@ -245,7 +245,7 @@ impl RecvSession {
     }
 
     /// A report from the writer thread.
-    pub fn handle_write(&mut self, now: Instant, out: WriteOut) {
+    pub(crate) fn handle_write(&mut self, now: Instant, out: WriteOut) {
         if self.ended {
             return;
         }
@@ -298,7 +298,7 @@ impl RecvSession {
     }
 
     /// What this attempt did; call once it has ended.
-    pub fn into_attempt(mut self, now: Instant) -> RecvAttempt {
+    pub(crate) fn into_attempt(mut self, now: Instant) -> RecvAttempt {
         self.att.secs = self.progress.secs(now);
         self.att
     }

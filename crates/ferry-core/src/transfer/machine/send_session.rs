@@ -20,17 +20,17 @@ use crate::transfer::sender::SendAttempt;
 
 /// What the sender's session starts from.
 pub(crate) struct SendSetup<'a> {
-    pub entries: &'a [FileEntry],
+    pub(crate) entries: &'a [FileEntry],
     /// The receiver's answer: which files, from where.
-    pub accepts: &'a [FileAccept],
+    pub(crate) accepts: &'a [FileAccept],
     /// Unacknowledged bytes allowed out.
-    pub window: u64,
+    pub(crate) window: u64,
     /// Largest chunk payload the link carries.
-    pub chunk: usize,
+    pub(crate) chunk: usize,
     /// The user had paused before the data phase began.
-    pub paused: bool,
+    pub(crate) paused: bool,
     #[cfg(feature = "test-hooks")]
-    pub hooks: crate::transfer::TestHooks,
+    pub(crate) hooks: crate::transfer::TestHooks,
 }
 
 /// What the driver does next (besides sending frames, see [`SendSession::poll_transmit`]).
@@ -86,7 +86,7 @@ fn ctl(c: Control) -> Bytes {
 }
 
 impl SendSession {
-    pub fn new(now: Instant, s: SendSetup<'_>) -> Result<Self, FerryError> {
+    pub(crate) fn new(now: Instant, s: SendSetup<'_>) -> Result<Self, FerryError> {
         let sizes: Vec<u64> = s.entries.iter().map(|e| e.size).collect();
         let mut m = SendMachine::new(&sizes, s.window, s.chunk);
         m.accept(s.accepts)?;
@@ -192,22 +192,22 @@ impl SendSession {
     }
 
     /// Next thing to do besides sending; `None` once the queue is empty.
-    pub fn poll_output(&mut self) -> Option<SendOutput> {
+    pub(crate) fn poll_output(&mut self) -> Option<SendOutput> {
         self.out.pop_front()
     }
 
     /// Whether a frame may be read off the link now.
-    pub fn wants_frame(&self) -> bool {
+    pub(crate) fn wants_frame(&self) -> bool {
         self.phase != Phase::Ended
     }
 
     /// Whether a result from the disk thread may be taken now (one data frame waits at most).
-    pub fn wants_read(&self) -> bool {
+    pub(crate) fn wants_read(&self) -> bool {
         self.phase == Phase::Sending && self.pending.is_none()
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has a frame for the link now.
-    pub fn has_transmit(&self, now: Instant) -> bool {
+    pub(crate) fn has_transmit(&self, now: Instant) -> bool {
         self.phase == Phase::Sending
             && (!self.ctrl_q.is_empty() || (self.pending.is_some() && self.rate_allows(now)))
     }
@@ -231,7 +231,7 @@ impl SendSession {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) wants to be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Draining(until) => Some(until),
             Phase::Sending if self.ctrl_q.is_empty() && self.pending.is_some() => self.rate_due(),
@@ -239,7 +239,7 @@ impl SendSession {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let Phase::Draining(until) = self.phase
             && now >= until
         {
@@ -249,7 +249,7 @@ impl SendSession {
 
     /// The next frame for the link (the driver holds a send permit): control first, then
     /// the data frame read last, unless a rewind since its read made it stale.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if self.phase != Phase::Sending {
             return None;
         }
@@ -291,7 +291,7 @@ impl SendSession {
     }
 
     /// The user paused or resumed; announced to the receiver once per change.
-    pub fn set_paused(&mut self, now: Instant, p: bool) {
+    pub(crate) fn set_paused(&mut self, now: Instant, p: bool) {
         if p == self.local_paused || self.phase != Phase::Sending {
             return;
         }
@@ -304,7 +304,7 @@ impl SendSession {
     }
 
     /// The user cancelled: the receiver is told why.
-    pub fn cancel(&mut self) {
+    pub(crate) fn cancel(&mut self) {
         if let Phase::Draining(_) = self.phase {
             // Every file is confirmed: the cancel only cuts the wait for the receiver's `Done`.
             return self.end(Vec::new(), Ok(()));
@@ -316,7 +316,7 @@ impl SendSession {
     }
 
     /// The link is gone.
-    pub fn link_closed(&mut self) {
+    pub(crate) fn link_closed(&mut self) {
         match self.phase {
             // Our `Done` is out; a receiver that hangs up instead of answering is finished.
             Phase::Draining(_) => self.end(Vec::new(), Ok(())),
@@ -327,12 +327,12 @@ impl SendSession {
     }
 
     /// The disk thread is gone.
-    pub fn reader_gone(&mut self) {
+    pub(crate) fn reader_gone(&mut self) {
         self.fail(FerryError::Io("reader thread stopped".into()));
     }
 
     /// A frame from the receiver.
-    pub fn handle_frame(&mut self, now: Instant, msg: &[u8]) {
+    pub(crate) fn handle_frame(&mut self, now: Instant, msg: &[u8]) {
         match self.phase {
             Phase::Ended => return,
             Phase::Draining(_) => {
@@ -443,7 +443,7 @@ impl SendSession {
     }
 
     /// A result from the reader thread.
-    pub fn handle_read(&mut self, now: Instant, out: ReadOut) {
+    pub(crate) fn handle_read(&mut self, now: Instant, out: ReadOut) {
         if self.phase != Phase::Sending {
             return;
         }
@@ -492,7 +492,7 @@ impl SendSession {
     }
 
     /// What this attempt did; call once it has ended.
-    pub fn into_attempt(mut self, now: Instant) -> SendAttempt {
+    pub(crate) fn into_attempt(mut self, now: Instant) -> SendAttempt {
         self.att.bytes_acked = self.m.acked_total();
         self.att.secs = self.progress.secs(now);
         self.att
