@@ -45,6 +45,10 @@ struct Args {
     /// Seed of the clients' phases.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Runtime worker threads of each node in the multi-node run (0: one per core). The single
+    /// node always gets one per core.
+    #[arg(long, default_value_t = 0)]
+    node_threads: usize,
 }
 
 /// Busy and total jiffies of the whole machine (all cores), from `/proc/stat`.
@@ -145,8 +149,11 @@ impl Drop for Proc {
     }
 }
 
-fn node(bin: &Path, redis: Option<&str>) -> anyhow::Result<(Proc, String)> {
+fn node(bin: &Path, redis: Option<&str>, threads: usize) -> anyhow::Result<(Proc, String)> {
     let mut cmd = Command::new(bin);
+    if threads > 0 {
+        cmd.env("TOKIO_WORKER_THREADS", threads.to_string());
+    }
     cmd.args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
         .args(["--max-connections", "100000", "--max-rooms", "100000"])
         // Every client comes from 127.0.0.1: lift the per-address caps this run is not about.
@@ -255,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
         let mut v = Vec::new();
         let mut ok = true;
         for _ in 0..a.nodes {
-            match node(&bin, Some(&url)) {
+            match node(&bin, Some(&url), a.node_threads) {
                 Ok(n) => v.push(n),
                 Err(_) => {
                     ok = false;
@@ -281,12 +288,21 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     procs.push(("redis-server".into(), redis.0.id()));
     let p: Vec<(&str, u32)> = procs.iter().map(|(n, p)| (n.as_str(), *p)).collect();
-    print(&format!("{} nodes + redis", a.nodes), &r, &spent, &p);
+    let threads = match a.node_threads {
+        0 => "a worker thread per core".to_string(),
+        n => format!("{n} worker thread(s)"),
+    };
+    print(
+        &format!("{} nodes ({threads} each) + redis", a.nodes),
+        &r,
+        &spent,
+        &p,
+    );
     drop(nodes);
     drop(redis);
 
     if !a.no_single {
-        let (one, url) = node(&bin, None)?;
+        let (one, url) = node(&bin, None, 0)?;
         let (r, spent) = measured(&[url], &a, msgs, pace).await;
         print("1 node (SQLite)", &r, &spent, &[("node", one.0.id())]);
     }
