@@ -71,9 +71,12 @@ type Start = Arc<OnceLock<Instant>>;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The next message within 30 s in all (keepalive pings do not extend it: a notice that never
+/// comes must not hold the whole run at the barrier).
 async fn next_msg(ws: &mut Ws) -> Option<ServerMsg> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+        match tokio::time::timeout_at(until, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => return ServerMsg::parse(t.as_str()).ok(),
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
             _ => return None,
@@ -93,7 +96,11 @@ async fn connect(url: &str) -> Option<Ws> {
 }
 
 async fn send(ws: &mut Ws, m: ClientMsg) -> bool {
-    ws.send(Message::Text(m.to_json().into())).await.is_ok()
+    let sent = tokio::time::timeout(
+        Duration::from_secs(30),
+        ws.send(Message::Text(m.to_json().into())),
+    );
+    matches!(sent.await, Ok(Ok(())))
 }
 
 /// One side's relay phase: send `msgs` stamped offers on this client's schedule, read `msgs`
@@ -132,10 +139,13 @@ async fn relay(
         // Dropped when the reader returns, however it returns: the writer may close then.
         let _done = done_tx;
         let mut lat = Vec::with_capacity(msgs);
+        // 30 s from the start or the last relayed message; pings do not extend it.
+        let mut until = tokio::time::Instant::from_std(first) + Duration::from_secs(30);
         while lat.len() < msgs {
-            match tokio::time::timeout(Duration::from_secs(30), rx.next()).await {
+            match tokio::time::timeout_at(until, rx.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => match ServerMsg::parse(t.as_str()) {
                     Ok(ServerMsg::Offer { payload }) => {
+                        until = tokio::time::Instant::now() + Duration::from_secs(30);
                         let now = base.elapsed().as_nanos() as u64;
                         let sent: u64 = payload.parse().unwrap_or(now);
                         lat.push(now.saturating_sub(sent) / 1000);
@@ -197,7 +207,8 @@ async fn room(
     };
     let pair = setup.await;
     // Everyone waits until every room is set up: the relay phase runs with all clients connected.
-    barrier.wait().await;
+    // Bounded too: a room whose setup hangs counts as an error, it does not stop the run.
+    let _ = tokio::time::timeout(Duration::from_secs(90), barrier.wait()).await;
     let start = *start.get_or_init(|| Instant::now() + Duration::from_millis(100));
     let Some((host, guest)) = pair else {
         return (Vec::new(), Vec::new(), 1);
