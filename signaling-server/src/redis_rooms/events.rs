@@ -1,9 +1,8 @@
 //! Messages between nodes: what a script tells a socket held by another node.
 //!
-//! One pub/sub channel per node; a message is `"<conn> <room> <code> <arg>"`, several to a
-//! payload one per line (a relayed frame is JSON, which never holds a raw newline). Scripts
-//! publish notices; a node relaying for its socket publishes `F <from seat> <frame>` straight to
-//! the peer's node (see [`super::Peer`], [`super::outbox`]). Pub/sub rather
+//! One pub/sub channel per node; a message is `"<conn> <room> <code> <arg>"`. Scripts publish
+//! notices; a node relaying for its socket publishes `F <from seat> <frame>` straight to the
+//! peer's node (see [`super::Peer`]). Pub/sub rather
 //! than streams: a message is for a socket that exists now, so a node that is gone needs no
 //! backlog (its clients reconnect, and the protocol restarts the handshake), and publishing
 //! costs one command with no per-consumer trimming. Measured in `docs/DEPLOY.md`.
@@ -161,8 +160,7 @@ pub(crate) async fn subscriber(state: AppState) {
                         _ = stop.cancelled() => return,
                         m = stream.next() => match m {
                             Some(m) => match std::str::from_utf8(m.get_payload_bytes()) {
-                                // Relayed messages come several to a payload, one a line.
-                                Ok(t) => t.split('\n').for_each(|line| apply(&state, line)),
+                                Ok(t) => apply(&state, t),
                                 Err(_) => tracing::debug!("non-utf8 node message"),
                             },
                             None => break,

@@ -17,7 +17,6 @@
 
 pub(crate) mod events;
 mod ops;
-mod outbox;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -94,6 +93,7 @@ pub(crate) struct Scripts {
     attach: redis::Script,
     leave: redis::Script,
     relay: redis::Script,
+    publish: redis::Script,
     failed: redis::Script,
     close: redis::Script,
     extend: redis::Script,
@@ -112,6 +112,8 @@ impl Scripts {
             attach: s(include_str!("attach.lua")),
             leave: s(include_str!("leave.lua")),
             relay: s(include_str!("relay.lua")),
+            // Alone, without the prelude: the relay hot path.
+            publish: redis::Script::new(include_str!("publish.lua")),
             failed: s(include_str!("failed.lua")),
             close: s(include_str!("close.lua")),
             extend: s(include_str!("extend.lua")),
@@ -201,8 +203,6 @@ pub struct RedisRooms {
     conn: ConnectionManager,
     client: redis::Client,
     scripts: Scripts,
-    /// Publishes relayed messages whose peer is known (see [`outbox`]).
-    outbox: outbox::Outbox,
     limits: Limits,
     pub(crate) members: Mutex<HashMap<ConnId, Member>>,
     /// Per-deployment salt for address keys: addresses are never stored in Redis in the clear.
@@ -243,7 +243,6 @@ impl RedisRooms {
         let node = format!("{:016x}", u64::from_be_bytes(id));
         let me = RedisRooms {
             node,
-            outbox: outbox::Outbox::start(conn.clone()),
             conn,
             client,
             scripts: Scripts::load(),

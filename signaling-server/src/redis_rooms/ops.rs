@@ -5,7 +5,7 @@
 use ferry_proto::RoomId;
 use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
 
-use super::{Member, Peer, RedisRooms, busy, num, refusal_of};
+use super::{Member, Peer, RedisError, RedisRooms, busy, num, refusal_of};
 use crate::limits::IpKey;
 use crate::rooms::{Attached, ConnId, Notices, Refusal, RoomRecord, locked_notice};
 
@@ -286,17 +286,16 @@ impl RedisRooms {
         if pake_confirm != Some(true)
             && let Peer::At { node, conn: to } = m.peer
         {
+            let channel = format!("ferry:node:{node:016x}");
             let msg = format!("{to} {} F {}:{conn} {frame}", m.room.as_str(), self.node);
-            let sent = async {
-                match self.outbox.publish(node, msg).await {
-                    true => Ok(()),
-                    false => Err(redis::RedisError::from((
-                        redis::ErrorKind::Io,
-                        "relayed message not published",
-                    ))),
-                }
-            };
-            return self.timed(sent).await.map_err(|_| busy());
+            let mut inv = self.scripts.publish.prepare_invoke();
+            inv.arg(channel).arg(msg);
+            let mut c = self.conn.clone();
+            return self
+                .timed(inv.invoke_async::<i64>(&mut c))
+                .await
+                .map(|_| ())
+                .map_err(|_: RedisError| busy());
         }
         let pake = match pake_confirm {
             None => 0u8,
