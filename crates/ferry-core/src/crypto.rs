@@ -27,16 +27,22 @@ pub use ferry_proto::signal::{PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX};
 const NONCE_LEN: usize = 24;
 const CTR_LEN: usize = 8;
 
+/// What the room crypto refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
+    /// The peer's SPAKE2 message could not be read.
     #[error("malformed PAKE message")]
     BadPakeMessage,
+    /// The peer's confirmation tag does not match ours: a different password.
     #[error("key confirmation failed (wrong password)")]
     ConfirmationFailed,
+    /// A sealed message is not counter, nonce and ciphertext in base64.
     #[error("sealed message is malformed")]
     Malformed,
+    /// A sealed message did not decrypt: altered, or sealed under another key or kind.
     #[error("sealed message failed authentication")]
     Unauthentic,
+    /// A sealed message's counter is not past the last one accepted.
     #[error("sealed message replayed or reordered")]
     Replay,
 }
@@ -45,8 +51,11 @@ pub enum CryptoError {
 /// cannot turn an ICE candidate into an answer or replay one direction into the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealKind {
+    /// The host's SDP offer.
     Offer,
+    /// The guest's SDP answer.
     Answer,
+    /// A trickled ICE candidate.
     Ice,
 }
 
@@ -162,6 +171,7 @@ impl RoomKeys {
         }
     }
 
+    /// Which side these keys belong to.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -304,6 +314,7 @@ fn aad(from: Role, kind: SealKind, ctr: u64) -> Vec<u8> {
 }
 
 impl Sealer {
+    /// Encrypt `plaintext` as the next message of `kind` from this side (base64).
     pub fn seal(&mut self, kind: SealKind, plaintext: &[u8]) -> String {
         self.send_ctr += 1;
         let ctr = self.send_ctr;
@@ -327,6 +338,7 @@ impl Sealer {
         B64.encode(out)
     }
 
+    /// Decrypt the peer's next message of `kind`, refusing a replay or a reorder.
     pub fn open(
         &mut self,
         kind: SealKind,

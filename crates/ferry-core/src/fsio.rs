@@ -29,16 +29,22 @@ const MAX_COMPONENT: usize = 255;
 const MAX_PATH: usize = 4096;
 const MAX_DEPTH: usize = 64;
 
+/// Why an offered path is refused (docs/PEER-PROTOCOL.md, "Paths").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// Nothing left once empty, `.` and blank components are dropped.
     #[error("empty path")]
     Empty,
+    /// Rooted (`/`, `\`) or starting with a drive letter.
     #[error("absolute path not allowed: {0:?}")]
     Absolute(String),
+    /// A `..` component.
     #[error("parent directory (..) not allowed: {0:?}")]
     ParentDir(String),
+    /// Past the component, path or depth bounds.
     #[error("path too long: {0:?}")]
     TooLong(String),
+    /// A component under the output folder is a symlink.
     #[error("path goes through a symlink: {0}")]
     Symlink(String),
 }
@@ -430,7 +436,9 @@ fn create_part(final_path: &Path) -> io::Result<(File, PathBuf)> {
 /// The `.part` file a download writes into.
 #[derive(Debug)]
 pub struct Part {
+    /// The open file, written at offsets.
     pub file: File,
+    /// Where it is (beside the destination).
     pub path: PathBuf,
     /// The whole-file hash tree, fed the bytes already verified in the file.
     pub tree: FileTree,
@@ -590,11 +598,15 @@ pub fn finish_part(
 /// What kind of failure an I/O error is, in the user's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoKind {
+    /// No space left (or over quota).
     DiskFull,
+    /// Not allowed to read or write there.
     PermissionDenied,
+    /// Anything else.
     Other,
 }
 
+/// Sort `e` into the kinds a user acts on differently.
 pub fn classify(e: &io::Error) -> IoKind {
     // errno first where there is one: it tells EPERM and EDQUOT apart from the generic kinds.
     #[cfg(unix)]

@@ -23,11 +23,13 @@ pub enum PathKind {
     Host,
     /// Direct through NAT, server-reflexive or peer-reflexive candidates.
     Srflx,
+    /// Direct through NAT, learned from the peer's checks (peer-reflexive).
     Prflx,
     /// Through a TURN relay.
     Relay,
     /// In-process (tests).
     Memory,
+    /// Not reported by the connection.
     Unknown,
 }
 
@@ -38,22 +40,30 @@ impl PathKind {
     }
 }
 
+/// What is known about a link once it is up.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkInfo {
     /// Largest frame either side may send (negotiated in `hello`).
     pub max_message_size: usize,
+    /// How the bytes travel.
     pub path: PathKind,
     /// Capabilities both sides announced in `hello`.
     pub caps: Vec<String>,
+    /// Our end of the selected candidate pair, `ip:port`, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_addr: Option<String>,
+    /// The peer's end of the selected candidate pair, `ip:port`, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_addr: Option<String>,
 }
 
+/// An authenticated, reliable, ordered message channel to the other peer.
 pub struct Link {
+    /// Frames to the peer; bounded, so a slow peer slows the sender down.
     pub tx: mpsc::Sender<Bytes>,
+    /// Frames from the peer; `None` once the link is gone.
     pub rx: mpsc::Receiver<Bytes>,
+    /// What is known about the link.
     pub info: LinkInfo,
 }
 

@@ -16,6 +16,7 @@ use ferry_proto::peer::FileEntry;
 /// The offer plus, for the sender only, where each entry's bytes live.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
+    /// What the receiver is offered, in order.
     pub entries: Vec<FileEntry>,
     /// `Some(source)` for files, `None` for empty directories. Same order as `entries`.
     pub sources: Vec<Option<PathBuf>>,

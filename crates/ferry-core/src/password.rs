@@ -37,11 +37,13 @@ impl Password {
         Password(Zeroizing::new(name))
     }
 
+    /// A password the user chose or typed.
     pub fn new(s: impl Into<String>) -> Password {
         Password(Zeroizing::new(s.into()))
     }
 
-    /// The password as typed. Leading/trailing whitespace is not part of it (see [`Password::pake_bytes`]).
+    /// The password as typed. Leading/trailing whitespace is not part of it (see
+    /// `Password::pake_bytes`).
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -52,6 +54,7 @@ impl Password {
         self.0.trim().as_bytes()
     }
 
+    /// Nothing but whitespace.
     pub fn is_empty(&self) -> bool {
         self.0.trim().is_empty()
     }

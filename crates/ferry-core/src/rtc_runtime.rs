@@ -32,6 +32,7 @@ pub struct BufferedUdpRuntime {
 }
 
 impl BufferedUdpRuntime {
+    /// A runtime for webrtc whose UDP sockets ask for `udp_buffer` bytes each way.
     pub fn shared(udp_buffer: usize) -> Arc<dyn Runtime> {
         Arc::new(BufferedUdpRuntime {
             inner: TokioRuntime,

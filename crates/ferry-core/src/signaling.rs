@@ -11,14 +11,19 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// What can go wrong talking to the signaling server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
+    /// The WebSocket could not be opened.
     #[error("cannot reach the signaling server: {0}")]
     Connect(String),
+    /// The server closed the socket.
     #[error("the signaling server closed the connection")]
     Closed,
+    /// A reply that does not fit the protocol.
     #[error("unexpected reply from the signaling server: {0}")]
     Unexpected(String),
+    /// The server speaks another protocol version: `(server, client)`.
     #[error("signaling server speaks version {0}, this client {1}")]
     Version(u16, u16),
 }
@@ -100,6 +105,7 @@ impl SignalClient {
         r
     }
 
+    /// Queue `msg` for the server.
     pub fn send(&self, msg: ClientMsg) -> Result<(), SignalError> {
         self.tx.send(msg).map_err(|_| SignalError::Closed)
     }

@@ -9,25 +9,33 @@ use url::Url;
 
 use crate::password::Password;
 
+/// What a receiver needs to join: a `ferry://join/...` link, or a bare room id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinTicket {
     /// Signaling server (`ws(s)://host:port/ws`); empty when only a room id was given.
     pub server: String,
+    /// The room.
     pub room: RoomId,
+    /// The password, when the link carries it.
     pub password: Option<Password>,
 }
 
+/// Why a ticket could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
+    /// Neither a `ferry://join/...` link nor a room id.
     #[error("not a ferry link or room id: {0}")]
     Malformed(String),
+    /// The room id in it is not one.
     #[error("bad room id: {0}")]
     Room(#[from] ferry_proto::room::RoomIdError),
 }
 
+/// The URL scheme of Ferry links.
 pub const SCHEME: &str = "ferry";
 
 impl JoinTicket {
+    /// The `ferry://join/ROOM?server=...#password` link for this ticket.
     pub fn to_url(&self) -> String {
         // `Url` does the percent-encoding of the query and fragment.
         let base = format!("{SCHEME}://join/{}", self.room.display());

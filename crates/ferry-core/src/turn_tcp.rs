@@ -33,14 +33,19 @@ use crate::defaults::{
 /// 4 + 65535 bytes.
 const MAX_FRAME: usize = 4 + 65536;
 
+/// Why the bridge to a TURN server over TCP/TLS failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
+    /// A socket failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake or the server's certificate failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// Connecting took longer than the bridge's connect timeout.
     #[error("connecting to the TURN server timed out")]
     Timeout,
+    /// The stream lost its framing.
     #[error("the TURN server sent a frame that is neither STUN nor ChannelData")]
     Desync,
 }
@@ -48,8 +53,11 @@ pub enum BridgeError {
 /// A `turn:…?transport=tcp` or `turns:` server, reached over a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamTurn {
+    /// Host name (also the TLS server name).
     pub host: String,
+    /// Port.
     pub port: u16,
+    /// `turns:` (TLS) rather than plain TCP.
     pub tls: bool,
 }
 
