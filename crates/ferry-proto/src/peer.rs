@@ -16,8 +16,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Frame kind: a whole control message (JSON).
 pub const KIND_CONTROL: u8 = 1;
+/// Frame kind: a chunk of file data.
 pub const KIND_CHUNK: u8 = 2;
+/// Frame kind: one slice of a control message too large for one frame.
 pub const KIND_CONTROL_PART: u8 = 3;
 /// Control-part flag: this is the last slice of the message.
 pub const FLAG_LAST: u8 = 0b0000_0001;
@@ -36,6 +39,7 @@ pub const CAP_LZ4: &str = "lz4";
 pub const CHUNK_HEADER_LEN: usize = 2 + 4 + 8 + 32;
 /// Smallest and largest chunk payloads the engine will use.
 pub const MIN_CHUNK: usize = 16 * 1024;
+/// See [`MIN_CHUNK`].
 pub const MAX_CHUNK: usize = 256 * 1024;
 /// Largest frame a peer may send: a chunk header and the largest chunk. The link's message
 /// limit (16..256 KiB) is below it; a peer whose own stack ignores that limit still cannot
@@ -48,6 +52,7 @@ pub struct FileEntry {
     /// Relative path with `/` separators, as the sender names it. Untrusted on the receiver:
     /// it must be sanitised before touching the disk.
     pub path: String,
+    /// Bytes (0 for a directory).
     pub size: u64,
     /// Modification time, milliseconds since the Unix epoch (part of the resume identity).
     #[serde(default)]
@@ -60,6 +65,7 @@ pub struct FileEntry {
 /// What the receiver wants of one offered file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileAccept {
+    /// Index of the file in the manifest.
     pub file: u32,
     /// Bytes the receiver already holds, verified; the sender starts there.
     pub offset: u64,
@@ -96,55 +102,77 @@ pub enum Control {
     /// First message from each side: protocol version, capabilities, and the MAC binding
     /// both DTLS fingerprints and roles to the room key (hex).
     Hello {
+        /// Peer protocol version.
         version: u16,
+        /// Optional features this side supports (e.g. [`CAP_LZ4`]).
         #[serde(default)]
         caps: Vec<String>,
+        /// Largest message this side accepts on the data channel.
         max_message_size: u32,
+        /// The fingerprint MAC, hex.
         mac: String,
     },
     /// Sender → receiver: what is offered.
     Manifest {
         /// Stable id of this transfer (hash of manifest + room), the key of the resume store.
         transfer_id: String,
+        /// The files and empty directories, in order; indices name them from here on.
         files: Vec<FileEntry>,
     },
     /// Receiver → sender: accepted files with resume offsets. Files not listed are skipped.
     Accept {
+        /// The accepted files and where each starts.
         files: Vec<FileAccept>,
     },
     /// Receiver → sender: no thanks.
     Decline {
+        /// Why, for a person (may be empty).
         #[serde(default)]
         reason: String,
     },
     /// Receiver → sender: everything of `file` below `offset` is written and verified.
     Ack {
+        /// Index of the file in the manifest.
         file: u32,
+        /// Bytes from the start that are written and verified.
         offset: u64,
     },
     /// Receiver → sender: a chunk failed verification; send again from `offset`.
     Resend {
+        /// Index of the file in the manifest.
         file: u32,
+        /// Where to send from again.
         offset: u64,
     },
     /// Sender → receiver: all of `file` has been sent; its BLAKE3 (hex).
     FileEnd {
+        /// Index of the file in the manifest.
         file: u32,
+        /// BLAKE3 of the whole file, hex.
         hash: String,
     },
     /// Receiver → sender: `file` is complete and its hash matched.
     FileDone {
+        /// Index of the file in the manifest.
         file: u32,
     },
+    /// Either side: stop sending data until `resume`.
     Pause,
+    /// Either side: go on after a `pause`.
     Resume,
+    /// Either side: the transfer ends here.
     Cancel {
+        /// Why, for a person (may be empty).
         #[serde(default)]
         reason: String,
     },
+    /// Either side: something failed, for one file (`file`) or the whole transfer.
     Error {
+        /// What kind of failure.
         code: PeerErrorCode,
+        /// What happened, for a person.
         message: String,
+        /// The file it concerns, if only one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<u32>,
     },
@@ -156,34 +184,49 @@ pub enum Control {
 /// A decoded frame, borrowing chunk data from the input buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame<'a> {
+    /// A control message (whole, or reassembled from parts).
     Control(Control),
+    /// File data.
     Chunk(Chunk<'a>),
 }
 
+/// A chunk of file data as it crossed the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk<'a> {
+    /// Index of the file in the manifest.
     pub file: u32,
+    /// Where in the file `data` starts.
     pub offset: u64,
+    /// [`FLAG_COMPRESSED`] or 0.
     pub flags: u8,
     /// BLAKE3 chaining value of `data` at `offset` (see the module docs).
     pub hash: [u8; 32],
+    /// The bytes (compressed if `flags` says so).
     pub data: &'a [u8],
 }
 
+/// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// No bytes at all.
     #[error("empty frame")]
     Empty,
+    /// A kind byte this version does not know.
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
+    /// A chunk frame shorter than its header.
     #[error("chunk frame too short ({0} bytes)")]
     ShortChunk(usize),
+    /// A control message that is not one.
     #[error("bad control message: {0}")]
     BadControl(String),
+    /// Control parts adding up past [`MAX_CONTROL_LEN`].
     #[error("control message exceeds {MAX_CONTROL_LEN} bytes")]
     ControlTooLarge,
+    /// A frame past [`MAX_FRAME_LEN`].
     #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
     FrameTooLarge(usize),
+    /// A file list past [`MAX_FILES`].
     #[error("control message lists more than {MAX_FILES} entries")]
     TooManyEntries,
 }
@@ -240,6 +283,7 @@ fn parse_control(body: &[u8]) -> Result<Control, FrameError> {
 }
 
 impl Control {
+    /// Encode as one control frame (whatever its size; see `encode_frames`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![KIND_CONTROL, 0];
         // Plain data types: serialisation cannot fail.
@@ -282,6 +326,7 @@ pub struct ControlReassembler {
 }
 
 impl ControlReassembler {
+    /// Nothing buffered yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -331,6 +376,7 @@ pub fn encode_chunk_into(
     out.extend_from_slice(data);
 }
 
+/// A chunk frame.
 pub fn encode_chunk(file: u32, offset: u64, flags: u8, hash: &[u8; 32], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_chunk_into(&mut out, file, offset, flags, hash, data);

@@ -21,10 +21,18 @@ pub const ROOM_ID_BITS: u32 = 5 * ROOM_ID_LEN as u32;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomId([u8; ROOM_ID_LEN]);
 
+/// Why a string is not a room id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoomIdError {
+    /// Too few or too many symbols once separators are dropped.
     #[error("a room id has {expected} letters or digits, this one has {found}")]
-    Length { expected: usize, found: usize },
+    Length {
+        /// How many a room id has.
+        expected: usize,
+        /// How many this one has.
+        found: usize,
+    },
+    /// A character outside the alphabet.
     #[error("'{0}' cannot appear in a room id")]
     BadChar(char),
 }
@@ -35,6 +43,7 @@ impl RoomId {
         Self::random_from(&mut rand::thread_rng())
     }
 
+    /// A random room id drawn from `rng`.
     pub fn random_from<R: Rng + ?Sized>(rng: &mut R) -> Self {
         let mut out = [0u8; ROOM_ID_LEN];
         for b in &mut out {

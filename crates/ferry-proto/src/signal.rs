@@ -21,8 +21,10 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub enum ClientMsg {
     /// Create a room; the sender becomes its host.
     CreateRoom {
+        /// Signaling protocol version.
         #[serde(default = "crate::signal::default_v")]
         v: u16,
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
         /// Requested lifetime; the server clamps it to its own bounds.
@@ -31,29 +33,39 @@ pub enum ClientMsg {
     },
     /// Join an existing room as its guest.
     JoinRoom {
+        /// Signaling protocol version.
         #[serde(default = "crate::signal::default_v")]
         v: u16,
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// The room.
         room: RoomId,
     },
     /// Re-attach as host (after a dropped socket, a restart, or a REST create).
     ReconnectHost {
+        /// Signaling protocol version.
         #[serde(default = "crate::signal::default_v")]
         v: u16,
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// The room.
         room: RoomId,
+        /// The host's secret for reconnect, extend and close.
         host_token: String,
     },
     /// Host only: extend the room's lifetime (clamped to the server's maximum).
     ExtendRoom {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// Requested lifetime in seconds; the server clamps it to its bounds.
         ttl_secs: u64,
     },
     /// Host only: close the room for good.
     CloseRoom {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
     },
@@ -62,17 +74,24 @@ pub enum ClientMsg {
     /// Host only: the guest's PAKE confirmation failed (wrong password).
     /// The server drops the guest, counts the failure and locks the room past its limit.
     HandshakeFailed,
-    /// Opaque relays to the other peer of the room.
+    /// Opaque relays to the other peer of the room: a PAKE message...
     Pake {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// ...the sealed SDP offer...
     Offer {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// ...the sealed SDP answer...
     Answer {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// ...or a sealed ICE candidate.
     IceCandidate {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
 }
@@ -83,71 +102,102 @@ pub enum ClientMsg {
 pub enum ServerMsg {
     /// Sent once on connect: what this server speaks and its limits.
     Welcome {
+        /// Signaling protocol version.
         v: u16,
+        /// Largest text frame the server accepts.
         max_frame_bytes: usize,
     },
+    /// Reply to `create-room`.
     RoomCreated {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// The room.
         room: RoomId,
         /// Secret that lets the host reconnect, extend or close. Shown once; the server keeps only a hash.
         host_token: String,
         /// Unix seconds.
         expires_at: u64,
+        /// STUN/TURN servers for the room's peers.
         #[serde(default)]
         ice_servers: Vec<IceServer>,
     },
     /// Reply to `join-room` and `reconnect-host`.
     Joined {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// The room.
         room: RoomId,
+        /// Which side of the room.
         role: Role,
+        /// Unix seconds.
         expires_at: u64,
         /// Whether the other peer is already in the room.
         peer_present: bool,
+        /// STUN/TURN servers for the room's peers.
         #[serde(default)]
         ice_servers: Vec<IceServer>,
     },
     /// Reply to `extend-room`.
     RoomExtended {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// Unix seconds.
         expires_at: u64,
     },
     /// The room was closed by its host; sent to the guest.
     RoomClosed,
+    /// The other peer joined the room.
     PeerJoined {
+        /// Which side of the room.
         role: Role,
     },
+    /// The other peer left the room.
     PeerLeft {
+        /// Which side of the room.
         role: Role,
     },
     /// To the guest: the host rejected the handshake (wrong password); the guest has been removed.
     /// To the host: acknowledgement with the number of attempts left before the room locks.
     HandshakeFailed {
+        /// Failed guesses left before the room locks.
         attempts_left: u32,
     },
     /// The room's lifetime ended; everyone in it is removed.
     RoomExpired {
+        /// The room.
         room: RoomId,
     },
+    /// A PAKE message from the other peer, relayed.
     Pake {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// The other peer's sealed SDP offer, relayed.
     Offer {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// The other peer's sealed SDP answer, relayed.
     Answer {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// One of the other peer's sealed ICE candidates, relayed.
     IceCandidate {
+        /// Opaque to the server, forwarded verbatim.
         payload: String,
     },
+    /// A request failed (`rid` names it when it had one).
     Error {
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
+        /// What went wrong.
         code: ErrorCode,
+        /// What went wrong, for a person.
         message: String,
     },
 }
@@ -156,17 +206,21 @@ pub enum ServerMsg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
+    /// Created the room: the sender.
     Host,
+    /// Joined it: the receiver.
     Guest,
 }
 
 impl Role {
+    /// The other side.
     pub fn other(self) -> Role {
         match self {
             Role::Host => Role::Guest,
             Role::Guest => Role::Host,
         }
     }
+    /// Stable name, as on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "host",
@@ -179,21 +233,34 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
+    /// No such room.
     RoomNotFound,
+    /// Both seats are taken.
     RoomFull,
+    /// The room's lifetime ended.
     RoomExpired,
+    /// Too many failed handshakes: the room takes no more joins.
     RoomLocked,
+    /// Too many requests from this address.
     RateLimited,
+    /// A frame that does not parse or does not fit the protocol.
     BadMessage,
+    /// A frame past the size limit.
     TooLarge,
+    /// A host-only request without the host's token.
     Unauthorized,
+    /// A protocol version this server does not speak.
     UnsupportedVersion,
+    /// A room request from a socket that is in no room.
     NotInRoom,
+    /// The server is at one of its caps (rooms, connections).
     ServerFull,
+    /// The server failed.
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code.
     pub const ALL: [ErrorCode; 12] = [
         ErrorCode::RoomNotFound,
         ErrorCode::RoomFull,
@@ -253,9 +320,12 @@ impl std::fmt::Display for ErrorCode {
 /// An ICE server as handed to clients (`RTCIceServer` shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
     pub urls: Vec<String>,
+    /// TURN username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// TURN credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
 }
@@ -263,6 +333,7 @@ pub struct IceServer {
 /// `POST /api/room/create` body (all optional).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CreateRoomRequest {
+    /// Requested lifetime in seconds; the server clamps it to its bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
 }
@@ -270,9 +341,13 @@ pub struct CreateRoomRequest {
 /// `POST /api/room/create` reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRoomResponse {
+    /// The room.
     pub room: RoomId,
+    /// The host's secret for reconnect, extend and close.
     pub host_token: String,
+    /// Unix seconds.
     pub expires_at: u64,
+    /// STUN/TURN servers for the room's peers.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
 }
@@ -280,14 +355,18 @@ pub struct CreateRoomResponse {
 /// `POST /api/room/join` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRoomRequest {
+    /// The room.
     pub room: RoomId,
 }
 
 /// `POST /api/room/join` reply: the room can be joined over `/ws` now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRoomResponse {
+    /// The room.
     pub room: RoomId,
+    /// Unix seconds.
     pub expires_at: u64,
+    /// STUN/TURN servers for the room's peers.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
 }
@@ -295,7 +374,9 @@ pub struct JoinRoomResponse {
 /// Error body of the REST API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// What went wrong.
     pub code: ErrorCode,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
@@ -324,6 +405,7 @@ impl ClientMsg {
         })
     }
 
+    /// The frame's JSON text.
     pub fn to_json(&self) -> String {
         // Serialising these plain types cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -343,14 +425,17 @@ impl ClientMsg {
 }
 
 impl ServerMsg {
+    /// Parse a text frame from the server.
     pub fn parse(text: &str) -> Result<ServerMsg, serde_json::Error> {
         serde_json::from_str(text)
     }
 
+    /// The frame's JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// An `error` reply.
     pub fn error(rid: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ServerMsg {
         ServerMsg::Error {
             rid,
