@@ -29,7 +29,7 @@ const MAX_COMPONENT: usize = 255;
 const MAX_PATH: usize = 4096;
 const MAX_DEPTH: usize = 64;
 
-/// Why an offered path is refused (docs/PEER-PROTOCOL.md, "Paths").
+/// Why an offered path is refused (docs/PEER-PROTOCOL.md, "Names on the receiver").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// Nothing left once empty, `.` and blank components are dropped.
