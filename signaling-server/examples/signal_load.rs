@@ -203,6 +203,12 @@ fn print(label: &str, r: &load::Report, s: &Spent, procs: &[(&str, u32)]) {
         r.wall.as_secs_f64()
     );
     println!(
+        "  per second: {} slices, {} with p99 > 50 ms, median slice p99 {:.2} ms",
+        r.slices,
+        r.slices_over_50ms,
+        ms(r.slice_p99_median_us)
+    );
+    println!(
         "  generator: CPU {:.1} s, send lag p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
         s.gen_cpu,
         ms(r.lag_p50_us),

@@ -31,6 +31,11 @@ pub struct Report {
     pub lag_p50_us: u64,
     pub lag_p99_us: u64,
     pub lag_max_us: u64,
+    /// The run cut into one-second slices by receive time: how many, how many had a p99
+    /// over 50 ms, and the median of the slices' p99 (a tail from a few bad seconds shows).
+    pub slices: usize,
+    pub slices_over_50ms: usize,
+    pub slice_p99_median_us: u64,
     pub wall: Duration,
 }
 
@@ -105,13 +110,7 @@ async fn send(ws: &mut Ws, m: ClientMsg) -> bool {
 
 /// One side's relay phase: send `msgs` stamped offers on this client's schedule, read `msgs`
 /// from the other side. Returns (latencies, send lags, errors), in µs.
-async fn relay(
-    ws: Ws,
-    msgs: usize,
-    every: Duration,
-    first: Instant,
-    base: Instant,
-) -> (Vec<u64>, Vec<u64>, usize) {
+async fn relay(ws: Ws, msgs: usize, every: Duration, first: Instant, base: Instant) -> Sampled {
     let (mut tx, mut rx) = ws.split();
     // Phases differ, so this side may finish sending well before its peer: it closes only
     // once it has read everything the peer sends.
@@ -148,7 +147,10 @@ async fn relay(
                         until = tokio::time::Instant::now() + Duration::from_secs(30);
                         let now = base.elapsed().as_nanos() as u64;
                         let sent: u64 = payload.parse().unwrap_or(now);
-                        lat.push(now.saturating_sub(sent) / 1000);
+                        lat.push((
+                            (now / 1_000_000_000) as u32,
+                            now.saturating_sub(sent) / 1000,
+                        ));
                     }
                     _ => return (lat, 1),
                 },
@@ -162,7 +164,8 @@ async fn relay(
     (lat, lags, werr + rerr)
 }
 
-type Sampled = (Vec<u64>, Vec<u64>, usize);
+/// Latencies (receive second, µs), send lags (µs), errors.
+type Sampled = (Vec<(u32, u64)>, Vec<u64>, usize);
 
 async fn room(
     (url, guest_url): (String, String),
@@ -274,7 +277,15 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
         }
     }
     let relayed = all.len();
-    let (p50_us, p99_us, max_us) = percentiles(all);
+    let mut by_sec: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+    for (sec, us) in &all {
+        by_sec.entry(*sec).or_default().push(*us);
+    }
+    let slice_p99: Vec<u64> = by_sec.into_values().map(|v| percentiles(v).1).collect();
+    let slices = slice_p99.len();
+    let slices_over_50ms = slice_p99.iter().filter(|&&p| p > 50_000).count();
+    let slice_p99_median_us = percentiles(slice_p99).0;
+    let (p50_us, p99_us, max_us) = percentiles(all.into_iter().map(|(_, us)| us).collect());
     let (lag_p50_us, lag_p99_us, lag_max_us) = percentiles(lags);
     Report {
         clients: rooms * 2,
@@ -286,6 +297,9 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
         lag_p50_us,
         lag_p99_us,
         lag_max_us,
+        slices,
+        slices_over_50ms,
+        slice_p99_median_us,
         wall: base.elapsed(),
     }
 }
