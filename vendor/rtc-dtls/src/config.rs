@@ -595,8 +595,31 @@ impl ConfigBuilder {
             maximum_transmission_unit,
             maximum_retransmit_number,
             replay_protection_window,
+            skip_hello_verify: skip_hello_verify(),
         })
     }
+}
+
+/// Ferry patch: whether servers built from now on answer a ClientHello without the cookie
+/// exchange.
+static SKIP_HELLO_VERIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ferry patch: makes every server handshake configured afterwards ([`ConfigBuilder::build`])
+/// skip the HelloVerifyRequest cookie exchange (RFC 6347 §4.2.1 lets a server do so) and
+/// answer the first ClientHello with its ServerHello flight, saving one round trip.
+///
+/// The cookie only proves that the client can receive at its source address, against
+/// spoofed-source amplification. Under WebRTC, ICE connectivity checks (authenticated with
+/// the ICE password from the signalled SDP) have already proved that for the one address
+/// DTLS talks to, so the check adds nothing but a round trip. Off unless set; clients accept
+/// either answer regardless.
+pub fn set_skip_hello_verify(skip: bool) {
+    SKIP_HELLO_VERIFY.store(skip, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ferry patch: the value [`set_skip_hello_verify`] last set.
+pub fn skip_hello_verify() -> bool {
+    SKIP_HELLO_VERIFY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A callback that decides whether a peer's certificate chain is acceptable.
@@ -654,6 +677,8 @@ pub struct HandshakeConfig {
     pub(crate) maximum_transmission_unit: usize,
     pub(crate) maximum_retransmit_number: usize,
     pub(crate) replay_protection_window: usize,
+    /// Ferry patch: see [`set_skip_hello_verify`].
+    pub(crate) skip_hello_verify: bool,
 }
 
 impl fmt::Debug for HandshakeConfig {
@@ -713,6 +738,7 @@ impl HandshakeConfig {
             maximum_transmission_unit: DEFAULT_MTU,
             maximum_retransmit_number: DEFAULT_MAXIMUM_RETRANSMIT_NUMBER,
             replay_protection_window: DEFAULT_REPLAY_PROTECTION_WINDOW,
+            skip_hello_verify: false,
         }
     }
 

@@ -104,6 +104,9 @@ pub mod signature_hash_algorithm;
 /// The negotiated connection state: keys, sequence numbers and peer identity.
 pub mod state;
 
+#[cfg(test)]
+mod ferry_patch_test;
+
 use cipher_suite::*;
 use extension::extension_use_srtp::SrtpProtectionProfile;
 

@@ -1,4 +1,5 @@
 use super::flight2::*;
+use super::flight4::*;
 use super::*;
 use crate::config::*;
 use crate::conn::*;
@@ -168,6 +169,11 @@ impl Flight for Flight0 {
                 };
             }
 
+            // Ferry patch: without the cookie exchange the ClientHello just parsed is the one
+            // the handshake continues from (flight 4 answers it with the ServerHello flight).
+            if cfg.skip_hello_verify {
+                return Ok(Box::new(Flight4 {}));
+            }
             Ok(Box::new(Flight2 {}))
         } else {
             Err((
