@@ -505,6 +505,12 @@ impl ControlledSelector for Agent {
                     self.remote_candidates[p.remote_index].addr(),
                     rtt.as_millis()
                 );
+                // Ferry patch: the controlling agent already nominated this pair
+                // (RFC 8445 §7.3.1.5): it is selected now that it is valid.
+                let nominated = p.nominated;
+                if nominated && self.get_selected_pair().is_none() {
+                    self.set_selected_pair(Some(now), Some(pair_index));
+                }
             } else {
                 // This shouldn't happen
                 error!("Success response from invalid candidate pair");
@@ -555,6 +561,15 @@ impl ControlledSelector for Agent {
                     // MUST remove the candidate pair from the valid list, set the
                     // candidate pair state to Failed, and set the checklist state to
                     // Failed.
+                    //
+                    // Ferry patch: remember the nomination (`handle_success_response`
+                    // selects the pair when the triggered check succeeds) and answer the
+                    // request, as §7.3.1 requires of every valid one. Upstream did neither:
+                    // the controlling agent had to nominate again a check interval later,
+                    // and the pair was selected only if that retry arrived after our check
+                    // had succeeded.
+                    self.candidate_pairs[pair_index].nominated = true;
+                    self.send_binding_success(now, m, local_index, remote_index);
                     self.ping_candidate(now, local_index, remote_index);
                 }
             } else {

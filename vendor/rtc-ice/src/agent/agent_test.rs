@@ -318,6 +318,83 @@ fn test_peer_reflexive_candidate_takes_the_checks_priority() -> Result<()> {
     Ok(())
 }
 
+/// Ferry patch (RFC 8445 §7.3.1.5): a nomination that arrives before the controlled agent's
+/// own check on the pair has succeeded is answered and remembered, and the pair is selected
+/// as soon as that check succeeds. Upstream ignored it: no answer, no selection until the
+/// controlling agent nominated again after the check had succeeded.
+#[test]
+fn test_early_nomination_is_selected_when_the_check_succeeds() -> Result<()> {
+    let mut a = Agent::new(
+        Instant::now(),
+        Arc::new(AgentConfig::default()),
+        test_crypto_provider(),
+    )?;
+    assert!(!a.is_controlling);
+    let host_config = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "192.168.0.2".to_owned(),
+            port: 777,
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    a.add_local_candidate(host_config.new_candidate_host()?)?;
+    a.ufrag_pwd.remote_credentials = Some(Credentials {
+        ufrag: "".to_string(),
+        pwd: "".to_string(),
+    });
+    let username = a.ufrag_pwd.local_credentials.ufrag.to_owned() + ":";
+    let local_pwd = a.ufrag_pwd.local_credentials.pwd.clone();
+    let tie_breaker = a.tie_breaker;
+    let mut nomination = Message::new();
+    nomination.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, username)),
+        Box::new(UseCandidateAttr::new()),
+        Box::new(AttrControlling(tie_breaker)),
+        Box::new(PriorityAttr(2_130_706_431)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            local_pwd,
+            test_crypto_provider().crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])?;
+    let remote_addr = SocketAddr::from_str("172.17.0.3:999")?;
+    let now = Instant::now();
+    a.handle_inbound(now, &mut nomination, 0, remote_addr)?;
+    assert!(a.get_selected_pair().is_none(), "our own check has not succeeded yet");
+    let answered = a.candidate_pairs.iter().any(|p| p.responses_sent > 0);
+    assert!(answered, "the nomination must be answered");
+
+    // The triggered check it queued succeeds.
+    let check = a
+        .pending_binding_requests
+        .iter()
+        .find(|r| r.destination == remote_addr)
+        .expect("a triggered check to the nominating address")
+        .transaction_id;
+    let mut success = Message::new();
+    success.build(&[
+        Box::new(BINDING_SUCCESS),
+        Box::new(check),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            "".to_string(),
+            test_crypto_provider().crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])?;
+    a.handle_inbound(now, &mut success, 0, remote_addr)?;
+    assert!(
+        a.get_selected_pair().is_some(),
+        "the nominated pair is selected once it is valid"
+    );
+    a.close()?;
+    Ok(())
+}
+
 #[test]
 fn test_handle_peer_reflexive_udp_pflx_candidate() -> Result<()> {
     let mut a = Agent::new(

@@ -1289,6 +1289,11 @@ impl PeerConnection for PeerConnectionImpl {
             let mut core = self.inner.core.lock().await;
             core.add_remote_candidate(candidate.clone())?;
         }
+        // Ferry patch: a new remote candidate makes the ICE agent ask for an immediate check,
+        // but the driver only re-polls its timeout when woken; without this it slept until
+        // the next check tick (50 ms in Ferry, 200 ms upstream) before sending the first check
+        // to the candidate, on the critical path of every connection.
+        self.inner.wake_writes().await;
 
         let candidate_str = match candidate.candidate.strip_prefix("candidate:") {
             Some(s) => s,
