@@ -486,3 +486,32 @@ fn bbr_window_covers_clumped_acks_on_a_fast_short_path() {
     assert!(b >= 0.8 * 800.0, "bbr delivered {b:.0} Mbit/s of 800");
     assert!(b >= 0.9 * r, "bbr {b:.0} vs reno {r:.0} Mbit/s");
 }
+
+/// ProbeRTT comes every 10 s; at four packets in flight for 200 ms plus a round it emptied
+/// a 150 ms pipe for about half a second each time. At half a BDP the worst second stays
+/// near the link rate.
+#[test]
+fn bbr_probe_rtt_costs_little_on_a_long_path() {
+    let link = Link {
+        loss: 0.0,
+        ..LONG_LOSSY
+    };
+    let r = simulate(CongestionControlKind::Bbr, &link, 32, Duration::ZERO, 1);
+    assert!(!r.probe_rtt_at.is_empty(), "no ProbeRTT in 32 s");
+    let per_sec = (1.0 / link.rtt.as_secs_f64()).round() as usize; // ~7 rounds
+    let rtt_bytes = link.rate * link.rtt.as_secs_f64();
+    let worst = r.per_rtt[40..r.per_rtt.len() - 2]
+        .windows(per_sec)
+        .map(|w| w.iter().sum::<u64>() as f64 / (per_sec as f64 * rtt_bytes))
+        .fold(f64::MAX, f64::min);
+    eprintln!(
+        "probe rtt at {:?}: worst second {:.0} % of the link",
+        r.probe_rtt_at,
+        worst * 100.0
+    );
+    assert!(
+        worst >= 0.8,
+        "worst second {:.0} % of the link",
+        worst * 100.0
+    );
+}
