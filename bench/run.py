@@ -255,7 +255,7 @@ def main(argv=None) -> int:
     p.add_argument("--shaped-size", help="file size on shaped links (default: --size; a user's large "
                    "file, so the one-time set-up does not decide the figure)")
     p.add_argument("--shaped-profiles", default="pass,1g,100m,loss",
-                   help="which shaped links: comma list of pass, 1g, 100m, loss, 50m150l")
+                   help="which shaped links: comma list of pass, 1g, 100m, loss, 50m150, 50m150l, 20m80l1")
     p.add_argument("--shaped-sctp-cc", default="",
                    help="A/B of SCTP congestion control on shaped links: comma list of reno, bbr "
                         "(FERRY_SCTP_CC per ferry run, alternating; default: the environment's)")

@@ -1532,9 +1532,15 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
+        // Ferry patch: the highest TSN this SACK reports (its last gap block's end), the
+        // bound of "reported missing" for RFC 9260 7.2.4 (b).
+        let highest_reported = d.cumulative_tsn_ack.wrapping_add(u32::from(
+            d.gap_ack_blocks.iter().map(|g| g.end).max().unwrap_or(0),
+        ));
         self.process_fast_retransmission(
             d.cumulative_tsn_ack,
             htna,
+            highest_reported,
             cum_tsn_ack_point_advanced,
             now,
         )?;
@@ -1997,6 +2003,7 @@ impl Association {
         &mut self,
         cum_tsn_ack_point: u32,
         htna: u32,
+        highest_reported: u32,
         cum_tsn_ack_point_advanced: bool,
         now: Instant,
     ) -> Result<()> {
@@ -2015,7 +2022,11 @@ impl Association {
                 htna
             } else {
                 // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
+                // Ferry patch: "reported missing" ends at the SACK's highest gap block.
+                // Upstream used the whole in-flight queue, so three cumulative advances in
+                // one recovery marked every chunk still in flight as lost and resent a
+                // whole window (ferry_patch_test.rs).
+                highest_reported
             };
 
             let mut tsn = cum_tsn_ack_point.wrapping_add(1);
