@@ -237,8 +237,46 @@ def tcp_baseline(topo: Topology, src: Path, work: Path, cc: str = "bbr") -> floa
     return float(line) if line else None
 
 
+class Relay:
+    """coturn in the receiver's namespace and a `ferry-signal` (which mints TURN REST
+    credentials) in the sender's, so a relayed transfer crosses the emulated link once:
+    sender -> link -> coturn -> receiver. Both ferry processes run `--relay-only`."""
+
+    def __init__(self, signal_bin: Path, topo: Topology, work: Path, tcp_only: bool = False) -> None:
+        import secrets
+        secret = secrets.token_hex(16)
+        self.port = 3478
+        conf = work / "turnserver.conf"
+        conf.write_text("\n".join([
+            f"listening-ip={topo.ip_d}", f"relay-ip={topo.ip_d}", f"listening-port={self.port}",
+            "min-port=50000", "max-port=50999", "use-auth-secret",
+            f"static-auth-secret={secret}", "realm=ferry-bench", "fingerprint", "no-cli",
+            "no-tls", "no-dtls", "no-multicast-peers", "simple-log", "no-stdout-log",
+            f"log-file={work / 'turnserver.log'}", f"pidfile={work / 'turnserver.pid'}",
+        ]) + "\n")
+        self.coturn = spawn("coturn", ["turnserver", "-c", str(conf)], work, netns=topo.d,
+                            measure=False)
+        self.signal_port = free_port()
+        self.url = f"ws://{topo.ip_s}:{self.signal_port}/ws"
+        urls = [f"turn:{topo.ip_d}:{self.port}?transport=tcp"] if tcp_only else [
+            f"turn:{topo.ip_d}:{self.port}?transport=udp"]
+        args = [str(signal_bin), "--listen", f"{topo.ip_s}:{self.signal_port}", "--db", ":memory:",
+                "--turn-secret", secret]
+        for u in urls:
+            args += ["--turn-url", u]
+        self.signal = spawn("ferry-signal", args, work, netns=topo.s, measure=False)
+        time.sleep(1.0)
+        self.embedded = False
+        self.host = topo.ip_s
+
+    def stop(self) -> None:
+        self.signal.stop()
+        self.coturn.stop()
+
+
 def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
-                ccs: list[str | None] | None = None, repeat: int = 1) -> list[dict]:
+                ccs: list[str | None] | None = None, repeat: int = 1,
+                relays: list[str] | None = None) -> list[dict]:
     """One link check (ping; plain TCP with BBR and with CUBIC), then ferry `repeat` times per
     SCTP congestion controller in `ccs`, alternating (reno, bbr, reno, bbr…) so a drift in
     machine load hits both alike. None = leave `FERRY_SCTP_CC` as the environment has it."""
@@ -282,20 +320,30 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
             f = slow_src if cc in LOSS_BOUND else src
             r["bytes"] = f.stat().st_size
             rows.append(run_ferry_once(bench, topo, work, f, r, cc, tag))
+            for transport in relays or []:
+                rr = dict(r, relay=transport)
+                rr["profile"] = f"{r['profile']} via coturn/{transport}"
+                rows.append(run_ferry_once(bench, topo, work, f, rr, cc, tag, relay=transport))
     return rows
 
 
 def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: str | None,
-                   tag: str) -> dict:
+                   tag: str, relay: str | None = None) -> dict:
     label, size, nominal = row["profile"], row["bytes"], row["nominal_mb_per_s"]
     mbit, rtt, loss = (nominal or 0) * 8, row["rtt_ms"], row["loss_pct"]
-    topo.shape(mbit, rtt, loss, f"{tag}-ferry{'-' + cc if cc else ''}-{row['run']}")
+    topo.shape(mbit, rtt, loss,
+               f"{tag}-ferry{'-' + cc if cc else ''}{'-' + relay if relay else ''}-{row['run']}")
     # The machine is shared: a figure means little without the load it was taken under.
     row["loadavg_1m_before"] = os.getloadavg()[0]
     saved = os.environ.get("FERRY_SCTP_CC")
     if cc:
         os.environ["FERRY_SCTP_CC"] = cc
-    server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
+    if relay:
+        # Only the stream TURN URL is offered for a TCP run (the UDP one would win ICE).
+        os.environ["FERRY_RELAY_ONLY"] = "true"
+        server = Relay(signal_bin(bench), topo, work, tcp_only=relay == "tcp")
+    else:
+        server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
     try:
         r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
                             send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
@@ -305,6 +353,7 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
                 os.environ.pop("FERRY_SCTP_CC", None)
             else:
                 os.environ["FERRY_SCTP_CC"] = saved
+        os.environ.pop("FERRY_RELAY_ONLY", None)
         server.stop()
         row["emulator_ferry"] = topo.stop_emulators()
         row["loadavg_1m_after"] = os.getloadavg()[0]
@@ -327,8 +376,12 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
     return row
 
 
+def signal_bin(bench) -> Path:
+    return Path(os.environ.get("BENCH_FERRY_SIGNAL") or bench.ferry.with_name("ferry-signal"))
+
+
 def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
-        repeat: int = 1) -> list[dict]:
+        repeat: int = 1, relays: list[str] | None = None) -> list[dict]:
     keys = keys or list(PROFILES)
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
@@ -351,9 +404,9 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
     try:
         topo = Topology(netem, work)
         for profile in (PROFILES[k] for k in keys):
-            rows += run_profile(bench, topo, work, size, profile, ccs, repeat)
+            rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays)
     except (subprocess.CalledProcessError, RuntimeError) as e:
-        why = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
+        why = (e.stderr or "").strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
         rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
     finally:
         if topo:
