@@ -257,3 +257,72 @@ fn cumulative_acks_in_recovery_do_not_mark_the_unreported_tail_lost() -> Result<
     );
     Ok(())
 }
+
+/// A fast retransmission that is itself lost: RFC 9260 fast-retransmits a TSN once, so
+/// upstream waited for T3-rtx (and then resent the whole outstanding window). Here the
+/// chunk is resent again as soon as a SACK acknowledges data sent after its
+/// retransmission, and not before.
+#[test]
+fn a_lost_retransmission_is_resent_once_later_data_is_acked() -> Result<()> {
+    use crate::chunk::chunk_selective_ack::GapAckBlock;
+    let t0 = Instant::now();
+    let mut a = timed_test_association();
+    a.rto_mgr.set_rto(1000, true);
+    a.cwnd = 200 * 1100;
+    a.rwnd = 1 << 20;
+    let ppi = PayloadProtocolIdentifier::Binary;
+    {
+        let mut stream = a.open_stream(1, ppi)?;
+        for _ in 0..20 {
+            stream.write_sctp(t0, &Bytes::from(vec![7; 1000]), ppi)?;
+        }
+    }
+    let sent = transmitted_data(&a.gather_outbound(t0).0);
+    assert_eq!(20, sent.len());
+    let first = sent[0].tsn;
+    let sack = |cum_off: u32, end: u16| ChunkSelectiveAck {
+        cumulative_tsn_ack: (first + cum_off).wrapping_sub(1),
+        advertised_receiver_window_credit: 1 << 20,
+        gap_ack_blocks: vec![GapAckBlock { start: 2, end }],
+        ..Default::default()
+    };
+    // Offset 0 lost: three SACKs reporting 1..=3 trigger its fast retransmission.
+    let mut resends = vec![];
+    for end in 2..=4u16 {
+        let at = t0 + Duration::from_millis(40 + u64::from(end));
+        a.handle_sack(&sack(0, end), at)?;
+        resends.extend(
+            transmitted_data(&a.gather_outbound(at).0)
+                .iter()
+                .map(|c| c.tsn - first),
+        );
+    }
+    assert_eq!(vec![0], resends, "one fast retransmission");
+    // The rest of the first flight is acked (all sent before the retransmission): the
+    // resend may still be on its way, so nothing is resent.
+    let t1 = t0 + Duration::from_millis(50);
+    for end in 5..=20u16 {
+        a.handle_sack(&sack(0, end), t1)?;
+        assert!(transmitted_data(&a.gather_outbound(t1).0).is_empty());
+    }
+    // New data leaves after the retransmission...
+    let t2 = t0 + Duration::from_millis(60);
+    {
+        let mut stream = a.stream(1)?;
+        for _ in 0..4 {
+            stream.write_sctp(t2, &Bytes::from(vec![8; 1000]), ppi)?;
+        }
+    }
+    let fresh = transmitted_data(&a.gather_outbound(t2).0);
+    assert_eq!(4, fresh.len());
+    // ...and is acked while offset 0 is still missing: its retransmission was lost.
+    let t3 = t0 + Duration::from_millis(100);
+    a.handle_sack(&sack(0, 21), t3)?;
+    let again: Vec<u32> = transmitted_data(&a.gather_outbound(t3).0)
+        .iter()
+        .map(|c| c.tsn - first)
+        .collect();
+    assert_eq!(vec![0], again, "resent again without waiting for T3-rtx");
+    assert_eq!(0, a.stats.get_num_t3timeouts());
+    Ok(())
+}
