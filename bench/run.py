@@ -262,6 +262,9 @@ def main(argv=None) -> int:
     p.add_argument("--shaped-relay", default="",
                    help="also run ferry relayed through coturn (--relay-only) per shaped link: comma "
                         "list of udp, tcp (needs turnserver and ferry-signal)")
+    p.add_argument("--shaped-fairness", action="store_true",
+                   help="also share a 50 Mbit/s, 40 ms bottleneck with one TCP CUBIC flow and "
+                        "report the TCP flow's share while ferry runs")
     p.add_argument("--shaped-repeat", type=int, default=1,
                    help="ferry runs per shaped link and congestion controller")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
@@ -334,7 +337,8 @@ def main(argv=None) -> int:
                                      args.shaped_profiles.split(","),
                                      [c for c in args.shaped_sctp_cc.split(",") if c] or None,
                                      args.shaped_repeat,
-                                     [t for t in args.shaped_relay.split(",") if t] or None)
+                                     [t for t in args.shaped_relay.split(",") if t] or None,
+                                     args.shaped_fairness)
     finally:
         b.teardown()
 

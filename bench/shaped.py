@@ -376,13 +376,75 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
     return row
 
 
+# A TCP sink that reports what it has read every 100 ms (monotonic clock, shared by every
+# process on the machine), and a source that sends until killed.
+TCP_SINK_TICKS = ("import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                  "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0;last=0\n"
+                  "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d);t=time.monotonic()\n"
+                  " if t-last>=0.1: print(t,n,flush=True);last=t\n")
+TCP_FOREVER = ("import socket,sys\nc=socket.socket()\n"
+               "c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,sys.argv[3].encode())\n"
+               "c.connect((sys.argv[1],int(sys.argv[2])));b=bytes(1<<20)\nwhile True: c.sendall(b)\n")
+
+
+def fairness(bench, topo: Topology, work: Path, size: int, mbit: float = 50, rtt: float = 40,
+             tcp_cc: str = "cubic", warmup: float = 8.0) -> dict:
+    """One TCP flow (CUBIC by default) fills the bottleneck; ferry then sends `size` across
+    the same link. The TCP flow's share of the link while ferry runs is what matters: a
+    sender that ignored congestion would starve it."""
+    label = f"fairness: ferry vs TCP {tcp_cc}, {mbit:g} Mbit/s, {rtt:g} ms"
+    src = bench.data / f"random-{size}.bin"
+    make_random(src, size)
+    nominal = mbit * 1e6 / 8 / 1e6
+    topo.shape(mbit, rtt, 0.0, "fairness")
+    port = free_port()
+    sink = spawn("fair-sink", [sys.executable, "-c", TCP_SINK_TICKS, topo.ip_d, str(port)], work,
+                 netns=topo.d, measure=False)
+    time.sleep(0.5)
+    source = spawn("fair-source", [sys.executable, "-c", TCP_FOREVER, topo.ip_d, str(port), tcp_cc],
+                   work, netns=topo.s, measure=False)
+    time.sleep(warmup)
+    server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
+    t0 = time.monotonic()
+    try:
+        r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
+                            send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
+    finally:
+        server.stop()
+    t_end = time.monotonic()
+    source.stop()
+    sink.stop()
+    topo.stop_emulators()
+    ticks = [tuple(map(float, line.split())) for _, line in sink.all_lines if line]
+    row = {"profile": label, "nominal_mb_per_s": nominal, "bytes": size}
+    if not r.get("ok") or not ticks:
+        row["error"] = r.get("error") or "no TCP progress recorded"
+        return row
+    # Ferry's data phase: from its data channel opening to the end.
+    start = t0 + (r.get("connected_secs") or 0.0)
+    inside = [(t, n) for t, n in ticks if start <= t <= t_end]
+    before = [(t, n) for t, n in ticks if t < start]
+    if len(inside) >= 2:
+        tcp_rate = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) / 1e6
+        row["tcp_during_mb_per_s"] = tcp_rate
+        row["tcp_share"] = tcp_rate / nominal
+    if len(before) >= 2:
+        row["tcp_alone_mb_per_s"] = ((before[-1][1] - before[0][1])
+                                     / (before[-1][0] - before[0][0]) / 1e6)
+    secs = t_end - start
+    row["ferry_transfer_mb_per_s"] = size / secs / 1e6
+    row["ferry_share"] = row["ferry_transfer_mb_per_s"] / nominal
+    print(f"bench: shaped {label}: {row}", file=sys.stderr)
+    return row
+
+
 def signal_bin(bench) -> Path:
     return Path(os.environ.get("BENCH_FERRY_SIGNAL") or bench.ferry.with_name("ferry-signal"))
 
 
 def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
-        repeat: int = 1, relays: list[str] | None = None) -> list[dict]:
-    keys = keys or list(PROFILES)
+        repeat: int = 1, relays: list[str] | None = None, fair: bool = False) -> list[dict]:
+    keys = [] if keys == ["none"] else (keys or list(PROFILES))
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
         return [{"profile": "all", "error": f"unknown shaped profile(s) {unknown}; "
@@ -405,6 +467,8 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
         topo = Topology(netem, work)
         for profile in (PROFILES[k] for k in keys):
             rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays)
+        if fair:
+            rows.append(fairness(bench, topo, work, min(size, 128 * MIB)))
     except (subprocess.CalledProcessError, RuntimeError) as e:
         why = (e.stderr or "").strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
         rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
@@ -425,8 +489,13 @@ def markdown(rows: list[dict]) -> str:
            "| ferry MB/s (channel open → verified) | ÷ nominal | ÷ TCP BBR | ÷ TCP CUBIC |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        if "bytes" not in r:
-            out.append(f"| {r['profile']} | {r.get('error', '')} | | | | | | | | | | |")
+        if "bytes" not in r or "tcp_share" in r:
+            note = r.get("error", "")
+            if "tcp_share" in r:
+                note = (f"TCP alone {f(r.get('tcp_alone_mb_per_s'))} MB/s; while ferry ran TCP "
+                        f"kept {f(r.get('tcp_share'), pct=True)} of the link, ferry took "
+                        f"{f(r.get('ferry_share'), pct=True)}")
+            out.append(f"| {r['profile']} | {note} | | | | | | | | | | |")
             continue
         p = r.get("ping_ms") or {}
         ping = f"{p['median']:.1f}" if p.get("median") is not None else "–"

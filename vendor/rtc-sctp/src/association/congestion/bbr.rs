@@ -253,8 +253,17 @@ impl Bbr {
 
     /// Acts on heavy loss as soon as the round shows it, not at its end: in startup a
     /// round later is another 2.77x of data into an overflowing queue.
+    ///
+    /// Only while probing (startup, or ProbeBW's 1.25 phase), as BBRv3 does: that is when
+    /// this flow pushes past what the path has shown it can carry, so loss then is its own
+    /// queue overflowing. At cruise and below, loss is the path's (a lossy last hop): at
+    /// 1 % random loss a 430-packet round crosses 2 % by chance every few seconds, and a
+    /// ceiling set on such a round held cwnd at one BDP, where every stall lowered the
+    /// bandwidth sample and with it the next BDP (52 % of a 100 Mbit/s, 40 ms link).
     fn check_loss(&mut self, inflight: u32, mtu: u32) {
-        if self.loss_handled_this_round || !self.round_is_lossy(mtu) {
+        let probing = self.mode == Mode::Startup
+            || (self.mode == Mode::ProbeBw && self.pacing_gain > 1.0);
+        if self.loss_handled_this_round || !probing || !self.round_is_lossy(mtu) {
             return;
         }
         self.loss_handled_this_round = true;

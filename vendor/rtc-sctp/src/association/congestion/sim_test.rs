@@ -515,3 +515,28 @@ fn bbr_probe_rtt_costs_little_on_a_long_path() {
         worst * 100.0
     );
 }
+
+/// 1 % random loss on 100 Mbit/s, 40 ms: a 430-packet round loses more than 2 % by chance
+/// every few seconds. Read as congestion at cruise, that capped inflight at one BDP and
+/// the bandwidth estimate drifted down with every stall; only rounds that probe may set
+/// the ceiling.
+#[test]
+fn bbr_keeps_a_one_percent_lossy_path_full() {
+    let link = Link {
+        rate: 100e6 / 8.0,
+        rtt: Duration::from_millis(40),
+        queue_bytes: 1 << 20,
+        loss: 0.01,
+        rtt_change: None,
+        ack_clump: None,
+    };
+    let from = Duration::from_secs(5);
+    let secs = 25;
+    let r = simulate(CongestionControlKind::Bbr, &link, secs, from, 3);
+    let b = mbit(r.delivered, Duration::from_secs(secs) - from);
+    eprintln!(
+        "100 Mbit/s, 40 ms, 1 % loss: bbr {b:.1} Mbit/s, ceiling {:?}",
+        r.inflight_hi_end
+    );
+    assert!(b >= 0.85 * 100.0, "bbr delivered {b:.1} Mbit/s of 100");
+}
