@@ -177,9 +177,17 @@ impl Bbr {
         let mut target =
             (gain * bdp as f64) as u64 + self.extra_acked + u64::from(QUANTUM_PACKETS * mtu);
         if let Some(hi) = self.inflight_hi {
-            target = target.min(hi.max(bdp));
+            target = target.min(hi.max(self.ceiling_floor(mtu)));
         }
         target.clamp(u64::from(MIN_CWND_PACKETS * mtu), u64::from(u32::MAX)) as u32
+    }
+
+    /// The least an inflight ceiling may leave: one BDP plus what acks clump by plus the
+    /// send quantum. A ceiling at one bare BDP left the pipe short whenever a SACK came
+    /// late or a loss was being repaired; each such round sampled less bandwidth, which
+    /// lowered the next BDP (on a 150 ms, 0.5 %-loss path cwnd sat at exactly the BDP).
+    fn ceiling_floor(&self, mtu: u32) -> u64 {
+        self.bdp().unwrap_or(0) + self.extra_acked + u64::from(QUANTUM_PACKETS * mtu)
     }
 
     fn probe_rtt_cwnd(&self, mtu: u32) -> u32 {
@@ -420,10 +428,10 @@ impl Bbr {
         }
         w.cwnd = w.cwnd.max(MIN_CWND_PACKETS * mtu);
         if let Some(hi) = self.inflight_hi {
-            let bdp = self.bdp().unwrap_or(0);
+            let floor = self.ceiling_floor(mtu);
             w.cwnd = w
                 .cwnd
-                .min(hi.max(bdp).max(u64::from(MIN_CWND_PACKETS * mtu)) as u32);
+                .min(hi.max(floor).max(u64::from(MIN_CWND_PACKETS * mtu)) as u32);
         }
         if self.mode == Mode::ProbeRtt {
             w.cwnd = w.cwnd.min(self.probe_rtt_cwnd(mtu));
