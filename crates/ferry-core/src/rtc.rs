@@ -37,11 +37,12 @@ pub struct RtcError(pub String);
 /// "Selectable congestion control"). Only the sending side's choice matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionControl {
-    /// Loss-based, with Ferry's delay-based slow-start exit: the measured default.
-    #[default]
+    /// Loss-based, with Ferry's delay-based slow-start exit (upstream's controller), kept
+    /// for A/B runs (`FERRY_SCTP_CC=reno`).
     Reno,
-    /// Experimental, model-based and paced: keeps long lossy paths full where Reno halves
-    /// its window on every random loss.
+    /// Model-based and paced: keeps long lossy paths full where Reno halves its window on
+    /// every random loss. The default.
+    #[default]
     Bbr,
 }
 
@@ -525,11 +526,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn congestion_control_knob_parses_and_the_default_stays_reno() {
+    fn congestion_control_knob_parses_and_the_default_is_bbr() {
         assert_eq!(
             RtcTuning::default().congestion_control,
-            CongestionControl::Reno
+            CongestionControl::Bbr
         );
+        assert_eq!(CongestionControl::default(), CongestionControl::Bbr);
         assert_eq!(
             congestion_control_knob(Some("bbr")),
             Some(CongestionControl::Bbr)
