@@ -255,10 +255,16 @@ def main(argv=None) -> int:
     p.add_argument("--shaped-size", help="file size on shaped links (default: --size; a user's large "
                    "file, so the one-time set-up does not decide the figure)")
     p.add_argument("--shaped-profiles", default="pass,1g,100m,loss",
-                   help="which shaped links: comma list of pass, 1g, 100m, loss, 50m150l")
+                   help="which shaped links: comma list of pass, 1g, 100m, loss, 50m150, 50m150l, 20m80l1")
     p.add_argument("--shaped-sctp-cc", default="",
                    help="A/B of SCTP congestion control on shaped links: comma list of reno, bbr "
                         "(FERRY_SCTP_CC per ferry run, alternating; default: the environment's)")
+    p.add_argument("--shaped-relay", default="",
+                   help="also run ferry relayed through coturn (--relay-only) per shaped link: comma "
+                        "list of udp, tcp (needs turnserver and ferry-signal)")
+    p.add_argument("--shaped-fairness", action="store_true",
+                   help="also share a 50 Mbit/s, 40 ms bottleneck with one TCP CUBIC flow and "
+                        "report the TCP flow's share while ferry runs")
     p.add_argument("--shaped-repeat", type=int, default=1,
                    help="ferry runs per shaped link and congestion controller")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
@@ -330,7 +336,9 @@ def main(argv=None) -> int:
             shaped_rows = shaped.run(b, parse_size(args.shaped_size or args.size),
                                      args.shaped_profiles.split(","),
                                      [c for c in args.shaped_sctp_cc.split(",") if c] or None,
-                                     args.shaped_repeat)
+                                     args.shaped_repeat,
+                                     [t for t in args.shaped_relay.split(",") if t] or None,
+                                     args.shaped_fairness)
     finally:
         b.teardown()
 

@@ -33,17 +33,21 @@ import tools
 from common import MIB, free_port, json_lines, make_random, spawn
 
 # key (for --shaped-profiles) -> (label, rate Mbit/s (0 = none), RTT ms,
-# loss % on the data direction, max bytes or None)
+# loss % on the data direction, max bytes for the loss-bound baselines or None).
+# Under random loss a loss-based controller (SCTP Reno, TCP CUBIC) carries a few percent of
+# the link, so those runs use a smaller file (their rate is what is compared); ferry's
+# default controller and TCP BBR move the full size.
 PROFILES = {
     "pass": ("no shaping (emulator pass-through)", 0, 0.0, 0.0, None),
     "1g": ("1 Gbit/s, 1 ms RTT", 1000, 1.0, 0.0, None),
     "100m": ("100 Mbit/s, 40 ms RTT", 100, 40.0, 0.0, None),
-    # Loss-limited: a full-size file would take many minutes for every tool.
     "loss": ("100 Mbit/s, 40 ms RTT, 1 % loss", 100, 40.0, 1.0, 16 * MIB),
-    # Long lossy path (intercontinental over Wi-Fi): Reno's window halves on every random
-    # loss and carries ~2 % of the link, so the file is capped for its sake.
-    "50m150l": ("50 Mbit/s, 150 ms RTT, 0.5 % loss", 50, 150.0, 0.5, 64 * MIB),
+    # Intercontinental paths, clean and over a lossy last hop.
+    "50m150": ("50 Mbit/s, 150 ms RTT", 50, 150.0, 0.0, None),
+    "50m150l": ("50 Mbit/s, 150 ms RTT, 0.5 % loss", 50, 150.0, 0.5, 32 * MIB),
+    "20m80l1": ("20 Mbit/s, 80 ms RTT, 1 % loss", 20, 80.0, 1.0, 16 * MIB),
 }
+LOSS_BOUND = {"reno", "cubic"}
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
 
@@ -207,35 +211,81 @@ def udp_ping(topo: Topology, work: Path) -> dict:
 TCP_SINK = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0\n"
             "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d)\nprint(n)\n")
-TCP_SOURCE = ("import socket,sys,time\nc=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n"
-              "f=open(sys.argv[3],'rb')\nwhile True:\n d=f.read(1<<20)\n if not d: break\n c.sendall(d)\n"
-              "c.shutdown(socket.SHUT_WR);c.recv(1)\n")
+# Timed from connect to the sink having read everything (it closes after the last byte);
+# the congestion controller is chosen per socket (TCP_CONGESTION), whatever the system's.
+TCP_SOURCE = ("import socket,sys,time\nf=open(sys.argv[3],'rb')\nt=time.monotonic()\n"
+              "c=socket.socket()\nc.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,sys.argv[4].encode())\n"
+              "c.connect((sys.argv[1],int(sys.argv[2])))\n"
+              "while True:\n d=f.read(1<<20)\n if not d: break\n c.sendall(d)\n"
+              "c.shutdown(socket.SHUT_WR);c.recv(1)\nprint(time.monotonic()-t)\n")
 
 
-def tcp_baseline(topo: Topology, src: Path, work: Path) -> float | None:
+def tcp_baseline(topo: Topology, src: Path, work: Path, cc: str = "bbr") -> float | None:
+    """Seconds for plain TCP with congestion control `cc` to move `src` across the link."""
     port = free_port()
-    sink = spawn("tcp-sink", [sys.executable, "-c", TCP_SINK, topo.ip_d, str(port)], work,
+    sink = spawn(f"tcp-sink-{cc}", [sys.executable, "-c", TCP_SINK, topo.ip_d, str(port)], work,
                  netns=topo.d, measure=False)
     time.sleep(0.5)
-    t0 = time.monotonic()
-    source = spawn("tcp-source", [sys.executable, "-c", TCP_SOURCE, topo.ip_d, str(port), str(src)],
-                   work, netns=topo.s, measure=False)
+    source = spawn(f"tcp-source-{cc}", [sys.executable, "-c", TCP_SOURCE, topo.ip_d, str(port),
+                                        str(src), cc], work, netns=topo.s, measure=False)
     rc = sink.wait(tools.TIMEOUT)
-    secs = time.monotonic() - t0
+    # The source prints its time once the sink has closed; read it off the pipe, whose
+    # reader thread may lag the exit.
+    line = source.wait_line(lambda l: float(l) > 0, 10) if rc == 0 else None
     source.stop()
     sink.stop()
-    return secs if rc == 0 else None
+    return float(line) if line else None
+
+
+class Relay:
+    """coturn in the receiver's namespace and a `ferry-signal` (which mints TURN REST
+    credentials) in the sender's, so a relayed transfer crosses the emulated link once:
+    sender -> link -> coturn -> receiver. Both ferry processes run `--relay-only`."""
+
+    def __init__(self, signal_bin: Path, topo: Topology, work: Path, tcp_only: bool = False) -> None:
+        import secrets
+        secret = secrets.token_hex(16)
+        self.port = 3478
+        conf = work / "turnserver.conf"
+        conf.write_text("\n".join([
+            f"listening-ip={topo.ip_d}", f"relay-ip={topo.ip_d}", f"listening-port={self.port}",
+            "min-port=50000", "max-port=50999", "use-auth-secret",
+            f"static-auth-secret={secret}", "realm=ferry-bench", "fingerprint", "no-cli",
+            "no-tls", "no-dtls", "no-multicast-peers", "simple-log", "no-stdout-log",
+            f"log-file={work / 'turnserver.log'}", f"pidfile={work / 'turnserver.pid'}",
+        ]) + "\n")
+        self.coturn = spawn("coturn", ["turnserver", "-c", str(conf)], work, netns=topo.d,
+                            measure=False)
+        self.signal_port = free_port()
+        self.url = f"ws://{topo.ip_s}:{self.signal_port}/ws"
+        urls = [f"turn:{topo.ip_d}:{self.port}?transport=tcp"] if tcp_only else [
+            f"turn:{topo.ip_d}:{self.port}?transport=udp"]
+        args = [str(signal_bin), "--listen", f"{topo.ip_s}:{self.signal_port}", "--db", ":memory:",
+                "--turn-secret", secret]
+        for u in urls:
+            args += ["--turn-url", u]
+        self.signal = spawn("ferry-signal", args, work, netns=topo.s, measure=False)
+        time.sleep(1.0)
+        self.embedded = False
+        self.host = topo.ip_s
+
+    def stop(self) -> None:
+        self.signal.stop()
+        self.coturn.stop()
 
 
 def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
-                ccs: list[str | None] | None = None, repeat: int = 1) -> list[dict]:
-    """One link check, then ferry `repeat` times per SCTP congestion controller in `ccs`,
-    alternating (reno, bbr, reno, bbr…) so a drift in machine load hits both alike.
-    None = leave `FERRY_SCTP_CC` as the environment has it (one row, the old behaviour)."""
-    label, mbit, rtt, loss, cap = profile
-    size = min(size, cap or size)
+                ccs: list[str | None] | None = None, repeat: int = 1,
+                relays: list[str] | None = None) -> list[dict]:
+    """One link check (ping; plain TCP with BBR and with CUBIC), then ferry `repeat` times per
+    SCTP congestion controller in `ccs`, alternating (reno, bbr, reno, bbr…) so a drift in
+    machine load hits both alike. None = leave `FERRY_SCTP_CC` as the environment has it."""
+    label, mbit, rtt, loss, slow_cap = profile
+    slow_size = min(size, slow_cap or size)
     src = bench.data / f"random-{size}.bin"
     make_random(src, size)
+    slow_src = bench.data / f"random-{slow_size}.bin"
+    make_random(slow_src, slow_size)
     nominal = mbit * 1e6 / 8 / 1e6 if mbit else None  # MB/s
     row = {"profile": label, "nominal_mb_per_s": nominal, "rtt_ms": rtt, "loss_pct": loss,
            "bytes": size}
@@ -243,15 +293,21 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
 
     topo.shape(mbit, rtt, loss, f"{tag}-check")
     row["ping_ms"] = udp_ping(topo, work)
-    tcp = tcp_baseline(topo, src, work)
-    row["tcp_mb_per_s"] = size / tcp / 1e6 if tcp else None
+    for tcp_cc, f in (("bbr", src), ("cubic", slow_src)):
+        secs = tcp_baseline(topo, f, work, tcp_cc)
+        row[f"tcp_{tcp_cc}_mb_per_s"] = f.stat().st_size / secs / 1e6 if secs else None
+        row[f"tcp_{tcp_cc}_bytes"] = f.stat().st_size
+    # The plain-TCP reference the ratios use: the best of the two.
+    row["tcp_mb_per_s"] = max((row[k] for k in ("tcp_bbr_mb_per_s", "tcp_cubic_mb_per_s")
+                               if row[k]), default=None)
     row["emulator_tcp"] = topo.stop_emulators()
     ping = row["ping_ms"]
     print(f"bench: shaped self-check {label}: UDP ping RTT median "
           f"{ping.get('median') or float('nan'):.2f} ms (min {ping.get('min') or float('nan'):.2f}, "
           f"max {ping.get('max') or float('nan'):.2f}, {ping.get('n', 0)}/25 answered; set {rtt:g} ms), "
-          f"plain TCP {row['tcp_mb_per_s'] or 0:.1f} MB/s"
-          + (f" = {row['tcp_mb_per_s'] / nominal * 100:.0f} % of {nominal:g}" if nominal and tcp else "")
+          f"plain TCP BBR {row['tcp_bbr_mb_per_s'] or 0:.2f} MB/s, "
+          f"CUBIC {row['tcp_cubic_mb_per_s'] or 0:.2f} MB/s"
+          + (f" (nominal {nominal:g})" if nominal else "")
           + f"; emulator {row['emulator_tcp'].get('data')}", file=sys.stderr)
 
     rows = []
@@ -261,21 +317,33 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
             if cc:
                 r["profile"] = f"{label} [{cc} #{i + 1}]"
                 r["sctp_cc"] = cc
-            rows.append(run_ferry_once(bench, topo, work, src, r, cc, tag))
+            f = slow_src if cc in LOSS_BOUND else src
+            r["bytes"] = f.stat().st_size
+            rows.append(run_ferry_once(bench, topo, work, f, r, cc, tag))
+            for transport in relays or []:
+                rr = dict(r, relay=transport)
+                rr["profile"] = f"{r['profile']} via coturn/{transport}"
+                rows.append(run_ferry_once(bench, topo, work, f, rr, cc, tag, relay=transport))
     return rows
 
 
 def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: str | None,
-                   tag: str) -> dict:
+                   tag: str, relay: str | None = None) -> dict:
     label, size, nominal = row["profile"], row["bytes"], row["nominal_mb_per_s"]
     mbit, rtt, loss = (nominal or 0) * 8, row["rtt_ms"], row["loss_pct"]
-    topo.shape(mbit, rtt, loss, f"{tag}-ferry{'-' + cc if cc else ''}-{row['run']}")
+    topo.shape(mbit, rtt, loss,
+               f"{tag}-ferry{'-' + cc if cc else ''}{'-' + relay if relay else ''}-{row['run']}")
     # The machine is shared: a figure means little without the load it was taken under.
     row["loadavg_1m_before"] = os.getloadavg()[0]
     saved = os.environ.get("FERRY_SCTP_CC")
     if cc:
         os.environ["FERRY_SCTP_CC"] = cc
-    server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
+    if relay:
+        # Only the stream TURN URL is offered for a TCP run (the UDP one would win ICE).
+        os.environ["FERRY_RELAY_ONLY"] = "true"
+        server = Relay(signal_bin(bench), topo, work, tcp_only=relay == "tcp")
+    else:
+        server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
     try:
         r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
                             send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
@@ -285,6 +353,7 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
                 os.environ.pop("FERRY_SCTP_CC", None)
             else:
                 os.environ["FERRY_SCTP_CC"] = saved
+        os.environ.pop("FERRY_RELAY_ONLY", None)
         server.stop()
         row["emulator_ferry"] = topo.stop_emulators()
         row["loadavg_1m_after"] = os.getloadavg()[0]
@@ -293,20 +362,89 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
         row["ferry_mb_per_s"] = size / r["secs"] / 1e6
         if r.get("connected_secs") is not None:
             # From the data channel opening to the file verified on disk: the link-filling part.
+            row["ferry_setup_secs"] = r["connected_secs"]
             row["ferry_transfer_mb_per_s"] = size / (r["secs"] - r["connected_secs"]) / 1e6
+        rate = row.get("ferry_transfer_mb_per_s") or row["ferry_mb_per_s"]
         if nominal:
-            row["ferry_of_nominal"] = row["ferry_mb_per_s"] / nominal
-        if row["tcp_mb_per_s"]:
-            row["ferry_of_tcp"] = row["ferry_mb_per_s"] / row["tcp_mb_per_s"]
+            row["ferry_of_nominal"] = rate / nominal
+        for k in ("tcp", "tcp_bbr", "tcp_cubic"):
+            if row.get(f"{k}_mb_per_s"):
+                row[f"ferry_of_{k}"] = rate / row[f"{k}_mb_per_s"]
     else:
         row["error"] = r.get("error")
     print(f"bench: shaped {label}: {row}", file=sys.stderr)
     return row
 
 
+# A TCP sink that reports what it has read every 100 ms (monotonic clock, shared by every
+# process on the machine), and a source that sends until killed.
+TCP_SINK_TICKS = ("import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                  "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0;last=0\n"
+                  "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d);t=time.monotonic()\n"
+                  " if t-last>=0.1: print(t,n,flush=True);last=t\n")
+TCP_FOREVER = ("import socket,sys\nc=socket.socket()\n"
+               "c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,sys.argv[3].encode())\n"
+               "c.connect((sys.argv[1],int(sys.argv[2])));b=bytes(1<<20)\nwhile True: c.sendall(b)\n")
+
+
+def fairness(bench, topo: Topology, work: Path, size: int, mbit: float = 50, rtt: float = 40,
+             tcp_cc: str = "cubic", warmup: float = 8.0) -> dict:
+    """One TCP flow (CUBIC by default) fills the bottleneck; ferry then sends `size` across
+    the same link. The TCP flow's share of the link while ferry runs is what matters: a
+    sender that ignored congestion would starve it."""
+    label = f"fairness: ferry vs TCP {tcp_cc}, {mbit:g} Mbit/s, {rtt:g} ms"
+    src = bench.data / f"random-{size}.bin"
+    make_random(src, size)
+    nominal = mbit * 1e6 / 8 / 1e6
+    topo.shape(mbit, rtt, 0.0, "fairness")
+    port = free_port()
+    sink = spawn("fair-sink", [sys.executable, "-c", TCP_SINK_TICKS, topo.ip_d, str(port)], work,
+                 netns=topo.d, measure=False)
+    time.sleep(0.5)
+    source = spawn("fair-source", [sys.executable, "-c", TCP_FOREVER, topo.ip_d, str(port), tcp_cc],
+                   work, netns=topo.s, measure=False)
+    time.sleep(warmup)
+    server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
+    t0 = time.monotonic()
+    try:
+        r = tools.run_ferry(bench.ferry, server, src, work / "recv", work,
+                            send_ns=topo.s, recv_ns=topo.d, recv_bind=f"{topo.ip_d}:0")
+    finally:
+        server.stop()
+    t_end = time.monotonic()
+    source.stop()
+    sink.stop()
+    topo.stop_emulators()
+    ticks = [tuple(map(float, line.split())) for _, line in sink.all_lines if line]
+    row = {"profile": label, "nominal_mb_per_s": nominal, "bytes": size}
+    if not r.get("ok") or not ticks:
+        row["error"] = r.get("error") or "no TCP progress recorded"
+        return row
+    # Ferry's data phase: from its data channel opening to the end.
+    start = t0 + (r.get("connected_secs") or 0.0)
+    inside = [(t, n) for t, n in ticks if start <= t <= t_end]
+    before = [(t, n) for t, n in ticks if t < start]
+    if len(inside) >= 2:
+        tcp_rate = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) / 1e6
+        row["tcp_during_mb_per_s"] = tcp_rate
+        row["tcp_share"] = tcp_rate / nominal
+    if len(before) >= 2:
+        row["tcp_alone_mb_per_s"] = ((before[-1][1] - before[0][1])
+                                     / (before[-1][0] - before[0][0]) / 1e6)
+    secs = t_end - start
+    row["ferry_transfer_mb_per_s"] = size / secs / 1e6
+    row["ferry_share"] = row["ferry_transfer_mb_per_s"] / nominal
+    print(f"bench: shaped {label}: {row}", file=sys.stderr)
+    return row
+
+
+def signal_bin(bench) -> Path:
+    return Path(os.environ.get("BENCH_FERRY_SIGNAL") or bench.ferry.with_name("ferry-signal"))
+
+
 def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
-        repeat: int = 1) -> list[dict]:
-    keys = keys or list(PROFILES)
+        repeat: int = 1, relays: list[str] | None = None, fair: bool = False) -> list[dict]:
+    keys = [] if keys == ["none"] else (keys or list(PROFILES))
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
         return [{"profile": "all", "error": f"unknown shaped profile(s) {unknown}; "
@@ -328,9 +466,11 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
     try:
         topo = Topology(netem, work)
         for profile in (PROFILES[k] for k in keys):
-            rows += run_profile(bench, topo, work, size, profile, ccs, repeat)
+            rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays)
+        if fair:
+            rows.append(fairness(bench, topo, work, min(size, 128 * MIB)))
     except (subprocess.CalledProcessError, RuntimeError) as e:
-        why = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
+        why = (e.stderr or "").strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
         rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
     finally:
         if topo:
@@ -339,25 +479,31 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
 
 
 def markdown(rows: list[dict]) -> str:
-    def f(v, spec=".1f", pct=False):
+    def f(v, spec=".2f", pct=False):
         if v is None:
             return "–"
         return f"{v * 100:.0f} %" if pct else format(v, spec)
 
-    out = ["| shaped link | size | UDP ping RTT ms (median, min–max) | nominal MB/s | plain TCP MB/s "
-           "| ferry MB/s (end to end) | ferry MB/s (channel open → verified) | ferry ÷ nominal "
-           "| ferry ÷ plain TCP |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| shaped link | size | UDP ping RTT ms (median) | nominal MB/s | TCP BBR MB/s "
+           "| TCP CUBIC MB/s | ferry set-up s | ferry MB/s (end to end) "
+           "| ferry MB/s (channel open → verified) | ÷ nominal | ÷ TCP BBR | ÷ TCP CUBIC |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        if "bytes" not in r:
-            out.append(f"| {r['profile']} | {r.get('error', '')} | | | | | | | |")
+        if "bytes" not in r or "tcp_share" in r:
+            note = r.get("error", "")
+            if "tcp_share" in r:
+                note = (f"TCP alone {f(r.get('tcp_alone_mb_per_s'))} MB/s; while ferry ran TCP "
+                        f"kept {f(r.get('tcp_share'), pct=True)} of the link, ferry took "
+                        f"{f(r.get('ferry_share'), pct=True)}")
+            out.append(f"| {r['profile']} | {note} | | | | | | | | | | |")
             continue
         p = r.get("ping_ms") or {}
-        ping = (f"{p['median']:.1f} ({p['min']:.1f}–{p['max']:.1f})" if p.get("median") is not None
-                else "–")
+        ping = f"{p['median']:.1f}" if p.get("median") is not None else "–"
         fe = (f(r.get("ferry_mb_per_s")) if r.get("ferry_mb_per_s")
               else f"failed: {str(r.get('error'))[:60]}")
         out.append(f"| {r['profile']} | {r['bytes'] // MIB} MiB | {ping} | {f(r['nominal_mb_per_s'])} "
-                   f"| {f(r.get('tcp_mb_per_s'))} | {fe} | {f(r.get('ferry_transfer_mb_per_s'))} "
-                   f"| {f(r.get('ferry_of_nominal'), pct=True)} | {f(r.get('ferry_of_tcp'), pct=True)} |")
+                   f"| {f(r.get('tcp_bbr_mb_per_s'))} | {f(r.get('tcp_cubic_mb_per_s'))} "
+                   f"| {f(r.get('ferry_setup_secs'))} | {fe} | {f(r.get('ferry_transfer_mb_per_s'))} "
+                   f"| {f(r.get('ferry_of_nominal'), pct=True)} | {f(r.get('ferry_of_tcp_bbr'), pct=True)} "
+                   f"| {f(r.get('ferry_of_tcp_cubic'), pct=True)} |")
     return "\n".join(out)

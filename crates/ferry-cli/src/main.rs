@@ -61,6 +61,10 @@ struct NetArgs {
     /// Print one JSON event per line instead of progress bars.
     #[arg(long)]
     json: bool,
+    /// Connect only through the server's TURN relay, so the other side never sees this
+    /// device's IP addresses (slower: every byte takes the relay's path).
+    #[arg(long, env = "FERRY_RELAY_ONLY")]
+    relay_only: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,6 +263,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             opts.stop_on_wrong_password = !keep_waiting;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
             opts.tuning = tuning_from_env();
+            opts.tuning.rtc.relay_only = net.relay_only;
             // Hidden fault-test settings, read only by test builds (ferry-core's `test-hooks`).
             ferry_core::with_test_hooks! {
                 let env_u64 = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
@@ -299,6 +304,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             opts.overwrite = overwrite;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
             opts.tuning = tuning_from_env();
+            opts.tuning.rtc.relay_only = net.relay_only;
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
             if net.json && yes {

@@ -32,6 +32,17 @@ pub struct ServeArgs {
     /// STUN server URL handed to clients (repeatable).
     #[arg(long = "stun", env = "FERRY_SIGNAL_STUN", value_delimiter = ',')]
     stun: Vec<String>,
+    /// TURN URL handed to clients with short-lived credentials (repeatable), e.g.
+    /// turn:relay.example:3478?transport=udp; needs --turn-secret.
+    #[arg(
+        long = "turn-url",
+        env = "FERRY_SIGNAL_TURN_URL",
+        value_delimiter = ','
+    )]
+    turn_urls: Vec<String>,
+    /// Shared secret with coturn's `static-auth-secret`.
+    #[arg(long, env = "FERRY_SIGNAL_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
 }
 
 fn db(s: &str) -> DbLocation {
@@ -43,6 +54,15 @@ fn db(s: &str) -> DbLocation {
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let turn = match (a.turn_urls.is_empty(), a.turn_secret) {
+        (true, None) => None,
+        (false, Some(secret)) => Some(ferry_signal::TurnConfig {
+            urls: a.turn_urls,
+            secret,
+            ttl: Duration::from_secs(3600),
+        }),
+        _ => anyhow::bail!("--turn-url and --turn-secret go together"),
+    };
     let cfg = Config {
         listen: a.listen,
         db: db(&a.signal_db),
@@ -50,6 +70,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         max_room_ttl: Duration::from_secs(a.max_room_ttl),
         handshake_fail_limit: a.handshake_fail_limit,
         stun_urls: a.stun,
+        turn,
         ..Config::default()
     };
     let srv = ferry_signal::spawn(cfg)

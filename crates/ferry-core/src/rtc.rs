@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, SettingEngineBuilder,
 };
 
 use crate::defaults::DRAIN_TIMEOUT;
@@ -37,11 +37,12 @@ pub struct RtcError(pub String);
 /// "Selectable congestion control"). Only the sending side's choice matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionControl {
-    /// Loss-based, with Ferry's delay-based slow-start exit: the measured default.
-    #[default]
+    /// Loss-based, with Ferry's delay-based slow-start exit (upstream's controller), kept
+    /// for A/B runs (`FERRY_SCTP_CC=reno`).
     Reno,
-    /// Experimental, model-based and paced: keeps long lossy paths full where Reno halves
-    /// its window on every random loss.
+    /// Model-based and paced: keeps long lossy paths full where Reno halves its window on
+    /// every random loss. The default.
+    #[default]
     Bbr,
 }
 
@@ -196,10 +197,25 @@ pub async fn new_peer(
     if let Some(mtu) = tuning.mtu {
         se = se.with_sctp_mtu(mtu as u32);
     }
+    let offers_turn = ice_servers
+        .iter()
+        .flat_map(|s| s.urls.iter())
+        .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+    if tuning.relay_only && !offers_turn {
+        return Err(RtcError(
+            "relay-only: the signaling server offers no TURN relay to connect through".into(),
+        ));
+    }
     // webrtc allocates over UDP only; stream TURN URLs are pointed at local bridges instead.
     let (ice_servers, turn_bridge) = crate::turn_tcp::bridge_ice_servers(ice_servers).await;
+    let policy = if tuning.relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    };
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers.iter().map(to_rtc_ice).collect())
+        .with_ice_transport_policy(policy)
         .build();
     let (tx, events) = mpsc::unbounded_channel();
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -516,11 +532,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn congestion_control_knob_parses_and_the_default_stays_reno() {
+    fn congestion_control_knob_parses_and_the_default_is_bbr() {
         assert_eq!(
             RtcTuning::default().congestion_control,
-            CongestionControl::Reno
+            CongestionControl::Bbr
         );
+        assert_eq!(CongestionControl::default(), CongestionControl::Bbr);
         assert_eq!(
             congestion_control_knob(Some("bbr")),
             Some(CongestionControl::Bbr)

@@ -83,6 +83,10 @@ pub struct RtcTuning {
     /// from anything we pass, so `rtc::new_peer` sets that default from this field and two
     /// peers in one process with different values race. Only the sender's choice matters.
     pub congestion_control: crate::rtc::CongestionControl,
+    /// Connect only through a TURN relay (ICE policy "relay"): the peer then never learns
+    /// this device's addresses, at the cost of the relay's path. Fails at once when the
+    /// signaling server offers no TURN server.
+    pub relay_only: bool,
 }
 
 impl Default for RtcTuning {
@@ -99,6 +103,7 @@ impl Default for RtcTuning {
             udp_buffer: d::UDP_BUFFER,
             ice_check_interval: d::ICE_CHECK_INTERVAL,
             congestion_control: d::CONGESTION_CONTROL,
+            relay_only: false,
         }
     }
 }

@@ -203,6 +203,9 @@ pub struct Association {
     pacer: Pacer,
     /// Ferry patch: when the pacer will next let new DATA go, if it held some back.
     pacing_wait: Option<Instant>,
+    /// Ferry patch: the latest send time among the chunks the current SACK newly
+    /// acknowledged (see `detect_lost_retransmissions`).
+    latest_sent_acked: Option<Instant>,
     will_retransmit_reconfig: bool,
     /// True only while the in-flight queue may still hold chunks flagged for
     /// T3-rtx retransmission (set when the timer marks them, cleared once the
@@ -315,6 +318,7 @@ impl Default for Association {
             cc: Controller::default(),
             pacer: Pacer::default(),
             pacing_wait: None,
+            latest_sent_acked: None,
             will_retransmit_reconfig: false,
             t3_retransmit_pending: false,
 
@@ -1532,12 +1536,19 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
+        // Ferry patch: the highest TSN this SACK reports (its last gap block's end), the
+        // bound of "reported missing" for RFC 9260 7.2.4 (b).
+        let highest_reported = d.cumulative_tsn_ack.wrapping_add(u32::from(
+            d.gap_ack_blocks.iter().map(|g| g.end).max().unwrap_or(0),
+        ));
         self.process_fast_retransmission(
             d.cumulative_tsn_ack,
             htna,
+            highest_reported,
             cum_tsn_ack_point_advanced,
             now,
         )?;
+        self.detect_lost_retransmissions(highest_reported);
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1794,6 +1805,7 @@ impl Association {
         let mut bytes_acked_per_stream = FxHashMap::default();
         let mut total_bytes_acked = 0;
         let mut newly_acked_data = false;
+        self.latest_sent_acked = None;
         // Abandoned DATA can precede the earliest outstanding TSN. RFC 9260
         // 6.3.2 R3 applies to that outstanding DATA, including gap acknowledgments.
         let earliest_outstanding = self.inflight_queue.sorted.iter().copied().find(|tsn| {
@@ -1811,6 +1823,7 @@ impl Association {
             if let Some(mut c) = self.inflight_queue.pop(i) {
                 if c.acknowledge() {
                     newly_acked_data |= c.nsent > 0;
+                    self.latest_sent_acked = self.latest_sent_acked.max(c.since);
 
                     let n_bytes_acked = c.user_data.len() as i64;
                     total_bytes_acked += n_bytes_acked;
@@ -1885,6 +1898,7 @@ impl Association {
                 if let Some(c) = self.inflight_queue.get(tsn) {
                     if newly_acknowledged {
                         newly_acked_data |= c.nsent > 0;
+                        self.latest_sent_acked = self.latest_sent_acked.max(c.since);
                         total_bytes_acked += n_bytes_acked;
                         if self.is_current_stream_data(c) {
                             *bytes_acked_per_stream
@@ -1993,10 +2007,41 @@ impl Association {
         r
     }
 
+    /// Ferry patch: a retransmission can be lost too. RFC 9260 fast-retransmits a TSN only
+    /// once, so upstream waited for T3-rtx, which then resends everything outstanding and
+    /// restarts from one packet: at 0.5 % random loss on a 150 ms path that was a few
+    /// go-back-N rounds a minute. Here, as in RACK (RFC 8985), a chunk already
+    /// retransmitted counts as lost again once this SACK acknowledges data *sent after*
+    /// that retransmission while the chunk stays missing (the path delivers in order, so
+    /// it cannot still be on its way); it is resent at once through the T3 marking path,
+    /// without the timeout's window collapse.
+    fn detect_lost_retransmissions(&mut self, highest_reported: u32) {
+        let Some(latest) = self.latest_sent_acked else {
+            return;
+        };
+        let mut tsn = self.cumulative_tsn_ack_point.wrapping_add(1);
+        while sna32lt(tsn, highest_reported) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn)
+                && c.is_outstanding()
+                && c.nsent >= 2
+                && !c.retransmit
+                && c.since.is_some_and(|sent| sent < latest)
+            {
+                c.retransmit = true;
+                let bytes = c.user_data.len() as u32;
+                self.t3_retransmit_pending = true;
+                self.cc.on_lost(bytes);
+                self.stats.inc_fast_retrans();
+            }
+            tsn = tsn.wrapping_add(1);
+        }
+    }
+
     fn process_fast_retransmission(
         &mut self,
         cum_tsn_ack_point: u32,
         htna: u32,
+        highest_reported: u32,
         cum_tsn_ack_point_advanced: bool,
         now: Instant,
     ) -> Result<()> {
@@ -2015,7 +2060,11 @@ impl Association {
                 htna
             } else {
                 // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
+                // Ferry patch: "reported missing" ends at the SACK's highest gap block.
+                // Upstream used the whole in-flight queue, so three cumulative advances in
+                // one recovery marked every chunk still in flight as lost and resent a
+                // whole window (ferry_patch_test.rs).
+                highest_reported
             };
 
             let mut tsn = cum_tsn_ack_point.wrapping_add(1);
@@ -2579,6 +2628,10 @@ impl Association {
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                     c.nsent += 1;
+                    // Ferry patch: as the field says, the latest transmission's time (RTT
+                    // samples skip retransmitted chunks, Karn); lost-retransmission
+                    // detection compares against it.
+                    c.since = Some(now);
                     chunk.nsent = c.nsent;
                     self.stats.inc_fast_retrans();
                     trace!(
@@ -2783,6 +2836,7 @@ impl Association {
             if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
                 c.retransmit = false;
                 c.nsent += 1;
+                c.since = Some(now); // Ferry patch: see the fast-retransmit loop
                 chunk.nsent = c.nsent;
                 trace!(
                     "[{}] retransmitting tsn={} ssn={} sent={}",

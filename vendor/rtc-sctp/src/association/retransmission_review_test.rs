@@ -302,10 +302,27 @@ fn public_rtt_reports_measurements_independently_of_backoff() {
         a.rto_mgr.backoff();
         assert_eq!(Duration::from_millis(80), a.rtt());
     }
-    // Ferry patch: RTO_MIN is 250 ms (upstream 1 s), so 80 + 4 * 40 = 240 ms clamps to 250.
-    assert_eq!(4_000, a.rto_mgr.get_rto());
+    // Ferry patch: srtt + max(4 * rttvar, 200 ms) = 80 + 200 = 280 ms, backed off 4 times.
+    assert_eq!(4_480, a.rto_mgr.get_rto());
     a.rto_mgr.set_new_rtt(160);
     assert_eq!(Duration::from_millis(90), a.rtt());
+}
+
+/// Ferry patch: with a steady RTT, RFC 6298's variance term vanishes and the RTO sat at
+/// the RTT itself (clamped to 250 ms); a BBR sender keeps up to a BDP queued, so the RTT
+/// it sees can double, and every such RTO fired spuriously. 200 ms of headroom, as Linux.
+#[test]
+fn a_steady_rtt_keeps_200_ms_of_headroom_in_the_rto() {
+    let mut a = timed_test_association();
+    a.rto_mgr.set_rto(1000, false);
+    for _ in 0..50 {
+        a.rto_mgr.set_new_rtt(150);
+    }
+    assert_eq!(350, a.rto_mgr.get_rto());
+    for _ in 0..50 {
+        a.rto_mgr.set_new_rtt(20);
+    }
+    assert_eq!(250, a.rto_mgr.get_rto(), "RTO_MIN still bounds a LAN");
 }
 
 #[test]

@@ -180,6 +180,8 @@ const RTO_INITIAL: u64 = 1000; // msec
 // longer paths get srtt + 4 * rttvar as before.
 const RTO_MIN: u64 = 250; // msec
 const RTO_MAX: u64 = 60000; // msec
+/// Ferry patch: the least headroom an RTO keeps above srtt (msec).
+const RTO_VAR_FLOOR: u64 = 200;
 const RTO_ALPHA: u64 = 1;
 const RTO_BETA: u64 = 2;
 const RTO_BASE: u64 = 8;
@@ -221,7 +223,13 @@ impl RtoManager {
             self.srtt = ((RTO_BASE - RTO_ALPHA) * self.srtt + RTO_ALPHA * rtt) / RTO_BASE;
         }
 
-        self.rto = (self.srtt + (4.0 * self.rttvar) as u64).clamp(RTO_MIN, RTO_MAX);
+        // Ferry patch: Linux's rule, srtt + max(4·rttvar, 200 ms). With a steady RTT the
+        // variance term shrinks to nothing and RFC 6298's RTO sits barely above the RTT,
+        // so a sender that keeps a queue (BBR keeps up to a BDP: the RTT can double) or
+        // a retransmission queued behind it timed out spuriously and resent the whole
+        // window: 1-5 T3-rtx per minute on a 150 ms path end to end.
+        let var = ((4.0 * self.rttvar) as u64).max(RTO_VAR_FLOOR);
+        self.rto = (self.srtt + var).clamp(RTO_MIN, RTO_MAX);
 
         self.srtt
     }
