@@ -16,11 +16,11 @@ pub mod signaling;
 pub mod ticket;
 pub mod turn_tcp;
 
+pub use defaults::Tuning;
 pub use password::Password;
 pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
 };
-pub use defaults::Tuning;
 pub use ticket::{JoinTicket, TicketError};
 
 // transfer half
