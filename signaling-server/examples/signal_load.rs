@@ -208,6 +208,9 @@ fn print(label: &str, r: &load::Report, s: &Spent, procs: &[(&str, u32)]) {
         r.slices_over_50ms,
         ms(r.slice_p99_median_us)
     );
+    if !r.slow_slices.is_empty() {
+        println!("  slow seconds (second: p99 ms): {:?}", r.slow_slices);
+    }
     println!(
         "  generator: CPU {:.1} s, send lag p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
         s.gen_cpu,

@@ -36,6 +36,8 @@ pub struct Report {
     pub slices: usize,
     pub slices_over_50ms: usize,
     pub slice_p99_median_us: u64,
+    /// The slices over 50 ms, as (seconds since the first slice, p99 in ms).
+    pub slow_slices: Vec<(u32, u64)>,
     pub wall: Duration,
 }
 
@@ -72,6 +74,25 @@ impl Pace {
 
 /// The relay phase's common start, fixed by the first client past the barrier.
 type Start = Arc<OnceLock<Instant>>;
+
+/// The relay phase's end: every client keeps its socket open until every relaying client has
+/// read all it expects, so no closing (a leave per socket, all within the last second) runs
+/// while others still relay — the end mirrors the barrier at the start.
+#[derive(Default)]
+struct End {
+    relaying: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    all: tokio_util::sync::CancellationToken,
+}
+
+impl End {
+    fn reader_done(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.done.fetch_add(1, SeqCst) + 1 >= self.relaying.load(SeqCst) {
+            self.all.cancel();
+        }
+    }
+}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -110,7 +131,13 @@ async fn send(ws: &mut Ws, m: ClientMsg) -> bool {
 
 /// One side's relay phase: send `msgs` stamped offers on this client's schedule, read `msgs`
 /// from the other side. Returns (latencies, send lags, errors), in µs.
-async fn relay(ws: Ws, msgs: usize, every: Duration, first: Instant, base: Instant) -> Sampled {
+async fn relay(
+    ws: Ws,
+    (msgs, every): (usize, Duration),
+    (first, base): (Instant, Instant),
+    end: Arc<End>,
+) -> Sampled {
+    let end2 = end.clone();
     let (mut tx, mut rx) = ws.split();
     // Phases differ, so this side may finish sending well before its peer: it closes only
     // once it has read everything the peer sends.
@@ -131,6 +158,7 @@ async fn relay(ws: Ws, msgs: usize, every: Duration, first: Instant, base: Insta
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(60), done_rx).await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), end2.all.cancelled()).await;
         let _ = tx.close().await;
         (lags, 0)
     };
@@ -160,6 +188,11 @@ async fn relay(ws: Ws, msgs: usize, every: Duration, first: Instant, base: Insta
         }
         (lat, 0)
     };
+    let reader = async {
+        let r = reader.await;
+        end.reader_done();
+        r
+    };
     let ((lags, werr), (lat, rerr)) = tokio::join!(writer, reader);
     (lat, lags, werr + rerr)
 }
@@ -170,7 +203,7 @@ type Sampled = (Vec<(u32, u64)>, Vec<u64>, usize);
 async fn room(
     (url, guest_url): (String, String),
     (i, msgs, pace): (u64, usize, Pace),
-    (barrier, start): (Arc<Barrier>, Start),
+    (barrier, start, end): (Arc<Barrier>, Start, Arc<End>),
     base: Instant,
 ) -> Sampled {
     let setup = async {
@@ -209,6 +242,10 @@ async fn room(
         Some((host, guest))
     };
     let pair = setup.await;
+    if pair.is_some() {
+        end.relaying
+            .fetch_add(2, std::sync::atomic::Ordering::SeqCst);
+    }
     // Everyone waits until every room is set up: the relay phase runs with all clients connected.
     // Bounded too: a room whose setup hangs counts as an error, it does not stop the run.
     let _ = tokio::time::timeout(Duration::from_secs(90), barrier.wait()).await;
@@ -217,8 +254,18 @@ async fn room(
         return (Vec::new(), Vec::new(), 1);
     };
     let ((mut a, mut la, ea), (b, lb, eb)) = tokio::join!(
-        relay(host, msgs, pace.every, start + pace.phase(2 * i), base),
-        relay(guest, msgs, pace.every, start + pace.phase(2 * i + 1), base)
+        relay(
+            host,
+            (msgs, pace.every),
+            (start + pace.phase(2 * i), base),
+            end.clone()
+        ),
+        relay(
+            guest,
+            (msgs, pace.every),
+            (start + pace.phase(2 * i + 1), base),
+            end
+        )
     );
     a.extend(b);
     la.extend(lb);
@@ -251,6 +298,7 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
     let base = Instant::now();
     let barrier = Arc::new(Barrier::new(rooms));
     let start: Start = Arc::new(OnceLock::new());
+    let end = Arc::new(End::default());
     let n = urls.len().max(1);
     let tasks: Vec<_> = (0..rooms)
         .map(|i| {
@@ -258,7 +306,7 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
             tokio::spawn(room(
                 pair,
                 (i as u64, msgs, pace),
-                (barrier.clone(), start.clone()),
+                (barrier.clone(), start.clone(), end.clone()),
                 base,
             ))
         })
@@ -281,6 +329,13 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
     for (sec, us) in &all {
         by_sec.entry(*sec).or_default().push(*us);
     }
+    let first_sec = by_sec.keys().next().copied().unwrap_or(0);
+    let slow_slices: Vec<(u32, u64)> = by_sec
+        .iter()
+        .map(|(s, v)| (s - first_sec, percentiles(v.clone()).1))
+        .filter(|(_, p)| *p > 50_000)
+        .map(|(s, p)| (s, p / 1000))
+        .collect();
     let slice_p99: Vec<u64> = by_sec.into_values().map(|v| percentiles(v).1).collect();
     let slices = slice_p99.len();
     let slices_over_50ms = slice_p99.iter().filter(|&&p| p > 50_000).count();
@@ -300,6 +355,7 @@ pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -
         slices,
         slices_over_50ms,
         slice_p99_median_us,
+        slow_slices,
         wall: base.elapsed(),
     }
 }
