@@ -21,6 +21,10 @@ struct OpenSrc {
     f: File,
     /// The whole-file hash, built from the chunks' chaining values in order.
     tree: FileTree,
+    /// This file's own LZ4 back-off: one random file must not make the sender skip
+    /// compressing the text file whose chunks are read in between (a shared state did,
+    /// whenever the pipeline interleaved the two).
+    compressor: Option<Compressor>,
 }
 
 /// The reading itself, on whatever thread calls it. Each file's whole-file hash is fed once,
@@ -58,7 +62,7 @@ impl Reader {
             &self.sources,
             &mut self.open,
             &mut self.buf,
-            &mut self.compressor,
+            &self.compressor,
             req,
         ) {
             Ok(o) => o,
@@ -103,6 +107,7 @@ fn open_src(entry: &FileEntry, src: &Option<PathBuf>) -> Result<OpenSrc, FerryEr
     Ok(OpenSrc {
         f,
         tree: FileTree::new(entry.size),
+        compressor: None,
     })
 }
 
@@ -117,7 +122,7 @@ fn read_one(
     sources: &[Option<PathBuf>],
     open: &mut HashMap<u32, OpenSrc>,
     buf: &mut Vec<u8>,
-    compressor: &mut Option<Compressor>,
+    compressor: &Option<Compressor>,
     req: ReadIn,
 ) -> Result<ReadOut, FerryError> {
     let file = match &req {
@@ -129,7 +134,9 @@ fn read_one(
     let s = match open.entry(file) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(open_src(entry, &sources[file as usize])?)
+            let mut src = open_src(entry, &sources[file as usize])?;
+            src.compressor = compressor.clone();
+            v.insert(src)
         }
     };
     match req {
@@ -168,7 +175,8 @@ fn read_one(
             frame[2..6].copy_from_slice(&file.to_be_bytes());
             frame[6..14].copy_from_slice(&offset.to_be_bytes());
             frame[14..46].copy_from_slice(&cv);
-            if let Some(wire) = compressor
+            if let Some(wire) = s
+                .compressor
                 .as_mut()
                 .and_then(|c| c.compress(&frame[peer::CHUNK_HEADER_LEN..]))
             {
@@ -230,5 +238,54 @@ mod tests {
         std::os::unix::fs::symlink(&key, &src).unwrap();
         let err = open_src(&m.entries[0], &m.sources[0]).err().unwrap();
         assert_eq!(err.code(), "io", "{err}");
+    }
+
+    /// Chunks of a random file read in between a text file's chunks (the pipeline
+    /// interleaves files) must not make the text go uncompressed: each file backs off on
+    /// its own. With one shared back-off, under load, half of an 8 MB log crossed raw.
+    #[test]
+    fn a_random_file_does_not_stop_the_next_file_compressing() {
+        let d = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| format!("GET /api/items/{i} 200\n").into_bytes())
+            .take(1 << 20)
+            .collect();
+        std::fs::write(d.path().join("a.log"), &text).unwrap();
+        ferry_testkit::write_file(&d.path().join("b.bin"), 1 << 20, 5);
+        let m = manifest::build(&[d.path().join("a.log"), d.path().join("b.bin")]).unwrap();
+        let mut r = Reader::new(
+            m.entries.clone(),
+            m.sources.clone(),
+            Some(Compressor::new()),
+        );
+        let chunk = 64 * 1024;
+        let read = |r: &mut Reader, file: u32, k: u64| {
+            let offset = k * chunk as u64;
+            r.read(ReadIn::Chunk {
+                file,
+                offset,
+                len: chunk,
+                generation: 0,
+            })
+        };
+        let mut text_flags = vec![];
+        // The random file's chunks run ahead (the window interleaves files), then the text.
+        for k in 0..16u64 {
+            read(&mut r, 1, k);
+        }
+        for k in 0..16u64 {
+            if let ReadOut::Frame { frame, .. } = read(&mut r, 0, k) {
+                text_flags.push(frame[1]);
+            }
+        }
+        let compressed = text_flags
+            .iter()
+            .filter(|f| **f == peer::FLAG_COMPRESSED)
+            .count();
+        assert_eq!(
+            compressed,
+            text_flags.len(),
+            "text chunks sent raw: {text_flags:?}"
+        );
     }
 }
