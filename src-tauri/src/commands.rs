@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ferry_core::events::Event;
+use ferry_core::Event;
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State};
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::{Engine, HistoryEntry, Running};
 use crate::settings::Settings;
 
-pub struct AppState {
+pub(crate) struct AppState {
     pub settings: Mutex<Settings>,
     pub config_dir: PathBuf,
     pub engine: Engine,
@@ -28,7 +28,7 @@ pub struct AppState {
 
 /// Running transfers by the small handle the UI holds.
 #[derive(Default)]
-pub struct Transfers {
+pub(crate) struct Transfers {
     next: AtomicU32,
     map: Mutex<HashMap<u32, Running>>,
 }
@@ -71,8 +71,8 @@ impl CmdError {
     }
 }
 
-impl From<ferry_core::error::FerryError> for CmdError {
-    fn from(e: ferry_core::error::FerryError) -> Self {
+impl From<ferry_core::FerryError> for CmdError {
+    fn from(e: ferry_core::FerryError) -> Self {
         Self::new(e.code(), e.to_string())
     }
 }
@@ -91,7 +91,7 @@ fn e2e_pick(var: &str) -> Option<Vec<String>> {
 }
 
 #[tauri::command]
-pub async fn pick_paths(app: AppHandle, folder: bool) -> CmdResult<Vec<String>> {
+pub(crate) async fn pick_paths(app: AppHandle, folder: bool) -> CmdResult<Vec<String>> {
     if let Some(paths) = e2e_pick("FERRY_E2E_PICK") {
         return Ok(paths);
     }
@@ -119,7 +119,7 @@ pub async fn pick_paths(app: AppHandle, folder: bool) -> CmdResult<Vec<String>> 
 }
 
 #[tauri::command]
-pub async fn pick_folder(app: AppHandle) -> CmdResult<Option<String>> {
+pub(crate) async fn pick_folder(app: AppHandle) -> CmdResult<Option<String>> {
     if let Some(paths) = e2e_pick("FERRY_E2E_PICK_FOLDER") {
         return Ok(paths.into_iter().next());
     }
@@ -154,7 +154,7 @@ fn forward(app: AppHandle, id: u32, mut rx: mpsc::UnboundedReceiver<Event>, ui: 
                 Event::Error { message, .. } => {
                     // The message can quote the peer; a notification is plain text, shown
                     // by the OS, so nothing in it may reorder or hide what it says.
-                    let shown = ferry_core::fsio::escape_display(message);
+                    let shown = ferry_core::escape_display(message);
                     notify(&app, "Transfer failed", &shown);
                     true
                 }
@@ -200,7 +200,7 @@ fn settings_of(state: &AppState) -> Settings {
 }
 
 #[tauri::command]
-pub async fn send_start(
+pub(crate) async fn send_start(
     app: AppHandle,
     state: State<'_, AppState>,
     paths: Vec<String>,
@@ -232,7 +232,7 @@ pub async fn send_start(
 }
 
 #[tauri::command]
-pub async fn receive_start(
+pub(crate) async fn receive_start(
     app: AppHandle,
     state: State<'_, AppState>,
     room: String,
@@ -272,22 +272,22 @@ fn usable_dir(dest: &str) -> CmdResult<PathBuf> {
 }
 
 #[tauri::command]
-pub fn receive_accept(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
+pub(crate) fn receive_accept(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
     state.transfers.with(id, |r| r.accept())?
 }
 
 #[tauri::command]
-pub fn transfer_pause(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
+pub(crate) fn transfer_pause(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
     state.transfers.with(id, |r| r.pause())
 }
 
 #[tauri::command]
-pub fn transfer_resume(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
+pub(crate) fn transfer_resume(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
     state.transfers.with(id, |r| r.resume())
 }
 
 #[tauri::command]
-pub fn transfer_cancel(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
+pub(crate) fn transfer_cancel(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
     if let Some(mut r) = state.transfers.remove(id) {
         r.cancel();
     }
@@ -295,12 +295,12 @@ pub fn transfer_cancel(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
 }
 
 #[tauri::command]
-pub async fn history_list(state: State<'_, AppState>) -> CmdResult<Vec<HistoryEntry>> {
+pub(crate) async fn history_list(state: State<'_, AppState>) -> CmdResult<Vec<HistoryEntry>> {
     Ok(state.engine.history()?)
 }
 
 #[tauri::command]
-pub async fn history_resume(
+pub(crate) async fn history_resume(
     app: AppHandle,
     state: State<'_, AppState>,
     transfer_id: String,
@@ -325,12 +325,12 @@ pub async fn history_resume(
 }
 
 #[tauri::command]
-pub fn settings_get(state: State<'_, AppState>) -> Settings {
+pub(crate) fn settings_get(state: State<'_, AppState>) -> Settings {
     settings_of(&state)
 }
 
 #[tauri::command]
-pub fn settings_set(state: State<'_, AppState>, settings: Settings) -> CmdResult<()> {
+pub(crate) fn settings_set(state: State<'_, AppState>, settings: Settings) -> CmdResult<()> {
     settings
         .save(&state.config_dir)
         .map_err(|e| CmdError::new("invalid-settings", e.to_string()))?;
@@ -339,12 +339,12 @@ pub fn settings_set(state: State<'_, AppState>, settings: Settings) -> CmdResult
 }
 
 #[tauri::command]
-pub fn qr_svg(text: String) -> CmdResult<String> {
+pub(crate) fn qr_svg(text: String) -> CmdResult<String> {
     crate::qr::svg(&text).map_err(|e| CmdError::new("qr", e.to_string()))
 }
 
 #[tauri::command]
-pub fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
+pub(crate) fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
     let p = Path::new(&path);
     let target = if p.exists() {
         p
@@ -359,12 +359,12 @@ pub fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
 /// The signaling server in use: the one in Settings, or the app's built-in one (started on
 /// first use).
 #[tauri::command]
-pub async fn signal_url(state: State<'_, AppState>) -> CmdResult<String> {
+pub(crate) async fn signal_url(state: State<'_, AppState>) -> CmdResult<String> {
     state.engine.signal_url(&settings_of(&state)).await
 }
 
 #[tauri::command]
-pub fn initial_link(state: State<'_, AppState>) -> Option<String> {
+pub(crate) fn initial_link(state: State<'_, AppState>) -> Option<String> {
     lock(&state.initial_link).take()
 }
 
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn command_errors_carry_engine_codes() {
-        let e: CmdError = ferry_core::error::FerryError::RoomExpired.into();
+        let e: CmdError = ferry_core::FerryError::RoomExpired.into();
         assert_eq!(e.code, "room-expired");
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(json, r#"{"code":"room-expired","message":"room expired"}"#);

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
-use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
-use ferry_core::error::FerryError;
-use ferry_core::events::{Event, EventSink};
-use ferry_core::store::{Direction, Store, TransferState};
-use ferry_core::transfer::TransferHandle;
+use ferry_core::FerryError;
+use ferry_core::TransferHandle;
+use ferry_core::{self as api, Decision, ReceiveOptions, SendOptions};
+use ferry_core::{Direction, Store, TransferState};
+use ferry_core::{Event, EventSink};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -39,14 +39,14 @@ pub struct HistoryEntry {
 }
 
 /// A transfer the UI can steer.
-pub struct Running {
+pub(crate) struct Running {
     handle: TransferHandle,
     /// Receive side: answers the offer (dropping it declines).
     decide: Option<std_mpsc::SyncSender<Decision>>,
 }
 
 impl Running {
-    pub fn accept(&mut self) -> Result<(), CmdError> {
+    pub(crate) fn accept(&mut self) -> Result<(), CmdError> {
         let tx = self
             .decide
             .take()
@@ -54,13 +54,13 @@ impl Running {
         tx.send(Decision::Accept)
             .map_err(|_| CmdError::new("no-offer", "The offer is no longer open."))
     }
-    pub fn pause(&mut self) {
+    pub(crate) fn pause(&mut self) {
         self.handle.pause();
     }
-    pub fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         self.handle.resume();
     }
-    pub fn cancel(&mut self) {
+    pub(crate) fn cancel(&mut self) {
         if let Some(tx) = self.decide.take() {
             let _ = tx.send(Decision::Decline);
         }
@@ -68,7 +68,7 @@ impl Running {
     }
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     store: Mutex<Option<Store>>,
     embedded: tokio::sync::OnceCell<crate::signal::Embedded>,
 }
@@ -107,7 +107,7 @@ where
 }
 
 impl Engine {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             store: Mutex::new(None),
             embedded: tokio::sync::OnceCell::new(),
@@ -125,7 +125,7 @@ impl Engine {
         Ok(s)
     }
 
-    pub async fn signal_url(&self, settings: &Settings) -> Result<String, CmdError> {
+    pub(crate) async fn signal_url(&self, settings: &Settings) -> Result<String, CmdError> {
         let url = settings.server_url.trim();
         if !url.is_empty() {
             return Ok(url.to_string());
@@ -138,7 +138,7 @@ impl Engine {
         Ok(embedded.url().to_string())
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         settings: &Settings,
         paths: Vec<PathBuf>,
@@ -167,7 +167,7 @@ impl Engine {
         })
     }
 
-    pub async fn receive(
+    pub(crate) async fn receive(
         &self,
         settings: &Settings,
         ticket: String,
@@ -206,7 +206,7 @@ impl Engine {
         })
     }
 
-    pub fn history(&self) -> Result<Vec<HistoryEntry>, FerryError> {
+    pub(crate) fn history(&self) -> Result<Vec<HistoryEntry>, FerryError> {
         let store = self.store()?;
         let rows = store.history(200)?;
         let mut out = Vec::with_capacity(rows.len());

@@ -45,7 +45,7 @@ pub fn run() {
         eprintln!("ferry-app: {why}");
         std::process::exit(1);
     }
-    ferry_core::process::tune_allocator();
+    ferry_core::tune_allocator();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")

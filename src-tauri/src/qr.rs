@@ -4,9 +4,9 @@ use qrcode::{EcLevel, QrCode, render::svg};
 
 #[derive(Debug, thiserror::Error)]
 #[error("text too long for a QR code: {0}")]
-pub struct QrError(String);
+pub(crate) struct QrError(String);
 
-pub fn svg(text: &str) -> Result<String, QrError> {
+pub(crate) fn svg(text: &str) -> Result<String, QrError> {
     // Medium error correction: survives a phone camera at an angle, still small for a link.
     let code = QrCode::with_error_correction_level(text, EcLevel::M)
         .map_err(|e| QrError(e.to_string()))?;

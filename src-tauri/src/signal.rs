@@ -6,16 +6,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use ferry_signal::{Config, RunningServer, ServerError};
 
 /// Fixed by default so links and QR codes stay valid across restarts of the app.
-pub const DEFAULT_PORT: u16 = 7390;
+pub(crate) const DEFAULT_PORT: u16 = 7390;
 
-pub struct Embedded {
+pub(crate) struct Embedded {
     // Kept so the server lives as long as the app.
     _server: RunningServer,
     url: String,
 }
 
 impl Embedded {
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 }
@@ -54,7 +54,7 @@ fn lan_ip() -> Option<IpAddr> {
     (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
-pub async fn start() -> Result<Embedded, ServerError> {
+pub(crate) async fn start() -> Result<Embedded, ServerError> {
     let mut last = None;
     for listen in candidates() {
         let config = Config {

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use contract::pretty;
 use ferry_app_lib::{CmdError, HistoryEntry, Settings, Theme, TurnServer};
-use ferry_core::status::TransferState;
-use ferry_core::store::Direction;
+use ferry_core::Direction;
+use ferry_core::TransferState;
 
 every_variant!(theme_variants, Theme: Theme::System, Theme::Light, Theme::Dark);
 every_variant!(direction_variants, Direction: Direction::Send, Direction::Receive);

@@ -10,7 +10,7 @@ use serde::Serialize;
     about = "Minimal two-peer webrtc 0.21 data-channel throughput loop on 127.0.0.1 (no disk). \
              Prints one JSON line: bytes, secs, MB/s."
 )]
-pub struct Knobs {
+pub(crate) struct Knobs {
     /// Total payload to move (suffixes: K, M, G, KiB, MiB, GiB; bare = bytes).
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub bytes: u64,
@@ -38,7 +38,7 @@ pub struct Knobs {
     #[arg(long)]
     pub webrtc_defaults: bool,
     /// Leave glibc's malloc thresholds alone instead of applying the ones `ferry` sets
-    /// (`ferry_core::process::tune_allocator`).
+    /// (`ferry_core::tune_allocator`).
     #[arg(long)]
     pub malloc_defaults: bool,
     /// Buffered-amount high threshold: the sender pauses at or above it.
@@ -72,14 +72,14 @@ pub struct Knobs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Mode {
+pub(crate) enum Mode {
     TwoProcess,
     InProcess,
 }
 
 impl Knobs {
     /// Arguments that recreate these knobs in the child process.
-    pub fn child_args(&self) -> Vec<String> {
+    pub(crate) fn child_args(&self) -> Vec<String> {
         let mut args = vec![
             "--answerer".to_string(),
             format!("--bytes={}", self.bytes),
@@ -119,7 +119,7 @@ impl Knobs {
 
     /// Fill every unset knob, so the child (which gets `--webrtc-defaults`) and the report see
     /// exactly what ran.
-    pub fn resolve(&mut self) {
+    pub(crate) fn resolve(&mut self) {
         if self.webrtc_defaults {
             self.msg_size.get_or_insert(64 * 1024);
             self.reactor.get_or_insert(0);
@@ -140,12 +140,12 @@ impl Knobs {
         self.udp_buffer.get_or_insert(t.udp_buffer as u64);
     }
 
-    pub fn msg(&self) -> u64 {
+    pub(crate) fn msg(&self) -> u64 {
         self.msg_size.unwrap_or(64 * 1024)
     }
 
     /// Bytes carried by connection `index`: an even split, the remainder on the first.
-    pub fn share(&self, index: usize) -> u64 {
+    pub(crate) fn share(&self, index: usize) -> u64 {
         let n = self.connections.max(1) as u64;
         let base = self.bytes / n;
         if index == 0 {
@@ -158,7 +158,7 @@ impl Knobs {
 
 /// Parses `65536`, `64K`, `64KiB`, `1.5G`, `1GiB`. Decimal suffixes (K, M, G) mean powers of
 /// 1024 too: nobody sizing a buffer means 1000.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

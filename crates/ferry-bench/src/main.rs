@@ -285,7 +285,7 @@ fn main() -> Result<()> {
     let mut knobs = Knobs::parse();
     knobs.resolve();
     if !knobs.malloc_defaults {
-        ferry_core::process::tune_allocator();
+        ferry_core::tune_allocator();
     }
     if knobs.msg() == 0 || knobs.connections == 0 {
         bail!("--msg-size and --connections must be positive");

@@ -46,13 +46,13 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 /// A built connection plus the streams its handler feeds.
-pub struct Peer<P> {
+pub(crate) struct Peer<P> {
     pub pc: P,
     gathered: mpsc::UnboundedReceiver<()>,
     pub channels: mpsc::UnboundedReceiver<Arc<dyn DataChannel>>,
 }
 
-pub async fn build(knobs: &Knobs, label: &str) -> Result<Peer<impl PeerConnection + use<>>> {
+pub(crate) async fn build(knobs: &Knobs, label: &str) -> Result<Peer<impl PeerConnection + use<>>> {
     let (gathered_tx, gathered) = mpsc::unbounded_channel();
     let (channels_tx, channels) = mpsc::unbounded_channel();
     let mut settings = SettingEngineBuilder::new();
@@ -76,9 +76,9 @@ pub async fn build(knobs: &Knobs, label: &str) -> Result<Peer<impl PeerConnectio
             label: label.to_string(),
         }))
         .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-        .with_runtime(ferry_core::rtc_runtime::BufferedUdpRuntime::shared(
-            usize::try_from(knobs.udp_buffer.unwrap_or(0))?,
-        ))
+        .with_runtime(ferry_core::BufferedUdpRuntime::shared(usize::try_from(
+            knobs.udp_buffer.unwrap_or(0),
+        )?))
         .with_dedicated_reactor_pool_size(knobs.reactor.unwrap_or(0));
     if let Some(limit) = knobs.send_buffer_limit {
         builder = builder.with_data_channel_send_buffer_limit(usize::try_from(limit)?);
@@ -94,7 +94,7 @@ pub async fn build(knobs: &Knobs, label: &str) -> Result<Peer<impl PeerConnectio
 impl<P: PeerConnection> Peer<P> {
     /// Sets `desc` as local description and returns it with all (loopback) candidates
     /// gathered, so one message per side is the whole signaling exchange.
-    pub async fn finish_local(
+    pub(crate) async fn finish_local(
         &mut self,
         desc: RTCSessionDescription,
     ) -> Result<RTCSessionDescription> {
@@ -110,7 +110,7 @@ impl<P: PeerConnection> Peer<P> {
     }
 
     /// The engine's channel: reliable and ordered.
-    pub async fn open_channel(&self) -> Result<Arc<dyn DataChannel>> {
+    pub(crate) async fn open_channel(&self) -> Result<Arc<dyn DataChannel>> {
         let init = RTCDataChannelInit {
             ordered: true,
             ..Default::default()
@@ -121,7 +121,7 @@ impl<P: PeerConnection> Peer<P> {
 
 /// Waits for `dc` to open, then sends `share` bytes taken from `pool` in `msg_size` messages.
 /// Returns the instant the channel opened.
-pub async fn pump(
+pub(crate) async fn pump(
     dc: Arc<dyn DataChannel>,
     share: u64,
     knobs: &Knobs,
@@ -186,13 +186,13 @@ pub async fn pump(
 
 /// Receiver side totals shared by all channels of the loop.
 #[derive(Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub bytes: AtomicU64,
     pub messages: AtomicU64,
 }
 
 /// Counts every message on `dc`; signals `done` once the loop's total reaches `expected`.
-pub async fn drain(
+pub(crate) async fn drain(
     dc: Arc<dyn DataChannel>,
     tally: Arc<Tally>,
     expected: u64,

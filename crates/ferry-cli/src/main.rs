@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ferry_core::api::{self, Decision, ReceiveOptions, SendOptions};
-use ferry_core::error::{ErrorKind, FerryError};
-use ferry_core::events::EventSink;
-use ferry_core::store::Store;
-use ferry_core::transfer::TransferHandle;
+use ferry_core::EventSink;
+use ferry_core::Store;
+use ferry_core::TransferHandle;
+use ferry_core::{self as api, Decision, ReceiveOptions, SendOptions};
+use ferry_core::{ErrorKind, FerryError};
 use tokio::sync::mpsc;
 
 /// `ferry --help`'s epilogue: the exit codes, from the one table ferry-core keeps.
 fn exit_help() -> String {
-    let rows: Vec<String> = ferry_core::error::exit_codes()
+    let rows: Vec<String> = ferry_core::exit_codes()
         .iter()
         .map(|(c, m)| format!("{c:>4} {m}"))
         .collect();
@@ -127,7 +127,7 @@ fn default_filter(verbose: u8) -> &'static str {
 }
 
 fn main() {
-    ferry_core::process::tune_allocator();
+    ferry_core::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter(cli.verbose)));
@@ -219,10 +219,7 @@ fn finish(r: Result<(), FerryError>, json: bool) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             if !json {
-                eprintln!(
-                    "ferry: {}",
-                    ferry_core::fsio::escape_display(&e.to_string())
-                );
+                eprintln!("ferry: {}", ferry_core::escape_display(&e.to_string()));
             }
             e.exit_code()
         }
@@ -381,7 +378,7 @@ mod tests {
     fn help_lists_every_exit_code_from_the_one_table() {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
-        for (code, meaning) in ferry_core::error::exit_codes() {
+        for (code, meaning) in ferry_core::exit_codes() {
             assert!(
                 help.contains(&format!("{code:>4} {meaning}")),
                 "{code} {meaning} missing from:\n{help}"

@@ -6,10 +6,10 @@
 
 use std::io::Write;
 
-use ferry_core::api::Offer;
-use ferry_core::events::Event;
-use ferry_core::fsio::escape_display as esc;
-use ferry_core::store::TransferRow;
+use ferry_core::Event;
+use ferry_core::Offer;
+use ferry_core::TransferRow;
+use ferry_core::escape_display as esc;
 use humansize::{DECIMAL, format_size};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -27,7 +27,7 @@ fn done_line(bytes: u64, secs: f64, held: u64) -> String {
     )
 }
 
-pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
+pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
     let mut bar: Option<ProgressBar> = None;
     let mut held = 0;
     while let Some(e) = rx.recv().await {
@@ -160,20 +160,20 @@ pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), for benchmarks.
-pub fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
-pub fn print_stats(json: bool) {
+pub(crate) fn print_stats(json: bool) {
     if json && let Some(rss) = peak_rss_bytes() {
         println!(r#"{{"event":"stats","peak_rss_bytes":{rss}}}"#);
     }
 }
 
-pub fn describe_offer(o: &Offer) -> String {
+pub(crate) fn describe_offer(o: &Offer) -> String {
     let mut s = format!(
         "Offer: {} item(s), {}",
         o.files.len(),
@@ -202,7 +202,7 @@ pub fn describe_offer(o: &Offer) -> String {
     s
 }
 
-pub fn print_history(rows: &[TransferRow], json: bool) {
+pub(crate) fn print_history(rows: &[TransferRow], json: bool) {
     for t in rows {
         if json {
             if let Ok(line) = serde_json::to_string(t) {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use ferry_signal::{Config, DbLocation, RunningServer};
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FERRY_SIGNAL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -53,7 +53,7 @@ fn db(s: &str) -> DbLocation {
     }
 }
 
-pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let turn = match (a.turn_urls.is_empty(), a.turn_secret) {
         (true, None) => None,
         (false, Some(secret)) => Some(ferry_signal::TurnConfig {
@@ -93,7 +93,7 @@ fn lan_ip() -> Option<IpAddr> {
 }
 
 /// Start the embedded server; returns it and the URL a receiver on the LAN can use.
-pub async fn embedded(listen: &str) -> anyhow::Result<(RunningServer, String)> {
+pub(crate) async fn embedded(listen: &str) -> anyhow::Result<(RunningServer, String)> {
     let addr: SocketAddr = listen.parse().context("--listen")?;
     let srv = ferry_signal::spawn(Config {
         listen: addr,

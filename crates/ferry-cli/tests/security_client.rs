@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferry_core::store::{Direction, FileRow, FileState, Store, TransferRow, TransferState};
+use ferry_core::{Direction, FileRow, FileState, Store, TransferRow, TransferState};
 
 /// A `ferry` process in human (non-JSON) mode: every stdout and stderr line, raw bytes kept
 /// so escape sequences are seen as the terminal would get them.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 
 const MB: usize = 1024 * 1024;
-/// Same as `ferry_core::transfer::WINDOW`: the most a crash may cost.
+/// Same as ferry-core's `WINDOW` (defaults.rs): the most a crash may cost.
 const WINDOW: u64 = 8 * 1024 * 1024;
 
 #[test]

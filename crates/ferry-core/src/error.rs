@@ -233,9 +233,9 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// Exit status for success.
-pub const EXIT_SUCCESS: i32 = 0;
+pub(crate) const EXIT_SUCCESS: i32 = 0;
 /// Exit status for a command line that does not parse (clap's).
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 
 /// The `ferry` command's exit codes, `(status, meaning)` in ascending order: the one table
 /// that `ferry --help` prints and docs/PEER-PROTOCOL.md shows (a test holds them equal).

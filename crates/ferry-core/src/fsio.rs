@@ -31,6 +31,7 @@ const MAX_DEPTH: usize = 64;
 
 /// Why an offered path is refused (docs/PEER-PROTOCOL.md, "Names on the receiver").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(unreachable_pub)] // public for the fuzz targets, which mount this file (fuzz/src/lib.rs)
 pub enum PathError {
     /// Nothing left once empty, `.` and blank components are dropped.
     #[error("empty path")]
@@ -71,7 +72,7 @@ fn is_device_name(c: &str) -> bool {
 /// Characters that change how a name is shown without being visible themselves: bidi
 /// embeddings, overrides, isolates and marks (`report\u{202e}fdp.exe` shows as
 /// `reportexe.pdf`), and zero-width characters (two names that look the same).
-pub fn is_invisible(ch: char) -> bool {
+pub(crate) fn is_invisible(ch: char) -> bool {
     matches!(
         ch,
         '\u{202a}'..='\u{202e}'
@@ -86,7 +87,7 @@ pub fn is_invisible(ch: char) -> bool {
 }
 
 /// A sender-chosen name as it may be shown to a person: control characters (C0, DEL, C1),
-/// the invisible characters of [`is_invisible`] and line/paragraph separators become
+/// the invisible characters of `is_invisible` and line/paragraph separators become
 /// `\u{..}`, so nothing in a name can move the cursor, recolour or clear a terminal, or
 /// reorder what is shown around it. JSON output needs none of this (it escapes itself).
 pub fn escape_display(name: &str) -> String {
@@ -123,6 +124,7 @@ fn clean_component(c: &str) -> String {
 }
 
 /// Sanitise a sender-supplied relative path into safe components (see the module docs).
+#[allow(unreachable_pub)] // public for the fuzz targets, which mount this file (fuzz/src/lib.rs)
 pub fn sanitize_rel_path(raw: &str) -> Result<Vec<String>, PathError> {
     if raw.starts_with('/') || raw.starts_with('\\') {
         return Err(PathError::Absolute(raw.into()));
@@ -161,7 +163,7 @@ pub fn sanitize_rel_path(raw: &str) -> Result<Vec<String>, PathError> {
 
 /// Join sanitised components under `root`, refusing any existing component that is a
 /// symlink. Creates no directories.
-pub fn confine(root: &Path, comps: &[String]) -> Result<PathBuf, PathError> {
+pub(crate) fn confine(root: &Path, comps: &[String]) -> Result<PathBuf, PathError> {
     let mut p = root.to_path_buf();
     for c in comps {
         p.push(c);
@@ -184,7 +186,7 @@ fn symlink_err(p: &Path) -> io::Error {
 /// Create `dir` (which must be under `root`) and the folders above it, one at a time,
 /// refusing any that is a symlink: a link planted inside the output folder is never
 /// followed out of it, not even to create an empty folder.
-pub fn create_dirs(root: &Path, dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dirs(root: &Path, dir: &Path) -> io::Result<()> {
     let rel = dir.strip_prefix(root).map_err(|_| {
         io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -215,7 +217,7 @@ pub fn create_dirs(root: &Path, dir: &Path) -> io::Result<()> {
 }
 
 /// Create the parent folders of `path` (under `root`) as [`create_dirs`] does.
-pub fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
+pub(crate) fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(parent) => create_dirs(root, parent),
         None => Ok(()),
@@ -223,14 +225,14 @@ pub fn create_parents(root: &Path, path: &Path) -> io::Result<()> {
 }
 
 /// `<final>.part`, next to the final file.
-pub fn part_path(final_path: &Path) -> PathBuf {
+pub(crate) fn part_path(final_path: &Path) -> PathBuf {
     let mut name = final_path.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     final_path.with_file_name(name)
 }
 
 /// Reserve `size` bytes so a full disk shows up now rather than gigabytes later.
-pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
+pub(crate) fn preallocate(f: &File, size: u64) -> io::Result<()> {
     if size == 0 {
         return Ok(());
     }
@@ -252,7 +254,7 @@ pub fn preallocate(f: &File, size: u64) -> io::Result<()> {
 
 /// Positional read that fills `buf` or fails (`UnexpectedEof` past the end). Positional
 /// I/O lets the reader and writer threads keep one handle without a shared cursor.
-pub fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
@@ -272,7 +274,12 @@ pub fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
 /// Positional read of exactly `len` bytes appended to `buf` (`UnexpectedEof` past the end).
 /// On Unix the kernel writes straight into the spare capacity: a chunk frame is 128 KiB of
 /// fresh allocation, and zeroing it first cost the sender's reader thread a fifth of its CPU.
-pub fn append_exact_at(f: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<()> {
+pub(crate) fn append_exact_at(
+    f: &File,
+    buf: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+) -> io::Result<()> {
     buf.reserve(len);
     #[cfg(unix)]
     {
@@ -300,7 +307,7 @@ pub fn append_exact_at(f: &File, buf: &mut Vec<u8>, len: usize, offset: u64) -> 
 }
 
 /// Positional write of all of `buf`.
-pub fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+pub(crate) fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
@@ -337,7 +344,12 @@ fn all_at(
 
 /// Feed `tree` (of a `tree.total()`-byte file) from `f` up to `to`, a piece boundary, in
 /// subtrees of up to 1 MiB: a resumed prefix that is not sent again but is part of the hash.
-pub fn hash_prefix(f: &File, tree: &mut FileTree, to: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn hash_prefix(
+    f: &File,
+    tree: &mut FileTree,
+    to: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     while tree.next_offset() < to {
         let at = tree.next_offset();
         let n = piece_len(at, to, tree.total(), 1 << 20) as usize;
@@ -389,7 +401,7 @@ fn check_plain(f: &File, p: &Path) -> io::Result<()> {
 
 /// Open a file to send, read-only, refusing a symlink in its last component: the manifest
 /// records real files, so a link found there now was swapped in after the user picked.
-pub fn open_source(p: &Path) -> io::Result<File> {
+pub(crate) fn open_source(p: &Path) -> io::Result<File> {
     let f = no_follow(OpenOptions::new().read(true)).open(p)?;
     check_plain(&f, p)?;
     Ok(f)
@@ -435,7 +447,7 @@ fn create_part(final_path: &Path) -> io::Result<(File, PathBuf)> {
 
 /// The `.part` file a download writes into.
 #[derive(Debug)]
-pub struct Part {
+pub(crate) struct Part {
     /// The open file, written at offsets.
     pub file: File,
     /// Where it is (beside the destination).
@@ -452,7 +464,7 @@ pub struct Part {
 /// at least that much, the hash tree is fed those bytes and writing resumes there;
 /// otherwise it starts over at 0 in `ours` or, without one, in a freshly created file.
 /// Never opens through a symlink.
-pub fn open_part(
+pub(crate) fn open_part(
     final_path: &Path,
     size: u64,
     resume_from: u64,
@@ -491,7 +503,7 @@ pub fn open_part(
 
 /// Where a finished file lands: `want` itself, or with `overwrite` unset and `want`
 /// taken, the first free `stem (n).ext`.
-pub fn landing_path(want: &Path, overwrite: bool) -> PathBuf {
+pub(crate) fn landing_path(want: &Path, overwrite: bool) -> PathBuf {
     if overwrite || fs::symlink_metadata(want).is_err() {
         return want.to_path_buf();
     }
@@ -515,7 +527,7 @@ pub fn landing_path(want: &Path, overwrite: bool) -> PathBuf {
 /// Rename `from` to `to` unless `to` exists (as anything, a dangling symlink included):
 /// then `AlreadyExists`, and nothing moved. A plain rename would replace a file that
 /// appeared after [`landing_path`] looked.
-pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
     {
         use std::ffi::CString;
@@ -562,7 +574,7 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
 /// `overwrite` an existing name is never replaced (the file lands as `name (n).ext`);
 /// with it, a file or symlink at the destination is replaced (a symlink itself, never
 /// its target), a folder is not.
-pub fn finish_part(
+pub(crate) fn finish_part(
     file: File,
     part: &Path,
     final_path: &Path,
@@ -597,7 +609,7 @@ pub fn finish_part(
 
 /// What kind of failure an I/O error is, in the user's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoKind {
+pub(crate) enum IoKind {
     /// No space left (or over quota).
     DiskFull,
     /// Not allowed to read or write there.
@@ -607,7 +619,7 @@ pub enum IoKind {
 }
 
 /// Sort `e` into the kinds a user acts on differently.
-pub fn classify(e: &io::Error) -> IoKind {
+pub(crate) fn classify(e: &io::Error) -> IoKind {
     // errno first where there is one: it tells EPERM and EDQUOT apart from the generic kinds.
     #[cfg(unix)]
     match e.raw_os_error() {

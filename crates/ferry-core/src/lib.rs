@@ -2,35 +2,70 @@
 //! - `crypto`: SPAKE2 room key, key confirmation, sealing of SDP/ICE, fingerprint MAC.
 //! - `signaling`: WebSocket client for `ferry-signal`.
 //! - `rtc`: webrtc-rs peer connection and data channel, tuned.
-//! - `session`: host/join a room and come out with an authenticated [`link::Link`].
+//! - `session`: host/join a room and come out with an authenticated link.
 //! - `transfer`, `store`, `fsio`, `events`: move files over a link, resumably.
+//!
+//! The modules are crate-private; what the CLI, the desktop app and the bench use is
+//! re-exported here, so this page is the whole public API. Start with [`send`] and
+//! [`receive`].
+//!
+//! With the `test-hooks` feature (tests only), the modules that ferry-core's own integration
+//! tests drive directly (`crypto`, `defaults`, `link`, `manifest`, `session`, `signaling`, `transfer`)
+//! are public too, hidden from the docs. Their items are `pub` for that reason, so in a build
+//! without the feature they are not reachable, and `unreachable_pub` is allowed on them.
 
-pub mod link;
+#![warn(unreachable_pub)]
+
+// Tests reach into these; see the crate docs. Without the feature, what only those tests use
+// is dead here, which is expected rather than a warning.
+macro_rules! test_visible {
+    ($($name:ident),+ $(,)?) => {$(
+        #[cfg(feature = "test-hooks")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "test-hooks"))]
+        #[allow(unreachable_pub, dead_code, unused_imports)]
+        mod $name;
+    )+};
+}
+
+test_visible!(
+    crypto, defaults, link, manifest, session, signaling, transfer
+);
+
 // connect half
-pub mod crypto;
-pub mod password;
-pub mod rtc;
-pub mod rtc_runtime;
-pub mod session;
-pub mod signaling;
-pub mod ticket;
-pub mod turn_tcp;
+mod password;
+mod rtc;
+mod rtc_runtime;
+mod ticket;
+mod turn_tcp;
 
+// transfer half
+mod api;
+mod error;
+mod events;
+mod fsio;
+mod process;
+mod status;
+mod store;
+
+pub use api::{
+    Decision, Offer, ReceiveOptions, ReceiveReport, ReceivedFile, SendOptions, SendReport, receive,
+    send,
+};
 pub use defaults::Tuning;
+pub use error::{ConnectKind, ErrorKind, FerryError, exit_codes};
+pub use events::{Event, EventSink, OfferFile};
+pub use fsio::escape_display;
 pub use password::Password;
+pub use process::tune_allocator;
+pub use rtc_runtime::BufferedUdpRuntime;
 pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
 };
+pub use status::{FileState, TransferState, UnknownState};
+pub use store::{Direction, FileRow, Store, StoreError, TransferRow};
 pub use ticket::{JoinTicket, TicketError};
-
-// transfer half
-pub mod api;
-pub mod defaults;
-pub mod error;
-pub mod events;
-pub mod fsio;
-pub mod manifest;
-pub mod process;
-pub mod status;
-pub mod store;
-pub mod transfer;
+#[cfg(feature = "test-hooks")]
+pub use transfer::TestHooks;
+pub use transfer::TransferHandle;

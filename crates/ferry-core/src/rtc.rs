@@ -26,7 +26,7 @@ use crate::link::{Link, LinkInfo, PathKind};
 use crate::session::RtcTuning;
 
 /// Label of Ferry's one data channel.
-pub const CHANNEL_LABEL: &str = "ferry";
+pub(crate) const CHANNEL_LABEL: &str = "ferry";
 
 /// A WebRTC failure, as webrtc-rs worded it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,7 +65,7 @@ impl std::str::FromStr for CongestionControl {
 
 /// The `FERRY_SCTP_CC` benchmark knob: unset keeps the tuning as it is; a value that is not
 /// a controller is reported and ignored, as the other `FERRY_*` knobs ignore bad numbers.
-pub fn congestion_control_knob(value: Option<&str>) -> Option<CongestionControl> {
+pub(crate) fn congestion_control_knob(value: Option<&str>) -> Option<CongestionControl> {
     let v = value?;
     match v.parse() {
         Ok(c) => Some(c),
@@ -93,7 +93,7 @@ impl From<webrtc::error::Error> for RtcError {
 
 /// What the connection's event handler reports.
 #[derive(Clone)]
-pub enum PcEvent {
+pub(crate) enum PcEvent {
     /// A local ICE candidate, ready to trickle.
     Candidate(RTCIceCandidateInit),
     /// The connection's state changed.
@@ -130,7 +130,7 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 /// A peer connection plus what its handler reports.
-pub struct Peer {
+pub(crate) struct Peer {
     /// The connection.
     pub pc: Arc<dyn PeerConnection>,
     /// What its handler reports, in order.
@@ -158,7 +158,7 @@ fn ice_attempts(interval: Duration) -> u16 {
 
 /// Build a tuned peer connection. A fresh DTLS certificate is generated for each (webrtc's
 /// default when none is configured), so fingerprints never repeat across sessions.
-pub async fn new_peer(
+pub(crate) async fn new_peer(
     tuning: &RtcTuning,
     ice_servers: &[IceServer],
     bind_addrs: &[String],
@@ -243,7 +243,7 @@ pub async fn new_peer(
 }
 
 /// The offerer's channel: reliable and ordered.
-pub async fn create_channel(
+pub(crate) async fn create_channel(
     pc: &Arc<dyn PeerConnection>,
 ) -> Result<Arc<dyn DataChannel>, RtcError> {
     let init = RTCDataChannelInit {
@@ -264,7 +264,7 @@ const MAX_EARLY_MESSAGES: usize = 16;
 /// both land in one read pass (relayed packets come in bursts, more so on a loaded machine)
 /// the peer's hello is queued before our open. Dropping it left the guest connected and the
 /// host waiting 30 s for a hello it had thrown away (netsim, TURN over TCP, under CPU load).
-pub async fn wait_open(
+pub(crate) async fn wait_open(
     dc: &Arc<dyn DataChannel>,
     timeout: Duration,
 ) -> Result<Vec<Bytes>, RtcError> {
@@ -306,24 +306,24 @@ where
 }
 
 /// `sha-256 AB:..` from an SDP's `a=fingerprint:` line.
-pub fn sdp_fingerprint(sdp: &str) -> Option<String> {
+pub(crate) fn sdp_fingerprint(sdp: &str) -> Option<String> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
         .map(|v| v.trim().to_owned())
 }
 
 /// The DTLS fingerprint our local description announces.
-pub async fn local_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+pub(crate) async fn local_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     sdp_fingerprint(&pc.local_description().await?.sdp)
 }
 
 /// The DTLS fingerprint the peer's description announces (checked against what it presents).
-pub async fn remote_sdp_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+pub(crate) async fn remote_sdp_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     sdp_fingerprint(&pc.remote_description().await?.sdp)
 }
 
 /// Fingerprint of the certificate the peer actually presented in the DTLS handshake.
-pub async fn remote_cert_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
+pub(crate) async fn remote_cert_fingerprint(pc: &Arc<dyn PeerConnection>) -> Option<String> {
     let sctp = pc.sctp().await?;
     let certs = sctp.transport().get_remote_certificates().await.ok()?;
     certs
@@ -342,7 +342,7 @@ fn kind(t: RTCIceCandidateType) -> PathKind {
 }
 
 /// Type of the selected candidate pair (the "least direct" of its two ends) and its addresses.
-pub async fn selected_path(
+pub(crate) async fn selected_path(
     pc: &Arc<dyn PeerConnection>,
 ) -> (PathKind, Option<String>, Option<String>) {
     let Some(sctp) = pc.sctp().await else {
@@ -389,7 +389,7 @@ pub async fn selected_path(
 /// Link does; `rx` yields `None` once the channel or connection closes or fails.
 /// `early` are messages that arrived before the channel opened (see [`wait_open`]); the Link
 /// yields them first.
-pub fn spawn_link(
+pub(crate) fn spawn_link(
     peer: Peer,
     dc: Arc<dyn DataChannel>,
     early: Vec<Bytes>,

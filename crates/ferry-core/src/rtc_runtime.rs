@@ -43,7 +43,7 @@ impl BufferedUdpRuntime {
 
 /// Ask for `bytes` in both directions; returns what the kernel granted (receive, send).
 /// Failure to resize is logged, not returned: a default-sized socket still works.
-pub fn size_udp_buffers(socket: &std::net::UdpSocket, bytes: usize) -> (usize, usize) {
+pub(crate) fn size_udp_buffers(socket: &std::net::UdpSocket, bytes: usize) -> (usize, usize) {
     let sock = socket2::SockRef::from(socket);
     if bytes > 0 {
         if let Err(e) = sock.set_recv_buffer_size(bytes) {

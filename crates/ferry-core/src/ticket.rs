@@ -32,7 +32,7 @@ pub enum TicketError {
 }
 
 /// The URL scheme of Ferry links.
-pub const SCHEME: &str = "ferry";
+pub(crate) const SCHEME: &str = "ferry";
 
 impl JoinTicket {
     /// The `ferry://join/ROOM?server=...#password` link for this ticket.

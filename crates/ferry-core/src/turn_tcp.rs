@@ -35,7 +35,7 @@ const MAX_FRAME: usize = 4 + 65536;
 
 /// Why the bridge to a TURN server over TCP/TLS failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BridgeError {
+pub(crate) enum BridgeError {
     /// A socket failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -52,7 +52,7 @@ pub enum BridgeError {
 
 /// A `turn:…?transport=tcp` or `turns:` server, reached over a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamTurn {
+pub(crate) struct StreamTurn {
     /// Host name (also the TLS server name).
     pub host: String,
     /// Port.
@@ -62,7 +62,7 @@ pub struct StreamTurn {
 }
 
 /// The stream target of a TURN URL, or `None` for UDP TURN (webrtc handles it) and non-TURN URLs.
-pub fn parse_stream_turn(url: &str) -> Option<StreamTurn> {
+pub(crate) fn parse_stream_turn(url: &str) -> Option<StreamTurn> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("turns:") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("turn:") {
@@ -105,7 +105,7 @@ pub fn parse_stream_turn(url: &str) -> Option<StreamTurn> {
 /// Length of the complete frame at the start of `buf`: `Ok(None)` while its header is
 /// incomplete. STUN messages start with two zero bits and carry their body length after the
 /// type; ChannelData (channels 0x4000–0x4FFF) carries its payload length, padded to 4 over TCP.
-pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, BridgeError> {
+pub(crate) fn frame_len(buf: &[u8]) -> Result<Option<usize>, BridgeError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -119,7 +119,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, BridgeError> {
 
 /// Running bridges; dropping this stops them and closes their connections (and so the
 /// allocations on the server).
-pub struct TurnBridge {
+pub(crate) struct TurnBridge {
     cancel: CancellationToken,
 }
 
@@ -132,7 +132,9 @@ impl Drop for TurnBridge {
 /// Replace each stream TURN URL in `servers` with a local UDP bridge to it. Returns the servers
 /// to give webrtc and the bridges to keep alive with the connection (`None` when there are none).
 /// A URL whose bridge cannot be set up is dropped with a log line; the rest still work.
-pub async fn bridge_ice_servers(servers: &[IceServer]) -> (Vec<IceServer>, Option<TurnBridge>) {
+pub(crate) async fn bridge_ice_servers(
+    servers: &[IceServer],
+) -> (Vec<IceServer>, Option<TurnBridge>) {
     let cancel = CancellationToken::new();
     let mut any = false;
     let mut out = Vec::with_capacity(servers.len());

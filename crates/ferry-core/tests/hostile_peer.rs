@@ -7,14 +7,14 @@ mod hostile;
 
 use std::time::{Duration, Instant};
 
-use ferry_core::error::FerryError;
-use ferry_core::events::{Event, EventSink};
+use ferry_core::FerryError;
 use ferry_core::link::Link;
 use ferry_core::manifest;
 use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::Decision;
 use ferry_core::transfer::sender::{self, SendAttempt, SendJob};
 use ferry_core::transfer::tree;
+use ferry_core::{Event, EventSink};
 use ferry_proto::peer::{self, Control, FileAccept, FileEntry};
 use hostile::{
     Hostile, SERIAL, Victim, accepted, connect, entry, peak_growth, receive_against, victim_beside,

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_core::events::{Event, EventSink};
+use ferry_core::Store;
 use ferry_core::link::Link;
 use ferry_core::manifest;
-use ferry_core::store::Store;
 use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::{self, Decision, RecvJob};
 use ferry_core::transfer::sender::{self, SendJob};
+use ferry_core::{Event, EventSink};
 use ferry_testkit::data;
 use tokio::sync::mpsc;
 
@@ -21,8 +21,8 @@ fn hash_file(p: &Path) -> String {
 }
 
 struct Run {
-    send: Result<sender::SendAttempt, ferry_core::error::FerryError>,
-    recv: Result<receiver::RecvAttempt, ferry_core::error::FerryError>,
+    send: Result<sender::SendAttempt, ferry_core::FerryError>,
+    recv: Result<receiver::RecvAttempt, ferry_core::FerryError>,
     recv_events: Vec<Event>,
 }
 

@@ -14,8 +14,8 @@ mod contract;
 use std::collections::BTreeMap;
 
 use contract::pretty;
-use ferry_core::events::{Event, OfferFile};
 use ferry_core::link::PathKind;
+use ferry_core::{Event, OfferFile};
 
 every_variant!(
     event_variants,

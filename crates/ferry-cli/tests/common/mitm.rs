@@ -19,21 +19,21 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// `Up`: from a peer towards the server. `Down`: from the server towards a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dir {
+pub(crate) enum Dir {
     Up,
     Down,
 }
 
 /// Which peer a connection belongs to, learnt from its first request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     Host,
     Guest,
 }
 
 /// One text frame as the man in the middle received it.
 #[derive(Clone, Debug)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Since the man in the middle started.
     pub at: Duration,
     /// Connections are numbered in accept order, from 0.
@@ -47,23 +47,23 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn is(&self, role: Role, dir: Dir, ty: &str) -> bool {
+    pub(crate) fn is(&self, role: Role, dir: Dir, ty: &str) -> bool {
         self.role == Some(role) && self.dir == dir && self.ty == ty
     }
 
-    pub fn payload_starts(&self, prefix: &str) -> bool {
+    pub(crate) fn payload_starts(&self, prefix: &str) -> bool {
         self.payload
             .as_deref()
             .is_some_and(|p| p.starts_with(prefix))
     }
 
     /// Forward unchanged.
-    pub fn pass(&self) -> Vec<Out> {
+    pub(crate) fn pass(&self) -> Vec<Out> {
         vec![self.onward(self.raw.clone())]
     }
 
     /// `text` in the frame's own direction.
-    pub fn onward(&self, text: String) -> Out {
+    pub(crate) fn onward(&self, text: String) -> Out {
         match self.dir {
             Dir::Up => Out::Up(text),
             Dir::Down => Out::Down(text),
@@ -71,7 +71,7 @@ impl Frame {
     }
 
     /// `text` back to where the frame came from.
-    pub fn back(&self, text: String) -> Out {
+    pub(crate) fn back(&self, text: String) -> Out {
         match self.dir {
             Dir::Up => Out::Down(text),
             Dir::Down => Out::Up(text),
@@ -81,20 +81,20 @@ impl Frame {
 
 /// Where a frame goes on the same peer's connection.
 #[derive(Clone, Debug)]
-pub enum Out {
+pub(crate) enum Out {
     Up(String),
     Down(String),
 }
 
-pub type Policy = Box<dyn FnMut(&Frame) -> Vec<Out> + Send>;
+pub(crate) type Policy = Box<dyn FnMut(&Frame) -> Vec<Out> + Send>;
 
 /// Forward everything unchanged.
-pub fn pass_all() -> Policy {
+pub(crate) fn pass_all() -> Policy {
     Box::new(|f: &Frame| f.pass())
 }
 
 /// `tamper` the first frame `pick` chooses; pass everything else.
-pub fn once(
+pub(crate) fn once(
     pick: impl Fn(&Frame) -> bool + Send + 'static,
     tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
 ) -> Policy {
@@ -110,7 +110,7 @@ pub fn once(
 }
 
 /// `tamper` every frame `pick` chooses.
-pub fn every(
+pub(crate) fn every(
     pick: impl Fn(&Frame) -> bool + Send + 'static,
     tamper: impl Fn(&Frame) -> Vec<Out> + Send + 'static,
 ) -> Policy {
@@ -119,14 +119,14 @@ pub fn every(
 
 /// A frame and what the policy made of it.
 #[derive(Clone, Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub frame: Frame,
     pub out: Vec<Out>,
 }
 
 impl Seen {
     /// Whether the policy forwarded the frame exactly as it came, the way it was going.
-    pub fn untouched(&self) -> bool {
+    pub(crate) fn untouched(&self) -> bool {
         let onward = |o: &Out| {
             matches!(
                 (o, self.frame.dir),
@@ -137,7 +137,7 @@ impl Seen {
     }
 }
 
-pub fn out_text(o: &Out) -> &str {
+pub(crate) fn out_text(o: &Out) -> &str {
     match o {
         Out::Up(t) | Out::Down(t) => t,
     }
@@ -151,7 +151,7 @@ struct Shared {
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
-pub struct Mitm {
+pub(crate) struct Mitm {
     /// What peers give as `--server`.
     pub url: String,
     shared: Arc<Shared>,
@@ -159,7 +159,7 @@ pub struct Mitm {
 
 impl Mitm {
     /// Listen on 127.0.0.1:0 and relay to `upstream` (`ws://.../ws`) through `policy`.
-    pub fn start(rt: &Handle, upstream: &str, policy: Policy) -> Mitm {
+    pub(crate) fn start(rt: &Handle, upstream: &str, policy: Policy) -> Mitm {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let port = std_listener.local_addr().unwrap().port();
@@ -189,11 +189,11 @@ impl Mitm {
     }
 
     /// Every frame so far, in the order the policy saw them.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.shared.log.lock().unwrap().clone()
     }
 
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.shared.conns.load(Ordering::SeqCst)
     }
 }
@@ -284,13 +284,13 @@ async fn pipe(tcp: TcpStream, conn: usize, upstream: String, sh: Arc<Shared>) {
 }
 
 /// A relay frame as a peer or the server writes it.
-pub fn relay(ty: &str, payload: &str) -> String {
+pub(crate) fn relay(ty: &str, payload: &str) -> String {
     serde_json::json!({ "type": ty, "payload": payload }).to_string()
 }
 
 /// `spake2:<b64>` with the sign bit of the group element flipped: still a valid point (its
 /// negation), so both sides finish SPAKE2, with different keys.
-pub fn flip_spake2(payload: &str) -> String {
+pub(crate) fn flip_spake2(payload: &str) -> String {
     let b64 = payload.strip_prefix("spake2:").unwrap();
     let mut msg = B64.decode(b64).unwrap();
     let last = msg.len() - 1;
@@ -300,14 +300,14 @@ pub fn flip_spake2(payload: &str) -> String {
 
 /// A sealed payload (counter 8 bytes, nonce 24, ciphertext + tag) with one ciphertext bit
 /// flipped; the counter and nonce stay as they were.
-pub fn flip_sealed(payload: &str) -> String {
+pub(crate) fn flip_sealed(payload: &str) -> String {
     let mut raw = B64.decode(payload).unwrap();
     raw[8 + 24 + 3] ^= 0x01;
     B64.encode(raw)
 }
 
 /// `confirm:<b64>` with one bit of the tag flipped.
-pub fn flip_confirm(payload: &str) -> String {
+pub(crate) fn flip_confirm(payload: &str) -> String {
     let b64 = payload.strip_prefix("confirm:").unwrap();
     let mut tag = B64.decode(b64).unwrap();
     tag[0] ^= 0x01;

@@ -13,11 +13,11 @@ use crate::mitm::{Dir, Mitm, Out, Policy, Role, Seen};
 /// Longest a scenario may take from the receiver's start to both peers ended. The peers'
 /// connect timeout is 30 s and the CLI cannot shorten it; a receiver whose sender gave up
 /// waits 5 s for the link, tries once more and then waits those 30 s again.
-pub const BOUND: Duration = Duration::from_secs(60);
-pub const PW: &str = "gladly-brave-otter";
-pub const FILE_LEN: usize = 6 * 1024 + 321;
+pub(crate) const BOUND: Duration = Duration::from_secs(60);
+pub(crate) const PW: &str = "gladly-brave-otter";
+pub(crate) const FILE_LEN: usize = 6 * 1024 + 321;
 
-pub struct Run {
+pub(crate) struct Run {
     pub name: &'static str,
     pub snd: Peer,
     pub snd_exit: Option<i32>,
@@ -38,22 +38,22 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+    pub(crate) fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
         if !ok {
             self.failures.push(what());
         }
     }
 
-    pub fn rcv(&self) -> &Peer {
+    pub(crate) fn rcv(&self) -> &Peer {
         &self.rcvs[0].0
     }
 
-    pub fn rcv_exit(&self) -> Option<i32> {
+    pub(crate) fn rcv_exit(&self) -> Option<i32> {
         self.rcvs[0].1
     }
 }
 
-pub fn sender(dir: &Path, url: &str, file: &Path, extra: &[&str]) -> Peer {
+pub(crate) fn sender(dir: &Path, url: &str, file: &Path, extra: &[&str]) -> Peer {
     let f = file.display().to_string();
     let mut a = vec!["send", "--json", "--server", url, "--password", PW];
     a.extend_from_slice(extra);
@@ -61,7 +61,7 @@ pub fn sender(dir: &Path, url: &str, file: &Path, extra: &[&str]) -> Peer {
     Peer::spawn("sender", &a, &dir.join("send.db"), &[])
 }
 
-pub fn receiver(dir: &Path, url: &str, room: &str, out: &Path) -> Peer {
+pub(crate) fn receiver(dir: &Path, url: &str, room: &str, out: &Path) -> Peer {
     let out = out.display().to_string();
     let a = [
         "receive",
@@ -79,7 +79,7 @@ pub fn receiver(dir: &Path, url: &str, room: &str, out: &Path) -> Peer {
 }
 
 /// The exit code, or `None` (and the process killed) if it was still running at `until`.
-pub fn wait_exit(p: &mut Peer, until: Instant) -> Option<i32> {
+pub(crate) fn wait_exit(p: &mut Peer, until: Instant) -> Option<i32> {
     loop {
         p.drain();
         if let Some(st) = p.child.try_wait().unwrap() {
@@ -97,7 +97,7 @@ pub fn wait_exit(p: &mut Peer, until: Instant) -> Option<i32> {
 
 /// The sender has finished with the last receiver: it reported the attempt's end and is
 /// back to waiting with its room open.
-pub fn sender_settled(p: &Peer) -> bool {
+pub(crate) fn sender_settled(p: &Peer) -> bool {
     let Some(joined) = p.events.iter().rposition(|v| v["event"] == "peer-joined") else {
         return false;
     };
@@ -110,7 +110,7 @@ pub fn sender_settled(p: &Peer) -> bool {
 }
 
 /// A counter from the server's `/metrics` (its own listener); `u64::MAX` if unreadable.
-pub fn metric(srv: &ferry_signal::RunningServer, name: &str) -> u64 {
+pub(crate) fn metric(srv: &ferry_signal::RunningServer, name: &str) -> u64 {
     let read = || -> Option<u64> {
         let addr = srv.metrics_addr()?;
         let mut tcp = std::net::TcpStream::connect(addr).ok()?;
@@ -127,7 +127,7 @@ pub fn metric(srv: &ferry_signal::RunningServer, name: &str) -> u64 {
 /// Start a real signaling server (in this process, for its failure counter), the man in the
 /// middle, a sender, then `receivers` receivers one after another; wait (bounded) until each
 /// has ended and the sender has exited or gone back to waiting, then stop the sender.
-pub fn run_scenario(
+pub(crate) fn run_scenario(
     name: &'static str,
     rt: &tokio::runtime::Handle,
     policy: Policy,
@@ -197,7 +197,7 @@ pub fn run_scenario(
     }
 }
 
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
         return v;
@@ -213,7 +213,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-pub fn error_text(v: &Value) -> String {
+pub(crate) fn error_text(v: &Value) -> String {
     format!(
         "{}: {}",
         v["code"].as_str().unwrap_or(""),
@@ -223,7 +223,7 @@ pub fn error_text(v: &Value) -> String {
 }
 
 /// The receiver's last `error` event as "code: message".
-pub fn rcv_error(p: &Peer) -> String {
+pub(crate) fn rcv_error(p: &Peer) -> String {
     p.all("error")
         .last()
         .map(|v| error_text(v))
@@ -231,7 +231,7 @@ pub fn rcv_error(p: &Peer) -> String {
 }
 
 /// `attempts_left` of each `wrong-password-attempt` the sender reported.
-pub fn host_counted(p: &Peer) -> Vec<i64> {
+pub(crate) fn host_counted(p: &Peer) -> Vec<i64> {
     p.all("wrong-password-attempt")
         .iter()
         .map(|v| v["attempts_left"].as_i64().unwrap_or(-1))
@@ -239,7 +239,7 @@ pub fn host_counted(p: &Peer) -> Vec<i64> {
 }
 
 /// `attempts_left` of each `handshake-failed` the server sent to a peer of `role`.
-pub fn server_told(seen: &[Seen], role: Role) -> Vec<i64> {
+pub(crate) fn server_told(seen: &[Seen], role: Role) -> Vec<i64> {
     seen.iter()
         .filter(|s| s.frame.is(role, Dir::Down, "handshake-failed"))
         .map(|s| {
@@ -251,7 +251,7 @@ pub fn server_told(seen: &[Seen], role: Role) -> Vec<i64> {
 }
 
 /// What the sender said about the attempt's end (an error or an attempt-failed), lowercased.
-pub fn sender_said(p: &Peer) -> String {
+pub(crate) fn sender_said(p: &Peer) -> String {
     p.events
         .iter()
         .filter(|v| matches!(v["event"].as_str(), Some("error" | "attempt-failed")))
@@ -261,7 +261,7 @@ pub fn sender_said(p: &Peer) -> String {
 }
 
 /// Which peer sent a `confirm:` tag up to the server, in order.
-pub fn confirms_sent(seen: &[Seen]) -> Vec<Role> {
+pub(crate) fn confirms_sent(seen: &[Seen]) -> Vec<Role> {
     seen.iter()
         .filter(|s| s.frame.dir == Dir::Up && s.frame.ty == "pake")
         .filter(|s| s.frame.payload_starts("confirm:"))
@@ -270,7 +270,7 @@ pub fn confirms_sent(seen: &[Seen]) -> Vec<Role> {
 }
 
 /// One line per frame the man in the middle changed.
-pub fn tampering(seen: &[Seen]) -> Vec<String> {
+pub(crate) fn tampering(seen: &[Seen]) -> Vec<String> {
     seen.iter()
         .filter(|s| !s.untouched())
         .map(|s| {
@@ -303,7 +303,7 @@ pub fn tampering(seen: &[Seen]) -> Vec<String> {
         .collect()
 }
 
-pub fn report(r: &Run) -> String {
+pub(crate) fn report(r: &Run) -> String {
     let rcvs: Vec<String> = r
         .rcvs
         .iter()
@@ -332,7 +332,7 @@ pub fn report(r: &Run) -> String {
 }
 
 /// Events that would mean the peers got past the signaling stage.
-pub const PAST_SIGNALING: &[&str] = &[
+pub(crate) const PAST_SIGNALING: &[&str] = &[
     "connected",
     "verification",
     "offer",
@@ -343,7 +343,7 @@ pub const PAST_SIGNALING: &[&str] = &[
 
 /// What holds whatever the man in the middle did: nothing written, nothing leaked, both
 /// ended within the bound, the receiver with a non-zero exit.
-pub fn nothing_got_through(r: &mut Run) {
+pub(crate) fn nothing_got_through(r: &mut Run) {
     for f in files_under(&r.out) {
         let data = std::fs::read(&f).unwrap_or_default();
         let name = f.file_name().unwrap().to_string_lossy().to_string();
@@ -390,21 +390,21 @@ pub fn nothing_got_through(r: &mut Run) {
     r.check(elapsed <= BOUND, || format!("took {elapsed:?}"));
 }
 
-pub fn rcv_says(r: &mut Run, words: &[&str], tag: &str) {
+pub(crate) fn rcv_says(r: &mut Run, words: &[&str], tag: &str) {
     let said = rcv_error(r.rcv());
     r.check(words.iter().any(|w| said.contains(w)), || {
         format!("{tag}receiver said {said:?}, expected one of {words:?}")
     });
 }
 
-pub fn snd_says(r: &mut Run, words: &[&str]) {
+pub(crate) fn snd_says(r: &mut Run, words: &[&str]) {
     let said = sender_said(&r.snd);
     r.check(words.iter().any(|w| said.contains(w)), || {
         format!("sender said {said:?}, expected one of {words:?}")
     });
 }
 
-pub fn snd_timed_out_or_waiting(r: &mut Run) {
+pub(crate) fn snd_timed_out_or_waiting(r: &mut Run) {
     let said = sender_said(&r.snd);
     let timed_out = ["timeout", "timed out", "did not open in time"]
         .iter()
@@ -416,7 +416,7 @@ pub fn snd_timed_out_or_waiting(r: &mut Run) {
 }
 
 /// No side counted a password guess: the tampering was not with SPAKE2.
-pub fn nobody_counted(r: &mut Run) {
+pub(crate) fn nobody_counted(r: &mut Run) {
     let host = host_counted(&r.snd);
     let server = server_told(&r.seen, Role::Host);
     let metric = r.server_failures;

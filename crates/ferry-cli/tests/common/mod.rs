@@ -11,23 +11,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+pub(crate) const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
-pub use ferry_testkit::write_file as random_file;
+pub(crate) use ferry_testkit::write_file as random_file;
 
-pub fn hash(path: &Path) -> String {
+pub(crate) fn hash(path: &Path) -> String {
     blake3::hash(&std::fs::read(path).unwrap())
         .to_hex()
         .to_string()
 }
 
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     pub url: String,
 }
 
 impl Server {
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let mut child = Command::new(FERRY)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -45,7 +45,7 @@ impl Server {
         Server { child, url }
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -58,7 +58,7 @@ impl Drop for Server {
 }
 
 /// One `ferry` process with its JSON events arriving on a channel.
-pub struct Peer {
+pub(crate) struct Peer {
     pub child: Child,
     stdin: Option<ChildStdin>,
     rx: mpsc::Receiver<Value>,
@@ -67,7 +67,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn spawn(name: &'static str, args: &[&str], db: &Path, env: &[(&str, String)]) -> Peer {
+    pub(crate) fn spawn(
+        name: &'static str,
+        args: &[&str],
+        db: &Path,
+        env: &[(&str, String)],
+    ) -> Peer {
         let mut cmd = Command::new(FERRY);
         cmd.args(args)
             .env("FERRY_DB", db)
@@ -106,7 +111,7 @@ impl Peer {
     }
 
     /// Wait for an event matching `pred`, keeping everything seen.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
@@ -130,11 +135,11 @@ impl Peer {
         }
     }
 
-    pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
+    pub(crate) fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
         self.wait_for(name, timeout, |v| v["event"] == name)
     }
 
-    pub fn say(&mut self, line: &str) {
+    pub(crate) fn say(&mut self, line: &str) {
         if let Some(s) = self.stdin.as_mut() {
             writeln!(s, "{line}").unwrap();
             s.flush().unwrap();
@@ -142,7 +147,7 @@ impl Peer {
     }
 
     /// Wait for exit; returns the exit code and drains remaining events.
-    pub fn finish(&mut self, timeout: Duration) -> i32 {
+    pub(crate) fn finish(&mut self, timeout: Duration) -> i32 {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -167,13 +172,13 @@ impl Peer {
     }
 
     /// Take whatever events arrived so far without waiting.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Ok(v) = self.rx.try_recv() {
             self.events.push(v);
         }
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         while let Ok(v) = self.rx.try_recv() {
@@ -181,11 +186,11 @@ impl Peer {
         }
     }
 
-    pub fn all(&self, name: &str) -> Vec<&Value> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&Value> {
         self.events.iter().filter(|v| v["event"] == name).collect()
     }
 
-    pub fn last_progress(&self) -> u64 {
+    pub(crate) fn last_progress(&self) -> u64 {
         self.all("progress")
             .last()
             .and_then(|v| v["bytes_done"].as_u64())
@@ -200,23 +205,23 @@ impl Drop for Peer {
     }
 }
 
-pub struct Setup {
+pub(crate) struct Setup {
     pub dir: tempfile::TempDir,
     pub server: Server,
 }
 
 impl Setup {
-    pub fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         Setup {
             dir: tempfile::tempdir().unwrap(),
             server: Server::start(),
         }
     }
-    pub fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    pub fn sender(&self, paths: &[PathBuf], password: &str, env: &[(&str, String)]) -> Peer {
+    pub(crate) fn sender(&self, paths: &[PathBuf], password: &str, env: &[(&str, String)]) -> Peer {
         let mut args: Vec<String> = vec![
             "send".into(),
             "--json".into(),
@@ -230,7 +235,7 @@ impl Setup {
         Peer::spawn("sender", &a, &self.path("send.db"), env)
     }
 
-    pub fn sender_resume(&self, id: &str, password: &str, env: &[(&str, String)]) -> Peer {
+    pub(crate) fn sender_resume(&self, id: &str, password: &str, env: &[(&str, String)]) -> Peer {
         let a = [
             "send",
             "--json",
@@ -244,7 +249,7 @@ impl Setup {
         Peer::spawn("sender", &a, &self.path("send.db"), env)
     }
 
-    pub fn receiver(&self, room: &str, password: &str, out: &Path, extra: &[&str]) -> Peer {
+    pub(crate) fn receiver(&self, room: &str, password: &str, out: &Path, extra: &[&str]) -> Peer {
         let out = out.display().to_string();
         let mut a = vec![
             "receive",
@@ -263,7 +268,7 @@ impl Setup {
     }
 
     /// Poll `ferry history` on `db` until its latest transfer has durable bytes; returns them.
-    pub fn durable_bytes(&self, db: &str, timeout: Duration) -> u64 {
+    pub(crate) fn durable_bytes(&self, db: &str, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         loop {
             let out = Command::new(FERRY)
@@ -290,10 +295,10 @@ impl Setup {
     }
 }
 
-pub const T: Duration = Duration::from_secs(60);
+pub(crate) const T: Duration = Duration::from_secs(60);
 
 /// Start a sender and wait for its room.
-pub fn room_of(s: &mut Peer) -> (String, String) {
+pub(crate) fn room_of(s: &mut Peer) -> (String, String) {
     let v = s.wait_event("room-created", T);
     (
         v["room"].as_str().unwrap().to_string(),

@@ -23,7 +23,7 @@ use crate::transfer::sender::{self, SendJob};
 mod receive;
 
 pub use crate::transfer::receiver::{Decision, Offer, ReceivedFile};
-pub use receive::{FIRST_CONNECT_TRIES, ReceiveOptions, ReceiveReport, receive, should_rejoin};
+pub use receive::{ReceiveOptions, ReceiveReport, receive};
 
 impl From<ConnectError> for FerryError {
     fn from(e: ConnectError) -> Self {
@@ -70,7 +70,7 @@ pub struct SendOptions {
     pub stop_on_wrong_password: bool,
     /// How long to wait for the receiver to come back after the link drops.
     pub reconnect_for: Duration,
-    /// Data channel and compression (defaults: [`crate::defaults`]).
+    /// Data channel and compression (defaults: `defaults.rs`).
     pub tuning: Tuning,
     /// Fault injection for tests (the `test-hooks` feature; see [`crate::transfer::TestHooks`]).
     #[cfg(feature = "test-hooks")]

@@ -14,7 +14,7 @@ use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::receiver::{self, Decision, Offer, ReceivedFile, RecvJob};
 
-pub use crate::defaults::FIRST_CONNECT_TRIES;
+pub(crate) use crate::defaults::FIRST_CONNECT_TRIES;
 
 /// Whether a failed join is worth another. Before the first link (`lost_link_until` is
 /// `None`) only a WebRTC path that did not form, or a sender that left mid-handshake, is
@@ -23,7 +23,7 @@ pub use crate::defaults::FIRST_CONNECT_TRIES;
 /// cause (no sender) does not go away. After a lost link the receiver keeps trying until
 /// its reconnect budget is spent, including a full room, which is the server not yet having
 /// seen the old link's seat free up.
-pub fn should_rejoin(
+pub(crate) fn should_rejoin(
     e: &FerryError,
     failed_tries: u32,
     lost_link_until: Option<Instant>,
@@ -67,7 +67,7 @@ pub struct ReceiveOptions {
     pub bind_addrs: Option<Vec<String>>,
     /// How long to keep re-joining after the link drops.
     pub reconnect_for: Duration,
-    /// Data channel (defaults: [`crate::defaults`]); `compress` is the sender's to choose.
+    /// Data channel (defaults: `defaults.rs`); `compress` is the sender's to choose.
     pub tuning: Tuning,
 }
 

@@ -25,7 +25,7 @@ pub struct ConnectConfig {
     pub server: String,
     /// Added to the ICE servers the signaling server hands out.
     pub ice_servers: Vec<IceServer>,
-    /// Data-channel settings (defaults: [`crate::defaults`]).
+    /// Data-channel settings (defaults: `defaults.rs`).
     pub tuning: RtcTuning,
     /// Local UDP binds; `0.0.0.0:0` means every interface (tests use `127.0.0.1:0`).
     pub bind_addrs: Vec<String>,
@@ -55,7 +55,7 @@ impl ConnectConfig {
 }
 
 /// Data-channel tuning (docs/BENCHMARKS.md, "Raw ceiling"). Defaults (in
-/// [`crate::defaults`]) are the measured best on loopback.
+/// `defaults.rs`) are the measured best on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtcTuning {
     /// Largest message we accept and advertise (SCTP max-message-size). 64 KiB..=256 KiB.
@@ -70,10 +70,10 @@ pub struct RtcTuning {
     pub buffered_high: usize,
     /// ...and the low-water mark reported by the channel.
     pub buffered_low: usize,
-    /// Frames queued in each direction of the [`Link`].
+    /// Frames queued in each direction of the `Link`.
     pub link_capacity: usize,
     /// `SO_RCVBUF`/`SO_SNDBUF` for the connection's UDP sockets (0 = OS default); see
-    /// [`crate::rtc_runtime`].
+    /// `rtc_runtime.rs`.
     pub udp_buffer: usize,
     /// Pause between ICE connectivity checks; also how soon webrtc sends each handshake
     /// step, so it sets the time to connect (see `rtc::new_peer`).

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 mod file;
 
-pub use crate::status::{FileState, TransferState};
+pub(crate) use crate::status::{FileState, TransferState};
 
 /// What can go wrong opening or using the store.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,7 @@ pub struct FileRow {
 }
 
 /// Unix seconds now (0 if the clock is before 1970).
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -201,28 +201,33 @@ impl Default for TransferHandle {
 }
 
 impl TransferHandle {
+    /// A handle for a transfer not started yet: running, not paused.
     pub fn new() -> Self {
         Self {
             cancel: CancellationToken::new(),
             pause: Arc::new(watch::channel(false).0),
         }
     }
+    /// Pauses the transfer until [`resume`](Self::resume).
     pub fn pause(&self) {
         self.pause.send_replace(true);
     }
+    /// Undoes [`pause`](Self::pause).
     pub fn resume(&self) {
         self.pause.send_replace(false);
     }
+    /// Ends the transfer (the peer is told).
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
+    /// Whether [`cancel`](Self::cancel) was called on this handle or a clone of it.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
-    pub fn cancelled_token(&self) -> CancellationToken {
+    pub(crate) fn cancelled_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
-    pub fn pause_rx(&self) -> watch::Receiver<bool> {
+    pub(crate) fn pause_rx(&self) -> watch::Receiver<bool> {
         self.pause.subscribe()
     }
 }

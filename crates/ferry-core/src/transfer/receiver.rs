@@ -31,23 +31,33 @@ pub struct RecvJob {
 /// What the sender offers, as shown to the user before accepting.
 #[derive(Debug, Clone, Serialize)]
 pub struct Offer {
+    /// The sender's id for this transfer; the same id again means a resume.
     pub transfer_id: String,
+    /// Every file offered, in the sender's order.
     pub files: Vec<FileEntry>,
+    /// Sum of the files' sizes, in bytes.
     pub total: u64,
     /// Bytes already on disk from an earlier attempt of the same transfer.
     pub resumable: u64,
 }
 
+/// The receiver's answer to an [`Offer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// Take the files.
     Accept,
+    /// Refuse them; the sender is told and nothing is written.
     Decline,
 }
 
+/// One file received and verified.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedFile {
+    /// Its path as the sender named it (relative, `/`-separated).
     pub path: String,
+    /// Where it landed on this machine.
     pub dest: PathBuf,
+    /// Its BLAKE3 hash, hex.
     pub hash: String,
 }
 

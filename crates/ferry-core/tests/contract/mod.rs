@@ -14,24 +14,24 @@ macro_rules! every_variant {
         mod $m {
             use super::*;
 
-            pub fn exhaustive(v: &$t) {
+            pub(crate) fn exhaustive(v: &$t) {
                 match v {
                     $($p => {})+
                 }
             }
 
-            pub fn ordinal(v: &$t) -> usize {
+            pub(crate) fn ordinal(v: &$t) -> usize {
                 let arms: &[fn(&$t) -> bool] = &[$(|v| matches!(v, $p)),+];
                 arms.iter().position(|is| is(v)).unwrap()
             }
 
-            pub const NAMES: &[&str] = &[$(stringify!($p)),+];
+            pub(crate) const NAMES: &[&str] = &[$(stringify!($p)),+];
         }
     };
 }
 
 /// `ui/tests/fixtures`, found from the crate's folder upwards (crates sit at different depths).
-pub fn fixtures_dir(manifest_dir: &str) -> PathBuf {
+pub(crate) fn fixtures_dir(manifest_dir: &str) -> PathBuf {
     Path::new(manifest_dir)
         .ancestors()
         .map(|d| d.join("ui/tests/fixtures"))
@@ -39,7 +39,7 @@ pub fn fixtures_dir(manifest_dir: &str) -> PathBuf {
         .expect("ui/tests/fixtures above the crate")
 }
 
-pub fn pretty(v: &impl serde::Serialize) -> String {
+pub(crate) fn pretty(v: &impl serde::Serialize) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap();
     s.push('\n');
     s
@@ -49,7 +49,12 @@ pub fn pretty(v: &impl serde::Serialize) -> String {
 /// all belong to this test: one no sample produces any more is stale. With `FERRY_BLESS=1`
 /// the files are rewritten (stale ones removed); otherwise every difference fails, naming
 /// `bless` as the way to accept a change that is meant.
-pub fn check_or_bless(dir: &Path, owned: &str, expected: &BTreeMap<String, String>, bless: &str) {
+pub(crate) fn check_or_bless(
+    dir: &Path,
+    owned: &str,
+    expected: &BTreeMap<String, String>,
+    bless: &str,
+) {
     let on_disk: Vec<String> = std::fs::read_dir(dir.join(owned))
         .map(|rd| {
             rd.filter_map(|e| e.ok())

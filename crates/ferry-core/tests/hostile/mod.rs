@@ -7,24 +7,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_core::events::{Event, EventSink};
+use ferry_core::Store;
 use ferry_core::link::Link;
-use ferry_core::store::Store;
 use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::{self, Decision, RecvAttempt, RecvJob};
 use ferry_core::transfer::tree;
 use ferry_core::{ConnectConfig, HostRoom, Password, join};
+use ferry_core::{Event, EventSink};
 use ferry_proto::peer::{self, Control, ControlReassembler, FileEntry, Frame};
 use tokio::sync::mpsc;
 
 /// The transfer id every hostile offer uses.
-pub const TRANSFER_ID: &str = "abababababababababababababababab";
+pub(crate) const TRANSFER_ID: &str = "abababababababababababababababab";
 
 /// Every case holds this: cases measure the process's peak memory, which a case running
 /// beside it would spoil, and two cores do not gain from WebRTC pairs in parallel anyway.
-pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub async fn server() -> ferry_signal::RunningServer {
+pub(crate) async fn server() -> ferry_signal::RunningServer {
     let cfg = ferry_signal::Config {
         rate_limit: ferry_signal::RateLimit {
             per_second: 1000,
@@ -42,21 +42,21 @@ fn cfg(url: &str) -> ConnectConfig {
     c
 }
 
-pub async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f)
         .await
         .expect("timed out")
 }
 
 /// Two ends of a real link: (host, guest). The room is kept so the host's side stays up.
-pub struct Pair {
+pub(crate) struct Pair {
     pub host: Link,
     pub guest: Link,
     _room: HostRoom,
     _srv: ferry_signal::RunningServer,
 }
 
-pub async fn connect() -> Pair {
+pub(crate) async fn connect() -> Pair {
     let srv = server().await;
     let pw = Password::generate();
     let mut room = HostRoom::create(cfg(&srv.ws_url()), pw.clone())
@@ -78,7 +78,7 @@ pub async fn connect() -> Pair {
 
 /// A temp folder holding the victim's output folder `out/` beside a sentinel tree whose
 /// every byte is compared afterwards; the resume store lives in a folder of its own.
-pub struct Victim {
+pub(crate) struct Victim {
     pub base: tempfile::TempDir,
     pub out: PathBuf,
     db: tempfile::TempDir,
@@ -86,7 +86,7 @@ pub struct Victim {
 }
 
 impl Victim {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let base = tempfile::tempdir().unwrap();
         let out = base.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
@@ -105,7 +105,7 @@ impl Victim {
         }
     }
 
-    pub fn job(&self) -> RecvJob {
+    pub(crate) fn job(&self) -> RecvJob {
         RecvJob {
             out_dir: self.out.clone(),
             overwrite: false,
@@ -116,7 +116,7 @@ impl Victim {
     }
 
     /// Nothing beside the output folder was created, changed or removed.
-    pub fn assert_untouched(&self) {
+    pub(crate) fn assert_untouched(&self) {
         assert_eq!(
             outside(self.base.path(), &self.out),
             self.before,
@@ -125,7 +125,7 @@ impl Victim {
     }
 
     /// Every file under the output folder, relative, with `/`.
-    pub fn out_files(&self) -> Vec<String> {
+    pub(crate) fn out_files(&self) -> Vec<String> {
         let mut v = Vec::new();
         walk(&self.out, &mut |p| {
             v.push(
@@ -140,7 +140,7 @@ impl Victim {
     }
 
     /// No file under the output folder is finished: at most `.part` files.
-    pub fn assert_nothing_finished(&self) {
+    pub(crate) fn assert_nothing_finished(&self) {
         let done: Vec<_> = self
             .out_files()
             .into_iter()
@@ -152,7 +152,7 @@ impl Victim {
         if let Some((_, files)) = store.transfer(&format!("{TRANSFER_ID}-r")).unwrap() {
             let done: Vec<_> = files
                 .iter()
-                .filter(|f| f.state == ferry_core::store::FileState::Done)
+                .filter(|f| f.state == ferry_core::FileState::Done)
                 .collect();
             assert!(done.is_empty(), "store claims finished: {done:?}");
         }
@@ -198,7 +198,7 @@ fn outside(base: &Path, out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Runs the victim's side to its end beside the hostile `script`; the script then gets 5 s
 /// more (None if it is still going: it may push more than the victim will ever read).
-pub async fn victim_beside<R, T>(
+pub(crate) async fn victim_beside<R, T>(
     victim: impl std::future::Future<Output = R>,
     script: impl std::future::Future<Output = T>,
 ) -> (R, Option<T>) {
@@ -223,14 +223,14 @@ pub async fn victim_beside<R, T>(
 /// Returns the receiver's result, its events, and what the script returned (None if it was
 /// still going 5 s after the receiver stopped: a script may push more than the receiver
 /// will ever read).
-pub async fn receive_against<T>(
+pub(crate) async fn receive_against<T>(
     victim: &Victim,
     link: Link,
     decision: Decision,
     secs: u64,
     script: impl std::future::Future<Output = T>,
 ) -> (
-    Result<RecvAttempt, ferry_core::error::FerryError>,
+    Result<RecvAttempt, ferry_core::FerryError>,
     Vec<Event>,
     Option<T>,
 ) {
@@ -253,13 +253,13 @@ pub async fn receive_against<T>(
 }
 
 /// The hand-driven peer.
-pub struct Hostile {
+pub(crate) struct Hostile {
     pub link: Link,
     parts: ControlReassembler,
 }
 
 impl Hostile {
-    pub fn new(link: Link) -> Self {
+    pub(crate) fn new(link: Link) -> Self {
         Hostile {
             link,
             parts: ControlReassembler::new(),
@@ -267,12 +267,12 @@ impl Hostile {
     }
 
     /// Send a frame as is; false once the link is gone.
-    pub async fn raw(&self, frame: Vec<u8>) -> bool {
+    pub(crate) async fn raw(&self, frame: Vec<u8>) -> bool {
         self.link.tx.send(Bytes::from(frame)).await.is_ok()
     }
 
     /// A control message, split into parts as an honest peer would.
-    pub async fn control(&self, c: &Control) -> bool {
+    pub(crate) async fn control(&self, c: &Control) -> bool {
         for f in c.encode_frames(self.link.info.max_message_size) {
             if !self.raw(f).await {
                 return false;
@@ -283,7 +283,7 @@ impl Hostile {
 
     /// The next control message (`hello` and chunks skipped), or None when the link ends, a
     /// frame does not decode, or `secs` pass.
-    pub async fn recv(&mut self, secs: u64) -> Option<Control> {
+    pub(crate) async fn recv(&mut self, secs: u64) -> Option<Control> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let msg = tokio::time::timeout_at(deadline, self.link.rx.recv())
@@ -299,7 +299,7 @@ impl Hostile {
     }
 
     /// Offer `files`; returns the receiver's answer.
-    pub async fn offer(&mut self, files: Vec<FileEntry>) -> Option<Control> {
+    pub(crate) async fn offer(&mut self, files: Vec<FileEntry>) -> Option<Control> {
         let m = Control::Manifest {
             transfer_id: TRANSFER_ID.into(),
             files,
@@ -309,7 +309,7 @@ impl Hostile {
     }
 
     /// Send `data` of `file` as correct chunks (one piece per tree shape) and its end.
-    pub async fn send_file(&self, file: u32, data: &[u8]) -> bool {
+    pub(crate) async fn send_file(&self, file: u32, data: &[u8]) -> bool {
         let size = data.len() as u64;
         let mut off = 0u64;
         let mut t = tree::FileTree::new(size);
@@ -329,7 +329,7 @@ impl Hostile {
     }
 
     /// Read control messages until the link ends or `secs` pass; what came.
-    pub async fn drain(&mut self, secs: u64) -> Vec<Control> {
+    pub(crate) async fn drain(&mut self, secs: u64) -> Vec<Control> {
         let mut v = Vec::new();
         while let Some(c) = self.recv(secs).await {
             v.push(c);
@@ -338,7 +338,7 @@ impl Hostile {
     }
 }
 
-pub fn entry(path: &str, size: u64) -> FileEntry {
+pub(crate) fn entry(path: &str, size: u64) -> FileEntry {
     FileEntry {
         path: path.into(),
         size,
@@ -348,7 +348,7 @@ pub fn entry(path: &str, size: u64) -> FileEntry {
 }
 
 /// Accepted file indices of an `accept`.
-pub fn accepted(c: &Option<Control>) -> Vec<u32> {
+pub(crate) fn accepted(c: &Option<Control>) -> Vec<u32> {
     match c {
         Some(Control::Accept { files }) => files.iter().map(|a| a.file).collect(),
         other => panic!("expected accept, got {other:?}"),
@@ -356,7 +356,7 @@ pub fn accepted(c: &Option<Control>) -> Vec<u32> {
 }
 
 /// Resident set and its peak, in bytes (Linux `/proc/self/status`).
-pub fn rss() -> (u64, u64) {
+pub(crate) fn rss() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = |key: &str| {
         s.lines()
@@ -370,7 +370,7 @@ pub fn rss() -> (u64, u64) {
 }
 
 /// Peak resident growth while `f` runs: the kernel's high-water mark is reset first.
-pub async fn peak_growth<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
+pub(crate) async fn peak_growth<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
     // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (base, _) = rss();

@@ -12,10 +12,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Times are nanoseconds on the caller's monotonic clock.
-pub type Nanos = u64;
+pub(crate) type Nanos = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// One-way delay added to every packet.
     pub delay_ns: Nanos,
     /// Bottleneck rate in bits per second; `None` = no rate limit.
@@ -27,7 +27,7 @@ pub struct Shape {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Hand the packet back to the kernel at this time.
     Release(Nanos),
     /// Random loss.
@@ -37,7 +37,7 @@ pub enum Verdict {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub packets_in: u64,
     pub bytes_in: u64,
     pub lost: u64,
@@ -45,7 +45,7 @@ pub struct Counters {
 }
 
 /// Decides each packet's fate; owns no packets.
-pub struct Link {
+pub(crate) struct Link {
     shape: Shape,
     /// When the last accepted packet finishes serializing.
     wire_free_at: Nanos,
@@ -54,7 +54,7 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(shape: Shape, seed: u64) -> Self {
+    pub(crate) fn new(shape: Shape, seed: u64) -> Self {
         Self {
             shape,
             wire_free_at: 0,
@@ -64,14 +64,14 @@ impl Link {
     }
 
     /// Bytes queued at the bottleneck (including the one serializing) at `now`.
-    pub fn backlog_bytes(&self, now: Nanos) -> u64 {
+    pub(crate) fn backlog_bytes(&self, now: Nanos) -> u64 {
         match self.shape.rate_bps {
             Some(bps) => (self.wire_free_at.saturating_sub(now) as f64 * bps / 8e9) as u64,
             None => 0,
         }
     }
 
-    pub fn offer(&mut self, now: Nanos, len: usize) -> Verdict {
+    pub(crate) fn offer(&mut self, now: Nanos, len: usize) -> Verdict {
         self.counters.packets_in += 1;
         self.counters.bytes_in += len as u64;
         if self.shape.loss > 0.0 && self.rng.gen_bool(self.shape.loss.min(1.0)) {
@@ -95,25 +95,25 @@ impl Link {
 }
 
 /// Packets in flight, oldest first. Buffers are recycled so the steady state allocates nothing.
-pub struct DelayLine {
+pub(crate) struct DelayLine {
     queue: VecDeque<(Nanos, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
 }
 
 impl DelayLine {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::with_capacity(4096),
             spare: Vec::new(),
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// Copies `packet` in; `at` must not be earlier than the last pushed time.
-    pub fn push(&mut self, at: Nanos, packet: &[u8]) {
+    pub(crate) fn push(&mut self, at: Nanos, packet: &[u8]) {
         debug_assert!(self.queue.back().is_none_or(|(t, _)| *t <= at));
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
@@ -122,19 +122,19 @@ impl DelayLine {
     }
 
     /// When the oldest packet is due.
-    pub fn next_due(&self) -> Option<Nanos> {
+    pub(crate) fn next_due(&self) -> Option<Nanos> {
         self.queue.front().map(|(t, _)| *t)
     }
 
     /// Takes the oldest packet if it is due at `now`; give the buffer back with `recycle`.
-    pub fn pop_due(&mut self, now: Nanos) -> Option<Vec<u8>> {
+    pub(crate) fn pop_due(&mut self, now: Nanos) -> Option<Vec<u8>> {
         match self.queue.front() {
             Some((t, _)) if *t <= now => self.queue.pop_front().map(|(_, p)| p),
             _ => None,
         }
     }
 
-    pub fn recycle(&mut self, buf: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
         // Bound the pool: a burst must not pin its peak memory forever.
         if self.spare.len() < 8192 {
             self.spare.push(buf);
