@@ -10,11 +10,10 @@
 //! [`receive`].
 //!
 //! With the `test-hooks` feature (tests only), the modules that ferry-core's own integration
-//! tests drive directly (`crypto`, `defaults`, `link`, `manifest`, `session`, `signaling`, `transfer`)
-//! are public too, hidden from the docs. Their items are `pub` for that reason, so in a build
-//! without the feature they are not reachable, and `unreachable_pub` is allowed on them.
-
-#![warn(unreachable_pub)]
+//! tests drive directly (`crypto`, `defaults`, `link`, `manifest`, `session`, `signaling`,
+//! `transfer`) are public too, hidden from the docs: internals, not API. Their items are `pub`
+//! for that reason, so in a build without the feature they are not reachable, and
+//! `unreachable_pub` is allowed on them.
 
 // Tests reach into these; see the crate docs. Without the feature, what only those tests use
 // is dead here, which is expected rather than a warning.
