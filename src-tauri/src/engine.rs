@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferry_core::FerryError;
 use ferry_core::TransferHandle;
-use ferry_core::{self as api, Decision, ReceiveOptions, SendOptions};
+use ferry_core::{Decision, Offer, ReceiveOptions, SendOptions};
 use ferry_core::{Direction, Store, TransferState};
 use ferry_core::{Event, EventSink};
 use serde::Serialize;
@@ -157,7 +157,7 @@ impl Engine {
         let handle = TransferHandle::new();
         let h = handle.clone();
         run_detached(async move {
-            if let Err(e) = api::send(opts, &paths, &h, EventSink::new(events)).await {
+            if let Err(e) = ferry_core::send(opts, &paths, &h, EventSink::new(events)).await {
                 tracing::info!("send ended: {e}");
             }
         });
@@ -189,14 +189,16 @@ impl Engine {
         let (tx, rx) = std_mpsc::sync_channel::<Decision>(1);
         // The engine asks synchronously; the answer comes from the UI's Accept button. The
         // wait leaves the runtime's other tasks running (block_in_place).
-        let decide = move |_: &api::Offer| {
+        let decide = move |_: &Offer| {
             tokio::task::block_in_place(|| {
                 rx.recv_timeout(DECIDE_TIMEOUT).unwrap_or(Decision::Decline)
             })
         };
         let h = handle.clone();
         run_detached(async move {
-            if let Err(e) = api::receive(opts, &ticket, decide, &h, EventSink::new(events)).await {
+            if let Err(e) =
+                ferry_core::receive(opts, &ticket, decide, &h, EventSink::new(events)).await
+            {
                 tracing::info!("receive ended: {e}");
             }
         });

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use ferry_core::EventSink;
 use ferry_core::Store;
 use ferry_core::TransferHandle;
-use ferry_core::{self as api, Decision, ReceiveOptions, SendOptions};
+use ferry_core::{Decision, Offer, ReceiveOptions, SendOptions};
 use ferry_core::{ErrorKind, FerryError};
 use tokio::sync::mpsc;
 
@@ -274,7 +274,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let printer = tokio::spawn(output::print_events(rx, net.json));
-            let r = api::send(opts, &paths, &handle, EventSink::new(tx)).await;
+            let r = ferry_core::send(opts, &paths, &handle, EventSink::new(tx)).await;
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
                 None => Ok(()),
@@ -308,7 +308,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 steer_from_stdin(handle.clone());
             }
             let json = net.json;
-            let decide = move |offer: &api::Offer| {
+            let decide = move |offer: &Offer| {
                 if yes {
                     return Decision::Accept;
                 }
@@ -328,7 +328,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             };
             let (tx, rx) = mpsc::unbounded_channel();
             let printer = tokio::spawn(output::print_events(rx, net.json));
-            let r = api::receive(opts, &ticket, decide, &handle, EventSink::new(tx)).await;
+            let r = ferry_core::receive(opts, &ticket, decide, &handle, EventSink::new(tx)).await;
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
                 None => Ok(()),
