@@ -16,19 +16,19 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub fn heavy() -> bool {
+pub(crate) fn heavy() -> bool {
     std::env::var("FERRY_HEAVY").is_ok_and(|v| v == "1")
 }
 
 /// 127.0.a.b: block `a` per kind of abuser, so each has addresses of its own.
-pub fn lo(a: u8, b: u8) -> IpAddr {
+pub(crate) fn lo(a: u8, b: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, a, b))
 }
 
 /// Room for every client socket of the heavy run in this process.
-pub fn raise_fd_limit(want: u64) {
+pub(crate) fn raise_fd_limit(want: u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -42,14 +42,14 @@ pub fn raise_fd_limit(want: u64) {
     }
 }
 
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub metrics: Option<SocketAddr>,
 }
 
 impl Server {
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
         let bin = std::env::var("FERRY_SIGNAL_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferry-signal").to_string());
         let mut child = Command::new(bin)
@@ -82,7 +82,7 @@ impl Server {
     }
 
     /// (VmRSS, VmHWM) in MiB.
-    pub fn rss(&self) -> (f64, f64) {
+    pub(crate) fn rss(&self) -> (f64, f64) {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         let kib = |k: &str| {
@@ -96,7 +96,7 @@ impl Server {
     }
 
     /// One gauge from `/metrics`.
-    pub async fn gauge(&self, name: &str) -> Option<u64> {
+    pub(crate) async fn gauge(&self, name: &str) -> Option<u64> {
         let m = self.metrics?;
         let (_, body) = ferry_signal::client::request(
             axum::http::Method::GET,
@@ -120,7 +120,7 @@ impl Drop for Server {
     }
 }
 
-pub async fn tcp_from(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
+pub(crate) async fn tcp_from(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
     let s = tokio::net::TcpSocket::new_v4().ok()?;
     s.bind(SocketAddr::new(from, 0)).ok()?;
     tokio::time::timeout(Duration::from_secs(10), s.connect(to))
@@ -129,7 +129,7 @@ pub async fn tcp_from(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
         .ok()
 }
 
-pub async fn next_msg(ws: &mut Ws, within: Duration) -> Option<ServerMsg> {
+pub(crate) async fn next_msg(ws: &mut Ws, within: Duration) -> Option<ServerMsg> {
     let until = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(until, ws.next()).await {
@@ -141,7 +141,7 @@ pub async fn next_msg(ws: &mut Ws, within: Duration) -> Option<ServerMsg> {
 }
 
 /// A WebSocket from `from`, its `welcome` read.
-pub async fn ws_from(from: IpAddr, to: SocketAddr) -> Option<Ws> {
+pub(crate) async fn ws_from(from: IpAddr, to: SocketAddr) -> Option<Ws> {
     let tcp = tcp_from(from, to).await?;
     let (mut ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
@@ -157,12 +157,12 @@ pub async fn ws_from(from: IpAddr, to: SocketAddr) -> Option<Ws> {
     .then_some(ws)
 }
 
-pub async fn send(ws: &mut Ws, m: &ClientMsg) -> bool {
+pub(crate) async fn send(ws: &mut Ws, m: &ClientMsg) -> bool {
     ws.send(Message::Text(m.to_json().into())).await.is_ok()
 }
 
 /// A join of a room that does not exist: the socket has spoken, and holds nothing.
-pub fn bad_join() -> ClientMsg {
+pub(crate) fn bad_join() -> ClientMsg {
     ClientMsg::JoinRoom {
         v: ferry_proto::SIGNAL_VERSION,
         rid: None,
@@ -170,7 +170,7 @@ pub fn bad_join() -> ClientMsg {
     }
 }
 
-pub fn create() -> ClientMsg {
+pub(crate) fn create() -> ClientMsg {
     ClientMsg::CreateRoom {
         v: ferry_proto::SIGNAL_VERSION,
         rid: None,
@@ -179,7 +179,7 @@ pub fn create() -> ClientMsg {
 }
 
 /// Host and guest in a new room; hosts from `host_ip`, guest from `guest_ip`.
-pub async fn pair(host_ip: IpAddr, guest_ip: IpAddr, to: SocketAddr) -> Option<(Ws, Ws)> {
+pub(crate) async fn pair(host_ip: IpAddr, guest_ip: IpAddr, to: SocketAddr) -> Option<(Ws, Ws)> {
     let mut host = ws_from(host_ip, to).await?;
     send(&mut host, &create()).await;
     let Some(ServerMsg::RoomCreated { room, .. }) =
@@ -207,7 +207,7 @@ pub async fn pair(host_ip: IpAddr, guest_ip: IpAddr, to: SocketAddr) -> Option<(
 }
 
 /// `POST /api/room/create` from `from`; the HTTP status (0 when the exchange failed).
-pub async fn rest_create(from: IpAddr, to: SocketAddr) -> u16 {
+pub(crate) async fn rest_create(from: IpAddr, to: SocketAddr) -> u16 {
     let Some(mut t) = tcp_from(from, to).await else {
         return 0;
     };
@@ -226,7 +226,7 @@ pub async fn rest_create(from: IpAddr, to: SocketAddr) -> u16 {
         .unwrap_or(0)
 }
 
-pub fn pct(v: &mut [Duration], p: f64) -> Duration {
+pub(crate) fn pct(v: &mut [Duration], p: f64) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
     }
@@ -235,7 +235,7 @@ pub fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 /// Relay round-trips on the control pair until `stop`.
-pub async fn control(mut a: Ws, mut b: Ws, stop: Arc<AtomicBool>) -> (Vec<Duration>, usize) {
+pub(crate) async fn control(mut a: Ws, mut b: Ws, stop: Arc<AtomicBool>) -> (Vec<Duration>, usize) {
     let mut rtts = Vec::new();
     let mut errors = 0;
     while !stop.load(Ordering::Relaxed) {

@@ -20,7 +20,7 @@ use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub clients: usize,
     pub relayed: usize,
     pub errors: usize,
@@ -43,7 +43,7 @@ pub struct Report {
 
 /// When clients send: one message each `every`, at a per-client phase.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
+pub(crate) struct Pace {
     pub every: Duration,
     /// Spread phases uniformly over `every` (seeded); false: every client at the same instant.
     pub spread: bool,
@@ -51,7 +51,7 @@ pub struct Pace {
 }
 
 impl Pace {
-    pub fn spread(every: Duration) -> Pace {
+    pub(crate) fn spread(every: Duration) -> Pace {
         Pace {
             every,
             spread: true,
@@ -272,7 +272,7 @@ async fn room(
     (a, la, ea + eb)
 }
 
-pub async fn run(url: &str, rooms: usize, msgs: usize) -> Report {
+pub(crate) async fn run(url: &str, rooms: usize, msgs: usize) -> Report {
     let urls = [url.to_string()];
     run_paced(&urls, rooms, msgs, Pace::spread(Duration::from_millis(20))).await
 }
@@ -280,7 +280,12 @@ pub async fn run(url: &str, rooms: usize, msgs: usize) -> Report {
 /// Like [`run`] over several nodes: room `i`'s host on `urls[i % n]`, its guest on the next
 /// node, so with two or more nodes every message crosses between nodes. Each client sends
 /// `msgs` messages, one every `every`, at spread phases.
-pub async fn run_across(urls: &[String], rooms: usize, msgs: usize, every: Duration) -> Report {
+pub(crate) async fn run_across(
+    urls: &[String],
+    rooms: usize,
+    msgs: usize,
+    every: Duration,
+) -> Report {
     run_paced(urls, rooms, msgs, Pace::spread(every)).await
 }
 
@@ -294,7 +299,7 @@ fn percentiles(mut v: Vec<u64>) -> (u64, u64, u64) {
     (pct(0.50), pct(0.99), v.last().copied().unwrap_or(0))
 }
 
-pub async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -> Report {
+pub(crate) async fn run_paced(urls: &[String], rooms: usize, msgs: usize, pace: Pace) -> Report {
     let base = Instant::now();
     let barrier = Arc::new(Barrier::new(rooms));
     let start: Start = Arc::new(OnceLock::new());

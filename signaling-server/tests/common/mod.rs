@@ -1,8 +1,8 @@
 //! Real-socket test helpers: a server on 127.0.0.1:0 and tokio-tungstenite clients.
 #![allow(dead_code)]
 
-pub mod nodes;
-pub mod redis;
+pub(crate) mod nodes;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
@@ -14,11 +14,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-pub const STEP: Duration = Duration::from_secs(5);
+pub(crate) const STEP: Duration = Duration::from_secs(5);
 
 /// Test defaults: generous rate and per-address limits so only the tests about them trip
 /// them (every test client comes from 127.0.0.1).
-pub fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         rate_limit: RateLimit {
             per_second: 10_000,
@@ -35,7 +35,7 @@ pub fn config() -> Config {
 }
 
 /// Start a server in this process, or say why it did not start.
-pub async fn try_start(mut cfg: Config) -> Result<RunningServer, ferry_signal::ServerError> {
+pub(crate) async fn try_start(mut cfg: Config) -> Result<RunningServer, ferry_signal::ServerError> {
     if redis::suite_on_redis() && cfg.redis.is_none() {
         let key = match &cfg.db {
             ferry_signal::DbLocation::File(p) => Some(p.clone()),
@@ -48,17 +48,17 @@ pub async fn try_start(mut cfg: Config) -> Result<RunningServer, ferry_signal::S
 
 /// Start a server in this process. With `FERRY_SIGNAL_TEST_REDIS=1` every suite server keeps
 /// its rooms in a real redis-server of its own instead (the same suite, the other backend).
-pub async fn start(cfg: Config) -> RunningServer {
+pub(crate) async fn start(cfg: Config) -> RunningServer {
     try_start(cfg).await.expect("server starts")
 }
 
-pub struct Client {
+pub(crate) struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Client {
     /// Connect and consume the `welcome`.
-    pub async fn connect(url: &str) -> Client {
+    pub(crate) async fn connect(url: &str) -> Client {
         let (ws, _) = tokio::time::timeout(STEP, connect_async(url))
             .await
             .expect("connect in time")
@@ -71,16 +71,16 @@ impl Client {
         c
     }
 
-    pub async fn send(&mut self, m: ClientMsg) {
+    pub(crate) async fn send(&mut self, m: ClientMsg) {
         self.send_text(m.to_json()).await;
     }
 
-    pub async fn send_text(&mut self, t: String) {
+    pub(crate) async fn send_text(&mut self, t: String) {
         self.ws.send(Message::Text(t.into())).await.expect("send");
     }
 
     /// Next server message (pings are answered by tungstenite and skipped).
-    pub async fn recv(&mut self) -> ServerMsg {
+    pub(crate) async fn recv(&mut self) -> ServerMsg {
         loop {
             let m = tokio::time::timeout(STEP, self.ws.next())
                 .await
@@ -98,7 +98,7 @@ impl Client {
     }
 
     /// Expect an `error` with this code.
-    pub async fn expect_error(&mut self, code: ErrorCode) {
+    pub(crate) async fn expect_error(&mut self, code: ErrorCode) {
         match self.recv().await {
             ServerMsg::Error { code: c, .. } => assert_eq!(c, code),
             other => panic!("expected error {code}, got {other:?}"),
@@ -106,7 +106,7 @@ impl Client {
     }
 
     /// Read until the server closes; return its close code.
-    pub async fn closed_with(&mut self) -> Option<u16> {
+    pub(crate) async fn closed_with(&mut self) -> Option<u16> {
         loop {
             let m = tokio::time::timeout(STEP, self.ws.next())
                 .await
@@ -119,7 +119,7 @@ impl Client {
         }
     }
 
-    pub async fn create(&mut self, ttl_secs: Option<u64>) -> (RoomId, String) {
+    pub(crate) async fn create(&mut self, ttl_secs: Option<u64>) -> (RoomId, String) {
         self.send(ClientMsg::CreateRoom {
             v: ferry_proto::SIGNAL_VERSION,
             rid: Some(1),
@@ -140,7 +140,7 @@ impl Client {
         }
     }
 
-    pub async fn join(&mut self, room: RoomId) -> ServerMsg {
+    pub(crate) async fn join(&mut self, room: RoomId) -> ServerMsg {
         self.send(ClientMsg::JoinRoom {
             v: ferry_proto::SIGNAL_VERSION,
             rid: Some(2),
@@ -150,7 +150,7 @@ impl Client {
         self.recv().await
     }
 
-    pub async fn reconnect_host(&mut self, room: RoomId, host_token: &str) -> ServerMsg {
+    pub(crate) async fn reconnect_host(&mut self, room: RoomId, host_token: &str) -> ServerMsg {
         self.send(ClientMsg::ReconnectHost {
             v: ferry_proto::SIGNAL_VERSION,
             rid: Some(3),
@@ -163,7 +163,7 @@ impl Client {
 }
 
 /// Host and guest in a fresh room; the host has seen `peer-joined`.
-pub async fn pair(url: &str) -> (Client, Client, RoomId) {
+pub(crate) async fn pair(url: &str) -> (Client, Client, RoomId) {
     let mut host = Client::connect(url).await;
     let (room, _) = host.create(None).await;
     let mut guest = Client::connect(url).await;
@@ -185,7 +185,7 @@ pub async fn pair(url: &str) -> (Client, Client, RoomId) {
     (host, guest, room)
 }
 
-pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+pub(crate) async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     let m = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
     ferry_signal::client::request(m, url, body.map(str::to_string), STEP)
         .await
@@ -193,7 +193,7 @@ pub async fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) 
 }
 
 /// A TCP connection to `server` from the local address `from` (any 127/8 address on Linux).
-pub async fn tcp_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> TcpStream {
+pub(crate) async fn tcp_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> TcpStream {
     let sock = if from.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
@@ -210,7 +210,7 @@ pub async fn tcp_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> T
 impl Client {
     /// Like `connect`, from the local address `from`. `None` when the server refused the
     /// upgrade; the server's first message is returned unread in `Some`.
-    pub async fn connect_raw_from(
+    pub(crate) async fn connect_raw_from(
         from: std::net::IpAddr,
         server: std::net::SocketAddr,
     ) -> Option<Client> {
@@ -227,7 +227,10 @@ impl Client {
     }
 
     /// Connect from `from` and consume the `welcome`.
-    pub async fn connect_from(from: std::net::IpAddr, server: std::net::SocketAddr) -> Client {
+    pub(crate) async fn connect_from(
+        from: std::net::IpAddr,
+        server: std::net::SocketAddr,
+    ) -> Client {
         let mut c = Client::connect_raw_from(from, server)
             .await
             .expect("upgrade accepted");

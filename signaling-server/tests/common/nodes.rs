@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::redis::RedisServer;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ferry-signal");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_ferry-signal");
 
-pub struct Node {
+pub(crate) struct Node {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub metrics: SocketAddr,
@@ -17,7 +17,7 @@ pub struct Node {
 
 impl Node {
     /// `ferry-signal --redis URL` on 127.0.0.1:0 with test-friendly rates, plus `extra` flags.
-    pub fn start(redis: &RedisServer, extra: &[&str]) -> Node {
+    pub(crate) fn start(redis: &RedisServer, extra: &[&str]) -> Node {
         let defaults = [
             ("--listen", "127.0.0.1:0"),
             ("--metrics-listen", "127.0.0.1:0"),
@@ -68,20 +68,20 @@ impl Node {
         }
     }
 
-    pub fn ws(&self) -> String {
+    pub(crate) fn ws(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
 
-    pub fn http(&self) -> String {
+    pub(crate) fn http(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: the node dies without a word to anyone.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -89,14 +89,14 @@ impl Node {
     }
 
     /// `/metrics` text.
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         super::http("GET", &format!("http://{}/metrics", self.metrics), None)
             .await
             .1
     }
 
     /// `/healthz` status code.
-    pub async fn health(&self) -> u16 {
+    pub(crate) async fn health(&self) -> u16 {
         let m = axum::http::Method::GET;
         match ferry_signal::client::request(
             m,
@@ -119,7 +119,7 @@ impl Drop for Node {
 }
 
 /// A metric's value from `/metrics` text.
-pub fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     child: Option<Child>,
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
 /// The `redis-server` binary, if installed.
-pub fn binary() -> Option<PathBuf> {
+pub(crate) fn binary() -> Option<PathBuf> {
     let candidates = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -32,7 +32,7 @@ pub fn binary() -> Option<PathBuf> {
 }
 
 /// Start one, or print why the calling test is skipped and return `None`.
-pub fn start_or_skip(test: &str) -> Option<RedisServer> {
+pub(crate) fn start_or_skip(test: &str) -> Option<RedisServer> {
     if binary().is_none() {
         eprintln!(
             "SKIP {test}: redis-server is not installed (scripts/install-deps.sh installs it)"
@@ -51,7 +51,7 @@ fn free_port() -> u16 {
 }
 
 impl RedisServer {
-    pub fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut r = RedisServer {
@@ -63,11 +63,11 @@ impl RedisServer {
         r
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://{}/", self.addr)
     }
 
-    pub fn dir(&self) -> &std::path::Path {
+    pub(crate) fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
@@ -126,7 +126,7 @@ impl RedisServer {
     }
 
     /// Stop it as an operator would (SIGTERM: the append-only file is flushed).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -141,25 +141,25 @@ impl RedisServer {
     }
 
     /// Start it again on the same port and folder.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 }
 
 /// Whether this run of the suite uses the Redis backend (`FERRY_SIGNAL_TEST_REDIS=1`).
-pub fn suite_on_redis() -> bool {
+pub(crate) fn suite_on_redis() -> bool {
     std::env::var("FERRY_SIGNAL_TEST_REDIS").ok().as_deref() == Some("1")
 }
 
 /// The Redis a suite server with session store `key` uses: the same one again for the same
 /// key (a restart finds its rooms), a new one otherwise. Kept until the test's thread ends.
 /// Returns its URL and data folder.
-pub fn shared_for(key: Option<&std::path::Path>) -> (String, PathBuf) {
+pub(crate) fn shared_for(key: Option<&std::path::Path>) -> (String, PathBuf) {
     use std::collections::HashMap;
     use std::sync::Mutex;
     static ALL: Mutex<Option<HashMap<PathBuf, RedisServer>>> = Mutex::new(None);
@@ -185,7 +185,7 @@ pub fn shared_for(key: Option<&std::path::Path>) -> (String, PathBuf) {
 
 /// Where a suite server with SQLite file `db` really stores its rooms: that file's folder,
 /// or its Redis's data folder when the suite runs on Redis.
-pub fn stored_dir(db: &std::path::Path) -> PathBuf {
+pub(crate) fn stored_dir(db: &std::path::Path) -> PathBuf {
     if suite_on_redis() {
         shared_for(Some(db)).1
     } else {
