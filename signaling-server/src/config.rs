@@ -42,6 +42,30 @@ pub struct TurnConfig {
     pub ttl: Duration,
 }
 
+/// `--turn-url` without `--turn-secret`, or the other way round.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("--turn-url and --turn-secret go together")]
+pub struct TurnHalfConfigured;
+
+impl TurnConfig {
+    /// Lifetime of issued credentials when the operator does not choose one.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+    /// TURN from a server's flags (`ferry-signal` and `ferry serve` alike): both URLs and the
+    /// secret, or neither.
+    pub fn from_flags(
+        urls: Vec<String>,
+        secret: Option<String>,
+        ttl: Duration,
+    ) -> Result<Option<TurnConfig>, TurnHalfConfigured> {
+        match (urls.is_empty(), secret) {
+            (true, None) => Ok(None),
+            (false, Some(secret)) => Ok(Some(TurnConfig { urls, secret, ttl })),
+            _ => Err(TurnHalfConfigured),
+        }
+    }
+}
+
 impl std::fmt::Debug for TurnConfig {
     // The shared secret must never reach a log line through `{:?}` of the config.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,6 +194,25 @@ mod tests {
         assert_eq!(c.clamp_ttl(Some(0)), Duration::from_secs(1));
         assert_eq!(c.clamp_ttl(Some(10)), Duration::from_secs(10));
         assert_eq!(c.clamp_ttl(Some(u64::MAX)), Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn turn_flags_come_in_pairs() {
+        let ttl = TurnConfig::DEFAULT_TTL;
+        assert_eq!(TurnConfig::from_flags(vec![], None, ttl), Ok(None));
+        let both = TurnConfig::from_flags(vec!["turn:x".into()], Some("s".into()), ttl);
+        assert_eq!(
+            both.map(|t| t.map(|t| t.urls)),
+            Ok(Some(vec!["turn:x".to_string()]))
+        );
+        assert_eq!(
+            TurnConfig::from_flags(vec!["turn:x".into()], None, ttl),
+            Err(TurnHalfConfigured)
+        );
+        assert_eq!(
+            TurnConfig::from_flags(vec![], Some("s".into()), ttl),
+            Err(TurnHalfConfigured)
+        );
     }
 
     #[test]

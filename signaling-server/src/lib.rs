@@ -23,7 +23,7 @@ mod ws;
 
 use std::net::SocketAddr;
 
-pub use config::{Config, DbLocation, RateLimit, TurnConfig};
+pub use config::{Config, DbLocation, RateLimit, TurnConfig, TurnHalfConfigured};
 pub use server::{RunningServer, router, spawn};
 pub use state::AppState;
 pub use ws::close as close_code;

@@ -162,15 +162,7 @@ impl RunArgs {
         } else {
             DbLocation::File(PathBuf::from(self.db))
         };
-        let turn = match (self.turn_urls.is_empty(), self.turn_secret) {
-            (true, None) => None,
-            (false, Some(secret)) => Some(TurnConfig {
-                urls: self.turn_urls,
-                secret,
-                ttl: self.turn_ttl,
-            }),
-            _ => anyhow::bail!("--turn-url and --turn-secret go together"),
-        };
+        let turn = TurnConfig::from_flags(self.turn_urls, self.turn_secret, self.turn_ttl)?;
         anyhow::ensure!(
             self.room_ttl <= self.max_room_ttl,
             "--room-ttl must not exceed --max-room-ttl"

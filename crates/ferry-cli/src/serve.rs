@@ -36,7 +36,7 @@ pub(crate) struct ServeArgs {
     /// turn:relay.example:3478?transport=udp; needs --turn-secret.
     #[arg(
         long = "turn-url",
-        env = "FERRY_SIGNAL_TURN_URL",
+        env = "FERRY_SIGNAL_TURN_URLS",
         value_delimiter = ','
     )]
     turn_urls: Vec<String>,
@@ -54,15 +54,11 @@ fn db(s: &str) -> DbLocation {
 }
 
 pub(crate) async fn run(a: ServeArgs) -> anyhow::Result<()> {
-    let turn = match (a.turn_urls.is_empty(), a.turn_secret) {
-        (true, None) => None,
-        (false, Some(secret)) => Some(ferry_signal::TurnConfig {
-            urls: a.turn_urls,
-            secret,
-            ttl: Duration::from_secs(3600),
-        }),
-        _ => anyhow::bail!("--turn-url and --turn-secret go together"),
-    };
+    let turn = ferry_signal::TurnConfig::from_flags(
+        a.turn_urls,
+        a.turn_secret,
+        ferry_signal::TurnConfig::DEFAULT_TTL,
+    )?;
     let cfg = Config {
         listen: a.listen,
         db: db(&a.signal_db),
