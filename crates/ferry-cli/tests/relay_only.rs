@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -58,33 +57,6 @@ fn coturn(dir: &Path, secret: &str) -> Option<(Kill, u16)> {
     Some((Kill(child), port))
 }
 
-fn serve_with_turn(turn_url: &str, secret: &str) -> (Kill, String) {
-    let mut child = Command::new(FERRY)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--turn-url",
-            turn_url,
-            "--turn-secret",
-            secret,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Kill(child), url)
-}
-
 #[test]
 fn relay_only_transfers_through_coturn_and_says_relayed() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +65,9 @@ fn relay_only_transfers_through_coturn_and_says_relayed() {
         eprintln!("skipped: turnserver (coturn) is not installed");
         return;
     };
-    let (_server, url) = serve_with_turn(&format!("turn:127.0.0.1:{port}?transport=udp"), secret);
+    let turn_url = format!("turn:127.0.0.1:{port}?transport=udp");
+    let server = Server::start_with(&["--turn-url", &turn_url, "--turn-secret", secret]);
+    let url = server.url.clone();
     let src = dir.path().join("relayed.bin");
     random_file(&src, 3 << 20, 11);
     let out = dir.path().join("out");

@@ -28,8 +28,14 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// `ferry serve` on 127.0.0.1:0 with extra flags (e.g. TURN).
+    pub(crate) fn start_with(extra: &[&str]) -> Server {
         let mut child = Command::new(FERRY)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
