@@ -208,9 +208,12 @@ def udp_ping(topo: Topology, work: Path) -> dict:
     return json.loads(line) if line else {}
 
 
-TCP_SINK = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-            "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0\n"
-            "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d)\nprint(n)\n")
+# A TCP sink that reads until the sender closes, reporting what it has read every 100 ms
+# (monotonic clock, shared by every process on the machine; the fairness run reads it).
+TCP_SINK = ("import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0;last=0\n"
+            "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d);t=time.monotonic()\n"
+            " if t-last>=0.1: print(t,n,flush=True);last=t\n")
 # Timed from connect to the sink having read everything (it closes after the last byte);
 # the congestion controller is chosen per socket (TCP_CONGESTION), whatever the system's.
 TCP_SOURCE = ("import socket,sys,time\nf=open(sys.argv[3],'rb')\nt=time.monotonic()\n"
@@ -376,12 +379,7 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
     return row
 
 
-# A TCP sink that reports what it has read every 100 ms (monotonic clock, shared by every
-# process on the machine), and a source that sends until killed.
-TCP_SINK_TICKS = ("import socket,sys,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                  "s.bind((sys.argv[1],int(sys.argv[2])));s.listen(1);c,_=s.accept();n=0;last=0\n"
-                  "while True:\n d=c.recv(1<<20)\n if not d: break\n n+=len(d);t=time.monotonic()\n"
-                  " if t-last>=0.1: print(t,n,flush=True);last=t\n")
+# A TCP source that sends until killed (the competing flow of the fairness run).
 TCP_FOREVER = ("import socket,sys\nc=socket.socket()\n"
                "c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,sys.argv[3].encode())\n"
                "c.connect((sys.argv[1],int(sys.argv[2])));b=bytes(1<<20)\nwhile True: c.sendall(b)\n")
@@ -398,7 +396,7 @@ def fairness(bench, topo: Topology, work: Path, size: int, mbit: float = 50, rtt
     nominal = mbit * 1e6 / 8 / 1e6
     topo.shape(mbit, rtt, 0.0, "fairness")
     port = free_port()
-    sink = spawn("fair-sink", [sys.executable, "-c", TCP_SINK_TICKS, topo.ip_d, str(port)], work,
+    sink = spawn("fair-sink", [sys.executable, "-c", TCP_SINK, topo.ip_d, str(port)], work,
                  netns=topo.d, measure=False)
     time.sleep(0.5)
     source = spawn("fair-source", [sys.executable, "-c", TCP_FOREVER, topo.ip_d, str(port), tcp_cc],
