@@ -10,6 +10,7 @@ use ferry_proto::RoomId;
 use ferry_proto::signal::Role;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Spake2};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -84,11 +85,32 @@ pub struct Pake {
 impl Pake {
     /// Start a run; returns the state and the `pake` relay payload to send.
     pub fn start(role: Role, room: &RoomId, password: &Password) -> (Pake, String) {
+        Self::start_rng(role, room, password, OsRng)
+    }
+
+    /// [`Pake::start`] with the SPAKE2 scalar drawn from `rng`: fixed scalars for the test
+    /// vectors another implementation checks itself against (`tests/vectors/`).
+    #[cfg(feature = "test-hooks")]
+    pub fn start_with_rng(
+        role: Role,
+        room: &RoomId,
+        password: &Password,
+        rng: impl CryptoRng + RngCore,
+    ) -> (Pake, String) {
+        Self::start_rng(role, room, password, rng)
+    }
+
+    fn start_rng(
+        role: Role,
+        room: &RoomId,
+        password: &Password,
+        rng: impl CryptoRng + RngCore,
+    ) -> (Pake, String) {
         let pw = spake2::Password::new(password.pake_bytes());
         let (id_a, id_b) = (identity(Role::Host, room), identity(Role::Guest, room));
         let (state, msg) = match role {
-            Role::Host => Spake2::<Ed25519Group>::start_a(&pw, &id_a, &id_b),
-            Role::Guest => Spake2::<Ed25519Group>::start_b(&pw, &id_a, &id_b),
+            Role::Host => Spake2::<Ed25519Group>::start_a_with_rng(&pw, &id_a, &id_b, rng),
+            Role::Guest => Spake2::<Ed25519Group>::start_b_with_rng(&pw, &id_a, &id_b, rng),
         };
         let payload = format!("{PAKE_MSG_PREFIX}{}", B64.encode(&msg));
         (
@@ -105,6 +127,25 @@ impl Pake {
     /// Finish with the peer's `spake2:` payload. The keys are not yet trusted: the peer must
     /// still prove it holds them ([`RoomKeys::verify_confirmation`]).
     pub fn finish(self, peer_payload: &str) -> Result<RoomKeys, CryptoError> {
+        self.finish_seen(peer_payload, |_| {})
+    }
+
+    /// [`Pake::finish`] that also hands back the SPAKE2 output, for the test vectors.
+    #[cfg(feature = "test-hooks")]
+    pub fn finish_with_secret(
+        self,
+        peer_payload: &str,
+    ) -> Result<(RoomKeys, Vec<u8>), CryptoError> {
+        let mut secret = Vec::new();
+        let keys = self.finish_seen(peer_payload, |s| secret = s.to_vec())?;
+        Ok((keys, secret))
+    }
+
+    fn finish_seen(
+        self,
+        peer_payload: &str,
+        see: impl FnOnce(&[u8]),
+    ) -> Result<RoomKeys, CryptoError> {
         let b64 = peer_payload
             .strip_prefix(PAKE_MSG_PREFIX)
             .ok_or(CryptoError::BadPakeMessage)?;
@@ -114,6 +155,7 @@ impl Pake {
                 .finish(&peer_msg)
                 .map_err(|_| CryptoError::BadPakeMessage)?,
         );
+        see(&shared);
         let (msg_a, msg_b) = match self.role {
             Role::Host => (self.my_msg.as_slice(), peer_msg.as_slice()),
             Role::Guest => (peer_msg.as_slice(), self.my_msg.as_slice()),
@@ -174,6 +216,19 @@ impl RoomKeys {
     /// Which side these keys belong to.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Every derived key by its HKDF label, then the transcript hash, for the test vectors.
+    #[cfg(feature = "test-hooks")]
+    pub fn schedule(&self) -> Vec<(&'static str, [u8; 32])> {
+        vec![
+            ("seal host->guest", self.seal_host_to_guest),
+            ("seal guest->host", self.seal_guest_to_host),
+            ("confirm", self.confirm),
+            ("fingerprint mac", self.fingerprint_mac),
+            ("verification code", self.verification),
+            ("transcript", self.transcript),
+        ]
     }
 
     fn confirm_tag(&self, role: Role) -> [u8; 32] {
@@ -316,15 +371,31 @@ fn aad(from: Role, kind: SealKind, ctr: u64) -> Vec<u8> {
 impl Sealer {
     /// Encrypt `plaintext` as the next message of `kind` from this side (base64).
     pub fn seal(&mut self, kind: SealKind, plaintext: &[u8]) -> String {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        self.seal_nonce(kind, plaintext, &nonce)
+    }
+
+    /// [`Sealer::seal`] with a given nonce, for the test vectors (a real run never repeats one).
+    #[cfg(feature = "test-hooks")]
+    pub fn seal_with_nonce(&mut self, kind: SealKind, plaintext: &[u8], nonce: [u8; 24]) -> String {
+        self.seal_nonce(kind, plaintext, XNonce::from_slice(&nonce))
+    }
+
+    /// The associated data of a sealed message (see [`Sealer`]), for the test vectors.
+    #[cfg(feature = "test-hooks")]
+    pub fn aad(from: Role, kind: SealKind, ctr: u64) -> Vec<u8> {
+        aad(from, kind, ctr)
+    }
+
+    fn seal_nonce(&mut self, kind: SealKind, plaintext: &[u8], nonce: &XNonce) -> String {
         self.send_ctr += 1;
         let ctr = self.send_ctr;
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let aad = aad(self.role, kind, ctr);
         // Encryption with a valid key and in-memory buffers does not fail.
         let ct = self
             .send
             .encrypt(
-                &nonce,
+                nonce,
                 Payload {
                     msg: plaintext,
                     aad: &aad,
@@ -333,7 +404,7 @@ impl Sealer {
             .unwrap_or_default();
         let mut out = Vec::with_capacity(CTR_LEN + NONCE_LEN + ct.len());
         out.extend_from_slice(&ctr.to_be_bytes());
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         out.extend_from_slice(&ct);
         B64.encode(out)
     }
