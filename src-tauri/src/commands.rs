@@ -231,6 +231,29 @@ pub(crate) async fn send_start(
     Ok(id)
 }
 
+/// Send a text snippet typed in the app (the engine refuses one over its limit).
+#[tauri::command]
+pub(crate) async fn send_text(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    text: String,
+    password: Option<String>,
+    on_event: Channel<Event>,
+) -> CmdResult<u32> {
+    if text.is_empty() {
+        return Err(CmdError::new("no-text", "Type or paste some text to send."));
+    }
+    let password = password.filter(|p| !p.trim().is_empty());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let running = state
+        .engine
+        .send_text(&settings_of(&state), text, password, tx)
+        .await?;
+    let id = state.transfers.insert(running);
+    forward(app, id, rx, on_event);
+    Ok(id)
+}
+
 #[tauri::command]
 pub(crate) async fn receive_start(
     app: AppHandle,

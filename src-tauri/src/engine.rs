@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_core::FerryError;
 use ferry_core::TransferHandle;
 use ferry_core::{Decision, Offer, ReceiveOptions, SendOptions};
-use ferry_core::{Direction, Store, TransferState};
+use ferry_core::{Direction, Store, TransferKind, TransferState};
 use ferry_core::{Event, EventSink};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
@@ -24,6 +24,8 @@ const DECIDE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub struct HistoryEntry {
     pub transfer_id: String,
     pub direction: Direction,
+    /// Files, or a text snippet (its text is never stored: `name` only says what it was).
+    pub kind: TransferKind,
     pub name: String,
     pub files: usize,
     pub bytes: u64,
@@ -138,6 +140,45 @@ impl Engine {
         Ok(embedded.url().to_string())
     }
 
+    async fn send_options(
+        &self,
+        settings: &Settings,
+        password: Option<String>,
+    ) -> Result<SendOptions, CmdError> {
+        let mut opts = SendOptions::new(self.signal_url(settings).await?, self.store()?);
+        opts.password = password;
+        opts.bind_addrs = bind_addrs();
+        opts.tuning = tuning();
+        opts.ice_servers = settings.ice_servers();
+        // The app keeps the room open after a wrong guess and shows a notice instead.
+        opts.stop_on_wrong_password = false;
+        Ok(opts)
+    }
+
+    /// Send a text snippet; what the `send_text` command runs. Over the limit it fails here,
+    /// before a room opens.
+    pub(crate) async fn send_text(
+        &self,
+        settings: &Settings,
+        text: String,
+        password: Option<String>,
+        events: UnboundedSender<Event>,
+    ) -> Result<Running, CmdError> {
+        ferry_core::check_text_size(&text)?;
+        let opts = self.send_options(settings, password).await?;
+        let handle = TransferHandle::new();
+        let h = handle.clone();
+        run_detached(async move {
+            if let Err(e) = ferry_core::send_text(opts, text, &h, EventSink::new(events)).await {
+                tracing::info!("text send ended: {e}");
+            }
+        });
+        Ok(Running {
+            handle,
+            decide: None,
+        })
+    }
+
     pub(crate) async fn send(
         &self,
         settings: &Settings,
@@ -146,14 +187,8 @@ impl Engine {
         resume: Option<String>,
         events: UnboundedSender<Event>,
     ) -> Result<Running, CmdError> {
-        let mut opts = SendOptions::new(self.signal_url(settings).await?, self.store()?);
-        opts.password = password;
+        let mut opts = self.send_options(settings, password).await?;
         opts.resume = resume;
-        opts.bind_addrs = bind_addrs();
-        opts.tuning = tuning();
-        opts.ice_servers = settings.ice_servers();
-        // The app keeps the room open after a wrong guess and shows a notice instead.
-        opts.stop_on_wrong_password = false;
         let handle = TransferHandle::new();
         let h = handle.clone();
         run_detached(async move {
@@ -215,18 +250,25 @@ impl Engine {
         for t in rows {
             let files = store.transfer(&t.id)?.map(|(_, f)| f).unwrap_or_default();
             let real: Vec<_> = files.iter().filter(|f| !f.is_dir).collect();
-            let name = real
-                .first()
-                .map(|f| f.path.clone())
-                .or_else(|| files.first().map(|f| f.path.clone()))
-                .unwrap_or_else(|| t.id.chars().take(8).collect());
+            let name = match t.kind {
+                TransferKind::Text => "Text snippet".to_string(),
+                TransferKind::Files => real
+                    .first()
+                    .map(|f| f.path.clone())
+                    .or_else(|| files.first().map(|f| f.path.clone()))
+                    .unwrap_or_else(|| t.id.chars().take(8).collect()),
+            };
             let finished = t.state.is_finished();
             out.push(HistoryEntry {
                 resumable: t.state != TransferState::Done && t.done_bytes < t.total_bytes,
                 transfer_id: t.id,
                 direction: t.direction,
+                kind: t.kind,
                 name,
-                files: real.len().max(1),
+                files: match t.kind {
+                    TransferKind::Text => 0,
+                    TransferKind::Files => real.len().max(1),
+                },
                 bytes: t.total_bytes,
                 bytes_done: t.done_bytes,
                 peer: Some(t.peer).filter(|p| !p.is_empty()),
@@ -357,6 +399,72 @@ mod tests {
                     && h.name == "notes.bin"),
             "{history:?}"
         );
+    }
+
+    /// The app's text path: what the `send_text` command runs, over the built-in server, to a
+    /// receiver running the engine's `receive` as `ferry receive` does. The snippet arrives
+    /// exactly; nothing lands in the folder; history shows it as text. Over the limit, the
+    /// command fails before a room opens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_text_snippet_from_the_app_arrives_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        loopback_env();
+        let engine = Engine::new();
+        let settings = Settings::default();
+        let snippet = "from the app: ünïcödé 🚢\r\nline two\n\n".to_string();
+        let (tx, mut send_ev) = unbounded_channel();
+        let _s = engine
+            .send_text(&settings, snippet.clone(), Some("pw-app-text".into()), tx)
+            .await
+            .unwrap();
+        let Event::RoomCreated { room, server, .. } =
+            next_matching(&mut send_ev, "room-created", |e| {
+                matches!(e, Event::RoomCreated { .. })
+            })
+            .await
+        else {
+            unreachable!()
+        };
+        let out = dir.path().join("out");
+        let mut opts = ReceiveOptions::new(&out, Store::open(&dir.path().join("r.db")).unwrap());
+        opts.server = Some(server);
+        opts.password = Some("pw-app-text".into());
+        opts.bind_addrs = bind_addrs();
+        let report = ferry_core::receive(
+            opts,
+            &room,
+            |_: &Offer| Decision::Decline,
+            &TransferHandle::new(),
+            EventSink::none(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.text.as_deref(), Some(snippet.as_str()));
+        assert!(report.files.is_empty());
+        assert!(!out.exists(), "a snippet is never written to disk");
+        next_matching(&mut send_ev, "done", |e| matches!(e, Event::Done { .. })).await;
+        let history = engine.history().unwrap();
+        assert!(
+            history.iter().any(|h| h.kind == TransferKind::Text
+                && h.direction == Direction::Send
+                && h.state == TransferState::Done
+                && h.bytes == snippet.len() as u64),
+            "{history:?}"
+        );
+
+        let (tx, _rx) = unbounded_channel();
+        let refused = engine
+            .send_text(
+                &settings,
+                "x".repeat(ferry_core::TEXT_MAX_BYTES + 1),
+                None,
+                tx,
+            )
+            .await;
+        let Err(e) = refused else {
+            panic!("over the limit must fail")
+        };
+        assert_eq!(e.code, "too-large");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

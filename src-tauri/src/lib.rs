@@ -111,6 +111,7 @@ pub fn run() {
             commands::pick_paths,
             commands::pick_folder,
             commands::send_start,
+            commands::send_text,
             commands::receive_start,
             commands::receive_accept,
             commands::transfer_pause,

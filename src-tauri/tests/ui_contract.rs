@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use contract::pretty;
 use ferry_app_lib::{CmdError, HistoryEntry, Settings, Theme, TurnServer};
 use ferry_core::Direction;
-use ferry_core::TransferState;
+use ferry_core::{TransferKind, TransferState};
 
 every_variant!(theme_variants, Theme: Theme::System, Theme::Light, Theme::Dark);
 every_variant!(direction_variants, Direction: Direction::Send, Direction::Receive);
@@ -58,6 +58,7 @@ fn history() -> Vec<(&'static str, HistoryEntry)> {
             HistoryEntry {
                 transfer_id: "6f1c0a52d3b94e7e".into(),
                 direction: Direction::Send,
+                kind: TransferKind::Files,
                 name: "photos/a.jpg".into(),
                 files: 2,
                 bytes: 4_000,
@@ -76,6 +77,7 @@ fn history() -> Vec<(&'static str, HistoryEntry)> {
             HistoryEntry {
                 transfer_id: "6f1c0a52d3b94e7e-r".into(),
                 direction: Direction::Receive,
+                kind: TransferKind::Files,
                 name: "photos/a.jpg".into(),
                 files: 2,
                 bytes: 4_000,
@@ -87,6 +89,25 @@ fn history() -> Vec<(&'static str, HistoryEntry)> {
                 secs: Some(2.0),
                 resumable: true,
                 out_dir: Some("/home/user/Downloads".into()),
+            },
+        ),
+        (
+            "history-entry.text-received",
+            HistoryEntry {
+                transfer_id: "9a2e4b71c0d35f68-r".into(),
+                direction: Direction::Receive,
+                kind: TransferKind::Text,
+                name: "Text snippet".into(),
+                files: 0,
+                bytes: 42,
+                bytes_done: 42,
+                peer: None,
+                state: TransferState::Done,
+                started_at: 1_796_000_000,
+                finished_at: Some(1_796_000_001),
+                secs: Some(1.0),
+                resumable: false,
+                out_dir: None,
             },
         ),
     ]

@@ -114,7 +114,7 @@ export class App {
   private view(): HTMLElement {
     switch (this.screen) {
       case "send":
-        return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, this.dragging);
+        return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true), sendText: (t) => this.startText(t) }, this.dragging);
       case "receive":
         return receiveView({ join: (r, p) => this.join(r, p), chooseFolder: () => void this.chooseDest() }, this.receivePrefill, this.receiveDest);
       case "history":
@@ -124,7 +124,7 @@ export class App {
           ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved, this.signalUrl)
           : h("p", { class: "hint" }, "Loading…");
       case "transfer":
-        if (!this.transfer) return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true) }, false);
+        if (!this.transfer) return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true), sendText: (t) => this.startText(t) }, false);
         return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now() }, {
           copy: (text, what) => void this.copy(text, what),
           pause: () => void this.control("pause"),
@@ -164,6 +164,20 @@ export class App {
     const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
     const run = () => {
       this.begin("send", (onEvent) => this.api.sendStart(paths, own, onEvent), run);
+    };
+    run();
+  }
+
+  /** The Send screen's text box: open a room for a snippet. */
+  startText(text: string): void {
+    if (!text) return;
+    if (this.transfer && isActive(this.transfer.state)) {
+      announce("A transfer is already running");
+      return;
+    }
+    const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
+    const run = () => {
+      this.begin("send", (onEvent) => this.api.sendText(text, own, onEvent), run, true);
     };
     run();
   }
@@ -241,9 +255,9 @@ export class App {
 
   // ---- both ------------------------------------------------------------------------
 
-  private begin(role: "send" | "receive", start: (onEvent: (e: FerryEvent) => void) => Promise<TransferId>, retry: () => void): void {
+  private begin(role: "send" | "receive", start: (onEvent: (e: FerryEvent) => void) => Promise<TransferId>, retry: () => void, isText = false): void {
     const gen = ++this.generation;
-    const running: Running = { state: initialState(role), retry };
+    const running: Running = { state: initialState(role, isText), retry };
     this.transfer = running;
     this.screen = "transfer";
     this.render(true);

@@ -67,6 +67,11 @@ const KNOWN: Record<string, Omit<HumanError, "detail"> & { detail?: string }> = 
     detail: "A file didn't arrive intact. Try again; finished parts are kept.",
     retry: true,
   },
+  "too-large": {
+    title: "Too long to send as text",
+    detail: "A text snippet can be at most 64 KB. Send it as a file instead.",
+    retry: false,
+  },
   "permission-denied": {
     title: "No permission",
     detail: "Ferry can't read or write that location.",

@@ -84,6 +84,8 @@ export type FerryEvent =
   | { event: "reconnecting" }
   /** Symlinks inside a picked folder that were not sent (paths as the receiver would see them). */
   | { event: "skipped-symlinks"; paths: string[] }
+  /** Receiver: a text snippet arrived instead of files (shown, never saved); `done` follows. */
+  | { event: "text"; transfer_id: string; text: string }
   | {
       event: "done";
       /**
@@ -125,6 +127,8 @@ export type TransferState = "active" | "done" | "failed" | "cancelled";
 export interface HistoryEntry {
   transfer_id: string;
   direction: "send" | "receive";
+  /** A text snippet is recorded by its size only: `name` says "Text snippet". */
+  kind: "files" | "text";
   name: string;
   files: number;
   bytes: number;
@@ -162,6 +166,9 @@ export const api = {
   pickFolder: () => invoke<string | null>("pick_folder"),
   sendStart: (paths: string[], password: string | null, onEvent: EventHandler) =>
     invoke<TransferId>("send_start", { paths, password, onEvent: channel(onEvent) }),
+  /** A text snippet (at most 64 KiB of UTF-8; the engine refuses more with `too-large`). */
+  sendText: (text: string, password: string | null, onEvent: EventHandler) =>
+    invoke<TransferId>("send_text", { text, password, onEvent: channel(onEvent) }),
   /** `dest` is fixed before the offer: the engine resumes from parts already there. */
   receiveStart: (room: string, password: string, server: string | null, dest: string, onEvent: EventHandler) =>
     invoke<TransferId>("receive_start", { room, password, server, dest, onEvent: channel(onEvent) }),

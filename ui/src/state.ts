@@ -47,11 +47,16 @@ export interface TransferState {
   error?: HumanError & { code: string };
   /** Symlinks the sender skipped inside picked folders (never followed out of them). */
   skipped: string[];
+  /** A text snippet rather than files (the sender knows from the start, a receiver on `text`). */
+  isText?: boolean;
+  /** Receiver: the snippet that arrived; shown with a Copy button, never saved. */
+  text?: string;
 }
 
-export function initialState(role: "send" | "receive"): TransferState {
+export function initialState(role: "send" | "receive", isText = false): TransferState {
   return {
     role,
+    isText,
     phase: "starting",
     notice: null,
     skipped: [],
@@ -127,6 +132,8 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         transferId: e.transfer_id ?? s.transferId,
       };
     }
+    case "text":
+      return { ...s, isText: true, text: e.text, total: new TextEncoder().encode(e.text).length, transferId: e.transfer_id };
     case "skipped-symlinks":
       return { ...s, skipped: [...s.skipped, ...e.paths] };
     case "resuming":
@@ -198,6 +205,7 @@ export function statusText(s: TransferState): string {
     case "reconnecting":
       return "Connection lost — reconnecting…";
     case "done":
+      if (s.isText) return s.role === "send" ? "Text sent" : "Text received";
       return s.role === "send" ? "Sent" : "Received";
     case "error":
       return s.error?.title ?? "Failed";

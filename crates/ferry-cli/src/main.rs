@@ -69,9 +69,14 @@ struct NetArgs {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Offer files and folders; prints a room, password, link and QR code, then waits.
+    /// Offer files and folders (or a text snippet); prints a room, password, link and QR
+    /// code, then waits.
     Send {
         paths: Vec<PathBuf>,
+        /// Send this text instead of files (`-` reads it from stdin); the receiver prints it.
+        /// At most 64 KiB.
+        #[arg(long, conflicts_with_all = ["paths", "resume"])]
+        text: Option<String>,
         #[arg(long, env = "FERRY_PASSWORD")]
         password: Option<String>,
         /// Continue an earlier transfer by its id (see `ferry history`).
@@ -230,14 +235,27 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Send {
             paths,
+            text,
             password,
             resume,
             listen,
             keep_waiting,
             net,
         } => {
-            if paths.is_empty() && resume.is_none() {
-                anyhow::bail!("nothing to send: give paths or --resume ID");
+            if paths.is_empty() && resume.is_none() && text.is_none() {
+                anyhow::bail!("nothing to send: give paths, --text or --resume ID");
+            }
+            let text_from_stdin = text.as_deref() == Some("-");
+            let text = match text {
+                Some(t) if t == "-" => Some(read_text_stdin()?),
+                t => t,
+            };
+            // Refused here, before a room opens or anything waits.
+            if let Some(t) = &text
+                && let Err(e) = ferry_core::check_text_size(t)
+            {
+                eprintln!("ferry: {e}");
+                return Ok(e.exit_code());
             }
             let store = open_store(&cli.db)?;
             let mut embedded = None;
@@ -269,12 +287,15 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             }
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
-            if net.json {
+            if net.json && !text_from_stdin {
                 steer_from_stdin(handle.clone());
             }
             let (tx, rx) = mpsc::unbounded_channel();
-            let printer = tokio::spawn(output::print_events(rx, net.json));
-            let r = ferry_core::send(opts, &paths, &handle, EventSink::new(tx)).await;
+            let printer = tokio::spawn(output::print_events(rx, net.json, output::Status::Stdout));
+            let r = match text {
+                Some(t) => ferry_core::send_text(opts, t, &handle, EventSink::new(tx)).await,
+                None => ferry_core::send(opts, &paths, &handle, EventSink::new(tx)).await,
+            };
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
                 None => Ok(()),
@@ -320,6 +341,11 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 let _ = std::io::stderr().flush();
                 let mut line = String::new();
                 let _ = std::io::stdin().lock().read_line(&mut line);
+                // Answered from a pipe, nothing echoed the newline: end the prompt's line so the
+                // status lines that follow on stderr start their own.
+                if !std::io::stdin().is_terminal() {
+                    eprintln!();
+                }
                 if matches!(line.trim(), "y" | "Y" | "yes") {
                     Decision::Accept
                 } else {
@@ -327,7 +353,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             let (tx, rx) = mpsc::unbounded_channel();
-            let printer = tokio::spawn(output::print_events(rx, net.json));
+            let printer = tokio::spawn(output::print_events(rx, net.json, output::Status::Stderr));
             let r = ferry_core::receive(opts, &ticket, decide, &handle, EventSink::new(tx)).await;
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {
@@ -347,6 +373,23 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `--text -`: the snippet from stdin, read no further than one byte past the limit (so a
+/// huge pipe is refused without being held).
+fn read_text_stdin() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(ferry_core::TEXT_MAX_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .context("reading the text from stdin")?;
+    if buf.len() > ferry_core::TEXT_MAX_BYTES {
+        // Past the limit whatever the rest holds: say so as the size check would.
+        return Ok(String::from_utf8_lossy(&buf).into_owned());
+    }
+    String::from_utf8(buf).context("the text on stdin is not UTF-8")
 }
 
 /// A transfer that finished with some files refused ends with the first refusal's kind.

@@ -27,7 +27,45 @@ fn done_line(bytes: u64, secs: f64, held: u64) -> String {
     )
 }
 
-pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
+/// Where the status lines of [`print_events`] go. A receiver writes them to stderr: its
+/// stdout is kept for what it received (a text snippet, exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Stdout,
+    Stderr,
+}
+
+/// A text snippet as a terminal shows it: its lines as sent, but no character in them can
+/// drive the terminal (escape sequences, bidi overrides); a pipe or file gets it exactly.
+pub(crate) fn text_for_terminal(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let (line, cr) = match line.strip_suffix('\r') {
+                Some(l) => (l, "\r"),
+                None => (line, ""),
+            };
+            let shown: String = line.split('\t').map(esc).collect::<Vec<_>>().join("\t");
+            format!("{shown}{cr}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(crate) async fn print_events(
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    json: bool,
+    status: Status,
+) {
+    // A status line, to stdout or stderr as `status` says.
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if status == Status::Stderr {
+                eprintln!($($t)*)
+            } else {
+                println!($($t)*)
+            }
+        };
+    }
     let mut bar: Option<ProgressBar> = None;
     let mut held = 0;
     while let Some(e) = rx.recv().await {
@@ -46,40 +84,40 @@ pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: b
                 link,
                 ..
             } => {
-                println!("Room:     {room}");
-                println!("Password: {password}");
-                println!("Link:     {link}");
-                println!("On the other device: ferry receive '{link}'");
+                say!("Room:     {room}");
+                say!("Password: {password}");
+                say!("Link:     {link}");
+                say!("On the other device: ferry receive '{link}'");
                 if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
                     let qr = code
                         .render::<qrcode::render::unicode::Dense1x2>()
                         .quiet_zone(true)
                         .build();
-                    println!("{qr}");
+                    say!("{qr}");
                 }
             }
-            Event::Waiting => println!("Waiting for the receiver..."),
-            Event::PeerJoined => println!("Receiver joined, checking the password..."),
-            Event::Connecting => println!("Password accepted, connecting the devices..."),
+            Event::Waiting => say!("Waiting for the receiver..."),
+            Event::PeerJoined => say!("Receiver joined, checking the password..."),
+            Event::Connecting => say!("Password accepted, connecting the devices..."),
             Event::WrongPasswordAttempt { attempts_left } => match attempts_left {
-                Some(n) => println!("Someone tried a wrong password ({n} attempts left)"),
-                None => println!("Someone tried a wrong password"),
+                Some(n) => say!("Someone tried a wrong password ({n} attempts left)"),
+                None => say!("Someone tried a wrong password"),
             },
             Event::Connected { path, kind } => {
-                println!(
+                say!(
                     "Connected ({path}, {})",
                     serde_json::to_string(&kind)
                         .unwrap_or_default()
                         .trim_matches('"')
                 )
             }
-            Event::Verification { words } => println!("Verification: {}", esc(&words)),
+            Event::Verification { words } => say!("Verification: {}", esc(&words)),
             Event::Offer { files, total, .. } => {
-                println!("{} item(s), {}", files.len(), format_size(total, DECIMAL))
+                say!("{} item(s), {}", files.len(), format_size(total, DECIMAL))
             }
             Event::Resuming { bytes_done, total } => {
                 held = bytes_done;
-                println!(
+                say!(
                     "Resuming: {} of {} already there",
                     format_size(bytes_done, DECIMAL),
                     format_size(total, DECIMAL)
@@ -108,7 +146,7 @@ pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: b
                 let line = format!("done: {}", esc(&path));
                 match &bar {
                     Some(b) => b.println(line),
-                    None => println!("{line}"),
+                    None => say!("{line}"),
                 }
             }
             Event::FileFailed {
@@ -119,12 +157,12 @@ pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: b
             Event::ChunkRejected { file, offset } => {
                 eprintln!("corrupt chunk in {} at {offset}; fetched again", esc(&file))
             }
-            Event::AttemptFailed { message, .. } => println!(
+            Event::AttemptFailed { message, .. } => say!(
                 "The receiver could not connect ({}); the room stays open.",
                 esc(&message)
             ),
             Event::Retrying { message, .. } => {
-                println!("Could not connect ({}); trying again...", esc(&message))
+                say!("Could not connect ({}); trying again...", esc(&message))
             }
             Event::SkippedSymlinks { paths } => {
                 let n = paths.len();
@@ -140,14 +178,25 @@ pub(crate) async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: b
                     shown.join(", ")
                 );
             }
-            Event::Paused => println!("Paused"),
-            Event::Resumed => println!("Resumed"),
-            Event::Reconnecting => println!("Link lost; reconnecting..."),
+            Event::Paused => say!("Paused"),
+            Event::Resumed => say!("Resumed"),
+            Event::Reconnecting => say!("Link lost; reconnecting..."),
+            Event::Text { text, .. } => {
+                use std::io::IsTerminal;
+                let mut out = std::io::stdout().lock();
+                let shown = if out.is_terminal() {
+                    text_for_terminal(&text)
+                } else {
+                    text
+                };
+                let _ = out.write_all(shown.as_bytes());
+                let _ = out.flush();
+            }
             Event::Done { bytes, secs, .. } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                println!("{}", done_line(bytes, secs, held));
+                say!("{}", done_line(bytes, secs, held));
             }
             Event::Error { code, message } => {
                 if let Some(b) = bar.take() {
@@ -232,6 +281,19 @@ pub(crate) fn print_history(rows: &[TransferRow], json: bool) {
 mod tests {
     use super::*;
     use ferry_proto::peer::FileEntry;
+
+    #[test]
+    fn a_snippet_on_a_terminal_keeps_its_lines_but_not_control_sequences() {
+        let t = "a\tb\r\n\u{1b}]0;owned\u{7}x\n\u{202e}cba\n";
+        let shown = text_for_terminal(t);
+        assert!(shown.starts_with("a\tb\r\n"), "{shown:?}");
+        assert!(shown.ends_with('\n'), "{shown:?}");
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
+            "{shown:?}"
+        );
+        assert_eq!(text_for_terminal("plain\nlines\n"), "plain\nlines\n");
+    }
 
     #[test]
     fn the_offer_shows_hostile_names_escaped() {

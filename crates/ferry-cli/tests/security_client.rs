@@ -200,6 +200,7 @@ fn prompt_escapes_hostile_names_and_a_declined_offer_changes_nothing() {
         let t = TransferRow {
             id: "earlier-r".into(),
             direction: Direction::Receive,
+            kind: ferry_core::TransferKind::Files,
             room: "OLD".into(),
             peer: String::new(),
             server: s.server.url.clone(),

@@ -140,9 +140,15 @@ fn a_terminal_transfer_shows_no_dependency_warnings_and_times_only_the_data() {
         std::fs::read(&f).unwrap()
     );
 
+    assert_eq!(
+        text(&rcv_out),
+        "",
+        "a file receive writes nothing to stdout"
+    );
     for (who, out, err) in [
         ("sender", text(&snd_out), text(&snd_err)),
-        ("receiver", text(&rcv_out), text(&rcv_err)),
+        // A receiver's status lines go to stderr: its stdout is for a received text snippet.
+        ("receiver", text(&rcv_err), text(&rcv_err)),
     ] {
         // The WebRTC stack's routine warnings stay out of the user's terminal.
         let noise: Vec<&str> = err

@@ -104,6 +104,13 @@ pub const TURN_SEND_WAIT: Duration = Duration::from_millis(500);
 /// same as the connection's own.
 pub const TURN_UDP_BUFFER: usize = UDP_BUFFER;
 
+// What is sent
+
+/// Largest text snippet (`ferry send --text`, the app's text box), bytes of UTF-8. Both sides
+/// hold it: the sender refuses before opening a room, the receiver refuses a peer that sends
+/// more (`too-large`). Enough for a long message or a config file; files go as files.
+pub const TEXT_MAX_BYTES: usize = 64 * 1024;
+
 // Signaling client
 
 /// First delay between signaling reconnect attempts; it doubles up to

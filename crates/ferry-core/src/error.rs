@@ -99,6 +99,9 @@ pub enum FerryError {
     /// The other side broke the peer protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A text snippet over the size limit (ours before sending, or the receiver's).
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The connection could not be made.
     #[error("could not connect ({kind}): {message}")]
     Connect {
@@ -147,11 +150,13 @@ pub enum ErrorKind {
     Declined,
     /// The connection could not be made, for a reason in [`ConnectKind`].
     Connect,
+    /// A text snippet over the size limit.
+    TooLarge,
 }
 
 impl ErrorKind {
     /// Every kind, in exit-code order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Io,
         ErrorKind::WrongPassword,
         ErrorKind::RoomNotFound,
@@ -167,6 +172,7 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Declined,
         ErrorKind::Connect,
+        ErrorKind::TooLarge,
     ];
 
     /// Stable kebab-case code, as in JSON events and the serde form.
@@ -187,6 +193,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Declined => "declined",
             ErrorKind::Connect => "connect",
+            ErrorKind::TooLarge => "too-large",
         }
     }
 
@@ -213,6 +220,7 @@ impl ErrorKind {
             ErrorKind::Protocol => 21,
             ErrorKind::Declined => 22,
             ErrorKind::Connect => 23,
+            ErrorKind::TooLarge => 24,
         }
     }
 
@@ -264,6 +272,7 @@ impl FerryError {
             FerryError::Integrity(_) => ErrorKind::Integrity,
             FerryError::Protocol(_) => ErrorKind::Protocol,
             FerryError::Connect { .. } => ErrorKind::Connect,
+            FerryError::TooLarge(_) => ErrorKind::TooLarge,
             FerryError::Io(_) => ErrorKind::Io,
         }
     }
@@ -298,6 +307,7 @@ impl FerryError {
             FerryError::Declined(_) => PeerErrorCode::Declined,
             FerryError::Integrity(_) => PeerErrorCode::Integrity,
             FerryError::Protocol(_) => PeerErrorCode::Protocol,
+            FerryError::TooLarge(_) => PeerErrorCode::TooLarge,
             _ => PeerErrorCode::Io,
         }
     }
@@ -314,6 +324,7 @@ impl FerryError {
             PeerErrorCode::Integrity => FerryError::Integrity(m),
             PeerErrorCode::Protocol | PeerErrorCode::Unsupported => FerryError::Protocol(m),
             PeerErrorCode::Io => FerryError::Io(m),
+            PeerErrorCode::TooLarge => FerryError::TooLarge(m),
         }
     }
 }

@@ -135,6 +135,14 @@ pub enum Event {
         /// The links' relative paths.
         paths: Vec<String>,
     },
+    /// Receiver: a text snippet arrived (sent instead of files). Shown, never written to
+    /// disk; `done` follows.
+    Text {
+        /// The transfer's id.
+        transfer_id: String,
+        /// The snippet, exactly as sent.
+        text: String,
+    },
     /// The transfer finished: every accepted file is in place and verified.
     Done {
         /// Over the whole transfer, held bytes included. Sender: acknowledged by the

@@ -49,10 +49,10 @@ mod status;
 mod store;
 
 pub use api::{
-    Decision, Offer, ReceiveOptions, ReceiveReport, ReceivedFile, SendOptions, SendReport, receive,
-    send,
+    Decision, Offer, ReceiveOptions, ReceiveReport, ReceivedFile, SendOptions, SendReport,
+    check_text_size, receive, send, send_text,
 };
-pub use defaults::Tuning;
+pub use defaults::{TEXT_MAX_BYTES, Tuning};
 pub use error::{ConnectKind, ErrorKind, FerryError, exit_codes};
 pub use events::{Event, EventSink, OfferFile};
 pub use fsio::escape_display;
@@ -63,7 +63,7 @@ pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,
 };
 pub use status::{FileState, TransferState, UnknownState};
-pub use store::{Direction, FileRow, Store, StoreError, TransferRow};
+pub use store::{Direction, FileRow, Store, StoreError, TransferKind, TransferRow};
 pub use ticket::{JoinTicket, TicketError};
 #[cfg(feature = "test-hooks")]
 pub use transfer::TestHooks;

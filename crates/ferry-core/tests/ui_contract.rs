@@ -38,6 +38,7 @@ every_variant!(
     Event::Resumed,
     Event::Reconnecting,
     Event::SkippedSymlinks { .. },
+    Event::Text { .. },
     Event::Done { .. },
     Event::Error { .. },
 );
@@ -212,6 +213,13 @@ fn samples() -> Vec<(&'static str, Event)> {
             "skipped-symlinks",
             Event::SkippedSymlinks {
                 paths: vec!["photos/latest".into()],
+            },
+        ),
+        (
+            "text",
+            Event::Text {
+                transfer_id: ID.into(),
+                text: "héllo 🚢\r\nsecond line\n".into(),
             },
         ),
         (

@@ -35,6 +35,10 @@ pub const FLAG_COMPRESSED: u8 = 0b0000_0001;
 /// `hello` capability: chunks may carry `FLAG_COMPRESSED` with an LZ4 block, prefixed by the
 /// uncompressed length (u32 LE), which is at most [`MAX_CHUNK`].
 pub const CAP_LZ4: &str = "lz4";
+/// `hello` capability: this side understands [`Control::Text`]. A sender offers a snippet
+/// only to a receiver that announced it, so an older receiver is never sent a message it
+/// would read as a broken protocol; the sender says why instead.
+pub const CAP_TEXT: &str = "text";
 /// Bytes of a chunk frame before its data.
 pub const CHUNK_HEADER_LEN: usize = 2 + 4 + 8 + 32;
 /// Smallest and largest chunk payloads the engine will use.
@@ -93,6 +97,8 @@ pub enum PeerErrorCode {
     Io,
     /// Version mismatch.
     Unsupported,
+    /// Something offered is larger than this side accepts (a text snippet over its limit).
+    TooLarge,
 }
 
 /// Control messages.
@@ -118,6 +124,15 @@ pub enum Control {
         transfer_id: String,
         /// The files and empty directories, in order; indices name them from here on.
         files: Vec<FileEntry>,
+    },
+    /// Sender → receiver, instead of a `manifest` (only to a peer that announced
+    /// [`CAP_TEXT`]): a text snippet, shown by the receiver and never written as a file. The
+    /// receiver answers `done` once it has it, or `error` (`too-large` past its limit).
+    Text {
+        /// Stable id of this transfer, as in `manifest`.
+        transfer_id: String,
+        /// The snippet, exactly as given (any newlines and characters kept).
+        text: String,
     },
     /// Receiver → sender: accepted files with resume offsets. Files not listed are skipped.
     Accept {
@@ -454,6 +469,30 @@ mod tests {
     }
 
     #[test]
+    fn text_shape_keeps_every_character() {
+        let m = Control::Text {
+            transfer_id: "ab".into(),
+            text: "h\u{e9}llo \u{1f6a2}\r\nline\n".into(),
+        };
+        let f = m.encode();
+        assert_eq!(
+            std::str::from_utf8(&f[2..]).unwrap(),
+            "{\"type\":\"text\",\"transfer_id\":\"ab\",\"text\":\"h\u{e9}llo \u{1f6a2}\\r\\nline\\n\"}"
+        );
+        assert_eq!(decode(&f).unwrap(), Frame::Control(m));
+        let e = Control::Error {
+            code: PeerErrorCode::TooLarge,
+            message: String::new(),
+            file: None,
+        };
+        assert!(
+            String::from_utf8(e.encode())
+                .unwrap()
+                .contains("\"code\":\"too-large\"")
+        );
+    }
+
+    #[test]
     fn bad_frames_are_errors() {
         assert_eq!(decode(&[]), Err(FrameError::Empty));
         assert_eq!(decode(&[9, 0]), Err(FrameError::UnknownKind(9)));
@@ -661,6 +700,8 @@ mod tests {
                 .prop_map(|(file, offset)| Control::Resend { file, offset }),
             (any::<u32>(), "[0-9a-f]{64}").prop_map(|(file, hash)| Control::FileEnd { file, hash }),
             any::<u32>().prop_map(|file| Control::FileDone { file }),
+            ("[0-9a-f]{0,64}", ".*")
+                .prop_map(|(transfer_id, text)| Control::Text { transfer_id, text }),
             Just(Control::Pause),
             Just(Control::Resume),
             Just(Control::Done),

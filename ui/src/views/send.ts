@@ -3,6 +3,32 @@ import { h } from "../dom";
 export interface SendActions {
   pickFiles(): void;
   pickFolder(): void;
+  /** Send what is in the text box as a snippet. */
+  sendText(text: string): void;
+}
+
+/** The engine's limit on one snippet (`TEXT_MAX_BYTES`), bytes of UTF-8. */
+export const TEXT_MAX_BYTES = 64 * 1024;
+
+/** What the text box says under it: how much of the limit is used, or that it is over. */
+export function textBudget(text: string): { bytes: number; over: boolean; label: string } {
+  const bytes = new TextEncoder().encode(text).length;
+  const over = bytes > TEXT_MAX_BYTES;
+  const kb = (n: number) => `${Math.ceil(n / 1024)} KB`;
+  return { bytes, over, label: over ? `Too long: ${kb(bytes)} of at most ${kb(TEXT_MAX_BYTES)}. Send it as a file instead.` : `${kb(bytes)} of ${kb(TEXT_MAX_BYTES)}` };
+}
+
+function textBox(a: SendActions): HTMLElement {
+  const area = h("textarea", { id: "send-text", rows: 4, spellcheck: "false", placeholder: "Paste a link, a code or a note…", "aria-describedby": "send-text-budget" }) as HTMLTextAreaElement;
+  const budget = h("p", { id: "send-text-budget", class: "hint" }, textBudget("").label);
+  const button = h("button", { id: "send-text-button", class: "primary", disabled: true, onclick: () => a.sendText(area.value) }, "Send text") as HTMLButtonElement;
+  area.addEventListener("input", () => {
+    const b = textBudget(area.value);
+    budget.textContent = b.label;
+    budget.classList.toggle("error", b.over);
+    button.disabled = b.bytes === 0 || b.over;
+  });
+  return h("section", { class: "card send-text", "aria-labelledby": "send-text-title" }, h("h2", { id: "send-text-title" }, "Or send text"), h("label", { for: "send-text", class: "sr-only" }, "Text to send"), area, budget, h("div", { class: "actions" }, button));
 }
 
 /** Home screen: drop anywhere on the window, or pick. An optional own password. */
@@ -24,6 +50,7 @@ export function sendView(a: SendActions, dragging: boolean): HTMLElement {
         h("button", { id: "pick-folder", onclick: () => a.pickFolder() }, "Choose folder…"),
       ),
     ),
+    textBox(a),
     h(
       "details",
       { class: "own-password" },

@@ -104,6 +104,24 @@ function offerCard(s: TransferState, x: TransferExtras, a: TransferActions): HTM
   );
 }
 
+/** A text snippet: the receiver sees it with a Copy button; it is never saved to a file. */
+function textCard(s: TransferState, a: TransferActions): HTMLElement {
+  const received = s.role === "receive" && s.text != null;
+  return h(
+    "section",
+    { class: "card text", "aria-labelledby": "text-title" },
+    h("h2", { id: "text-title" }, received ? "Text received" : "Text sent"),
+    received ? h("pre", { id: "received-text", class: "snippet", tabindex: 0 }, s.text ?? "") : null,
+    received ? h("p", { class: "hint" }, "Shown here only: it is not saved to a file.") : null,
+    h(
+      "div",
+      { class: "actions" },
+      received ? h("button", { id: "copy-text", class: "primary", onclick: () => a.copy(s.text ?? "", "Text") }, "Copy") : null,
+      h("button", { id: "back", onclick: () => a.back() }, s.role === "send" ? "Send more" : "Receive more"),
+    ),
+  );
+}
+
 function progressCard(s: TransferState, a: TransferActions): HTMLElement {
   const pct = percent(s.bytesDone, s.total);
   const done = s.phase === "done";
@@ -146,7 +164,8 @@ function progressCard(s: TransferState, a: TransferActions): HTMLElement {
 export function transferView(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
   const title = s.role === "send" ? "Send" : "Receive";
   const showRoom = s.role === "send" && s.room && (s.phase === "waiting" || s.phase === "starting");
-  const showProgress = ["transferring", "paused", "reconnecting", "done"].includes(s.phase) || (s.phase === "error" && s.bytesDone > 0);
+  const showText = s.isText && (s.phase === "done" || s.text != null);
+  const showProgress = !s.isText && (["transferring", "paused", "reconnecting", "done"].includes(s.phase) || (s.phase === "error" && s.bytesDone > 0));
   return h(
     "div",
     { class: "screen transfer", "data-phase": s.phase },
@@ -184,6 +203,7 @@ export function transferView(s: TransferState, x: TransferExtras, a: TransferAct
     showRoom ? roomCard(s, x, a) : null,
     s.phase === "offer" ? offerCard(s, x, a) : null,
     showProgress ? progressCard(s, a) : null,
+    showText ? textCard(s, a) : null,
     s.phase === "waiting" || s.phase === "connecting" || s.phase === "starting"
       ? h("div", { class: "actions" }, h("button", { id: "cancel", class: "danger", onclick: () => a.cancel() }, "Cancel"))
       : null,

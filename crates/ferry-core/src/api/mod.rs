@@ -15,14 +15,18 @@ use crate::link::PathKind;
 use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::session::{ConnectConfig, ConnectError, HostRoom, SessionEvent};
-use crate::store::{self, Direction, FileRow, FileState, Store, TransferRow, TransferState};
+use crate::store::{
+    self, Direction, FileRow, FileState, Store, TransferKind, TransferRow, TransferState,
+};
 use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::sender::{self, SendJob};
+use crate::transfer::text;
 
 mod receive;
 
 pub use crate::transfer::receiver::{Decision, Offer, ReceivedFile};
+pub use crate::transfer::text::check_size as check_text_size;
 pub use receive::{ReceiveOptions, ReceiveReport, receive};
 
 impl From<ConnectError> for FerryError {
@@ -215,6 +219,50 @@ pub async fn send(
     let total = manifest::checked_total(&manifest.entries).ok_or_else(|| {
         FerryError::Io("the files add up to more than 8 EiB; send fewer at once".into())
     })?;
+    run_room(
+        opts,
+        Payload::Files { manifest, previous },
+        total,
+        handle,
+        ev,
+    )
+    .await
+}
+
+/// Send a text snippet (at most [`defaults::TEXT_MAX_BYTES`] bytes, checked before any room
+/// opens) through a room, as [`send`] sends files. The receiver shows it; nothing is stored
+/// but its size.
+pub async fn send_text(
+    opts: SendOptions,
+    text: String,
+    handle: &TransferHandle,
+    ev: EventSink,
+) -> Result<SendReport, FerryError> {
+    text::check_size(&text)?;
+    let total = text.len() as u64;
+    run_room(opts, Payload::Text(text), total, handle, ev).await
+}
+
+/// What a room carries.
+// Built once per send and moved twice: boxing the manifest would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Payload {
+    Files {
+        manifest: Manifest,
+        previous: Option<TransferRow>,
+    },
+    Text(String),
+}
+
+/// The sending side's room: open it (or reattach to a resumed transfer's), record the
+/// transfer, wait for the receiver and carry `payload`, waiting again after a lost link.
+async fn run_room(
+    opts: SendOptions,
+    payload: Payload,
+    total: u64,
+    handle: &TransferHandle,
+    ev: EventSink,
+) -> Result<SendReport, FerryError> {
     let password = match &opts.password {
         Some(p) => Password::new(p.clone()),
         None => Password::generate(),
@@ -225,8 +273,12 @@ pub async fn send(
         &opts.ice_servers,
         &opts.tuning,
     );
+    let previous = match &payload {
+        Payload::Files { previous, .. } => previous.as_ref(),
+        Payload::Text(_) => None,
+    };
     let mut host = None;
-    if let Some(t) = &previous
+    if let Some(t) = previous
         && t.server == opts.server
         && !t.host_token.is_empty()
         && let Ok(room) = t.room.parse::<RoomId>()
@@ -242,13 +294,18 @@ pub async fn send(
     };
     let ticket = host.ticket().clone();
     let room = ticket.room.display().to_string();
-    let transfer_id = match &previous {
-        Some(t) => t.id.clone(),
-        None => manifest::transfer_id(&room, &manifest.entries),
+    let transfer_id = match (&payload, previous) {
+        (_, Some(t)) => t.id.clone(),
+        (Payload::Files { manifest, .. }, None) => manifest::transfer_id(&room, &manifest.entries),
+        (Payload::Text(t), None) => text::transfer_id(&room, t),
     };
     let row = TransferRow {
         id: transfer_id.clone(),
         direction: Direction::Send,
+        kind: match &payload {
+            Payload::Files { .. } => TransferKind::Files,
+            Payload::Text(_) => TransferKind::Text,
+        },
         room: room.clone(),
         peer: String::new(),
         server: opts.server.clone(),
@@ -262,24 +319,10 @@ pub async fn send(
         done_bytes: 0,
         error: None,
     };
-    let rows: Vec<FileRow> = manifest
-        .entries
-        .iter()
-        .zip(&manifest.sources)
-        .enumerate()
-        .map(|(i, (e, s))| FileRow {
-            idx: i as u32,
-            path: e.path.clone(),
-            size: e.size,
-            mtime_ms: e.mtime_ms,
-            is_dir: e.dir,
-            source: s.as_ref().map(|p| p.display().to_string()),
-            dest: None,
-            verified_offset: 0,
-            hash: None,
-            state: FileState::Pending,
-        })
-        .collect();
+    let rows: Vec<FileRow> = match &payload {
+        Payload::Files { manifest, .. } => file_rows(manifest),
+        Payload::Text(_) => Vec::new(),
+    };
     opts.store.insert_if_new(&row, &rows)?;
     opts.store.set_room(
         &transfer_id,
@@ -304,12 +347,18 @@ pub async fn send(
     });
     ev.emit(Event::Waiting);
 
-    let mut job = SendJob::new(transfer_id.clone(), manifest);
-    #[cfg(feature = "test-hooks")]
-    {
-        job.hooks = opts.test_hooks.clone();
-    }
-    job.compress = opts.tuning.compress;
+    let job = match payload {
+        Payload::Files { manifest, .. } => {
+            let mut job = SendJob::new(transfer_id.clone(), manifest);
+            #[cfg(feature = "test-hooks")]
+            {
+                job.hooks = opts.test_hooks.clone();
+            }
+            job.compress = opts.tuning.compress;
+            Carry::Files(job)
+        }
+        Payload::Text(t) => Carry::Text(t),
+    };
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();
     let mut deadline: Option<Instant> = None;
@@ -331,9 +380,10 @@ pub async fn send(
         ev.emit(Event::Verification {
             words: connected.verification.clone(),
         });
-        match sender::run(connected.link, &job, handle, &ev).await {
-            Ok(att) => {
-                break Ok(SendReport {
+        let attempt = match &job {
+            Carry::Files(job) => sender::run(connected.link, job, handle, &ev)
+                .await
+                .map(|att| SendReport {
                     transfer_id: transfer_id.clone(),
                     bytes: att.bytes_acked,
                     link_bytes: att.bytes_sent,
@@ -343,8 +393,22 @@ pub async fn send(
                         .iter()
                         .map(|(i, e)| (job.manifest.entries[*i as usize].path.clone(), e.kind()))
                         .collect(),
-                });
+                }),
+            Carry::Text(t) => {
+                let start = Instant::now();
+                text::send(connected.link, &transfer_id, t, handle)
+                    .await
+                    .map(|()| SendReport {
+                        transfer_id: transfer_id.clone(),
+                        bytes: total,
+                        link_bytes: total,
+                        secs: start.elapsed().as_secs_f64(),
+                        failed: Vec::new(),
+                    })
             }
+        };
+        match attempt {
+            Ok(report) => break Ok(report),
             Err(FerryError::PeerGone(why)) => {
                 tracing::info!("link lost ({why}); keeping the room for the receiver");
                 ev.emit(Event::Reconnecting);
@@ -372,6 +436,33 @@ pub async fn send(
         host.close().await;
     }
     result
+}
+
+/// What each attempt in a room sends.
+enum Carry {
+    Files(SendJob),
+    Text(String),
+}
+
+fn file_rows(manifest: &Manifest) -> Vec<FileRow> {
+    manifest
+        .entries
+        .iter()
+        .zip(&manifest.sources)
+        .enumerate()
+        .map(|(i, (e, s))| FileRow {
+            idx: i as u32,
+            path: e.path.clone(),
+            size: e.size,
+            mtime_ms: e.mtime_ms,
+            is_dir: e.dir,
+            source: s.as_ref().map(|p| p.display().to_string()),
+            dest: None,
+            verified_offset: 0,
+            hash: None,
+            state: FileState::Pending,
+        })
+        .collect()
 }
 
 fn finish_store(

@@ -101,6 +101,8 @@ pub struct ReceiveReport {
     pub files: Vec<ReceivedFile>,
     /// Files not received, `(path, why)`.
     pub failed: Vec<(String, ErrorKind)>,
+    /// The text snippet, when the sender sent one instead of files (never written to disk).
+    pub text: Option<String>,
 }
 
 /// Receive from `ticket` (a `ferry://join/...` link or a room id).
@@ -198,6 +200,7 @@ pub async fn receive(
                         .iter()
                         .map(|(p, e)| (p.clone(), e.kind()))
                         .collect(),
+                    text: att.text,
                 });
             }
             Err(FerryError::PeerGone(why)) => {

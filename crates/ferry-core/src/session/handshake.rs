@@ -319,7 +319,7 @@ async fn hello(
     let info = LinkInfo {
         max_message_size: ours,
         path,
-        caps: vec![peer::CAP_LZ4.to_string()],
+        caps: vec![peer::CAP_LZ4.to_string(), peer::CAP_TEXT.to_string()],
         local_addr,
         remote_addr,
     };
@@ -327,7 +327,7 @@ async fn hello(
     let mac = keys.fingerprint_mac(&local_fp, &remote_fp);
     let hello = Control::Hello {
         version: ferry_proto::PEER_VERSION,
-        caps: vec![peer::CAP_LZ4.to_string()],
+        caps: vec![peer::CAP_LZ4.to_string(), peer::CAP_TEXT.to_string()],
         max_message_size: ours as u32,
         mac: data_encoding::HEXLOWER.encode(&mac),
     };

@@ -69,6 +69,8 @@ const MIGRATIONS: &[M<'static>] = &[
         "ALTER TABLE files ADD COLUMN part TEXT;
     ALTER TABLE transfers ADD COLUMN room_expires_at INTEGER NOT NULL DEFAULT 0;",
     ),
+    // `kind`: `files`, or `text` for a snippet (which has no file rows and is not stored).
+    M::up("ALTER TABLE transfers ADD COLUMN kind TEXT NOT NULL DEFAULT 'files';"),
 ];
 
 /// The app, the CLI, or a sender and a receiver in one process may open a new database at the

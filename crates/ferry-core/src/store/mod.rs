@@ -55,6 +55,25 @@ impl Direction {
     }
 }
 
+/// What a transfer carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferKind {
+    /// Files and folders (the `files` rows).
+    Files,
+    /// A text snippet: recorded by its size only, the text itself is never stored.
+    Text,
+}
+
+impl TransferKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Files => "files",
+            TransferKind::Text => "text",
+        }
+    }
+}
+
 /// One transfer as the store keeps it (`ferry history --json` prints these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransferRow {
@@ -62,6 +81,8 @@ pub struct TransferRow {
     pub id: String,
     /// Which side this device was.
     pub direction: Direction,
+    /// Files, or a text snippet.
+    pub kind: TransferKind,
     /// Room id as shown to people.
     pub room: String,
     /// The other device's name, when known (empty otherwise).
@@ -165,8 +186,8 @@ impl Store {
         let tx = g.transaction()?;
         let n = tx.execute(
             "INSERT OR IGNORE INTO transfers (id, direction, room, peer, server, host_token, out_dir,
-               state, created_at, updated_at, total_bytes, done_bytes, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
+               state, created_at, updated_at, total_bytes, done_bytes, error, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
             params![
                 t.id,
                 t.direction.as_str(),
@@ -179,7 +200,8 @@ impl Store {
                 t.created_at,
                 t.total_bytes as i64,
                 t.done_bytes as i64,
-                t.error
+                t.error,
+                t.kind.as_str()
             ],
         )?;
         if n == 1 {
@@ -365,7 +387,7 @@ impl Store {
 /// Derived on read: summed on every checkpoint, it cost 10 s over 10,000 small files.
 const TCOLS: &str = "id, direction, room, peer, server, host_token, out_dir, state, created_at, updated_at, total_bytes,
     MAX(done_bytes, (SELECT COALESCE(SUM(f.verified_offset), 0) FROM files f WHERE f.transfer_id = transfers.id)),
-    error";
+    error, kind";
 
 fn row_transfer(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
     let dir: String = r.get(1)?;
@@ -387,6 +409,11 @@ fn row_transfer(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRow> {
         total_bytes: r.get::<_, i64>(10)? as u64,
         done_bytes: r.get::<_, i64>(11)? as u64,
         error: r.get(12)?,
+        kind: if r.get::<_, String>(13)? == "text" {
+            TransferKind::Text
+        } else {
+            TransferKind::Files
+        },
     })
 }
 
@@ -399,6 +426,7 @@ pub(crate) mod fixtures {
         TransferRow {
             id: id.into(),
             direction: Direction::Receive,
+            kind: TransferKind::Files,
             room: "R".into(),
             peer: String::new(),
             server: "ws://x".into(),

@@ -10,6 +10,7 @@ pub mod machine;
 mod reader;
 pub mod receiver;
 pub mod sender;
+pub mod text;
 pub mod tree;
 mod writer;
 

@@ -71,6 +71,8 @@ pub struct RecvAttempt {
     pub files: Vec<ReceivedFile>,
     pub failed: Vec<(String, FerryError)>,
     pub secs: f64,
+    /// A text snippet, when that is what the sender sent instead of files.
+    pub text: Option<String>,
 }
 
 struct PlanFile {
@@ -140,6 +142,7 @@ fn plan(
     let row = TransferRow {
         id: transfer_id.to_string(),
         direction: Direction::Receive,
+        kind: store::TransferKind::Files,
         room: job.room.clone(),
         peer: String::new(),
         server: job.server.clone(),
@@ -251,6 +254,15 @@ fn resumable_of(plan: &[Option<PlanFile>], entries: &[FileEntry]) -> u64 {
         .sum()
 }
 
+/// A transfer id from the peer keys our store: short, and nothing but letters, digits, `-`.
+fn check_transfer_id(id: &str) -> Result<(), FerryError> {
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(FerryError::Protocol("bad transfer id".into()));
+    }
+    Ok(())
+}
+
 fn ctl(c: Control) -> bytes::Bytes {
     bytes::Bytes::from(c.encode())
 }
@@ -278,6 +290,17 @@ pub async fn run(
     .await?
     {
         Control::Manifest { transfer_id, files } => (transfer_id, files),
+        Control::Text { transfer_id, text } => {
+            check_transfer_id(&transfer_id)?;
+            let (transfer_id, text) =
+                super::text::receive(&link, format!("{transfer_id}-r"), text, job, ev).await?;
+            return Ok(RecvAttempt {
+                transfer_id,
+                total: text.len() as u64,
+                text: Some(text),
+                ..Default::default()
+            });
+        }
         Control::Cancel { reason } => return Err(FerryError::Cancelled(super::clip(&reason))),
         other => {
             return Err(FerryError::Protocol(format!(
@@ -286,14 +309,7 @@ pub async fn run(
             )));
         }
     };
-    if transfer_id.is_empty()
-        || transfer_id.len() > 128
-        || !transfer_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(FerryError::Protocol("bad transfer id".into()));
-    }
+    check_transfer_id(&transfer_id)?;
     // The sender keys its row by the manifest's id; the receiving side of the same transfer
     // gets its own row, or a machine that is both ends (app and CLI sharing one store) would
     // have the receiver's offsets land on the sender's record.
