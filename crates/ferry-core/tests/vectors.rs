@@ -547,8 +547,9 @@ fn control_samples(mac: &str) -> Vec<Control> {
                 FileAccept { file: 3, offset: 0 },
             ],
         },
+        // Everything JSON must escape, and what it must not (non-ASCII, U+2028).
         Control::Decline {
-            reason: "not now".into(),
+            reason: "not now: \"busy\"\t\\ \u{1}\u{1f} ü ✓ \u{2028} </script>".into(),
         },
         Control::Ack {
             file: 0,
@@ -625,27 +626,26 @@ fn frame_vectors(mac: &[u8; 32]) -> Value {
 
     let data = ferry_testkit::data(UNIT as usize + 5, 800);
     let cv = piece_cv(0, &data);
-    let plain = peer::encode_chunk(0, 0, 0, &cv, &data);
     let text = log_text(40);
     let wire = Compressor::new().compress(&text).unwrap().to_vec();
     // The last piece of a (4 KiB + 2100)-byte file: a piece at 4 KiB may hold up to 4 KiB.
     let text_cv = piece_cv(4 * UNIT, &text);
-    let packed = peer::encode_chunk(7, 4 * UNIT, peer::FLAG_COMPRESSED, &text_cv, &wire);
-    let empty_last = peer::encode_chunk(u32::MAX, u64::MAX, 0, &[0xab; 32], b"");
     let chunks: Vec<Value> = [
-        (0u32, 0u64, 0u8, cv, data.as_slice(), plain),
-        (
-            7,
-            2 * UNIT,
-            peer::FLAG_COMPRESSED,
-            text_cv,
-            wire.as_slice(),
-            packed,
-        ),
-        (u32::MAX, u64::MAX, 0, [0xab; 32], &b""[..], empty_last),
+        (0u32, 0u64, 0u8, cv, data.as_slice()),
+        (7, 4 * UNIT, peer::FLAG_COMPRESSED, text_cv, wire.as_slice()),
+        (u32::MAX, u64::MAX, 0, [0xab; 32], &b""[..]),
     ]
     .into_iter()
-    .map(|(file, offset, flags, hash, payload, frame)| {
+    .map(|(file, offset, flags, hash, payload)| {
+        let frame = peer::encode_chunk(file, offset, flags, &hash, payload);
+        let want = peer::Chunk {
+            file,
+            offset,
+            flags,
+            hash,
+            data: payload,
+        };
+        assert_eq!(peer::decode(&frame).unwrap(), peer::Frame::Chunk(want));
         json!({
             "file": file,
             "offset": offset.to_string(),
