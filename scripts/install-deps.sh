@@ -39,6 +39,8 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # Windows standard library for scripts/test-cross-windows.sh (it skips, saying so, without it).
 rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
+# WebAssembly standard library for the browser peer's hashing and LZ4 (scripts/build-wasm.sh).
+rustup target add wasm32-unknown-unknown >/dev/null
 
 # No cargo tools: the app E2E speaks WebDriver to WebKitWebDriver directly (on Linux
 # tauri-driver only forwards to it), which saves CI a several-minute cargo install.
