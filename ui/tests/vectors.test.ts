@@ -94,6 +94,8 @@ describe("constants", () => {
       flag_last: frames.FLAG_LAST,
       flag_compressed: frames.FLAG_COMPRESSED,
       cap_lz4: frames.CAP_LZ4,
+      cap_text: frames.CAP_TEXT,
+      peer_error_codes: [...frames.PEER_ERROR_CODES],
       chunk_header_len: frames.CHUNK_HEADER_LEN,
       min_chunk: frames.MIN_CHUNK,
       max_chunk: frames.MAX_CHUNK,

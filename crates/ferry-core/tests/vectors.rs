@@ -537,6 +537,10 @@ fn control_samples(mac: &str) -> Vec<Control> {
             transfer_id: transfer_id("7K3QMX9PDA", &sample_entries()),
             files: sample_entries(),
         },
+        Control::Text {
+            transfer_id: "0123456789abcdef0123456789abcdef".into(),
+            text: "line one\r\nline two\ttabbed \u{0}nul 🦦\n".into(),
+        },
         Control::Accept {
             files: vec![
                 FileAccept {
@@ -581,6 +585,52 @@ fn control_samples(mac: &str) -> Vec<Control> {
         },
         Control::Done,
     ]
+}
+
+/// Which sample `c` is: a variant added to `Control` stops this compiling until it is
+/// listed here and [`control_samples`] has one (checked by `every_control_variant_has_a_sample`).
+fn control_variant(c: &Control) -> &'static str {
+    match c {
+        Control::Hello { .. } => "hello",
+        Control::Manifest { .. } => "manifest",
+        Control::Text { .. } => "text",
+        Control::Accept { .. } => "accept",
+        Control::Decline { .. } => "decline",
+        Control::Ack { .. } => "ack",
+        Control::Resend { .. } => "resend",
+        Control::FileEnd { .. } => "file-end",
+        Control::FileDone { .. } => "file-done",
+        Control::Pause => "pause",
+        Control::Resume => "resume",
+        Control::Cancel { .. } => "cancel",
+        Control::Error { .. } => "error",
+        Control::Done => "done",
+    }
+}
+const CONTROL_VARIANTS: usize = 14;
+
+/// Every error code, in declaration order; the `match` makes a new one a compile error here.
+fn peer_error_codes() -> Vec<PeerErrorCode> {
+    use PeerErrorCode::*;
+    let all = [
+        DiskFull,
+        PermissionDenied,
+        SourceChanged,
+        Cancelled,
+        Declined,
+        Protocol,
+        Integrity,
+        Io,
+        Unsupported,
+        TooLarge,
+    ];
+    for c in all {
+        match c {
+            DiskFull | PermissionDenied | SourceChanged | Cancelled | Declined | Protocol
+            | Integrity | Io | Unsupported | TooLarge => {}
+        }
+    }
+    all.to_vec()
 }
 
 fn frame_error(e: &FrameError) -> &'static str {
@@ -706,6 +756,8 @@ fn constants() -> Value {
         "flag_last": peer::FLAG_LAST,
         "flag_compressed": peer::FLAG_COMPRESSED,
         "cap_lz4": peer::CAP_LZ4,
+        "cap_text": peer::CAP_TEXT,
+        "peer_error_codes": peer_error_codes(),
         "chunk_header_len": peer::CHUNK_HEADER_LEN,
         "min_chunk": peer::MIN_CHUNK,
         "max_chunk": peer::MAX_CHUNK,
@@ -773,6 +825,13 @@ fn vectors_file_matches_what_the_code_computes() {
         show(&got),
         show(&want)
     );
+}
+
+#[test]
+fn every_control_variant_has_a_sample() {
+    let seen: std::collections::BTreeSet<&str> =
+        control_samples("").iter().map(control_variant).collect();
+    assert_eq!(seen.len(), CONTROL_VARIANTS, "{seen:?}");
 }
 
 #[test]

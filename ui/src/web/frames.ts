@@ -14,6 +14,7 @@ export const KIND_CONTROL_PART = 3;
 export const FLAG_LAST = 0b1;
 export const FLAG_COMPRESSED = 0b1;
 export const CAP_LZ4 = "lz4";
+export const CAP_TEXT = "text";
 export const CHUNK_HEADER_LEN = 2 + 4 + 8 + 32;
 export const MIN_CHUNK = 16 * 1024;
 export const MAX_CHUNK = 256 * 1024;
@@ -44,12 +45,14 @@ export const PEER_ERROR_CODES = [
   "integrity",
   "io",
   "unsupported",
+  "too-large",
 ] as const;
 export type PeerErrorCode = (typeof PEER_ERROR_CODES)[number];
 
 export type Control =
   | { type: "hello"; version: number; caps: string[]; max_message_size: number; mac: string }
   | { type: "manifest"; transfer_id: string; files: FileEntry[] }
+  | { type: "text"; transfer_id: string; text: string }
   | { type: "accept"; files: FileAccept[] }
   | { type: "decline"; reason: string }
   | { type: "ack"; file: number; offset: number }
@@ -103,6 +106,8 @@ function ordered(c: Control): object {
       return { type: c.type, version: c.version, caps: c.caps, max_message_size: c.max_message_size, mac: c.mac };
     case "manifest":
       return { type: c.type, transfer_id: c.transfer_id, files: c.files.map(entryJson) };
+    case "text":
+      return { type: c.type, transfer_id: c.transfer_id, text: c.text };
     case "accept":
       return { type: c.type, files: c.files.map((f) => ({ file: f.file, offset: f.offset })) };
     case "decline":
@@ -228,6 +233,8 @@ function control(o: Obj): Control {
       };
     case "manifest":
       return { type, transfer_id: str(o, "transfer_id"), files: files(o, entry) };
+    case "text":
+      return { type, transfer_id: str(o, "transfer_id"), text: str(o, "text") };
     case "accept":
       return {
         type,
