@@ -185,6 +185,42 @@ describe("fingerprints", () => {
   });
 });
 
+/** "ok", or the `CryptoError` code `f` throws. */
+function outcome(f: () => unknown): string {
+  try {
+    f();
+    return "ok";
+  } catch (e) {
+    if (!(e instanceof CryptoError)) throw e;
+    return e.code;
+  }
+}
+
+describe("what the room crypto refuses", () => {
+  it.each(cases(V.refused.pake, (p: Any) => p.payload))("PAKE message %s", (_p: string, i: number) => {
+    const c = V.refused.pake[i];
+    const r = V.pake[c.run];
+    const { pake } = Pake.start(c.role, r.room, r[`${c.role}_password`], fromHex(r[c.role].rng_hex));
+    expect(outcome(() => pake.finish(c.payload))).toBe(c.result);
+  });
+  it.each(cases(V.refused.confirmation, (p: Any) => p.payload))("confirmation %s", (_p: string, i: number) => {
+    const c = V.refused.confirmation[i];
+    const keys = run(c.run)[c.role as Role];
+    expect(outcome(() => keys.verifyConfirmation(c.payload))).toBe(c.result);
+  });
+  it.each(cases(V.refused.sealed, (s: Any) => s.name))("sealed: %s", (_n: string, i: number) => {
+    const c = V.refused.sealed[i];
+    const opener = run(c.run)[c.opener as Role].sealer();
+    expect(c.steps.map((s: Any) => outcome(() => opener.open(s.kind, s.envelope)))).toEqual(c.steps.map((s: Any) => s.result));
+  });
+  it("fingerprint MACs over other fingerprints, swapped or reflected", () => {
+    const r = run(0);
+    for (const v of V.fingerprint.verify) {
+      expect(r[v.role as Role].verifyFingerprintMac(v.local, v.remote, fromHex(v.mac_hex)), JSON.stringify(v)).toBe(v.valid);
+    }
+  });
+});
+
 describe("transfer ids", () => {
   it.each(cases(V.transfer_id, (t: Any) => t.transfer_id))("%s", (_id: string, i: number) => {
     const t = V.transfer_id[i];
