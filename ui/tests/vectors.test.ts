@@ -17,15 +17,20 @@ import { certFingerprint, normalizeFp, Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFI
 import { transferId } from "../src/web/manifest";
 import { sealAad, type SealKind } from "../src/web/seal";
 import { passwordScalar, scalarFromRandom } from "../src/web/spake2";
-import { FerryWasm, Lz4Error, TreeError } from "../src/web/wasm";
+import { FerryWasm, Lz4Error, simdSupported, TreeError } from "../src/web/wasm";
 
 const here = dirname(fileURLToPath(import.meta.url));
 type Any = any;
 const V: Any = JSON.parse(readFileSync(join(here, "../../tests/vectors/ferry-v1.json"), "utf8"));
 
-let wasm: FerryWasm;
+// Both builds: with SIMD (what browsers load) and without (the fallback).
+const WASM_FILES = ["ferry.wasm", "ferry-scalar.wasm"];
+const builds = new Map<string, FerryWasm>();
+let wasm: FerryWasm; // the SIMD build, for the vectors outside the per-build block
 beforeAll(async () => {
-  wasm = await FerryWasm.load(readFileSync(join(here, "../src/web/ferry.wasm")));
+  for (const f of WASM_FILES) builds.set(f, await FerryWasm.load(readFileSync(join(here, "../src/web", f))));
+  wasm = builds.get(WASM_FILES[0])!;
+  expect(simdSupported(), "Node runs wasm SIMD, so the SIMD build is the one under test").toBe(true);
 });
 
 const hex = toHex;
@@ -228,95 +233,103 @@ describe("transfer ids", () => {
   });
 });
 
-describe("BLAKE3 pieces and roots (wasm)", () => {
-  it.each(cases(V.blake3.files, (f: Any) => f.name))("%s", (_name: string, i: number) => {
-    const f = V.blake3.files[i];
-    const bytes = data(f.data);
-    const total = BigInt(bytes.length);
-    // The piece schedule, as the sender cuts it.
-    const pieces: { offset: number; len: number }[] = [];
-    let at = 0n;
-    for (const ph of f.phases) {
-      for (;;) {
-        const len = wasm.pieceLen(at, BigInt(ph.end), total, BigInt(ph.target));
-        if (len === 0n) break;
-        pieces.push({ offset: Number(at), len: Number(len) });
-        at += len;
+describe.each(WASM_FILES)("%s", (file) => {
+  let w: FerryWasm;
+  beforeAll(() => {
+    w = builds.get(file)!;
+  });
+
+  describe("BLAKE3 pieces and roots", () => {
+    it.each(cases(V.blake3.files, (f: Any) => f.name))("%s", (_name: string, i: number) => {
+      const f = V.blake3.files[i];
+      const bytes = data(f.data);
+      const total = BigInt(bytes.length);
+      // The piece schedule, as the sender cuts it.
+      const pieces: { offset: number; len: number }[] = [];
+      let at = 0n;
+      for (const ph of f.phases) {
+        for (;;) {
+          const len = w.pieceLen(at, BigInt(ph.end), total, BigInt(ph.target));
+          if (len === 0n) break;
+          pieces.push({ offset: Number(at), len: Number(len) });
+          at += len;
+        }
       }
-    }
-    expect(pieces).toEqual(f.pieces.map((p: Any) => ({ offset: p.offset, len: p.len })));
-    // The sender's values, and the receiver's tree checking them as claimed.
-    const send = wasm.tree(total);
-    const recv = wasm.tree(total);
-    try {
-      for (const p of f.pieces) {
-        const piece = bytes.subarray(p.offset, p.offset + p.len);
-        expect(hex(wasm.pieceCv(BigInt(p.offset), total, piece))).toBe(p.cv_hex);
-        expect(hex(send.push(BigInt(p.offset), piece))).toBe(p.cv_hex);
-        recv.push(BigInt(p.offset), piece, fromHex(p.cv_hex));
+      expect(pieces).toEqual(f.pieces.map((p: Any) => ({ offset: p.offset, len: p.len })));
+      // The sender's values, and the receiver's tree checking them as claimed.
+      const send = w.tree(total);
+      const recv = w.tree(total);
+      try {
+        for (const p of f.pieces) {
+          const piece = bytes.subarray(p.offset, p.offset + p.len);
+          expect(hex(w.pieceCv(BigInt(p.offset), total, piece))).toBe(p.cv_hex);
+          expect(hex(send.push(BigInt(p.offset), piece))).toBe(p.cv_hex);
+          recv.push(BigInt(p.offset), piece, fromHex(p.cv_hex));
+        }
+        expect(hex(send.root())).toBe(f.root_hex);
+        expect(hex(recv.root())).toBe(f.root_hex);
+        expect(hex(w.blake3(bytes))).toBe(f.root_hex);
+      } finally {
+        send.free();
+        recv.free();
       }
-      expect(hex(send.root())).toBe(f.root_hex);
-      expect(hex(recv.root())).toBe(f.root_hex);
-      expect(hex(wasm.blake3(bytes))).toBe(f.root_hex);
-    } finally {
-      send.free();
-      recv.free();
-    }
+    });
+
+    it("a piece whose value is not the claimed one is refused, not added", () => {
+      const f = V.blake3.files.find((x: Any) => x.pieces.length > 2);
+      const bytes = data(f.data);
+      const t = w.tree(BigInt(bytes.length));
+      const p = f.pieces[0];
+      const bad = fromHex(p.cv_hex);
+      bad[31] ^= 1;
+      const piece = bytes.subarray(p.offset, p.offset + p.len);
+      expect(() => t.push(0n, piece, bad)).toThrow(TreeError);
+      expect(t.next()).toBe(0n);
+      t.push(0n, piece, fromHex(p.cv_hex));
+      expect(t.next()).toBe(BigInt(p.len));
+      expect(() => t.root()).toThrow(TreeError);
+      t.free();
+    });
+
+    it("valid piece shapes", () => {
+      for (const s of V.blake3.valid_piece) {
+        expect(w.validPiece(BigInt(s.offset), BigInt(s.len), BigInt(s.total)), JSON.stringify(s)).toBe(s.valid);
+      }
+    });
   });
 
-  it("a piece whose value is not the claimed one is refused, not added", () => {
-    const f = V.blake3.files.find((x: Any) => x.pieces.length > 2);
-    const bytes = data(f.data);
-    const t = wasm.tree(BigInt(bytes.length));
-    const p = f.pieces[0];
-    const bad = fromHex(p.cv_hex);
-    bad[31] ^= 1;
-    const piece = bytes.subarray(p.offset, p.offset + p.len);
-    expect(() => t.push(0n, piece, bad)).toThrow(TreeError);
-    expect(t.next()).toBe(0n);
-    t.push(0n, piece, fromHex(p.cv_hex));
-    expect(t.next()).toBe(BigInt(p.len));
-    expect(() => t.root()).toThrow(TreeError);
-    t.free();
+  describe("LZ4 chunks", () => {
+    it.each(cases(V.lz4.chunks, (c: Any) => c.name))("%s", (_name: string, i: number) => {
+      const c = V.lz4.chunks[i];
+      const input = recipe(c.input);
+      expect(input.length).toBe(c.input_len);
+      expect(hex(sha256(input))).toBe(c.input_sha256);
+      // What the native sender puts on the wire decodes to the input, exactly.
+      if (c.wire_hex !== null) expect(hex(sha256(w.decompress(fromHex(c.wire_hex), V.lz4.max_chunk)))).toBe(c.input_sha256);
+      // The browser's own encoder makes the same send-compressed-or-not decision. Its bytes may
+      // differ: LZ4 encodings are not canonical, and lz4_flex's match finder reads words of the
+      // target's pointer width (wasm32 vs x86_64). What it sends must decode to the input.
+      const comp = w.compressor();
+      const wire = comp.compress(input);
+      comp.free();
+      expect(wire === null, "sent compressed or not").toBe(c.wire_hex === null);
+      if (wire !== null) {
+        expect(wire.length).toBeLessThanOrEqual(Math.floor(input.length * 0.9));
+        expect(hex(sha256(w.decompress(wire, V.lz4.max_chunk)))).toBe(c.input_sha256);
+      }
+    });
+    it.each(cases(V.lz4.refused, (c: Any) => c.name))("refused: %s", (_name: string, i: number) => {
+      const c = V.lz4.refused[i];
+      let code = "accepted";
+      try {
+        w.decompress(fromHex(c.wire_hex), c.max);
+      } catch (e) {
+        code = (e as Lz4Error).code;
+      }
+      expect(code).toBe(c.error);
+    });
   });
 
-  it("valid piece shapes", () => {
-    for (const s of V.blake3.valid_piece) {
-      expect(wasm.validPiece(BigInt(s.offset), BigInt(s.len), BigInt(s.total)), JSON.stringify(s)).toBe(s.valid);
-    }
-  });
-});
-
-describe("LZ4 chunks (wasm)", () => {
-  it.each(cases(V.lz4.chunks, (c: Any) => c.name))("%s", (_name: string, i: number) => {
-    const c = V.lz4.chunks[i];
-    const input = recipe(c.input);
-    expect(input.length).toBe(c.input_len);
-    expect(hex(sha256(input))).toBe(c.input_sha256);
-    // What the native sender puts on the wire decodes to the input, exactly.
-    if (c.wire_hex !== null) expect(hex(sha256(wasm.decompress(fromHex(c.wire_hex), V.lz4.max_chunk)))).toBe(c.input_sha256);
-    // The browser's own encoder makes the same send-compressed-or-not decision. Its bytes may
-    // differ: LZ4 encodings are not canonical, and lz4_flex's match finder reads words of the
-    // target's pointer width (wasm32 vs x86_64). What it sends must decode to the input.
-    const comp = wasm.compressor();
-    const wire = comp.compress(input);
-    comp.free();
-    expect(wire === null, "sent compressed or not").toBe(c.wire_hex === null);
-    if (wire !== null) {
-      expect(wire.length).toBeLessThanOrEqual(Math.floor(input.length * 0.9));
-      expect(hex(sha256(wasm.decompress(wire, V.lz4.max_chunk)))).toBe(c.input_sha256);
-    }
-  });
-  it.each(cases(V.lz4.refused, (c: Any) => c.name))("refused: %s", (_name: string, i: number) => {
-    const c = V.lz4.refused[i];
-    let code = "accepted";
-    try {
-      wasm.decompress(fromHex(c.wire_hex), c.max);
-    } catch (e) {
-      code = (e as Lz4Error).code;
-    }
-    expect(code).toBe(c.error);
-  });
 });
 
 describe("peer frames", () => {

@@ -1,5 +1,6 @@
 // The web engine's hashing and LZ4: crates/ferry-wasm (ferry-core's own tree.rs and
-// compress.rs compiled to wasm32, built by scripts/build-wasm.sh into ferry.wasm here),
+// compress.rs compiled to wasm32, built by scripts/build-wasm.sh into ferry.wasm here, and
+// ferry-scalar.wasm for engines without wasm SIMD),
 // behind typed wrappers. Nothing here hashes or decodes in JavaScript.
 //
 // The module's memory can grow on any call that allocates, which detaches earlier views of
@@ -46,6 +47,15 @@ export class Lz4Error extends Error {
 
 function treeStatus(r: number): void {
   if (r !== 0) throw new TreeError(TREE_ERRORS[r] ?? "bad-shape");
+}
+
+// The smallest module that uses a SIMD instruction (i8x16.splat, i8x16.popcnt): it
+// validates exactly where the engine has wasm SIMD.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+/** Whether this engine runs wasm SIMD: load `ferry.wasm` if so, else `ferry-scalar.wasm`. */
+export function simdSupported(): boolean {
+  return WebAssembly.validate(SIMD_PROBE);
 }
 
 export class FerryWasm {
