@@ -190,6 +190,24 @@ describe("fingerprints", () => {
   });
 });
 
+describe("fresh randomness", () => {
+  // Not vectors: the path a real run takes (scalars from crypto.getRandomValues).
+  it("two web sides agree with the same password and refuse each other with another", () => {
+    for (const [pw, agree] of [
+      ["gladly-brave-otter", true],
+      ["gladly-brave-otters", false],
+    ] as const) {
+      const h = Pake.start("host", "7K3QMX9PDA", "gladly-brave-otter");
+      const g = Pake.start("guest", "7K3QMX9PDA", pw);
+      const hk = h.pake.finish(g.payload);
+      const gk = g.pake.finish(h.payload);
+      expect(outcome(() => hk.verifyConfirmation(gk.confirmation()))).toBe(agree ? "ok" : "confirmation-failed");
+      expect(hk.verificationCode() === gk.verificationCode()).toBe(agree);
+      if (agree) expect(new TextDecoder().decode(gk.sealer().open("offer", hk.sealer().seal("offer", utf8("v=0"))))).toBe("v=0");
+    }
+  });
+});
+
 /** "ok", or the `CryptoError` code `f` throws. */
 function outcome(f: () => unknown): string {
   try {
