@@ -205,6 +205,7 @@ pub(crate) async fn send_start(
     state: State<'_, AppState>,
     paths: Vec<String>,
     password: Option<String>,
+    ttl_secs: Option<u64>,
     on_event: Channel<Event>,
 ) -> CmdResult<u32> {
     if paths.is_empty() {
@@ -224,7 +225,7 @@ pub(crate) async fn send_start(
     let (tx, rx) = mpsc::unbounded_channel();
     let running = state
         .engine
-        .send(&settings_of(&state), paths, password, None, tx)
+        .send(&settings_of(&state), paths, password, None, ttl_secs, tx)
         .await?;
     let id = state.transfers.insert(running);
     forward(app, id, rx, on_event);
@@ -238,6 +239,7 @@ pub(crate) async fn send_text(
     state: State<'_, AppState>,
     text: String,
     password: Option<String>,
+    ttl_secs: Option<u64>,
     on_event: Channel<Event>,
 ) -> CmdResult<u32> {
     if text.is_empty() {
@@ -247,7 +249,7 @@ pub(crate) async fn send_text(
     let (tx, rx) = mpsc::unbounded_channel();
     let running = state
         .engine
-        .send_text(&settings_of(&state), text, password, tx)
+        .send_text(&settings_of(&state), text, password, ttl_secs, tx)
         .await?;
     let id = state.transfers.insert(running);
     forward(app, id, rx, on_event);
@@ -309,6 +311,25 @@ pub(crate) fn transfer_resume(state: State<'_, AppState>, id: u32) -> CmdResult<
     state.transfers.with(id, |r| r.resume())
 }
 
+/// Sender: a new lifetime for the waiting room, `ttl_secs` from now (the server caps it; the
+/// `room-extended` event gives the new end).
+#[tauri::command]
+pub(crate) fn extend_room(state: State<'_, AppState>, id: u32, ttl_secs: u64) -> CmdResult<()> {
+    if ttl_secs == 0 {
+        return Err(CmdError::new(
+            "bad-lifetime",
+            "Choose how long the room should stay open.",
+        ));
+    }
+    state.transfers.with(id, |r| r.extend_room(ttl_secs))
+}
+
+/// Sender: close the waiting room now; a receiver opening the link is told it is gone.
+#[tauri::command]
+pub(crate) fn close_room(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
+    state.transfers.with(id, |r| r.close_room())
+}
+
 #[tauri::command]
 pub(crate) fn transfer_cancel(state: State<'_, AppState>, id: u32) -> CmdResult<()> {
     if let Some(mut r) = state.transfers.remove(id) {
@@ -339,6 +360,7 @@ pub(crate) async fn history_resume(
             Vec::new(),
             None,
             Some(transfer_id),
+            None,
             tx,
         )
         .await?;

@@ -62,6 +62,14 @@ impl Running {
     pub(crate) fn resume(&mut self) {
         self.handle.resume();
     }
+    /// Sender: a new room lifetime of `ttl_secs` from now (the server caps it).
+    pub(crate) fn extend_room(&mut self, ttl_secs: u64) {
+        self.handle.extend_room(ttl_secs);
+    }
+    /// Sender: close the waiting room now.
+    pub(crate) fn close_room(&mut self) {
+        self.handle.close_room();
+    }
     pub(crate) fn cancel(&mut self) {
         if let Some(tx) = self.decide.take() {
             let _ = tx.send(Decision::Decline);
@@ -144,9 +152,11 @@ impl Engine {
         &self,
         settings: &Settings,
         password: Option<String>,
+        ttl_secs: Option<u64>,
     ) -> Result<SendOptions, CmdError> {
         let mut opts = SendOptions::new(self.signal_url(settings).await?, self.store()?);
         opts.password = password;
+        opts.ttl_secs = ttl_secs;
         opts.bind_addrs = bind_addrs();
         opts.tuning = tuning();
         opts.ice_servers = settings.ice_servers();
@@ -162,10 +172,11 @@ impl Engine {
         settings: &Settings,
         text: String,
         password: Option<String>,
+        ttl_secs: Option<u64>,
         events: UnboundedSender<Event>,
     ) -> Result<Running, CmdError> {
         ferry_core::check_text_size(&text)?;
-        let opts = self.send_options(settings, password).await?;
+        let opts = self.send_options(settings, password, ttl_secs).await?;
         let handle = TransferHandle::new();
         let h = handle.clone();
         run_detached(async move {
@@ -185,9 +196,10 @@ impl Engine {
         paths: Vec<PathBuf>,
         password: Option<String>,
         resume: Option<String>,
+        ttl_secs: Option<u64>,
         events: UnboundedSender<Event>,
     ) -> Result<Running, CmdError> {
-        let mut opts = self.send_options(settings, password).await?;
+        let mut opts = self.send_options(settings, password, ttl_secs).await?;
         opts.resume = resume;
         let handle = TransferHandle::new();
         let h = handle.clone();
@@ -337,7 +349,7 @@ mod tests {
 
         let (tx, mut send_ev) = unbounded_channel();
         let _sending = engine
-            .send(&settings, vec![src.clone()], None, None, tx)
+            .send(&settings, vec![src.clone()], None, None, None, tx)
             .await
             .unwrap();
         let Event::RoomCreated {
@@ -414,7 +426,13 @@ mod tests {
         let snippet = "from the app: ünïcödé 🚢\r\nline two\n\n".to_string();
         let (tx, mut send_ev) = unbounded_channel();
         let _s = engine
-            .send_text(&settings, snippet.clone(), Some("pw-app-text".into()), tx)
+            .send_text(
+                &settings,
+                snippet.clone(),
+                Some("pw-app-text".into()),
+                None,
+                tx,
+            )
             .await
             .unwrap();
         let Event::RoomCreated { room, server, .. } =
@@ -458,6 +476,7 @@ mod tests {
                 &settings,
                 "x".repeat(ferry_core::TEXT_MAX_BYTES + 1),
                 None,
+                None,
                 tx,
             )
             .await;
@@ -465,6 +484,43 @@ mod tests {
             panic!("over the limit must fail")
         };
         assert_eq!(e.code, "too-large");
+    }
+
+    /// What the room screen's picker, Extend and Close run: the lifetime asked for, a new
+    /// one from now, and the room gone at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_room_lifetime_is_picked_extended_and_closed_through_the_adapter() {
+        loopback_env();
+        let engine = Engine::new();
+        let settings = Settings::default();
+        let (tx, mut ev) = unbounded_channel();
+        let mut running = engine
+            .send_text(&settings, "hi".into(), None, Some(120), tx)
+            .await
+            .unwrap();
+        let Event::RoomCreated { expires_at, .. } = next_matching(&mut ev, "room-created", |e| {
+            matches!(e, Event::RoomCreated { .. })
+        })
+        .await
+        else {
+            unreachable!()
+        };
+        running.extend_room(1800);
+        let Event::RoomExtended { expires_at: later } =
+            next_matching(&mut ev, "room-extended", |e| {
+                matches!(e, Event::RoomExtended { .. })
+            })
+            .await
+        else {
+            unreachable!()
+        };
+        assert!(later >= expires_at + 1600, "{expires_at} -> {later}");
+        running.close_room();
+        let e = next_matching(&mut ev, "error", |e| matches!(e, Event::Error { .. })).await;
+        assert!(
+            matches!(&e, Event::Error { code, .. } if code == "cancelled"),
+            "{e:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,7 +533,7 @@ mod tests {
         std::fs::write(&src, b"hello").unwrap();
         let (tx, mut send_ev) = unbounded_channel();
         let _s = engine
-            .send(&settings, vec![src], None, None, tx)
+            .send(&settings, vec![src], None, None, None, tx)
             .await
             .unwrap();
         let Event::RoomCreated { room, password, .. } =

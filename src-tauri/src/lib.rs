@@ -117,6 +117,8 @@ pub fn run() {
             commands::transfer_pause,
             commands::transfer_resume,
             commands::transfer_cancel,
+            commands::extend_room,
+            commands::close_room,
             commands::history_list,
             commands::history_resume,
             commands::settings_get,

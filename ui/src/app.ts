@@ -3,6 +3,7 @@ import { announce, copyText, h, replaceKeepingFocus } from "./dom";
 import { formatCountdown } from "./format";
 import { api as realApi, type FerryEvent, type HistoryEntry, type Settings, type TransferId } from "./ipc";
 import { parseJoinLink, parseRoomInput } from "./link";
+import { DEFAULT_LIFETIME, lifetimeLabel } from "./lifetime";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
 import { receiveView, type ReceivePrefill } from "./views/receive";
@@ -40,6 +41,8 @@ export class App {
   settingsSaved = "";
   signalUrl: string | null = null;
   dragging = false;
+  /** How long the next room stays open (the Send screen's picker), seconds. */
+  lifetimeSecs = DEFAULT_LIFETIME;
   private generation = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
 
@@ -114,7 +117,7 @@ export class App {
   private view(): HTMLElement {
     switch (this.screen) {
       case "send":
-        return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true), sendText: (t) => this.startText(t) }, this.dragging);
+        return sendView(this.sendActions(), this.dragging, this.lifetimeSecs);
       case "receive":
         return receiveView({ join: (r, p) => this.join(r, p), chooseFolder: () => void this.chooseDest() }, this.receivePrefill, this.receiveDest);
       case "history":
@@ -124,8 +127,8 @@ export class App {
           ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved, this.signalUrl)
           : h("p", { class: "hint" }, "Loading…");
       case "transfer":
-        if (!this.transfer) return sendView({ pickFiles: () => void this.pick(false), pickFolder: () => void this.pick(true), sendText: (t) => this.startText(t) }, false);
-        return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now() }, {
+        if (!this.transfer) return sendView(this.sendActions(), false, this.lifetimeSecs);
+        return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now(), extendBy: lifetimeLabel(this.lifetimeSecs) }, {
           copy: (text, what) => void this.copy(text, what),
           pause: () => void this.control("pause"),
           resume: () => void this.control("resume"),
@@ -134,8 +137,21 @@ export class App {
           back: () => this.back(),
           accept: () => void this.accept(),
           reveal: () => void this.reveal(),
+          extendRoom: () => void this.extendRoom(),
+          closeRoom: () => void this.closeRoom(),
         });
     }
+  }
+
+  private sendActions() {
+    return {
+      pickFiles: () => void this.pick(false),
+      pickFolder: () => void this.pick(true),
+      sendText: (t: string) => this.startText(t),
+      setLifetime: (secs: number) => {
+        this.lifetimeSecs = secs;
+      },
+    };
   }
 
   private tick(): void {
@@ -163,7 +179,8 @@ export class App {
     }
     const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
     const run = () => {
-      this.begin("send", (onEvent) => this.api.sendStart(paths, own, onEvent), run);
+      const ttl = this.lifetimeSecs;
+      this.begin("send", (onEvent) => this.api.sendStart(paths, own, ttl, onEvent), run);
     };
     run();
   }
@@ -177,9 +194,37 @@ export class App {
     }
     const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
     const run = () => {
-      this.begin("send", (onEvent) => this.api.sendText(text, own, onEvent), run, true);
+      const ttl = this.lifetimeSecs;
+      this.begin("send", (onEvent) => this.api.sendText(text, own, ttl, onEvent), run, true);
     };
     run();
+  }
+
+  /** The room card's Extend: the picked lifetime again, from now. */
+  async extendRoom(): Promise<void> {
+    const t = this.transfer;
+    if (t?.id == null) return;
+    try {
+      await this.api.extendRoom(t.id, this.lifetimeSecs);
+    } catch (e) {
+      announce(`Could not extend the room: ${errorMessage(e)}`);
+    }
+  }
+
+  /** The room card's Close: the room goes now and the link stops working. */
+  async closeRoom(): Promise<void> {
+    const t = this.transfer;
+    if (t?.id == null) return;
+    try {
+      await this.api.closeRoom(t.id);
+      // The engine ends the send as cancelled; nothing more to show for this room.
+      this.generation++;
+      this.transfer = null;
+      this.go(t.state.role);
+      announce("Room closed");
+    } catch (e) {
+      announce(`Could not close the room: ${errorMessage(e)}`);
+    }
   }
 
   // ---- receive ---------------------------------------------------------------------
@@ -287,6 +332,7 @@ export class App {
     if (this.transfer !== t) return;
     if (t.state.phase !== before) announce(statusText(t.state));
     if ((e.event === "wrong-password-attempt" || e.event === "attempt-failed") && t.state.notice) announce(t.state.notice);
+    if (e.event === "room-extended") announce(`Room extended: ${formatCountdown(e.expires_at, Date.now())} left`);
     if (this.screen === "transfer") this.render();
   }
 

@@ -29,7 +29,11 @@ export type FerryEvent =
       expires_at: number;
       server?: string;
       transfer_id?: string;
+      /** The server granted less than the lifetime asked for (its maximum). */
+      capped?: boolean;
     }
+  /** Sender: the room now ends at `expires_at` (Unix seconds), after an extend. */
+  | { event: "room-extended"; expires_at: number }
   | { event: "waiting" }
   | { event: "peer-joined" }
   /** Sender: the receiver proved the password; the devices are being connected. */
@@ -164,11 +168,16 @@ export const api = {
   /** Native file/folder picker (Rust side). Empty when the user cancels. */
   pickPaths: (folder: boolean) => invoke<string[]>("pick_paths", { folder }),
   pickFolder: () => invoke<string | null>("pick_folder"),
-  sendStart: (paths: string[], password: string | null, onEvent: EventHandler) =>
-    invoke<TransferId>("send_start", { paths, password, onEvent: channel(onEvent) }),
+  /** `ttlSecs`: how long the room stays open (null: the server's default); the server caps it. */
+  sendStart: (paths: string[], password: string | null, ttlSecs: number | null, onEvent: EventHandler) =>
+    invoke<TransferId>("send_start", { paths, password, ttlSecs, onEvent: channel(onEvent) }),
   /** A text snippet (at most 64 KiB of UTF-8; the engine refuses more with `too-large`). */
-  sendText: (text: string, password: string | null, onEvent: EventHandler) =>
-    invoke<TransferId>("send_text", { text, password, onEvent: channel(onEvent) }),
+  sendText: (text: string, password: string | null, ttlSecs: number | null, onEvent: EventHandler) =>
+    invoke<TransferId>("send_text", { text, password, ttlSecs, onEvent: channel(onEvent) }),
+  /** Sender: the waiting room stays open `ttlSecs` from now (capped by the server); `room-extended` follows. */
+  extendRoom: (id: TransferId, ttlSecs: number) => invoke<void>("extend_room", { id, ttlSecs }),
+  /** Sender: close the waiting room now; the send ends as cancelled. */
+  closeRoom: (id: TransferId) => invoke<void>("close_room", { id }),
   /** `dest` is fixed before the offer: the engine resumes from parts already there. */
   receiveStart: (room: string, password: string, server: string | null, dest: string, onEvent: EventHandler) =>
     invoke<TransferId>("receive_start", { room, password, server, dest, onEvent: channel(onEvent) }),

@@ -30,6 +30,8 @@ export interface TransferState {
   password?: string;
   link?: string;
   expiresAt?: number;
+  /** The server granted less than the lifetime asked for. */
+  capped?: boolean;
   server?: string;
   transferId?: string;
   /** Why the transfer is not moving yet (a wrong password, a failed or retried attempt); null when none. */
@@ -94,9 +96,12 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         password: e.password,
         link: e.link,
         expiresAt: e.expires_at,
+        capped: e.capped ?? false,
         server: e.server,
         transferId: e.transfer_id ?? s.transferId,
       };
+    case "room-extended":
+      return { ...s, expiresAt: e.expires_at, capped: false };
     case "waiting":
       // Also sent when a receiver leaves before the devices connect.
       return { ...s, phase: attemptOver(s.phase) };

@@ -1,9 +1,10 @@
-// Sharing as people do it: text snippets (and, below, room expiry) in the controller and
-// views, against mocked Tauri IPC.
+// Sharing as people do it: text snippets and room expiry in the controller and views,
+// against mocked Tauri IPC.
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { App } from "../src/app";
 import type { FerryEvent, HistoryEntry } from "../src/ipc";
 import { initialState, reduce } from "../src/state";
+import { parseLifetime } from "../src/lifetime";
 import { TEXT_MAX_BYTES, textBudget } from "../src/views/send";
 
 type Handler = (e: FerryEvent) => void;
@@ -122,4 +123,73 @@ test("history: a snippet is listed as text, not as a file", async () => {
   expect(row.querySelector(".badge.text")?.textContent).toBe("Text");
   expect(row.textContent).toContain("Text snippet");
   expect($('tr[data-id="t1"]')?.textContent).toContain("a.iso");
+});
+
+// ---- expiry --------------------------------------------------------------------------------
+
+const select = (sel: string, value: string) => {
+  const el = $(sel) as HTMLSelectElement;
+  el.value = value;
+  el.dispatchEvent(new Event("change"));
+};
+
+test("expiry: the picked lifetime goes with the send; custom values read like 45m", async () => {
+  select("#expiry-picker", String(24 * 3600));
+  type("#send-text", "hi");
+  await click("#send-text-button");
+  expect(calls.send_text?.[0]).toMatchObject({ ttlSecs: 86400 });
+  app.back();
+  await tick();
+  select("#expiry-picker", "custom");
+  expect(($("#expiry-custom") as HTMLInputElement).hidden).toBe(false);
+  type("#expiry-custom", "45m");
+  expect(text("#expiry-note")).toBe("45 minutes");
+  type("#send-text", "again");
+  await click("#send-text-button");
+  expect(calls.send_text?.[1]).toMatchObject({ ttlSecs: 2700 });
+  expect(parseLifetime("1h30m")).toBe(5400);
+  expect(parseLifetime("soon")).toBeNull();
+});
+
+test("expiry: the room card counts down, says when capped, extends and closes", async () => {
+  app.dispose();
+  vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+  try {
+    vi.setSystemTime(new Date(1_800_000_000_000));
+    document.body.innerHTML = '<nav id="nav"></nav><main id="main"></main><div id="live"></div>';
+    app = new App($("#main")!, $("#nav"));
+    await app.init();
+    select("#expiry-picker", "600");
+    type("#send-text", "hi");
+    await click("#send-text-button");
+    const now = 1_800_000_000;
+    await emit({ event: "room-created", room: "ABCDEFGHJK", password: "p", link: "ferry://join/ABCDEFGHJK#p", expires_at: now + 600, capped: false });
+    expect(text("#expiry")).toBe("10:00");
+    expect($("#expiry-capped")).toBeNull();
+    vi.advanceTimersByTime(5000);
+    expect(text("#expiry")).toBe("09:55");
+    expect(text("#extend-room")).toBe("Keep open 10 minutes more");
+
+    await click("#extend-room");
+    expect(calls.extend_room?.[0]).toEqual({ id: 9, ttlSecs: 600 });
+    await emit({ event: "room-extended", expires_at: now + 5 + 3600 });
+    expect(text("#expiry")).toBe("1:00:00");
+    vi.advanceTimersByTime(1000);
+    expect(text("#expiry")).toBe("59:59");
+
+    await click("#close-room");
+    expect(calls.close_room?.[0]).toEqual({ id: 9 });
+    expect($("#send-text")).not.toBeNull();
+  } finally {
+    vi.useRealTimers();
+  }
+});
+
+test("expiry: a lifetime the server capped is marked on the room card", async () => {
+  type("#send-text", "hi");
+  await click("#send-text-button");
+  await emit({ event: "room-created", room: "ABCDEFGHJK", password: "p", link: "l", expires_at: Date.now() / 1000 + 60, capped: true });
+  expect(text("#expiry-capped")).toContain("server's longest");
+  const s = reduce(reduce(initialState("send"), { event: "room-created", room: "R", password: "p", link: "l", expires_at: 5, capped: true }), { event: "room-extended", expires_at: 99 });
+  expect(s.expiresAt).toBe(99);
 });

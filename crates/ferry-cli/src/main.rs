@@ -77,6 +77,10 @@ enum Cmd {
         /// At most 64 KiB.
         #[arg(long, conflicts_with_all = ["paths", "resume"])]
         text: Option<String>,
+        /// How long the room stays open for the receiver: 30s, 10m, 1h, 1d, 1h30m, ...
+        /// (the server caps it at its maximum; default: the server's, usually 1h).
+        #[arg(long, value_name = "LIFETIME", value_parser = lifetime)]
+        expires: Option<u64>,
         #[arg(long, env = "FERRY_PASSWORD")]
         password: Option<String>,
         /// Continue an earlier transfer by its id (see `ferry history`).
@@ -236,6 +240,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Send {
             paths,
             text,
+            expires,
             password,
             resume,
             listen,
@@ -275,6 +280,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             let mut opts = SendOptions::new(server, store);
             opts.password = password;
             opts.resume = resume;
+            opts.ttl_secs = expires;
             opts.stop_on_wrong_password = !keep_waiting;
             opts.bind_addrs = (!net.bind.is_empty()).then(|| net.bind.clone());
             opts.tuning = tuning_from_env();
@@ -373,6 +379,11 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `--expires`: a humane lifetime, in seconds.
+fn lifetime(s: &str) -> Result<u64, String> {
+    ferry_core::parse_lifetime(s).map_err(|e| e.to_string())
 }
 
 /// `--text -`: the snippet from stdin, read no further than one byte past the limit (so a

@@ -82,11 +82,14 @@ pub(crate) async fn print_events(
                 room,
                 password,
                 link,
+                expires_at,
+                capped,
                 ..
             } => {
                 say!("Room:     {room}");
                 say!("Password: {password}");
                 say!("Link:     {link}");
+                say!("Expires:  {}", expiry_line(expires_at, now_unix(), capped));
                 say!("On the other device: ferry receive '{link}'");
                 if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
                     let qr = code
@@ -95,6 +98,9 @@ pub(crate) async fn print_events(
                         .build();
                     say!("{qr}");
                 }
+            }
+            Event::RoomExtended { expires_at } => {
+                say!("Extended: {}", expiry_line(expires_at, now_unix(), false))
             }
             Event::Waiting => say!("Waiting for the receiver..."),
             Event::PeerJoined => say!("Receiver joined, checking the password..."),
@@ -208,6 +214,30 @@ pub(crate) async fn print_events(
     }
 }
 
+/// Unix seconds now.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// When a room ends, for a person: how long from `now` and the UTC clock time, and whether
+/// the server shortened what was asked.
+pub(crate) fn expiry_line(expires_at: i64, now: i64, capped: bool) -> String {
+    let left = ferry_core::format_lifetime(expires_at.saturating_sub(now).max(0) as u64);
+    let day = expires_at.rem_euclid(86_400);
+    let mut s = format!(
+        "in {left}, at {:02}:{:02}:{:02} UTC",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    );
+    if capped {
+        s.push_str(" (capped: the server's longest room lifetime)");
+    }
+    s
+}
+
 /// Peak resident memory of this process (Linux `VmHWM`), for benchmarks.
 pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -293,6 +323,23 @@ mod tests {
             "{shown:?}"
         );
         assert_eq!(text_for_terminal("plain\nlines\n"), "plain\nlines\n");
+    }
+
+    #[test]
+    fn the_expiry_line_says_how_long_when_and_whether_capped() {
+        let at = 1_796_000_000 + 3600 + 90;
+        assert_eq!(
+            expiry_line(at, at - 600, false),
+            format!("in 10m, at {} UTC", {
+                let d = at.rem_euclid(86_400);
+                format!("{:02}:{:02}:{:02}", d / 3600, d % 3600 / 60, d % 60)
+            })
+        );
+        assert!(
+            expiry_line(at, at - 60, true)
+                .ends_with("(capped: the server's longest room lifetime)")
+        );
+        assert!(expiry_line(at, at + 5, false).starts_with("in 0s"));
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub enum Event {
         server: String,
         /// The transfer's id (for `ferry send --resume`).
         transfer_id: String,
+        /// The server granted less than the lifetime asked for (its maximum).
+        capped: bool,
+    },
+    /// Sender: the room's lifetime was extended; it now ends at `expires_at`.
+    RoomExtended {
+        /// Unix seconds.
+        expires_at: i64,
     },
     /// The sender waits for a receiver.
     Waiting,
@@ -218,6 +225,9 @@ impl Event {
             // not stuck on "connecting" for a peer that is gone.
             SessionEvent::PeerLeft => Some(Event::Waiting),
             SessionEvent::Connecting => Some(Event::Connecting),
+            SessionEvent::RoomExtended { expires_at } => Some(Event::RoomExtended {
+                expires_at: expires_at as i64,
+            }),
             SessionEvent::Connected { .. } => None,
         }
     }

@@ -20,6 +20,7 @@ use ferry_core::{Event, OfferFile};
 every_variant!(
     event_variants,
     Event: Event::RoomCreated { .. },
+    Event::RoomExtended { .. },
     Event::Waiting,
     Event::PeerJoined,
     Event::Connecting,
@@ -81,6 +82,27 @@ fn samples() -> Vec<(&'static str, Event)> {
                 expires_at: 1_796_000_000,
                 server: "wss://signal.example/ws".into(),
                 transfer_id: ID.into(),
+                capped: false,
+            },
+        ),
+        (
+            "room-created.capped",
+            Event::RoomCreated {
+                room: "ABCDEFGHJK".into(),
+                password: "otter-lantern-7".into(),
+                link:
+                    "ferry://join/ABCDEFGHJK?server=wss%3A%2F%2Fsignal.example%2Fws#otter-lantern-7"
+                        .into(),
+                expires_at: 1_796_086_400,
+                server: "wss://signal.example/ws".into(),
+                transfer_id: ID.into(),
+                capped: true,
+            },
+        ),
+        (
+            "room-extended",
+            Event::RoomExtended {
+                expires_at: 1_796_003_600,
             },
         ),
         ("waiting", Event::Waiting),

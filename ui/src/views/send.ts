@@ -1,10 +1,37 @@
 import { h } from "../dom";
+import { LIFETIME_PRESETS, lifetimeLabel, parseLifetime } from "../lifetime";
 
 export interface SendActions {
   pickFiles(): void;
   pickFolder(): void;
   /** Send what is in the text box as a snippet. */
   sendText(text: string): void;
+  /** The room lifetime picked for the next send, in seconds. */
+  setLifetime(secs: number): void;
+}
+
+/** How long the next room stays open: presets, or a custom value like "45m" or "3d". */
+function lifetimePicker(a: SendActions, secs: number): HTMLElement {
+  const preset = LIFETIME_PRESETS.find((p) => p.secs === secs);
+  const select = h(
+    "select",
+    { id: "expiry-picker" },
+    LIFETIME_PRESETS.map((p) => h("option", { value: String(p.secs), selected: p.secs === secs }, p.label)),
+    h("option", { value: "custom", selected: !preset }, "Custom…"),
+  ) as HTMLSelectElement;
+  const custom = h("input", { id: "expiry-custom", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. 45m, 2h, 3d", value: preset ? "" : lifetimeLabel(secs), hidden: !!preset, "aria-label": "Custom lifetime" }) as HTMLInputElement;
+  const note = h("span", { id: "expiry-note", class: "hint" }, "");
+  select.addEventListener("change", () => {
+    custom.hidden = select.value !== "custom";
+    if (select.value !== "custom") a.setLifetime(Number(select.value));
+    else custom.focus();
+  });
+  custom.addEventListener("input", () => {
+    const v = parseLifetime(custom.value);
+    note.textContent = v ? lifetimeLabel(v) : custom.value.trim() ? "Write it like 30m, 2h or 3d" : "";
+    if (v) a.setLifetime(v);
+  });
+  return h("p", { class: "lifetime" }, h("label", { for: "expiry-picker" }, "Room stays open for "), select, " ", custom, " ", note);
 }
 
 /** The engine's limit on one snippet (`TEXT_MAX_BYTES`), bytes of UTF-8. */
@@ -32,7 +59,7 @@ function textBox(a: SendActions): HTMLElement {
 }
 
 /** Home screen: drop anywhere on the window, or pick. An optional own password. */
-export function sendView(a: SendActions, dragging: boolean): HTMLElement {
+export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number): HTMLElement {
   return h(
     "div",
     { class: "screen send" },
@@ -51,6 +78,7 @@ export function sendView(a: SendActions, dragging: boolean): HTMLElement {
       ),
     ),
     textBox(a),
+    lifetimePicker(a, lifetimeSecs),
     h(
       "details",
       { class: "own-password" },

@@ -14,12 +14,18 @@ export interface TransferActions {
   back(): void;
   accept(): void;
   reveal(): void;
+  /** Sender: keep the waiting room open for the picked lifetime from now. */
+  extendRoom(): void;
+  /** Sender: close the waiting room now. */
+  closeRoom(): void;
 }
 
 export interface TransferExtras {
   qrSvg?: string;
   dest?: string;
   nowMs: number;
+  /** The lifetime an Extend asks for, as people say it ("1 hour"). */
+  extendBy?: string;
 }
 
 function bar(value: number, label: string, id?: string): HTMLElement {
@@ -64,11 +70,22 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
         s.server ? h("dt", {}, "Server") : null,
         s.server ? h("dd", {}, h("code", { id: "room-server", class: "link" }, s.server)) : null,
         h("dt", {}, "Expires in"),
-        h("dd", {}, h("span", { id: "expiry", "data-expires": s.expiresAt ?? "" }, s.expiresAt ? formatCountdown(s.expiresAt, x.nowMs) : "—")),
+        h(
+          "dd",
+          {},
+          h("span", { id: "expiry", "data-expires": s.expiresAt ?? "" }, s.expiresAt ? formatCountdown(s.expiresAt, x.nowMs) : "—"),
+          s.capped ? h("span", { id: "expiry-capped", class: "hint" }, " (the server's longest)") : null,
+        ),
       ),
       h("figure", { class: "qr" }, x.qrSvg ? svgElement(x.qrSvg) : null, h("figcaption", {}, "Scan to join")),
     ),
     skippedNote(s.skipped),
+    h(
+      "div",
+      { class: "actions room-actions" },
+      h("button", { id: "extend-room", class: "small", onclick: () => a.extendRoom() }, x.extendBy ? `Keep open ${x.extendBy} more` : "Extend"),
+      h("button", { id: "close-room", class: "small danger", onclick: () => a.closeRoom() }, "Close room"),
+    ),
   );
 }
 

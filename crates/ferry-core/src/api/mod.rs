@@ -68,6 +68,9 @@ pub struct SendOptions {
     pub store: Store,
     /// Continue this transfer (id from `ferry history` / the room-created event).
     pub resume: Option<String>,
+    /// How long the room lives, seconds (the server clamps it to its maximum; `None`: the
+    /// server's default). Not applied when a resume reattaches to its earlier room.
+    pub ttl_secs: Option<u64>,
     /// Local UDP binds for WebRTC (`None`: all interfaces).
     pub bind_addrs: Option<Vec<String>>,
     /// Give up on the first wrong password instead of waiting for another try.
@@ -89,6 +92,7 @@ impl SendOptions {
             password: None,
             store,
             resume: None,
+            ttl_secs: None,
             bind_addrs: None,
             ice_servers: Vec::new(),
             stop_on_wrong_password: true,
@@ -288,10 +292,17 @@ async fn run_room(
             Err(e) => tracing::info!("cannot reattach to room {}: {e}; opening a new one", t.room),
         }
     }
-    let mut host = match host {
-        Some(h) => h,
-        None => HostRoom::create(cfg, password.clone()).await?,
+    let asked_at = store::now();
+    let (mut host, asked) = match host {
+        Some(h) => (h, None),
+        None => (
+            HostRoom::create_for(cfg, password.clone(), opts.ttl_secs).await?,
+            opts.ttl_secs,
+        ),
     };
+    if let Some(rx) = handle.room_commands() {
+        host.listen(rx);
+    }
     let ticket = host.ticket().clone();
     let room = ticket.room.display().to_string();
     let transfer_id = match (&payload, previous) {
@@ -344,6 +355,7 @@ async fn run_room(
         expires_at: ticket.expires_at as i64,
         server: opts.server.clone(),
         transfer_id: transfer_id.clone(),
+        capped: asked.is_some_and(|t| was_capped(asked_at, t, ticket.expires_at)),
     });
     ev.emit(Event::Waiting);
 
@@ -361,12 +373,14 @@ async fn run_room(
     };
     let (stx, wrong) = forward_session_events(ev.clone());
     let cancel = handle.cancelled_token();
+    let closed = handle.room_closed_token();
     let mut deadline: Option<Instant> = None;
     let result = loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let accepted = tokio::select! {
             r = host.accept(&stx) => r.map_err(FerryError::from),
             _ = cancel.cancelled() => Err(FerryError::Cancelled("by the user".into())),
+            _ = closed.cancelled() => Err(FerryError::Cancelled("you closed the room".into())),
             _ = wrong.cancelled(), if opts.stop_on_wrong_password => Err(FerryError::WrongPassword),
             _ = tokio::time::sleep(remaining.unwrap_or(Duration::MAX)), if remaining.is_some() => {
                 Err(FerryError::PeerGone("the receiver did not come back".into()))
@@ -432,10 +446,21 @@ async fn run_room(
         &ev,
         result.as_ref().map_or(0.0, |r| r.secs),
     );
-    if result.is_ok() {
+    if result.is_ok() || closed.is_cancelled() {
         host.close().await;
     }
     result
+}
+
+/// Whether the server granted less than `asked` seconds (asked at `asked_at`, Unix seconds)
+/// when the room ends at `expires_at`. A second or two of slack covers the round trip and
+/// the clocks' rounding.
+fn was_capped(asked_at: i64, asked: u64, expires_at: u64) -> bool {
+    let wanted = asked_at.saturating_add(i64::try_from(asked).unwrap_or(i64::MAX));
+    i64::try_from(expires_at)
+        .unwrap_or(i64::MAX)
+        .saturating_add(2)
+        < wanted
 }
 
 /// What each attempt in a room sends.

@@ -10,8 +10,20 @@ use super::{ConnectConfig, ConnectError, Connected, RoomTicket, SessionEvent};
 use crate::password::Password;
 use crate::signaling::{SignalClient, SignalError, backoff};
 
+/// What the host's user may ask of a waiting room (through [`crate::TransferHandle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomCommand {
+    /// A new lifetime from now, in seconds (the server clamps it to its bounds).
+    Extend {
+        /// Requested lifetime.
+        ttl_secs: u64,
+    },
+}
+
 /// The host's side of a room.
 pub struct HostRoom {
+    /// The user's requests, heard while no guest is in the room.
+    commands: Option<mpsc::UnboundedReceiver<RoomCommand>>,
     cfg: ConnectConfig,
     password: Password,
     ticket: RoomTicket,
@@ -75,14 +87,24 @@ async fn attach(
 }
 
 impl HostRoom {
-    /// Create a room on the signaling server.
+    /// Create a room on the signaling server, with the server's default lifetime.
     pub async fn create(cfg: ConnectConfig, password: Password) -> Result<HostRoom, ConnectError> {
+        Self::create_for(cfg, password, None).await
+    }
+
+    /// Create a room that lives `ttl_secs` (clamped by the server: the ticket's `expires_at`
+    /// is what it granted), or the server's default.
+    pub async fn create_for(
+        cfg: ConnectConfig,
+        password: Password,
+        ttl_secs: Option<u64>,
+    ) -> Result<HostRoom, ConnectError> {
         let mut sig = SignalClient::connect(&cfg.server, cfg.connect_timeout).await?;
         let rid = sig.rid();
         sig.send(ClientMsg::CreateRoom {
             v: ferry_proto::SIGNAL_VERSION,
             rid: Some(rid),
-            ttl_secs: None,
+            ttl_secs,
         })?;
         match reply(&mut sig, rid, Instant::now() + cfg.connect_timeout).await? {
             ServerMsg::RoomCreated {
@@ -104,6 +126,7 @@ impl HostRoom {
                 server_ice: ice_servers,
                 guest_present: false,
                 failed_guesses: 0,
+                commands: None,
             }),
             other => Err(ConnectError::Protocol(format!(
                 "unexpected reply {other:?}"
@@ -132,12 +155,18 @@ impl HostRoom {
             server_ice: ice,
             guest_present: peer_present,
             failed_guesses: 0,
+            commands: None,
         })
     }
 
     /// The room as the user is shown it (id, expiry) and the host keeps it (token).
     pub fn ticket(&self) -> &RoomTicket {
         &self.ticket
+    }
+
+    /// Hear the user's [`RoomCommand`]s from `rx` while waiting for a guest.
+    pub fn listen(&mut self, rx: mpsc::UnboundedReceiver<RoomCommand>) {
+        self.commands = Some(rx);
     }
 
     /// Re-open the room socket with backoff, for up to `connect_timeout`.
@@ -187,8 +216,46 @@ impl HostRoom {
             };
             if !self.guest_present {
                 announced = false;
-                match sig.recv().await {
+                // The server's next message, or the user's next request.
+                enum Heard {
+                    Server(Result<ServerMsg, SignalError>),
+                    User(Option<RoomCommand>),
+                }
+                let heard = match self.commands.as_mut() {
+                    Some(cmds) => tokio::select! {
+                        m = sig.recv() => Heard::Server(m),
+                        c = cmds.recv() => Heard::User(c),
+                    },
+                    None => Heard::Server(sig.recv().await),
+                };
+                let msg = match heard {
+                    Heard::Server(m) => m,
+                    Heard::User(Some(RoomCommand::Extend { ttl_secs })) => {
+                        let rid = sig.rid();
+                        // The reply, `room-extended`, comes back through this loop.
+                        if sig
+                            .send(ClientMsg::ExtendRoom {
+                                rid: Some(rid),
+                                ttl_secs,
+                            })
+                            .is_err()
+                        {
+                            self.sig = None;
+                        }
+                        continue;
+                    }
+                    // Nobody can ask any more: stop listening.
+                    Heard::User(None) => {
+                        self.commands = None;
+                        continue;
+                    }
+                };
+                match msg {
                     Ok(ServerMsg::PeerJoined { role: Role::Guest }) => self.guest_present = true,
+                    Ok(ServerMsg::RoomExtended { expires_at, .. }) => {
+                        self.ticket.expires_at = expires_at;
+                        let _ = events.send(SessionEvent::RoomExtended { expires_at });
+                    }
                     Ok(ServerMsg::RoomExpired { .. }) => return Err(ConnectError::RoomExpired),
                     Ok(ServerMsg::RoomClosed) => return Err(ConnectError::RoomClosed),
                     Ok(ServerMsg::Error { code, message, .. }) => {

@@ -16,7 +16,7 @@ mod confirm;
 mod handshake;
 mod host;
 
-pub use host::{HostRoom, join};
+pub use host::{HostRoom, RoomCommand, join};
 
 /// Everything needed to reach the other peer.
 #[derive(Debug, Clone)]
@@ -140,6 +140,11 @@ pub enum SessionEvent {
         code: &'static str,
         /// What happened, for a person.
         message: String,
+    },
+    /// The server moved the room's end (the host asked to extend it).
+    RoomExtended {
+        /// The new end, Unix seconds.
+        expires_at: u64,
     },
     /// Passwords matched; WebRTC is being set up.
     Connecting,

@@ -193,6 +193,15 @@ pub(crate) fn peer_error(
 pub struct TransferHandle {
     cancel: CancellationToken,
     pause: Arc<watch::Sender<bool>>,
+    room: Arc<RoomLevers>,
+}
+
+/// The sender's levers on its waiting room: the room takes the commands' receiving end.
+#[derive(Debug)]
+struct RoomLevers {
+    tx: tokio::sync::mpsc::UnboundedSender<crate::session::RoomCommand>,
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::session::RoomCommand>>>,
+    close: CancellationToken,
 }
 
 impl Default for TransferHandle {
@@ -204,10 +213,42 @@ impl Default for TransferHandle {
 impl TransferHandle {
     /// A handle for a transfer not started yet: running, not paused.
     pub fn new() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             cancel: CancellationToken::new(),
             pause: Arc::new(watch::channel(false).0),
+            room: Arc::new(RoomLevers {
+                tx,
+                rx: std::sync::Mutex::new(Some(rx)),
+                close: CancellationToken::new(),
+            }),
         }
+    }
+    /// Sender: ask the server for a new room lifetime of `ttl_secs` from now (it clamps it
+    /// to its maximum). Heard while the room waits for a receiver; the `room-extended` event
+    /// gives the new end.
+    pub fn extend_room(&self, ttl_secs: u64) {
+        let _ = self
+            .room
+            .tx
+            .send(crate::session::RoomCommand::Extend { ttl_secs });
+    }
+    /// Sender: close the waiting room at once; a receiver opening its link is told it is
+    /// gone. The send ends as cancelled.
+    pub fn close_room(&self) {
+        self.room.close.cancel();
+    }
+    pub(crate) fn room_commands(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::session::RoomCommand>> {
+        self.room
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+    pub(crate) fn room_closed_token(&self) -> CancellationToken {
+        self.room.close.clone()
     }
     /// Pauses the transfer until [`resume`](Self::resume).
     pub fn pause(&self) {
