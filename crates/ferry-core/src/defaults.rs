@@ -85,6 +85,12 @@ pub const DEDICATED_REACTOR: bool = true;
 /// link; BBR matches it on loopback and clean links (docs/BENCHMARKS.md, "Global paths").
 pub const CONGESTION_CONTROL: CongestionControl = CongestionControl::Bbr;
 
+/// Largest SCTP packet path MTU discovery probes for (vendor/README.md). Associations start at
+/// 1191 bytes, which fits any path; a probe that comes back proves a larger size. 1400 fits
+/// every 1500-byte path, 8192 and 16384 (the largest DTLS record) only loopback and
+/// jumbo-frame links, where the cost is per packet. `0` turns probing off.
+pub const SCTP_MAX_PROBE_MTU: u32 = 16384;
+
 /// Compress chunks that shrink (the sender tries each one).
 pub const COMPRESS: bool = true;
 
@@ -150,7 +156,8 @@ impl Tuning {
     /// variable up (a binary passes `|k| std::env::var(k).ok()`): `FERRY_MAX_MESSAGE`,
     /// `FERRY_SCTP_RWND`, `FERRY_BUFFERED_HIGH` (the low mark follows at half),
     /// `FERRY_UDP_BUFFER`, `FERRY_DEDICATED_REACTOR` (`1` on, anything else off),
-    /// `FERRY_SCTP_CC` (`reno`/`bbr`) and `FERRY_COMPRESS` (`0` off). A value that does not
+    /// `FERRY_SCTP_CC` (`reno`/`bbr`), `FERRY_SCTP_MAX_MTU` (`0` no path MTU probing) and
+    /// `FERRY_COMPRESS` (`0` off). A value that does not
     /// parse is ignored and leaves the default.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
         fn num<T: std::str::FromStr>(v: Option<String>) -> Option<T> {
@@ -176,6 +183,9 @@ impl Tuning {
         }
         if let Some(cc) = crate::rtc::congestion_control_knob(get("FERRY_SCTP_CC").as_deref()) {
             r.congestion_control = cc;
+        }
+        if let Some(v) = num(get("FERRY_SCTP_MAX_MTU")) {
+            r.max_probe_mtu = v;
         }
         if let Some(v) = get("FERRY_COMPRESS") {
             t.compress = v != "0";
@@ -252,6 +262,7 @@ mod tests {
             ("FERRY_UDP_BUFFER", "0"),
             ("FERRY_DEDICATED_REACTOR", "0"),
             ("FERRY_SCTP_CC", "reno"),
+            ("FERRY_SCTP_MAX_MTU", "0"),
             ("FERRY_COMPRESS", "0"),
         ]));
         assert_eq!(t.rtc.max_message_size, 65536);
@@ -260,6 +271,7 @@ mod tests {
         assert_eq!(t.rtc.udp_buffer, 0);
         assert!(!t.rtc.dedicated_reactor);
         assert_eq!(t.rtc.congestion_control, CongestionControl::Reno);
+        assert_eq!(t.rtc.max_probe_mtu, 0);
         assert!(!t.compress);
     }
 

@@ -167,6 +167,7 @@ pub(crate) async fn new_peer(
     // `TransportConfig::default()`, so the process-wide default is the only way in; it is
     // read when the association is created, after this call.
     rtc_sctp::set_default_congestion_control(tuning.congestion_control.into());
+    rtc_sctp::set_default_max_probe_mtu(tuning.max_probe_mtu);
     // The DTLS server answers the first ClientHello directly instead of sending a cookie
     // (HelloVerifyRequest) first: one round trip less. The cookie only proves that the client
     // receives at its source address; ICE's authenticated connectivity checks on the selected

@@ -64,6 +64,8 @@ pub struct TransportConfig {
     timer_config: TimerConfig,
     /// Ferry patch: which congestion controller associations use.
     congestion_control: CongestionControlKind,
+    /// Ferry patch: the largest SCTP packet path MTU discovery may probe for; 0 turns it off.
+    max_probe_mtu: u32,
 }
 
 impl Default for TransportConfig {
@@ -76,6 +78,7 @@ impl Default for TransportConfig {
             max_num_inbound_streams: u16::MAX,
             timer_config: TimerConfig::default(),
             congestion_control: default_congestion_control(),
+            max_probe_mtu: DEFAULT_MAX_PROBE_MTU.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -94,6 +97,15 @@ pub fn set_default_congestion_control(kind: CongestionControlKind) {
         CongestionControlKind::Bbr => 1,
     };
     DEFAULT_CONGESTION_CONTROL.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+// Ferry patch: same reason as the congestion controller above.
+static DEFAULT_MAX_PROBE_MTU: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Ferry patch: the largest SCTP packet that associations created afterwards probe the path for
+/// (RFC 8899). 0, the default, keeps every association at its configured MTU.
+pub fn set_default_max_probe_mtu(mtu: u32) {
+    DEFAULT_MAX_PROBE_MTU.store(mtu, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Ferry patch: the controller `TransportConfig::default()` currently picks.
@@ -146,6 +158,17 @@ impl TransportConfig {
     pub fn with_congestion_control(mut self, value: CongestionControlKind) -> Self {
         self.congestion_control = value;
         self
+    }
+
+    /// Ferry patch: the largest SCTP packet path MTU discovery may probe for (0: no probing).
+    pub fn with_max_probe_mtu(mut self, value: u32) -> Self {
+        self.max_probe_mtu = value;
+        self
+    }
+
+    /// Ferry patch: the configured path MTU discovery ceiling.
+    pub fn max_probe_mtu(&self) -> u32 {
+        self.max_probe_mtu
     }
 
     /// Ferry patch: the configured congestion controller.

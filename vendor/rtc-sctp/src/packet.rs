@@ -6,7 +6,9 @@ use crate::chunk::chunk_error::ChunkError;
 use crate::chunk::chunk_forward_tsn::ChunkForwardTsn;
 use crate::chunk::chunk_header::*;
 use crate::chunk::chunk_heartbeat::ChunkHeartbeat;
+use crate::chunk::chunk_heartbeat_ack::ChunkHeartbeatAck;
 use crate::chunk::chunk_init::ChunkInit;
+use crate::chunk::chunk_pad::ChunkPad;
 use crate::chunk::chunk_payload_data::ChunkPayloadData;
 use crate::chunk::chunk_reconfig::ChunkReconfig;
 use crate::chunk::chunk_selective_ack::ChunkSelectiveAck;
@@ -152,6 +154,16 @@ impl PartialDecode {
                 CT_SHUTDOWN => Box::new(ChunkShutdown::unmarshal(&chunk_buf)?),
                 CT_SHUTDOWN_ACK => Box::new(ChunkShutdownAck::unmarshal(&chunk_buf)?),
                 CT_SHUTDOWN_COMPLETE => Box::new(ChunkShutdownComplete::unmarshal(&chunk_buf)?),
+                // Ferry patch: path MTU probes carry HEARTBEAT + PAD and are answered with
+                // HEARTBEAT-ACK; upstream rejected the whole packet for either.
+                CT_HEARTBEAT_ACK => Box::new(ChunkHeartbeatAck::unmarshal(&chunk_buf)?),
+                CT_PAD => Box::new(ChunkPad::unmarshal(&chunk_buf)?),
+                // RFC 9260 §3.2: an unknown type with the high bit set means "skip this chunk
+                // and go on with the packet"; only the others end processing.
+                _ if ct.0 & 0x80 != 0 => {
+                    offset += chunk_buf.len() + get_padding_size(chunk_buf.len());
+                    continue;
+                }
                 _ => return Err(Error::ErrUnmarshalUnknownChunkType),
             };
 
@@ -249,6 +261,16 @@ impl Packet {
                 CT_SHUTDOWN => Box::new(ChunkShutdown::unmarshal(&chunk_buf)?),
                 CT_SHUTDOWN_ACK => Box::new(ChunkShutdownAck::unmarshal(&chunk_buf)?),
                 CT_SHUTDOWN_COMPLETE => Box::new(ChunkShutdownComplete::unmarshal(&chunk_buf)?),
+                // Ferry patch: path MTU probes carry HEARTBEAT + PAD and are answered with
+                // HEARTBEAT-ACK; upstream rejected the whole packet for either.
+                CT_HEARTBEAT_ACK => Box::new(ChunkHeartbeatAck::unmarshal(&chunk_buf)?),
+                CT_PAD => Box::new(ChunkPad::unmarshal(&chunk_buf)?),
+                // RFC 9260 §3.2: an unknown type with the high bit set means "skip this chunk
+                // and go on with the packet"; only the others end processing.
+                _ if ct.0 & 0x80 != 0 => {
+                    offset += chunk_buf.len() + get_padding_size(chunk_buf.len());
+                    continue;
+                }
                 _ => return Err(Error::ErrUnmarshalUnknownChunkType),
             };
 

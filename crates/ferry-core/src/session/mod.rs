@@ -83,6 +83,9 @@ pub struct RtcTuning {
     /// from anything we pass, so `rtc::new_peer` sets that default from this field and two
     /// peers in one process with different values race. Only the sender's choice matters.
     pub congestion_control: crate::rtc::CongestionControl,
+    /// Largest SCTP packet path MTU discovery may probe for; 0 keeps the starting MTU
+    /// (benchmark knob `FERRY_SCTP_MAX_MTU`). Process-wide, like the controller.
+    pub max_probe_mtu: u32,
     /// Connect only through a TURN relay (ICE policy "relay"): the peer then never learns
     /// this device's addresses, at the cost of the relay's path. Fails at once when the
     /// signaling server offers no TURN server.
@@ -103,6 +106,7 @@ impl Default for RtcTuning {
             udp_buffer: d::UDP_BUFFER,
             ice_check_interval: d::ICE_CHECK_INTERVAL,
             congestion_control: d::CONGESTION_CONTROL,
+            max_probe_mtu: d::SCTP_MAX_PROBE_MTU,
             relay_only: false,
         }
     }

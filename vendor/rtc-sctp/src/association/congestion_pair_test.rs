@@ -17,6 +17,10 @@ struct Path {
     /// `poll_timeout` happens at the next multiple of this (tokio's timers: 1 ms).
     /// Packet arrivals wake it at once.
     timer_granularity: Duration,
+    /// Largest SCTP packet the path carries; larger ones vanish (sockets set "don't fragment").
+    mtu: usize,
+    /// Drops every packet with a PAD chunk, as a peer that rejects probes would.
+    drop_probes: bool,
 }
 
 /// xorshift64*: reproducible without a dependency.
@@ -46,6 +50,10 @@ struct Run {
     t3_timeouts: u64,
     /// Largest burst of DATA packets one `poll_transmit` call released, after warm-up.
     max_batch_bytes: usize,
+    /// The sender's packet size at the end.
+    final_mtu: u32,
+    /// Packets larger than the path's MTU, dropped.
+    too_big: u32,
 }
 
 fn packets(m: Option<TransportMessage<Payload>>) -> Vec<Bytes> {
@@ -56,12 +64,35 @@ fn packets(m: Option<TransportMessage<Payload>>) -> Vec<Bytes> {
 }
 
 fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, seed: u64) -> Run {
+    run_probing(kind, path, secs, warmup, seed, 0)
+}
+
+/// Whether a marshalled packet carries a PAD chunk (a path MTU probe).
+fn is_probe(raw: &[u8]) -> bool {
+    Packet::unmarshal(&Bytes::copy_from_slice(raw)).is_ok_and(|p| {
+        p.chunks.iter().any(|c| {
+            c.as_any()
+                .downcast_ref::<crate::chunk::chunk_pad::ChunkPad>()
+                .is_some()
+        })
+    })
+}
+
+fn run_probing(
+    kind: CongestionControlKind,
+    path: &Path,
+    secs: u64,
+    warmup: Duration,
+    seed: u64,
+    max_probe_mtu: u32,
+) -> Run {
     let t0 = Instant::now();
     let addr = SocketAddr::from_str("127.0.0.1:5000").unwrap();
     // A 16 MiB receive window, as Ferry configures, so the window is the controller's.
     let transport = TransportConfig::default()
         .with_max_receive_buffer_size(16 << 20)
-        .with_congestion_control(kind);
+        .with_congestion_control(kind)
+        .with_max_probe_mtu(max_probe_mtu);
     let mut tx = Association::new(
         None,
         Arc::new(transport.clone()),
@@ -74,7 +105,11 @@ fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, se
     );
     let mut rx = Association::new(
         Some(Arc::new(ServerConfig::new(transport))),
-        Arc::new(TransportConfig::default().with_max_receive_buffer_size(16 << 20)),
+        Arc::new(
+            TransportConfig::default()
+                .with_max_receive_buffer_size(16 << 20)
+                .with_max_probe_mtu(max_probe_mtu),
+        ),
         1200,
         2,
         addr,
@@ -159,6 +194,10 @@ fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, se
         let mut batch = 0usize;
         while let Some(m) = tx.poll_transmit(at) {
             for raw in packets(Some(m)) {
+                if raw.len() > path.mtu || (path.drop_probes && is_probe(&raw)) {
+                    out.too_big += 1;
+                    continue;
+                }
                 batch += raw.len();
                 let len = raw.len() as f64;
                 let backlog = link_free_at.saturating_sub(now).as_secs_f64() * path.rate;
@@ -187,6 +226,10 @@ fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, se
         }
         while let Some(m) = rx.poll_transmit(at) {
             for raw in packets(Some(m)) {
+                if raw.len() > path.mtu || (path.drop_probes && is_probe(&raw)) {
+                    out.too_big += 1;
+                    continue;
+                }
                 seq += 1;
                 wire.push(Reverse((now + one_way, seq, false, raw.to_vec())));
             }
@@ -209,6 +252,7 @@ fn run(kind: CongestionControlKind, path: &Path, secs: u64, warmup: Duration, se
         now = next.max(now + Duration::from_micros(1));
     }
     out.t3_timeouts = tx.stats.get_num_t3timeouts();
+    out.final_mtu = tx.mtu;
     out
 }
 
@@ -218,6 +262,8 @@ const LOSSY: Path = Path {
     queue_bytes: 512.0 * 1024.0,
     loss: 0.005,
     timer_granularity: Duration::ZERO,
+    mtu: usize::MAX,
+    drop_probes: false,
 };
 
 /// The case on real associations, at 20 Mbit/s to keep the debug-build test
@@ -271,6 +317,8 @@ fn bbr_on_a_fast_lan_is_not_capped_by_pacing_wakeups() {
             queue_bytes: 1024.0 * 1024.0,
             loss: 0.0,
             timer_granularity: Duration::from_millis(1),
+            mtu: usize::MAX,
+            drop_probes: false,
         };
         for kind in [CongestionControlKind::Reno, CongestionControlKind::Bbr] {
             let r = run(kind, &path, secs, warmup, 1);
@@ -282,5 +330,57 @@ fn bbr_on_a_fast_lan_is_not_capped_by_pacing_wakeups() {
             );
             assert!(share >= 0.8, "{kind:?} {:.0} %", share * 100.0);
         }
+    }
+}
+
+/// Path MTU discovery settles on the largest probe size the path carries, never on one it
+/// drops, and data flows throughout: on a 1500-byte path (1435 bytes of SCTP packet under
+/// IPv4, UDP and DTLS), on loopback, and toward a peer that drops every probe.
+#[test]
+fn path_mtu_discovery_settles_on_what_the_path_carries() {
+    let (secs, warmup) = (3, Duration::from_secs(1));
+    let base = Path {
+        rate: 100e6 / 8.0,
+        rtt: Duration::from_millis(20),
+        queue_bytes: 512.0 * 1024.0,
+        loss: 0.0,
+        timer_granularity: Duration::ZERO,
+        mtu: 1435,
+        drop_probes: false,
+    };
+    let off = run_probing(CongestionControlKind::Bbr, &base, secs, warmup, 1, 0);
+    assert_eq!(off.final_mtu, 1228, "no probing unless configured: {off:?}");
+    assert_eq!(off.too_big, 0);
+
+    let ethernet = run_probing(CongestionControlKind::Bbr, &base, secs, warmup, 1, 16384);
+    assert_eq!(ethernet.final_mtu, 1400, "{ethernet:?}");
+    // The 8192 probe is tried three times, in each direction; nothing else is too big.
+    assert_eq!(ethernet.too_big, 6, "{ethernet:?}");
+
+    let lo = Path {
+        mtu: usize::MAX,
+        ..base
+    };
+    let lo = run_probing(CongestionControlKind::Bbr, &lo, secs, warmup, 1, 16384);
+    assert_eq!(lo.final_mtu, 16384, "{lo:?}");
+
+    let old_peer = Path {
+        drop_probes: true,
+        ..base
+    };
+    let old = run_probing(
+        CongestionControlKind::Bbr,
+        &old_peer,
+        secs,
+        warmup,
+        1,
+        16384,
+    );
+    assert_eq!(old.final_mtu, 1228, "{old:?}");
+
+    for r in [&ethernet, &lo, &old] {
+        assert_eq!(r.t3_timeouts, 0, "{r:?}");
+        let share = r.read as f64 / (secs as f64 - 1.0) / base.rate;
+        assert!(share >= 0.85, "{:.0} % of the link: {r:?}", share * 100.0);
     }
 }

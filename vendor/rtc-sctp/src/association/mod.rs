@@ -14,6 +14,7 @@ use crate::chunk::{
     chunk_heartbeat::ChunkHeartbeat,
     chunk_heartbeat_ack::ChunkHeartbeatAck,
     chunk_init::ChunkInit,
+    chunk_pad::ChunkPad,
     chunk_init::ChunkInitAck,
     chunk_payload_data::ChunkPayloadData,
     chunk_payload_data::{MessageId, MessageReliability, PayloadProtocolIdentifier},
@@ -62,6 +63,7 @@ use thiserror::Error;
 
 pub(crate) mod congestion;
 pub(crate) mod hystart;
+pub(crate) mod plpmtud;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream;
@@ -203,6 +205,8 @@ pub struct Association {
     pacer: Pacer,
     /// Ferry patch: when the pacer will next let new DATA go, if it held some back.
     pacing_wait: Option<Instant>,
+    /// Ferry patch: path MTU discovery, while it still has sizes to try.
+    pmtu: Option<plpmtud::PmtuSearch>,
     /// Ferry patch: the latest send time among the chunks the current SACK newly
     /// acknowledged (see `detect_lost_retransmissions`).
     latest_sent_acked: Option<Instant>,
@@ -318,6 +322,7 @@ impl Default for Association {
             cc: Controller::default(),
             pacer: Pacer::default(),
             pacing_wait: None,
+            pmtu: None,
             latest_sent_acked: None,
             will_retransmit_reconfig: false,
             t3_retransmit_pending: false,
@@ -443,6 +448,7 @@ impl Association {
             timers: TimerTable::new(config.timer_config()),
 
             mtu,
+            pmtu: plpmtud::PmtuSearch::new(mtu, config.max_probe_mtu()),
             cwnd,
             cc: Controller::new(config.congestion_control(), now),
             remote_addr,
@@ -521,7 +527,11 @@ impl Association {
         let timers = self.timers.next_timeout();
         // Ferry patch: a paced sender must be woken when the pacer has room again. Every
         // `poll_transmit` recomputes it, so a stale instant is not reported twice.
-        match (timers, self.pacing_wait) {
+        let t = match (timers, self.pacing_wait) {
+            (Some(t), Some(p)) => Some(t.min(p)),
+            (t, p) => t.or(p),
+        };
+        match (t, self.pmtu.as_ref().and_then(|s| s.deadline())) {
             (Some(t), Some(p)) => Some(t.min(p)),
             (t, p) => t.or(p),
         }
@@ -568,6 +578,9 @@ impl Association {
     /// `Instant` that was output by `poll_timeout`; however spurious extra calls will simply
     /// no-op and therefore are safe.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(search) = &mut self.pmtu {
+            search.on_timeout(now);
+        }
         for &timer in &Timer::VALUES {
             let (expired, failure, n_rtos) = self.timers.is_expired(timer, now);
             if !expired {
@@ -1052,6 +1065,11 @@ impl Association {
             return Err(Error::ErrAbortChunk(err_str));
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkHeartbeat>() {
             self.handle_heartbeat(c)?
+        } else if let Some(c) = chunk_any.downcast_ref::<ChunkHeartbeatAck>() {
+            self.handle_heartbeat_ack(c);
+            vec![]
+        } else if chunk_any.downcast_ref::<ChunkPad>().is_some() {
+            vec![]
         } else if let Some(c) = chunk_any.downcast_ref::<ChunkCookieEcho>() {
             self.handle_cookie_echo(c)?
         } else if chunk_any.downcast_ref::<ChunkCookieAck>().is_some() {
@@ -1294,6 +1312,71 @@ impl Association {
         }
 
         Ok(vec![])
+    }
+
+    /// Ferry patch: an echoed path MTU probe proves its size; later packets may use it.
+    fn handle_heartbeat_ack(&mut self, c: &ChunkHeartbeatAck) {
+        let Some(info) = c
+            .params
+            .first()
+            .and_then(|p| p.as_any().downcast_ref::<ParamHeartbeatInfo>())
+        else {
+            return;
+        };
+        let Some(probe) = plpmtud::decode_probe_info(&info.heartbeat_information) else {
+            return;
+        };
+        let Some(search) = &mut self.pmtu else { return };
+        if let Some(size) = search.on_ack(probe.id, probe.size)
+            && size > self.mtu
+        {
+            debug!("[{}] path MTU: {} -> {} bytes", self.side, self.mtu, size);
+            self.set_mtu(size);
+        }
+        if search_done(&self.pmtu) {
+            self.pmtu = None;
+        }
+    }
+
+    /// Ferry patch: messages queued from now on are cut into chunks that fill `mtu`; chunks
+    /// already queued keep their size (their fragments are final once cut).
+    fn set_mtu(&mut self, mtu: u32) {
+        self.mtu = mtu;
+        self.max_payload_size = crate::config::max_payload_size_for_mtu(mtu);
+        for s in self.streams.values_mut() {
+            s.max_payload_size = self.max_payload_size;
+        }
+    }
+
+    /// Ferry patch: the next path MTU probe, if one is due: HEARTBEAT (its info names the probe)
+    /// padded with PAD to exactly the probed size. Sent outside the congestion window: a
+    /// handful per association, and their loss must not read as congestion (RFC 8899 §4.5).
+    fn gather_pmtu_probe(&mut self, raw_packets: &mut Vec<Bytes>, now: Instant) {
+        let rto = Duration::from_millis(self.rto_mgr.get_rto());
+        let Some(req) = self.pmtu.as_mut().and_then(|s| s.poll_probe(now, rto)) else {
+            if search_done(&self.pmtu) {
+                self.pmtu = None;
+            }
+            return;
+        };
+        let info = plpmtud::encode_probe_info(req);
+        let heartbeat = ChunkHeartbeat {
+            params: vec![Box::new(ParamHeartbeatInfo {
+                heartbeat_information: Bytes::copy_from_slice(&info),
+            })],
+        };
+        let fixed = COMMON_HEADER_SIZE as usize
+            + CHUNK_HEADER_SIZE
+            + heartbeat.value_length()
+            + CHUNK_HEADER_SIZE;
+        let pad = ChunkPad {
+            padding_len: (req.size as usize).saturating_sub(fixed),
+        };
+        let packet = self.create_packet(vec![Box::new(heartbeat), Box::new(pad)]);
+        match packet.marshal() {
+            Ok(raw) => raw_packets.push(raw),
+            Err(err) => warn!("[{}] failed to serialize a path MTU probe: {}", self.side, err),
+        }
     }
 
     fn handle_cookie_echo(&mut self, c: &ChunkCookieEcho) -> Result<Vec<Packet>> {
@@ -2373,6 +2456,7 @@ impl Association {
         let state = self.state();
         match state {
             AssociationState::Established => {
+                self.gather_pmtu_probe(&mut raw_packets, now);
                 raw_packets = self.gather_data_packets_to_retransmit(raw_packets, now);
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
@@ -3628,4 +3712,8 @@ impl Association {
             //.map_or(true, |(timer, _)| timer == Timer::Idle)
             .is_none()
     }
+}
+
+fn search_done(search: &Option<plpmtud::PmtuSearch>) -> bool {
+    search.as_ref().is_some_and(|s| s.is_done())
 }

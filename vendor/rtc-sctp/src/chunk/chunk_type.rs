@@ -21,6 +21,8 @@ pub(crate) const CT_COOKIE_ACK: ChunkType = ChunkType(11);
 pub(crate) const CT_CWR: ChunkType = ChunkType(13);
 pub(crate) const CT_SHUTDOWN_COMPLETE: ChunkType = ChunkType(14);
 pub(crate) const CT_RECONFIG: ChunkType = ChunkType(130);
+/// Ferry patch: PAD (RFC 4820), used by path MTU probes.
+pub(crate) const CT_PAD: ChunkType = ChunkType(0x84);
 pub(crate) const CT_FORWARD_TSN: ChunkType = ChunkType(192);
 
 impl fmt::Display for ChunkType {
@@ -42,6 +44,7 @@ impl fmt::Display for ChunkType {
             CT_CWR => "ECNE", // Explicit Congestion Notification Echo
             CT_SHUTDOWN_COMPLETE => "SHUTDOWN-COMPLETE",
             CT_RECONFIG => "RECONFIG", // Re-configuration
+            CT_PAD => "PAD",
             CT_FORWARD_TSN => "FORWARD-TSN",
             _ => others.as_str(),
         };

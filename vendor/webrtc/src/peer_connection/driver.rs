@@ -2098,6 +2098,17 @@ where
                     if let Err(err) =
                         send_datagrams(&*socket, &w.message, 0, tp.peer_addr, None).await
                     {
+                        // Ferry patch: SCTP's path MTU probes are meant to exceed what a
+                        // "don't fragment" socket can send on small-MTU links; losing one is
+                        // their answer, not a fault.
+                        if is_emsgsize(&err) {
+                            debug!(
+                                "datagram of {} bytes to {:?} exceeds the path MTU",
+                                w.message.len(),
+                                tp.peer_addr
+                            );
+                            continue;
+                        }
                         error!(
                             "Failed to write packet to {:?} from {:?}: {}",
                             tp.peer_addr, tp.local_addr, err
@@ -2543,4 +2554,21 @@ mod tests {
             pending.get(&0).map(|q| q.len()).unwrap_or(0)
         );
     }
+}
+
+/// Ferry patch: whether a send failed because the datagram exceeds the path MTU (EMSGSIZE;
+/// the value is fixed per platform family, so no libc dependency is needed).
+fn is_emsgsize(err: &Error) -> bool {
+    let emsgsize = if cfg!(windows) {
+        10040 // WSAEMSGSIZE
+    } else if cfg!(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd"
+    )) {
+        40
+    } else {
+        90
+    };
+    matches!(err, Error::Io(e) if e.0.raw_os_error() == Some(emsgsize))
 }

@@ -55,7 +55,11 @@ pub(crate) mod tcp_transport;
 pub(crate) mod turn_relayer;
 
 /// Plain single-datagram UDP receive buffer size (no GRO coalescing).
-pub(crate) const UDP_RECV_BUF_LEN: usize = 2000;
+///
+/// Ferry patch: upstream's 2000 bytes truncated any larger datagram. SCTP's path MTU probes
+/// (and the packets that follow a successful one on loopback or jumbo-frame links) are up to
+/// 16 KiB of DTLS plaintext, plus the record's and a TURN channel's framing.
+pub(crate) const UDP_RECV_BUF_LEN: usize = 16 * 1024 + 256;
 
 /// Upper bound on the number of datagrams the kernel may coalesce into one UDP GRO
 /// receive (`UDP_SEGMENT`/GRO cap is 64 per buffer).
