@@ -7,6 +7,7 @@ on one machine over loopback (and optionally over shaped links in network namesp
     python3 bench/run.py --tools ferry,raw --size 16M --runs 1 --no-build --profile debug
     python3 bench/run.py --small-files        # + 10,000 files (~200 MB)
     python3 bench/run.py --shaped             # + netem links (root only)
+    python3 bench/run.py --shaped --shaped-peers wormhole,sendme   # + those across each link
 
 Tools run alternately (the order rotates every run) so a noisy neighbour hits all of them.
 Writes a Markdown table to stdout and everything measured to bench-out/results.json.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import shaped  # noqa: E402
 import tools  # noqa: E402
 from common import (MIB, have_time_bin, human, make_compressible, make_random,  # noqa: E402
                     make_small_files, parse_size, slow_sync_wrap, summarize)
@@ -243,7 +245,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="1G", help="random/compressible file size: 1G (default), 4G, 7G, 16M…")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma list of {ALL_TOOLS}")
+    p.add_argument("--tools", help=f"comma list of {ALL_TOOLS} (default: all)")
     p.add_argument("--no-compressible", action="store_true", help="skip the compressible file case")
     p.add_argument("--small-files", action="store_true", help="add the 10,000 small files (~200 MB) case")
     p.add_argument("--small-count", type=int, default=10000)
@@ -265,6 +267,10 @@ def main(argv=None) -> int:
     p.add_argument("--shaped-fairness", action="store_true",
                    help="also share a 50 Mbit/s, 40 ms bottleneck with one TCP CUBIC flow and "
                         "report the TCP flow's share while ferry runs")
+    p.add_argument("--shaped-peers",
+                   help="also run these across each shaped link, once per link: comma list of "
+                        "wormhole, sendme (default: those named in an explicit --tools; none "
+                        "otherwise, so a plain --shaped run takes no longer)")
     p.add_argument("--shaped-repeat", type=int, default=1,
                    help="ferry runs per shaped link and congestion controller")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
@@ -281,10 +287,17 @@ def main(argv=None) -> int:
     p.add_argument("--require", default="", help="comma list of tools whose failure makes the exit code non-zero")
     args = p.parse_args(argv)
 
-    wanted = [t for t in args.tools.split(",") if t]
+    wanted = [t for t in (args.tools or ",".join(ALL_TOOLS)).split(",") if t]
     for t in wanted:
         if t not in ALL_TOOLS:
             p.error(f"unknown tool {t}")
+    if args.shaped_peers is not None:
+        peers = [t for t in args.shaped_peers.split(",") if t]
+    else:
+        peers = [t for t in wanted if t in shaped.PEERS] if args.tools else []
+    for t in peers:
+        if t not in shaped.PEERS:
+            p.error(f"unknown shaped peer {t}; choose from {list(shaped.PEERS)}")
     if not have_time_bin():
         print("bench: /usr/bin/time missing (apt-get install time): no peak RSS figures", file=sys.stderr)
     if not args.no_build and any(t in wanted for t in ("ferry", "raw")):
@@ -332,13 +345,12 @@ def main(argv=None) -> int:
             b.run_case(case, rand, tool_list, recv_wrap=slow)
             rows += aggregate(b.results, case, [t for t in tool_list if t != "raw"])
         if args.shaped:
-            import shaped
             shaped_rows = shaped.run(b, parse_size(args.shaped_size or args.size),
                                      args.shaped_profiles.split(","),
                                      [c for c in args.shaped_sctp_cc.split(",") if c] or None,
                                      args.shaped_repeat,
                                      [t for t in args.shaped_relay.split(",") if t] or None,
-                                     args.shaped_fairness)
+                                     args.shaped_fairness, peers)
     finally:
         b.teardown()
 

@@ -17,6 +17,10 @@ Per profile the link is checked before Ferry runs on it: a UDP ping (no `ping` b
 needed) must show the configured RTT, and a plain TCP stream — the yardstick of what the
 shaped path carries at all — its rate. Only namespaces created here are touched; they are
 removed in a finally/atexit (which also ends the emulators: their TUNs live in the router).
+
+On request (`Peers`) magic-wormhole and sendme cross the same link in the same run, senders
+in the sender's namespace and receivers in the receiver's, so each figure sits beside
+ferry's and plain TCP's taken minutes apart on the same emulator.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,6 +53,12 @@ PROFILES = {
     "20m80l1": ("20 Mbit/s, 80 ms RTT, 1 % loss", 20, 80.0, 1.0, 16 * MIB),
 }
 LOSS_BOUND = {"reno", "cubic"}
+# Other tools across the same link (`--shaped-peers`). sendme's QUIC stack (iroh's) runs CUBIC
+# whatever the machine says, so it is loss-bound like the CUBIC baseline; magic-wormhole's
+# transit is a kernel TCP socket with the namespace's default controller, looked up per run.
+PEERS = ("wormhole", "sendme")
+PEER_LABEL = {"wormhole": "magic-wormhole", "sendme": "sendme"}
+PEERS_LOSS_BOUND = {"sendme"}
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
 
@@ -277,9 +288,113 @@ class Relay:
         self.coturn.stop()
 
 
+class Peers:
+    """magic-wormhole and sendme across the emulated link, once per profile.
+
+    wormhole's mailbox server and transit relay run in the sender's namespace on its veth
+    address, where ferry's signaling server runs too: the receiver reaches them across the
+    link (set-up pays the RTT, as it would with a server near the sender), and a relayed
+    transit connection would still cross the link once. wormhole tries the peers' direct
+    hints two seconds before the relay; the receiver's "Receiving (->tcp:…)" line says
+    which way it went (`wormhole_path`). sendme runs with the relay disabled and a ticket
+    carrying the sender's direct addresses, so it can only connect directly. For both, the
+    emulator's byte count on the data direction (`<tool>_link_bytes`) shows the file went
+    across the link and not around it."""
+
+    def __init__(self, bench, topo: Topology, work: Path, names: list[str]) -> None:
+        self.names = names
+        self.skipped: dict[str, str] = {}
+        self.wormhole = None
+        self.runs = 0
+        if "wormhole" in names:
+            try:
+                self.wormhole = tools.WormholeServers(bench.venv, work, host=topo.ip_s,
+                                                      netns=topo.s)
+            except tools.Skip as e:
+                self.skipped["wormhole"] = f"skipped ({e})"
+        if "sendme" in names and tools.sendme_bin() is None:
+            self.skipped["sendme"] = "skipped (not installed: cargo install --locked sendme)"
+
+    def stop(self) -> None:
+        if self.wormhole:
+            self.wormhole.stop()
+
+    def run_all(self, topo: Topology, work: Path, row: dict, src: Path, slow_src: Path,
+                tag: str) -> None:
+        """Adds each tool's figures to the profile's `row` (copied into every ferry row)."""
+        for name in self.names:
+            if name in self.skipped:
+                row[f"{name}_error"] = self.skipped[name]
+                continue
+            self.run_one(name, topo, work, row, src, slow_src, tag)
+
+    def run_one(self, name: str, topo: Topology, work: Path, row: dict, src: Path,
+                slow_src: Path, tag: str) -> None:
+        nominal = row["nominal_mb_per_s"]
+        if name == "wormhole":
+            cc = sh("ip", "netns", "exec", topo.s, "sysctl", "-n",
+                    "net.ipv4.tcp_congestion_control", check=False).stdout.strip()
+            row["wormhole_tcp_cc"] = cc
+            loss_bound = cc in LOSS_BOUND
+        else:
+            loss_bound = name in PEERS_LOSS_BOUND
+        # A loss-based controller carries a few percent of a lossy link: the profile's
+        # smaller file, like the CUBIC baseline, so the run ends in minutes.
+        f = slow_src if loss_bound else src
+        size = f.stat().st_size
+        row[f"{name}_bytes"] = size
+        topo.shape((nominal or 0) * 8, row["rtt_ms"], row["loss_pct"], f"{tag}-{name}")
+        load = os.getloadavg()[0]
+        dst = work / f"recv-{name}"
+        self.runs += 1
+        try:
+            if name == "wormhole":
+                r = tools.run_wormhole(self.wormhole, src=f, out=dst, workdir=work,
+                                       run_id=900 + self.runs, send_ns=topo.s, recv_ns=topo.d)
+            else:
+                r = tools.run_sendme(f, dst, work, send_ns=topo.s, recv_ns=topo.d)
+        except tools.Skip as e:
+            r = {"ok": False, "error": f"skipped ({e})"}
+        finally:
+            emu = topo.stop_emulators()
+            shutil.rmtree(dst, ignore_errors=True)
+        row[f"emulator_{name}"] = emu
+        row[f"{name}_loadavg_1m_before"] = load
+        link = (emu.get("data") or {}).get("bytes_out")
+        row[f"{name}_link_bytes"] = link
+        if not r.get("ok"):
+            row[f"{name}_error"] = r.get("error")
+            print(f"bench: shaped {row['profile']} {name}: FAILED: {r.get('error')}",
+                  file=sys.stderr)
+            return
+        row[f"{name}_secs"] = r["secs"]
+        row[f"{name}_mb_per_s"] = size / r["secs"] / 1e6
+        if name == "wormhole":
+            row["wormhole_path"] = r.get("path")
+            row["wormhole_send_path"] = r.get("send_path")
+        if r.get("own_rate_mib_per_s"):
+            row[f"{name}_own_mb_per_s"] = r["own_rate_mib_per_s"] * MIB / 1e6
+        if r.get("transfer_secs"):
+            row[f"{name}_setup_secs"] = r["secs"] - r["transfer_secs"]
+            row[f"{name}_transfer_mb_per_s"] = size / r["transfer_secs"] / 1e6
+        rate = row.get(f"{name}_transfer_mb_per_s") or row[f"{name}_mb_per_s"]
+        if nominal:
+            row[f"{name}_of_nominal"] = rate / nominal
+        for k in ("tcp_bbr", "tcp_cubic"):
+            if row.get(f"{k}_mb_per_s"):
+                row[f"{name}_of_{k}"] = rate / row[f"{k}_mb_per_s"]
+        # Less on the wire than the file: it did not cross the emulated link.
+        row[f"{name}_crossed_link"] = bool(link and link >= size)
+        print(f"bench: shaped {row['profile']} {name}: {rate:.2f} MB/s from data start "
+              f"({size // MIB} MiB, set-up {row.get(f'{name}_setup_secs') or float('nan'):.2f} s"
+              + (f", path {row.get('wormhole_path')}, TCP {row.get('wormhole_tcp_cc')}"
+                 if name == "wormhole" else "")
+              + f"; {link or 0} bytes on the link's data direction)", file=sys.stderr)
+
+
 def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
                 ccs: list[str | None] | None = None, repeat: int = 1,
-                relays: list[str] | None = None) -> list[dict]:
+                relays: list[str] | None = None, peers: Peers | None = None) -> list[dict]:
     """One link check (ping; plain TCP with BBR and with CUBIC), then ferry `repeat` times per
     SCTP congestion controller in `ccs`, alternating (reno, bbr, reno, bbr…) so a drift in
     machine load hits both alike. None = leave `FERRY_SCTP_CC` as the environment has it."""
@@ -312,6 +427,8 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
           f"CUBIC {row['tcp_cubic_mb_per_s'] or 0:.2f} MB/s"
           + (f" (nominal {nominal:g})" if nominal else "")
           + f"; emulator {row['emulator_tcp'].get('data')}", file=sys.stderr)
+    if peers:
+        peers.run_all(topo, work, row, src, slow_src, tag)
 
     rows = []
     for i in range(max(1, repeat)):
@@ -373,6 +490,10 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
         for k in ("tcp", "tcp_bbr", "tcp_cubic"):
             if row.get(f"{k}_mb_per_s"):
                 row[f"ferry_of_{k}"] = rate / row[f"{k}_mb_per_s"]
+        for name in PEERS:
+            other = row.get(f"{name}_transfer_mb_per_s") or row.get(f"{name}_mb_per_s")
+            if other:
+                row[f"ferry_over_{name}"] = rate / other
     else:
         row["error"] = r.get("error")
     print(f"bench: shaped {label}: {row}", file=sys.stderr)
@@ -441,7 +562,8 @@ def signal_bin(bench) -> Path:
 
 
 def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
-        repeat: int = 1, relays: list[str] | None = None, fair: bool = False) -> list[dict]:
+        repeat: int = 1, relays: list[str] | None = None, fair: bool = False,
+        peer_names: list[str] | None = None) -> list[dict]:
     keys = [] if keys == ["none"] else (keys or list(PROFILES))
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
@@ -461,16 +583,21 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     topo = None
+    peers = None
     try:
         topo = Topology(netem, work)
+        if peer_names:
+            peers = Peers(bench, topo, work, peer_names)
         for profile in (PROFILES[k] for k in keys):
-            rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays)
+            rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays, peers)
         if fair:
             rows.append(fairness(bench, topo, work, min(size, 128 * MIB)))
     except (subprocess.CalledProcessError, RuntimeError) as e:
         why = (e.stderr or "").strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
         rows.append({"profile": "all", "error": f"skipped: could not build the shaped link: {why}"})
     finally:
+        if peers:
+            peers.stop()
         if topo:
             topo.down()
     return rows
@@ -504,4 +631,49 @@ def markdown(rows: list[dict]) -> str:
                    f"| {f(r.get('ferry_setup_secs'))} | {fe} | {f(r.get('ferry_transfer_mb_per_s'))} "
                    f"| {f(r.get('ferry_of_nominal'), pct=True)} | {f(r.get('ferry_of_tcp_bbr'), pct=True)} "
                    f"| {f(r.get('ferry_of_tcp_cubic'), pct=True)} |")
+    peers = peers_markdown(rows)
+    return "\n".join(out) + ("\n\n" + peers if peers else "")
+
+
+def peers_markdown(rows: list[dict]) -> str:
+    """Ferry beside magic-wormhole and sendme on the same link, each rate from its data start;
+    empty when no peer ran."""
+    names = [n for n in PEERS if any(f"{n}_bytes" in r or f"{n}_error" in r for r in rows)]
+    if not names:
+        return ""
+
+    def f(v, spec=".2f", pct=False):
+        if v is None:
+            return "–"
+        return f"{v * 100:.0f} %" if pct else format(v, spec)
+
+    head = "| shaped link | nominal MB/s | TCP BBR MB/s | ferry MB/s | ÷ nominal | ÷ TCP BBR |"
+    rule = "| --- | --- | --- | --- | --- | --- |"
+    for n in names:
+        head += f" {PEER_LABEL[n]} MB/s | ÷ nominal | ÷ TCP BBR | ferry ÷ {PEER_LABEL[n]} |"
+        rule += " --- | --- | --- | --- |"
+    out = [head + " notes |", rule + " --- |"]
+    for r in rows:
+        if not any(f"{n}_bytes" in r or f"{n}_error" in r for n in names):
+            continue
+        cells = [r["profile"], f(r["nominal_mb_per_s"]), f(r.get("tcp_bbr_mb_per_s")),
+                 f(r.get("ferry_transfer_mb_per_s") or r.get("ferry_mb_per_s")),
+                 f(r.get("ferry_of_nominal"), pct=True), f(r.get("ferry_of_tcp_bbr"), ".2f")]
+        notes = []
+        for n in names:
+            rate = r.get(f"{n}_transfer_mb_per_s") or r.get(f"{n}_mb_per_s")
+            if rate is None:
+                cells += [f"failed: {str(r.get(f'{n}_error'))[:60]}", "–", "–", "–"]
+                continue
+            cells += [f"{rate:.2f} ({r[f'{n}_bytes'] // MIB} MiB)", f(r.get(f"{n}_of_nominal"), pct=True),
+                      f(r.get(f"{n}_of_tcp_bbr")), f(r.get(f"ferry_over_{n}"))]
+            note = f"{PEER_LABEL[n]}: set-up {f(r.get(f'{n}_setup_secs'))} s"
+            if n == "wormhole":
+                note += f", transit {r.get('wormhole_path')}, TCP {r.get('wormhole_tcp_cc')}"
+            if r.get(f"{n}_own_mb_per_s"):
+                note += f", own report {r[f'{n}_own_mb_per_s']:.2f} MB/s"
+            if not r.get(f"{n}_crossed_link"):
+                note += ", NOT across the link"
+            notes.append(note)
+        out.append("| " + " | ".join(cells) + " | " + "; ".join(notes) + " |")
     return "\n".join(out)

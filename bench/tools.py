@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import Proc, free_port, json_lines, same_tree, spawn, tree_size, wait_port
+from common import MIB, Proc, free_port, json_lines, same_tree, spawn, tree_size, wait_port
 
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "600"))
 
@@ -24,9 +24,27 @@ class Skip(Exception):
     """Tool not installed or not runnable here; reported as skipped, not failed."""
 
 
+def _tail(p: Proc, n: int = 15) -> str:
+    """The end of what a process said: its stderr log, or its stdout when stderr was merged
+    into it (see MERGE_STDERR)."""
+    return p.stderr_tail(n) or "\n".join(line for _, line in p.all_lines[-n:] if line)
+
+
 def _fail(msg: str, *procs: Proc) -> dict:
-    tails = "\n".join(f"[{p.name}] {p.stderr_tail()}" for p in procs if p.stderr_tail())
+    tails = "\n".join(f"[{p.name}] {_tail(p)}" for p in procs if _tail(p))
     return {"ok": False, "error": msg + (("\n" + tails) if tails else "")}
+
+
+# A command prefix that sends a tool's stderr into its stdout pipe, where every line gets a
+# timestamp as it arrives: wormhole and sendme say on stderr when the data starts flowing.
+# `exec` keeps the tool itself as the measured process (peak RSS, signals).
+MERGE_STDERR = ["sh", "-c", 'exec "$@" 2>&1', "sh"]
+
+
+def _first_line_at(proc: Proc, marker: str) -> tuple[float, str] | tuple[None, None]:
+    """When (monotonic) the process first printed a line containing `marker`, and the line."""
+    return next(((t, line) for t, line in list(proc.all_lines) if line and marker in line),
+                (None, None))
 
 
 def _finish(src: Path, dst: Path, secs: float, send: Proc, recv: Proc, **extra) -> dict:
@@ -135,32 +153,36 @@ def run_raw(raw: Path, size: int, workdir: Path, extra: list[str] | None = None)
 # ---------------------------------------------------------------- magic-wormhole
 
 class WormholeServers:
-    """Its own mailbox server and transit relay on loopback, as magic-wormhole's docs
-    describe for a private deployment."""
+    """Its own mailbox server and transit relay, as magic-wormhole's docs describe for a
+    private deployment: on loopback, or on `host` inside namespace `netns` (shaped links put
+    them on the sender's side, like ferry's signaling server)."""
 
-    def __init__(self, venv: Path, workdir: Path):
+    def __init__(self, venv: Path, workdir: Path, host: str = "127.0.0.1",
+                 netns: str | None = None):
         self.bin = venv / "bin"
         if not (self.bin / "wormhole").exists() or not (self.bin / "twist").exists():
             raise Skip("not installed (bench/.venv: pip install magic-wormhole "
                        "magic-wormhole-mailbox-server magic-wormhole-transit-relay)")
+        self.host = host
         self.mport, self.tport = free_port(), free_port()
         db = workdir / "wormhole-mailbox.sqlite"
         db.unlink(missing_ok=True)
         self.mailbox = spawn("wormhole-mailbox", [str(self.bin / "twist"), "wormhole-mailbox",
-                                                  f"--port=tcp:{self.mport}:interface=127.0.0.1",
+                                                  f"--port=tcp:{self.mport}:interface={host}",
                                                   f"--channel-db={db}"],
-                             workdir, cwd=workdir, measure=False)
+                             workdir, cwd=workdir, measure=False, netns=netns)
         self.relay = spawn("wormhole-relay", [str(self.bin / "twist"), "transitrelay",
-                                              f"--port=tcp:{self.tport}:interface=127.0.0.1"],
-                           workdir, cwd=workdir, measure=False)
-        if not (wait_port(self.mport) and wait_port(self.tport)):
+                                              f"--port=tcp:{self.tport}:interface={host}"],
+                           workdir, cwd=workdir, measure=False, netns=netns)
+        if not (wait_port(self.mport, host=host, netns=netns)
+                and wait_port(self.tport, host=host, netns=netns)):
             self.stop()
             raise Skip("wormhole mailbox/transit relay did not start: "
                        + self.mailbox.stderr_tail() + self.relay.stderr_tail())
 
     def args(self) -> list[str]:
-        return [str(self.bin / "wormhole"), "--relay-url", f"ws://127.0.0.1:{self.mport}/v1",
-                "--transit-helper", f"tcp:127.0.0.1:{self.tport}"]
+        return [str(self.bin / "wormhole"), "--relay-url", f"ws://{self.host}:{self.mport}/v1",
+                "--transit-helper", f"tcp:{self.host}:{self.tport}"]
 
     def stop(self) -> None:
         self.mailbox.stop()
@@ -168,23 +190,36 @@ class WormholeServers:
 
 
 def run_wormhole(servers: WormholeServers, src: Path, out: Path, workdir: Path, run_id: int,
-                 recv_wrap: list[str] | None = None) -> dict:
+                 recv_wrap: list[str] | None = None, send_ns: str | None = None,
+                 recv_ns: str | None = None) -> dict:
+    """Extras: `path`, the transit connection as the receiver describes it ("->tcp:IP:PORT"
+    direct, "->relay:tcp:…" through the transit relay), and `transfer_secs`, from that line
+    (printed once the transit connection is up, right before the data) to the receiver's exit."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     code = f"{100 + run_id}-ferry-bench"
+    # Unbuffered, so the receiver's "Receiving (…)" line is timestamped when it is printed.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
-    send = spawn("wormhole-send", servers.args() + ["send", "--hide-progress", "--code", code, str(src)],
-                 workdir)
+    send = spawn("wormhole-send", MERGE_STDERR + servers.args()
+                 + ["send", "--hide-progress", "--code", code, str(src)],
+                 workdir, env=env, netns=send_ns)
     recv = spawn("wormhole-recv", servers.args() + ["receive", "--hide-progress", "--accept-file",
                                                     "-o", str(out / src.name), code], workdir,
-                 wrap=recv_wrap)
+                 env=env, netns=recv_ns, wrap=(recv_wrap or []) + MERGE_STDERR)
     try:
         rc = recv.wait(TIMEOUT)
-        secs = time.monotonic() - t0
+        t_end = time.monotonic()
         if rc != 0:
             return _fail(f"wormhole receive exited {rc}", send, recv)
         send.wait(30)
-        return _finish(src, out / src.name, secs, send, recv)
+        t_data, line = _first_line_at(recv, "Receiving (")
+        path = line.split("Receiving (", 1)[1].rsplit(")", 1)[0] if line else None
+        _, sline = _first_line_at(send, "Sending (")
+        send_path = sline.split("Sending (", 1)[1].rsplit(")", 1)[0] if sline else None
+        return _finish(src, out / src.name, t_end - t0, send, recv, path=path,
+                       send_path=send_path,
+                       transfer_secs=(t_end - t_data) if t_data is not None else None)
     finally:
         recv.stop()
         send.stop()
@@ -197,36 +232,43 @@ def sendme_bin() -> Path | None:
     return Path(found) if Path(found).exists() else None
 
 
-def run_sendme(src: Path, out: Path, workdir: Path, recv_wrap: list[str] | None = None) -> dict:
+def run_sendme(src: Path, out: Path, workdir: Path, recv_wrap: list[str] | None = None,
+               send_ns: str | None = None, recv_ns: str | None = None) -> dict:
+    """Extras: `transfer_secs`, from the receiver's "getting collection" line (sizes known,
+    the download starts) to its exit with the file exported; `own_rate_mib_per_s`, the rate
+    sendme prints itself (--verbose: bytes read / time of the download request, no export)."""
     exe = sendme_bin()
     if exe is None:
         raise Skip("not installed (cargo install --locked sendme)")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    # No relay: this machine has no route to iroh's public relays; direct loopback
-    # addresses travel in the ticket.
+    # No relay: this machine has no route to iroh's public relays; the sender's direct
+    # addresses (loopback, or its veth in a shaped run) travel in the ticket.
     env = dict(os.environ, RUST_LOG="warn")
     t0 = time.monotonic()
     send = spawn("sendme-send", [str(exe), "send", "--relay", "disabled", "--ticket-type", "addresses",
                                        "--no-progress", str(src)], workdir,
-                 cwd=src.parent, env=env)
+                 cwd=src.parent, env=env, netns=send_ns)
     try:
         line = send.wait_line(lambda l: "sendme receive " in l, 120)
         if line is None:
             return _fail("sendme send printed no ticket", send)
         ticket = line.split("sendme receive ", 1)[1].split()[0]
         recv = spawn("sendme-recv", [str(exe), "receive", "--relay", "disabled", "--no-progress",
-                                           ticket], workdir,
-                     cwd=out, env=env, wrap=recv_wrap)
+                                     "--verbose", ticket], workdir,
+                     cwd=out, env=env, netns=recv_ns, wrap=(recv_wrap or []) + MERGE_STDERR)
         try:
             rc = recv.wait(TIMEOUT)
-            secs = time.monotonic() - t0
+            t_end = time.monotonic()
             if rc != 0:
                 return _fail(f"sendme receive exited {rc}", send, recv)
         finally:
             recv.stop()
         send.stop()  # it serves until told to stop; its RSS report is written on exit
-        return _finish(src, out / src.name, secs, send, recv)
+        t_data, _ = _first_line_at(recv, "getting collection")
+        return _finish(src, out / src.name, t_end - t0, send, recv,
+                       transfer_secs=(t_end - t_data) if t_data is not None else None,
+                       own_rate_mib_per_s=_sendme_rate(recv))
     finally:
         send.stop()
         # sendme keeps its blob store next to the cwd; don't let it pile up.
@@ -234,6 +276,19 @@ def run_sendme(src: Path, out: Path, workdir: Path, recv_wrap: list[str] | None 
             shutil.rmtree(junk, ignore_errors=True)
         for junk in out.glob(".sendme-*"):
             shutil.rmtree(junk, ignore_errors=True)
+
+
+def _sendme_rate(recv: Proc) -> float | None:
+    """The MiB/s of sendme's closing "downloaded N files, X. took T (R/s)" line."""
+    _, line = _first_line_at(recv, "downloaded ")
+    if not line or "(" not in line:
+        return None
+    num, _, unit = line.rsplit("(", 1)[1].removesuffix(")").removesuffix("/s").partition(" ")
+    scale = {"B": 1 / MIB, "KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}.get(unit.strip())
+    try:
+        return float(num) * scale if scale else None
+    except ValueError:
+        return None
 
 
 def check_cmd(cmd: list[str]) -> bool:
