@@ -161,8 +161,8 @@ class WormholeServers:
                  netns: str | None = None):
         self.bin = venv / "bin"
         if not (self.bin / "wormhole").exists() or not (self.bin / "twist").exists():
-            raise Skip("not installed (bench/.venv: pip install magic-wormhole "
-                       "magic-wormhole-mailbox-server magic-wormhole-transit-relay)")
+            raise Skip("not installed (python3 -m venv bench/.venv && "
+                       "bench/.venv/bin/pip install -r bench/requirements.txt)")
         self.host = host
         self.mport, self.tport = free_port(), free_port()
         db = workdir / "wormhole-mailbox.sqlite"
