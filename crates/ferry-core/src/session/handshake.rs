@@ -144,6 +144,34 @@ fn open_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&pt).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
 }
 
+/// A sealed offer or answer: the description, and the largest SCTP packet the peer's stack
+/// takes, when it says (`max_packet`, sent by the browser peer; serde ignores it elsewhere).
+fn open_description(
+    sealer: &mut Sealer,
+    kind: SealKind,
+    payload: &str,
+    tuning: &super::RtcTuning,
+) -> Result<RTCSessionDescription, ConnectError> {
+    let v: serde_json::Value = open_json(sealer, kind, payload)?;
+    if let Some(max) = v.get("max_packet").and_then(serde_json::Value::as_u64) {
+        cap_probe_mtu(tuning.max_probe_mtu, max);
+    }
+    serde_json::from_value(v).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
+}
+
+/// Keep SCTP path MTU probing at or below what the peer accepts. A browser's DTLS transport
+/// (Chromium's, at least) tears the connection down on a record past ~2 KiB instead of
+/// dropping it, so an 8192-byte probe would end the session. Process-wide like the rest of
+/// rtc-sctp's tuning (`rtc::new_peer` sets it for each connection); read when the
+/// association is created, which is after this description is applied.
+fn cap_probe_mtu(ours: u32, peer_max: u64) {
+    let cap = u32::try_from(peer_max).unwrap_or(u32::MAX);
+    if ours != 0 && cap < ours {
+        tracing::debug!("the peer takes SCTP packets up to {cap} bytes; probing no further");
+        rtc_sctp::set_default_max_probe_mtu(cap);
+    }
+}
+
 fn seal_json<T: serde::Serialize>(sealer: &mut Sealer, kind: SealKind, v: &T) -> String {
     let pt = zeroize::Zeroizing::new(serde_json::to_vec(v).unwrap_or_default());
     sealer.seal(kind, &pt)
@@ -203,7 +231,7 @@ async fn negotiate(
         tokio::select! {
             m = sig.recv(), if sig_alive => match m {
                 Ok(ServerMsg::Offer { payload }) if role == Role::Guest && !remote_set => {
-                    let offer: RTCSessionDescription = open_json(&mut sealer, SealKind::Offer, &payload)?;
+                    let offer = open_description(&mut sealer, SealKind::Offer, &payload, &cfg.tuning)?;
                     pc.set_remote_description(offer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
                     for c in pending.drain(..) {
@@ -214,7 +242,7 @@ async fn negotiate(
                     sig.send(ClientMsg::Answer { payload: seal_json(&mut sealer, SealKind::Answer, &answer) })?;
                 }
                 Ok(ServerMsg::Answer { payload }) if role == Role::Host && !remote_set => {
-                    let answer: RTCSessionDescription = open_json(&mut sealer, SealKind::Answer, &payload)?;
+                    let answer = open_description(&mut sealer, SealKind::Answer, &payload, &cfg.tuning)?;
                     pc.set_remote_description(answer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
                     for c in pending.drain(..) {
