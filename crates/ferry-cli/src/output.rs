@@ -289,11 +289,16 @@ pub(crate) fn print_history(rows: &[TransferRow], json: bool) {
             }
         } else {
             println!(
-                "{}  {:7}  {:9}  {:>10}/{:<10}  room {}{}",
+                "{}  {:7}{}  {:9}  {:>10}/{:<10}  room {}{}",
                 t.id,
                 serde_json::to_string(&t.direction)
                     .unwrap_or_default()
                     .trim_matches('"'),
+                if t.kind == ferry_core::TransferKind::Text {
+                    " text"
+                } else {
+                    ""
+                },
                 t.state,
                 format_size(t.done_bytes, DECIMAL),
                 format_size(t.total_bytes, DECIMAL),

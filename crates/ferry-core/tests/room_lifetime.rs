@@ -8,6 +8,17 @@ use ferry_core::{
 };
 use tokio::sync::mpsc;
 
+/// The room expiry the store recorded for transfer `id`.
+fn room_expiry(db: &std::path::Path, id: &str) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(
+        "SELECT room_expires_at FROM transfers WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -37,7 +48,8 @@ async fn extend_moves_the_deadline_and_close_ends_the_room_at_once() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = SendOptions::new(srv.ws_url(), Store::open(&dir.path().join("s.db")).unwrap());
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let mut opts = SendOptions::new(srv.ws_url(), store.clone());
     opts.password = Some("pw-life".into());
     opts.ttl_secs = Some(60);
     opts.bind_addrs = Some(vec!["127.0.0.1:0".into()]);
@@ -77,6 +89,10 @@ async fn extend_moves_the_deadline_and_close_ends_the_room_at_once() {
         unreachable!()
     };
     assert!((7195..=7201).contains(&(capped_at - now())), "{capped_at}");
+    // The store keeps the room's token as long as the room now lives, so a resume after a
+    // crash can reattach until then.
+    let id = store.history(1).unwrap()[0].id.clone();
+    assert_eq!(room_expiry(&dir.path().join("s.db"), &id), capped_at);
 
     handle.close_room();
     let r = tokio::time::timeout(Duration::from_secs(10), sending)

@@ -148,8 +148,12 @@ fn connected_event(kind: PathKind) -> Event {
 }
 
 /// Forward session events as engine events; returns a token cancelled on a wrong password.
+/// A room extended moves transfer `id`'s recorded room expiry in `store` with it, so a resume
+/// after a crash can still reattach until the new end.
 fn forward_session_events(
     ev: EventSink,
+    store: Store,
+    id: String,
 ) -> (
     mpsc::UnboundedSender<SessionEvent>,
     tokio_util::sync::CancellationToken,
@@ -160,6 +164,11 @@ fn forward_session_events(
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
             let wrong_password = matches!(e, SessionEvent::WrongPassword { .. });
+            if let SessionEvent::RoomExtended { expires_at } = e
+                && let Err(err) = store.set_room_expiry(&id, expires_at as i64)
+            {
+                tracing::warn!("could not record the room's new expiry: {err}");
+            }
             if let Some(event) = Event::from_session(e) {
                 ev.emit(event);
             }
@@ -371,7 +380,7 @@ async fn run_room(
         }
         Payload::Text(t) => Carry::Text(t),
     };
-    let (stx, wrong) = forward_session_events(ev.clone());
+    let (stx, wrong) = forward_session_events(ev.clone(), opts.store.clone(), transfer_id.clone());
     let cancel = handle.cancelled_token();
     let closed = handle.room_closed_token();
     let mut deadline: Option<Instant> = None;

@@ -339,6 +339,18 @@ impl Store {
         })
     }
 
+    /// The room now ends at `expires_at` (Unix seconds; it was extended): its host token is
+    /// worth keeping until then.
+    pub fn set_room_expiry(&self, id: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE transfers SET room_expires_at = ?2 WHERE id = ?1",
+                params![id, expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Forget a room's host token (the transfer ended; nothing will reattach to it).
     pub fn clear_host_token(&self, id: &str) -> Result<(), StoreError> {
         self.with(|c| {

@@ -257,6 +257,33 @@ mod tests {
         assert!(!dir.path().join("out").exists());
     }
 
+    /// A receiver that did not announce `text` (an older Ferry) is never sent the snippet: it
+    /// gets an `unsupported` error it can show, and the sender says what to do.
+    #[tokio::test]
+    async fn an_older_receiver_gets_a_clear_refusal_not_the_snippet() {
+        use crate::link::Link;
+        let (ours, mut old) = Link::memory_pair(8, 64 * 1024);
+        assert!(ours.info.caps.is_empty(), "a memory link announces nothing");
+        // Bounded: a sender that offered the snippet anyway would wait for an answer forever.
+        let handle = TransferHandle::new();
+        let sent = send(ours, "id", "secret note", &handle);
+        let e = tokio::time::timeout(std::time::Duration::from_secs(5), sent)
+            .await
+            .expect("the sender refuses at once")
+            .unwrap_err();
+        assert_eq!(e.code(), "protocol");
+        assert!(e.to_string().contains("too old to receive text"), "{e}");
+        let got = old.rx.recv().await.unwrap();
+        match peer::decode(&got).unwrap() {
+            peer::Frame::Control(Control::Error { code, message, .. }) => {
+                assert_eq!(code, PeerErrorCode::Unsupported);
+                assert!(message.contains("needs a newer Ferry"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(old.rx.try_recv().is_err(), "nothing else was sent");
+    }
+
     #[test]
     fn ids_differ_by_room_and_text() {
         let a = transfer_id("R1", "hi");
