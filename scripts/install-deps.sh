@@ -14,6 +14,8 @@ APT_PKGS=(
   libsoup-3.0-dev build-essential libssl-dev file pkg-config
   # real-window E2E tests of the app
   xvfb webkit2gtk-driver imagemagick
+  # the browser peer's E2E (scripts/test-web-e2e.sh): headless, driven by playwright-core
+  chromium
   # network simulation (namespaces, NAT, netem) and TURN
   iproute2 nftables coturn
   # deploy checks (compose rendering without an engine) and TLS material for TURN tests

@@ -1,9 +1,14 @@
 import { defineConfig } from "vitest/config";
 
 // Tauri serves the built files itself; a fixed port only matters for `npm run dev`.
-export default defineConfig({
+// `vite build --mode web` builds the browser peer (web.html) on its own into dist-web/, so the
+// app's bundle does not carry it and its build does not need the wasm module.
+export default defineConfig(({ mode }) => ({
   clearScreen: false,
   server: { port: 1420, strictPort: true },
-  build: { target: "safari15", outDir: "dist", emptyOutDir: true },
+  build:
+    mode === "web"
+      ? { target: "es2022", outDir: "dist-web", emptyOutDir: true, rollupOptions: { input: "web.html" } }
+      : { target: "safari15", outDir: "dist", emptyOutDir: true },
   test: { environment: "happy-dom", globals: true, include: ["tests/**/*.test.ts"] },
-});
+}));

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The browser peer end to end: headless Chromium (Debian's `chromium`, driven by
+# playwright-core; nothing downloads a browser) runs the built web page and receives from the
+# real `ferry send` through a real `ferry-signal`, all on 127.0.0.1 (ui/e2e/web-receive.e2e.mjs).
+# Skips, saying so, only when no Chromium can be installed; any other problem fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
+if [ -z "$CHROMIUM" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "-- chromium not found; installing it"
+  if $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq >/dev/null 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; then
+    CHROMIUM="$(command -v chromium || true)"
+  fi
+  if [ -z "$CHROMIUM" ]; then
+    echo "web-e2e: SKIPPED: chromium is not installed and could not be installed (apt-get install chromium)"
+    exit 0
+  fi
+fi
+
+echo "-- building the wasm module, the web page and the binaries"
+bash scripts/build-wasm.sh
+(cd ui && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+cargo build --locked -q -p ferry-cli -p ferry-signal
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+
+WORK=$(mktemp -d /tmp/ferry-web-e2e.XXXXXX)
+trap '[ -n "${KEEP_E2E_WORK:-}" ] || rm -rf "$WORK"' EXIT
+(cd ui && npx vite build --mode web --outDir "$WORK/dist" --emptyOutDir --logLevel warn)
+
+FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/debug/ferry-signal" \
+WEB_DIST="$WORK/dist" CHROMIUM="$CHROMIUM" E2E_WORK="$WORK" \
+  timeout 90 node ui/e2e/web-receive.e2e.mjs

@@ -1,0 +1,267 @@
+// The browser peer receives from the real CLI: headless Chromium (the system's, driven by
+// playwright-core) opens the built web page (dist-web, served from 127.0.0.1), joins a room
+// that `ferry send` holds on a real `ferry-signal`, and downloads the files; their SHA-256
+// must equal the sources'. Then a wrong password: the page and the sender must both say so.
+//
+// Run by scripts/test-web-e2e.sh, which builds everything and sets:
+//   FERRY_CLI_BIN, FERRY_SIGNAL_BIN, WEB_DIST, CHROMIUM, E2E_WORK
+// Bounded: every wait has a timeout and the whole run is capped at 60 s.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { extname, join, normalize } from "node:path";
+import { createInterface } from "node:readline";
+
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
+  return v;
+};
+const FERRY = env("FERRY_CLI_BIN");
+const SIGNAL = env("FERRY_SIGNAL_BIN");
+const DIST = env("WEB_DIST");
+const CHROMIUM = env("CHROMIUM");
+const WORK = env("E2E_WORK");
+
+const started = Date.now();
+const children = new Set();
+let browser = null;
+let httpServer = null;
+let passed = 0;
+let failed = 0;
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  httpServer?.close();
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+}
+const cap = setTimeout(async () => {
+  console.error("web-e2e: the whole run passed its 60 s cap");
+  await cleanup();
+  process.exit(1);
+}, 60_000);
+
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+/** A child process whose stdout lines are kept (and awaited) and whose stderr goes to a file. */
+function start(cmd, args, extraEnv, name) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
+  children.add(child);
+  const lines = [];
+  const waiters = [];
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+  });
+  createInterface({ input: child.stdout }).on("line", (l) => {
+    lines.push(l);
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve(code ?? sig)));
+  exited.then(() => {
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => stderr,
+    name,
+    /** The first stdout line matching `pred`, within `ms`. */
+    async line(pred, ms, what) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const hit = lines.find(pred);
+        if (hit) return hit;
+        if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before ${what}:\n${stderr.slice(-3000)}`);
+        const left = until - Date.now();
+        if (left <= 0) throw new Error(`${name}: no ${what} within ${ms} ms:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
+        await new Promise((r) => {
+          const t = setTimeout(r, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
+
+async function exitWithin(p, ms) {
+  return Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
+}
+
+const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
+
+/** The built web app, served as a static site on loopback. */
+function serveDist() {
+  return new Promise((resolve) => {
+    httpServer = createServer((req, res) => {
+      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+      const file = join(DIST, path === "/" ? "web.html" : path);
+      try {
+        if (!file.startsWith(DIST) || !statSync(file).isFile()) throw new Error("not a file");
+      } catch {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, {
+        "content-type": MIME[extname(file)] ?? "application/octet-stream",
+        // What a deployment should send: scripts and wasm from this origin only, and the
+        // signaling socket (a different origin here) by address.
+        "content-security-policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; img-src 'self' blob: data:",
+      });
+      createReadStream(file).pipe(res);
+    });
+    httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port));
+  });
+}
+
+async function check(name, fn) {
+  log(`-- ${name}`);
+  try {
+    await fn();
+    passed += 1;
+    log(`ok   ${name}`);
+  } catch (e) {
+    failed += 1;
+    log(`FAIL ${name}: ${e?.stack ?? e}`);
+  }
+}
+
+function sender(files, password, serverUrl, tag) {
+  return start(
+    FERRY,
+    ["send", ...files, "--server", serverUrl, "--password", password, "--json"],
+    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `send-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    `ferry send (${tag})`,
+  );
+}
+
+async function roomOf(send) {
+  const line = await send.line((l) => l.includes('"room-created"'), 15_000, "room-created");
+  return JSON.parse(line).room;
+}
+
+async function main() {
+  const webPort = await serveDist();
+  const origin = `http://127.0.0.1:${webPort}`;
+  const signal = start(
+    SIGNAL,
+    ["--listen", "127.0.0.1:0", "--db", join(WORK, "signal.db"), "--allowed-origin", origin],
+    { RUST_LOG: "warn" },
+    "ferry-signal",
+  );
+  const listening = await signal.line((l) => l.startsWith("listening on "), 15_000, "its address");
+  const serverUrl = `ws://${listening.slice("listening on ".length).trim()}/ws`;
+  log(`web app at ${origin}, signaling at ${serverUrl}`);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Chromium leaves loopback out of ICE unless told, and hides host addresses behind mDNS
+    // names that webrtc-rs does not resolve; everything here is on 127.0.0.1.
+    args: [
+      "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean),
+    ],
+  });
+
+  await check("CLI → browser: 3 MiB random, a compressible text and a 0-byte file, byte-exact", async () => {
+    const big = join(WORK, "random.bin");
+    const text = join(WORK, "notes.txt");
+    const empty = join(WORK, "empty.bin");
+    writeFileSync(big, randomBytes(3 * 1024 * 1024 + 12_345));
+    writeFileSync(text, Array.from({ length: 6000 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog\n`).join(""));
+    writeFileSync(empty, "");
+    const want = new Map([big, text, empty].map((p) => [p.split("/").pop(), sha256(readFileSync(p))]));
+    const password = "correct horse battery staple";
+    const send = sender([big, text, empty], password, serverUrl, "ok");
+    const room = await roomOf(send);
+    const ctx = await browser.newContext({ acceptDownloads: true });
+    const page = await ctx.newPage();
+    const consoleLines = [];
+    page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    try {
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      const offered = await page
+        .locator("#accept, main[data-state=error]")
+        .first()
+        .waitFor({ timeout: 20_000 })
+        .then(() => page.locator("#accept").count())
+        .catch(() => 0);
+      if (!offered) {
+        throw new Error(
+          `no offer on the page: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}\n` +
+            `sender:\n${send.lines.join("\n")}\n${send.stderr().slice(-4000)}`,
+        );
+      }
+      await page.locator("#accept").click({ timeout: 5_000 });
+      await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      const state = await page.locator("main").getAttribute("data-state");
+      if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+      // The text file must have come LZ4-compressed, so the wasm decoder was on the path.
+      const compressed = Number(await page.locator("#done").getAttribute("data-compressed"));
+      if (!(compressed > 0)) throw new Error(`no compressed chunk arrived (${compressed})`);
+      const links = page.locator("a[download]");
+      const n = await links.count();
+      if (n !== want.size) throw new Error(`page offers ${n} files, expected ${want.size}`);
+      for (let i = 0; i < n; i += 1) {
+        const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10_000 }), links.nth(i).click()]);
+        const name = download.suggestedFilename();
+        const got = sha256(readFileSync(await download.path()));
+        if (want.get(name) !== got) throw new Error(`${name}: SHA-256 ${got}, expected ${want.get(name)}`);
+        want.delete(name);
+      }
+      if (want.size) throw new Error(`not received: ${[...want.keys()].join(", ")}`);
+      const code = await exitWithin(send, 10_000);
+      if (code !== 0) throw new Error(`sender ended with ${code}:\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
+      if (!send.lines.some((l) => l.includes('"event":"done"') || l.includes('"event":"complete"'))) {
+        throw new Error(`sender reported no completion:\n${send.lines.join("\n")}`);
+      }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("wrong password: the page and the sender both say so", async () => {
+    const file = join(WORK, "secret.bin");
+    writeFileSync(file, randomBytes(4096));
+    const send = sender([file], "the right words", serverUrl, "wrong");
+    const room = await roomOf(send);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    try {
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent("a wrong guess")}`);
+      const err = page.locator("#error");
+      await err.waitFor({ timeout: 20_000 });
+      const code = await err.getAttribute("data-code");
+      const text = await err.innerText();
+      if (code !== "wrong-password" || !text.includes("Wrong password")) throw new Error(`page says ${code}: ${text}`);
+      if (await page.locator("#accept").count()) throw new Error("the page offered files after a wrong password");
+      const exit = await exitWithin(send, 10_000);
+      const said = send.lines.some((l) => l.includes("wrong-password"));
+      if (exit !== 10 || !said) throw new Error(`sender: exit ${exit}, wrong-password reported: ${said}\n${send.lines.join("\n")}`);
+    } finally {
+      await ctx.close();
+    }
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  failed += 1;
+  log(`FAIL setup: ${e?.stack ?? e}`);
+}
+await cleanup();
+clearTimeout(cap);
+console.log(`web-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,226 @@
+// The browser peer's join page (web.html): room and password from the link's fragment
+// (`#ROOM/PASSWORD`, or `/j/ROOM#PASSWORD`) or typed in, then the offer, progress, and the
+// received files as downloads. The engine runs on this page's main thread for now
+// (RTCPeerConnection exists only there; moving the transfer into a Worker is the next step).
+import "../style.css";
+
+import { h } from "../dom";
+import { humanError } from "../errors";
+import { formatBytes, percent } from "../format";
+import { displayRoom, normalizeRoom } from "../link";
+import { receive, type Offer } from "./receive";
+import { join, WebError } from "./session";
+import { MemorySink } from "./sink";
+import { FerryWasm, simdSupported } from "./wasm";
+import simdUrl from "./ferry.wasm?url";
+import scalarUrl from "./ferry-scalar.wasm?url";
+
+const main = document.getElementById("main") as HTMLElement;
+const live = document.getElementById("live") as HTMLElement;
+
+interface Target {
+  room: string;
+  password: string;
+  server: string;
+}
+
+/** What the address carries: `?server=`, `/j/ROOM`, `#ROOM/PASSWORD` or `#PASSWORD`. */
+function fromLocation(): Partial<Target> {
+  const out: Partial<Target> = {};
+  const q = new URLSearchParams(location.search);
+  const server = q.get("server") ?? q.get("s");
+  out.server = server ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  const path = /\/j\/([^/]+)\/?$/.exec(location.pathname);
+  const frag = decodeURIComponent(location.hash.replace(/^#/, ""));
+  if (path) {
+    out.room = normalizeRoom(decodeURIComponent(path[1])) ?? undefined;
+    if (frag) out.password = frag;
+  } else if (frag) {
+    const slash = frag.indexOf("/");
+    const room = normalizeRoom(slash < 0 ? frag : frag.slice(0, slash));
+    if (room) out.room = room;
+    if (slash >= 0) out.password = frag.slice(slash + 1);
+  }
+  return out;
+}
+
+function setState(state: string, ...children: Node[]): void {
+  main.dataset.state = state;
+  main.replaceChildren(...children);
+}
+
+function say(text: string): void {
+  live.textContent = text;
+}
+
+function joinForm(t: Partial<Target>, error?: { code: string; message: string }): void {
+  const room = h("input", { id: "room", autocomplete: "off", spellcheck: "false", value: t.room ? displayRoom(t.room) : "" });
+  const password = h("input", { id: "password", autocomplete: "off", spellcheck: "false", value: t.password ?? "" });
+  const problem = h("p", { class: "field-error", id: "form-error", role: "alert" });
+  const form = h(
+    "form",
+    {
+      class: "card",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        const r = normalizeRoom(room.value);
+        if (!r) {
+          problem.textContent = "A room ID is 10 letters and digits, like ABCDE-FGHJK.";
+          return;
+        }
+        if (!password.value.trim()) {
+          problem.textContent = "Enter the password the sender gave you.";
+          return;
+        }
+        void run({ room: r, password: password.value, server: t.server ?? "" });
+      },
+    },
+    h("label", { for: "room" }, "Room"),
+    room,
+    h("label", { for: "password" }, "Password"),
+    password,
+    problem,
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "join" }, "Join")),
+  );
+  const notice = error ? errorNotice(error.code, error.message) : null;
+  setState(error ? "error" : "join", h("h1", {}, "Receive with Ferry"), ...(notice ? [notice] : []), form);
+}
+
+function errorNotice(code: string, message: string): HTMLElement {
+  const e = humanError(code, message);
+  return h(
+    "div",
+    { class: "notice error", id: "error", "data-code": code, role: "alert" },
+    h("strong", {}, e.title),
+    h("p", {}, e.detail),
+    message && message !== e.detail ? h("p", { class: "hint" }, message) : null,
+  );
+}
+
+function status(text: string): HTMLElement {
+  return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
+}
+
+let wasmPromise: Promise<FerryWasm> | null = null;
+function loadWasm(): Promise<FerryWasm> {
+  wasmPromise ??= fetch(simdSupported() ? simdUrl : scalarUrl)
+    .then((r) => {
+      if (!r.ok) throw new WebError("io", `could not load the hashing module (${r.status})`);
+      return r.arrayBuffer();
+    })
+    .then((b) => FerryWasm.load(b));
+  return wasmPromise;
+}
+
+function offerView(offer: Offer, sink: MemorySink): Promise<boolean> {
+  return new Promise((resolve) => {
+    const fits = sink.fits(offer.total);
+    const list = h(
+      "ul",
+      { class: "files" },
+      offer.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname" }, f.path), h("span", { class: "fsize" }, formatBytes(f.size)))),
+    );
+    setState(
+      "offer",
+      h("h1", {}, "Incoming files"),
+      h(
+        "div",
+        { class: "card" },
+        h("p", {}, `${offer.files.length} file${offer.files.length === 1 ? "" : "s"}, ${formatBytes(offer.total)}`),
+        list,
+        fits
+          ? null
+          : h("p", { class: "field-error" }, `This browser page can hold at most ${formatBytes(sink.maxBytes)}; saving larger transfers to disk is not supported yet.`),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { class: "primary", id: "accept", disabled: !fits, onclick: () => resolve(true) }, "Accept"),
+          h("button", { id: "decline", onclick: () => resolve(false) }, "Decline"),
+        ),
+      ),
+    );
+  });
+}
+
+async function run(t: Target): Promise<void> {
+  history.replaceState(null, "", location.pathname + location.search);
+  setState("connecting", h("h1", {}, `Room ${displayRoom(t.room)}`), status("Connecting…"));
+  say("Connecting");
+  const sink = new MemorySink();
+  try {
+    const wasm = await loadWasm();
+    const { link, verification, sig } = await join({
+      server: t.server,
+      room: t.room,
+      password: t.password,
+      onEvent: (e) => {
+        if (e.type === "connecting") setState("connecting", h("h1", {}, `Room ${displayRoom(t.room)}`), status("Password accepted; connecting the devices…"));
+      },
+    });
+    sig.close();
+    say("Connected");
+    const bar = h("progress", { id: "progress", max: 100, value: 0 });
+    const pct = h("span", { class: "pct" }, "0 %");
+    const line = h("p", { class: "hint" }, "");
+    let started = false;
+    const result = await receive({
+      link,
+      wasm,
+      sink,
+      decide: (offer) => offerView(offer, sink),
+      onEvent: (e) => {
+        if (e.type === "progress" || (e.type === "file-done" && !started)) {
+          if (!started) {
+            started = true;
+            setState(
+              "receiving",
+              h("h1", {}, "Receiving"),
+              h("div", { class: "card" }, h("div", { class: "overall" }, bar, pct), line, h("p", { class: "hint" }, `Verification code ${verification}`)),
+            );
+          }
+        }
+        if (e.type === "progress") {
+          const p = percent(e.bytes_done, e.total);
+          bar.value = p;
+          pct.textContent = `${p} %`;
+          line.textContent = `${e.file} — ${formatBytes(e.bytes_done)} of ${formatBytes(e.total)}`;
+        }
+      },
+    });
+    if ("text" in result) {
+      setState("done", h("h1", {}, "Text received"), h("pre", { class: "card", id: "text" }, result.text));
+      say("Text received");
+      return;
+    }
+    const items = sink.files.map((f, i) => {
+      const url = URL.createObjectURL(new Blob([f.data as Uint8Array<ArrayBuffer>]));
+      const name = f.path.split("/").pop() || "file";
+      return h(
+        "li",
+        { class: "file" },
+        h("a", { class: "fname", href: url, download: name, id: `file-${i}`, "data-path": f.path }, f.path),
+        h("span", { class: "fsize" }, formatBytes(f.data.length)),
+      );
+    });
+    setState(
+      "done",
+      h("h1", {}, "Done"),
+      h("div", { class: "card" }, h("p", { id: "done", "data-compressed": result.compressed, "data-rejected": result.rejected }, `Received ${result.files} file${result.files === 1 ? "" : "s"}, ${formatBytes(result.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
+    );
+    say("Transfer complete");
+  } catch (e) {
+    const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+    console.error("ferry:", err.code, err.message);
+    joinForm(t, { code: err.code, message: err.message });
+    say(humanError(err.code, err.message).title);
+  }
+}
+
+const start = fromLocation();
+if (!window.isSecureContext) {
+  setState("error", h("h1", {}, "Receive with Ferry"), errorNotice("insecure-context", "Open this page over https (or on localhost): browsers allow its cryptography only there."));
+} else if (start.room && start.password) {
+  void run(start as Target);
+} else {
+  joinForm(start);
+}
