@@ -141,8 +141,18 @@ pub(crate) async fn pick_folder(app: AppHandle) -> CmdResult<Option<String>> {
 /// Forward engine events to the UI until the transfer ends; tell the OS when it finishes.
 fn forward(app: AppHandle, id: u32, mut rx: mpsc::UnboundedReceiver<Event>, ui: Channel<Event>) {
     tauri::async_runtime::spawn(async move {
+        // A snippet's words stay out of the notification: it may show on a locked screen.
+        let mut text = false;
         while let Some(ev) = rx.recv().await {
             let end = match &ev {
+                Event::Text { .. } => {
+                    text = true;
+                    false
+                }
+                Event::Done { .. } if text => {
+                    notify(&app, "Text received", "Open Ferry to read and copy it.");
+                    true
+                }
                 Event::Done { bytes, .. } => {
                     notify(
                         &app,
