@@ -218,3 +218,42 @@ fn over_the_limit_the_sender_refuses_before_opening_a_room() {
         assert!(!sout.contains("room-created"), "a room was opened: {sout}");
     }
 }
+
+/// The app's sending side is `ferry_core::send_text` (its `send_text` command is a thin
+/// wrapper over it, tested in src-tauri): driven here in-process, received by a real
+/// `ferry receive`, the snippet arrives on stdout exactly.
+#[test]
+fn a_snippet_sent_the_way_the_app_sends_reaches_the_cli_exactly() {
+    let s = Setup::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut opts = ferry_core::SendOptions::new(
+        s.server.url.clone(),
+        ferry_core::Store::open(&s.path("app.db")).unwrap(),
+    );
+    opts.password = Some("pw-text".into());
+    opts.bind_addrs = Some(vec!["127.0.0.1:0".into()]);
+    opts.stop_on_wrong_password = false;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sending = rt.spawn(async move {
+        let h = ferry_core::TransferHandle::new();
+        ferry_core::send_text(opts, SNIPPET.into(), &h, ferry_core::EventSink::new(tx)).await
+    });
+    let room = rt.block_on(async {
+        loop {
+            match tokio::time::timeout(T, rx.recv()).await.unwrap() {
+                Some(ferry_core::Event::RoomCreated { room, .. }) => break room,
+                Some(_) => {}
+                None => panic!("the sender ended before its room"),
+            }
+        }
+    });
+    let (code, stdout, stderr) = receive_plain(&s, &room, &s.path("out"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, SNIPPET.as_bytes(), "stderr: {stderr}");
+    let report = rt
+        .block_on(async { tokio::time::timeout(T, sending).await })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.bytes, SNIPPET.len() as u64);
+}
