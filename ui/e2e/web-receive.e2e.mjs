@@ -178,7 +178,9 @@ async function main() {
     const big = join(WORK, "random.bin");
     const text = join(WORK, "notes.txt");
     const empty = join(WORK, "empty.bin");
-    writeFileSync(big, randomBytes(3 * 1024 * 1024 + 12_345));
+    // WEB_E2E_MB=N (up to 200: the page holds it all in memory for now) measures a bigger run.
+    const mb = Math.min(Number(process.env.WEB_E2E_MB ?? 3), 200);
+    writeFileSync(big, randomBytes(mb * 1024 * 1024 + 12_345));
     writeFileSync(text, Array.from({ length: 6000 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog\n`).join(""));
     writeFileSync(empty, "");
     const want = new Map([big, text, empty].map((p) => [p.split("/").pop(), sha256(readFileSync(p))]));
@@ -189,6 +191,8 @@ async function main() {
     const page = await ctx.newPage();
     const consoleLines = [];
     page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    let workers = 0;
+    page.on("worker", () => (workers += 1));
     try {
       await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
       const offered = await page
@@ -204,9 +208,13 @@ async function main() {
         );
       }
       await page.locator("#accept").click({ timeout: 5_000 });
+      const t0 = Date.now();
       await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      const secs = (Date.now() - t0) / 1000;
+      log(`received ${mb} MiB + 0.3 MB in ${secs.toFixed(2)} s from accepting (${(mb * 1.048576 / secs).toFixed(1)} MB/s incl. setup)`);
       const state = await page.locator("main").getAttribute("data-state");
       if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+      if (workers !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers}`);
       // The text file must have come LZ4-compressed, so the wasm decoder was on the path.
       const compressed = Number(await page.locator("#done").getAttribute("data-compressed"));
       if (!(compressed > 0)) throw new Error(`no compressed chunk arrived (${compressed})`);
@@ -226,6 +234,21 @@ async function main() {
       if (!send.lines.some((l) => l.includes('"event":"done"') || l.includes('"event":"complete"'))) {
         throw new Error(`sender reported no completion:\n${send.lines.join("\n")}`);
       }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("a room that does not exist: the page says so", async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    try {
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#ZZZZZ-ZZZZZ/${encodeURIComponent("any words")}`);
+      const err = page.locator("#error");
+      await err.waitFor({ timeout: 10_000 });
+      const code = await err.getAttribute("data-code");
+      const text = await err.innerText();
+      if (code !== "room-not-found" || !text.includes("Room not found")) throw new Error(`page says ${code}: ${text}`);
     } finally {
       await ctx.close();
     }

@@ -1,19 +1,20 @@
 // The browser peer's join page (web.html): room and password from the link's fragment
 // (`#ROOM/PASSWORD`, or `/j/ROOM#PASSWORD`) or typed in, then the offer, progress, and the
-// received files as downloads. The engine runs on this page's main thread for now
-// (RTCPeerConnection exists only there; moving the transfer into a Worker is the next step).
+// received files as downloads. Joining (signaling, PAKE, WebRTC) runs on this page's main
+// thread, where RTCPeerConnection lives; the transfer (peer protocol, hashing, LZ4) runs in a
+// Worker (receive-worker.ts), fed the data channel's frames.
 import "../style.css";
 
 import { h } from "../dom";
 import { humanError } from "../errors";
 import { formatBytes, percent } from "../format";
 import { displayRoom, normalizeRoom } from "../link";
-import { receive, type Offer } from "./receive";
+import { receiveInWorker } from "./link-port";
+import type { Offer } from "./receive";
 import { join, WebError } from "./session";
-import { MemorySink } from "./sink";
-import { FerryWasm, simdSupported } from "./wasm";
-import simdUrl from "./ferry.wasm?url";
-import scalarUrl from "./ferry-scalar.wasm?url";
+
+/** What the in-memory sink may hold: the page keeps every received byte until it is saved. */
+const MAX_IN_MEMORY = 256 * 1024 * 1024;
 
 const main = document.getElementById("main") as HTMLElement;
 const live = document.getElementById("live") as HTMLElement;
@@ -101,20 +102,9 @@ function status(text: string): HTMLElement {
   return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
 }
 
-let wasmPromise: Promise<FerryWasm> | null = null;
-function loadWasm(): Promise<FerryWasm> {
-  wasmPromise ??= fetch(simdSupported() ? simdUrl : scalarUrl)
-    .then((r) => {
-      if (!r.ok) throw new WebError("io", `could not load the hashing module (${r.status})`);
-      return r.arrayBuffer();
-    })
-    .then((b) => FerryWasm.load(b));
-  return wasmPromise;
-}
-
-function offerView(offer: Offer, sink: MemorySink): Promise<boolean> {
+function offerView(offer: Offer, maxBytes: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const fits = sink.fits(offer.total);
+    const fits = offer.total <= maxBytes;
     const list = h(
       "ul",
       { class: "files" },
@@ -130,7 +120,7 @@ function offerView(offer: Offer, sink: MemorySink): Promise<boolean> {
         list,
         fits
           ? null
-          : h("p", { class: "field-error" }, `This browser page can hold at most ${formatBytes(sink.maxBytes)}; saving larger transfers to disk is not supported yet.`),
+          : h("p", { class: "field-error" }, `This browser page can hold at most ${formatBytes(maxBytes)}; saving larger transfers to disk is not supported yet.`),
         h(
           "div",
           { class: "actions" },
@@ -146,9 +136,7 @@ async function run(t: Target): Promise<void> {
   history.replaceState(null, "", location.pathname + location.search);
   setState("connecting", h("h1", {}, `Room ${displayRoom(t.room)}`), status("Connecting…"));
   say("Connecting");
-  const sink = new MemorySink();
   try {
-    const wasm = await loadWasm();
     const { link, verification, sig } = await join({
       server: t.server,
       room: t.room,
@@ -163,11 +151,10 @@ async function run(t: Target): Promise<void> {
     const pct = h("span", { class: "pct" }, "0 %");
     const line = h("p", { class: "hint" }, "");
     let started = false;
-    const result = await receive({
-      link,
-      wasm,
-      sink,
-      decide: (offer) => offerView(offer, sink),
+    const worker = new Worker(new URL("./receive-worker.ts", import.meta.url), { type: "module" });
+    const result = await receiveInWorker(worker, link, {
+      maxBytes: MAX_IN_MEMORY,
+      decide: (offer) => offerView(offer, MAX_IN_MEMORY),
       onEvent: (e) => {
         if (e.type === "progress" || (e.type === "file-done" && !started)) {
           if (!started) {
@@ -192,7 +179,7 @@ async function run(t: Target): Promise<void> {
       say("Text received");
       return;
     }
-    const items = sink.files.map((f, i) => {
+    const items = result.files.map((f, i) => {
       const url = URL.createObjectURL(new Blob([f.data as Uint8Array<ArrayBuffer>]));
       const name = f.path.split("/").pop() || "file";
       return h(
@@ -205,7 +192,7 @@ async function run(t: Target): Promise<void> {
     setState(
       "done",
       h("h1", {}, "Done"),
-      h("div", { class: "card" }, h("p", { id: "done", "data-compressed": result.compressed, "data-rejected": result.rejected }, `Received ${result.files} file${result.files === 1 ? "" : "s"}, ${formatBytes(result.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
+      h("div", { class: "card" }, h("p", { id: "done", "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
     );
     say("Transfer complete");
   } catch (e) {

@@ -14,7 +14,7 @@ import {
   MAX_CHUNK,
   type PeerErrorCode,
 } from "./frames";
-import { controlFrames, type DcLink } from "./session";
+import { controlFrames, type FrameLink } from "./session";
 import { WebError } from "./signal";
 import type { FileSink, Sink } from "./sink";
 import { type FerryWasm, type FileTree, Lz4Error, TreeError } from "./wasm";
@@ -51,7 +51,7 @@ export interface ReceiveStats {
 }
 
 export interface ReceiveOptions {
-  link: DcLink;
+  link: FrameLink;
   wasm: FerryWasm;
   sink: Sink;
   onEvent?: (e: ReceiveEvent) => void;
@@ -280,7 +280,7 @@ function peerCode(code: string): PeerErrorCode {
 }
 
 /** The next whole control message (control parts joined); a chunk here is a protocol error. */
-async function nextControl(link: DcLink, reasm: ControlReassembler): Promise<Control> {
+async function nextControl(link: FrameLink, reasm: ControlReassembler): Promise<Control> {
   for (;;) {
     const raw = await link.next();
     if (!raw) throw new WebError("peer-left", "the link closed before the offer");

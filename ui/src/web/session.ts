@@ -40,11 +40,32 @@ export interface JoinOptions {
   rtc?: RTCConfiguration;
 }
 
+/** What the peer protocol needs of a link: ordered frames both ways. `DcLink` is the data
+ * channel itself; `PortLink` (link-port.ts) is the same link seen from a Worker. */
+export interface FrameLink {
+  /** The next frame, or null once the link closed (or `deadline`, ms since the epoch, passed). */
+  next(deadline?: number): Promise<Uint8Array | null>;
+  /** Send one frame, waiting while the link's buffer is full. */
+  send(frame: Uint8Array): Promise<void>;
+  /** Let what was sent leave (at most `drainMs`), then close. */
+  close(drainMs?: number): Promise<void>;
+  readonly isOpen: boolean;
+  /** Largest message either side takes (the minimum of both `hello`s). */
+  maxMessageSize: number;
+}
+
+/** Where a handed-off link delivers what arrives (see `DcLink.handOff`). */
+export interface LinkTap {
+  frame(data: ArrayBuffer): void;
+  closed(): void;
+}
+
 /** The authenticated data channel, read as an ordered queue of frames. */
-export class DcLink {
+export class DcLink implements FrameLink {
   private queue: Uint8Array[] = [];
   private waiter: (() => void) | null = null;
   private closed = false;
+  private tap: LinkTap | null = null;
   /** Largest message either side takes (the minimum of both `hello`s). */
   maxMessageSize = MIN_MESSAGE;
   caps: string[] = [];
@@ -56,8 +77,10 @@ export class DcLink {
     dc.binaryType = "arraybuffer";
     dc.bufferedAmountLowThreshold = BUFFERED_HIGH / 2;
     dc.onmessage = (ev) => {
-      if (ev.data instanceof ArrayBuffer) this.queue.push(new Uint8Array(ev.data));
-      else if (typeof ev.data === "string") this.queue.push(utf8(ev.data));
+      const data = ev.data instanceof ArrayBuffer ? ev.data : typeof ev.data === "string" ? utf8(ev.data).buffer : null;
+      if (!data) return;
+      if (this.tap) this.tap.frame(data as ArrayBuffer);
+      else this.queue.push(new Uint8Array(data));
       this.wake();
     };
     dc.onclose = () => this.markClosed();
@@ -67,8 +90,16 @@ export class DcLink {
   }
 
   private markClosed(): void {
+    if (!this.closed) this.tap?.closed();
     this.closed = true;
     this.wake();
+  }
+
+  /** From now on deliver every frame to `tap` (a Worker), starting with any already queued. */
+  handOff(tap: LinkTap): void {
+    for (const m of this.queue.splice(0)) tap.frame(m.byteOffset === 0 && m.byteLength === m.buffer.byteLength ? (m.buffer as ArrayBuffer) : m.slice().buffer);
+    this.tap = tap;
+    if (this.closed) tap.closed();
   }
 
   private wake(): void {
@@ -388,4 +419,4 @@ async function hello(link: DcLink, keys: RoomKeys, deadline: number): Promise<vo
 }
 
 /** Encode a control message into frames that fit this link. */
-export const controlFrames = (link: DcLink, c: Parameters<typeof encodeFrames>[0]) => encodeFrames(c, link.maxMessageSize);
+export const controlFrames = (link: FrameLink, c: Parameters<typeof encodeFrames>[0]) => encodeFrames(c, link.maxMessageSize);

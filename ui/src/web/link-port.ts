@@ -1,0 +1,146 @@
+// The peer protocol runs in a Worker, but RTCPeerConnection exists only on the page's main
+// thread. The main thread keeps the data channel and relays frames both ways over
+// postMessage (buffers transferred, not copied); the Worker sees a `FrameLink`.
+// Memory stays bounded without flow control here: the sender never has more than its window
+// (8 MiB) unacknowledged, and the Worker acknowledges only what its sink wrote.
+import type { FileEntry } from "./frames";
+import type { Offer, ReceiveEvent, ReceiveStats } from "./receive";
+import type { DcLink, FrameLink } from "./session";
+import { WebError } from "./signal";
+
+/** Main thread → Worker. */
+export type ToWorker =
+  | { t: "start"; maxMessageSize: number; maxBytes: number }
+  | { t: "frame"; data: ArrayBuffer }
+  | { t: "closed" }
+  | { t: "decision"; accept: boolean };
+
+export interface ReceivedFile {
+  path: string;
+  data: ArrayBuffer;
+}
+
+/** Worker → main thread. */
+export type FromWorker =
+  | { t: "send"; data: ArrayBuffer }
+  | { t: "close"; drainMs: number }
+  | { t: "event"; e: ReceiveEvent }
+  | { t: "decide"; offer: Offer }
+  | { t: "end"; ok: true; stats: ReceiveStats; files: ReceivedFile[] }
+  | { t: "end"; ok: true; text: string }
+  | { t: "end"; ok: false; code: string; message: string };
+
+/** An ArrayBuffer holding exactly `b`'s bytes, to transfer. */
+export function ownBuffer(b: Uint8Array): ArrayBuffer {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer ? b.buffer : (b.slice().buffer as ArrayBuffer);
+}
+
+/** The Worker's side of the link. */
+export class PortLink implements FrameLink {
+  private queue: Uint8Array[] = [];
+  private waiter: (() => void) | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly post: (m: FromWorker, transfer?: Transferable[]) => void,
+    public maxMessageSize: number,
+  ) {}
+
+  /** Feed what the main thread relayed. */
+  deliver(m: Extract<ToWorker, { t: "frame" } | { t: "closed" }>): void {
+    if (m.t === "frame") this.queue.push(new Uint8Array(m.data));
+    else this.closed = true;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  async next(deadline = Infinity): Promise<Uint8Array | null> {
+    for (;;) {
+      const m = this.queue.shift();
+      if (m) return m;
+      if (this.closed) return null;
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((resolve) => {
+        const t = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
+        this.waiter = () => {
+          if (t !== undefined) clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async send(frame: Uint8Array): Promise<void> {
+    if (this.closed) throw new WebError("peer-left", "the connection to the other device closed");
+    const data = ownBuffer(frame);
+    this.post({ t: "send", data }, [data]);
+  }
+
+  async close(drainMs = 2000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.post({ t: "close", drainMs });
+  }
+}
+
+export interface WorkerReceiveOptions {
+  maxBytes: number;
+  onEvent?: (e: ReceiveEvent) => void;
+  decide?: (offer: Offer) => Promise<boolean>;
+}
+
+export type WorkerResult = { stats: ReceiveStats; files: { path: string; data: Uint8Array }[] } | { text: string };
+
+/** Run the receive side in `worker` over `link` (main thread). Ends the worker when done. */
+export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiveOptions): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    // Frames go out in the order the Worker posted them, each after the previous one left.
+    let chain = Promise.resolve();
+    const toWorker = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
+    const finish = (f: () => void) => {
+      worker.terminate();
+      f();
+    };
+    worker.onerror = (ev) => finish(() => reject(new WebError("io", `receiver worker failed: ${ev.message}`)));
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      switch (m.t) {
+        case "send":
+          chain = chain.then(() => link.send(new Uint8Array(m.data))).catch(() => toWorker({ t: "closed" }));
+          break;
+        case "close":
+          chain = chain.then(() => link.close(m.drainMs));
+          break;
+        case "event":
+          opts.onEvent?.(m.e);
+          break;
+        case "decide":
+          void (opts.decide ? opts.decide(m.offer) : Promise.resolve(true)).then((accept) => toWorker({ t: "decision", accept }));
+          break;
+        case "end":
+          // Let the last frames (`done`) leave before the Worker goes.
+          void chain.then(() =>
+            finish(() => {
+              if (!m.ok) reject(new WebError(m.code, m.message));
+              else if ("text" in m) resolve({ text: m.text });
+              else resolve({ stats: m.stats, files: m.files.map((f) => ({ path: f.path, data: new Uint8Array(f.data) })) });
+            }),
+          );
+          break;
+      }
+    };
+    toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes });
+    link.handOff({
+      frame: (data) => toWorker({ t: "frame", data }, [data]),
+      closed: () => toWorker({ t: "closed" }),
+    });
+  });
+}
+
+export type { FileEntry };

@@ -1,0 +1,68 @@
+// The browser receiver's Worker: the peer protocol, hashing and LZ4 decoding off the page's
+// main thread (which only relays data-channel frames; see link-port.ts).
+import { type FromWorker, ownBuffer, PortLink, type ToWorker } from "./link-port";
+import { receive } from "./receive";
+import { WebError } from "./signal";
+import { MemorySink } from "./sink";
+import { FerryWasm, simdSupported } from "./wasm";
+import simdUrl from "./ferry.wasm?url";
+import scalarUrl from "./ferry-scalar.wasm?url";
+
+// The page's DOM typings describe `self` as a Window; in a Worker it is this.
+const scope = self as unknown as {
+  postMessage(m: FromWorker, transfer: Transferable[]): void;
+  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+};
+const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
+
+let link: PortLink | null = null;
+let decided: ((accept: boolean) => void) | null = null;
+
+async function run(maxMessageSize: number, maxBytes: number): Promise<void> {
+  const l = new PortLink(post, maxMessageSize);
+  link = l;
+  try {
+    const bytes = await fetch(simdSupported() ? simdUrl : scalarUrl).then((r) => {
+      if (!r.ok) throw new WebError("io", `could not load the hashing module (${r.status})`);
+      return r.arrayBuffer();
+    });
+    const wasm = await FerryWasm.load(bytes);
+    const sink = new MemorySink(maxBytes);
+    const result = await receive({
+      link: l,
+      wasm,
+      sink,
+      onEvent: (e) => post({ t: "event", e }),
+      decide: (offer) => {
+        post({ t: "decide", offer });
+        return new Promise((resolve) => (decided = resolve));
+      },
+    });
+    if ("text" in result) {
+      post({ t: "end", ok: true, text: result.text });
+      return;
+    }
+    const files = sink.files.map((f) => ({ path: f.path, data: ownBuffer(f.data) }));
+    post({ t: "end", ok: true, stats: result, files }, files.map((f) => f.data));
+  } catch (e) {
+    const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+    post({ t: "end", ok: false, code: err.code, message: err.message });
+  }
+}
+
+scope.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  switch (m.t) {
+    case "start":
+      void run(m.maxMessageSize, m.maxBytes);
+      break;
+    case "frame":
+    case "closed":
+      link?.deliver(m);
+      break;
+    case "decision":
+      decided?.(m.accept);
+      decided = null;
+      break;
+  }
+};
