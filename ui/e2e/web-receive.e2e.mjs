@@ -8,7 +8,7 @@
 // Bounded: every wait has a timeout and the whole run is capped at 60 s.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize } from "node:path";
 import { createInterface } from "node:readline";
@@ -234,6 +234,32 @@ async function main() {
       if (!send.lines.some((l) => l.includes('"event":"done"') || l.includes('"event":"complete"'))) {
         throw new Error(`sender reported no completion:\n${send.lines.join("\n")}`);
       }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("an offer too large for the page: Accept is off, Decline reaches the sender", async () => {
+    // Sparse: the sender reads nothing before the receiver accepts.
+    const huge = join(WORK, "huge.bin");
+    writeFileSync(huge, "");
+    truncateSync(huge, 300 * 1024 * 1024);
+    const password = "big file words";
+    const send = sender([huge], password, serverUrl, "huge");
+    const room = await roomOf(send);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    try {
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      const accept = page.locator("#accept");
+      await accept.waitFor({ timeout: 20_000 });
+      if (!(await accept.isDisabled())) throw new Error("Accept is enabled for an offer the page cannot hold");
+      const text = await page.locator("main").innerText();
+      if (!text.includes("can hold at most")) throw new Error(`no size notice: ${text}`);
+      await page.locator("#decline").click({ timeout: 5_000 });
+      await page.locator("#error[data-code=declined]").waitFor({ timeout: 10_000 });
+      const exit = await exitWithin(send, 10_000);
+      if (exit !== 22) throw new Error(`sender: exit ${exit}, expected 22 (declined)\n${send.lines.join("\n")}`);
     } finally {
       await ctx.close();
     }
