@@ -25,7 +25,9 @@ fi
 echo "-- building the wasm module, the web page and the binaries"
 bash scripts/build-wasm.sh
 (cd ui && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
-cargo build --locked -q -p ferry-cli -p ferry-signal
+# The same build as scripts/build.sh (so no rebuild after it): with every target, ferry-core
+# gets its test hooks, which the corrupted-chunk case needs (FERRY_TEST_CORRUPT_CHUNK).
+bash scripts/build.sh
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 WORK=$(mktemp -d /tmp/ferry-web-e2e.XXXXXX)

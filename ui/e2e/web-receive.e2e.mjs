@@ -135,11 +135,11 @@ async function check(name, fn) {
   }
 }
 
-function sender(files, password, serverUrl, tag) {
+function sender(files, password, serverUrl, tag, extraEnv = {}) {
   return start(
     FERRY,
     ["send", ...files, "--server", serverUrl, "--password", password, "--json"],
-    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `send-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `send-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
     `ferry send (${tag})`,
   );
 }
@@ -234,6 +234,34 @@ async function main() {
       if (!send.lines.some((l) => l.includes('"event":"done"') || l.includes('"event":"complete"'))) {
         throw new Error(`sender reported no completion:\n${send.lines.join("\n")}`);
       }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("a chunk corrupted after hashing is refused and fetched again; the file is byte-exact", async () => {
+    const file = join(WORK, "corrupt.bin");
+    writeFileSync(file, randomBytes(2 * 1024 * 1024 + 777));
+    const want = sha256(readFileSync(file));
+    const password = "flip one byte";
+    // The sender's test hook flips a byte of its 3rd chunk after computing its hash.
+    const send = sender([file], password, serverUrl, "corrupt", { FERRY_TEST_CORRUPT_CHUNK: "3" });
+    const room = await roomOf(send);
+    const ctx = await browser.newContext({ acceptDownloads: true });
+    const page = await ctx.newPage();
+    try {
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      await page.locator("#accept").click({ timeout: 20_000 });
+      await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      if ((await page.locator("main").getAttribute("data-state")) !== "done") throw new Error(await page.locator("main").innerText());
+      const rejected = Number(await page.locator("#done").getAttribute("data-rejected"));
+      if (rejected !== 1) throw new Error(`the page refused ${rejected} chunks, expected 1`);
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10_000 }), page.locator("a[download]").first().click()]);
+      const got = sha256(readFileSync(await download.path()));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+      const exit = await exitWithin(send, 10_000);
+      if (exit !== 0) throw new Error(`sender ended with ${exit}`);
+      if (!send.lines.some((l) => l.includes('"event":"chunk-rejected"'))) throw new Error("the sender saw no resend request");
     } finally {
       await ctx.close();
     }
