@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 /// Probe sizes tried in order, as whole SCTP packets (what `Association::mtu` counts).
 ///
-/// 1400 fits a 1500-byte path in every framing (IPv6 + UDP + TURN channel + DTLS is 89 bytes),
-/// so a later switch between direct and relayed candidates cannot black-hole it. The larger
-/// steps only pass on loopback or jumbo-frame links; 16384 is the largest plaintext a DTLS
-/// record may carry.
-pub(crate) const PROBE_LADDER: [u32; 3] = [1400, 8192, 16384];
+/// 1328 fits a 1420-byte tunnel (WireGuard) and 1400 a 1500-byte path, each in every framing
+/// (IPv6 + UDP + TURN channel + DTLS is 89 bytes), so a later switch between direct and
+/// relayed candidates cannot black-hole them. The larger steps only pass on loopback or
+/// jumbo-frame links; 16384 is the largest plaintext a DTLS record may carry. The search stops
+/// at the first size that fails.
+pub(crate) const PROBE_LADDER: [u32; 4] = [1328, 1400, 8192, 16384];
 
 /// RFC 8899 MAX_PROBES: a size is given up after this many unanswered probes, so one random
 /// loss does not end the search.
@@ -163,8 +164,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = PmtuSearch::new(1191, 16384).unwrap();
         let p = s.poll_probe(t0, RTO).unwrap();
-        assert_eq!(p.size, 1400);
+        assert_eq!(p.size, 1328);
         assert_eq!(s.poll_probe(t0, RTO), None, "one probe in flight at a time");
+        assert_eq!(s.on_ack(p.id, p.size), Some(1328));
+        let p = s.poll_probe(t0, RTO).unwrap();
+        assert_eq!(p.size, 1400);
         assert_eq!(s.on_ack(p.id, p.size), Some(1400));
         let p = s.poll_probe(t0, RTO).unwrap();
         assert_eq!(p.size, 8192);
@@ -180,8 +184,10 @@ mod tests {
     fn a_size_is_given_up_after_three_lost_probes_and_the_search_ends() {
         let t0 = Instant::now();
         let mut s = PmtuSearch::new(1191, 16384).unwrap();
-        let p = s.poll_probe(t0, RTO).unwrap();
-        s.on_ack(p.id, p.size);
+        for _ in 0..2 {
+            let p = s.poll_probe(t0, RTO).unwrap();
+            s.on_ack(p.id, p.size);
+        }
         let mut now = t0;
         for attempt in 1..=3 {
             let p = s.poll_probe(now, RTO).unwrap();
@@ -198,7 +204,7 @@ mod tests {
     #[test]
     fn one_lost_probe_is_retried_and_a_late_ack_still_counts() {
         let t0 = Instant::now();
-        let mut s = PmtuSearch::new(1191, 1400).unwrap();
+        let mut s = PmtuSearch::new(1328, 1400).unwrap();
         let first = s.poll_probe(t0, RTO).unwrap();
         s.on_timeout(t0 + RTO);
         let second = s.poll_probe(t0 + RTO, RTO).unwrap();
@@ -218,7 +224,7 @@ mod tests {
         let p = s.poll_probe(t0, RTO).unwrap();
         assert_eq!(s.on_ack(p.id + 7, p.size), None, "an id never sent");
         assert_eq!(s.on_ack(p.id, 1300), None, "a size below the step");
-        assert_eq!(s.on_ack(p.id, p.size), Some(1400));
+        assert_eq!(s.on_ack(p.id, p.size), Some(1328));
     }
 
     #[test]
