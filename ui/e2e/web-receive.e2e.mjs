@@ -62,7 +62,14 @@ function start(cmd, args, extraEnv, name) {
     lines.push(l);
     for (const w of waiters.splice(0)) w();
   });
-  const exited = new Promise((resolve) => child.on("exit", (code, sig) => resolve(code ?? sig)));
+  const exited = new Promise((resolve) => {
+    child.on("exit", (code, sig) => resolve(code ?? sig));
+    // A binary that cannot start (e.g. being rebuilt right now) fails the check, not the run.
+    child.on("error", (e) => {
+      stderr += `spawn failed: ${e.message}\n`;
+      resolve(`spawn failed: ${e.message}`);
+    });
+  });
   exited.then(() => {
     for (const w of waiters.splice(0)) w();
   });
@@ -262,6 +269,48 @@ async function main() {
       const exit = await exitWithin(send, 10_000);
       if (exit !== 0) throw new Error(`sender ended with ${exit}`);
       if (!send.lines.some((l) => l.includes('"event":"chunk-rejected"'))) throw new Error("the sender saw no resend request");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("the tab closes mid-transfer: the sender claims nothing and a new page gets the whole file", async () => {
+    const file = join(WORK, "slow.bin");
+    writeFileSync(file, randomBytes(3 * 1024 * 1024));
+    const want = sha256(readFileSync(file));
+    const password = "close the tab";
+    // About 3 s of sending, so the tab can close in the middle.
+    const send = sender([file], password, serverUrl, "drop", { FERRY_TEST_RATE_BPS: String(1024 * 1024) });
+    const room = await roomOf(send);
+    const url = `${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`;
+    const first = await browser.newContext();
+    const page1 = await first.newPage();
+    await page1.goto(url);
+    await page1.locator("#accept").click({ timeout: 20_000 });
+    await page1.locator("main[data-state=receiving]").waitFor({ timeout: 10_000 });
+    await page1.close({ runBeforeUnload: true });
+    await first.close();
+    // The sender must notice at once (the page closes its connection cleanly) and keep the room.
+    await send.line((l) => l.includes('"event":"reconnecting"'), 5_000, "a reconnecting event after the tab closed");
+    if (send.child.exitCode !== null) throw new Error(`the sender exited (${send.child.exitCode}) when the tab closed`);
+    if (send.lines.some((l) => l.includes('"event":"done"'))) throw new Error("the sender claimed done after the tab closed");
+    const ctx = await browser.newContext({ acceptDownloads: true });
+    const page = await ctx.newPage();
+    try {
+      await page.goto(url);
+      await page
+        .locator("#accept")
+        .click({ timeout: 20_000 })
+        .catch(async (e) => {
+          throw new Error(`${e.message}\npage: ${await page.locator("main").innerText()}\nsender:\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
+        });
+      await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      if ((await page.locator("main").getAttribute("data-state")) !== "done") throw new Error(await page.locator("main").innerText());
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10_000 }), page.locator("a[download]").first().click()]);
+      const got = sha256(readFileSync(await download.path()));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+      const exit = await exitWithin(send, 10_000);
+      if (exit !== 0) throw new Error(`sender ended with ${exit}\n${send.lines.join("\n")}`);
     } finally {
       await ctx.close();
     }

@@ -146,6 +146,10 @@ async function run(t: Target): Promise<void> {
       },
     });
     sig.close();
+    // Closing the tab should end the connection cleanly (DTLS close_notify), so the sender
+    // notices at once and keeps the room for another try instead of waiting out ICE timeouts.
+    const onHide = () => link.pc.close();
+    addEventListener("pagehide", onHide);
     say("Connected");
     const bar = h("progress", { id: "progress", max: 100, value: 0 });
     const pct = h("span", { class: "pct" }, "0 %");
