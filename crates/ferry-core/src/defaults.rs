@@ -91,6 +91,9 @@ pub const CONGESTION_CONTROL: CongestionControl = CongestionControl::Bbr;
 /// jumbo-frame links, where the cost is per packet. `0` turns probing off.
 pub const SCTP_MAX_PROBE_MTU: u32 = 16384;
 
+/// The probe ceiling of a relay-only connection: the Ethernet-sized step (see `rtc::new_peer`).
+pub const SCTP_RELAY_MAX_PROBE_MTU: u32 = 1400;
+
 /// Compress chunks that shrink (the sender tries each one).
 pub const COMPRESS: bool = true;
 
