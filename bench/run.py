@@ -271,6 +271,10 @@ def main(argv=None) -> int:
                    help="also run these across each shaped link, once per link: comma list of "
                         "wormhole, sendme (default: those named in an explicit --tools; none "
                         "otherwise, so a plain --shaped run takes no longer)")
+    p.add_argument("--shaped-wormhole-cc", choices=["cubic", "reno", "bbr"],
+                   help="TCP congestion control for magic-wormhole on shaped links (set on its "
+                        "sockets, it has no option of its own), e.g. cubic, the default of stock "
+                        "Linux, macOS and Windows; default: this kernel's default")
     p.add_argument("--shaped-repeat", type=int, default=1,
                    help="ferry runs per shaped link and congestion controller")
     p.add_argument("--profile", default="release", choices=["release", "debug"])
@@ -350,7 +354,7 @@ def main(argv=None) -> int:
                                      [c for c in args.shaped_sctp_cc.split(",") if c] or None,
                                      args.shaped_repeat,
                                      [t for t in args.shaped_relay.split(",") if t] or None,
-                                     args.shaped_fairness, peers)
+                                     args.shaped_fairness, peers, args.shaped_wormhole_cc)
     finally:
         b.teardown()
 

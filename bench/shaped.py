@@ -301,8 +301,11 @@ class Peers:
     emulator's byte count on the data direction (`<tool>_link_bytes`) shows the file went
     across the link and not around it."""
 
-    def __init__(self, bench, topo: Topology, work: Path, names: list[str]) -> None:
+    def __init__(self, bench, topo: Topology, work: Path, names: list[str],
+                 wormhole_cc: str | None = None) -> None:
         self.names = names
+        # wormhole has no option for its TCP controller (see tools.run_wormhole's tcp_cc).
+        self.wormhole_cc = wormhole_cc
         self.skipped: dict[str, str] = {}
         self.wormhole = None
         self.runs = 0
@@ -332,8 +335,8 @@ class Peers:
                 slow_src: Path, tag: str) -> None:
         nominal = row["nominal_mb_per_s"]
         if name == "wormhole":
-            cc = sh("ip", "netns", "exec", topo.s, "sysctl", "-n",
-                    "net.ipv4.tcp_congestion_control", check=False).stdout.strip()
+            cc = self.wormhole_cc or sh("ip", "netns", "exec", topo.s, "sysctl", "-n",
+                                        "net.ipv4.tcp_congestion_control").stdout.strip()
             row["wormhole_tcp_cc"] = cc
             loss_bound = cc in LOSS_BOUND
         else:
@@ -350,7 +353,8 @@ class Peers:
         try:
             if name == "wormhole":
                 r = tools.run_wormhole(self.wormhole, src=f, out=dst, workdir=work,
-                                       run_id=900 + self.runs, send_ns=topo.s, recv_ns=topo.d)
+                                       run_id=900 + self.runs, send_ns=topo.s, recv_ns=topo.d,
+                                       tcp_cc=self.wormhole_cc)
             else:
                 r = tools.run_sendme(f, dst, work, send_ns=topo.s, recv_ns=topo.d)
         except tools.Skip as e:
@@ -563,7 +567,7 @@ def signal_bin(bench) -> Path:
 
 def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None = None,
         repeat: int = 1, relays: list[str] | None = None, fair: bool = False,
-        peer_names: list[str] | None = None) -> list[dict]:
+        peer_names: list[str] | None = None, wormhole_cc: str | None = None) -> list[dict]:
     keys = [] if keys == ["none"] else (keys or list(PROFILES))
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
@@ -587,7 +591,7 @@ def run(bench, size: int, keys: list[str] | None = None, ccs: list[str] | None =
     try:
         topo = Topology(netem, work)
         if peer_names:
-            peers = Peers(bench, topo, work, peer_names)
+            peers = Peers(bench, topo, work, peer_names, wormhole_cc)
         for profile in (PROFILES[k] for k in keys):
             rows += run_profile(bench, topo, work, size, profile, ccs, repeat, relays, peers)
         if fair:

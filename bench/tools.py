@@ -189,17 +189,45 @@ class WormholeServers:
         self.relay.stop()
 
 
+# Loaded by wormhole's Python at start-up (sitecustomize on PYTHONPATH): every TCP socket it
+# opens gets the controller BENCH_TCP_CC; accepted ones inherit their listener's. wormhole has
+# no option for it, and a namespace's default can only be set to what the host allows
+# unprivileged sockets (net.ipv4.tcp_allowed_congestion_control), a host-wide setting.
+TCP_CC_SITECUSTOMIZE = """\
+import os, socket
+_cc = os.environ.get("BENCH_TCP_CC", "").encode()
+
+
+class _Socket(socket.socket):
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        super().__init__(family, type, proto, fileno)
+        if fileno is None and self.type == socket.SOCK_STREAM and \\
+                self.family in (socket.AF_INET, socket.AF_INET6):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, _cc)
+
+
+if _cc:
+    socket.socket = _Socket
+"""
+
+
 def run_wormhole(servers: WormholeServers, src: Path, out: Path, workdir: Path, run_id: int,
                  recv_wrap: list[str] | None = None, send_ns: str | None = None,
-                 recv_ns: str | None = None) -> dict:
+                 recv_ns: str | None = None, tcp_cc: str | None = None) -> dict:
     """Extras: `path`, the transit connection as the receiver describes it ("->tcp:IP:PORT"
     direct, "->relay:tcp:…" through the transit relay), and `transfer_secs`, from that line
-    (printed once the transit connection is up, right before the data) to the receiver's exit."""
+    (printed once the transit connection is up, right before the data) to the receiver's exit.
+    `tcp_cc` picks both sides' TCP congestion control (default: the system's)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     code = f"{100 + run_id}-ferry-bench"
     # Unbuffered, so the receiver's "Receiving (…)" line is timestamped when it is printed.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if tcp_cc:
+        site = workdir / "wormhole-tcp-cc"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "sitecustomize.py").write_text(TCP_CC_SITECUSTOMIZE)
+        env.update(PYTHONPATH=str(site), BENCH_TCP_CC=tcp_cc)
     t0 = time.monotonic()
     send = spawn("wormhole-send", MERGE_STDERR + servers.args()
                  + ["send", "--hide-progress", "--code", code, str(src)],
