@@ -290,6 +290,8 @@ def run_sendme(src: Path, out: Path, workdir: Path, recv_wrap: list[str] | None 
             t_end = time.monotonic()
             if rc != 0:
                 return _fail(f"sendme receive exited {rc}", send, recv)
+            # Its rate line comes right before the exit; the pipe's reader may lag the exit.
+            recv.wait_line(lambda l: "downloaded " in l, 5)
         finally:
             recv.stop()
         send.stop()  # it serves until told to stop; its RSS report is written on exit
