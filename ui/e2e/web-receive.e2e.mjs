@@ -222,6 +222,9 @@ async function main() {
       const state = await page.locator("main").getAttribute("data-state");
       if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
       if (workers !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers}`);
+      // Chromium has the origin-private file system: the files went to disk, not memory.
+      const storage = await page.locator("#done").getAttribute("data-storage");
+      if (storage !== "disk") throw new Error(`files were kept in ${storage}, expected disk (OPFS)`);
       // The text file must have come LZ4-compressed, so the wasm decoder was on the path.
       const compressed = Number(await page.locator("#done").getAttribute("data-compressed"));
       if (!(compressed > 0)) throw new Error(`no compressed chunk arrived (${compressed})`);
@@ -316,7 +319,7 @@ async function main() {
     }
   });
 
-  await check("an offer too large for the page: Accept is off, Decline reaches the sender", async () => {
+  await check("an offer too large for the page (memory sink): Accept is off, Decline reaches the sender", async () => {
     // Sparse: the sender reads nothing before the receiver accepts.
     const huge = join(WORK, "huge.bin");
     writeFileSync(huge, "");
@@ -327,7 +330,8 @@ async function main() {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     try {
-      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      // `sink=memory`: what a browser without the origin-private file system gets (256 MiB cap).
+      await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}&sink=memory#${room}/${encodeURIComponent(password)}`);
       const accept = page.locator("#accept");
       await accept.waitFor({ timeout: 20_000 });
       if (!(await accept.isDisabled())) throw new Error("Accept is enabled for an offer the page cannot hold");

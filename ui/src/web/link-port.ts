@@ -10,14 +10,24 @@ import { WebError } from "./signal";
 
 /** Main thread → Worker. */
 export type ToWorker =
-  | { t: "start"; maxMessageSize: number; maxBytes: number }
+  | { t: "start"; maxMessageSize: number; maxBytes: number; sink: SinkChoice }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
   | { t: "decision"; accept: boolean };
 
+/** `auto`: the origin-private file system where the browser has it, else memory. */
+export type SinkChoice = "auto" | "memory";
+
+/** Where the files go, and how many bytes fit there. */
+export interface Storage {
+  kind: "disk" | "memory";
+  capacity: number;
+}
+
 export interface ReceivedFile {
   path: string;
-  data: ArrayBuffer;
+  /** On disk (OPFS) or in memory. */
+  blob: Blob;
 }
 
 /** Worker → main thread. */
@@ -25,7 +35,7 @@ export type FromWorker =
   | { t: "send"; data: ArrayBuffer }
   | { t: "close"; drainMs: number }
   | { t: "event"; e: ReceiveEvent }
-  | { t: "decide"; offer: Offer }
+  | { t: "decide"; offer: Offer; storage: Storage }
   | { t: "end"; ok: true; stats: ReceiveStats; files: ReceivedFile[] }
   | { t: "end"; ok: true; text: string }
   | { t: "end"; ok: false; code: string; message: string };
@@ -90,12 +100,14 @@ export class PortLink implements FrameLink {
 }
 
 export interface WorkerReceiveOptions {
+  /** The memory sink's cap. */
   maxBytes: number;
+  sink?: SinkChoice;
   onEvent?: (e: ReceiveEvent) => void;
-  decide?: (offer: Offer) => Promise<boolean>;
+  decide?: (offer: Offer, storage: Storage) => Promise<boolean>;
 }
 
-export type WorkerResult = { stats: ReceiveStats; files: { path: string; data: Uint8Array }[] } | { text: string };
+export type WorkerResult = { stats: ReceiveStats; files: ReceivedFile[] } | { text: string };
 
 /** Run the receive side in `worker` over `link` (main thread). Ends the worker when done. */
 export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiveOptions): Promise<WorkerResult> {
@@ -121,7 +133,9 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
           opts.onEvent?.(m.e);
           break;
         case "decide":
-          void (opts.decide ? opts.decide(m.offer) : Promise.resolve(true)).then((accept) => toWorker({ t: "decision", accept }));
+          void (opts.decide ? opts.decide(m.offer, m.storage) : Promise.resolve(m.offer.total <= m.storage.capacity)).then((accept) =>
+            toWorker({ t: "decision", accept }),
+          );
           break;
         case "end":
           // Let the last frames (`done`) leave before the Worker goes.
@@ -129,13 +143,13 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
             finish(() => {
               if (!m.ok) reject(new WebError(m.code, m.message));
               else if ("text" in m) resolve({ text: m.text });
-              else resolve({ stats: m.stats, files: m.files.map((f) => ({ path: f.path, data: new Uint8Array(f.data) })) });
+              else resolve({ stats: m.stats, files: m.files });
             }),
           );
           break;
       }
     };
-    toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes });
+    toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes, sink: opts.sink ?? "auto" });
     link.handOff({
       frame: (data) => toWorker({ t: "frame", data }, [data]),
       closed: () => toWorker({ t: "closed" }),

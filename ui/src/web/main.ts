@@ -9,11 +9,12 @@ import { h } from "../dom";
 import { humanError } from "../errors";
 import { formatBytes, percent } from "../format";
 import { displayRoom, normalizeRoom } from "../link";
-import { receiveInWorker } from "./link-port";
+import { receiveInWorker, type Storage } from "./link-port";
 import type { Offer } from "./receive";
 import { join, WebError } from "./session";
 
-/** What the in-memory sink may hold: the page keeps every received byte until it is saved. */
+/** What the in-memory sink (where the browser has no origin-private file system) may hold:
+ * the page then keeps every received byte until it is saved. */
 const MAX_IN_MEMORY = 256 * 1024 * 1024;
 
 const main = document.getElementById("main") as HTMLElement;
@@ -102,9 +103,9 @@ function status(text: string): HTMLElement {
   return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
 }
 
-function offerView(offer: Offer, maxBytes: number): Promise<boolean> {
+function offerView(offer: Offer, storage: Storage): Promise<boolean> {
   return new Promise((resolve) => {
-    const fits = offer.total <= maxBytes;
+    const fits = offer.total <= storage.capacity;
     const list = h(
       "ul",
       { class: "files" },
@@ -120,7 +121,13 @@ function offerView(offer: Offer, maxBytes: number): Promise<boolean> {
         list,
         fits
           ? null
-          : h("p", { class: "field-error" }, `This browser page can hold at most ${formatBytes(maxBytes)}; saving larger transfers to disk is not supported yet.`),
+          : h(
+              "p",
+              { class: "field-error", id: "too-large" },
+              storage.kind === "memory"
+                ? `This browser page can hold at most ${formatBytes(storage.capacity)}; this browser cannot save larger transfers to disk.`
+                : `This browser's storage has room for ${formatBytes(storage.capacity)} only. Free some disk space, or receive with the Ferry app.`,
+            ),
         h(
           "div",
           { class: "actions" },
@@ -155,10 +162,15 @@ async function run(t: Target): Promise<void> {
     const pct = h("span", { class: "pct" }, "0 %");
     const line = h("p", { class: "hint" }, "");
     let started = false;
+    let storedOn = "";
     const worker = new Worker(new URL("./receive-worker.ts", import.meta.url), { type: "module" });
     const result = await receiveInWorker(worker, link, {
       maxBytes: MAX_IN_MEMORY,
-      decide: (offer) => offerView(offer, MAX_IN_MEMORY),
+      sink: new URLSearchParams(location.search).get("sink") === "memory" ? "memory" : "auto",
+      decide: (offer, storage) => {
+        storedOn = storage.kind;
+        return offerView(offer, storage);
+      },
       onEvent: (e) => {
         if (e.type === "progress" || (e.type === "file-done" && !started)) {
           if (!started) {
@@ -184,19 +196,19 @@ async function run(t: Target): Promise<void> {
       return;
     }
     const items = result.files.map((f, i) => {
-      const url = URL.createObjectURL(new Blob([f.data as Uint8Array<ArrayBuffer>]));
+      const url = URL.createObjectURL(f.blob);
       const name = f.path.split("/").pop() || "file";
       return h(
         "li",
         { class: "file" },
         h("a", { class: "fname", href: url, download: name, id: `file-${i}`, "data-path": f.path }, f.path),
-        h("span", { class: "fsize" }, formatBytes(f.data.length)),
+        h("span", { class: "fsize" }, formatBytes(f.blob.size)),
       );
     });
     setState(
       "done",
       h("h1", {}, "Done"),
-      h("div", { class: "card" }, h("p", { id: "done", "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
+      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
     );
     say("Transfer complete");
   } catch (e) {

@@ -1,9 +1,9 @@
 // The browser receiver's Worker: the peer protocol, hashing and LZ4 decoding off the page's
 // main thread (which only relays data-channel frames; see link-port.ts).
-import { type FromWorker, ownBuffer, PortLink, type ToWorker } from "./link-port";
+import { type FromWorker, PortLink, type ReceivedFile, type SinkChoice, type Storage, type ToWorker } from "./link-port";
 import { receive } from "./receive";
 import { WebError } from "./signal";
-import { MemorySink } from "./sink";
+import { MemorySink, OpfsSink, opfsAvailable } from "./sink";
 import { FerryWasm, simdSupported } from "./wasm";
 import simdUrl from "./ferry.wasm?url";
 import scalarUrl from "./ferry-scalar.wasm?url";
@@ -18,7 +18,7 @@ const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage
 let link: PortLink | null = null;
 let decided: ((accept: boolean) => void) | null = null;
 
-async function run(maxMessageSize: number, maxBytes: number): Promise<void> {
+async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice): Promise<void> {
   const l = new PortLink(post, maxMessageSize);
   link = l;
   try {
@@ -27,14 +27,17 @@ async function run(maxMessageSize: number, maxBytes: number): Promise<void> {
       return r.arrayBuffer();
     });
     const wasm = await FerryWasm.load(bytes);
-    const sink = new MemorySink(maxBytes);
+    const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
+    const memory = opfs ? null : new MemorySink(maxBytes);
+    const sink = opfs ?? (memory as MemorySink);
+    const storage: Storage = opfs ? { kind: "disk", capacity: opfs.capacity } : { kind: "memory", capacity: maxBytes };
     const result = await receive({
       link: l,
       wasm,
       sink,
       onEvent: (e) => post({ t: "event", e }),
       decide: (offer) => {
-        post({ t: "decide", offer });
+        post({ t: "decide", offer, storage });
         return new Promise((resolve) => (decided = resolve));
       },
     });
@@ -42,8 +45,10 @@ async function run(maxMessageSize: number, maxBytes: number): Promise<void> {
       post({ t: "end", ok: true, text: result.text });
       return;
     }
-    const files = sink.files.map((f) => ({ path: f.path, data: ownBuffer(f.data) }));
-    post({ t: "end", ok: true, stats: result, files }, files.map((f) => f.data));
+    const files: ReceivedFile[] = opfs
+      ? opfs.files.map((f) => ({ path: f.path, blob: f.file }))
+      : (memory as MemorySink).files.map((f) => ({ path: f.path, blob: new Blob([f.data as Uint8Array<ArrayBuffer>]) }));
+    post({ t: "end", ok: true, stats: result, files });
   } catch (e) {
     const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
     post({ t: "end", ok: false, code: err.code, message: err.message });
@@ -54,7 +59,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   switch (m.t) {
     case "start":
-      void run(m.maxMessageSize, m.maxBytes);
+      void run(m.maxMessageSize, m.maxBytes, m.sink);
       break;
     case "frame":
     case "closed":
