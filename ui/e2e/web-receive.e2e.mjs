@@ -185,8 +185,8 @@ async function main() {
     const big = join(WORK, "random.bin");
     const text = join(WORK, "notes.txt");
     const empty = join(WORK, "empty.bin");
-    // WEB_E2E_MB=N (up to 200: the page holds it all in memory for now) measures a bigger run.
-    const mb = Math.min(Number(process.env.WEB_E2E_MB ?? 3), 200);
+    // WEB_E2E_MB=N measures a bigger run (the page writes to OPFS, so disk is the limit).
+    const mb = Math.min(Number(process.env.WEB_E2E_MB ?? 3), 4096);
     writeFileSync(big, randomBytes(mb * 1024 * 1024 + 12_345));
     writeFileSync(text, Array.from({ length: 6000 }, (_, i) => `line ${i}: the quick brown fox jumps over the lazy dog\n`).join(""));
     writeFileSync(empty, "");
@@ -199,7 +199,11 @@ async function main() {
     const consoleLines = [];
     page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
     let workers = 0;
-    page.on("worker", () => (workers += 1));
+    let worker = null;
+    page.on("worker", (w) => {
+      workers += 1;
+      worker = w;
+    });
     try {
       await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
       const offered = await page
@@ -216,9 +220,22 @@ async function main() {
       }
       await page.locator("#accept").click({ timeout: 5_000 });
       const t0 = Date.now();
-      await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      // Sample the JS heaps (Chromium's non-standard performance.memory) while receiving.
+      let peak = { page: 0, worker: 0 };
+      const sampler = setInterval(async () => {
+        const p = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0).catch(() => 0);
+        const w = worker ? await worker.evaluate(() => performance.memory?.usedJSHeapSize ?? 0).catch(() => 0) : 0;
+        peak = { page: Math.max(peak.page, p), worker: Math.max(peak.worker, w) };
+      }, 200);
+      await page
+        .locator("main[data-state=done], main[data-state=error]")
+        .waitFor({ timeout: 30_000 + mb * 200 })
+        .finally(() => clearInterval(sampler));
       const secs = (Date.now() - t0) / 1000;
-      log(`received ${mb} MiB + 0.3 MB in ${secs.toFixed(2)} s from accepting (${(mb * 1.048576 / secs).toFixed(1)} MB/s incl. setup)`);
+      log(
+        `received ${mb} MiB + 0.3 MB in ${secs.toFixed(2)} s from accepting (${((mb * 1.048576) / secs).toFixed(1)} MB/s incl. setup); ` +
+          `peak JS heap: page ${(peak.page / 1e6).toFixed(1)} MB, worker ${(peak.worker / 1e6).toFixed(1)} MB`,
+      );
       const state = await page.locator("main").getAttribute("data-state");
       if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
       if (workers !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers}`);
