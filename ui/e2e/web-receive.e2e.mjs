@@ -234,7 +234,7 @@ async function main() {
       const secs = (Date.now() - t0) / 1000;
       log(
         `received ${mb} MiB + 0.3 MB in ${secs.toFixed(2)} s from accepting (${((mb * 1.048576) / secs).toFixed(1)} MB/s incl. setup); ` +
-          `peak JS heap: page ${(peak.page / 1e6).toFixed(1)} MB, worker ${(peak.worker / 1e6).toFixed(1)} MB`,
+          `peak JS heap: page ${(peak.page / 1e6).toFixed(1)} MB, worker ${peak.worker ? `${(peak.worker / 1e6).toFixed(1)} MB` : "n/a (no performance.memory in Workers)"}`,
       );
       const state = await page.locator("main").getAttribute("data-state");
       if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
