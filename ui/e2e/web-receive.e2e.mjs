@@ -294,7 +294,7 @@ async function main() {
     }
   });
 
-  await check("the tab closes mid-transfer: the sender claims nothing and a new page gets the whole file", async () => {
+  await check("the tab closes mid-transfer: the sender keeps the room, a new tab resumes where the first stopped", async () => {
     const file = join(WORK, "slow.bin");
     writeFileSync(file, randomBytes(3 * 1024 * 1024));
     const want = sha256(readFileSync(file));
@@ -303,34 +303,43 @@ async function main() {
     const send = sender([file], password, serverUrl, "drop", { FERRY_TEST_RATE_BPS: String(1024 * 1024) });
     const room = await roomOf(send);
     const url = `${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`;
-    const first = await browser.newContext();
-    const page1 = await first.newPage();
-    await page1.goto(url);
-    await page1.locator("#accept").click({ timeout: 20_000 });
-    await page1.locator("main[data-state=receiving]").waitFor({ timeout: 10_000 });
-    await page1.close({ runBeforeUnload: true });
-    await first.close();
-    // The sender must notice at once (the page closes its connection cleanly) and keep the room.
-    await send.line((l) => l.includes('"event":"reconnecting"'), 5_000, "a reconnecting event after the tab closed");
-    if (send.child.exitCode !== null) throw new Error(`the sender exited (${send.child.exitCode}) when the tab closed`);
-    if (send.lines.some((l) => l.includes('"event":"done"'))) throw new Error("the sender claimed done after the tab closed");
+    // One browser profile, two tabs one after the other: the second finds what the first wrote.
     const ctx = await browser.newContext({ acceptDownloads: true });
-    const page = await ctx.newPage();
     try {
+      const page1 = await ctx.newPage();
+      await page1.goto(url);
+      await page1
+        .locator("#accept")
+        .click({ timeout: 20_000 })
+        .catch(async (e) => {
+          throw new Error(`first tab: ${e.message}\npage: ${await page1.locator("main").innerText()}\nsender:\n${send.lines.join("\n")}`);
+        });
+      await page1.locator("main[data-state=receiving]").waitFor({ timeout: 10_000 });
+      // Wait for some progress (over 1 MiB) so there is something to resume.
+      await page1.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 40, null, { timeout: 10_000 });
+      await page1.close({ runBeforeUnload: true });
+      // The sender must notice at once (the page closes its connection cleanly) and keep the room.
+      await send.line((l) => l.includes('"event":"reconnecting"'), 5_000, "a reconnecting event after the tab closed");
+      if (send.child.exitCode !== null) throw new Error(`the sender exited (${send.child.exitCode}) when the tab closed`);
+      if (send.lines.some((l) => l.includes('"event":"done"'))) throw new Error("the sender claimed done after the tab closed");
+      const page = await ctx.newPage();
       await page.goto(url);
       await page
         .locator("#accept")
         .click({ timeout: 20_000 })
         .catch(async (e) => {
-          throw new Error(`${e.message}\npage: ${await page.locator("main").innerText()}\nsender:\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
+          throw new Error(`second tab: ${e.message}\npage: ${await page.locator("main").innerText()}\nsender:\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
         });
       await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
       if ((await page.locator("main").getAttribute("data-state")) !== "done") throw new Error(await page.locator("main").innerText());
+      const resumed = Number(await page.locator("#done").getAttribute("data-resumed"));
+      if (!(resumed >= 1024 * 1024)) throw new Error(`the second tab resumed from ${resumed} bytes, expected at least 1 MiB`);
       const [download] = await Promise.all([page.waitForEvent("download", { timeout: 10_000 }), page.locator("a[download]").first().click()]);
       const got = sha256(readFileSync(await download.path()));
       if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
       const exit = await exitWithin(send, 10_000);
       if (exit !== 0) throw new Error(`sender ended with ${exit}\n${send.lines.join("\n")}`);
+      log(`resumed from ${resumed} of ${3 * 1024 * 1024} bytes`);
     } finally {
       await ctx.close();
     }

@@ -208,7 +208,7 @@ async function run(t: Target): Promise<void> {
     setState(
       "done",
       h("h1", {}, "Done"),
-      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
+      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-resumed": result.stats.resumed, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
     );
     say("Transfer complete");
   } catch (e) {

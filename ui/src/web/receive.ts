@@ -48,6 +48,8 @@ export interface ReceiveStats {
   compressed: number;
   /** Chunks refused (bad chaining value or undecodable) and fetched again. */
   rejected: number;
+  /** Bytes an earlier attempt had already written (the sink kept them). */
+  resumed: number;
 }
 
 export interface ReceiveOptions {
@@ -106,6 +108,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
       await link.close();
       throw new WebError("declined", "you declined the files");
     }
+    await sink.prepare?.(first.transfer_id);
+    let resumed = 0;
     for (const [i, entry] of first.files.entries()) {
       if (entry.dir) continue;
       let fileSink: FileSink;
@@ -116,10 +120,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
         await send({ type: "error", code: peerCode(err.code), message: err.message }).catch(() => undefined);
         throw err;
       }
+      const tree = wasm.tree(BigInt(entry.size));
+      const start = rehash(wasm, tree, entry.size, fileSink);
+      resumed += start;
       files.set(i, {
         entry,
-        expected: 0,
-        tree: wasm.tree(BigInt(entry.size)),
+        expected: start,
+        tree,
         sink: fileSink,
         unacked: 0,
         resendPending: false,
@@ -128,9 +135,9 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
         done: false,
       });
     }
-    await send({ type: "accept", files: [...files.keys()].map((file) => ({ file, offset: 0 })) });
+    await send({ type: "accept", files: [...files.entries()].map(([file, f]) => ({ file, offset: f.expected })) });
 
-    let bytesDone = 0;
+    let bytesDone = resumed;
     let confirmed = 0;
     let compressed = 0;
     let rejected = 0;
@@ -240,7 +247,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
         case "done":
           if (remaining.size > 0) throw protocol("sender finished before every file was confirmed");
           await send({ type: "done" });
-          const stats = { files: confirmed, bytes: bytesDone, compressed, rejected };
+          const stats = { files: confirmed, bytes: bytesDone, compressed, rejected, resumed };
           emit({ type: "done", ...stats });
           await link.close();
           return stats;
@@ -273,6 +280,21 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
     if (link.isOpen) await link.close(500);
     throw e;
   }
+}
+
+/** Rebuild the hash tree over what the sink already holds (in subtree-shaped pieces of at
+ * most 1 MiB, as the native receiver does); returns where receiving resumes. */
+function rehash(wasm: FerryWasm, tree: FileTree, size: number, sink: FileSink): number {
+  const start = Math.min(sink.start ?? 0, size);
+  if (start <= 0 || !sink.read) return 0;
+  let at = 0;
+  while (at < start) {
+    const len = Number(wasm.pieceLen(BigInt(at), BigInt(start), BigInt(size), 1n << 20n));
+    if (len <= 0) break;
+    tree.push(BigInt(at), sink.read(at, len));
+    at += len;
+  }
+  return at;
 }
 
 function peerCode(code: string): PeerErrorCode {

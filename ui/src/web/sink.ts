@@ -12,6 +12,10 @@ import { WebError } from "./signal";
 
 /** One file being written. Writes arrive in order, but a resend may rewind to an earlier offset. */
 export interface FileSink {
+  /** Bytes already held from an earlier attempt (verified when written), on the 1 KiB grid. */
+  readonly start?: number;
+  /** Read back held bytes, to rebuild the hash tree over them. */
+  read?(offset: number, len: number): Uint8Array;
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Every byte is in and the whole-file hash matched: make the file available. */
   finish(): Promise<void>;
@@ -20,6 +24,8 @@ export interface FileSink {
 }
 
 export interface Sink {
+  /** Called once the offer is accepted: a sink that keeps files across attempts keys them here. */
+  prepare?(transferId: string): Promise<void>;
   /** Open file `index` of the manifest for writing; `WebError` if it cannot be held. */
   open(index: number, entry: FileEntry): Promise<FileSink>;
 }
@@ -69,7 +75,9 @@ export class MemorySink implements Sink {
 
 // The parts of the OPFS API used here (in the `webworker` lib, not in the DOM one).
 interface SyncAccessHandle {
+  read(into: Uint8Array, opts: { at: number }): number;
   write(data: Uint8Array, opts: { at: number }): number;
+  getSize(): number;
   truncate(size: number): void;
   flush(): void;
   close(): void;
@@ -91,24 +99,35 @@ export function opfsAvailable(): boolean {
   return typeof navigator !== "undefined" && !!navigator.storage?.getDirectory && !!fsh && "createSyncAccessHandle" in fsh.prototype;
 }
 
-/** Writes each file into the origin-private file system. */
+/** Writes each file into the origin-private file system, one folder per transfer id, so a
+ * transfer that comes back (the tab was closed, the link dropped) resumes where it stopped. */
 export class OpfsSink implements Sink {
   readonly files: ReceivedFile[] = [];
+  private dir: FileSystemDirectoryHandle | null = null;
 
   private constructor(
-    private readonly dir: FileSystemDirectoryHandle,
+    private readonly root: FileSystemDirectoryHandle,
     /** Bytes this origin may still store. */
     readonly capacity: number,
   ) {}
 
-  /** A sink over a fresh folder: files of earlier page loads (unreachable now) are removed. */
   static async create(): Promise<OpfsSink> {
-    const root = await navigator.storage.getDirectory();
-    await root.removeEntry(OPFS_DIR, { recursive: true }).catch(() => undefined);
-    const dir = await root.getDirectoryHandle(OPFS_DIR, { create: true });
+    const top = await navigator.storage.getDirectory();
+    const root = await top.getDirectoryHandle(OPFS_DIR, { create: true });
     const est = await navigator.storage.estimate();
     const capacity = Math.max((est.quota ?? 0) - (est.usage ?? 0), 0);
-    return new OpfsSink(dir, capacity);
+    return new OpfsSink(root, capacity);
+  }
+
+  /** Keep this transfer's folder; other transfers' files (unreachable now) are removed. */
+  async prepare(transferId: string): Promise<void> {
+    if (!/^[0-9a-f]{1,64}$/.test(transferId)) throw new WebError("protocol", "malformed transfer id");
+    const names: string[] = [];
+    for await (const name of (this.root as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
+    for (const name of names) {
+      if (name !== transferId) await this.root.removeEntry(name, { recursive: true }).catch(() => undefined);
+    }
+    this.dir = await this.root.getDirectoryHandle(transferId, { create: true });
   }
 
   fits(total: number): boolean {
@@ -116,23 +135,40 @@ export class OpfsSink implements Sink {
   }
 
   async open(index: number, entry: FileEntry): Promise<FileSink> {
+    if (!this.dir) await this.prepare("0");
+    const dir = this.dir as FileSystemDirectoryHandle;
     const name = `${index}`;
-    const handle = (await this.dir.getFileHandle(name, { create: true })) as OpfsFileHandle;
+    const handle = (await dir.getFileHandle(name, { create: true })) as OpfsFileHandle;
     let access: SyncAccessHandle;
     try {
       access = await handle.createSyncAccessHandle();
     } catch (e) {
       throw new WebError("permission-denied", `cannot write ${entry.path} in this browser's storage: ${e instanceof Error ? e.message : e}`);
     }
-    access.truncate(0);
+    // Bytes are written only after they verified, in order, so what an earlier attempt left
+    // is a verified prefix. A complete file keeps its last piece out, so it ends through the
+    // sender's file-end and its whole-file hash like any other.
+    const held = Math.min(access.getSize(), entry.size);
+    const start = held < entry.size ? held - (held % 1024) : Math.max(entry.size - 1, 0) - (Math.max(entry.size - 1, 0) % 1024);
+    access.truncate(start);
     const files = this.files;
-    const dir = this.dir;
     let open = true;
     const close = () => {
       if (open) access.close();
       open = false;
     };
     return {
+      start,
+      read(offset, len) {
+        const buf = new Uint8Array(len);
+        let at = 0;
+        while (at < len) {
+          const n = access.read(buf.subarray(at), { at: offset + at });
+          if (n <= 0) throw new WebError("io", `${entry.path}: short read`);
+          at += n;
+        }
+        return buf;
+      },
       async write(offset, data) {
         if (!open) throw new WebError("io", `${entry.path} is closed`);
         let at = 0;
