@@ -1,6 +1,6 @@
 // The receive side of peer protocol v2 (docs/PEER-PROTOCOL.md), as
 // crates/ferry-core/src/transfer/machine/{recv_session,recv_file}.rs and writer.rs do it:
-// manifest → accept (offsets 0: nothing is kept across page loads yet) → chunks verified as
+// manifest → accept (at the prefix the sink already holds, its hash tree rebuilt) → chunks verified as
 // BLAKE3 subtrees by the wasm tree (ferry-core's own tree.rs), LZ4-decoded by the wasm
 // decoder, written to a `Sink` and acknowledged every 1 MiB once written → file-end checked
 // against the whole-file root → file-done → done.
