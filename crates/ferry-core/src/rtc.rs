@@ -172,7 +172,9 @@ pub(crate) async fn new_peer(
     // relayed transfer to a fraction of what 1400-byte ones carry. Real relays sit behind
     // 1500-byte paths anyway, so a relay-only connection stops at the Ethernet step.
     let max_probe_mtu = if tuning.relay_only {
-        tuning.max_probe_mtu.min(crate::defaults::SCTP_RELAY_MAX_PROBE_MTU)
+        tuning
+            .max_probe_mtu
+            .min(crate::defaults::SCTP_RELAY_MAX_PROBE_MTU)
     } else {
         tuning.max_probe_mtu
     };
