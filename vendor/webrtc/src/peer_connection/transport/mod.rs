@@ -70,9 +70,14 @@ pub(crate) const MAX_GRO_SEGMENTS: usize = 64;
 pub(crate) const MAX_GSO_SEGMENTS: usize = 64;
 
 /// Upper bound on the total bytes of one UDP GSO batch. Kept at the single-datagram
-/// UDP payload limit (65535) so a batch never trips the kernel's aggregate-size
+/// UDP payload limit so a batch never trips the kernel's aggregate-size
 /// checks and disables GSO — at ~1.25 KB datagrams this still coalesces ~50 per call.
-pub(crate) const MAX_GSO_BATCH_BYTES: usize = 65535;
+///
+/// Ferry patch: upstream used 65535, but the kernel refuses (EMSGSIZE) a GSO batch whose
+/// payload does not fit one IPv4 datagram: 65535 minus the IP (20) and UDP (8) headers.
+/// 1228-byte datagrams never summed into that gap; 1437-byte ones (a 1400-byte SCTP packet
+/// after path MTU discovery) did, and the batch, resent the same way, failed every time.
+pub(crate) const MAX_GSO_BATCH_BYTES: usize = 65535 - 20 - 8;
 
 /// Minimum datagrams in a run before it is worth a single GSO `sendmsg` instead of
 /// individual `send_to`s. GSO trades N cheap `sendto` syscalls for one heavier
