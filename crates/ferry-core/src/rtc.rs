@@ -171,14 +171,7 @@ pub(crate) async fn new_peer(
     // which holds a few jumbo datagrams: through coturn on loopback, 16 KiB packets cut a
     // relayed transfer to a fraction of what 1400-byte ones carry. Real relays sit behind
     // 1500-byte paths anyway, so a relay-only connection stops at the Ethernet step.
-    let max_probe_mtu = if tuning.relay_only {
-        tuning
-            .max_probe_mtu
-            .min(crate::defaults::SCTP_RELAY_MAX_PROBE_MTU)
-    } else {
-        tuning.max_probe_mtu
-    };
-    rtc_sctp::set_default_max_probe_mtu(max_probe_mtu);
+    rtc_sctp::set_default_max_probe_mtu(tuning.probe_ceiling());
     // The DTLS server answers the first ClientHello directly instead of sending a cookie
     // (HelloVerifyRequest) first: one round trip less. The cookie only proves that the client
     // receives at its source address; ICE's authenticated connectivity checks on the selected

@@ -154,15 +154,8 @@ fn open_description(
 ) -> Result<RTCSessionDescription, ConnectError> {
     let v: serde_json::Value = open_json(sealer, kind, payload)?;
     if let Some(max) = v.get("max_packet").and_then(serde_json::Value::as_u64) {
-        // What `rtc::new_peer` set for this connection: the tuning, capped for relay-only.
-        let ours = if tuning.relay_only {
-            tuning
-                .max_probe_mtu
-                .min(crate::defaults::SCTP_RELAY_MAX_PROBE_MTU)
-        } else {
-            tuning.max_probe_mtu
-        };
-        cap_probe_mtu(ours, max);
+        // What `rtc::new_peer` set for this connection.
+        cap_probe_mtu(tuning.probe_ceiling(), max);
     }
     serde_json::from_value(v).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
 }
