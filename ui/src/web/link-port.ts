@@ -7,6 +7,7 @@ import type { FileEntry } from "./frames";
 import type { Offer, ReceiveEvent, ReceiveStats } from "./receive";
 import type { DcLink, FrameLink } from "./session";
 import { WebError } from "./signal";
+import { FrameQueue, ownBuffer } from "./frame-queue";
 
 /** Main thread → Worker. */
 export type ToWorker =
@@ -40,16 +41,9 @@ export type FromWorker =
   | { t: "end"; ok: true; text: string }
   | { t: "end"; ok: false; code: string; message: string };
 
-/** An ArrayBuffer holding exactly `b`'s bytes, to transfer. */
-export function ownBuffer(b: Uint8Array): ArrayBuffer {
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer ? b.buffer : (b.slice().buffer as ArrayBuffer);
-}
-
 /** The Worker's side of the link. */
 export class PortLink implements FrameLink {
-  private queue: Uint8Array[] = [];
-  private waiter: (() => void) | null = null;
-  private closed = false;
+  private frames = new FrameQueue();
 
   constructor(
     private readonly post: (m: FromWorker, transfer?: Transferable[]) => void,
@@ -58,43 +52,27 @@ export class PortLink implements FrameLink {
 
   /** Feed what the main thread relayed. */
   deliver(m: Extract<ToWorker, { t: "frame" } | { t: "closed" }>): void {
-    if (m.t === "frame") this.queue.push(new Uint8Array(m.data));
-    else this.closed = true;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
+    if (m.t === "frame") this.frames.push(new Uint8Array(m.data));
+    else this.frames.close();
   }
 
   get isOpen(): boolean {
-    return !this.closed;
+    return !this.frames.closed;
   }
 
-  async next(deadline = Infinity): Promise<Uint8Array | null> {
-    for (;;) {
-      const m = this.queue.shift();
-      if (m) return m;
-      if (this.closed) return null;
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      await new Promise<void>((resolve) => {
-        const t = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
-        this.waiter = () => {
-          if (t !== undefined) clearTimeout(t);
-          resolve();
-        };
-      });
-    }
+  next(deadline = Infinity): Promise<Uint8Array | null> {
+    return this.frames.next(deadline);
   }
 
   async send(frame: Uint8Array): Promise<void> {
-    if (this.closed) throw new WebError("peer-left", "the connection to the other device closed");
+    if (this.frames.closed) throw new WebError("peer-left", "the connection to the other device closed");
     const data = ownBuffer(frame);
     this.post({ t: "send", data }, [data]);
   }
 
   async close(drainMs = 2000): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.frames.closed) return;
+    this.frames.close();
     this.post({ t: "close", drainMs });
   }
 }

@@ -10,6 +10,7 @@ import { CryptoError } from "./common";
 import { CAP_LZ4, CAP_TEXT, ControlReassembler, encodeControl, encodeFrames, FrameError } from "./frames";
 import { certFingerprint, normalizeFp, Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
 import type { Sealer } from "./seal";
+import { FrameQueue, ownBuffer } from "./frame-queue";
 import { type IceServer, type ServerMsg, SignalClient, WebError } from "./signal";
 
 export { WebError } from "./signal";
@@ -62,9 +63,7 @@ export interface LinkTap {
 
 /** The authenticated data channel, read as an ordered queue of frames. */
 export class DcLink implements FrameLink {
-  private queue: Uint8Array[] = [];
-  private waiter: (() => void) | null = null;
-  private closed = false;
+  private frames = new FrameQueue();
   private tap: LinkTap | null = null;
   /** Largest message either side takes (the minimum of both `hello`s). */
   maxMessageSize = MIN_MESSAGE;
@@ -80,8 +79,7 @@ export class DcLink implements FrameLink {
       const data = ev.data instanceof ArrayBuffer ? ev.data : typeof ev.data === "string" ? utf8(ev.data).buffer : null;
       if (!data) return;
       if (this.tap) this.tap.frame(data as ArrayBuffer);
-      else this.queue.push(new Uint8Array(data));
-      this.wake();
+      else this.frames.push(new Uint8Array(data));
     };
     dc.onclose = () => this.markClosed();
     pc.addEventListener("connectionstatechange", () => {
@@ -90,44 +88,24 @@ export class DcLink implements FrameLink {
   }
 
   private markClosed(): void {
-    if (!this.closed) this.tap?.closed();
-    this.closed = true;
-    this.wake();
+    if (!this.frames.closed) this.tap?.closed();
+    this.frames.close();
   }
 
   /** From now on deliver every frame to `tap` (a Worker), starting with any already queued. */
   handOff(tap: LinkTap): void {
-    for (const m of this.queue.splice(0)) tap.frame(m.byteOffset === 0 && m.byteLength === m.buffer.byteLength ? (m.buffer as ArrayBuffer) : m.slice().buffer);
+    for (const m of this.frames.drain()) tap.frame(ownBuffer(m));
     this.tap = tap;
-    if (this.closed) tap.closed();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.();
+    if (this.frames.closed) tap.closed();
   }
 
   get isOpen(): boolean {
-    return !this.closed && this.dc.readyState === "open";
+    return !this.frames.closed && this.dc.readyState === "open";
   }
 
   /** The next frame, or null once the channel closed and nothing is left (or `deadline` passed). */
-  async next(deadline = Infinity): Promise<Uint8Array | null> {
-    for (;;) {
-      const m = this.queue.shift();
-      if (m) return m;
-      if (this.closed) return null;
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      await new Promise<void>((resolve) => {
-        const t = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
-        this.waiter = () => {
-          if (t !== undefined) clearTimeout(t);
-          resolve();
-        };
-      });
-    }
+  next(deadline = Infinity): Promise<Uint8Array | null> {
+    return this.frames.next(deadline);
   }
 
   /** Send one frame, waiting while the channel's buffer is full. */
