@@ -10,6 +10,7 @@ import {
   ControlReassembler,
   FLAG_COMPRESSED,
   type FileEntry,
+  type Frame,
   FrameError,
   MAX_CHUNK,
   type PeerErrorCode,
@@ -143,15 +144,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
     let rejected = 0;
     const remaining = new Set(files.keys());
     for (;;) {
-      const raw = await link.next();
-      if (!raw) throw new WebError("peer-left", "the link closed during the transfer");
-      let frame;
-      try {
-        frame = reasm.push(raw);
-      } catch (e) {
-        throw protocol(e instanceof FrameError ? e.message : String(e));
-      }
-      if (!frame) continue;
+      const frame = await nextFrame(link, reasm, "during the transfer");
       if (frame.kind === "chunk") {
         const c = frame.chunk;
         const f = files.get(c.file);
@@ -301,18 +294,25 @@ function peerCode(code: string): PeerErrorCode {
   return (PEER_CODES.has(code) ? code : "io") as PeerErrorCode;
 }
 
-/** The next whole control message (control parts joined); a chunk here is a protocol error. */
-async function nextControl(link: FrameLink, reasm: ControlReassembler): Promise<Control> {
+/** The next whole frame (control parts joined); the link closing first is `peer-left`. */
+async function nextFrame(link: FrameLink, reasm: ControlReassembler, when: string): Promise<Frame> {
   for (;;) {
     const raw = await link.next();
-    if (!raw) throw new WebError("peer-left", "the link closed before the offer");
+    if (!raw) throw new WebError("peer-left", `the link closed ${when}`);
     let frame;
     try {
       frame = reasm.push(raw);
     } catch (e) {
       throw protocol(e instanceof FrameError ? e.message : String(e));
     }
-    if (!frame) continue;
+    if (frame) return frame;
+  }
+}
+
+/** The next whole control message (control parts joined); a chunk here is a protocol error. */
+async function nextControl(link: FrameLink, reasm: ControlReassembler): Promise<Control> {
+  for (;;) {
+    const frame = await nextFrame(link, reasm, "before the offer");
     if (frame.kind !== "control") throw protocol("a chunk before the offer");
     if (frame.control.type === "hello") continue;
     return frame.control;
