@@ -173,21 +173,20 @@ export class App {
 
   /** Paths from a drop or the picker: open a room for them. */
   startSend(paths: string[]): void {
-    if (this.transfer && isActive(this.transfer.state)) {
-      announce("A transfer is already running");
-      return;
-    }
-    const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
-    const run = () => {
-      const ttl = this.lifetimeSecs;
-      this.begin("send", (onEvent) => this.api.sendStart(paths, own, ttl, onEvent), run);
-    };
-    run();
+    this.openRoom((own, ttl, onEvent) => this.api.sendStart(paths, own, ttl, onEvent));
   }
 
   /** The Send screen's text box: open a room for a snippet. */
   startText(text: string): void {
     if (!text) return;
+    this.openRoom((own, ttl, onEvent) => this.api.sendText(text, own, ttl, onEvent), true);
+  }
+
+  /** Open a room with the Send screen's password and lifetime, unless a transfer is running. */
+  private openRoom(
+    start: (own: string | null, ttl: number, onEvent: (e: FerryEvent) => void) => Promise<TransferId>,
+    isText = false,
+  ): void {
     if (this.transfer && isActive(this.transfer.state)) {
       announce("A transfer is already running");
       return;
@@ -195,7 +194,7 @@ export class App {
     const own = (document.getElementById("own-password") as HTMLInputElement | null)?.value.trim() || null;
     const run = () => {
       const ttl = this.lifetimeSecs;
-      this.begin("send", (onEvent) => this.api.sendText(text, own, ttl, onEvent), run, true);
+      this.begin("send", (onEvent) => start(own, ttl, onEvent), run, isText);
     };
     run();
   }
