@@ -265,10 +265,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
       }
     }
   } catch (e) {
+    // A lost link or a closed tab keeps the verified prefix, so the transfer resumes when it
+    // comes back; only an end the sender or the hashes made final drops it.
+    const keep = !(e instanceof WebError && FINAL_CODES.has(e.code));
     for (const f of files.values()) {
       if (f.done) continue;
       f.tree.free();
-      await f.sink.abort().catch(() => undefined);
+      await f.sink.abort(keep).catch(() => undefined);
     }
     if (link.isOpen) await link.close(500);
     throw e;
@@ -289,6 +292,9 @@ function rehash(wasm: FerryWasm, tree: FileTree, size: number, sink: FileSink): 
   }
   return at;
 }
+
+/** Errors after which a later attempt must start over rather than resume. */
+const FINAL_CODES = new Set(["cancelled", "declined", "integrity"]);
 
 function peerCode(code: string): PeerErrorCode {
   return (PEER_CODES.has(code) ? code : "io") as PeerErrorCode;

@@ -19,8 +19,9 @@ export interface FileSink {
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Every byte is in and the whole-file hash matched: make the file available. */
   finish(): Promise<void>;
-  /** The transfer stopped before this file finished: drop what was written. */
-  abort(): Promise<void>;
+  /** The transfer stopped before this file finished. With `keep`, what was written (a verified
+   * prefix) stays for a later attempt to resume from; otherwise it is dropped. */
+  abort(keep?: boolean): Promise<void>;
 }
 
 export interface Sink {
@@ -188,9 +189,9 @@ export class OpfsSink implements Sink {
         close();
         files.push({ path: entry.path, file: await handle.getFile() });
       },
-      async abort() {
+      async abort(keep = false) {
         close();
-        await dir.removeEntry(name).catch(() => undefined);
+        if (!keep) await dir.removeEntry(name).catch(() => undefined);
       },
     };
   }
