@@ -85,17 +85,11 @@ pub const DEDICATED_REACTOR: bool = true;
 /// link; BBR matches it on loopback and clean links (docs/BENCHMARKS.md, "Global paths").
 pub const CONGESTION_CONTROL: CongestionControl = CongestionControl::Bbr;
 
-/// Largest SCTP packet path MTU discovery probes for (vendor/README.md); `0`, the default,
-/// keeps every association at 1191 bytes, which fits any path. `FERRY_SCTP_MAX_MTU=16384`
-/// turns it on: 1400 fits every 1500-byte path, 8192 and 16384 (the largest DTLS record) only
-/// loopback and jumbo-frame links. Off by default because through a TURN relay chosen by ICE
-/// (the network-simulation suite's symmetric-NAT case) jumbo probes stalled two runs in three
-/// and 1400-byte packets ran at a third of 1191's rate; the ceiling has to follow the
-/// selected candidate pair first (docs/BENCHMARKS.md, "Path MTU discovery").
-pub const SCTP_MAX_PROBE_MTU: u32 = 0;
-
-/// The probe ceiling of a relay-only connection: the Ethernet-sized step (see `rtc::new_peer`).
-pub const SCTP_RELAY_MAX_PROBE_MTU: u32 = 1400;
+/// Largest SCTP packet path MTU discovery probes for (vendor/README.md); `0` keeps every
+/// association at 1191 bytes, which fits any path (`FERRY_SCTP_MAX_MTU=0`). 1400 fits every
+/// 1500-byte path, 8192 and 16384 (the largest DTLS record) only loopback and jumbo-frame
+/// links. Only direct paths probe: a relayed connection holds it (`rtc::new_peer`).
+pub const SCTP_MAX_PROBE_MTU: u32 = 16384;
 
 /// Compress chunks that shrink (the sender tries each one).
 pub const COMPRESS: bool = true;
@@ -162,7 +156,7 @@ impl Tuning {
     /// variable up (a binary passes `|k| std::env::var(k).ok()`): `FERRY_MAX_MESSAGE`,
     /// `FERRY_SCTP_RWND`, `FERRY_BUFFERED_HIGH` (the low mark follows at half),
     /// `FERRY_UDP_BUFFER`, `FERRY_DEDICATED_REACTOR` (`1` on, anything else off),
-    /// `FERRY_SCTP_CC` (`reno`/`bbr`), `FERRY_SCTP_MAX_MTU` (path MTU probing up to that size; `0`, the default, none) and
+    /// `FERRY_SCTP_CC` (`reno`/`bbr`), `FERRY_SCTP_MAX_MTU` (path MTU probing up to that size; `0` none) and
     /// `FERRY_COMPRESS` (`0` off). A value that does not
     /// parse is ignored and leaves the default.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
@@ -268,7 +262,7 @@ mod tests {
             ("FERRY_UDP_BUFFER", "0"),
             ("FERRY_DEDICATED_REACTOR", "0"),
             ("FERRY_SCTP_CC", "reno"),
-            ("FERRY_SCTP_MAX_MTU", "16384"),
+            ("FERRY_SCTP_MAX_MTU", "1400"),
             ("FERRY_COMPRESS", "0"),
         ]));
         assert_eq!(t.rtc.max_message_size, 65536);
@@ -277,7 +271,7 @@ mod tests {
         assert_eq!(t.rtc.udp_buffer, 0);
         assert!(!t.rtc.dedicated_reactor);
         assert_eq!(t.rtc.congestion_control, CongestionControl::Reno);
-        assert_eq!(t.rtc.max_probe_mtu, 16384);
+        assert_eq!(t.rtc.max_probe_mtu, 1400);
         assert!(!t.compress);
     }
 

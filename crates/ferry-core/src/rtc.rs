@@ -139,6 +139,9 @@ pub(crate) struct Peer {
     pub state: watch::Receiver<RTCPeerConnectionState>,
     /// Local bridges for TURN over TCP/TLS (see `turn_tcp`); they must live as long as `pc`.
     pub turn_bridge: Option<crate::turn_tcp::TurnBridge>,
+    /// Keeps SCTP from probing for larger packets until the selected candidate pair proves
+    /// direct (`spawn_link`); a relayed connection keeps it for its life.
+    pub probe_hold: Option<rtc_sctp::ProbeHold>,
 }
 
 fn to_rtc_ice(s: &IceServer) -> RTCIceServer {
@@ -167,11 +170,13 @@ pub(crate) async fn new_peer(
     // `TransportConfig::default()`, so the process-wide default is the only way in; it is
     // read when the association is created, after this call.
     rtc_sctp::set_default_congestion_control(tuning.congestion_control.into());
-    // A TURN relay gives each allocation a small socket buffer of its own (coturn: 128 KiB),
-    // which holds a few jumbo datagrams: through coturn on loopback, 16 KiB packets cut a
-    // relayed transfer to a fraction of what 1400-byte ones carry. Real relays sit behind
-    // 1500-byte paths anyway, so a relay-only connection stops at the Ethernet step.
-    rtc_sctp::set_default_max_probe_mtu(tuning.probe_ceiling());
+    // Larger packets only where the path is direct: a TURN relay gives each allocation a small
+    // socket buffer (coturn: 128 KiB), and through it even 1400-byte packets ran at a third of
+    // what the 1191-byte base carries (netsim's symmetric-NAT case). Which pair ICE selects is
+    // known only after webrtc built the association, so probing starts held and `spawn_link`
+    // lets go once the pair is direct.
+    rtc_sctp::set_default_max_probe_mtu(tuning.max_probe_mtu);
+    let probe_hold = (tuning.max_probe_mtu > 0).then(rtc_sctp::ProbeHold::new);
     // The DTLS server answers the first ClientHello directly instead of sending a cookie
     // (HelloVerifyRequest) first: one round trip less. The cookie only proves that the client
     // receives at its source address; ICE's authenticated connectivity checks on the selected
@@ -244,6 +249,7 @@ pub(crate) async fn new_peer(
         events,
         state,
         turn_bridge,
+        probe_hold,
     })
 }
 
@@ -409,8 +415,13 @@ pub(crate) fn spawn_link(
         pc,
         mut state,
         turn_bridge,
+        probe_hold,
         ..
     } = peer;
+    let probe_hold = match info.path {
+        PathKind::Host | PathKind::Srflx | PathKind::Prflx | PathKind::Memory => None,
+        PathKind::Relay | PathKind::Unknown => probe_hold,
+    };
     // Neither peer accepts a message above what it advertised; webrtc would refuse it and a
     // quietly dropped frame leaves both sides waiting for each other forever.
     let max_frame = tuning.max_message_size.clamp(16 * 1024, 256 * 1024);
@@ -511,6 +522,7 @@ pub(crate) fn spawn_link(
         }
         let _ = pc.close().await;
         drop(turn_bridge);
+        drop(probe_hold);
         tracing::debug!("link closed");
     });
 

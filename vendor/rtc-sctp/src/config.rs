@@ -108,6 +108,42 @@ pub fn set_default_max_probe_mtu(mtu: u32) {
     DEFAULT_MAX_PROBE_MTU.store(mtu, std::sync::atomic::Ordering::Relaxed);
 }
 
+// Ferry patch: holds on path MTU probing (see `ProbeHold`).
+static PROBE_HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Ferry patch: while any `ProbeHold` lives, no association in this process sends a path MTU
+/// probe; a search resumes where it was once the last hold is dropped.
+///
+/// A TURN relay gives each allocation a small socket buffer (coturn: 128 KiB), so packets
+/// larger than the base cost relayed transfers far more than their headers save; whether a
+/// connection is relayed is only known once ICE has selected a pair, long after webrtc built
+/// the association's config. The application takes a hold for each connection it creates and
+/// drops it once the selected pair proves direct; a relayed connection keeps its hold for its
+/// life. Process-wide, so a relayed connection also keeps other connections of the same
+/// process at their current size: conservative, never a black hole.
+#[derive(Debug)]
+pub struct ProbeHold(());
+
+impl ProbeHold {
+    /// Hold probing until this value is dropped.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        PROBE_HOLDS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        ProbeHold(())
+    }
+}
+
+impl Drop for ProbeHold {
+    fn drop(&mut self) {
+        PROBE_HOLDS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Whether some `ProbeHold` is alive.
+pub(crate) fn probing_held() -> bool {
+    PROBE_HOLDS.load(std::sync::atomic::Ordering::Acquire) > 0
+}
+
 /// Ferry patch: the controller `TransportConfig::default()` currently picks.
 pub fn default_congestion_control() -> CongestionControlKind {
     match DEFAULT_CONGESTION_CONTROL.load(std::sync::atomic::Ordering::Relaxed) {

@@ -155,7 +155,7 @@ fn open_description(
     let v: serde_json::Value = open_json(sealer, kind, payload)?;
     if let Some(max) = v.get("max_packet").and_then(serde_json::Value::as_u64) {
         // What `rtc::new_peer` set for this connection.
-        cap_probe_mtu(tuning.probe_ceiling(), max);
+        cap_probe_mtu(tuning.max_probe_mtu, max);
     }
     serde_json::from_value(v).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
 }

@@ -112,19 +112,6 @@ impl Default for RtcTuning {
     }
 }
 
-impl RtcTuning {
-    /// The path MTU probe ceiling this connection starts from: the tuning, held to the
-    /// Ethernet-sized step on a relay-only connection (see `rtc::new_peer`).
-    pub(crate) fn probe_ceiling(&self) -> u32 {
-        if self.relay_only {
-            self.max_probe_mtu
-                .min(crate::defaults::SCTP_RELAY_MAX_PROBE_MTU)
-        } else {
-            self.max_probe_mtu
-        }
-    }
-}
-
 /// A room the host holds: shown to the user (room id, expiry) and kept to reattach.
 #[derive(Debug, Clone)]
 pub struct RoomTicket {

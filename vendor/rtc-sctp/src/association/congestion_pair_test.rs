@@ -54,6 +54,8 @@ struct Run {
     final_mtu: u32,
     /// Packets larger than the path's MTU, dropped.
     too_big: u32,
+    /// Path MTU probes sent, both directions.
+    probes: u32,
 }
 
 fn packets(m: Option<TransportMessage<Payload>>) -> Vec<Bytes> {
@@ -194,6 +196,7 @@ fn run_probing(
         let mut batch = 0usize;
         while let Some(m) = tx.poll_transmit(at) {
             for raw in packets(Some(m)) {
+                out.probes += u32::from(is_probe(&raw));
                 if raw.len() > path.mtu || (path.drop_probes && is_probe(&raw)) {
                     out.too_big += 1;
                     continue;
@@ -226,6 +229,7 @@ fn run_probing(
         }
         while let Some(m) = rx.poll_transmit(at) {
             for raw in packets(Some(m)) {
+                out.probes += u32::from(is_probe(&raw));
                 if raw.len() > path.mtu || (path.drop_probes && is_probe(&raw)) {
                     out.too_big += 1;
                     continue;
@@ -356,6 +360,7 @@ fn path_mtu_discovery_settles_on_what_the_path_carries() {
     assert_eq!(ethernet.final_mtu, 1400, "{ethernet:?}");
     // The 8192 probe is tried three times, in each direction; nothing else is too big.
     assert_eq!(ethernet.too_big, 6, "{ethernet:?}");
+    assert!(ethernet.probes >= 6, "{ethernet:?}");
 
     let lo = Path {
         mtu: usize::MAX,
@@ -378,7 +383,19 @@ fn path_mtu_discovery_settles_on_what_the_path_carries() {
     );
     assert_eq!(old.final_mtu, 1228, "{old:?}");
 
-    for r in [&ethernet, &lo, &old] {
+    // A connection that may be relayed holds probing: nothing is probed while the hold lives
+    // (the only hold in this test binary, so the runs above were not held).
+    let hold = crate::ProbeHold::new();
+    let lo_path = Path {
+        mtu: usize::MAX,
+        ..base
+    };
+    let held = run_probing(CongestionControlKind::Bbr, &lo_path, secs, warmup, 1, 16384);
+    drop(hold);
+    assert_eq!(held.final_mtu, 1228, "{held:?}");
+    assert_eq!(held.probes, 0, "{held:?}");
+
+    for r in [&ethernet, &lo, &old, &held] {
         assert_eq!(r.t3_timeouts, 0, "{r:?}");
         let share = r.read as f64 / (secs as f64 - 1.0) / base.rate;
         assert!(share >= 0.85, "{:.0} % of the link: {r:?}", share * 100.0);

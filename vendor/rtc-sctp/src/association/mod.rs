@@ -1352,6 +1352,9 @@ impl Association {
     /// padded with PAD to exactly the probed size. Sent outside the congestion window: a
     /// handful per association, and their loss must not read as congestion (RFC 8899 §4.5).
     fn gather_pmtu_probe(&mut self, raw_packets: &mut Vec<Bytes>, now: Instant) {
+        if self.pmtu.is_some() && crate::config::probing_held() {
+            return;
+        }
         let rto = Duration::from_millis(self.rto_mgr.get_rto());
         let Some(req) = self.pmtu.as_mut().and_then(|s| s.poll_probe(now, rto)) else {
             if search_done(&self.pmtu) {
