@@ -9,6 +9,7 @@ import { h } from "../dom";
 import { humanError } from "../errors";
 import { formatBytes, percent } from "../format";
 import { displayRoom, normalizeRoom } from "../link";
+import { parseJoinUrl } from "./join-url";
 import { receiveInWorker, type Storage } from "./link-port";
 import type { Offer } from "./receive";
 import { join, WebError } from "./session";
@@ -26,24 +27,9 @@ interface Target {
   server: string;
 }
 
-/** What the address carries: `?server=`, `/j/ROOM`, `#ROOM/PASSWORD` or `#PASSWORD`. */
+/** What the address carries: `?server=`, `/j/ROOM`, `#ROOM/PASSWORD` or `#PASSWORD` (join-url.ts). */
 function fromLocation(): Partial<Target> {
-  const out: Partial<Target> = {};
-  const q = new URLSearchParams(location.search);
-  const server = q.get("server") ?? q.get("s");
-  out.server = server ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-  const path = /\/j\/([^/]+)\/?$/.exec(location.pathname);
-  const frag = decodeURIComponent(location.hash.replace(/^#/, ""));
-  if (path) {
-    out.room = normalizeRoom(decodeURIComponent(path[1])) ?? undefined;
-    if (frag) out.password = frag;
-  } else if (frag) {
-    const slash = frag.indexOf("/");
-    const room = normalizeRoom(slash < 0 ? frag : frag.slice(0, slash));
-    if (room) out.room = room;
-    if (slash >= 0) out.password = frag.slice(slash + 1);
-  }
-  return out;
+  return parseJoinUrl(location);
 }
 
 function setState(state: string, ...children: Node[]): void {
