@@ -130,6 +130,9 @@ pub struct Config {
     /// `redis://…`: rooms live in Redis, shared with every node pointed at it, instead of in
     /// this process and `db`. `None` (the default): one node, SQLite.
     pub redis: Option<String>,
+    /// The built browser page (`npm run build:web`) to serve at `/` and `/j/ROOM`. `None`:
+    /// the copy embedded at build time, if any (see `web.rs`).
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -166,6 +169,7 @@ impl Default for Config {
             sweep_interval: Duration::from_millis(250),
             tombstone_ttl: Duration::from_secs(24 * 3600),
             redis: None,
+            web_dir: None,
         }
     }
 }

@@ -19,6 +19,7 @@ mod state;
 pub mod store;
 pub mod token;
 pub mod turn;
+pub mod web;
 mod ws;
 
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub enum ServerError {
     Store(#[from] store::StoreError),
     #[error("cannot reach redis: {0}")]
     Redis(#[from] redis_rooms::RedisError),
+    #[error(transparent)]
+    Web(#[from] web::WebError),
 }
 
 /// The log filter the binary uses: `FERRY_SIGNAL_LOG` (EnvFilter syntax) or `default`.

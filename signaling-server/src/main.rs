@@ -146,6 +146,10 @@ struct RunArgs {
         value_delimiter = ','
     )]
     stun_urls: Vec<String>,
+    /// Serve the browser page built by `npm run build:web` (ui/dist-web) from this directory
+    /// at / and /j/ROOM. Unset: the page embedded at build time, if any.
+    #[arg(long, env = "FERRY_SIGNAL_WEB_DIR")]
+    web_dir: Option<PathBuf>,
     #[arg(
         long,
         env = "FERRY_SIGNAL_LOG_FORMAT",
@@ -199,6 +203,7 @@ impl RunArgs {
             stun_urls: self.stun_urls,
             trusted_proxies: self.trusted_proxies,
             redis: self.redis,
+            web_dir: self.web_dir,
             ..Config::default()
         })
     }

@@ -30,13 +30,17 @@ pub(crate) fn client_ip(config: &Config, peer: SocketAddr, headers: &HeaderMap) 
 }
 
 /// Browsers send `Origin`; native clients do not and are always allowed. A browser origin
-/// is allowed only when listed (or when the list holds `*`): by default, none is.
+/// is allowed when listed (or when the list holds `*`), or when it is this server's own
+/// (the page it serves at `/`, see web.rs); by default no other is.
 pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
-        Some(o) => allowed
-            .iter()
-            .any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
+        Some(o) => {
+            crate::web::same_origin(o, headers.get(header::HOST))
+                || allowed
+                    .iter()
+                    .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+        }
     }
 }
 

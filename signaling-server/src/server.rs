@@ -207,7 +207,11 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         .is_some()
         .then(|| tokio::spawn(crate::redis_rooms::events::subscriber(state.clone())));
 
-    let serve = tokio::spawn(serve_http(listener, router(state.clone()), state.clone()));
+    let app = match crate::web::WebApp::load(state.config().web_dir.as_deref())? {
+        Some(web) => router(state.clone()).merge(web.router()),
+        None => router(state.clone()),
+    };
+    let serve = tokio::spawn(serve_http(listener, app, state.clone()));
     let metrics = metrics_listener
         .map(|l| tokio::spawn(serve_http(l, metrics_router(state.clone()), state.clone())));
 
