@@ -2,7 +2,7 @@
 //! its own ([`crate::rooms::Registry`] + SQLite) or the shared one in Redis.
 
 use ferry_proto::RoomId;
-use ferry_proto::signal::{Role, ServerMsg};
+use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
 
 use crate::rooms::{Attached, ConnId, Notices, Refusal};
 use crate::state::{AppState, now_ms, push};
@@ -122,14 +122,79 @@ impl AppState {
             return Ok(());
         }
         let mut hub = self.hub();
+        let (to, guest) = hub
+            .rooms
+            .relay_route(conn, pake_confirm)
+            .map_err(|e| self.reject(e))?;
+        let out = match guest {
+            Some(guest) => ServerMsg::FromGuest {
+                guest,
+                msg: Box::new(out),
+            },
+            None => out,
+        };
+        if let Some(h) = hub.conns.get(&to) {
+            push(h, out.to_json());
+            self.metrics().relayed(kind);
+        }
+        Ok(())
+    }
+
+    /// Whether `room` seats several guests (its host must speak signaling v3).
+    pub(crate) fn is_shared(&self, room: &RoomId) -> bool {
+        self.redis().is_none() && self.hub().rooms.is_shared(room)
+    }
+
+    /// Host of a shared room: forward a relay to its guest `guest`.
+    pub(crate) fn relay_to_guest(
+        &self,
+        conn: ConnId,
+        guest: u32,
+        kind: usize,
+        pake_confirm: Option<bool>,
+        out: ServerMsg,
+    ) -> Result<(), Refusal> {
+        if self.redis().is_some() {
+            return Err(self.reject(not_shared()));
+        }
+        let mut hub = self.hub();
         let to = hub
             .rooms
-            .relay_target(conn, pake_confirm)
+            .relay_to_guest(conn, guest, pake_confirm)
             .map_err(|e| self.reject(e))?;
         if let Some(h) = hub.conns.get(&to) {
             push(h, out.to_json());
             self.metrics().relayed(kind);
         }
         Ok(())
+    }
+
+    /// Host of a shared room: guest `guest` failed key confirmation.
+    pub(crate) fn guest_failed(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
+        if self.redis().is_some() {
+            return Err(self.reject(not_shared()));
+        }
+        let mut hub = self.hub();
+        let failed = hub.rooms.handshake_failed_for(conn, Some(guest));
+        self.sync_failures(&hub);
+        failed.map_err(|e| self.reject(e))
+    }
+
+    /// Host of a shared room: turn guest `guest` away.
+    pub(crate) fn remove_guest(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
+        if self.redis().is_some() {
+            return Err(self.reject(not_shared()));
+        }
+        let mut hub = self.hub();
+        let removed = hub.rooms.remove_guest(conn, guest);
+        self.sync_failures(&hub);
+        removed.map_err(|e| self.reject(e))
+    }
+}
+
+fn not_shared() -> Refusal {
+    Refusal {
+        code: ErrorCode::BadMessage,
+        message: "to-guest is for the host of a shared room",
     }
 }

@@ -29,19 +29,59 @@ pub struct RoomRecord {
     pub expires_at_ms: u64,
 }
 
+/// One guest's seat: its number in the room, its socket and its run's guess state.
+#[derive(Debug)]
+struct Seat {
+    id: u32,
+    conn: ConnId,
+    /// This guest run's password-guess state.
+    guess: GuessRun,
+}
+
 #[derive(Debug)]
 struct Room {
     rec: RoomRecord,
     host: Option<ConnId>,
-    guest: Option<ConnId>,
+    /// Guests seated now, in join order; at most `capacity`.
+    guests: Vec<Seat>,
+    /// Most guests at once: 1 for an ordinary room.
+    capacity: usize,
+    /// Created with `create-shared-room`: the host's traffic is addressed by guest number.
+    shared: bool,
+    /// The next guest's number (from 1; never reused while the room lives).
+    next_guest: u32,
+    /// The last guest run's guess state, kept after its seat is gone so a late host report
+    /// about it is recognised (ordinary rooms: see [`GuessRun::host_reported`]).
+    last_guess: GuessRun,
+    /// Failed guesses across every guest run of the room: the lock counts the room, not a guest.
     failures: u32,
     locked: bool,
     /// Address key of whoever created it; in memory only (rooms loaded from the store have none).
     owner: Option<IpKey>,
     /// Since when no host socket is attached; the room is reaped after the grace period.
     host_gone_since: Option<u64>,
-    /// The current (or last) guest run's password-guess state.
-    guess: GuessRun,
+}
+
+impl Room {
+    /// `msg` about guest `id` as the host hears it: addressed in a shared room.
+    fn about(&self, id: u32, msg: ServerMsg) -> ServerMsg {
+        if self.shared {
+            ServerMsg::FromGuest {
+                guest: id,
+                msg: Box::new(msg),
+            }
+        } else {
+            msg
+        }
+    }
+
+    fn seat_of(&self, conn: ConnId) -> Option<usize> {
+        self.guests.iter().position(|s| s.conn == conn)
+    }
+
+    fn seat_by_id(&self, id: u32) -> Option<usize> {
+        self.guests.iter().position(|s| s.id == id)
+    }
 }
 
 /// Result of a successful join or host attach.
@@ -161,6 +201,27 @@ impl Registry {
         owner: Option<IpKey>,
         now_ms: u64,
     ) -> Result<(), Refusal> {
+        self.insert_room(rec, owner, now_ms, None)
+    }
+
+    /// Register a shared room (`create-shared-room`) that seats up to `guests` at once.
+    pub fn insert_shared(
+        &mut self,
+        rec: RoomRecord,
+        owner: Option<IpKey>,
+        now_ms: u64,
+        guests: usize,
+    ) -> Result<(), Refusal> {
+        self.insert_room(rec, owner, now_ms, Some(guests.max(1)))
+    }
+
+    fn insert_room(
+        &mut self,
+        rec: RoomRecord,
+        owner: Option<IpKey>,
+        now_ms: u64,
+        shared: Option<usize>,
+    ) -> Result<(), Refusal> {
         self.has_capacity(owner)?;
         if self.rooms.contains_key(&rec.room) {
             // 50 random bits make this practically impossible; the caller retries with a new id.
@@ -175,12 +236,15 @@ impl Registry {
             Room {
                 rec,
                 host: None,
-                guest: None,
+                guests: Vec::new(),
+                capacity: shared.unwrap_or(1),
+                shared: shared.is_some(),
+                next_guest: 1,
+                last_guess: GuessRun::Idle,
                 failures: 0,
                 locked: false,
                 owner,
                 host_gone_since: Some(now_ms),
-                guess: GuessRun::Idle,
             },
         );
         Ok(())
@@ -189,7 +253,7 @@ impl Registry {
     /// Forget a room without a trace (its creation failed half-way).
     pub fn discard(&mut self, room: &RoomId) {
         if let Some(r) = self.rooms.remove(room) {
-            for c in [r.host, r.guest].into_iter().flatten() {
+            for c in r.host.into_iter().chain(r.guests.iter().map(|s| s.conn)) {
                 self.members.remove(&c);
             }
             if let Some(o) = r.owner {
@@ -218,7 +282,13 @@ impl Registry {
                 "the room is locked after failed handshakes",
             );
         }
-        if r.guest.is_some() {
+        if r.guests.len() >= r.capacity {
+            if r.shared {
+                return refuse(
+                    ErrorCode::RoomFull,
+                    "the room is seating as many receivers as it can at once; try again shortly",
+                );
+            }
             return refuse(ErrorCode::RoomFull, "the room already has two peers");
         }
         Ok(r.rec.expires_at_ms)
@@ -246,12 +316,18 @@ impl Registry {
         let Some(r) = self.rooms.get_mut(room) else {
             return refuse(ErrorCode::RoomNotFound, "no such room");
         };
-        r.guest = Some(conn);
-        r.guess = GuessRun::Idle;
+        let id = r.next_guest;
+        r.next_guest = r.next_guest.saturating_add(1);
+        r.guests.push(Seat {
+            id,
+            conn,
+            guess: GuessRun::Idle,
+        });
+        r.last_guess = GuessRun::Idle;
         self.members.insert(conn, (*room, Role::Guest));
         let mut notices = Vec::new();
         if let Some(h) = r.host {
-            notices.push((h, ServerMsg::PeerJoined { role: Role::Guest }));
+            notices.push((h, r.about(id, ServerMsg::PeerJoined { role: Role::Guest })));
         }
         Ok(Attached {
             role: Role::Guest,
@@ -290,14 +366,23 @@ impl Registry {
                 ));
             }
             self.members.insert(conn, (*room, Role::Host));
-            if let Some(g) = r.guest {
-                notices.push((g, ServerMsg::PeerJoined { role: Role::Host }));
+            for s in &r.guests {
+                notices.push((s.conn, ServerMsg::PeerJoined { role: Role::Host }));
+            }
+            // A shared room's host learns who is seated, one by one, after its `joined`.
+            if r.shared {
+                for s in &r.guests {
+                    notices.push((
+                        conn,
+                        r.about(s.id, ServerMsg::PeerJoined { role: Role::Guest }),
+                    ));
+                }
             }
         }
         Ok(Attached {
             role: Role::Host,
             expires_at_ms: r.rec.expires_at_ms,
-            peer_present: r.guest.is_some(),
+            peer_present: !r.guests.is_empty(),
             notices,
         })
     }
@@ -317,62 +402,105 @@ impl Registry {
             return Vec::new();
         };
         let mut notices = Vec::new();
-        let mut counted = false;
+        let mut counted = 0;
         match role {
             Role::Host => {
                 r.host = None;
                 r.host_gone_since = Some(now_ms);
-                if let Some(g) = r.guest {
-                    notices.push((g, ServerMsg::PeerLeft { role }));
-                    if r.guess.ended() {
-                        counted = true;
+                let mut kept = Vec::with_capacity(r.guests.len());
+                for mut seat in std::mem::take(&mut r.guests) {
+                    notices.push((seat.conn, ServerMsg::PeerLeft { role }));
+                    if seat.guess.ended() {
+                        counted += 1;
                         let attempts_left = count_failure(r, limit);
-                        r.guest = None;
-                        self.members.remove(&g);
-                        notices.push((g, ServerMsg::HandshakeFailed { attempts_left }));
+                        self.members.remove(&seat.conn);
+                        notices.push((seat.conn, ServerMsg::HandshakeFailed { attempts_left }));
+                        r.last_guess = seat.guess;
+                    } else {
+                        kept.push(seat);
                     }
                 }
+                r.guests = kept;
             }
             Role::Guest => {
-                r.guest = None;
-                if let Some(h) = r.host {
-                    notices.push((h, ServerMsg::PeerLeft { role }));
-                }
-                if r.guess.ended() {
-                    counted = true;
-                    let attempts_left = count_failure(r, limit);
+                if let Some(i) = r.seat_of(conn) {
+                    let mut seat = r.guests.remove(i);
                     if let Some(h) = r.host {
-                        notices.push((h, ServerMsg::HandshakeFailed { attempts_left }));
-                        if r.locked {
-                            notices.push((h, locked_notice()));
+                        notices.push((h, r.about(seat.id, ServerMsg::PeerLeft { role })));
+                    }
+                    if seat.guess.ended() {
+                        counted += 1;
+                        let attempts_left = count_failure(r, limit);
+                        if let Some(h) = r.host {
+                            let m = r.about(seat.id, ServerMsg::HandshakeFailed { attempts_left });
+                            notices.push((h, m));
+                            if r.locked {
+                                notices.push((h, locked_notice()));
+                            }
                         }
                     }
+                    r.last_guess = seat.guess;
                 }
             }
         }
-        if counted {
-            self.guesses_counted += 1;
-        }
+        self.guesses_counted += counted;
         notices
     }
 
-    /// Where a relayed message from `conn` goes. A `pake` (`pake_confirm` is `Some`) also
-    /// moves the guest run's guess state: whether it is a confirmation tag is all we know.
+    /// Where a relayed message from `conn` goes, in an ordinary room (the host of a shared
+    /// room addresses its relays: [`Registry::relay_to_guest`]).
     pub fn relay_target(
         &mut self,
         conn: ConnId,
         pake_confirm: Option<bool>,
     ) -> Result<ConnId, Refusal> {
-        let to = self.peer_of(conn)?;
-        if let (Some(confirm), Some((room, role))) = (pake_confirm, self.members.get(&conn))
-            && let Some(r) = self.rooms.get_mut(room)
-        {
-            match role {
-                Role::Guest => r.guess.guest_pake(confirm),
-                Role::Host => r.guess.host_pake(confirm),
+        self.relay_route(conn, pake_confirm).map(|(to, _)| to)
+    }
+
+    /// Where a relayed message from `conn` goes, and the guest number to address it with when
+    /// it goes from a guest to the host of a shared room. A `pake` (`pake_confirm` is `Some`)
+    /// also moves the guest run's guess state: whether it is a confirmation tag is all we know.
+    pub fn relay_route(
+        &mut self,
+        conn: ConnId,
+        pake_confirm: Option<bool>,
+    ) -> Result<(ConnId, Option<u32>), Refusal> {
+        let Some((room, role)) = self.members.get(&conn).copied() else {
+            return refuse(ErrorCode::NotInRoom, "not in a room");
+        };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return refuse(ErrorCode::NotInRoom, "not in a room");
+        };
+        match role {
+            Role::Guest => {
+                let Some(i) = r.seat_of(conn) else {
+                    return refuse(ErrorCode::NotInRoom, "not in a room");
+                };
+                let Some(h) = r.host else {
+                    return refuse(ErrorCode::NotInRoom, "the other peer is not connected");
+                };
+                let seat = &mut r.guests[i];
+                if let Some(confirm) = pake_confirm {
+                    seat.guess.guest_pake(confirm);
+                }
+                Ok((h, r.shared.then_some(seat.id)))
+            }
+            Role::Host => {
+                if r.shared {
+                    return refuse(
+                        ErrorCode::BadMessage,
+                        "this room seats several guests: address relays with to-guest",
+                    );
+                }
+                let Some(seat) = r.guests.first_mut() else {
+                    return refuse(ErrorCode::NotInRoom, "the other peer is not connected");
+                };
+                if let Some(confirm) = pake_confirm {
+                    seat.guess.host_pake(confirm);
+                }
+                Ok((seat.conn, None))
             }
         }
-        Ok(to)
     }
 
     fn hosted_room(&mut self, conn: ConnId) -> Result<(RoomId, &mut Room), Refusal> {
@@ -407,9 +535,33 @@ impl Registry {
     /// the room locks and refuses further joins. Counts once per guest run: a run the server
     /// already counted (its guest left with its tag unanswered) is not counted again.
     pub fn handshake_failed(&mut self, conn: ConnId) -> Result<Notices, Refusal> {
+        self.handshake_failed_for(conn, None)
+    }
+
+    /// [`Registry::handshake_failed`] about guest `guest` (`None`: the only guest of an
+    /// ordinary room; a shared room needs the number).
+    pub fn handshake_failed_for(
+        &mut self,
+        conn: ConnId,
+        guest: Option<u32>,
+    ) -> Result<Notices, Refusal> {
         let limit = self.fail_limit;
         let (_, r) = self.hosted_room(conn)?;
-        let counted = r.guess.host_reported();
+        let i = match (r.shared, guest) {
+            (true, Some(id)) => r.seat_by_id(id),
+            (false, None) => (!r.guests.is_empty()).then_some(0),
+            _ => {
+                return refuse(
+                    ErrorCode::BadMessage,
+                    "handshake-failed must name a guest in a shared room, and only there",
+                );
+            }
+        };
+        let counted = match i {
+            Some(i) => r.guests[i].guess.host_reported(),
+            // The run's seat is gone (its guest left first): the server counted it then.
+            None => r.last_guess.host_reported(),
+        };
         let attempts_left = if counted {
             count_failure(r, limit)
         } else {
@@ -417,16 +569,24 @@ impl Registry {
         };
         let locked = r.locked;
         // A stale report (see `GuessRun::host_reported`) leaves the current guest alone.
-        let guest = if counted { r.guest.take() } else { None };
+        let seat = match (counted, i) {
+            (true, Some(i)) => Some(r.guests.remove(i)),
+            _ => None,
+        };
+        let id = seat.as_ref().map_or(guest.unwrap_or(0), |s| s.id);
+        let ack = r.about(id, ServerMsg::HandshakeFailed { attempts_left });
+        if let Some(s) = &seat {
+            r.last_guess = s.guess;
+        }
         if counted {
             self.guesses_counted += 1;
         }
         let mut notices = Vec::new();
-        if let Some(g) = guest {
-            self.members.remove(&g);
-            notices.push((g, ServerMsg::HandshakeFailed { attempts_left }));
+        if let Some(s) = seat {
+            self.members.remove(&s.conn);
+            notices.push((s.conn, ServerMsg::HandshakeFailed { attempts_left }));
         }
-        notices.push((conn, ServerMsg::HandshakeFailed { attempts_left }));
+        notices.push((conn, ack));
         if locked {
             notices.push((conn, locked_notice()));
         }
@@ -440,7 +600,7 @@ impl Registry {
         };
         let r = self.rooms.get(room);
         let other = r.and_then(|r| match role {
-            Role::Host => r.guest,
+            Role::Host => r.guests.first().map(|s| s.conn),
             Role::Guest => r.host,
         });
         match other {
@@ -457,14 +617,16 @@ impl Registry {
     ) -> Notices {
         let mut notices = Vec::new();
         if let Some(mut r) = self.rooms.remove(room) {
-            for c in [r.host, r.guest].into_iter().flatten() {
+            for c in r.host.into_iter().chain(r.guests.iter().map(|s| s.conn)) {
                 self.members.remove(&c);
                 notices.push((c, msg(room)));
             }
-            // The guest's run ends with the room; an unanswered tag is still a failed guess
+            // The guests' runs end with the room; an unanswered tag is still a failed guess
             // (for the count; the room that would lock is gone).
-            if r.guest.is_some() && r.guess.ended() {
-                self.guesses_counted += 1;
+            for seat in &mut r.guests {
+                if seat.guess.ended() {
+                    self.guesses_counted += 1;
+                }
             }
             if let Some(o) = r.owner {
                 self.owned.give_back(o);
@@ -518,6 +680,8 @@ pub(crate) fn locked_notice() -> ServerMsg {
         "too many failed handshakes: the room no longer accepts guests",
     )
 }
+
+mod shared;
 
 #[cfg(test)]
 mod tests;

@@ -298,9 +298,26 @@ impl AppState {
         ip: IpAddr,
         ttl_secs: Option<u64>,
     ) -> Result<(RoomRecord, String), Refusal> {
+        self.create_room_for(ip, ttl_secs, None).await
+    }
+
+    /// [`AppState::create_room`], shared by up to `guests` guests at once when `Some`.
+    pub(crate) async fn create_room_for(
+        &self,
+        ip: IpAddr,
+        ttl_secs: Option<u64>,
+        guests: Option<usize>,
+    ) -> Result<(RoomRecord, String), Refusal> {
         self.rate_check(ip).await?;
         let owner = IpKey::of(ip);
         if let Some(r) = self.redis() {
+            if guests.is_some() {
+                return Err(self.reject(Refusal {
+                    code: ErrorCode::UnsupportedVersion,
+                    message: "this server keeps its rooms in Redis, which does not hold rooms \
+                              for several receivers yet; send to one receiver at a time",
+                }));
+            }
             return self.create_shared(r, owner, ttl_secs).await;
         }
         self.hub()
@@ -327,7 +344,11 @@ impl AppState {
             let mut hub = self.hub();
             let mut tries = 0;
             loop {
-                match hub.rooms.insert(rec.clone(), Some(owner), now) {
+                let inserted = match guests {
+                    Some(n) => hub.rooms.insert_shared(rec.clone(), Some(owner), now, n),
+                    None => hub.rooms.insert(rec.clone(), Some(owner), now),
+                };
+                match inserted {
                     Ok(()) => break,
                     Err(r) if r.code == ErrorCode::Internal && tries < 5 => {
                         tries += 1;

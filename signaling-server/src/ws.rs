@@ -10,8 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferry_proto::SIGNAL_VERSION;
 use ferry_proto::signal::{ClientMsg, ErrorCode, ServerMsg};
+use ferry_proto::{SIGNAL_SHARED_VERSION, SIGNAL_VERSION};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -320,6 +320,9 @@ impl Session {
                 Err(r) => (vec![ServerMsg::error(None, r.code, r.message)], Next::Go),
             };
         }
+        if let ClientMsg::ToGuest { guest, msg } = msg {
+            return self.addressed(guest, *msg).await;
+        }
         let rid = msg.rid();
         match self.dispatch(msg).await {
             Ok(replies) => (replies, Next::Go),
@@ -328,7 +331,7 @@ impl Session {
     }
 
     fn version(&self, v: u16) -> Result<(), Refusal> {
-        if v == SIGNAL_VERSION {
+        if v == SIGNAL_VERSION || v == SIGNAL_SHARED_VERSION {
             Ok(())
         } else {
             Err(self.state.reject(Refusal {
@@ -371,6 +374,37 @@ impl Session {
                 );
                 Ok(out)
             }
+            ClientMsg::CreateSharedRoom {
+                v,
+                rid,
+                ttl_secs,
+                guests,
+            } => {
+                self.version(v)?;
+                if v < SIGNAL_SHARED_VERSION {
+                    return Err(rej(Refusal {
+                        code: ErrorCode::UnsupportedVersion,
+                        message: "create-shared-room needs signaling v3",
+                    }));
+                }
+                self.not_in_room()?;
+                let guests = (guests as usize).clamp(1, MAX_SHARED_GUESTS);
+                let (rec, host_token) = st.create_room_for(self.ip, ttl_secs, Some(guests)).await?;
+                let a = st.attach_host(conn, &rec.room).await?;
+                let mut out = st.deliver(a.notices, Some(conn));
+                out.insert(
+                    0,
+                    ServerMsg::RoomCreated {
+                        rid,
+                        room: rec.room,
+                        host_token,
+                        expires_at: ms_to_unix(a.expires_at_ms),
+                        ice_servers: st.ice_servers(&rec.room),
+                    },
+                );
+                Ok(out)
+            }
+            ClientMsg::ToGuest { guest, msg } => Ok(self.addressed(guest, *msg).await.0),
             ClientMsg::JoinRoom { v, rid, room } => {
                 self.version(v)?;
                 st.rate_check(self.ip).await?;
@@ -387,6 +421,12 @@ impl Session {
                 self.version(v)?;
                 st.rate_check(self.ip).await?;
                 st.verify_host(&room, host_token).await?;
+                if v < SIGNAL_SHARED_VERSION && st.is_shared(&room) {
+                    return Err(rej(Refusal {
+                        code: ErrorCode::UnsupportedVersion,
+                        message: "this room serves several receivers; its host needs a newer Ferry",
+                    }));
+                }
                 let a = st.attach_host(conn, &room).await?;
                 tracing::debug!(conn, room = %room, "host attached");
                 Ok(joined_reply(&st, conn, rid, room, a))
@@ -421,20 +461,70 @@ impl Session {
         }
     }
 
+    /// `to-guest`: the host of a shared room addresses guest `guest`. Whatever goes wrong is
+    /// answered as `from-guest` about that guest, so the host's per-guest run hears it.
+    async fn addressed(&mut self, guest: u32, msg: ClientMsg) -> (Vec<ServerMsg>, Next) {
+        let st = self.state.clone();
+        let conn = self.conn;
+        let about = |m: ServerMsg| ServerMsg::FromGuest {
+            guest,
+            msg: Box::new(m),
+        };
+        let result = match msg {
+            ClientMsg::HandshakeFailed => st.guest_failed(conn, guest),
+            ClientMsg::Leave => st.remove_guest(conn, guest),
+            m => match relay::check(&m) {
+                Ok(Some(r)) => match relayed(m) {
+                    Some(out) => st
+                        .relay_to_guest(conn, guest, r.kind, r.pake_confirm, out)
+                        .map(|()| Vec::new()),
+                    None => Err(crate::state::internal("not a relayed message")),
+                },
+                Ok(None) => {
+                    let (reply, next) =
+                        self.malformed("to-guest carries a relay, handshake-failed or leave");
+                    return (reply.into_iter().map(about).collect(), next);
+                }
+                Err(why) => {
+                    let (reply, next) = self.malformed(why);
+                    return (reply.into_iter().map(about).collect(), next);
+                }
+            },
+        };
+        match result {
+            Ok(notices) => (st.deliver(notices, Some(conn)), Next::Go),
+            Err(r) => (
+                vec![about(ServerMsg::error(None, r.code, r.message))],
+                Next::Go,
+            ),
+        }
+    }
+
     /// Forward an opaque message to the other peer. The payload is re-framed, never inspected
     /// (beyond a `pake`'s prefix, which `relay::check` has looked at).
     async fn relay(&self, r: relay::Relayed, msg: ClientMsg) -> Result<(), Refusal> {
-        let out = match msg {
-            ClientMsg::Pake { payload } => ServerMsg::Pake { payload },
-            ClientMsg::Offer { payload } => ServerMsg::Offer { payload },
-            ClientMsg::Answer { payload } => ServerMsg::Answer { payload },
-            ClientMsg::IceCandidate { payload } => ServerMsg::IceCandidate { payload },
-            _ => return Err(crate::state::internal("not a relayed message")),
+        let Some(out) = relayed(msg) else {
+            return Err(crate::state::internal("not a relayed message"));
         };
         self.state
             .relay(self.conn, r.kind, r.pake_confirm, out)
             .await
     }
+}
+
+/// Most guests a shared room seats at once: each seat is a socket in a handshake, which a
+/// guest holds only until its peer connection is up.
+const MAX_SHARED_GUESTS: usize = 16;
+
+/// A relayed client message as the other peer receives it.
+fn relayed(msg: ClientMsg) -> Option<ServerMsg> {
+    Some(match msg {
+        ClientMsg::Pake { payload } => ServerMsg::Pake { payload },
+        ClientMsg::Offer { payload } => ServerMsg::Offer { payload },
+        ClientMsg::Answer { payload } => ServerMsg::Answer { payload },
+        ClientMsg::IceCandidate { payload } => ServerMsg::IceCandidate { payload },
+        _ => return None,
+    })
 }
 
 /// `joined` to the peer that just entered (first), then the notices for the room.

@@ -69,6 +69,31 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rid: Option<u64>,
     },
+    /// Create a room that serves several guests (signaling v3; the sender becomes its host).
+    /// The host's traffic with each guest is addressed: it sends [`ClientMsg::ToGuest`] and
+    /// hears [`ServerMsg::FromGuest`]. Guests see an ordinary room.
+    CreateSharedRoom {
+        /// Signaling protocol version: [`crate::SIGNAL_SHARED_VERSION`] or later.
+        #[serde(default = "crate::signal::default_v")]
+        v: u16,
+        /// Request id chosen by the client; the reply (or `error`) echoes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rid: Option<u64>,
+        /// Requested lifetime; the server clamps it to its own bounds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<u64>,
+        /// Most guests in the room at once (clamped to the server's bound); a guest's seat is
+        /// free again once it leaves (after its peer connection is up, or on failure).
+        guests: u32,
+    },
+    /// Host of a shared room only: `msg` (a relay, `handshake-failed` or `leave`) concerns
+    /// guest `guest`. `leave` removes that guest (it gets `room-full`: the host is busy).
+    ToGuest {
+        /// The guest, as the server numbered it in `from-guest`.
+        guest: u32,
+        /// What for that guest.
+        msg: Box<ClientMsg>,
+    },
     /// Leave the room (the socket may stay open for another room).
     Leave,
     /// Host only: the guest's PAKE confirmation failed (wrong password).
@@ -189,6 +214,14 @@ pub enum ServerMsg {
     IceCandidate {
         /// Opaque to the server, forwarded verbatim.
         payload: String,
+    },
+    /// To the host of a shared room: `msg` (`peer-joined`, `peer-left`, `handshake-failed`, a
+    /// relay, or an `error` about a `to-guest`) concerns guest `guest`.
+    FromGuest {
+        /// The guest's number in this room (from 1, never reused while the room lives).
+        guest: u32,
+        /// What about that guest.
+        msg: Box<ServerMsg>,
     },
     /// A request failed (`rid` names it when it had one).
     Error {
@@ -415,6 +448,7 @@ impl ClientMsg {
     pub fn rid(&self) -> Option<u64> {
         match self {
             ClientMsg::CreateRoom { rid, .. }
+            | ClientMsg::CreateSharedRoom { rid, .. }
             | ClientMsg::JoinRoom { rid, .. }
             | ClientMsg::ReconnectHost { rid, .. }
             | ClientMsg::ExtendRoom { rid, .. }
@@ -474,6 +508,38 @@ mod tests {
             payload: "x".into(),
         };
         assert_eq!(c.to_json(), r#"{"type":"ice-candidate","payload":"x"}"#);
+    }
+
+    #[test]
+    fn shared_room_messages_nest_the_addressed_one() {
+        let m = ClientMsg::ToGuest {
+            guest: 3,
+            msg: Box::new(ClientMsg::Pake {
+                payload: "spake2:x".into(),
+            }),
+        };
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"to-guest","guest":3,"msg":{"type":"pake","payload":"spake2:x"}}"#
+        );
+        let s = ServerMsg::FromGuest {
+            guest: 3,
+            msg: Box::new(ServerMsg::PeerJoined { role: Role::Guest }),
+        };
+        assert_eq!(
+            s.to_json(),
+            r#"{"type":"from-guest","guest":3,"msg":{"type":"peer-joined","role":"guest"}}"#
+        );
+        let c = ClientMsg::parse(r#"{"type":"create-shared-room","v":3,"guests":4}"#).unwrap();
+        assert_eq!(c.rid(), None);
+        assert!(matches!(
+            c,
+            ClientMsg::CreateSharedRoom {
+                v: 3,
+                guests: 4,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -540,6 +606,22 @@ mod tests {
             ".*".prop_map(|payload| ClientMsg::Offer { payload }),
             ".*".prop_map(|payload| ClientMsg::Answer { payload }),
             ".*".prop_map(|payload| ClientMsg::IceCandidate { payload }),
+            (
+                any::<u16>(),
+                any::<Option<u64>>(),
+                any::<Option<u64>>(),
+                any::<u32>()
+            )
+                .prop_map(|(v, rid, ttl_secs, guests)| ClientMsg::CreateSharedRoom {
+                    v,
+                    rid,
+                    ttl_secs,
+                    guests
+                }),
+            (any::<u32>(), ".*").prop_map(|(guest, payload)| ClientMsg::ToGuest {
+                guest,
+                msg: Box::new(ClientMsg::Pake { payload })
+            }),
         ]
     }
 
@@ -603,6 +685,10 @@ mod tests {
             arb_room().prop_map(|room| ServerMsg::RoomExpired { room }),
             Just(ServerMsg::RoomClosed),
             ".*".prop_map(|payload| ServerMsg::Offer { payload }),
+            (any::<u32>(), ".*").prop_map(|(guest, payload)| ServerMsg::FromGuest {
+                guest,
+                msg: Box::new(ServerMsg::Answer { payload })
+            }),
             (
                 any::<Option<u64>>(),
                 proptest::sample::select(ErrorCode::ALL.to_vec()),
