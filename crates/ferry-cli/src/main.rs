@@ -1,5 +1,6 @@
 //! `ferry`: send and receive files device to device; history; a signaling server.
 
+mod nearby;
 mod output;
 mod serve;
 
@@ -93,11 +94,17 @@ enum Cmd {
         #[arg(long)]
         keep_waiting: bool,
         #[command(flatten)]
+        announce: nearby::AnnounceArgs,
+        #[command(flatten)]
         net: NetArgs,
     },
     /// Receive from a room id or ferry:// link.
     Receive {
-        ticket: String,
+        /// The room id or link (or --nearby to pick a room announced on the local network).
+        #[arg(required_unless_present = "nearby", conflicts_with = "nearby")]
+        ticket: Option<String>,
+        #[command(flatten)]
+        nearby: nearby::NearbyArgs,
         #[arg(long, env = "FERRY_PASSWORD")]
         password: Option<String>,
         /// Output folder.
@@ -245,6 +252,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             resume,
             listen,
             keep_waiting,
+            announce,
             net,
         } => {
             if paths.is_empty() && resume.is_none() && text.is_none() {
@@ -297,6 +305,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 steer_from_stdin(handle.clone());
             }
             let (tx, rx) = mpsc::unbounded_channel();
+            let rx = nearby::announce_while_open(rx, &announce);
             let printer = tokio::spawn(output::print_events(rx, net.json, output::Status::Stdout));
             let r = match text {
                 Some(t) => ferry_core::send_text(opts, t, &handle, EventSink::new(tx)).await,
@@ -315,12 +324,20 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Receive {
             ticket,
+            nearby,
             password,
             out,
             yes,
             overwrite,
             net,
         } => {
+            let ticket = match ticket {
+                Some(t) => t,
+                None => match nearby::choose(&nearby).await {
+                    Ok(room) => room.ticket().to_url(),
+                    Err(code) => return Ok(code),
+                },
+            };
             let store = open_store(&cli.db)?;
             let mut opts = ReceiveOptions::new(out, store);
             opts.server = net.server.as_deref().map(ws_url);

@@ -45,6 +45,7 @@ mod error;
 mod events;
 mod fsio;
 mod lifetime;
+mod nearby;
 mod process;
 mod status;
 mod store;
@@ -58,6 +59,10 @@ pub use error::{ConnectKind, ErrorKind, FerryError, exit_codes};
 pub use events::{Event, EventSink, OfferFile};
 pub use fsio::escape_display;
 pub use lifetime::{LIFETIME_PRESETS, LifetimeError, format_lifetime, parse_lifetime};
+pub use nearby::{
+    Announcer, DEVICE_NAME_MAX_CHARS, NearbyError, NearbyRoom, browse as nearby_rooms,
+    default_device_name, sanitize_device_name,
+};
 pub use password::Password;
 pub use process::tune_allocator;
 pub use rtc_runtime::BufferedUdpRuntime;
