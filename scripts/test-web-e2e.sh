@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The browser peer end to end: headless Chromium (Debian's `chromium`, driven by
 # playwright-core; nothing downloads a browser) runs the built web page and receives from the
-# real `ferry send` through a real `ferry-signal`, all on 127.0.0.1 (ui/e2e/web-receive.e2e.mjs).
+# real `ferry send` (ui/e2e/web-receive.e2e.mjs) and sends to the real `ferry receive` and to
+# another page (ui/e2e/web-send.e2e.mjs) through a real `ferry-signal`, all on 127.0.0.1.
+# WEB_SEND_MB sizes the sent random file (default 8; 256 with FERRY_HEAVY=1).
 # Skips, saying so, only when no Chromium can be installed; any other problem fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,9 @@ fi
 echo "-- building the wasm module, the web page and the binaries"
 bash scripts/build-wasm.sh
 (cd ui && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+# The sender's loop against the receiver's over an in-memory link needs the wasm just built
+# (scripts/test-ui.sh skips that part when it is missing).
+(cd ui && npx vitest run tests/web-send.test.ts)
 # The same build as scripts/build.sh (so no rebuild after it): with every target, ferry-core
 # gets its test hooks, which the corrupted-chunk case needs (FERRY_TEST_CORRUPT_CHUNK).
 bash scripts/build.sh
@@ -34,6 +39,10 @@ WORK=$(mktemp -d /tmp/ferry-web-e2e.XXXXXX)
 trap '[ -n "${KEEP_E2E_WORK:-}" ] || rm -rf "$WORK"' EXIT
 (cd ui && npx vite build --mode web --outDir "$WORK/dist" --emptyOutDir --logLevel warn)
 
-FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/debug/ferry-signal" \
-WEB_DIST="$WORK/dist" CHROMIUM="$CHROMIUM" E2E_WORK="$WORK" \
-  timeout 90 node ui/e2e/web-receive.e2e.mjs
+export FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/debug/ferry-signal" \
+  WEB_DIST="$WORK/dist" CHROMIUM="$CHROMIUM" E2E_WORK="$WORK"
+status=0
+timeout 90 node ui/e2e/web-receive.e2e.mjs || status=1
+# The send checks' own cap grows with WEB_SEND_MB (ui/e2e/web-send.e2e.mjs).
+timeout 1800 node ui/e2e/web-send.e2e.mjs || status=1
+exit $status

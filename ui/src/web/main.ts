@@ -2,7 +2,8 @@
 // (`#ROOM/PASSWORD`, or `/j/ROOM#PASSWORD`) or typed in, then the offer, progress, and the
 // received files as downloads. Joining (signaling, PAKE, WebRTC) runs on this page's main
 // thread, where RTCPeerConnection lives; the transfer (peer protocol, hashing, LZ4) runs in a
-// Worker (receive-worker.ts), fed the data channel's frames.
+// Worker (receive-worker.ts), fed the data channel's frames. `?send` opens the send screen
+// instead (send-page.ts: this page as a room's host, sending picked files).
 import "../style.css";
 
 import { h } from "../dom";
@@ -12,6 +13,7 @@ import { displayRoom, normalizeRoom } from "../link";
 import { parseJoinUrl } from "./join-url";
 import { receiveInWorker, type Storage } from "./link-port";
 import type { Offer } from "./receive";
+import { sendPage } from "./send-page";
 import { join, WebError } from "./session";
 
 /** What the in-memory sink (where the browser has no origin-private file system) may hold:
@@ -69,9 +71,17 @@ function joinForm(t: Partial<Target>, error?: { code: string; message: string })
     password,
     problem,
     h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "join" }, "Join")),
+    h("p", { class: "hint" }, h("a", { id: "to-send", href: sendHref() }, "Send files instead")),
   );
   const notice = error ? errorNotice(error.code, error.message) : null;
   setState(error ? "error" : "join", h("h1", {}, "Receive with Ferry"), ...(notice ? [notice] : []), form);
+}
+
+/** This page in send mode (`?send`), keeping `?server=`. */
+function sendHref(): string {
+  const q = new URLSearchParams(location.search);
+  q.set("send", "");
+  return `${location.pathname}?${q.toString()}`;
 }
 
 function errorNotice(code: string, message: string): HTMLElement {
@@ -208,6 +218,8 @@ async function run(t: Target): Promise<void> {
 const start = fromLocation();
 if (!window.isSecureContext) {
   setState("error", h("h1", {}, "Receive with Ferry"), errorNotice("insecure-context", "Open this page over https (or on localhost): browsers allow its cryptography only there."));
+} else if (new URLSearchParams(location.search).has("send")) {
+  sendPage({ main, say, server: start.server ?? "", errorNotice });
 } else if (start.room && start.password) {
   void run(start as Target);
 } else {

@@ -21,7 +21,7 @@ const MIN_MESSAGE = 16 * 1024;
 const MAX_MESSAGE = 256 * 1024;
 /** Largest SCTP packet we tell the native peer to send (it probes for larger ones otherwise):
  * 1400 fits a 1500-byte path in any framing and stays under the browsers' DTLS datagram cap. */
-const MAX_SCTP_PACKET = 1400;
+export const MAX_SCTP_PACKET = 1400;
 /** Data the channel may hold unsent before `send` waits (bytes). */
 const BUFFERED_HIGH = 1024 * 1024;
 
@@ -148,7 +148,7 @@ export function sdpFingerprint(sdp: string): string | null {
 }
 
 /** Server messages that end a handshake (handshake.rs `room_event`); null: ignore it. */
-function roomEvent(m: ServerMsg): WebError | null {
+export function roomEvent(m: ServerMsg): WebError | null {
   switch (m.type) {
     case "peer-left":
       return new WebError("peer-left", "the sender left the room");
@@ -191,7 +191,7 @@ export async function join(opts: JoinOptions): Promise<{ link: DcLink; verificat
   }
 }
 
-function toRtcIce(list: IceServer[] | undefined): RTCIceServer[] {
+export function toRtcIce(list: IceServer[] | undefined): RTCIceServer[] {
   return (list ?? []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
 }
 
@@ -238,7 +238,7 @@ async function pake(sig: SignalClient, opts: JoinOptions, deadline: number): Pro
   }
 }
 
-function openJson<T>(sealer: Sealer, kind: "offer" | "answer" | "ice-candidate", payload: string): T {
+export function openJson<T>(sealer: Sealer, kind: "offer" | "answer" | "ice-candidate", payload: string): T {
   try {
     return JSON.parse(fromUtf8(sealer.open(kind, payload))) as T;
   } catch (e) {
@@ -357,7 +357,7 @@ function remoteCertFingerprint(pc: RTCPeerConnection): string | null {
 }
 
 /** Exchange `hello`s (handshake.rs `hello`): our MAC binds our role and both fingerprints. */
-async function hello(link: DcLink, keys: RoomKeys, deadline: number): Promise<void> {
+export async function hello(link: DcLink, keys: RoomKeys, deadline: number): Promise<void> {
   const pc = link.pc;
   const localFp = sdpFingerprint(pc.localDescription?.sdp ?? "");
   if (!localFp) throw new WebError("protocol", "no local DTLS fingerprint");

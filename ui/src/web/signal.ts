@@ -1,6 +1,7 @@
 // Signaling client of the web engine: JSON text frames over a WebSocket to `ferry-signal`,
 // the protocol of crates/ferry-proto/src/signal.rs (docs/PROTOCOL.md, signaling v2).
-// Only what a guest needs: join a room, relay `pake`/`offer`/`answer`/`ice-candidate`, leave.
+// A guest joins a room; a host (the sending page, host.ts) creates one and reports a guest's
+// failed key confirmation. Both relay `pake`/`offer`/`answer`/`ice-candidate` and leave.
 
 export const SIGNAL_VERSION = 2;
 
@@ -15,6 +16,7 @@ export type Relay = "pake" | "offer" | "answer" | "ice-candidate";
 /** What the server sends, as far as a guest reads it. Unknown fields are ignored. */
 export type ServerMsg =
   | { type: "welcome"; v: number; max_frame_bytes: number }
+  | { type: "room-created"; rid?: number; room: string; host_token: string; expires_at: number; ice_servers: IceServer[] }
   | { type: "joined"; rid?: number; room: string; role: "host" | "guest"; expires_at: number; peer_present: boolean; ice_servers: IceServer[] }
   | { type: "peer-joined"; role: "host" | "guest" }
   | { type: "peer-left"; role: "host" | "guest" }
@@ -148,6 +150,22 @@ export class SignalClient {
       if (m.type === "error") throw new WebError(m.code, m.message);
       if (m.type === "room-expired") throw new WebError("room-expired", "the room expired");
     }
+  }
+
+  /** `create-room` (the server's default lifetime), then wait for `room-created`. */
+  async create(deadline: number): Promise<Extract<ServerMsg, { type: "room-created" }>> {
+    const rid = this.nextRid++;
+    this.send({ type: "create-room", v: SIGNAL_VERSION, rid });
+    for (;;) {
+      const m = await this.recv(deadline);
+      if (m.type === "room-created") return m;
+      if (m.type === "error") throw new WebError(m.code, m.message);
+    }
+  }
+
+  /** Host only: the guest failed key confirmation (the server counts it and drops the guest). */
+  reportFailure(): void {
+    this.send({ type: "handshake-failed" });
   }
 
   relay(type: Relay, payload: string): void {

@@ -1,0 +1,356 @@
+// The browser peer sends to the real CLI: headless Chromium (the system's, driven by
+// playwright-core) opens the built web page in send mode (web.html?send), picks files and a
+// folder, opens a room on a real `ferry-signal` as its host, and the real `ferry receive`
+// joins with the link the page shows; every received file's SHA-256 must equal the source's.
+// Then: a wrong password on the CLI side (both sides say so), a receiver killed mid-transfer
+// whose successor resumes from its .part, and a second browser page receiving from the first.
+//
+// Run by scripts/test-web-e2e.sh, which builds everything and sets:
+//   FERRY_CLI_BIN, FERRY_SIGNAL_BIN, WEB_DIST, CHROMIUM, E2E_WORK
+// WEB_SEND_MB sets the random file's size (default 8; 256 with FERRY_HEAVY=1).
+// Bounded: every wait has a timeout and the whole run is capped.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { extname, join, normalize, relative } from "node:path";
+import { createInterface } from "node:readline";
+
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
+  return v;
+};
+const FERRY = env("FERRY_CLI_BIN");
+const SIGNAL = env("FERRY_SIGNAL_BIN");
+const DIST = env("WEB_DIST");
+const CHROMIUM = env("CHROMIUM");
+const WORK = env("E2E_WORK");
+const MB = Math.min(Number(process.env.WEB_SEND_MB ?? (process.env.FERRY_HEAVY === "1" ? 256 : 8)), 4096);
+const CAP_MS = 90_000 + MB * 400;
+
+const started = Date.now();
+const children = new Set();
+let browser = null;
+let httpServer = null;
+let passed = 0;
+let failed = 0;
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  httpServer?.close();
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+}
+const cap = setTimeout(async () => {
+  console.error(`web-send-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
+  await cleanup();
+  process.exit(1);
+}, CAP_MS);
+
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
+const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+const sha256File = (path) =>
+  new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    createReadStream(path)
+      .on("data", (d) => h.update(d))
+      .on("end", () => resolve(h.digest("hex")))
+      .on("error", reject);
+  });
+
+/** A child process whose stdout lines are kept (and awaited) and whose stderr is kept. */
+function start(cmd, args, extraEnv, name) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
+  children.add(child);
+  const lines = [];
+  const waiters = [];
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+  });
+  createInterface({ input: child.stdout }).on("line", (l) => {
+    lines.push(l);
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise((resolve) => {
+    child.on("exit", (code, sig) => resolve(code ?? sig));
+    child.on("error", (e) => {
+      stderr += `spawn failed: ${e.message}\n`;
+      resolve(`spawn failed: ${e.message}`);
+    });
+  });
+  exited.then(() => {
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => stderr,
+    name,
+    /** The first stdout line matching `pred`, within `ms`. */
+    async line(pred, ms, what) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const hit = lines.find(pred);
+        if (hit) return hit;
+        if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before ${what}:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
+        const left = until - Date.now();
+        if (left <= 0) throw new Error(`${name}: no ${what} within ${ms} ms:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
+        await new Promise((r) => {
+          const t = setTimeout(r, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
+
+const exitWithin = (p, ms) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
+
+const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
+
+/** The built web app, served on loopback with the CSP a deployment should send. */
+function serveDist() {
+  return new Promise((resolve) => {
+    httpServer = createServer((req, res) => {
+      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+      const file = join(DIST, path === "/" ? "web.html" : path);
+      try {
+        if (!file.startsWith(DIST) || !statSync(file).isFile()) throw new Error("not a file");
+      } catch {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, {
+        "content-type": MIME[extname(file)] ?? "application/octet-stream",
+        "content-security-policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; img-src 'self' blob: data:",
+      });
+      createReadStream(file).pipe(res);
+    });
+    httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port));
+  });
+}
+
+async function check(name, fn) {
+  log(`-- ${name}`);
+  try {
+    await fn();
+    passed += 1;
+    log(`ok   ${name}`);
+  } catch (e) {
+    failed += 1;
+    log(`FAIL ${name}: ${e?.stack ?? e}`);
+  }
+}
+
+/** Every regular file under `dir`, by its path relative to `dir`, with its SHA-256. */
+async function tree(dir) {
+  const out = new Map();
+  const walk = async (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.set(relative(dir, p), await sha256File(p));
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** `ferry receive`; its output folder and resume database are per `tag`, fresh per run. */
+function receiver(ticket, outDir, tag, extra = [], extraEnv = {}, fresh = true) {
+  if (fresh) {
+    rmSync(outDir, { recursive: true, force: true });
+    rmSync(join(WORK, `recv-${tag}.db`), { force: true });
+  }
+  mkdirSync(outDir, { recursive: true });
+  return start(
+    FERRY,
+    ["receive", ticket, "--out", outDir, "--yes", "--json", ...extra],
+    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `recv-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
+    `ferry receive (${tag})`,
+  );
+}
+
+async function main() {
+  const webPort = await serveDist();
+  const origin = `http://127.0.0.1:${webPort}`;
+  const signal = start(SIGNAL, ["--listen", "127.0.0.1:0", "--db", join(WORK, "signal-send.db"), "--allowed-origin", origin], { RUST_LOG: "warn" }, "ferry-signal");
+  const listening = await signal.line((l) => l.startsWith("listening on "), 15_000, "its address");
+  const serverUrl = `ws://${listening.slice("listening on ".length).trim()}/ws`;
+  log(`web app at ${origin}, signaling at ${serverUrl}`);
+  const sendUrl = (extra = "") => `${origin}/web.html?send&server=${encodeURIComponent(serverUrl)}${extra}`;
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns", ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
+  });
+
+  /** A page in send mode with `files` (and `folder`) picked and its room open. */
+  async function openRoom(ctx, files, folder, extra = "") {
+    const page = await ctx.newPage();
+    const consoleLines = [];
+    page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    let workers = 0;
+    page.on("worker", () => (workers += 1));
+    await page.goto(sendUrl(extra));
+    if (files.length) await page.locator("#files").setInputFiles(files);
+    if (folder) await page.locator("#folder").setInputFiles(folder);
+    await page.locator("#create").click({ timeout: 5_000 });
+    await page
+      .locator("#room-link, main[data-state=error]")
+      .first()
+      .waitFor({ timeout: 15_000 });
+    const link = await page
+      .locator("#room-link")
+      .innerText({ timeout: 1_000 })
+      .catch(async () => {
+        throw new Error(`no room: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+      });
+    const room = await page.locator("#room-id").innerText();
+    const password = await page.locator("#room-password").innerText();
+    return { page, link, room, password, consoleLines, workers: () => workers };
+  }
+
+  async function finished(page, consoleLines, ms) {
+    await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: ms });
+    const state = await page.locator("main").getAttribute("data-state");
+    if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+  }
+
+  await check(`browser → CLI: ${MB} MiB random, a folder of small files and a 0-byte file, byte-exact`, async () => {
+    const src = join(WORK, "send-src");
+    const folder = join(src, "album");
+    mkdirSync(join(folder, "sub"), { recursive: true });
+    const big = join(src, "random.bin");
+    const empty = join(src, "empty.bin");
+    // Written in 8 MiB pieces so a heavy run does not hold the whole file in memory.
+    writeFileSync(big, "");
+    for (let left = MB * 1024 * 1024 + 12_345; left > 0; left -= 8 << 20) writeFileSync(big, randomBytes(Math.min(left, 8 << 20)), { flag: "a" });
+    writeFileSync(empty, "");
+    for (let i = 0; i < 20; i += 1) writeFileSync(join(folder, i % 2 ? "sub" : "", `note-${i}.txt`), `small file ${i}\n`.repeat(i * 37 + 1));
+    const want = new Map([["random.bin", await sha256File(big)], ["empty.bin", sha256(Buffer.alloc(0))]]);
+    for (const [p, h] of await tree(folder)) want.set(join("album", p), h);
+
+    const ctx = await browser.newContext();
+    try {
+      const { page, link, consoleLines, workers } = await openRoom(ctx, [big, empty], folder);
+      if (!link.startsWith("ferry://join/") || !link.includes("?server=") || !link.includes("#")) throw new Error(`link is not in ticket form: ${link}`);
+      const out = join(WORK, "recv-ok");
+      const recv = receiver(link, out, "ok");
+      await page.locator("main[data-state=sending], main[data-state=done]").first().waitFor({ timeout: 20_000 });
+      const t0 = Date.now();
+      let peak = 0;
+      const sampler = setInterval(async () => {
+        peak = Math.max(peak, await page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0).catch(() => 0));
+      }, 200);
+      await finished(page, consoleLines, 30_000 + MB * 300).finally(() => clearInterval(sampler));
+      const secs = (Date.now() - t0) / 1000;
+      log(`sent ${MB} MiB + small files in ${secs.toFixed(2)} s (${((MB * 1.048576) / secs).toFixed(1)} MB/s incl. setup); page peak JS heap ${(peak / 1e6).toFixed(1)} MB`);
+      if (workers() !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers()}`);
+      const code = await exitWithin(recv, 10_000);
+      if (code !== 0) throw new Error(`receiver ended with ${code}:\n${recv.lines.join("\n")}\n${recv.stderr().slice(-3000)}`);
+      const got = await tree(out);
+      for (const [p, h] of want) {
+        if (got.get(p) !== h) throw new Error(`${p}: SHA-256 ${got.get(p)}, expected ${h} (received: ${[...got.keys()].join(", ")})`);
+      }
+      if (got.size !== want.size) throw new Error(`received ${got.size} files, expected ${want.size}`);
+      const files = Number(await page.locator("#done").getAttribute("data-files"));
+      if (files !== want.size) throw new Error(`the page says ${files} files confirmed, expected ${want.size}`);
+      if (!(Number(await page.locator("#done").getAttribute("data-compressed")) > 0)) throw new Error("no chunk went LZ4-compressed (the text files should)");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("wrong password on the CLI: the receiver and the page both say so", async () => {
+    const file = join(WORK, "secret.bin");
+    writeFileSync(file, randomBytes(4096));
+    const ctx = await browser.newContext();
+    try {
+      const { page, room } = await openRoom(ctx, [file]);
+      const recv = receiver(room, join(WORK, "recv-wrong"), "wrong", ["--server", serverUrl, "--password", "not the password"]);
+      const exit = await exitWithin(recv, 20_000);
+      const said = recv.lines.some((l) => l.includes("wrong-password")) || recv.stderr().includes("wrong password");
+      if (exit !== 10 || !said) throw new Error(`receiver: exit ${exit}, wrong password reported: ${said}\n${recv.lines.join("\n")}\n${recv.stderr().slice(-2000)}`);
+      await page.locator("#notice[data-code=wrong-password]").waitFor({ timeout: 10_000 });
+      const text = await page.locator("#notice").innerText();
+      if (!text.includes("wrong password")) throw new Error(`page notice: ${text}`);
+      if ((await page.locator("main").getAttribute("data-state")) !== "waiting") throw new Error("the page should keep the room open for the right receiver");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("the receiver is killed mid-transfer: a new `ferry receive` resumes from its .part and the page completes", async () => {
+    const file = join(WORK, "slow.bin");
+    writeFileSync(file, randomBytes(16 * 1024 * 1024));
+    const want = await sha256File(file);
+    const ctx = await browser.newContext();
+    try {
+      // About 4 s of sending at 4 MiB/s, so the receiver can die in the middle, past its
+      // first durable checkpoint (every 8 MiB, defaults.rs WINDOW).
+      const { page, link, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${4 * 1024 * 1024}`);
+      const out = join(WORK, "recv-drop");
+      const first = receiver(link, out, "drop");
+      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 65, null, { timeout: 15_000 });
+      first.child.kill("SIGKILL");
+      await first.exited;
+      if ((await page.locator("main").getAttribute("data-state")) === "done") throw new Error("the page claimed done after the receiver died");
+      const second = receiver(link, out, "drop", [], {}, false);
+      await finished(page, consoleLines, 30_000);
+      const resumed = Number(await page.locator("#done").getAttribute("data-resumed"));
+      if (!(resumed >= 8 * 1024 * 1024)) throw new Error(`the second receiver resumed from ${resumed} bytes, expected at least its 8 MiB checkpoint`);
+      const exit = await exitWithin(second, 10_000);
+      if (exit !== 0) throw new Error(`second receiver ended with ${exit}:\n${second.lines.join("\n")}\n${second.stderr().slice(-3000)}`);
+      const got = await sha256File(join(out, "slow.bin"));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+      log(`resumed from ${resumed} of ${16 * 1024 * 1024} bytes`);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("browser → browser: one page sends, another receives, byte-exact", async () => {
+    const file = join(WORK, "b2b.bin");
+    writeFileSync(file, randomBytes(2 * 1024 * 1024 + 4321));
+    const want = await sha256File(file);
+    const sctx = await browser.newContext();
+    const rctx = await browser.newContext({ acceptDownloads: true });
+    try {
+      const { page, room, password, consoleLines } = await openRoom(sctx, [file]);
+      const rpage = await rctx.newPage();
+      await rpage.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      await rpage.locator("#accept").click({ timeout: 20_000 });
+      await rpage.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
+      if ((await rpage.locator("main").getAttribute("data-state")) !== "done") throw new Error(`receiving page: ${await rpage.locator("main").innerText()}`);
+      await finished(page, consoleLines, 10_000);
+      const [download] = await Promise.all([rpage.waitForEvent("download", { timeout: 10_000 }), rpage.locator("a[download]").first().click()]);
+      const got = sha256(readFileSync(await download.path()));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+    } finally {
+      await sctx.close();
+      await rctx.close();
+    }
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  failed += 1;
+  log(`FAIL setup: ${e?.stack ?? e}`);
+}
+await cleanup();
+clearTimeout(cap);
+console.log(`web-send-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+process.exit(failed ? 1 : 0);

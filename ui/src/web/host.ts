@@ -1,0 +1,322 @@
+// The sending page holds a room as its host, as crates/ferry-core/src/session/host.rs and
+// handshake.rs do it (docs/CRYPTO.md): `create-room`, then for each guest SPAKE2 and key
+// confirmation in the native order (the guest's tag first; the host answers only a valid
+// one, and reports a failed one to the server, which counts guesses and locks the room),
+// the sealed offer (the host offers and opens the data channel) / answer / trickle ICE, and
+// the `hello` exchange binding both DTLS fingerprints to the room key (session.ts `hello`).
+// After a link drops the room stays: the next guest to join resumes the transfer.
+import { utf8 } from "./bytes";
+import { CryptoError } from "./common";
+import { Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
+import { DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
+import { type IceServer, type ServerMsg, SignalClient, WebError } from "./signal";
+
+/** How long one guest's handshake may take (defaults.rs CONNECT_TIMEOUT). */
+const CONNECT_TIMEOUT = 30_000;
+/** After the guest's `peer-left` mid-ICE, how long the connection may still come up. */
+const PEER_LEFT_GRACE = 5_000;
+/** The data channel's label (rtc.rs CHANNEL_LABEL). */
+const CHANNEL_LABEL = "ferry";
+
+export type HostEvent =
+  | { type: "peer-joined" }
+  | { type: "connecting" }
+  | { type: "connected"; verification: string }
+  | { type: "wrong-password"; attemptsLeft: number | null }
+  | { type: "peer-left" }
+  | { type: "attempt-failed"; code: string; message: string };
+
+/** 4 groups of 4 symbols from a 32-letter alphabet without look-alikes: 80 bits, more than
+ * the native generator's 41 and still easy to read out. */
+export function generatePassword(random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n))): string {
+  const alphabet = "abcdefghjkmnpqrstuvwxyz23456789";
+  const out: string[] = [];
+  // Rejection sampling keeps every symbol equally likely (256 is not a multiple of 31).
+  while (out.length < 16) {
+    for (const b of random(32)) {
+      if (b < 248 && out.length < 16) out.push(alphabet[b % 31]);
+    }
+  }
+  return [0, 4, 8, 12].map((i) => out.slice(i, i + 4).join("")).join("-");
+}
+
+/** `ferry://join/ABCDE-FGHJK?server=...#password`, as ticket.rs `JoinTicket::to_url` prints it. */
+export function joinLink(room: string, server: string, password: string): string {
+  const display = room.length === 10 ? `${room.slice(0, 5)}-${room.slice(5)}` : room;
+  const q = server ? `?${new URLSearchParams({ server }).toString()}` : "";
+  // The url crate's fragment set: space, `"`, `<`, `>` and backtick are escaped.
+  const frag = password.replace(/[ "<>`%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+  return `ferry://join/${display}${q}#${frag}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class HostRoom {
+  private guestPresent = false;
+  private watching: Promise<void> | null = null;
+  private stopWatch = false;
+  private closed = false;
+
+  private constructor(
+    private readonly sig: SignalClient,
+    /** Canonical room id (no hyphen). */
+    readonly room: string,
+    readonly server: string,
+    readonly password: string,
+    readonly expiresAt: number,
+    private readonly ice: IceServer[],
+    private readonly rtc: RTCConfiguration | undefined,
+  ) {}
+
+  /** Create a room on `server`; the password is generated unless given. */
+  static async create(opts: { server: string; password?: string; rtc?: RTCConfiguration }): Promise<HostRoom> {
+    if (typeof RTCPeerConnection === "undefined") throw new WebError("unsupported", "this browser cannot do WebRTC");
+    const sig = await SignalClient.connect(opts.server, CONNECT_TIMEOUT);
+    try {
+      const made = await sig.create(Date.now() + CONNECT_TIMEOUT);
+      const room = made.room.replace(/-/g, "");
+      return new HostRoom(sig, room, opts.server, opts.password ?? generatePassword(), made.expires_at, made.ice_servers ?? [], opts.rtc);
+    } catch (e) {
+      sig.close();
+      throw e;
+    }
+  }
+
+  get link(): string {
+    return joinLink(this.room, this.server, this.password);
+  }
+
+  /** The next server message, waiting as long as it takes, in slices so a watcher can stop. */
+  private async recvForever(stop: () => boolean): Promise<ServerMsg | null> {
+    for (;;) {
+      if (stop()) return null;
+      try {
+        return await this.sig.recv(Date.now() + 250);
+      } catch (e) {
+        if (e instanceof WebError && e.code === "timeout") continue;
+        throw e;
+      }
+    }
+  }
+
+  /** While a transfer runs: resolves when a new guest knocks (so the old link is dead, e.g. a
+   * receiver that was killed without closing its connection) or the room ends. */
+  watch(): Promise<"knock" | WebError> {
+    this.stopWatch = false;
+    let result: (v: "knock" | WebError) => void = () => {};
+    const p = new Promise<"knock" | WebError>((r) => (result = r));
+    this.watching = (async () => {
+      try {
+        for (;;) {
+          const m = await this.recvForever(() => this.stopWatch);
+          if (!m) return;
+          if (m.type === "peer-joined" && m.role === "guest") {
+            this.guestPresent = true;
+            result("knock");
+            return;
+          }
+          if (m.type === "room-expired" || m.type === "room-closed") {
+            result(new WebError("room-expired", "the room expired or was closed"));
+            return;
+          }
+        }
+      } catch (e) {
+        result(e instanceof WebError ? e : new WebError("server-unreachable", String(e)));
+      }
+    })();
+    return p;
+  }
+
+  private async unwatch(): Promise<void> {
+    this.stopWatch = true;
+    await this.watching;
+    this.watching = null;
+  }
+
+  /** Wait for a guest and connect: returns the authenticated link. A wrong password is
+   * reported to the server and to `onEvent`, and the wait goes on (the server locks the room
+   * after its limit: `room-locked`); so does a guest whose attempt fails or who leaves. */
+  async accept(onEvent: (e: HostEvent) => void = () => {}): Promise<{ link: DcLink; verification: string }> {
+    await this.unwatch();
+    for (;;) {
+      if (this.closed) throw new WebError("cancelled", "the room was closed");
+      if (!this.guestPresent) {
+        const m = await this.recvForever(() => this.closed);
+        if (!m) continue;
+        if (m.type === "peer-joined" && m.role === "guest") this.guestPresent = true;
+        else if (m.type === "room-expired" || m.type === "room-closed") throw new WebError("room-expired", "the room expired or was closed");
+        else if (m.type === "error" && (m.code === "room-locked" || m.code === "room-expired")) throw new WebError(m.code, m.message);
+        continue;
+      }
+      onEvent({ type: "peer-joined" });
+      let pc: RTCPeerConnection | null = null;
+      try {
+        const deadline = Date.now() + CONNECT_TIMEOUT;
+        const keys = await this.pake(deadline);
+        onEvent({ type: "connecting" });
+        pc = new RTCPeerConnection({ ...this.rtc, iceServers: [...(this.rtc?.iceServers ?? []), ...toRtcIce(this.ice)] });
+        const link = await this.negotiate(pc, keys, deadline);
+        await hello(link, keys, deadline);
+        this.guestPresent = false;
+        const verification = keys.verificationCode();
+        onEvent({ type: "connected", verification });
+        return { link, verification };
+      } catch (e) {
+        pc?.close();
+        this.guestPresent = false;
+        const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+        if (err.code === "wrong-password") {
+          const left = await this.reportFailure();
+          onEvent({ type: "wrong-password", attemptsLeft: left });
+          if (left === 0) throw new WebError("room-locked", "too many wrong passwords: the room is locked");
+        } else if (err.code === "peer-left") {
+          onEvent({ type: "peer-left" });
+        } else if (["timeout", "connect-failed", "protocol"].includes(err.code)) {
+          onEvent({ type: "attempt-failed", code: err.code, message: err.message });
+        } else {
+          throw err;
+        }
+      }
+    }
+  }
+
+  /** SPAKE2 and key confirmation, host side (confirm.rs `PakeStep`). */
+  private async pake(deadline: number): Promise<RoomKeys> {
+    const { pake, payload } = Pake.start("host", this.room, this.password);
+    this.sig.relay("pake", payload);
+    let keys: RoomKeys | null = null;
+    for (;;) {
+      const m = await this.sig.recv(deadline);
+      if (m.type === "handshake-failed") continue; // a late notice about an earlier guest
+      if (m.type !== "pake") {
+        const err = roomEvent(m);
+        if (err) throw err.code === "peer-left" ? new WebError("peer-left", "the receiver left the room") : err;
+        continue;
+      }
+      if (m.payload.startsWith(PAKE_MSG_PREFIX)) {
+        if (keys) throw new WebError("protocol", "second PAKE message");
+        try {
+          keys = pake.finish(m.payload);
+        } catch {
+          throw new WebError("wrong-password", "the receiver's PAKE message does not decode");
+        }
+      } else if (m.payload.startsWith(PAKE_CONFIRM_PREFIX)) {
+        // A tag before the key: the guest cannot hold the key, so it guessed nothing.
+        if (!keys) throw new WebError("protocol", "confirmation before the PAKE message");
+        try {
+          keys.verifyConfirmation(m.payload);
+        } catch (e) {
+          if (e instanceof CryptoError) throw new WebError("wrong-password", "the receiver used a different password");
+          throw e;
+        }
+        this.sig.relay("pake", keys.confirmation());
+        return keys;
+      } else {
+        throw new WebError("protocol", "unknown PAKE payload");
+      }
+    }
+  }
+
+  /** Tell the server the guest failed key confirmation; the attempts it has left (null: unknown). */
+  private async reportFailure(): Promise<number | null> {
+    try {
+      this.sig.reportFailure();
+      const until = Date.now() + CONNECT_TIMEOUT;
+      for (;;) {
+        const m = await this.sig.recv(until);
+        if (m.type === "handshake-failed") return m.attempts_left ?? null;
+        if (m.type === "error") return m.code === "room-locked" ? 0 : null;
+        if (m.type === "room-expired" || m.type === "room-closed") throw new WebError("room-expired", "the room expired or was closed");
+        // A next guest may already be knocking: remember it.
+        if (m.type === "peer-joined" && m.role === "guest") this.guestPresent = true;
+        if (m.type === "peer-left") this.guestPresent = false;
+      }
+    } catch (e) {
+      if (e instanceof WebError && e.code === "room-expired") throw e;
+      return null;
+    }
+  }
+
+  /** Sealed offer/answer and trickle ICE until our data channel opens. The host offers; its
+   * own candidates wait for the answer, as handshake.rs explains. */
+  private async negotiate(pc: RTCPeerConnection, keys: RoomKeys, deadline: number): Promise<DcLink> {
+    const sealer = keys.sealer();
+    const seal = (kind: "offer" | "ice-candidate", v: object) => sealer.seal(kind, utf8(JSON.stringify(v)));
+    const dc = pc.createDataChannel(CHANNEL_LABEL, { ordered: true });
+    const link = new DcLink(pc, dc);
+    let remoteSet = false;
+    let sigAlive = true;
+    let failed = false;
+    const held: RTCIceCandidateInit[] = [];
+    const pending: RTCIceCandidateInit[] = [];
+    const sendCandidate = (c: RTCIceCandidateInit) => {
+      try {
+        this.sig.relay("ice-candidate", seal("ice-candidate", c));
+      } catch {
+        // Signaling gone mid-ICE: what was exchanged may be enough to connect.
+      }
+    };
+    pc.onicecandidate = (ev) => {
+      if (!ev.candidate?.candidate) return;
+      const c = ev.candidate.toJSON();
+      if (remoteSet) sendCandidate(c);
+      else held.push(c);
+    };
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed") failed = true;
+    });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    // `max_packet`: our DTLS transport ends the connection on a datagram past ~2 KiB rather
+    // than dropping it, so the native peer must not probe its path MTU beyond this.
+    this.sig.relay("offer", seal("offer", { type: offer.type, sdp: offer.sdp, max_packet: MAX_SCTP_PACKET }));
+    let peerLeft = false;
+    for (;;) {
+      if (link.isOpen) return link;
+      if (failed) throw new WebError("connect-failed", "connection failed (no usable ICE path)");
+      if (Date.now() >= deadline) {
+        throw peerLeft ? new WebError("peer-left", "the receiver left before connecting") : new WebError("timeout", "the devices did not connect in time");
+      }
+      if (!sigAlive) {
+        await sleep(50);
+        continue;
+      }
+      let m: ServerMsg;
+      try {
+        m = await this.sig.recv(Math.min(deadline, Date.now() + 50));
+      } catch (e) {
+        if (!(e instanceof WebError && e.code === "timeout")) sigAlive = false;
+        continue;
+      }
+      if (m.type === "answer" && !remoteSet) {
+        const answer = openJson<RTCSessionDescriptionInit>(sealer, "answer", m.payload);
+        await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+        remoteSet = true;
+        for (const c of pending.splice(0)) await pc.addIceCandidate(c).catch(() => undefined);
+        for (const c of held.splice(0)) sendCandidate(c);
+      } else if (m.type === "ice-candidate") {
+        const c = openJson<RTCIceCandidateInit>(sealer, "ice-candidate", m.payload);
+        if (!c.candidate) continue;
+        if (remoteSet) await pc.addIceCandidate(c).catch(() => undefined);
+        else pending.push(c);
+      } else if (m.type === "peer-left") {
+        // The guest may have finished its side and closed its socket; give ICE a moment.
+        deadline = Math.min(deadline, Date.now() + PEER_LEFT_GRACE);
+        peerLeft = true;
+      } else if (m.type === "peer-joined" && m.role === "guest") {
+        this.guestPresent = true;
+      } else if (m.type !== "pake" && m.type !== "handshake-failed") {
+        const err = roomEvent(m);
+        if (err) throw err;
+      }
+    }
+  }
+
+  /** Close the room for good (`close-room` needs the host token; leaving ends it for us). */
+  close(): void {
+    this.closed = true;
+    this.stopWatch = true;
+    this.sig.close();
+  }
+}
+

@@ -1,0 +1,205 @@
+// The browser sender's pure parts: the window/rewind bookkeeping (send-machine.ts), the
+// manifest and link it shows, and the whole send loop (send.ts) against the browser's own
+// receive loop (receive.ts) over an in-memory link, hashing with the real wasm module (that
+// part needs `bash scripts/build-wasm.sh`; scripts/test-web-e2e.sh runs it after building).
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { describe, expect, it } from "vitest";
+
+import { FrameQueue } from "../src/web/frame-queue";
+import { FLAG_COMPRESSED, KIND_CHUNK, type FileEntry } from "../src/web/frames";
+import { generatePassword, joinLink } from "../src/web/host";
+import { receive } from "../src/web/receive";
+import { chunkSize, send, type Source } from "../src/web/send";
+import { SendMachine, UNIT } from "../src/web/send-machine";
+import { entriesFor } from "../src/web/send-page";
+import type { FrameLink } from "../src/web/session";
+import { MemorySink } from "../src/web/sink";
+import { FerryWasm } from "../src/web/wasm";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const WASM = join(here, "../src/web/ferry.wasm");
+
+// tree.rs `piece_len`, for the machine tests that run without the wasm build.
+const prevPow2 = (n: number) => (n <= 0 ? 0 : 2 ** Math.floor(Math.log2(n)));
+function pieceLen(offset: number, end: number, total: number, target: number): number {
+  const remaining = Math.max(end - offset, 0);
+  if (remaining === 0) return 0;
+  let cap = prevPow2(Math.max(target, UNIT));
+  if (offset !== 0) cap = Math.min(cap, offset & -offset);
+  return end === total && remaining <= cap ? remaining : Math.min(cap, prevPow2(remaining));
+}
+
+const K = 1024;
+
+describe("SendMachine", () => {
+  it("keeps at most the window unacknowledged and continues on acks", () => {
+    const m = new SendMachine([40 * K], 8 * K, 4 * K, pieceLen);
+    m.accept([{ file: 0, offset: 0 }]);
+    const steps = [m.nextStep(), m.nextStep(), m.nextStep()];
+    expect(steps.map((s) => s.kind)).toEqual(["chunk", "chunk", "wait"]);
+    expect(m.inFlight()).toBe(8 * K);
+    m.onAck(0, 4 * K);
+    expect(m.nextStep()).toMatchObject({ kind: "chunk", offset: 8 * K, len: 4 * K });
+  });
+
+  it("starts a resumed file at the accepted offset and skips files not accepted", () => {
+    const m = new SendMachine([8 * K, 8 * K], 64 * K, 4 * K, pieceLen);
+    m.accept([{ file: 1, offset: 4 * K }]);
+    expect(m.nextStep()).toMatchObject({ kind: "chunk", file: 1, offset: 4 * K, len: 4 * K });
+    expect(m.nextStep()).toMatchObject({ kind: "end", file: 1 });
+    expect(m.nextStep().kind).toBe("wait");
+    m.onFileDone(1);
+    expect(m.nextStep().kind).toBe("done");
+    expect(m.ackedTotal()).toBe(8 * K);
+  });
+
+  it("rewinds on resend with a new generation, and bounds rewinds", () => {
+    const m = new SendMachine([16 * K], 64 * K, 4 * K, pieceLen);
+    m.accept([{ file: 0, offset: 0 }]);
+    m.nextStep();
+    m.nextStep();
+    const g = m.generation(0);
+    m.onResend(0, 4 * K);
+    expect(m.generation(0)).toBe((g ?? 0) + 1);
+    expect(m.nextStep()).toMatchObject({ kind: "chunk", offset: 4 * K });
+    expect(() => m.onResend(0, 100)).toThrow(/out of range/);
+    for (let i = 1; i < 17; i += 1) m.onResend(0, 0);
+    expect(() => m.onResend(0, 0)).toThrow(/more than 17 times/);
+  });
+
+  it("refuses what a receiver must not say", () => {
+    const m = new SendMachine([8 * K], 64 * K, 4 * K, pieceLen);
+    expect(() => m.accept([{ file: 3, offset: 0 }])).toThrow(/unknown file/);
+    expect(() => m.accept([{ file: 0, offset: 100 }])).toThrow(/boundary/);
+    m.accept([{ file: 0, offset: 0 }]);
+    expect(() => m.onAck(0, 4 * K)).toThrow(/beyond what was sent/);
+    expect(() => m.onFileDone(0)).toThrow(/before it was all sent/);
+  });
+
+  it("ends a 0-byte file at once", () => {
+    const m = new SendMachine([0], 64 * K, 4 * K, pieceLen);
+    m.accept([{ file: 0, offset: 0 }]);
+    expect(m.nextStep()).toMatchObject({ kind: "end", file: 0 });
+    m.onFileDone(0);
+    expect(m.nextStep().kind).toBe("done");
+  });
+});
+
+describe("what the send page shows and offers", () => {
+  it("builds the manifest from picked files and folders, renaming duplicates", () => {
+    const f = (name: string, rel = "") => ({ name, size: 3, lastModified: 1700000000123.4, webkitRelativePath: rel });
+    expect(entriesFor([f("a.txt"), f("a.txt"), f("b", "dir/sub/b"), f("a.txt")])).toEqual([
+      { path: "a.txt", size: 3, mtime_ms: 1700000000123 },
+      { path: "a (1).txt", size: 3, mtime_ms: 1700000000123 },
+      { path: "dir/sub/b", size: 3, mtime_ms: 1700000000123 },
+      { path: "a (2).txt", size: 3, mtime_ms: 1700000000123 },
+    ]);
+  });
+
+  it("prints the link in ticket.rs's form", () => {
+    expect(joinLink("ABCDEFGHJK", "ws://127.0.0.1:8080/ws", "abcd-efgh")).toBe("ferry://join/ABCDE-FGHJK?server=ws%3A%2F%2F127.0.0.1%3A8080%2Fws#abcd-efgh");
+    expect(joinLink("ABCDEFGHJK", "", "two words")).toBe("ferry://join/ABCDE-FGHJK#two%20words");
+  });
+
+  it("generates 80-bit passwords without look-alikes", () => {
+    const p = generatePassword();
+    expect(p).toMatch(/^[a-hjkmnp-z2-9]{4}(-[a-hjkmnp-z2-9]{4}){3}$/);
+    expect(generatePassword()).not.toBe(p);
+  });
+
+  it("sizes chunks as the native sender does", () => {
+    expect(chunkSize(256 * K)).toBe(128 * K);
+    expect(chunkSize(64 * K)).toBe(32 * K);
+    expect(chunkSize(1024)).toBe(16 * K);
+  });
+});
+
+/** Two ends of an in-memory link; `tamper` may change a frame on its way to the receiver. */
+function linkPair(maxMessageSize: number, tamper?: (f: Uint8Array) => Uint8Array) {
+  const qa = new FrameQueue();
+  const qb = new FrameQueue();
+  const end = (mine: FrameQueue, theirs: FrameQueue, out?: (f: Uint8Array) => Uint8Array): FrameLink => ({
+    maxMessageSize,
+    get isOpen() {
+      return !mine.closed;
+    },
+    next: (d) => mine.next(d),
+    async send(f) {
+      if (mine.closed) throw new Error("closed");
+      theirs.push(out ? out(f.slice()) : f.slice());
+    },
+    async close() {
+      mine.close();
+      theirs.close();
+    },
+  });
+  return { sender: end(qa, qb, tamper), receiver: end(qb, qa) };
+}
+
+const memorySource = (files: Uint8Array[]): Source => ({
+  async read(file, offset, len) {
+    return files[file].slice(offset, offset + len);
+  },
+});
+
+describe.skipIf(!existsSync(WASM))("send ↔ receive over an in-memory link (wasm)", () => {
+  const load = () => FerryWasm.load(readFileSync(WASM));
+  const random = (n: number) => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(i + 65536, n)));
+    return b;
+  };
+
+  async function transfer(files: Uint8Array[], tamper?: (f: Uint8Array) => Uint8Array) {
+    const wasm = await load();
+    const entries: FileEntry[] = files.map((f, i) => ({ path: `f${i}.bin`, size: f.length, mtime_ms: 0 }));
+    const { sender, receiver } = linkPair(256 * K, tamper);
+    const sink = new MemorySink();
+    const [sent, got] = await Promise.all([
+      send({ link: sender, wasm, transferId: "t", entries, source: memorySource(files), caps: ["lz4"] }),
+      receive({ link: receiver, wasm: await load(), sink }),
+    ]);
+    return { sent, got, sink };
+  }
+
+  it("delivers random, compressible and empty files byte-exact", async () => {
+    const text = new TextEncoder().encode("the quick brown fox jumps over the lazy dog\n".repeat(20_000));
+    const files = [random(3 * 1024 * 1024 + 12_345), text, new Uint8Array(0)];
+    const { sent, got, sink } = await transfer(files);
+    expect(sent.files).toBe(3);
+    expect(sent.bytes).toBe(files.reduce((n, f) => n + f.length, 0));
+    expect(sent.compressed).toBeGreaterThan(0);
+    expect(got).toMatchObject({ files: 3, rejected: 0 });
+    for (const [i, f] of files.entries()) {
+      const r = sink.files.find((x) => x.path === `f${i}.bin`);
+      expect(r && Buffer.from(r.data).equals(Buffer.from(f))).toBe(true);
+    }
+  });
+
+  it("a chunk corrupted on the way is refused, re-sent, and the file is byte-exact", async () => {
+    const file = random(1024 * 1024 + 333);
+    let chunks = 0;
+    const { sent, got, sink } = await transfer([file], (f) => {
+      if (f[0] === KIND_CHUNK && (f[1] & FLAG_COMPRESSED) === 0 && ++chunks === 3) f[100] ^= 1;
+      return f;
+    });
+    expect(got).toMatchObject({ files: 1, rejected: 1 });
+    expect(sent.sent).toBeGreaterThan(file.length);
+    expect(Buffer.from(sink.files[0].data).equals(Buffer.from(file))).toBe(true);
+  });
+
+  it("ends with the receiver's decline", async () => {
+    const wasm = await load();
+    const { sender, receiver } = linkPair(256 * K);
+    const entries = [{ path: "x", size: 5, mtime_ms: 0 }];
+    const [s, r] = await Promise.allSettled([
+      send({ link: sender, wasm, transferId: "t", entries, source: memorySource([new Uint8Array(5)]) }),
+      receive({ link: receiver, wasm, sink: new MemorySink(), decide: async () => false }),
+    ]);
+    expect(s.status === "rejected" && (s.reason as { code: string }).code).toBe("declined");
+    expect(r.status === "rejected" && (r.reason as { code: string }).code).toBe("declined");
+  });
+});
