@@ -106,7 +106,12 @@ export type FerryEvent =
        */
       link_bytes?: number;
     }
-  | { event: "error"; code: string; message: string };
+  | { event: "error"; code: string; message: string }
+  /**
+   * A room that serves several receivers (`ferry send --receivers`): `inner` is what receiver
+   * number `receiver` (from 1) reports, shaped as a one-receiver send's event.
+   */
+  | { event: "receiver"; receiver: number; inner: FerryEvent };
 
 export interface TurnServer {
   urls: string;

@@ -189,6 +189,10 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
       };
     case "error":
       return { ...s, phase: "error", error: { code: e.code, ...humanError(e.code, e.message) } };
+    // One receiver of a room that serves several: the app sends to one receiver per room, so
+    // the transfer's own state is the room's; the receivers' lines are not folded in here.
+    case "receiver":
+      return s;
   }
 }
 

@@ -1,6 +1,7 @@
 //! `ferry`: send and receive files device to device; history; a signaling server.
 
 mod nearby;
+mod multi;
 mod output;
 mod serve;
 
@@ -93,6 +94,8 @@ enum Cmd {
         /// Keep waiting after a wrong password instead of exiting.
         #[arg(long)]
         keep_waiting: bool,
+        #[command(flatten)]
+        many: multi::ManyArgs,
         #[command(flatten)]
         announce: nearby::AnnounceArgs,
         #[command(flatten)]
@@ -252,6 +255,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             resume,
             listen,
             keep_waiting,
+            many,
             announce,
             net,
         } => {
@@ -298,6 +302,13 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 let env_u64 = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
                 opts.test_hooks.corrupt_chunk = env_u64("FERRY_TEST_CORRUPT_CHUNK");
                 opts.test_hooks.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
+            }
+            if many.wanted() {
+                let code = multi::send(opts, &paths, many, net.json).await;
+                if let Some(s) = embedded {
+                    s.shutdown().await;
+                }
+                return Ok(code);
             }
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());

@@ -170,6 +170,8 @@ pub(crate) async fn print_events(
             Event::Retrying { message, .. } => {
                 say!("Could not connect ({}); trying again...", esc(&message))
             }
+            // A room with several receivers prints its own lines (multi.rs).
+            Event::Receiver { .. } => {}
             Event::SkippedSymlinks { paths } => {
                 let n = paths.len();
                 let shown: Vec<String> = paths.iter().take(20).map(|p| esc(p)).collect();

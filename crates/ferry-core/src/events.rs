@@ -172,6 +172,15 @@ pub enum Event {
         /// What happened, for a person.
         message: String,
     },
+    /// About one receiver of a room that serves several (`ferry send --receivers`): `inner`
+    /// is what that receiver's own run reports (`peer-joined`, `connected`, `progress`, its
+    /// `done` or `error`...). The room's own events stay unwrapped.
+    Receiver {
+        /// The receiver's number in the room (from 1), as `stop <n>` takes it.
+        receiver: u32,
+        /// The event, as a one-receiver send would report it.
+        inner: Box<Event>,
+    },
 }
 
 /// One entry of an offer.
@@ -233,6 +242,28 @@ impl Event {
     }
 }
 
+impl EventSink {
+    /// A sink whose events reach this one wrapped as [`Event::Receiver`] for `receiver`.
+    pub(crate) fn for_receiver(&self, receiver: u32) -> EventSink {
+        let Some(parent) = self.0.clone() else {
+            return EventSink::none();
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let wrapped = Event::Receiver {
+                    receiver,
+                    inner: Box::new(e),
+                };
+                if parent.send(wrapped).is_err() {
+                    break;
+                }
+            }
+        });
+        EventSink::new(tx)
+    }
+}
+
 impl From<mpsc::UnboundedSender<Event>> for EventSink {
     fn from(tx: mpsc::UnboundedSender<Event>) -> Self {
         Self::new(tx)
@@ -270,6 +301,23 @@ mod tests {
             })
             .unwrap(),
             r#"{"event":"wrong-password-attempt","attempts_left":null}"#
+        );
+    }
+
+    #[test]
+    fn a_receivers_event_nests_the_one_receiver_shape() {
+        let e = Event::Receiver {
+            receiver: 2,
+            inner: Box::new(Event::Done {
+                bytes: 5,
+                secs: 0.5,
+                transfer_id: "t".into(),
+                link_bytes: None,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"receiver","receiver":2,"inner":{"event":"done","bytes":5,"secs":0.5,"transfer_id":"t"}}"#
         );
     }
 

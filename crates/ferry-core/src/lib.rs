@@ -51,8 +51,9 @@ mod status;
 mod store;
 
 pub use api::{
-    Decision, Offer, ReceiveOptions, ReceiveReport, ReceivedFile, SendOptions, SendReport,
-    check_text_size, receive, send, send_text,
+    DEFAULT_RECEIVERS_AT_ONCE, Decision, ManyOptions, ManyReport, Offer, ReceiveOptions,
+    ReceiveReport, ReceivedFile, SendOptions, SendReport, check_text_size, receive, send,
+    send_many, send_text,
 };
 pub use defaults::{TEXT_MAX_BYTES, Tuning};
 pub use error::{ConnectKind, ErrorKind, FerryError, exit_codes};

@@ -98,6 +98,26 @@ impl SignalClient {
         }
     }
 
+    /// A client over channels instead of a socket: what a shared room's host hands each
+    /// guest's run (its messages are addressed to that guest on the room's one socket).
+    pub(crate) fn from_channels(
+        tx: mpsc::UnboundedSender<ClientMsg>,
+        rx: mpsc::UnboundedReceiver<ServerMsg>,
+        max_frame_bytes: usize,
+    ) -> SignalClient {
+        SignalClient {
+            tx,
+            rx,
+            next_rid: 1,
+            max_frame_bytes,
+        }
+    }
+
+    /// Another handle on the outgoing queue.
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<ClientMsg> {
+        self.tx.clone()
+    }
+
     /// A fresh request id.
     pub fn rid(&mut self) -> u64 {
         let r = self.next_rid;

@@ -42,6 +42,7 @@ every_variant!(
     Event::Text { .. },
     Event::Done { .. },
     Event::Error { .. },
+    Event::Receiver { .. },
 );
 
 every_variant!(
@@ -267,6 +268,19 @@ fn samples() -> Vec<(&'static str, Event)> {
             Event::Error {
                 code: "wrong-password".into(),
                 message: "wrong password, or the server interfered".into(),
+            },
+        ),
+        (
+            "receiver",
+            Event::Receiver {
+                receiver: 2,
+                inner: Box::new(Event::Progress {
+                    file: "holiday/beach.jpg".into(),
+                    bytes_done: 1_000,
+                    total: 4_000,
+                    rate_bps: 500,
+                    eta_secs: Some(6),
+                }),
             },
         ),
     ]

@@ -23,10 +23,12 @@ use crate::transfer::TransferHandle;
 use crate::transfer::sender::{self, SendJob};
 use crate::transfer::text;
 
+mod many;
 mod receive;
 
 pub use crate::transfer::receiver::{Decision, Offer, ReceivedFile};
 pub use crate::transfer::text::check_size as check_text_size;
+pub use many::{DEFAULT_RECEIVERS_AT_ONCE, ManyOptions, ManyReport, send_many};
 pub use receive::{ReceiveOptions, ReceiveReport, receive};
 
 impl From<ConnectError> for FerryError {

@@ -35,14 +35,14 @@ pub struct HostRoom {
     failed_guesses: u32,
 }
 
-fn merged_ice(server: &[IceServer], cfg: &ConnectConfig) -> Vec<IceServer> {
+pub(super) fn merged_ice(server: &[IceServer], cfg: &ConnectConfig) -> Vec<IceServer> {
     let mut v = server.to_vec();
     v.extend(cfg.ice_servers.iter().cloned());
     v
 }
 
 /// Wait for the reply to request `rid`; room-level errors end the wait.
-async fn reply(
+pub(super) async fn reply(
     sig: &mut SignalClient,
     rid: u64,
     deadline: Instant,

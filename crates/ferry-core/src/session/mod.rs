@@ -15,8 +15,10 @@ use crate::link::{Link, PathKind};
 mod confirm;
 mod handshake;
 mod host;
+mod shared;
 
 pub use host::{HostRoom, RoomCommand, join};
+pub use shared::{GuestRun, RoomNews, SharedRoom};
 
 /// Everything needed to reach the other peer.
 #[derive(Debug, Clone)]
