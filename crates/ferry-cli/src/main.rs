@@ -94,6 +94,10 @@ enum Cmd {
         /// Keep waiting after a wrong password instead of exiting.
         #[arg(long)]
         keep_waiting: bool,
+        /// Also print a browser link (http://SERVER/j/ROOM#password) when the server is plain
+        /// ws://, as on loopback; for a wss:// server the https one is always printed.
+        #[arg(long)]
+        web_link: bool,
         #[command(flatten)]
         many: multi::ManyArgs,
         #[command(flatten)]
@@ -255,6 +259,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             resume,
             listen,
             keep_waiting,
+            web_link,
             many,
             announce,
             net,
@@ -317,7 +322,12 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let rx = nearby::announce_while_open(rx, &announce);
-            let printer = tokio::spawn(output::print_events(rx, net.json, output::Status::Stdout));
+            let printer = tokio::spawn(output::print_events(
+                rx,
+                net.json,
+                output::Status::Stdout,
+                web_link,
+            ));
             let r = match text {
                 Some(t) => ferry_core::send_text(opts, t, &handle, EventSink::new(tx)).await,
                 None => ferry_core::send(opts, &paths, &handle, EventSink::new(tx)).await,
@@ -387,7 +397,12 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             let (tx, rx) = mpsc::unbounded_channel();
-            let printer = tokio::spawn(output::print_events(rx, net.json, output::Status::Stderr));
+            let printer = tokio::spawn(output::print_events(
+                rx,
+                net.json,
+                output::Status::Stderr,
+                false,
+            ));
             let r = ferry_core::receive(opts, &ticket, decide, &handle, EventSink::new(tx)).await;
             let _ = printer.await;
             let r = r.and_then(|rep| match rep.failed.first() {

@@ -51,10 +51,20 @@ pub(crate) fn text_for_terminal(text: &str) -> String {
         .join("\n")
 }
 
+/// The browser link for a room's `ferry://` link: `https://SERVER/j/ROOM#password` when the
+/// server is `wss://`, and an `http://` one for a plain `ws://` server only when asked
+/// (`--web-link`; a page over plain http works on loopback only, see docs/DEPLOY.md).
+pub(crate) fn web_link(link: &str, plain_http: bool) -> Option<String> {
+    ferry_core::JoinTicket::parse(link)
+        .ok()?
+        .web_url(plain_http)
+}
+
 pub(crate) async fn print_events(
     mut rx: mpsc::UnboundedReceiver<Event>,
     json: bool,
     status: Status,
+    web_plain_http: bool,
 ) {
     // A status line, to stdout or stderr as `status` says.
     macro_rules! say {
@@ -86,12 +96,21 @@ pub(crate) async fn print_events(
                 capped,
                 ..
             } => {
+                let web = web_link(&link, web_plain_http);
                 say!("Room:     {room}");
                 say!("Password: {password}");
                 say!("Link:     {link}");
+                if let Some(w) = &web {
+                    say!("Web link: {w}");
+                }
                 say!("Expires:  {}", expiry_line(expires_at, now_unix(), capped));
                 say!("On the other device: ferry receive '{link}'");
-                if let Ok(code) = qrcode::QrCode::new(link.as_bytes()) {
+                if let Some(w) = &web {
+                    say!("Or in a browser: {w}");
+                }
+                // A phone's camera opens the browser link; the ferry:// one only with the app.
+                let qr_link = web.as_deref().unwrap_or(&link);
+                if let Ok(code) = qrcode::QrCode::new(qr_link.as_bytes()) {
                     let qr = code
                         .render::<qrcode::render::unicode::Dense1x2>()
                         .quiet_zone(true)
