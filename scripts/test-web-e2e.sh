@@ -43,6 +43,7 @@ export FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/deb
   WEB_DIST="$WORK/dist" CHROMIUM="$CHROMIUM" E2E_WORK="$WORK"
 status=0
 timeout 90 node ui/e2e/web-receive.e2e.mjs || status=1
+timeout 90 node ui/e2e/web-served.e2e.mjs || status=1
 # The send checks' own cap grows with WEB_SEND_MB (ui/e2e/web-send.e2e.mjs).
 timeout 1800 node ui/e2e/web-send.e2e.mjs || status=1
 exit $status
