@@ -197,6 +197,12 @@ def check_signal(c: Checks, compose: dict, binary: str, work: Path, turn: Coturn
     log = open(work / "signal.log", "wb")  # noqa: SIM115 - closed below
     env = {**os.environ, **{k: str(v) for k, v in
                             compose["services"]["signal"].get("environment", {}).items()}}
+    # The image's built page, stood in for by a one-file page in the same place.
+    web = env.get("FERRY_SIGNAL_WEB_DIR")
+    if web:
+        env["FERRY_SIGNAL_WEB_DIR"] = str(work / "web")
+        (work / "web").mkdir(exist_ok=True)
+        (work / "web" / "web.html").write_text("<!doctype html><title>Ferry</title>")
     proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
     try:
         up = wait_tcp(port)
@@ -205,6 +211,12 @@ def check_signal(c: Checks, compose: dict, binary: str, work: Path, turn: Coturn
             return
         status, _ = http("GET", f"http://{LOOP}:{port}/healthz")
         c.record("signal /healthz", status == 200, f"HTTP {status}")
+        if web:
+            page = urllib.request.urlopen(f"http://{LOOP}:{port}/j/ABCDE-FGHJK", timeout=5)
+            csp = page.headers.get("content-security-policy", "")
+            c.record("signal serves the web page at /j/ROOM with its CSP",
+                     page.status == 200 and b"Ferry" in page.read()
+                     and "script-src 'self' 'wasm-unsafe-eval'" in csp, csp)
         hc = subprocess.run([binary, "healthcheck", "--url", f"http://{LOOP}:{port}/healthz"],
                             capture_output=True, text=True, timeout=15)
         c.record("ferry-signal healthcheck (the image's HEALTHCHECK)", hc.returncode == 0,
