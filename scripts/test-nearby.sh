@@ -14,6 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 command -v ip >/dev/null || { echo "nearby: skipped (no ip command)"; exit 0; }
 
+# scripts/test.sh turns announcing off for every other test; this one is about it.
+unset FERRY_NO_ANNOUNCE
 prefix="fnb$$"
 ns_a="${prefix}a"
 ns_b="${prefix}b"
@@ -87,7 +89,8 @@ for l in open(sys.argv[1]):
     if e.get("event") == "room-created": print(e["room"]); break' "$work/$1.log"; }
 
 # 1. Two senders announce; the receiver lists both and joins the one it picks by name.
-start_sender photo --password pw-nearby --device-name $'Test\a laptop\e' "$work/photo.jpg"
+# The first is bound to its link's address, so it announces on that interface only.
+start_sender photo --password pw-nearby --bind 10.231.7.1:0 --device-name $'Test\a laptop\e' "$work/photo.jpg"
 photo_pid=$last_pid
 start_sender note --password other-pw --device-name "Second desk" "$work/note.txt"
 room="$(room_of photo)"

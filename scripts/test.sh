@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# `ferry send` announces its room on the local network; tests keep to loopback and their own
+# namespaces (scripts/test-nearby.sh turns it back on inside its namespaces).
+export FERRY_NO_ANNOUNCE=1
 
 t0=$(date +%s)
 # Each step says when it starts, so a slow CI run shows where its time went.

@@ -1,7 +1,7 @@
 //! `ferry`: send and receive files device to device; history; a signaling server.
 
-mod nearby;
 mod multi;
+mod nearby;
 mod output;
 mod serve;
 
@@ -321,7 +321,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 steer_from_stdin(handle.clone());
             }
             let (tx, rx) = mpsc::unbounded_channel();
-            let rx = nearby::announce_while_open(rx, &announce);
+            let rx = nearby::announce_while_open(rx, &announce, &net.bind);
             let printer = tokio::spawn(output::print_events(
                 rx,
                 net.json,

@@ -4,6 +4,7 @@
 //! file holds the flags, the list and the choice.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ferry_core::{Announcer, Event, NearbyRoom};
@@ -52,7 +53,18 @@ fn wait_time(s: &str) -> Result<Duration, String> {
 pub(crate) fn announce_while_open(
     mut events: mpsc::UnboundedReceiver<Event>,
     args: &AnnounceArgs,
+    bind: &[String],
 ) -> mpsc::UnboundedReceiver<Event> {
+    // `--bind` addresses: announce only where the transfer can be reached.
+    let only_on: Vec<IpAddr> = bind
+        .iter()
+        .filter_map(|b| {
+            b.parse::<SocketAddr>()
+                .map(|a| a.ip())
+                .or_else(|_| b.parse::<IpAddr>())
+                .ok()
+        })
+        .collect();
     let (tx, rx) = mpsc::unbounded_channel();
     let name = (!args.no_announce).then(|| {
         args.device_name
@@ -63,7 +75,7 @@ pub(crate) fn announce_while_open(
         let mut announcer: Option<Announcer> = None;
         while let Some(e) = events.recv().await {
             if let (Some(name), Event::RoomCreated { room, server, .. }) = (&name, &e) {
-                announcer = start(name, room, server);
+                announcer = start(name, room, server, &only_on);
             }
             if tx.send(e).is_err() {
                 break;
@@ -75,7 +87,7 @@ pub(crate) fn announce_while_open(
     rx
 }
 
-fn start(name: &str, room: &str, server: &str) -> Option<Announcer> {
+fn start(name: &str, room: &str, server: &str, only_on: &[IpAddr]) -> Option<Announcer> {
     let room = match room.parse() {
         Ok(r) => r,
         Err(e) => {
@@ -84,7 +96,7 @@ fn start(name: &str, room: &str, server: &str) -> Option<Announcer> {
         }
     };
     let nearby = NearbyRoom::new(name, room, server);
-    match Announcer::start(&nearby) {
+    match Announcer::start(&nearby, only_on) {
         Ok(a) => {
             eprintln!(
                 "Nearby:   announced as \"{}\" on the local network (--no-announce turns it off)",

@@ -11,10 +11,11 @@
 //! without sockets; [`Announcer`] and [`browse`] are the edge that touches the network.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferry_proto::RoomId;
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use serde::Serialize;
 
 use crate::fsio::is_invisible;
@@ -203,9 +204,22 @@ impl std::fmt::Debug for Announcer {
 }
 
 impl Announcer {
-    /// Starts announcing `room` on every local interface that does multicast.
-    pub fn start(room: &NearbyRoom) -> Result<Self, NearbyError> {
+    /// Starts announcing `room` on every local interface that does multicast, or, when
+    /// `only_on` names addresses (the ones the transfer is bound to), on the interfaces
+    /// that carry them: a device that cannot be reached elsewhere is not announced there.
+    pub fn start(room: &NearbyRoom, only_on: &[IpAddr]) -> Result<Self, NearbyError> {
         let daemon = ServiceDaemon::new().map_err(|e| NearbyError::Start(e.to_string()))?;
+        let only: Vec<IfKind> = only_on
+            .iter()
+            .filter(|ip| !ip.is_unspecified())
+            .map(|ip| IfKind::Addr(*ip))
+            .collect();
+        if !only.is_empty() && only.len() == only_on.len() {
+            daemon
+                .disable_interface(IfKind::All)
+                .and_then(|()| daemon.enable_interface(only.clone()))
+                .map_err(|e| NearbyError::Start(e.to_string()))?;
+        }
         // The host record names the room, not the machine: the device name the user chose
         // is all that should identify it, so the real host name stays out of the packets.
         let host = format!("ferry-{}.local.", room.room.as_str().to_ascii_lowercase());
@@ -213,7 +227,7 @@ impl Announcer {
             .ok()
             .and_then(|u| u.port_or_known_default())
             .unwrap_or(0);
-        let info = ServiceInfo::new(
+        let mut info = ServiceInfo::new(
             SERVICE_TYPE,
             &room.instance_name(),
             &host,
@@ -223,6 +237,9 @@ impl Announcer {
         )
         .map_err(|e| NearbyError::Announce(e.to_string()))?
         .enable_addr_auto();
+        if !only.is_empty() && only.len() == only_on.len() {
+            info.set_interfaces(only);
+        }
         let fullname = info.get_fullname().to_string();
         daemon
             .register(info)
