@@ -2,7 +2,7 @@
 import { announce, copyText, h, replaceKeepingFocus } from "./dom";
 import { formatCountdown } from "./format";
 import { api as realApi, type FerryEvent, type HistoryEntry, type Settings, type TransferId } from "./ipc";
-import { parseJoinLink, parseRoomInput } from "./link";
+import { parseJoinLink, parseRoomInput, webLink } from "./link";
 import { DEFAULT_LIFETIME, lifetimeLabel } from "./lifetime";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
@@ -321,7 +321,8 @@ export class App {
     t.state = reduce(t.state, e);
     if (e.event === "room-created" && e.link) {
       this.api
-        .qrSvg(e.link)
+        // A phone's camera opens the browser link where the server serves the page.
+        .qrSvg(webLink(e.link) ?? e.link)
         .then((svg) => {
           t.qrSvg = svg;
           if (this.transfer === t) this.render();

@@ -257,3 +257,21 @@ test("a ferry:// link with a password joins straight away", async () => {
   await tick();
   expect(calls.receive_start[0]).toMatchObject({ room: "ABCDEFGHJK", password: "pw", server: "ws://192.0.2.1:7000" });
 });
+
+test("send through a wss server: the browser link is shown and the QR code carries it", async () => {
+  await click("#pick-files");
+  await emit(
+    {
+      event: "room-created",
+      room: "ABCDEFGHJK",
+      password: "pw words",
+      link: "ferry://join/ABCDE-FGHJK?server=wss%3A%2F%2Fferry.example%2Fws#pw%20words",
+      expires_at: Date.now() / 1000 + 600,
+      server: "wss://ferry.example/ws",
+    },
+    { event: "waiting" },
+  );
+  await tick();
+  expect(text("#room-web-link")).toBe("https://ferry.example/j/ABCDE-FGHJK#pw%20words");
+  expect(calls.qr_svg[0].text).toBe("https://ferry.example/j/ABCDE-FGHJK#pw%20words");
+});

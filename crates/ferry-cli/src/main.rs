@@ -4,6 +4,7 @@ mod multi;
 mod nearby;
 mod output;
 mod serve;
+mod steer;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -73,6 +74,7 @@ struct NetArgs {
 enum Cmd {
     /// Offer files and folders (or a text snippet); prints a room, password, link and QR
     /// code, then waits.
+    #[command(after_help = steer::SEND_HELP)]
     Send {
         paths: Vec<PathBuf>,
         /// Send this text instead of files (`-` reads it from stdin); the receiver prints it.
@@ -317,8 +319,8 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             }
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
-            if net.json && !text_from_stdin {
-                steer_from_stdin(handle.clone());
+            if !text_from_stdin {
+                steer::send_from_stdin(handle.clone());
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let rx = nearby::announce_while_open(rx, &announce, &net.bind);

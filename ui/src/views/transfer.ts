@@ -2,7 +2,7 @@
 // (receiver), verification words, progress, controls, result.
 import { h, svgElement } from "../dom";
 import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
-import { displayRoom } from "../link";
+import { displayRoom, webLink } from "../link";
 import { statusText, type FileRow, type TransferState } from "../state";
 
 export interface TransferActions {
@@ -51,6 +51,7 @@ function fileList(files: FileRow[]): HTMLElement {
 
 function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
   const room = s.room ? displayRoom(s.room) : "";
+  const web = s.link ? webLink(s.link) : null;
   return h(
     "section",
     { class: "card room", "aria-labelledby": "room-title" },
@@ -67,6 +68,8 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
         h("dd", {}, h("code", { id: "room-password", class: "big" }, s.password ?? ""), h("button", { id: "copy-password", class: "small", onclick: () => a.copy(s.password ?? "", "Password") }, "Copy")),
         h("dt", {}, "Link"),
         h("dd", {}, h("code", { id: "room-link", class: "link", title: s.link ?? "" }, s.link ?? ""), h("button", { id: "copy-link", class: "small", onclick: () => a.copy(s.link ?? "", "Link") }, "Copy link")),
+        web ? h("dt", {}, "Browser link") : null,
+        web ? h("dd", {}, h("code", { id: "room-web-link", class: "link", title: web }, web), h("button", { id: "copy-web-link", class: "small", onclick: () => a.copy(web, "Browser link") }, "Copy")) : null,
         s.server ? h("dt", {}, "Server") : null,
         s.server ? h("dd", {}, h("code", { id: "room-server", class: "link" }, s.server)) : null,
         h("dt", {}, "Expires in"),

@@ -1,0 +1,99 @@
+//! Lines on `ferry send`'s stdin that steer the room and the transfer while it runs:
+//! `extend 10m` gives the waiting room a new lifetime from now (the server caps it), `close`
+//! closes it at once, and `pause`, `resume`, `cancel` steer the transfer. A person types them
+//! at the terminal; scripts and tests write them to a pipe.
+
+use std::io::BufRead;
+
+use ferry_core::TransferHandle;
+
+/// What `ferry send --help` says about them.
+pub(crate) const SEND_HELP: &str = "While `ferry send` runs (and stdin is not the text of --text -), it reads commands \
+on stdin, one a line: `extend 10m` gives the waiting room a new lifetime from now (capped by \
+the server; the new deadline is printed), `close` closes the room at once (a receiver is told \
+it is closed; the send ends with exit code 19), and `pause`, `resume`, `cancel` steer the transfer.";
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    Extend(u64),
+    Close,
+    Pause,
+    Resume,
+    Cancel,
+    Nothing,
+}
+
+/// Reads one line; `Err` says what is wrong with it, for the person who typed it.
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
+    let line = line.trim();
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    let plain = |c| {
+        if rest.is_empty() {
+            Ok(c)
+        } else {
+            Err(format!("`{word}` takes nothing after it"))
+        }
+    };
+    match word.to_ascii_lowercase().as_str() {
+        "" => Ok(Command::Nothing),
+        "extend" if rest.is_empty() => Err("extend by how long? e.g. `extend 10m`".into()),
+        "extend" => ferry_core::parse_lifetime(rest)
+            .map(Command::Extend)
+            .map_err(|e| e.to_string()),
+        "close" => plain(Command::Close),
+        "pause" => plain(Command::Pause),
+        "resume" => plain(Command::Resume),
+        "cancel" => plain(Command::Cancel),
+        _ => Err(format!(
+            "unknown command {line:?}; try `extend 10m`, `close`, `pause`, `resume` or `cancel`"
+        )),
+    }
+}
+
+/// Steers the send with stdin's lines until stdin ends.
+pub(crate) fn send_from_stdin(handle: TransferHandle) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match parse(&line) {
+                Ok(Command::Extend(secs)) => handle.extend_room(secs),
+                Ok(Command::Close) => handle.close_room(),
+                Ok(Command::Pause) => handle.pause(),
+                Ok(Command::Resume) => handle.resume(),
+                Ok(Command::Cancel) => handle.cancel(),
+                Ok(Command::Nothing) => {}
+                Err(why) => eprintln!("ferry: {why}"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_and_transfer_commands_read() {
+        assert_eq!(parse("extend 10m"), Ok(Command::Extend(600)));
+        assert_eq!(parse("  EXTEND 1h30m \n"), Ok(Command::Extend(5400)));
+        assert_eq!(parse("extend 2 hours"), Ok(Command::Extend(7200)));
+        assert_eq!(parse("close"), Ok(Command::Close));
+        assert_eq!(parse("pause"), Ok(Command::Pause));
+        assert_eq!(parse("resume"), Ok(Command::Resume));
+        assert_eq!(parse("cancel"), Ok(Command::Cancel));
+        assert_eq!(parse(""), Ok(Command::Nothing));
+    }
+
+    #[test]
+    fn a_wrong_line_says_what_works() {
+        assert!(parse("extend").unwrap_err().contains("extend 10m"));
+        assert!(parse("extend soon").unwrap_err().contains("30s, 10m"));
+        assert!(parse("close now").unwrap_err().contains("nothing after"));
+        assert!(
+            parse("shutdown")
+                .unwrap_err()
+                .contains("`extend 10m`, `close`")
+        );
+    }
+}
