@@ -9,20 +9,12 @@
 //   FERRY_CLI_BIN, FERRY_SIGNAL_BIN, WEB_DIST, CHROMIUM, E2E_WORK
 // WEB_SEND_MB sets the random file's size (default 8; 256 with FERRY_HEAVY=1).
 // Bounded: every wait has a timeout and the whole run is capped.
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { extname, join, normalize, relative } from "node:path";
-import { createInterface } from "node:readline";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 
-import { chromium } from "playwright-core";
+import { env, exitWithin, Harness, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
-  return v;
-};
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
 const DIST = env("WEB_DIST");
@@ -31,112 +23,19 @@ const WORK = env("E2E_WORK");
 const MB = Math.min(Number(process.env.WEB_SEND_MB ?? (process.env.FERRY_HEAVY === "1" ? 256 : 8)), 4096);
 const CAP_MS = 90_000 + MB * 400;
 
-const started = Date.now();
-const children = new Set();
-let browser = null;
-let httpServer = null;
+const hx = new Harness();
+const log = hx.log;
+const start = (...a) => hx.start(...a);
 let passed = 0;
 let failed = 0;
 
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  httpServer?.close();
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-}
 const cap = setTimeout(async () => {
   console.error(`web-send-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await cleanup();
+  await hx.cleanup();
   process.exit(1);
 }, CAP_MS);
 
-const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
-const sha256File = (path) =>
-  new Promise((resolve, reject) => {
-    const h = createHash("sha256");
-    createReadStream(path)
-      .on("data", (d) => h.update(d))
-      .on("end", () => resolve(h.digest("hex")))
-      .on("error", reject);
-  });
-
-/** A child process whose stdout lines are kept (and awaited) and whose stderr is kept. */
-function start(cmd, args, extraEnv, name) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
-  children.add(child);
-  const lines = [];
-  const waiters = [];
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
-  });
-  createInterface({ input: child.stdout }).on("line", (l) => {
-    lines.push(l);
-    for (const w of waiters.splice(0)) w();
-  });
-  const exited = new Promise((resolve) => {
-    child.on("exit", (code, sig) => resolve(code ?? sig));
-    child.on("error", (e) => {
-      stderr += `spawn failed: ${e.message}\n`;
-      resolve(`spawn failed: ${e.message}`);
-    });
-  });
-  exited.then(() => {
-    for (const w of waiters.splice(0)) w();
-  });
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    name,
-    /** The first stdout line matching `pred`, within `ms`. */
-    async line(pred, ms, what) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const hit = lines.find(pred);
-        if (hit) return hit;
-        if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before ${what}:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
-        const left = until - Date.now();
-        if (left <= 0) throw new Error(`${name}: no ${what} within ${ms} ms:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
-        await new Promise((r) => {
-          const t = setTimeout(r, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
-    },
-  };
-}
-
-const exitWithin = (p, ms) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
-
-const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
-
-/** The built web app, served on loopback with the CSP a deployment should send. */
-function serveDist() {
-  return new Promise((resolve) => {
-    httpServer = createServer((req, res) => {
-      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-      const file = join(DIST, path === "/" ? "web.html" : path);
-      try {
-        if (!file.startsWith(DIST) || !statSync(file).isFile()) throw new Error("not a file");
-      } catch {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, {
-        "content-type": MIME[extname(file)] ?? "application/octet-stream",
-        "content-security-policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; img-src 'self' blob: data:",
-      });
-      createReadStream(file).pipe(res);
-    });
-    httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port));
-  });
-}
 
 async function check(name, fn) {
   log(`-- ${name}`);
@@ -180,51 +79,14 @@ function receiver(ticket, outDir, tag, extra = [], extraEnv = {}, fresh = true) 
 }
 
 async function main() {
-  const webPort = await serveDist();
-  const origin = `http://127.0.0.1:${webPort}`;
-  const signal = start(SIGNAL, ["--listen", "127.0.0.1:0", "--db", join(WORK, "signal-send.db"), "--allowed-origin", origin], { RUST_LOG: "warn" }, "ferry-signal");
-  const listening = await signal.line((l) => l.startsWith("listening on "), 15_000, "its address");
-  const serverUrl = `ws://${listening.slice("listening on ".length).trim()}/ws`;
+  const origin = await hx.serveDist(DIST);
+  const serverUrl = await hx.signal(SIGNAL, join(WORK, "signal-send.db"), origin);
   log(`web app at ${origin}, signaling at ${serverUrl}`);
   const sendUrl = (extra = "") => `${origin}/web.html?send&server=${encodeURIComponent(serverUrl)}${extra}`;
+  const browser = await hx.launch(CHROMIUM);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns", ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
-  });
-
-  /** A page in send mode with `files` (and `folder`) picked and its room open. */
-  async function openRoom(ctx, files, folder, extra = "") {
-    const page = await ctx.newPage();
-    const consoleLines = [];
-    page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-    let workers = 0;
-    page.on("worker", () => (workers += 1));
-    await page.goto(sendUrl(extra));
-    if (files.length) await page.locator("#files").setInputFiles(files);
-    if (folder) await page.locator("#folder").setInputFiles(folder);
-    await page.locator("#create").click({ timeout: 5_000 });
-    await page
-      .locator("#room-link, main[data-state=error]")
-      .first()
-      .waitFor({ timeout: 15_000 });
-    const link = await page
-      .locator("#room-link")
-      .innerText({ timeout: 1_000 })
-      .catch(async () => {
-        throw new Error(`no room: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
-      });
-    const room = await page.locator("#room-id").innerText();
-    const password = await page.locator("#room-password").innerText();
-    return { page, link, room, password, consoleLines, workers: () => workers };
-  }
-
-  async function finished(page, consoleLines, ms) {
-    await page.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: ms });
-    const state = await page.locator("main").getAttribute("data-state");
-    if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
-  }
+  const openRoom = (ctx, files, folder, extra = "") => openSendRoom(ctx, sendUrl(extra), files, folder);
+  const finished = pageFinished;
 
   await check(`browser → CLI: ${MB} MiB random, a folder of small files and a 0-byte file, byte-exact`, async () => {
     const src = join(WORK, "send-src");
@@ -248,11 +110,9 @@ async function main() {
       const recv = receiver(link, out, "ok");
       await page.locator("main[data-state=sending], main[data-state=done]").first().waitFor({ timeout: 20_000 });
       const t0 = Date.now();
+      const stop = heapSampler(page);
       let peak = 0;
-      const sampler = setInterval(async () => {
-        peak = Math.max(peak, await page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0).catch(() => 0));
-      }, 200);
-      await finished(page, consoleLines, 30_000 + MB * 300).finally(() => clearInterval(sampler));
+      await finished(page, consoleLines, 30_000 + MB * 300).finally(() => (peak = stop()));
       const secs = (Date.now() - t0) / 1000;
       log(`sent ${MB} MiB + small files in ${secs.toFixed(2)} s (${((MB * 1.048576) / secs).toFixed(1)} MB/s incl. setup); page peak JS heap ${(peak / 1e6).toFixed(1)} MB`);
       if (workers() !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers()}`);
@@ -350,7 +210,7 @@ try {
   failed += 1;
   log(`FAIL setup: ${e?.stack ?? e}`);
 }
-await cleanup();
+await hx.cleanup();
 clearTimeout(cap);
-console.log(`web-send-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+console.log(`web-send-e2e: ${passed} passed, ${failed} failed (${((Date.now() - hx.started) / 1000).toFixed(1)} s)`);
 process.exit(failed ? 1 : 0);
