@@ -28,10 +28,9 @@ pub const DEFAULT_RECEIVERS_AT_ONCE: u32 = 4;
 /// How many receivers a shared room serves.
 #[derive(Debug)]
 pub struct ManyOptions {
-    /// Receivers to serve in all, counting those that finish (`None`: until the room is
-    /// closed, expires, or the user stops). A receiver that drops and comes back to resume
-    /// is served again and counts again only if it finishes again... it counts once, when it
-    /// finishes.
+    /// Receivers to serve in all (`None`: until the room is closed, expires, or the user
+    /// stops). A receiver counts when it finishes: one that drops and joins again to resume
+    /// counts once.
     pub total: Option<u32>,
     /// Receivers served at once (handshakes and transfers); more are turned away with
     /// `room-full` until one finishes.
