@@ -15,7 +15,8 @@ APT_PKGS=(
   # real-window E2E tests of the app
   xvfb webkit2gtk-driver imagemagick
   # the browser peer's E2E (scripts/test-web-e2e.sh): headless, driven by playwright-core
-  chromium
+  # (Chromium) and by puppeteer-core over WebDriver BiDi (Firefox)
+  chromium firefox-esr
   # network simulation (namespaces, NAT, netem) and TURN
   iproute2 nftables coturn
   # deploy checks (compose rendering without an engine) and TLS material for TURN tests
