@@ -141,7 +141,7 @@ pub(crate) struct Peer {
     pub turn_bridge: Option<crate::turn_tcp::TurnBridge>,
     /// Keeps SCTP from probing for larger packets until the selected candidate pair proves
     /// direct (`spawn_link`); a relayed connection keeps it for its life.
-    pub probe_hold: Option<rtc_sctp::ProbeHold>,
+    pub path_hold: Option<rtc_sctp::PathHold>,
 }
 
 fn to_rtc_ice(s: &IceServer) -> RTCIceServer {
@@ -173,10 +173,10 @@ pub(crate) async fn new_peer(
     // Larger packets only where the path is direct: a TURN relay gives each allocation a small
     // socket buffer (coturn: 128 KiB), and through it even 1400-byte packets ran at a third of
     // what the 1191-byte base carries (netsim's symmetric-NAT case). Which pair ICE selects is
-    // known only after webrtc built the association, so probing starts held and `spawn_link`
-    // lets go once the pair is direct.
+    // known only after webrtc built the association, so every connection starts held and
+    // `spawn_link` lets go once the pair is direct.
     rtc_sctp::set_default_max_probe_mtu(tuning.max_probe_mtu);
-    let probe_hold = (tuning.max_probe_mtu > 0).then(rtc_sctp::ProbeHold::new);
+    let path_hold = Some(rtc_sctp::PathHold::new());
     // The DTLS server answers the first ClientHello directly instead of sending a cookie
     // (HelloVerifyRequest) first: one round trip less. The cookie only proves that the client
     // receives at its source address; ICE's authenticated connectivity checks on the selected
@@ -249,7 +249,7 @@ pub(crate) async fn new_peer(
         events,
         state,
         turn_bridge,
-        probe_hold,
+        path_hold,
     })
 }
 
@@ -415,12 +415,12 @@ pub(crate) fn spawn_link(
         pc,
         mut state,
         turn_bridge,
-        probe_hold,
+        path_hold,
         ..
     } = peer;
-    let probe_hold = match info.path {
+    let path_hold = match info.path {
         PathKind::Host | PathKind::Srflx | PathKind::Prflx | PathKind::Memory => None,
-        PathKind::Relay | PathKind::Unknown => probe_hold,
+        PathKind::Relay | PathKind::Unknown => path_hold,
     };
     // Neither peer accepts a message above what it advertised; webrtc would refuse it and a
     // quietly dropped frame leaves both sides waiting for each other forever.
@@ -522,7 +522,7 @@ pub(crate) fn spawn_link(
         }
         let _ = pc.close().await;
         drop(turn_bridge);
-        drop(probe_hold);
+        drop(path_hold);
         tracing::debug!("link closed");
     });
 

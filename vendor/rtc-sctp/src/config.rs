@@ -108,40 +108,51 @@ pub fn set_default_max_probe_mtu(mtu: u32) {
     DEFAULT_MAX_PROBE_MTU.store(mtu, std::sync::atomic::Ordering::Relaxed);
 }
 
-// Ferry patch: holds on path MTU probing (see `ProbeHold`).
-static PROBE_HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+// Ferry patch: live `PathHold`s in this process.
+static PATH_HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Ferry patch: while any `ProbeHold` lives, no association in this process sends a path MTU
+/// Ferry patch: while any `PathHold` lives, no association in this process sends a path MTU
 /// probe; a search resumes where it was once the last hold is dropped.
 ///
 /// A TURN relay gives each allocation a small socket buffer (coturn: 128 KiB), so packets
-/// larger than the base cost relayed transfers far more than their headers save; whether a
+/// larger than the base cost relayed transfers far more than their headers save. Whether a
 /// connection is relayed is only known once ICE has selected a pair, long after webrtc built
-/// the association's config. The application takes a hold for each connection it creates and
-/// drops it once the selected pair proves direct; a relayed connection keeps its hold for its
-/// life. Process-wide, so a relayed connection also keeps other connections of the same
+/// the association's config, so the application takes a hold for each connection it creates
+/// and drops it once the selected pair proves direct; a relayed connection keeps its hold for
+/// its life. Process-wide, so a relayed connection also keeps other connections of the same
 /// process at their current size: conservative, never a black hole.
 #[derive(Debug)]
-pub struct ProbeHold(());
+pub struct PathHold(());
 
-impl ProbeHold {
-    /// Hold probing until this value is dropped.
+impl PathHold {
+    /// Hold until this value is dropped.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        PROBE_HOLDS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        ProbeHold(())
+        PATH_HOLDS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        PathHold(())
     }
 }
 
-impl Drop for ProbeHold {
+impl Drop for PathHold {
     fn drop(&mut self) {
-        PROBE_HOLDS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        PATH_HOLDS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
-/// Whether some `ProbeHold` is alive.
-pub(crate) fn probing_held() -> bool {
-    PROBE_HOLDS.load(std::sync::atomic::Ordering::Acquire) > 0
+/// Whether some `PathHold` is alive.
+pub(crate) fn path_held() -> bool {
+    #[cfg(test)]
+    if TEST_PATH_HOLD.with(std::cell::Cell::get) {
+        return true;
+    }
+    PATH_HOLDS.load(std::sync::atomic::Ordering::Acquire) > 0
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A hold seen only by associations driven on this thread, so a test can hold its own
+    /// associations without changing what tests running beside it measure.
+    pub(crate) static TEST_PATH_HOLD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Ferry patch: the controller `TransportConfig::default()` currently picks.

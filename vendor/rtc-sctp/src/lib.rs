@@ -71,7 +71,7 @@ pub use crate::chunk::{
 
 mod config;
 pub use crate::config::{
-    ClientConfig, CongestionControlKind, EndpointConfig, MIN_DATA_PACKET_MTU, ProbeHold,
+    ClientConfig, CongestionControlKind, EndpointConfig, MIN_DATA_PACKET_MTU, PathHold,
     ServerConfig, TransportConfig, default_congestion_control, max_payload_size_for_mtu,
     set_default_congestion_control, set_default_max_probe_mtu,
 };

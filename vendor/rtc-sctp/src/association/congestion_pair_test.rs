@@ -383,15 +383,14 @@ fn path_mtu_discovery_settles_on_what_the_path_carries() {
     );
     assert_eq!(old.final_mtu, 1228, "{old:?}");
 
-    // A connection that may be relayed holds probing: nothing is probed while the hold lives
-    // (the only hold in this test binary, so the runs above were not held).
-    let hold = crate::ProbeHold::new();
+    // A connection that may be relayed holds probing: nothing is probed while the hold lives.
+    crate::config::TEST_PATH_HOLD.with(|h| h.set(true));
     let lo_path = Path {
         mtu: usize::MAX,
         ..base
     };
     let held = run_probing(CongestionControlKind::Bbr, &lo_path, secs, warmup, 1, 16384);
-    drop(hold);
+    crate::config::TEST_PATH_HOLD.with(|h| h.set(false));
     assert_eq!(held.final_mtu, 1228, "{held:?}");
     assert_eq!(held.probes, 0, "{held:?}");
 

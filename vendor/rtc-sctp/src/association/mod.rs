@@ -1352,7 +1352,7 @@ impl Association {
     /// padded with PAD to exactly the probed size. Sent outside the congestion window: a
     /// handful per association, and their loss must not read as congestion (RFC 8899 §4.5).
     fn gather_pmtu_probe(&mut self, raw_packets: &mut Vec<Bytes>, now: Instant) {
-        if self.pmtu.is_some() && crate::config::probing_held() {
+        if self.pmtu.is_some() && crate::config::path_held() {
             return;
         }
         let rto = Duration::from_millis(self.rto_mgr.get_rto());
