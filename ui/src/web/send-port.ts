@@ -3,9 +3,11 @@
 // ways. Back-pressure crosses the relay as credit: the page reports each frame it handed to
 // the data channel (whose `send` waits on `bufferedamountlow`), and the Worker stops reading
 // the file while more than `RELAY_CREDIT` bytes are on their way, so neither side buffers
-// more than that whatever the file size.
-import type { FileEntry } from "./frames";
-import { FrameQueue, ownBuffer } from "./frame-queue";
+// more than that whatever the file size. The page hands each frame's buffer back once the
+// channel copied it, and the Worker fills it again: the page allocates nothing per chunk, so
+// its heap does not swell with buffers waiting for a collection.
+import { type FileEntry, MAX_FRAME_LEN } from "./frames";
+import { FrameQueue } from "./frame-queue";
 import type { SendEvent, SendStats } from "./send";
 import type { DcLink, FrameLink } from "./session";
 import { WebError } from "./signal";
@@ -18,12 +20,13 @@ export type ToSendWorker =
   | { t: "start"; maxMessageSize: number; caps: string[]; room: string; files: File[]; entries: FileEntry[]; rateBps: number }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
-  | { t: "sent"; bytes: number }
+  | { t: "sent"; bytes: number; buf: ArrayBuffer }
   | { t: "cancel" };
 
 /** Worker → page. */
 export type FromSendWorker =
-  | { t: "send"; data: ArrayBuffer }
+  /** A frame: the first `len` bytes of `data`. */
+  | { t: "send"; data: ArrayBuffer; len: number }
   | { t: "close"; drainMs: number }
   | { t: "event"; e: SendEvent }
   | { t: "end"; ok: true; stats: SendStats; transferId: string }
@@ -34,6 +37,8 @@ export class CreditLink implements FrameLink {
   private frames = new FrameQueue();
   private inRelay = 0;
   private wake: (() => void) | null = null;
+  /** Buffers the page handed back, to carry the next frames. */
+  private pool: ArrayBuffer[] = [];
 
   constructor(
     private readonly post: (m: FromSendWorker, transfer?: Transferable[]) => void,
@@ -42,8 +47,10 @@ export class CreditLink implements FrameLink {
 
   deliver(m: Extract<ToSendWorker, { t: "frame" } | { t: "closed" } | { t: "sent" }>): void {
     if (m.t === "frame") this.frames.push(new Uint8Array(m.data));
-    else if (m.t === "sent") this.inRelay -= m.bytes;
-    else this.frames.close();
+    else if (m.t === "sent") {
+      this.inRelay -= m.bytes;
+      if (this.pool.length < 32) this.pool.push(m.buf);
+    } else this.frames.close();
     const w = this.wake;
     this.wake = null;
     w?.();
@@ -62,9 +69,11 @@ export class CreditLink implements FrameLink {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     if (this.frames.closed) throw new WebError("peer-left", "the connection to the other device closed");
-    const data = ownBuffer(frame);
-    this.inRelay += data.byteLength;
-    this.post({ t: "send", data }, [data]);
+    const pooled = this.pool.pop();
+    const data = pooled && pooled.byteLength >= frame.length ? pooled : new ArrayBuffer(Math.max(frame.length, MAX_FRAME_LEN));
+    new Uint8Array(data, 0, frame.length).set(frame);
+    this.inRelay += frame.length;
+    this.post({ t: "send", data, len: frame.length }, [data]);
   }
 
   async close(drainMs = 2000): Promise<void> {
@@ -100,11 +109,12 @@ export function sendInWorker(worker: Worker, link: DcLink, opts: WorkerSendOptio
       const m = ev.data;
       switch (m.t) {
         case "send": {
-          const bytes = m.data.byteLength;
+          const { data, len } = m;
+          // The channel copies what it is given, so the buffer goes back at once.
           chain = chain
-            .then(() => link.send(new Uint8Array(m.data)))
+            .then(() => link.send(new Uint8Array(data, 0, len)))
             .then(
-              () => toWorker({ t: "sent", bytes }),
+              () => toWorker({ t: "sent", bytes: len, buf: data }, [data]),
               () => toWorker({ t: "closed" }),
             );
           break;

@@ -154,7 +154,16 @@ class Inbox {
 export async function send(opts: SendOptions): Promise<SendStats> {
   const { link, wasm, entries, source } = opts;
   const emit = (e: SendEvent) => opts.onEvent?.(e);
+  // The last chunk handed to the link, not yet taken: the next chunk is read meanwhile, and
+  // anything sent after it waits for it, so frames keep their order.
+  let chunkOut: Promise<void> | null = null;
+  const flush = async () => {
+    const p = chunkOut;
+    chunkOut = null;
+    await p;
+  };
   const sendControl = async (c: Control) => {
+    await flush();
     for (const f of controlFrames(link, c)) await link.send(f);
   };
   let userCancelled = false;
@@ -390,10 +399,15 @@ export async function send(opts: SendOptions): Promise<SendStats> {
         const due = started + (stats.sent / opts.rateBps) * 1000;
         if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
       }
-      await link.send(frame);
+      await flush();
+      chunkOut = link.send(frame);
+      // Settled here so a failure while the next chunk is read is not unhandled; `flush`
+      // rethrows it.
+      chunkOut.catch(() => undefined);
       stats.sent += step.len;
     }
   } catch (e) {
+    await flush().catch(() => undefined);
     for (const file of [...hashing.keys()]) {
       const h = hashing.get(file);
       h?.tree.free();
