@@ -180,6 +180,26 @@ async function main() {
     }
   });
 
+  await check("Cancel on the page mid-transfer: the receiver stops with `cancelled`, nothing claims done", async () => {
+    const file = join(WORK, "cancel.bin");
+    writeFileSync(file, randomBytes(4 * 1024 * 1024));
+    const ctx = await browser.newContext();
+    try {
+      const { page, link } = await openRoom(ctx, [file], null, `&throttle=${1024 * 1024}`);
+      const recv = receiver(link, join(WORK, "recv-cancel"), "cancel");
+      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 10, null, { timeout: 15_000 });
+      await page.locator("#cancel").click();
+      await page.locator("#error[data-code=cancelled]").waitFor({ timeout: 10_000 });
+      const exit = await exitWithin(recv, 10_000);
+      const said = recv.lines.some((l) => l.includes('"code":"cancelled"'));
+      if (exit !== 19 || !said) throw new Error(`receiver: exit ${exit}, cancelled reported: ${said}\n${recv.lines.slice(-5).join("\n")}\n${recv.stderr().slice(-2000)}`);
+      if (recv.lines.some((l) => l.includes('"event":"done"'))) throw new Error("the receiver claimed done");
+    } finally {
+      await ctx.close();
+    }
+  });
+
   await check("browser → browser: one page sends, another receives, byte-exact", async () => {
     const file = join(WORK, "b2b.bin");
     writeFileSync(file, randomBytes(2 * 1024 * 1024 + 4321));

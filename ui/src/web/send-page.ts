@@ -91,7 +91,13 @@ export function sendPage(o: SendPageOptions): void {
     } catch (e) {
       return fail(e);
     }
-    addEventListener("pagehide", () => room.close());
+    let current: { pc: RTCPeerConnection } | null = null;
+    // Closing the tab ends the connection cleanly (DTLS close_notify), so the receiver hears
+    // it at once rather than after ICE timeouts.
+    addEventListener("pagehide", () => {
+      current?.pc.close();
+      room.close();
+    });
     const notice = h("p", { class: "notice", id: "notice", role: "status" });
     const waitStatus = h("div", { id: "wait" }, status("Waiting for the receiver…"));
     setState(
@@ -137,6 +143,7 @@ export function sendPage(o: SendPageOptions): void {
       }
       attempts += 1;
       const { link, verification } = connected;
+      current = link;
       const bar = h("progress", { id: "progress", max: 100, value: 0 });
       const pct = h("span", { class: "pct" }, "0 %");
       const line = h("p", { class: "hint" }, "");
