@@ -177,6 +177,7 @@ impl Engine {
     ) -> Result<Running, CmdError> {
         ferry_core::check_text_size(&text)?;
         let opts = self.send_options(settings, password, ttl_secs).await?;
+        let events = crate::nearby::announcing(settings, opts.bind_addrs.as_deref(), events);
         let handle = TransferHandle::new();
         let h = handle.clone();
         run_detached(async move {
@@ -201,6 +202,7 @@ impl Engine {
     ) -> Result<Running, CmdError> {
         let mut opts = self.send_options(settings, password, ttl_secs).await?;
         opts.resume = resume;
+        let events = crate::nearby::announcing(settings, opts.bind_addrs.as_deref(), events);
         let handle = TransferHandle::new();
         let h = handle.clone();
         run_detached(async move {

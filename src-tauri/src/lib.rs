@@ -4,6 +4,7 @@
 
 mod commands;
 mod engine;
+mod nearby;
 mod qr;
 mod settings;
 mod signal;
@@ -127,6 +128,7 @@ pub fn run() {
             commands::reveal,
             commands::signal_url,
             commands::initial_link,
+            nearby::nearby_rooms,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -32,6 +32,11 @@ pub struct Settings {
     pub turn: Vec<TurnServer>,
     pub download_dir: String,
     pub theme: Theme,
+    /// Announce rooms this device hosts to nearby devices on the local network (device
+    /// name, room id, server: never the password or what is offered).
+    pub announce: bool,
+    /// The name nearby devices see; empty: this machine's host name.
+    pub device_name: String,
 }
 
 impl Default for Settings {
@@ -42,6 +47,8 @@ impl Default for Settings {
             turn: Vec::new(),
             download_dir: default_download_dir(),
             theme: Theme::System,
+            announce: true,
+            device_name: String::new(),
         }
     }
 }
@@ -180,6 +187,8 @@ mod tests {
             }],
             download_dir: "/data".into(),
             theme: Theme::Dark,
+            announce: false,
+            device_name: "Ana's laptop".into(),
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), s);
@@ -196,6 +205,8 @@ mod tests {
         let s = Settings::load(dir.path());
         assert_eq!(s.theme, Theme::Light);
         assert_eq!(s.server_url, "");
+        // A file from before the nearby setting announces, as a fresh install does.
+        assert!(s.announce);
     }
 
     #[test]

@@ -6,7 +6,7 @@ import { parseJoinLink, parseRoomInput, webLink } from "./link";
 import { DEFAULT_LIFETIME, lifetimeLabel } from "./lifetime";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
-import { receiveView, type ReceivePrefill } from "./views/receive";
+import { receiveView, type NearbyState, type ReceivePrefill } from "./views/receive";
 import { sendView } from "./views/send";
 import { settingsView } from "./views/settings";
 import { transferView } from "./views/transfer";
@@ -36,6 +36,8 @@ export class App {
   history: HistoryEntry[] | null = null;
   historyError: string | null = null;
   receivePrefill: ReceivePrefill = {};
+  /** The Receive screen's list of rooms announced on the local network. */
+  nearby: NearbyState = { kind: "idle" };
   /** Where received files go; from Settings until the user picks another folder. */
   receiveDest = "";
   settingsSaved = "";
@@ -119,7 +121,12 @@ export class App {
       case "send":
         return sendView(this.sendActions(), this.dragging, this.lifetimeSecs);
       case "receive":
-        return receiveView({ join: (r, p) => this.join(r, p), chooseFolder: () => void this.chooseDest() }, this.receivePrefill, this.receiveDest);
+        return receiveView(
+          { join: (r, p, s) => this.join(r, p, s ?? null), chooseFolder: () => void this.chooseDest(), findNearby: () => void this.findNearby() },
+          this.receivePrefill,
+          this.receiveDest,
+          this.nearby,
+        );
       case "history":
         return historyView(this.history, this.historyError, { resume: (e) => this.resumeFromHistory(e), refresh: () => void this.loadHistory() });
       case "settings":
@@ -255,6 +262,20 @@ export class App {
       if (this.transfer) this.transfer.dest = dest;
     };
     run();
+  }
+
+  /** List the rooms announced on the local network (the shell listens a few seconds). */
+  async findNearby(): Promise<void> {
+    this.nearby = { kind: "looking" };
+    this.render();
+    try {
+      const rooms = await this.api.nearbyRooms();
+      this.nearby = { kind: "found", rooms };
+      announce(rooms.length ? `${rooms.length} nearby room${rooms.length === 1 ? "" : "s"} found` : "No nearby rooms found");
+    } catch (e) {
+      this.nearby = { kind: "failed", message: errorMessage(e) };
+    }
+    if (this.screen === "receive") this.render();
   }
 
   openLink(url: string): void {

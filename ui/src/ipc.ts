@@ -128,6 +128,20 @@ export interface Settings {
   turn: TurnServer[];
   download_dir: string;
   theme: Theme;
+  /** Announce rooms this device hosts on the local network (name, room id, server only). */
+  announce: boolean;
+  /** The name nearby devices see; empty: the host name. */
+  device_name: string;
+}
+
+/** A room announced on the local network (`ferry_core::NearbyRoom`): the password is still needed. */
+export interface NearbyRoom {
+  /** The name the sender chose to show, already sanitised. */
+  device: string;
+  /** Room id as people type it. */
+  room: string;
+  /** The signaling server the room lives on. */
+  server: string;
 }
 
 /** Where a transfer stands, as the engine's store records it (`ferry_core::status::TransferState`). */
@@ -201,6 +215,8 @@ export const api = {
   signalUrl: () => invoke<string>("signal_url"),
   /** The `ferry://` link the app was started with, if any. */
   initialLink: () => invoke<string | null>("initial_link"),
+  /** Rooms announced on the local network, listening `waitSecs` (default 3, at most 15). */
+  nearbyRooms: (waitSecs: number | null = null) => invoke<NearbyRoom[]>("nearby_rooms", { waitSecs }),
 };
 
 /** Name of the app event carrying a `ferry://` link opened while the app runs. */

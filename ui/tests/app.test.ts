@@ -32,7 +32,7 @@ beforeEach(async () => {
   document.body.innerHTML = '<nav id="nav"></nav><main id="main"></main><div id="live"></div><div id="drop-overlay" hidden></div>';
   calls = {};
   channel = null;
-  settings = { server_url: "", stun: [], turn: [], download_dir: "/home/me/Downloads", theme: "system" };
+  settings = { server_url: "", stun: [], turn: [], download_dir: "/home/me/Downloads", theme: "system", announce: true, device_name: "" };
   mockIPC((cmd, args) => {
     const a = (args ?? {}) as Record<string, unknown>;
     (calls[cmd] ??= []).push(a);

@@ -45,11 +45,12 @@ test("the typed fixtures are the engine's JSON fixtures, every one", () => {
 test("the typed command fixtures are the shell's JSON fixtures, every one", () => {
   const files = readdirSync(join(fixtures, "commands")).sort();
   const history = Object.keys(commands.history).map((n) => `${n}.json`);
-  const rest = ["command-error.json", "directions.json", "settings.json", "themes.json", "transfer-states.json"];
+  const rest = ["command-error.json", "directions.json", "nearby-rooms.json", "settings.json", "themes.json", "transfer-states.json"];
   expect(files).toEqual([...history, ...rest].sort());
   for (const [name, row] of Object.entries(commands.history)) expect(readJson("commands", `${name}.json`), name).toEqual(row);
   expect(readJson("commands", "settings.json")).toEqual(commands.settings);
   expect(readJson("commands", "command-error.json")).toEqual(commands.commandError);
+  expect(readJson("commands", "nearby-rooms.json")).toEqual(commands.nearbyRooms);
   expect(readJson("commands", "themes.json")).toEqual([...commands.themes]);
   expect(readJson("commands", "transfer-states.json")).toEqual([...commands.transferStates]);
   expect(readJson("commands", "directions.json")).toEqual([...commands.directions]);

@@ -44,6 +44,15 @@ export function settingsView(s: Settings, a: SettingsActions, saved: string, inU
       h("input", { id: "download-dir", value: s.download_dir, spellcheck: "false" }),
       h("button", { type: "button", id: "choose-download-dir", onclick: () => a.chooseDownloadDir() }, "Choose…"),
     ),
+    h(
+      "label",
+      { class: "check", for: "announce" },
+      h("input", { id: "announce", type: "checkbox", checked: s.announce }),
+      " Announce my rooms on the local network",
+    ),
+    h("p", { class: "hint", id: "announce-hint" }, "Nearby devices see this device's name and the room ID, never the password or the files."),
+    h("label", { for: "device-name" }, "Device name shown nearby"),
+    h("input", { id: "device-name", value: s.device_name, placeholder: "empty: this computer's name", spellcheck: "false", maxlength: 32 }),
     h("label", { for: "theme" }, "Theme"),
     h(
       "select",
@@ -61,6 +70,8 @@ export function settingsView(s: Settings, a: SettingsActions, saved: string, inU
       turn: parseTurnLines(v("turn")),
       download_dir: v("download-dir").trim(),
       theme: v("theme") as Theme,
+      announce: (form.querySelector("#announce") as HTMLInputElement).checked,
+      device_name: v("device-name").trim(),
     });
   });
   return h("div", { class: "screen settings" }, h("h1", { id: "screen-title", tabindex: -1 }, "Settings"), form);
