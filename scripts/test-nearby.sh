@@ -29,6 +29,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap removes the namespaces then too.
+trap 'exit 130' INT TERM HUP
 
 if ! ip netns add "$ns_a" 2>/dev/null; then
   echo "nearby: skipped (cannot create a network namespace here)"
@@ -124,4 +126,31 @@ FERRY_DB="$work/recv2.db" timeout 20 ip netns exec "$ns_b" "$ferry" receive --ne
 grep -q "no nearby rooms found; multicast may be blocked" "$work/recv2.err" || fail "no specific message"
 [ ! -e "$work/out2/note.txt" ] || fail "a file arrived from an unannounced room"
 echo "nearby: --no-announce: nothing listed, receiver exits 11 with the multicast message"
+
+# 3. A script must say which room: without --pick (and no terminal) it lists and stops. Then a
+# network that drops multicast: the receiver ends after its wait with the specific message.
+start_sender third --password pw-third --device-name "Third desk" "$work/note.txt"
+rc=0
+FERRY_DB="$work/recv3.db" timeout 20 ip netns exec "$ns_b" "$ferry" receive --nearby \
+  --nearby-wait 2s --password pw-third --yes --out "$work/out3" \
+  >"$work/recv3.log" 2>"$work/recv3.err" </dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "receive --nearby without --pick exited $rc, not 2"
+grep -q "Third desk" "$work/recv3.err" || fail "the third sender is not listed"
+grep -q "choose a room with --pick" "$work/recv3.err" || fail "no hint to use --pick"
+echo "nearby: without --pick and no terminal: listed, exit 2 with the --pick hint"
+if command -v nft >/dev/null; then
+  printf 'table inet %s {\n chain in {\n  type filter hook input priority 0;\n  udp dport 5353 drop\n }\n}\n' "$prefix" \
+    | ip netns exec "$ns_b" nft -f -
+  rc=0
+  t1=$(date +%s)
+  FERRY_DB="$work/recv4.db" timeout 20 ip netns exec "$ns_b" "$ferry" receive --nearby \
+    --nearby-wait 2s --pick 1 --password pw-third --yes --out "$work/out4" \
+    >"$work/recv4.log" 2>"$work/recv4.err" </dev/null || rc=$?
+  [ "$rc" -eq 11 ] || fail "receive --nearby with multicast dropped exited $rc, not 11"
+  grep -q "no nearby rooms found; multicast may be blocked" "$work/recv4.err" || fail "no specific message when multicast is dropped"
+  [ $(( $(date +%s) - t1 )) -le 8 ] || fail "the receiver took more than 8 s with multicast dropped"
+  echo "nearby: multicast dropped: the receiver ends after its wait with the multicast message"
+else
+  echo "nearby: nft missing; skipped the dropped-multicast check"
+fi
 echo "nearby: passed in $(( $(date +%s) - t0 )) s"
