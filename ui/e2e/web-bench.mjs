@@ -23,6 +23,8 @@ const CHROMIUM = env("CHROMIUM");
 const WORK = env("E2E_WORK");
 const MB = Number(process.env.BENCH_MB ?? 1024);
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
+// BENCH_ONLY=nn,bc,cb,bb picks rows (native → native, browser → CLI, CLI → browser, browser → browser).
+const ONLY = new Set((process.env.BENCH_ONLY ?? "nn,bc,cb,bb").split(","));
 const hx = new Harness();
 const log = hx.log;
 const cap = setTimeout(async () => {
@@ -67,7 +69,7 @@ async function main() {
   };
 
   for (let run = 1; run <= RUNS; run += 1) {
-    {
+    if (ONLY.has("nn")) {
       const out = fresh("nn");
       const send = cliSend("nn");
       const room = await roomOf(send);
@@ -80,7 +82,7 @@ async function main() {
       log(`run ${run} native → native: ${mbps(bytes, d.secs).toFixed(1)} MB/s`);
       rmSync(out, { recursive: true, force: true });
     }
-    {
+    if (ONLY.has("bc")) {
       const out = fresh("bc");
       const ctx = await browser.newContext();
       try {
@@ -99,7 +101,7 @@ async function main() {
         rmSync(out, { recursive: true, force: true });
       }
     }
-    {
+    if (ONLY.has("cb")) {
       const send = cliSend("cb");
       const room = await roomOf(send);
       const ctx = await browser.newContext();
@@ -118,7 +120,7 @@ async function main() {
         await ctx.close();
       }
     }
-    {
+    if (ONLY.has("bb")) {
       const sctx = await browser.newContext();
       const rctx = await browser.newContext();
       try {
@@ -141,7 +143,7 @@ async function main() {
     }
   }
   console.log(`\n${MB} MiB, ${RUNS} run(s) each, alternating:`);
-  for (const [name, r] of Object.entries(rows)) {
+  for (const [name, r] of Object.entries(rows).filter(([, r]) => r.length)) {
     const rates = r.map((x) => x.mbps.toFixed(1)).join(", ");
     const heaps = r.filter((x) => x.heap).map((x) => (x.heap / 1e6).toFixed(1));
     console.log(`${name.padEnd(20)} ${rates} MB/s${heaps.length ? `; page peak JS heap ${heaps.join(", ")} MB` : ""}`);
@@ -156,3 +158,5 @@ try {
 }
 await hx.cleanup();
 clearTimeout(cap);
+// The static server's keep-alive sockets would hold the process open.
+process.exit();

@@ -180,6 +180,32 @@ async function main() {
     }
   });
 
+  await check("a wrong password mid-transfer (someone who knows only the room id) does not disturb the transfer", async () => {
+    const file = join(WORK, "steady.bin");
+    writeFileSync(file, randomBytes(6 * 1024 * 1024));
+    const want = await sha256File(file);
+    const ctx = await browser.newContext();
+    try {
+      const { page, link, room, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${2 * 1024 * 1024}`);
+      const out = join(WORK, "recv-steady");
+      const good = receiver(link, out, "steady");
+      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 15, null, { timeout: 15_000 });
+      const intruder = receiver(room, join(WORK, "recv-intruder"), "intruder", ["--server", serverUrl, "--password", "a guess"]);
+      const exit = await exitWithin(intruder, 20_000);
+      if (exit !== 10) throw new Error(`intruder: exit ${exit}\n${intruder.lines.join("\n")}\n${intruder.stderr().slice(-2000)}`);
+      await page.locator("#notice[data-code=wrong-password]").waitFor({ timeout: 10_000 });
+      await finished(page, consoleLines, 30_000);
+      const attempts = Number(await page.locator("#done").getAttribute("data-attempts"));
+      if (attempts !== 1) throw new Error(`the transfer took ${attempts} connections, expected 1 (the guess interrupted it)`);
+      if ((await exitWithin(good, 10_000)) !== 0) throw new Error(`receiver failed:\n${good.lines.join("\n")}`);
+      const got = await sha256File(join(out, "steady.bin"));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   await check("Cancel on the page mid-transfer: the receiver stops with `cancelled`, nothing claims done", async () => {
     const file = join(WORK, "cancel.bin");
     writeFileSync(file, randomBytes(4 * 1024 * 1024));

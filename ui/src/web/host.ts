@@ -53,8 +53,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class HostRoom {
   private guestPresent = false;
-  private watching: Promise<void> | null = null;
-  private stopWatch = false;
   private closed = false;
 
   private constructor(
@@ -86,7 +84,7 @@ export class HostRoom {
     return joinLink(this.room, this.server, this.password);
   }
 
-  /** The next server message, waiting as long as it takes, in slices so a watcher can stop. */
+  /** The next server message, waiting as long as it takes (in slices, so `stop` is heard). */
   private async recvForever(stop: () => boolean): Promise<ServerMsg | null> {
     for (;;) {
       if (stop()) return null;
@@ -99,45 +97,13 @@ export class HostRoom {
     }
   }
 
-  /** While a transfer runs: resolves when a new guest knocks (so the old link is dead, e.g. a
-   * receiver that was killed without closing its connection) or the room ends. */
-  watch(): Promise<"knock" | WebError> {
-    this.stopWatch = false;
-    let result: (v: "knock" | WebError) => void = () => {};
-    const p = new Promise<"knock" | WebError>((r) => (result = r));
-    this.watching = (async () => {
-      try {
-        for (;;) {
-          const m = await this.recvForever(() => this.stopWatch);
-          if (!m) return;
-          if (m.type === "peer-joined" && m.role === "guest") {
-            this.guestPresent = true;
-            result("knock");
-            return;
-          }
-          if (m.type === "room-expired" || m.type === "room-closed") {
-            result(new WebError("room-expired", "the room expired or was closed"));
-            return;
-          }
-        }
-      } catch (e) {
-        result(e instanceof WebError ? e : new WebError("server-unreachable", String(e)));
-      }
-    })();
-    return p;
-  }
-
-  private async unwatch(): Promise<void> {
-    this.stopWatch = true;
-    await this.watching;
-    this.watching = null;
-  }
-
   /** Wait for a guest and connect: returns the authenticated link. A wrong password is
    * reported to the server and to `onEvent`, and the wait goes on (the server locks the room
-   * after its limit: `room-locked`); so does a guest whose attempt fails or who leaves. */
+   * after its limit: `room-locked`); so does a guest whose attempt fails or who leaves.
+   * The sending page keeps one call running while it sends: a guest that comes back after
+   * its link died (a receiver killed without closing its connection) is served as soon as it
+   * has proved the password, and someone who only knows the room id disturbs nothing. */
   async accept(onEvent: (e: HostEvent) => void = () => {}): Promise<{ link: DcLink; verification: string }> {
-    await this.unwatch();
     for (;;) {
       if (this.closed) throw new WebError("cancelled", "the room was closed");
       if (!this.guestPresent) {
@@ -315,7 +281,6 @@ export class HostRoom {
   /** Close the room for good (`close-room` needs the host token; leaving ends it for us). */
   close(): void {
     this.closed = true;
-    this.stopWatch = true;
     this.sig.close();
   }
 }

@@ -7,8 +7,7 @@ import { attemptFailedNotice, humanError, wrongPasswordNotice } from "../errors"
 import { formatBytes, percent } from "../format";
 import { displayRoom } from "../link";
 import type { FileEntry } from "./frames";
-import { HostRoom } from "./host";
-import type { SendStats } from "./send";
+import { type HostEvent, HostRoom } from "./host";
 import { sendInWorker } from "./send-port";
 import { WebError } from "./signal";
 
@@ -116,33 +115,39 @@ export function sendPage(o: SendPageOptions): void {
       ),
     );
     say("Room open, waiting for the receiver");
-    let lastStats: SendStats | null = null;
+    const onHostEvent = (e: HostEvent) => {
+      if (e.type === "wrong-password") {
+        notice.dataset.code = "wrong-password";
+        notice.textContent = wrongPasswordNotice(e.attemptsLeft);
+        say("Someone tried a wrong password");
+      } else if (e.type === "attempt-failed") {
+        notice.dataset.code = e.code;
+        notice.textContent = attemptFailedNotice(e.code);
+      } else if (e.type === "connecting") {
+        waitStatus.replaceChildren(status("Password accepted; connecting the devices…"));
+      }
+    };
     let giveUpAt = Infinity;
     let attempts = 0;
+    // Exactly one `accept` runs at any time, also while sending (see HostRoom.accept).
+    let next = room.accept(onHostEvent);
     for (;;) {
       let connected;
       try {
-        connected = await withDeadline(
-          room.accept((e) => {
-            if (e.type === "wrong-password") {
-              notice.dataset.code = "wrong-password";
-              notice.textContent = wrongPasswordNotice(e.attemptsLeft);
-              say("Someone tried a wrong password");
-            } else if (e.type === "attempt-failed") {
-              notice.dataset.code = e.code;
-              notice.textContent = attemptFailedNotice(e.code);
-            } else if (e.type === "connecting") {
-              waitStatus.replaceChildren(status("Password accepted; connecting the devices…"));
-            }
-          }),
-          giveUpAt,
-        );
+        connected = await withDeadline(next, giveUpAt);
       } catch (e) {
         room.close();
         return fail(e);
       }
       attempts += 1;
       const { link, verification } = connected;
+      next = room.accept(onHostEvent);
+      // A receiver that proved the password again replaces this link (whose peer, if it is
+      // the same receiver, vanished without closing it); it resumes where this one stopped.
+      void next.then(
+        () => link.close(0),
+        () => undefined,
+      );
       current = link;
       const bar = h("progress", { id: "progress", max: 100, value: 0 });
       const pct = h("span", { class: "pct" }, "0 %");
@@ -159,15 +164,10 @@ export function sendPage(o: SendPageOptions): void {
           line,
           h("p", { class: "hint" }, `Verification code ${verification}`),
           h("div", { class: "actions" }, cancelBtn),
+          notice,
         ),
       );
       say("Connected, sending");
-      const knock = room.watch();
-      void knock.then((k) => {
-        // A new receiver in the room means this link is dead (its peer vanished without
-        // closing it); closing it here lets the new one resume without waiting for ICE.
-        if (k === "knock") void link.close(0);
-      });
       const worker = new Worker(new URL("./send-worker.ts", import.meta.url), { type: "module" });
       try {
         const r = await sendInWorker(worker, link, {
@@ -186,9 +186,13 @@ export function sendPage(o: SendPageOptions): void {
             }
           },
         });
-        lastStats = r.stats;
         room.close();
-        const s = lastStats;
+        // A guest that connected just as this one finished gets nothing.
+        void next.then(
+          (c) => c.link.close(0),
+          () => undefined,
+        );
+        const s = r.stats;
         setState(
           "done",
           h("h1", {}, "Done"),
@@ -197,7 +201,7 @@ export function sendPage(o: SendPageOptions): void {
             { class: "card" },
             h(
               "p",
-              { id: "done", "data-bytes": s.bytes, "data-files": s.files, "data-resumed": s.resumed, "data-sent": s.sent, "data-compressed": s.compressed, "data-failed": s.failed.length, "data-transfer": r.transferId },
+              { id: "done", "data-bytes": s.bytes, "data-files": s.files, "data-resumed": s.resumed, "data-sent": s.sent, "data-compressed": s.compressed, "data-failed": s.failed.length, "data-attempts": attempts, "data-transfer": r.transferId },
               `Sent ${s.files} file${s.files === 1 ? "" : "s"}, ${formatBytes(s.bytes)}; the receiver verified every byte.`,
             ),
             s.failed.length ? h("p", { class: "field-error" }, `Not sent: ${s.failed.map((f) => f.path).join(", ")}`) : null,
