@@ -79,6 +79,7 @@ async function main() {
     FERRY_BIND: "127.0.0.1:0",
     FERRY_DB: join(WORK, "send-firefox.db"),
     RUST_LOG: "warn",
+    FERRY_NO_ANNOUNCE: "true",
   });
   const link = (await send.line("Web link: ", 15_000)).slice("Web link: ".length).trim();
 

@@ -107,6 +107,7 @@ async function main() {
     FERRY_BIND: "127.0.0.1:0",
     FERRY_DB: join(WORK, "send-served.db"),
     RUST_LOG: "warn",
+    FERRY_NO_ANNOUNCE: "true",
   });
   const link = (await send.line("Web link: ", 15_000)).slice("Web link: ".length).trim();
   if (!link.startsWith(`${base}/j/`) || link.includes("?")) throw new Error(`unexpected link ${link}`);

@@ -43,6 +43,10 @@ pub(crate) struct ServeArgs {
     /// Shared secret with coturn's `static-auth-secret`.
     #[arg(long, env = "FERRY_SIGNAL_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+    /// Serve the browser page built by `npm run build:web` (ui/dist-web) from this directory
+    /// at / and /j/ROOM, as `ferry-signal --web-dir` does.
+    #[arg(long, env = "FERRY_SIGNAL_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 fn db(s: &str) -> DbLocation {
@@ -67,6 +71,7 @@ pub(crate) async fn run(a: ServeArgs) -> anyhow::Result<()> {
         handshake_fail_limit: a.handshake_fail_limit,
         stun_urls: a.stun,
         turn,
+        web_dir: a.web_dir,
         ..Config::default()
     };
     let srv = ferry_signal::spawn(cfg)

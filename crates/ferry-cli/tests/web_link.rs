@@ -29,6 +29,8 @@ fn send_text_mode(
         .env("FERRY_DB", s.path("send.db"))
         .env("FERRY_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "error")
+        // Loopback only: nothing goes out on the LAN's multicast.
+        .env("FERRY_NO_ANNOUNCE", "true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -123,4 +125,35 @@ fn no_plain_http_link_unless_asked() {
     assert!(!seen.iter().any(|l| l.contains("Web link")), "{seen:#?}");
     let _ = snd.kill();
     let _ = snd.wait();
+}
+
+#[test]
+fn ferry_serve_serves_the_page_at_the_link_path() {
+    use std::io::{Read, Write};
+    let page = tempfile::tempdir().unwrap();
+    std::fs::write(page.path().join("web.html"), "<!doctype html>ferry page").unwrap();
+    let dir = page.path().display().to_string();
+    let server = Server::start_with(&["--web-dir", &dir]);
+    let addr = server
+        .url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /j/ABCDE-FGHJK HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("content-security-policy: "),
+        "{reply}"
+    );
+    assert!(reply.ends_with("<!doctype html>ferry page"), "{reply}");
 }
