@@ -233,9 +233,11 @@ async function main() {
     const sctx = await browser.newContext();
     const rctx = await browser.newContext({ acceptDownloads: true });
     try {
-      const { page, room, password, consoleLines } = await openRoom(sctx, [file]);
+      const { page, consoleLines } = await openRoom(sctx, [file]);
+      // The page's own browser link (this page's join screen, its server, room and password).
+      const webLink = await page.locator("#web-link").getAttribute("href");
       const rpage = await rctx.newPage();
-      await rpage.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}#${room}/${encodeURIComponent(password)}`);
+      await rpage.goto(webLink);
       await rpage.locator("#accept").click({ timeout: 20_000 });
       await rpage.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
       if ((await rpage.locator("main").getAttribute("data-state")) !== "done") throw new Error(`receiving page: ${await rpage.locator("main").innerText()}`);

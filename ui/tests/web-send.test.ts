@@ -14,7 +14,8 @@ import { generatePassword, joinLink } from "../src/web/host";
 import { receive } from "../src/web/receive";
 import { chunkSize, send, type Source } from "../src/web/send";
 import { SendMachine, UNIT } from "../src/web/send-machine";
-import { entriesFor } from "../src/web/send-page";
+import { entriesFor, webLink } from "../src/web/send-page";
+import { parseJoinUrl } from "../src/web/join-url";
 import type { FrameLink } from "../src/web/session";
 import { MemorySink } from "../src/web/sink";
 import { FerryWasm } from "../src/web/wasm";
@@ -102,6 +103,24 @@ describe("what the send page shows and offers", () => {
   it("prints the link in ticket.rs's form", () => {
     expect(joinLink("ABCDEFGHJK", "ws://127.0.0.1:8080/ws", "abcd-efgh")).toBe("ferry://join/ABCDE-FGHJK?server=ws%3A%2F%2F127.0.0.1%3A8080%2Fws#abcd-efgh");
     expect(joinLink("ABCDEFGHJK", "", "two words")).toBe("ferry://join/ABCDE-FGHJK#two%20words");
+  });
+
+  it("gives a browser link that the join page reads back", () => {
+    const own = webLink({ origin: "https://ferry.example", pathname: "/", search: "?send" }, "ABCDEFGHJK", "ab cd");
+    expect(own).toBe("https://ferry.example/j/ABCDE-FGHJK#ab%20cd");
+    const u = new URL(own);
+    expect(parseJoinUrl({ protocol: u.protocol, host: u.host, pathname: u.pathname, search: u.search, hash: u.hash })).toEqual({
+      server: "wss://ferry.example/ws",
+      room: "ABCDEFGHJK",
+      password: "ab cd",
+    });
+    const apart = webLink({ origin: "http://127.0.0.1:5", pathname: "/web.html", search: "?send&server=ws%3A%2F%2F127.0.0.1%3A9%2Fws" }, "ABCDEFGHJK", "pw");
+    const v = new URL(apart);
+    expect(parseJoinUrl({ protocol: v.protocol, host: v.host, pathname: v.pathname, search: v.search, hash: v.hash })).toEqual({
+      server: "ws://127.0.0.1:9/ws",
+      room: "ABCDEFGHJK",
+      password: "pw",
+    });
   });
 
   it("generates 80-bit passwords without look-alikes", () => {

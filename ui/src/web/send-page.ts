@@ -109,6 +109,7 @@ export function sendPage(o: SendPageOptions): void {
         h("p", {}, "Room ", h("strong", { id: "room-id" }, displayRoom(room.room))),
         h("p", {}, "Password ", h("strong", { id: "room-password" }, room.password)),
         h("p", { class: "hint" }, h("code", { id: "room-link" }, room.link)),
+        h("p", { class: "hint" }, "In a browser: ", h("a", { id: "web-link", href: webLink(location, room.room, room.password), target: "_blank", rel: "noopener" }, "join link")),
         h("p", { class: "hint" }, `ferry receive ${room.link}`),
         waitStatus,
         notice,
@@ -231,6 +232,16 @@ export function sendPage(o: SendPageOptions): void {
     setState("error", h("h1", {}, "Send with Ferry"), o.errorNotice(err.code, err.message));
     say(humanError(err.code, err.message).title);
   }
+}
+
+/** A link that opens this web app's join screen for the room: `/j/ROOM#PASSWORD` beside the
+ * page when the page came from the signaling server itself (no `?server=`), else this page
+ * with its `?server=` and `#ROOM/PASSWORD` (join-url.ts reads both). */
+export function webLink(at: Pick<Location, "origin" | "pathname" | "search">, room: string, password: string): string {
+  const server = new URLSearchParams(at.search).get("server") ?? new URLSearchParams(at.search).get("s");
+  const display = displayRoom(room);
+  if (!server) return `${at.origin}${at.pathname.replace(/\/[^/]*$/, "")}/j/${display}#${encodeURIComponent(password)}`;
+  return `${at.origin}${at.pathname}?${new URLSearchParams({ server }).toString()}#${display}/${encodeURIComponent(password)}`;
 }
 
 function status(text: string): HTMLElement {
