@@ -2,7 +2,7 @@
 //! its own ([`crate::rooms::Registry`] + SQLite) or the shared one in Redis.
 
 use ferry_proto::RoomId;
-use ferry_proto::signal::{ErrorCode, Role, ServerMsg};
+use ferry_proto::signal::{Role, ServerMsg};
 
 use crate::rooms::{Attached, ConnId, Notices, Refusal};
 use crate::state::{AppState, now_ms, push};
@@ -32,9 +32,12 @@ impl AppState {
         &self,
         conn: ConnId,
         room: &RoomId,
+        v: u16,
     ) -> Result<Attached, Refusal> {
+        // In memory the socket layer checks the version first (`is_shared`); in Redis the
+        // attach script does, in the same step as the attach.
         let r = match self.redis() {
-            Some(r) => r.attach_host(conn, room).await.map(|c| {
+            Some(r) => r.attach_host(conn, room, v).await.map(|c| {
                 self.count_guesses(c.guesses);
                 c.value
             }),
@@ -115,6 +118,15 @@ impl AppState {
         out: ServerMsg,
     ) -> Result<(), Refusal> {
         if let Some(r) = self.redis() {
+            // A shared room's guest: its relays reach the host addressed.
+            let guest = r.members().get(&conn).and_then(|m| m.guest);
+            let out = match guest {
+                Some(guest) => ServerMsg::FromGuest {
+                    guest,
+                    msg: Box::new(out),
+                },
+                None => out,
+            };
             r.relay(conn, pake_confirm, &out.to_json())
                 .await
                 .map_err(|e| self.reject(e))?;
@@ -140,13 +152,14 @@ impl AppState {
         Ok(())
     }
 
-    /// Whether `room` seats several guests (its host must speak signaling v3).
+    /// Whether `room` seats several guests (its host must speak signaling v3). Redis: the
+    /// attach script checks that itself (see `attach_host`).
     pub(crate) fn is_shared(&self, room: &RoomId) -> bool {
         self.redis().is_none() && self.hub().rooms.is_shared(room)
     }
 
     /// Host of a shared room: forward a relay to its guest `guest`.
-    pub(crate) fn relay_to_guest(
+    pub(crate) async fn relay_to_guest(
         &self,
         conn: ConnId,
         guest: u32,
@@ -154,8 +167,12 @@ impl AppState {
         pake_confirm: Option<bool>,
         out: ServerMsg,
     ) -> Result<(), Refusal> {
-        if self.redis().is_some() {
-            return Err(self.reject(not_shared()));
+        if let Some(r) = self.redis() {
+            r.relay_to_guest(conn, guest, pake_confirm, &out.to_json())
+                .await
+                .map_err(|e| self.reject(e))?;
+            self.metrics().relayed(kind);
+            return Ok(());
         }
         let mut hub = self.hub();
         let to = hub
@@ -170,9 +187,14 @@ impl AppState {
     }
 
     /// Host of a shared room: guest `guest` failed key confirmation.
-    pub(crate) fn guest_failed(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
-        if self.redis().is_some() {
-            return Err(self.reject(not_shared()));
+    pub(crate) async fn guest_failed(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
+        if let Some(r) = self.redis() {
+            let c = r
+                .guest_failed(conn, guest)
+                .await
+                .map_err(|e| self.reject(e))?;
+            self.count_guesses(c.guesses);
+            return Ok(c.value);
         }
         let mut hub = self.hub();
         let failed = hub.rooms.handshake_failed_for(conn, Some(guest));
@@ -181,20 +203,18 @@ impl AppState {
     }
 
     /// Host of a shared room: turn guest `guest` away.
-    pub(crate) fn remove_guest(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
-        if self.redis().is_some() {
-            return Err(self.reject(not_shared()));
+    pub(crate) async fn remove_guest(&self, conn: ConnId, guest: u32) -> Result<Notices, Refusal> {
+        if let Some(r) = self.redis() {
+            let c = r
+                .remove_guest(conn, guest)
+                .await
+                .map_err(|e| self.reject(e))?;
+            self.count_guesses(c.guesses);
+            return Ok(c.value);
         }
         let mut hub = self.hub();
         let removed = hub.rooms.remove_guest(conn, guest);
         self.sync_failures(&hub);
         removed.map_err(|e| self.reject(e))
-    }
-}
-
-fn not_shared() -> Refusal {
-    Refusal {
-        code: ErrorCode::BadMessage,
-        message: "to-guest is for the host of a shared room",
     }
 }

@@ -311,14 +311,7 @@ impl AppState {
         self.rate_check(ip).await?;
         let owner = IpKey::of(ip);
         if let Some(r) = self.redis() {
-            if guests.is_some() {
-                return Err(self.reject(Refusal {
-                    code: ErrorCode::UnsupportedVersion,
-                    message: "this server keeps its rooms in Redis, which does not hold rooms \
-                              for several receivers yet; send to one receiver at a time",
-                }));
-            }
-            return self.create_shared(r, owner, ttl_secs).await;
+            return self.create_shared(r, owner, ttl_secs, guests).await;
         }
         self.hub()
             .rooms
@@ -453,6 +446,7 @@ impl AppState {
         r: &RedisRooms,
         owner: IpKey,
         ttl_secs: Option<u64>,
+        guests: Option<usize>,
     ) -> Result<(RoomRecord, String), Refusal> {
         let token = token::generate();
         let hash = token::hash(&token);
@@ -460,7 +454,14 @@ impl AppState {
         let g = self.0.config.global_create_rate;
         for _ in 0..5 {
             let rec = r
-                .create(RoomId::random(), &hash, ttl, owner, (g.per_second, g.burst))
+                .create(
+                    RoomId::random(),
+                    &hash,
+                    ttl,
+                    owner,
+                    (g.per_second, g.burst),
+                    guests.unwrap_or(0),
+                )
                 .await
                 .map_err(|e| self.reject(e))?;
             if let Some(rec) = rec {

@@ -360,7 +360,7 @@ impl Session {
                 self.version(v)?;
                 self.not_in_room()?;
                 let (rec, host_token) = st.create_room(self.ip, ttl_secs).await?;
-                let a = st.attach_host(conn, &rec.room).await?;
+                let a = st.attach_host(conn, &rec.room, v).await?;
                 let mut out = st.deliver(a.notices, Some(conn));
                 out.insert(
                     0,
@@ -390,7 +390,7 @@ impl Session {
                 self.not_in_room()?;
                 let guests = (guests as usize).clamp(1, MAX_SHARED_GUESTS);
                 let (rec, host_token) = st.create_room_for(self.ip, ttl_secs, Some(guests)).await?;
-                let a = st.attach_host(conn, &rec.room).await?;
+                let a = st.attach_host(conn, &rec.room, v).await?;
                 let mut out = st.deliver(a.notices, Some(conn));
                 out.insert(
                     0,
@@ -427,7 +427,7 @@ impl Session {
                         message: "this room serves several receivers; its host needs a newer Ferry",
                     }));
                 }
-                let a = st.attach_host(conn, &room).await?;
+                let a = st.attach_host(conn, &room, v).await?;
                 tracing::debug!(conn, room = %room, "host attached");
                 Ok(joined_reply(&st, conn, rid, room, a))
             }
@@ -471,12 +471,13 @@ impl Session {
             msg: Box::new(m),
         };
         let result = match msg {
-            ClientMsg::HandshakeFailed => st.guest_failed(conn, guest),
-            ClientMsg::Leave => st.remove_guest(conn, guest),
+            ClientMsg::HandshakeFailed => st.guest_failed(conn, guest).await,
+            ClientMsg::Leave => st.remove_guest(conn, guest).await,
             m => match relay::check(&m) {
                 Ok(Some(r)) => match relayed(m) {
                     Some(out) => st
                         .relay_to_guest(conn, guest, r.kind, r.pake_confirm, out)
+                        .await
                         .map(|()| Vec::new()),
                     None => Err(crate::state::internal("not a relayed message")),
                 },

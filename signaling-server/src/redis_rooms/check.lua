@@ -7,5 +7,13 @@ local why = refusal(key, id, r, now_ms())
 if why then return {why} end
 if mode == 'host' then return {'ok', r.e, r.h} end
 if r.l == '1' then return {'room-locked'} end
+if r.sh == '1' then
+  local live = 0
+  for _, g in ipairs(guests_of(r)) do
+    if alive(g[2]) then live = live + 1 end
+  end
+  if live >= tonumber(r.cap) then return {'shared-full'} end
+  return {'ok', r.e, ''}
+end
 if r.gs and alive(r.gs) then return {'room-full'} end
 return {'ok', r.e, ''}

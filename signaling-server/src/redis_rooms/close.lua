@@ -4,6 +4,10 @@ local key = P .. 'room:' .. id
 local r = load(key)
 if r.e == nil or r.hs ~= seat then return {'not-member'} end
 local counted = 0
+for _, g in ipairs(guests_of(r)) do
+  if r['q:' .. g[1]] == '1' then counted = counted + 1 end
+  tell(g[2], id, 'RC')
+end
 if r.gs then
   if r.g == '1' then counted = 1 end
   tell(r.gs, id, 'RC')

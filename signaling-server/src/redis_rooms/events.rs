@@ -33,6 +33,13 @@ pub(crate) enum Event {
     Deadline(u64),
 }
 
+fn about(guest: u32, msg: ServerMsg) -> ServerMsg {
+    ServerMsg::FromGuest {
+        guest,
+        msg: Box::new(msg),
+    }
+}
+
 fn role(s: &str) -> Option<Role> {
     match s {
         "host" => Some(Role::Host),
@@ -71,6 +78,39 @@ pub(crate) fn parse(text: &str) -> Option<(ConnId, RoomId, Event)> {
             code == "HFD",
         ),
         "LK" => msg(locked_notice(), false),
+        // About guest n of a shared room, to its host.
+        "GJ" => msg(
+            about(
+                arg.parse().ok()?,
+                ServerMsg::PeerJoined { role: Role::Guest },
+            ),
+            false,
+        ),
+        "GL" => msg(
+            about(arg.parse().ok()?, ServerMsg::PeerLeft { role: Role::Guest }),
+            false,
+        ),
+        "GF" => {
+            let (n, left) = arg.split_once(' ')?;
+            msg(
+                about(
+                    n.parse().ok()?,
+                    ServerMsg::HandshakeFailed {
+                        attempts_left: left.parse().ok()?,
+                    },
+                ),
+                false,
+            )
+        }
+        // A shared room's host turned this guest away.
+        "KF" => msg(
+            ServerMsg::error(
+                None,
+                ErrorCode::RoomFull,
+                "the sender is busy with other receivers; try again shortly",
+            ),
+            true,
+        ),
         "RC" => msg(ServerMsg::RoomClosed, true),
         "RP" => msg(
             ServerMsg::error(
@@ -110,7 +150,11 @@ fn apply(state: &AppState, text: &str) {
             }
             Event::Frame(f) => f,
             // Unknown: seated an instant ago, the peer may have heard of this seat first.
-            Event::From { from, frame } if m.peer == from || m.peer == Peer::Unknown => frame,
+            Event::From { from, frame }
+                if m.peer == from || m.peer == Peer::Unknown || m.peer == Peer::Guests =>
+            {
+                frame
+            }
             Event::From { .. } => return,
             Event::Msg { msg, detach } => {
                 if detach {
@@ -223,6 +267,17 @@ mod tests {
             }
         );
         assert!(parse(&format!("7 {r} F - {{}}")).is_none());
+        let (_, _, ev) = parse(&format!("7 {r} GF 3 1")).unwrap();
+        assert_eq!(
+            ev,
+            Event::Msg {
+                msg: about(3, ServerMsg::HandshakeFailed { attempts_left: 1 }),
+                detach: false
+            }
+        );
+        let (_, _, ev) = parse(&format!("7 {r} KF ")).unwrap();
+        assert!(matches!(ev, Event::Msg { detach: true, .. }));
+        assert!(parse(&format!("7 {r} GJ x")).is_none());
         let (_, _, ev) = parse(&format!("7 {r} P -")).unwrap();
         assert_eq!(ev, Event::Peer(Peer::Absent));
         let (_, _, ev) = parse(&format!("7 {r} P 0a:3")).unwrap();

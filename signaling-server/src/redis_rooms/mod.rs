@@ -55,6 +55,8 @@ pub(crate) struct Member {
     pub deadline_ms: u64,
     /// Who holds the other seat, as the node's channel last said (see [`Peer`]).
     pub peer: Peer,
+    /// A guest of a shared room: its number there (its relays to the host are addressed).
+    pub guest: Option<u32>,
 }
 
 /// The other seat of a socket's room, cached so a relayed message is one PUBLISH to the
@@ -70,6 +72,9 @@ pub(crate) enum Peer {
     Absent,
     /// The other seat: its node's id and its connection there.
     At { node: u64, conn: ConnId },
+    /// The host of a shared room: frames from any of its guests are delivered (each names its
+    /// guest inside), and its own relays are addressed, by script.
+    Guests,
 }
 
 impl Peer {
@@ -77,6 +82,9 @@ impl Peer {
     pub(crate) fn parse(seat: &str) -> Option<Peer> {
         if seat == "-" {
             return Some(Peer::Absent);
+        }
+        if seat == "*" {
+            return Some(Peer::Guests);
         }
         let (node, conn) = seat.split_once(':')?;
         Some(Peer::At {
@@ -96,6 +104,7 @@ pub(crate) struct Scripts {
     publish: redis::Script,
     failed: redis::Script,
     close: redis::Script,
+    kick: redis::Script,
     extend: redis::Script,
     check: redis::Script,
     reap: redis::Script,
@@ -116,6 +125,7 @@ impl Scripts {
             publish: redis::Script::new(include_str!("publish.lua")),
             failed: s(include_str!("failed.lua")),
             close: s(include_str!("close.lua")),
+            kick: s(include_str!("kick.lua")),
             extend: s(include_str!("extend.lua")),
             check: s(include_str!("check.lua")),
             reap: s(include_str!("reap.lua")),
@@ -442,6 +452,19 @@ fn refusal_of(name: &str) -> Refusal {
             "the room is locked after failed handshakes",
         ),
         "room-full" => (ErrorCode::RoomFull, "the room already has two peers"),
+        "shared-full" => (
+            ErrorCode::RoomFull,
+            "the room is seating as many receivers as it can at once; try again shortly",
+        ),
+        "old-host" => (
+            ErrorCode::UnsupportedVersion,
+            "this room serves several receivers; its host needs a newer Ferry",
+        ),
+        "bad-address" => (
+            ErrorCode::BadMessage,
+            "address relays with to-guest in a shared room, and only there",
+        ),
+        "no-guest" => (ErrorCode::NotInRoom, "that guest is not in the room"),
         "server-full" => (ErrorCode::ServerFull, "the server has too many open rooms"),
         "owner-full" => (
             ErrorCode::RateLimited,

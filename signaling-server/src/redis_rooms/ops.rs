@@ -48,7 +48,8 @@ impl RedisRooms {
         ok_or_refusal(v).map(|_| ())
     }
 
-    /// Create a room with no host attached. `None` asks the caller to retry with a new id.
+    /// Create a room with no host attached (`shared` > 0: a shared room seating that many
+    /// guests at once). `None` asks the caller to retry with a new id.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create(
         &self,
@@ -57,6 +58,7 @@ impl RedisRooms {
         ttl_ms: u64,
         ip: IpKey,
         global_rate: (u32, u32),
+        shared: usize,
     ) -> Result<Option<RoomRecord>, Refusal> {
         let owner = self.owner(ip);
         let l = &self.limits;
@@ -74,6 +76,7 @@ impl RedisRooms {
                     &l.tomb_ms,
                     &global_rate.0.max(1),
                     &global_rate.1.max(1),
+                    &shared,
                 ],
             )
             .await?;
@@ -99,6 +102,7 @@ impl RedisRooms {
                 role,
                 deadline_ms: u64::MAX,
                 peer: Peer::Unknown,
+                guest: None,
             },
         );
     }
@@ -151,6 +155,12 @@ impl RedisRooms {
             self.seated(conn, &r);
         }
         let v = r?;
+        // A shared room numbers its guests: this one's relays to the host carry it.
+        if let Some(n) = v.get(5).and_then(|s| s.parse::<u32>().ok())
+            && let Some(me) = self.members().get_mut(&conn)
+        {
+            me.guest = Some(n);
+        }
         Ok(Counted {
             value: Attached {
                 role: Role::Guest,
@@ -186,6 +196,7 @@ impl RedisRooms {
         &self,
         conn: ConnId,
         room: &RoomId,
+        v: u16,
     ) -> Result<Counted<Attached>, Refusal> {
         let held = self.ensure_free(conn, room, Role::Host)?;
         if !held {
@@ -196,7 +207,7 @@ impl RedisRooms {
         let r = self
             .script(
                 &self.scripts.attach,
-                &[&room.as_str(), &seat, &l.fail_limit, &l.grace_ms],
+                &[&room.as_str(), &seat, &l.fail_limit, &l.grace_ms, &v],
             )
             .await
             .and_then(ok_or_refusal);
@@ -303,10 +314,18 @@ impl RedisRooms {
             Some(true) => 2,
         };
         let seat = self.seat(conn);
+        let guest = m.guest.map(|n| n.to_string()).unwrap_or_default();
         let r = self
             .script(
                 &self.scripts.relay,
-                &[&m.room.as_str(), &seat, &role_name(m.role), &pake, &frame],
+                &[
+                    &m.room.as_str(),
+                    &seat,
+                    &role_name(m.role),
+                    &pake,
+                    &frame,
+                    &guest,
+                ],
             )
             .await
             .and_then(ok_or_refusal);
@@ -333,7 +352,7 @@ impl RedisRooms {
         let r = self
             .script(
                 &self.scripts.failed,
-                &[&room.as_str(), &seat, &self.limits.fail_limit],
+                &[&room.as_str(), &seat, &self.limits.fail_limit, &""],
             )
             .await
             .and_then(ok_or_refusal);
@@ -417,11 +436,15 @@ impl RedisRooms {
         }
         let mut p = redis::pipe();
         for (_, m) in &due {
+            // A shared room's guest holds `g:<n>`, not `gs`.
+            let guest_seat = m
+                .guest
+                .map_or_else(|| "gs".to_string(), |n| format!("g:{n}"));
             p.cmd("HMGET")
                 .arg(format!("ferry:room:{}", m.room.as_str()))
                 .arg("d")
                 .arg("hs")
-                .arg("gs");
+                .arg(guest_seat);
         }
         let mut c = self.conn.clone();
         type Row = (Option<u64>, Option<String>, Option<String>);
@@ -455,5 +478,115 @@ impl RedisRooms {
             }
         }
         notices
+    }
+
+    /// Host of a shared room: relay `frame` to its guest `guest` (always by script: the host
+    /// has no one peer to cache).
+    pub(crate) async fn relay_to_guest(
+        &self,
+        conn: ConnId,
+        guest: u32,
+        pake_confirm: Option<bool>,
+        frame: &str,
+    ) -> Result<(), Refusal> {
+        let room = self.hosted(conn)?;
+        let pake = match pake_confirm {
+            None => 0u8,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        let seat = self.seat(conn);
+        let r = self
+            .script(
+                &self.scripts.relay,
+                &[&room.as_str(), &seat, &"host", &pake, &frame, &guest],
+            )
+            .await
+            .and_then(ok_or_refusal);
+        if let Err(e) = &r {
+            self.dropped(conn, e);
+        }
+        r.map(|_| ())
+    }
+
+    /// Host of a shared room: guest `guest` failed key confirmation.
+    pub(crate) async fn guest_failed(
+        &self,
+        conn: ConnId,
+        guest: u32,
+    ) -> Result<Counted<Notices>, Refusal> {
+        let room = self.hosted(conn)?;
+        let seat = self.seat(conn);
+        let r = self
+            .script(
+                &self.scripts.failed,
+                &[&room.as_str(), &seat, &self.limits.fail_limit, &guest],
+            )
+            .await
+            .and_then(ok_or_refusal);
+        if let Err(e) = &r {
+            self.dropped(conn, e);
+        }
+        let v = r?;
+        let attempts_left = num(&v, 1) as u32;
+        let mut notices = vec![(
+            conn,
+            about(guest, ServerMsg::HandshakeFailed { attempts_left }),
+        )];
+        if v.get(2).map(String::as_str) == Some("1") {
+            notices.push((conn, locked_notice()));
+        }
+        Ok(Counted {
+            value: notices,
+            guesses: num(&v, 3),
+        })
+    }
+
+    /// Host of a shared room: turn guest `guest` away (it hears `room-full`).
+    pub(crate) async fn remove_guest(
+        &self,
+        conn: ConnId,
+        guest: u32,
+    ) -> Result<Counted<Notices>, Refusal> {
+        let room = self.hosted(conn)?;
+        let seat = self.seat(conn);
+        let r = self
+            .script(
+                &self.scripts.kick,
+                &[&room.as_str(), &seat, &guest, &self.limits.fail_limit],
+            )
+            .await
+            .and_then(ok_or_refusal);
+        if let Err(e) = &r {
+            self.dropped(conn, e);
+        }
+        let v = r?;
+        let counted = num(&v, 3);
+        let mut notices = vec![(
+            conn,
+            about(guest, ServerMsg::PeerLeft { role: Role::Guest }),
+        )];
+        if counted > 0 {
+            let attempts_left = num(&v, 1) as u32;
+            notices.push((
+                conn,
+                about(guest, ServerMsg::HandshakeFailed { attempts_left }),
+            ));
+            if v.get(2).map(String::as_str) == Some("1") {
+                notices.push((conn, locked_notice()));
+            }
+        }
+        Ok(Counted {
+            value: notices,
+            guesses: counted,
+        })
+    }
+}
+
+/// `msg` about guest `guest`, as the host of a shared room hears it.
+fn about(guest: u32, msg: ServerMsg) -> ServerMsg {
+    ServerMsg::FromGuest {
+        guest,
+        msg: Box::new(msg),
     }
 }

@@ -101,6 +101,76 @@ local function take(key, rate, burst, now)
   return ok
 end
 
+-- Shared rooms (`sh` = 1) seat up to `cap` guests: guest n's seat is field `g:<n>` and its
+-- run's guess state `q:<n>` (as `g` for the one guest of an ordinary room); `ng` is the next
+-- number. `gs` and `g` stay unused there.
+local function guests_of(r)
+  local out = {}
+  for k, v in pairs(r) do
+    local n = string.match(k, '^g:(%d+)$')
+    if n then out[#out + 1] = {n, v} end
+  end
+  table.sort(out, function(a, b) return tonumber(a[1]) < tonumber(b[1]) end)
+  return out
+end
+
+local function guest_number(r, seat)
+  for _, g in ipairs(guests_of(r)) do
+    if g[2] == seat then return g[1] end
+  end
+  return nil
+end
+
+local function drop_guest(key, r, n)
+  redis.call('HDEL', key, 'g:' .. n, 'q:' .. n)
+  r['g:' .. n] = nil
+  r['q:' .. n] = nil
+end
+
+-- Guest n's run ends without a host verdict (its seat is dropped): a failed guess when its
+-- tag was unanswered. Tells the host; returns 1 when it counted.
+local function shared_run_ended(key, id, r, n, limit)
+  if r['q:' .. n] ~= '1' then return 0 end
+  local left = count_failure(key, r, limit)
+  if r.hs then
+    tell(r.hs, id, 'GF', n .. ' ' .. left)
+    if r.l == '1' then tell(r.hs, id, 'LK') end
+  end
+  return 1
+end
+
+-- leave_seat for a shared room.
+local function leave_shared(key, id, r, seat, role, limit, grace, now)
+  local counted = 0
+  if role == 'host' then
+    if r.hs ~= seat then return 0 end
+    redis.call('HDEL', key, 'hs')
+    r.hs = nil
+    r.hg = tostring(now)
+    redis.call('HSET', key, 'hg', now)
+    local d = set_deadline(key, id, r, grace)
+    for _, g in ipairs(guests_of(r)) do
+      local n, gseat = g[1], g[2]
+      tell(gseat, id, 'PL', 'host')
+      if r['q:' .. n] == '1' then
+        counted = counted + 1
+        local left = count_failure(key, r, limit)
+        drop_guest(key, r, n)
+        tell(gseat, id, 'HFD', left)
+      else
+        tell(gseat, id, 'D', d)
+      end
+    end
+    return counted
+  end
+  local n = guest_number(r, seat)
+  if not n then return 0 end
+  if r.hs then tell(r.hs, id, 'GL', n) end
+  counted = shared_run_ended(key, id, r, n, limit)
+  drop_guest(key, r, n)
+  return counted
+end
+
 -- A seat's socket is gone (it left, or its node died): what one node did on a socket close.
 -- Returns 1 when this ended a guest run with its tag unanswered (a failed guess).
 local function leave_seat(id, seat, role, limit, grace)
@@ -108,6 +178,7 @@ local function leave_seat(id, seat, role, limit, grace)
   local r = load(key)
   if r.e == nil then return 0 end
   local now = now_ms()
+  if r.sh == '1' then return leave_shared(key, id, r, seat, role, limit, grace, now) end
   local counted = 0
   if role == 'host' then
     if r.hs ~= seat then return 0 end

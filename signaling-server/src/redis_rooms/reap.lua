@@ -8,12 +8,17 @@ local reaped, counted = 0, 0
 for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
   if node ~= me and redis.call('EXISTS', P .. 'alive:' .. node) == 0 then
     for _, id in ipairs(redis.call('SMEMBERS', P .. 'seats:' .. node)) do
-      local v = redis.call('HMGET', P .. 'room:' .. id, 'hs', 'gs')
-      if v[1] and node_of(v[1]) == node then
-        counted = counted + leave_seat(id, v[1], 'host', limit, grace)
+      local r = load(P .. 'room:' .. id)
+      if r.hs and node_of(r.hs) == node then
+        counted = counted + leave_seat(id, r.hs, 'host', limit, grace)
       end
-      if v[2] and node_of(v[2]) == node then
-        counted = counted + leave_seat(id, v[2], 'guest', limit, grace)
+      if r.gs and node_of(r.gs) == node then
+        counted = counted + leave_seat(id, r.gs, 'guest', limit, grace)
+      end
+      for _, g in ipairs(guests_of(r)) do
+        if node_of(g[2]) == node then
+          counted = counted + leave_seat(id, g[2], 'guest', limit, grace)
+        end
       end
     end
     redis.call('DEL', P .. 'seats:' .. node)
