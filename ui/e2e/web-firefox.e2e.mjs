@@ -1,8 +1,9 @@
-// CLI → Firefox: the same served-page receive as web-served.e2e.mjs, in headless Firefox ESR
-// (Debian's firefox-esr, driven over WebDriver BiDi by puppeteer-core; nothing downloads a
-// browser). `ferry-signal --web-dir` serves the page, `ferry send --web-link` prints the link,
-// Firefox opens it, accepts, and saves the files into a download folder, whose SHA-256 must
-// equal the sources'.
+// The browser peer in headless Firefox ESR (Debian's firefox-esr, driven over WebDriver BiDi by
+// puppeteer-core; nothing downloads a browser), with the page served by `ferry-signal
+// --web-dir`. CLI → Firefox: `ferry send --web-link` prints the link, Firefox opens it,
+// accepts, and saves the files into a download folder, whose SHA-256 must equal the sources'.
+// Firefox → CLI: the page in send mode hosts a room and `ferry receive` joins with the link
+// it shows, byte-exact.
 //
 // Run by scripts/test-web-e2e.sh when firefox-esr is installed; it sets FERRY_CLI_BIN,
 // FERRY_SIGNAL_BIN, WEB_DIST, FIREFOX, E2E_WORK. Bounded: every wait has a timeout and the
@@ -135,7 +136,42 @@ async function main() {
   if (code !== 0) throw new Error(`sender ended with ${code}\n${send.lines.join("\n")}\n${send.stderr()}`);
   const violations = consoleLines.filter((l) => l.includes("Content-Security-Policy") || l.includes("Content Security Policy"));
   if (violations.length) throw new Error(`CSP violations:\n${violations.join("\n")}`);
-  log(`3 files byte-exact (stored in ${storage})`);
+  log(`CLI → Firefox: 3 files byte-exact (stored in ${storage})`);
+  await page.close();
+
+  // Firefox → CLI: the same served page in send mode hosts a room; `ferry receive` joins with
+  // the link the page shows.
+  const src = join(WORK, "ff-send.bin");
+  const sent = randomBytes(2 * 1024 * 1024 + 99);
+  writeFileSync(src, sent);
+  const spage = await browser.newPage();
+  const sconsole = [];
+  spage.on("console", (m) => sconsole.push(`${m.type()}: ${m.text()}`));
+  await spage.goto(`http://${addr}/?send`);
+  const input = await spage.waitForSelector("#files", { timeout: 10_000 });
+  await input.uploadFile(src);
+  await spage.click("#create");
+  await spage.waitForSelector("#room-link, main[data-state=error]", { timeout: 15_000 });
+  const roomLink = await spage.$eval("#room-link", (e) => e.innerText).catch(async () => {
+    throw new Error(`no room: ${await spage.$eval("main", (m) => m.innerText)}\n${sconsole.join("\n")}`);
+  });
+  const out = join(WORK, "ff-recv");
+  mkdirSync(out, { recursive: true });
+  const recv = start(FERRY, ["receive", roomLink, "--out", out, "--yes", "--json"], {
+    FERRY_BIND: "127.0.0.1:0",
+    FERRY_DB: join(WORK, "recv-firefox.db"),
+    RUST_LOG: "warn",
+  });
+  await spage.waitForSelector("main[data-state=done], main[data-state=error]", { timeout: 40_000 });
+  const sstate = await spage.$eval("main", (m) => m.dataset.state);
+  if (sstate !== "done") throw new Error(`sending page ended in ${sstate}: ${await spage.$eval("main", (m) => m.innerText)}\n${sconsole.join("\n")}`);
+  const rcode = await Promise.race([recv.exited, sleep(10_000).then(() => "still running")]);
+  if (rcode !== 0) throw new Error(`receiver ended with ${rcode}\n${recv.lines.join("\n")}\n${recv.stderr()}`);
+  const got = sha256(readFileSync(join(out, "ff-send.bin")));
+  if (got !== sha256(sent)) throw new Error(`Firefox → CLI: SHA-256 ${got}, expected ${sha256(sent)}`);
+  const sviolations = sconsole.filter((l) => l.includes("Content-Security-Policy") || l.includes("Content Security Policy"));
+  if (sviolations.length) throw new Error(`CSP violations while sending:\n${sviolations.join("\n")}`);
+  log("Firefox → CLI: byte-exact");
 }
 
 let ok = false;
