@@ -94,7 +94,8 @@ for l in open(sys.argv[1]):
 # The first is bound to its link's address, so it announces on that interface only.
 start_sender photo --password pw-nearby --bind 10.231.7.1:0 --device-name $'Test\a laptop\e' "$work/photo.jpg"
 photo_pid=$last_pid
-start_sender note --password other-pw --device-name "Second desk" "$work/note.txt"
+# The second serves many receivers: that kind of room is announced too.
+start_sender note --password other-pw --receivers 2 --device-name "Second desk" "$work/note.txt"
 room="$(room_of photo)"
 other="$(room_of note)"
 mkdir -p "$work/out"

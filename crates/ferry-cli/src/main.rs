@@ -311,7 +311,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
                 opts.test_hooks.rate_limit_bps = env_u64("FERRY_TEST_RATE_BPS");
             }
             if many.wanted() {
-                let code = multi::send(opts, &paths, many, net.json).await;
+                let code = multi::send(opts, &paths, many, net.json, &announce, &net.bind).await;
                 if let Some(s) = embedded {
                     s.shutdown().await;
                 }

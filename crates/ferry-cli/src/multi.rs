@@ -56,7 +56,14 @@ fn parse(line: &str) -> Line {
 }
 
 /// Run the send; returns the exit code.
-pub(crate) async fn send(opts: SendOptions, paths: &[PathBuf], args: ManyArgs, json: bool) -> i32 {
+pub(crate) async fn send(
+    opts: SendOptions,
+    paths: &[PathBuf],
+    args: ManyArgs,
+    json: bool,
+    announce: &crate::nearby::AnnounceArgs,
+    bind: &[String],
+) -> i32 {
     let handle = TransferHandle::new();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     {
@@ -95,6 +102,8 @@ pub(crate) async fn send(opts: SendOptions, paths: &[PathBuf], args: ManyArgs, j
         stop: Some(stop_rx),
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    // Nearby devices see the room while it is open, as for a single-receiver send.
+    let rx = crate::nearby::announce_while_open(rx, announce, bind);
     let printer = tokio::spawn(print(rx, json));
     let r = ferry_core::send_many(opts, paths, many, &handle, EventSink::new(tx)).await;
     let _ = printer.await;
