@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -103,20 +104,12 @@ impl WebApp {
 
     /// `/`, `/j/ROOM` and the assets. Merged under the signaling routes, which win.
     pub fn router(self: Arc<Self>) -> Router {
-        let page = self.clone();
-        let page2 = self.clone();
-        let page3 = self.clone();
         Router::new()
-            .route("/", get(move |h: HeaderMap| page_response(page, h)))
-            .route(
-                "/j/{room}",
-                get(move |h: HeaderMap| page_response(page2, h)),
-            )
-            .route(
-                "/j/{room}/",
-                get(move |h: HeaderMap| page_response(page3, h)),
-            )
-            .fallback(move |uri: Uri, h: HeaderMap| asset_response(self, uri, h))
+            .route("/", get(page_response))
+            .route("/j/{room}", get(page_response))
+            .route("/j/{room}/", get(page_response))
+            .fallback(asset_response)
+            .with_state(self)
     }
 
     fn respond(&self, name: &str, headers: &HeaderMap) -> Response {
@@ -140,11 +133,21 @@ impl WebApp {
     }
 }
 
-async fn page_response(app: Arc<WebApp>, headers: HeaderMap) -> Response {
+async fn page_response(State(app): State<Arc<WebApp>>, headers: HeaderMap) -> Response {
     app.respond(&app.entry, &headers)
 }
 
-async fn asset_response(app: Arc<WebApp>, uri: Uri, headers: HeaderMap) -> Response {
+async fn asset_response(
+    State(app): State<Arc<WebApp>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        security_headers(r.headers_mut(), &headers);
+        return r;
+    }
     match asset_name(uri.path()) {
         Some(name) if !ENTRIES.contains(&name) => app.respond(name, &headers),
         // The entry is served at `/` only, so there is one address per page.
@@ -367,6 +370,18 @@ mod tests {
             assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
             assert_eq!(h[header::CACHE_CONTROL], "no-cache");
         }
+        // Files are only ever read.
+        let mut s = tokio::net::TcpStream::connect(app).await.unwrap();
+        s.write_all(b"POST /assets/web-Ab12.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        assert!(
+            raw.starts_with(b"HTTP/1.1 405"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
         // One address per page; the join path takes exactly one segment.
         assert_eq!(get(app, "/web.html").await.0, 404);
         assert_eq!(get(app, "/j/").await.0, 404);
