@@ -16,7 +16,7 @@ pub(crate) struct AnnounceArgs {
     /// Do not announce the room to nearby devices on the local network. The announcement
     /// carries only the device name, the room id and the server, never the password or
     /// what is offered.
-    #[arg(long, env = "FERRY_NO_ANNOUNCE")]
+    #[arg(long, env = "FERRY_NO_ANNOUNCE", value_parser = clap::builder::BoolishValueParser::new())]
     no_announce: bool,
     /// The name nearby devices see (default: this machine's host name; control characters
     /// are dropped and it is cut to 32 characters).
