@@ -206,6 +206,36 @@ async function main() {
     }
   });
 
+  await check("Pause on the page: the receiver hears it and nothing moves; Resume finishes byte-exact", async () => {
+    const file = join(WORK, "pause.bin");
+    writeFileSync(file, randomBytes(3 * 1024 * 1024));
+    const want = await sha256File(file);
+    const ctx = await browser.newContext();
+    try {
+      const { page, link, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${1024 * 1024}`);
+      const out = join(WORK, "recv-pause");
+      const recv = receiver(link, out, "pause");
+      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 10, null, { timeout: 15_000 });
+      await page.locator("#pause").click();
+      await recv.line((l) => l.includes('"event":"paused"'), 5_000, "a paused event");
+      // What was on its way lands; then nothing more is acknowledged.
+      await new Promise((r) => setTimeout(r, 1000));
+      const held = await page.locator("#progress").getAttribute("value");
+      await new Promise((r) => setTimeout(r, 1500));
+      const later = await page.locator("#progress").getAttribute("value");
+      if (held !== later || Number(later) >= 100) throw new Error(`progress moved while paused: ${held} → ${later}`);
+      await page.locator("#pause").click();
+      await recv.line((l) => l.includes('"event":"resumed"'), 5_000, "a resumed event");
+      await finished(page, consoleLines, 20_000);
+      if ((await exitWithin(recv, 10_000)) !== 0) throw new Error(`receiver failed:\n${recv.lines.join("\n")}`);
+      const got = await sha256File(join(out, "pause.bin"));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   await check("Cancel on the page mid-transfer: the receiver stops with `cancelled`, nothing claims done", async () => {
     const file = join(WORK, "cancel.bin");
     writeFileSync(file, randomBytes(4 * 1024 * 1024));

@@ -210,6 +210,28 @@ describe.skipIf(!existsSync(WASM))("send ↔ receive over an in-memory link (was
     expect(Buffer.from(sink.files[0].data).equals(Buffer.from(file))).toBe(true);
   });
 
+  it("sends no chunk while paused, and finishes once resumed", async () => {
+    const wasm = await load();
+    const file = random(300 * 1024);
+    let chunks = 0;
+    const { sender, receiver } = linkPair(256 * K, (f) => {
+      if (f[0] === KIND_CHUNK) chunks += 1;
+      return f;
+    });
+    let paused = true;
+    const sink = new MemorySink();
+    const both = Promise.all([
+      send({ link: sender, wasm, transferId: "t", entries: [{ path: "p", size: file.length, mtime_ms: 0 }], source: memorySource([file]), paused: () => paused }),
+      receive({ link: receiver, wasm: await load(), sink }),
+    ]);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(chunks).toBe(0);
+    paused = false;
+    const [sent] = await both;
+    expect(sent.files).toBe(1);
+    expect(Buffer.from(sink.files[0].data).equals(Buffer.from(file))).toBe(true);
+  });
+
   it("ends with the receiver's decline", async () => {
     const wasm = await load();
     const { sender, receiver } = linkPair(256 * K);

@@ -155,6 +155,14 @@ export function sendPage(o: SendPageOptions): void {
       const line = h("p", { class: "hint" }, "");
       const cancelBtn = h("button", { id: "cancel" }, "Cancel");
       const cancelled = new Promise<void>((resolve) => cancelBtn.addEventListener("click", () => resolve()));
+      let setPaused: (p: boolean) => void = () => {};
+      const pauseBtn = h("button", { id: "pause", "aria-pressed": "false" }, "Pause");
+      pauseBtn.addEventListener("click", () => {
+        const p = pauseBtn.getAttribute("aria-pressed") !== "true";
+        pauseBtn.setAttribute("aria-pressed", String(p));
+        pauseBtn.textContent = p ? "Resume" : "Pause";
+        setPaused(p);
+      });
       setState(
         "sending",
         h("h1", {}, attempts > 1 ? "Sending (resumed)" : "Sending"),
@@ -164,7 +172,7 @@ export function sendPage(o: SendPageOptions): void {
           h("div", { class: "overall" }, bar, pct),
           line,
           h("p", { class: "hint" }, `Verification code ${verification}`),
-          h("div", { class: "actions" }, cancelBtn),
+          h("div", { class: "actions" }, pauseBtn, cancelBtn),
           notice,
         ),
       );
@@ -178,7 +186,9 @@ export function sendPage(o: SendPageOptions): void {
           caps: link.caps,
           rateBps,
           cancelled,
+          pauseWith: (set) => (setPaused = set),
           onEvent: (e) => {
+            if (e.type === "paused" || e.type === "resumed") bar.dataset.paused = String(e.type === "paused");
             if (e.type === "progress") {
               const p = percent(e.bytes_done, e.total);
               bar.value = p;

@@ -21,7 +21,8 @@ export type ToSendWorker =
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
   | { t: "sent"; bytes: number; buf: ArrayBuffer }
-  | { t: "cancel" };
+  | { t: "cancel" }
+  | { t: "pause"; paused: boolean };
 
 /** Worker → page. */
 export type FromSendWorker =
@@ -92,6 +93,8 @@ export interface WorkerSendOptions {
   onEvent?: (e: SendEvent) => void;
   /** Resolves when the user cancels. */
   cancelled?: Promise<void>;
+  /** Called once with the function that pauses (true) or resumes (false) the sending. */
+  pauseWith?: (set: (paused: boolean) => void) => void;
 }
 
 /** Run one send attempt in `worker` over `link` (page side). Ends the worker when done. */
@@ -104,6 +107,7 @@ export function sendInWorker(worker: Worker, link: DcLink, opts: WorkerSendOptio
       f();
     };
     void opts.cancelled?.then(() => toWorker({ t: "cancel" }));
+    opts.pauseWith?.((paused) => toWorker({ t: "pause", paused }));
     worker.onerror = (ev) => finish(() => reject(new WebError("io", `sender worker failed: ${ev.message}`)));
     worker.onmessage = (ev: MessageEvent<FromSendWorker>) => {
       const m = ev.data;

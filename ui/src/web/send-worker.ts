@@ -20,6 +20,7 @@ const post = (m: FromSendWorker, transfer: Transferable[] = []) => scope.postMes
 let link: CreditLink | null = null;
 let cancelNow: (() => void) | null = null;
 const cancelled = new Promise<void>((resolve) => (cancelNow = resolve));
+let paused = false;
 
 /** The picked files, read a slice at a time. A file edited since it was picked no longer
  * reads (NotReadableError) or reads short: `source-changed`, as the native reader says. */
@@ -62,6 +63,7 @@ async function run(m: Extract<ToSendWorker, { t: "start" }>): Promise<void> {
       rateBps: m.rateBps || undefined,
       onEvent: (e) => post({ t: "event", e }),
       cancelled,
+      paused: () => paused,
     });
     post({ t: "end", ok: true, stats, transferId: id });
   } catch (e) {
@@ -83,6 +85,9 @@ scope.onmessage = (ev: MessageEvent<ToSendWorker>) => {
       break;
     case "cancel":
       cancelNow?.();
+      break;
+    case "pause":
+      paused = m.paused;
       break;
   }
 };

@@ -80,6 +80,8 @@ export interface SendOptions {
   onEvent?: (e: SendEvent) => void;
   /** Resolves when the user cancels: the receiver is told, the send ends `cancelled`. */
   cancelled?: Promise<void>;
+  /** Whether the user has paused (read on every step; each change is announced once). */
+  paused?: () => boolean;
 }
 
 /** Largest chunk payload that fits the link's messages (transfer/mod.rs `chunk_size`). */
@@ -338,6 +340,12 @@ export async function send(opts: SendOptions): Promise<SendStats> {
 
     for (;;) {
       if (userCancelled) throw await cancel(sendControl);
+      const pause = opts.paused?.() ?? false;
+      if (pause !== m.pausedLocal) {
+        m.pausedLocal = pause;
+        await sendControl({ type: pause ? "pause" : "resume" });
+        emit({ type: pause ? "paused" : "resumed" });
+      }
       await drain();
       if (inbox.closed) throw new WebError("peer-left", "the link closed during the transfer");
       const step: SendStep = m.nextStep();
