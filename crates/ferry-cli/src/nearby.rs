@@ -33,7 +33,13 @@ pub(crate) struct NearbyArgs {
     pub(crate) nearby: bool,
     /// With --nearby: the room to join, by its number in the list or its device name,
     /// without asking.
-    #[arg(long, requires = "nearby", value_name = "N|NAME")]
+    // `requires` is met by --nearby's default (false) too: the conflict refuses a room id.
+    #[arg(
+        long,
+        requires = "nearby",
+        conflicts_with = "ticket",
+        value_name = "N|NAME"
+    )]
     pick: Option<String>,
     /// With --nearby: how long to listen for announcements (3s, 10s, ...).
     #[arg(long, requires = "nearby", value_name = "TIME", default_value = "3s", value_parser = wait_time)]
