@@ -44,6 +44,8 @@ export FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/deb
 status=0
 timeout 90 node ui/e2e/web-receive.e2e.mjs || status=1
 timeout 90 node ui/e2e/web-served.e2e.mjs || status=1
+# The page's screens from a real transfer (WEB_SCREENSHOTS=docs/screenshots refreshes the README's).
+timeout 90 node ui/e2e/web-screens.mjs || status=1
 if FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}" && [ -n "$FIREFOX" ] && [ -d ui/node_modules/puppeteer-core ]; then FIREFOX="$FIREFOX" timeout 120 node ui/e2e/web-firefox.e2e.mjs || status=1; else echo "web-firefox-e2e: SKIPPED: needs firefox-esr (apt-get install firefox-esr) and puppeteer-core (npm ci in ui/)"; fi
 # The send checks' own cap grows with WEB_SEND_MB (ui/e2e/web-send.e2e.mjs).
 timeout 1800 node ui/e2e/web-send.e2e.mjs || status=1
