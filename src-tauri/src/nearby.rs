@@ -24,7 +24,9 @@ pub(crate) fn announcing(
     ui: UnboundedSender<Event>,
 ) -> UnboundedSender<Event> {
     // FERRY_NO_ANNOUNCE: the test suite keeps every process to loopback (scripts/test.sh).
-    if !settings.announce || std::env::var_os("FERRY_NO_ANNOUNCE").is_some_and(|v| v != "0") {
+    if !settings.announce
+        || env_says_no_announce(std::env::var("FERRY_NO_ANNOUNCE").ok().as_deref())
+    {
         return ui;
     }
     let name = match settings.device_name.trim() {
@@ -67,4 +69,30 @@ pub(crate) async fn nearby_rooms(wait_secs: Option<u64>) -> Result<Vec<NearbyRoo
     ferry_core::nearby_rooms(wait)
         .await
         .map_err(|e| CmdError::new("nearby", e.to_string()))
+}
+
+/// `FERRY_NO_ANNOUNCE` read as the CLI reads it: 1/true/yes/on turn announcing off.
+fn env_says_no_announce(v: Option<&str>) -> bool {
+    v.is_some_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false" | "no" | "off" | "n" | "f"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_env_switch_reads_like_the_cli_flag() {
+        for yes in ["1", "true", "YES", "on"] {
+            assert!(env_says_no_announce(Some(yes)), "{yes}");
+        }
+        for no in ["0", "false", "no", "off", ""] {
+            assert!(!env_says_no_announce(Some(no)), "{no}");
+        }
+        assert!(!env_says_no_announce(None));
+    }
 }
