@@ -112,13 +112,17 @@ fn three_receivers_at_once_then_a_fourth_all_byte_exact() {
 fn a_receiver_killed_mid_transfer_resumes_while_the_others_finish() {
     let s = Setup::new();
     let f = s.path("src/a.bin");
-    random_file(&f, 3_000_000, 22);
-    let mut snd = sender(&s, &f, &["--receivers", "0"], Some(1_000_000));
+    // Checkpoints reach the receiver's database every few megabytes: big enough to have one
+    // well before the end, at a rate that keeps the transfer a few seconds long.
+    random_file(&f, 24_000_000, 22);
+    let mut snd = sender(&s, &f, &["--receivers", "0"], Some(6_000_000));
     let (room, _) = room_of(&mut snd);
     let mut victim = receiver(&s, &room, 1);
     let mut others: Vec<Peer> = (2..=3).map(|n| receiver(&s, &room, n)).collect();
     // Part of the file verified and recorded on disk, then the process dies.
-    victim.wait_event("progress", T);
+    victim.wait_for("progress past 6 MB", T, |v| {
+        v["event"] == "progress" && v["bytes_done"].as_u64().unwrap_or(0) > 6_000_000
+    });
     let durable = s.durable_bytes("recv1.db", T);
     victim.kill9();
     assert!(
@@ -144,6 +148,15 @@ fn a_receiver_killed_mid_transfer_resumes_while_the_others_finish() {
         "the second run resumed: {:#?}",
         again.events
     );
+    // The killed one's link has not timed out yet on the sender's side: stop it rather than
+    // wait, then close the room.
+    snd.drain();
+    let done = about(&snd, "done");
+    for n in about(&snd, "connected") {
+        if !done.contains(&n) {
+            snd.say(&format!("stop {n}"));
+        }
+    }
     snd.say("close");
     assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
 }
@@ -232,4 +245,28 @@ fn a_single_use_room_refuses_the_second_receiver() {
     let mut two = receiver(&s, &room, 4);
     assert_eq!(two.finish(Duration::from_secs(30)), 12, "{:#?}", two.events);
     assert_eq!(two.all("error")[0]["code"], "room-expired");
+}
+
+#[test]
+fn cancel_stops_every_receiver_and_ends_the_room() {
+    let s = Setup::new();
+    let f = s.path("src/a.bin");
+    random_file(&f, 2_000_000, 26);
+    let mut snd = sender(&s, &f, &["--receivers", "0"], Some(500_000));
+    let (room, _) = room_of(&mut snd);
+    let mut rs: Vec<Peer> = (1..=2).map(|n| receiver(&s, &room, n)).collect();
+    for _ in 0..2 {
+        snd.wait_for("a receiver connected", T, |v| {
+            v["event"] == "receiver" && v["inner"]["event"] == "connected"
+        });
+    }
+    snd.say("cancel");
+    assert_eq!(snd.finish(T), 19, "{:#?}", snd.events);
+    for r in &mut rs {
+        assert_ne!(r.finish(T), 0, "{:#?}", r.events);
+        assert_eq!(r.all("error")[0]["code"], "cancelled", "{:#?}", r.events);
+    }
+    // The room is gone: a late receiver hears so.
+    let mut late = receiver(&s, &room, 3);
+    assert_eq!(late.finish(T), 12, "{:#?}", late.events);
 }

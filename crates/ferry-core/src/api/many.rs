@@ -149,7 +149,8 @@ pub async fn send_many(
     let closed = handle.room_closed_token();
     let mut room_open = true;
     let mut room_end: Option<FerryError> = None;
-    let pause_rx = handle.pause_rx();
+    let mut pause_rx = handle.pause_rx();
+    let mut cancelling = false;
 
     loop {
         let served = report.finished as usize + running.len();
@@ -220,12 +221,20 @@ pub async fn send_many(
                 let crate::session::RoomCommand::Extend { ttl_secs } = cmd;
                 room.extend(ttl_secs);
             }
-            _ = cancel.cancelled(), if room_open || !running.is_empty() => {
+            _ = cancel.cancelled(), if !cancelling => {
+                cancelling = true;
                 for h in running.values() {
                     h.cancel();
                 }
                 room_open = false;
                 room_end.get_or_insert(FerryError::Cancelled("by the user".into()));
+            }
+            // Pause and resume reach every receiver being served.
+            Ok(()) = pause_rx.changed() => {
+                let paused = *pause_rx.borrow_and_update();
+                for h in running.values() {
+                    if paused { h.pause() } else { h.resume() }
+                }
             }
             _ = closed.cancelled(), if room_open => {
                 room_open = false;
