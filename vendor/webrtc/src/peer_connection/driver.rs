@@ -642,7 +642,13 @@ where
         self.tcp_transport = RTCTcpTransport::new(HashMap::new());
 
         if self.mdns_mode != MulticastDnsMode::Disabled {
-            self.mdns_socket = Some(runtime.wrap_udp_socket(MulticastSocket::new().into_std()?)?);
+            // Ferry patch: on a LAN with no route for multicast (a direct cable, a network
+            // without a router) joining 224.0.0.251 fails with ENODEV. Without mDNS only
+            // `.local` candidates go unresolved; failing here failed every connection.
+            match MulticastSocket::new().into_std() {
+                Ok(socket) => self.mdns_socket = Some(runtime.wrap_udp_socket(socket)?),
+                Err(err) => warn!("multicast DNS unavailable, continuing without it: {err}"),
+            }
         }
 
         // Resolve here, not at construction: this runs again on every ICE-restart rebind, which
