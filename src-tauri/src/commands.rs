@@ -242,6 +242,55 @@ pub(crate) async fn send_start(
     Ok(id)
 }
 
+/// Send to several receivers through one room: `receivers` in all (0: any number until the
+/// room is closed or expires). Each receiver's events come as `receiver` events.
+#[tauri::command]
+pub(crate) async fn send_many_start(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    paths: Vec<String>,
+    password: Option<String>,
+    ttl_secs: Option<u64>,
+    receivers: u32,
+    on_event: Channel<Event>,
+) -> CmdResult<u32> {
+    if paths.is_empty() {
+        return Err(CmdError::new(
+            "no-files",
+            "Choose at least one file or folder.",
+        ));
+    }
+    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        return Err(CmdError::new(
+            "not-found",
+            format!("{} does not exist.", missing.display()),
+        ));
+    }
+    let password = password.filter(|p| !p.trim().is_empty());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let running = state
+        .engine
+        .send_many(
+            &settings_of(&state),
+            paths,
+            password,
+            ttl_secs,
+            receivers,
+            tx,
+        )
+        .await?;
+    let id = state.transfers.insert(running);
+    forward(app, id, rx, on_event);
+    Ok(id)
+}
+
+/// Stop one receiver of a room serving several; the others carry on.
+#[tauri::command]
+pub(crate) fn receiver_stop(state: State<'_, AppState>, id: u32, receiver: u32) -> CmdResult<()> {
+    state.transfers.with(id, |r| r.stop_receiver(receiver))?
+}
+
 /// Send a text snippet typed in the app (the engine refuses one over its limit).
 #[tauri::command]
 pub(crate) async fn send_text(

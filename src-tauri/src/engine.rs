@@ -45,6 +45,8 @@ pub(crate) struct Running {
     handle: TransferHandle,
     /// Receive side: answers the offer (dropping it declines).
     decide: Option<std_mpsc::SyncSender<Decision>>,
+    /// A room serving several receivers: stops one by its number.
+    stop: Option<UnboundedSender<u32>>,
 }
 
 impl Running {
@@ -69,6 +71,17 @@ impl Running {
     /// Sender: close the waiting room now.
     pub(crate) fn close_room(&mut self) {
         self.handle.close_room();
+    }
+    /// Sender of a room serving several receivers: stop receiver `n`; the others carry on.
+    pub(crate) fn stop_receiver(&mut self, n: u32) -> Result<(), CmdError> {
+        let tx = self.stop.as_ref().ok_or_else(|| {
+            CmdError::new(
+                "not-shared",
+                "This room serves one receiver; cancel it instead.",
+            )
+        })?;
+        tx.send(n)
+            .map_err(|_| CmdError::new("not-running", "The room has ended."))
     }
     pub(crate) fn cancel(&mut self) {
         if let Some(tx) = self.decide.take() {
@@ -188,6 +201,41 @@ impl Engine {
         Ok(Running {
             handle,
             decide: None,
+            stop: None,
+        })
+    }
+
+    /// Send to several receivers through one room (`receivers`: how many in all, 0 for any
+    /// number until the room is closed or expires); what the `send_many_start` command runs.
+    pub(crate) async fn send_many(
+        &self,
+        settings: &Settings,
+        paths: Vec<PathBuf>,
+        password: Option<String>,
+        ttl_secs: Option<u64>,
+        receivers: u32,
+        events: UnboundedSender<Event>,
+    ) -> Result<Running, CmdError> {
+        let opts = self.send_options(settings, password, ttl_secs).await?;
+        let events = crate::nearby::announcing(settings, opts.bind_addrs.as_deref(), events);
+        let handle = TransferHandle::new();
+        let h = handle.clone();
+        let (stop_tx, stop_rx) = tokio::sync::mpsc::unbounded_channel();
+        let many = ferry_core::ManyOptions {
+            total: (receivers > 0).then_some(receivers),
+            at_once: ferry_core::DEFAULT_RECEIVERS_AT_ONCE,
+            stop: Some(stop_rx),
+        };
+        run_detached(async move {
+            let sink = EventSink::new(events);
+            if let Err(e) = ferry_core::send_many(opts, &paths, many, &h, sink).await {
+                tracing::info!("send to several ended: {e}");
+            }
+        });
+        Ok(Running {
+            handle,
+            decide: None,
+            stop: Some(stop_tx),
         })
     }
 
@@ -213,6 +261,7 @@ impl Engine {
         Ok(Running {
             handle,
             decide: None,
+            stop: None,
         })
     }
 
@@ -254,6 +303,7 @@ impl Engine {
         Ok(Running {
             handle,
             decide: Some(tx),
+            stop: None,
         })
     }
 

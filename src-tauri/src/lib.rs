@@ -120,6 +120,8 @@ pub fn run() {
             commands::transfer_cancel,
             commands::extend_room,
             commands::close_room,
+            commands::send_many_start,
+            commands::receiver_stop,
             commands::history_list,
             commands::history_resume,
             commands::settings_get,

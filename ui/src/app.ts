@@ -45,6 +45,8 @@ export class App {
   dragging = false;
   /** How long the next room stays open (the Send screen's picker), seconds. */
   lifetimeSecs = DEFAULT_LIFETIME;
+  /** Receivers the next room serves: 1 is single use, 0 any number until it is closed. */
+  receivers = 1;
   private generation = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
 
@@ -119,7 +121,7 @@ export class App {
   private view(): HTMLElement {
     switch (this.screen) {
       case "send":
-        return sendView(this.sendActions(), this.dragging, this.lifetimeSecs);
+        return sendView(this.sendActions(), this.dragging, this.lifetimeSecs, this.receivers);
       case "receive":
         return receiveView(
           { join: (r, p, s) => this.join(r, p, s ?? null), chooseFolder: () => void this.chooseDest(), findNearby: () => void this.findNearby() },
@@ -134,7 +136,7 @@ export class App {
           ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved, this.signalUrl)
           : h("p", { class: "hint" }, "Loading…");
       case "transfer":
-        if (!this.transfer) return sendView(this.sendActions(), false, this.lifetimeSecs);
+        if (!this.transfer) return sendView(this.sendActions(), false, this.lifetimeSecs, this.receivers);
         return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now(), extendBy: lifetimeLabel(this.lifetimeSecs) }, {
           copy: (text, what) => void this.copy(text, what),
           pause: () => void this.control("pause"),
@@ -146,6 +148,7 @@ export class App {
           reveal: () => void this.reveal(),
           extendRoom: () => void this.extendRoom(),
           closeRoom: () => void this.closeRoom(),
+          stopReceiver: (n) => void this.stopReceiver(n),
         });
     }
   }
@@ -157,6 +160,9 @@ export class App {
       sendText: (t: string) => this.startText(t),
       setLifetime: (secs: number) => {
         this.lifetimeSecs = secs;
+      },
+      setReceivers: (n: number) => {
+        this.receivers = n;
       },
     };
   }
@@ -180,7 +186,12 @@ export class App {
 
   /** Paths from a drop or the picker: open a room for them. */
   startSend(paths: string[]): void {
-    this.openRoom((own, ttl, onEvent) => this.api.sendStart(paths, own, ttl, onEvent));
+    const receivers = this.receivers;
+    this.openRoom((own, ttl, onEvent) =>
+      receivers === 1
+        ? this.api.sendStart(paths, own, ttl, onEvent)
+        : this.api.sendManyStart(paths, own, ttl, receivers, onEvent),
+    );
   }
 
   /** The Send screen's text box: open a room for a snippet. */
@@ -214,6 +225,18 @@ export class App {
       await this.api.extendRoom(t.id, this.lifetimeSecs);
     } catch (e) {
       announce(`Could not extend the room: ${errorMessage(e)}`);
+    }
+  }
+
+  /** A room for several receivers: stop one of them; the others carry on. */
+  async stopReceiver(n: number): Promise<void> {
+    const t = this.transfer;
+    if (t?.id == null) return;
+    try {
+      await this.api.receiverStop(t.id, n);
+      announce(`Stopping receiver ${n}`);
+    } catch (e) {
+      announce(`Could not stop receiver ${n}: ${errorMessage(e)}`);
     }
   }
 

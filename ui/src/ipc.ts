@@ -190,6 +190,14 @@ export const api = {
   /** `ttlSecs`: how long the room stays open (null: the server's default); the server caps it. */
   sendStart: (paths: string[], password: string | null, ttlSecs: number | null, onEvent: EventHandler) =>
     invoke<TransferId>("send_start", { paths, password, ttlSecs, onEvent: channel(onEvent) }),
+  /**
+   * One room for several receivers: `receivers` in all (0: any number until the room is closed
+   * or expires), each with its own connection; their events come as `receiver` events.
+   */
+  sendManyStart: (paths: string[], password: string | null, ttlSecs: number | null, receivers: number, onEvent: EventHandler) =>
+    invoke<TransferId>("send_many_start", { paths, password, ttlSecs, receivers, onEvent: channel(onEvent) }),
+  /** Sender of a room for several receivers: stop receiver `receiver`; the others carry on. */
+  receiverStop: (id: TransferId, receiver: number) => invoke<void>("receiver_stop", { id, receiver }),
   /** A text snippet (at most 64 KiB of UTF-8; the engine refuses more with `too-large`). */
   sendText: (text: string, password: string | null, ttlSecs: number | null, onEvent: EventHandler) =>
     invoke<TransferId>("send_text", { text, password, ttlSecs, onEvent: channel(onEvent) }),

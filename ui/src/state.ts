@@ -53,6 +53,46 @@ export interface TransferState {
   isText?: boolean;
   /** Receiver: the snippet that arrived; shown with a Copy button, never saved. */
   text?: string;
+  /** Sender of a room for several receivers: each receiver so far, by number. */
+  receivers?: ReceiverRow[];
+}
+
+/** One receiver of a room that serves several, as the room screen lists it. */
+export interface ReceiverRow {
+  n: number;
+  phase: "checking" | "connecting" | "sending" | "done" | "failed";
+  bytesDone: number;
+  total: number;
+  rateBps: number;
+  /** Why it ended, when it failed or was stopped. */
+  message?: string;
+}
+
+/** Fold one receiver's own event into its row (a new number starts a new row). */
+export function foldReceiver(rows: ReceiverRow[], n: number, e: FerryEvent): ReceiverRow[] {
+  const old = rows.find((r) => r.n === n) ?? { n, phase: "checking" as const, bytesDone: 0, total: 0, rateBps: 0 };
+  let row: ReceiverRow = old;
+  switch (e.event) {
+    case "connecting":
+      row = { ...old, phase: "connecting" };
+      break;
+    case "connected":
+      row = { ...old, phase: "sending" };
+      break;
+    case "progress":
+      row = { ...old, phase: "sending", bytesDone: e.bytes_done, total: e.total, rateBps: e.rate_bps };
+      break;
+    case "done":
+      row = { ...old, phase: "done", bytesDone: e.bytes, total: Math.max(old.total, e.bytes) };
+      break;
+    case "error":
+      row = { ...old, phase: "failed", message: humanError(e.code, e.message).title };
+      break;
+    default:
+      break;
+  }
+  const others = rows.filter((r) => r.n !== n);
+  return [...others, row].sort((a, b) => a.n - b.n);
 }
 
 export function initialState(role: "send" | "receive", isText = false): TransferState {
@@ -192,7 +232,7 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
     // One receiver of a room that serves several: the app sends to one receiver per room, so
     // the transfer's own state is the room's; the receivers' lines are not folded in here.
     case "receiver":
-      return s;
+      return { ...s, receivers: foldReceiver(s.receivers ?? [], e.receiver, e.inner) };
   }
 }
 

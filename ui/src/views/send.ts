@@ -8,6 +8,26 @@ export interface SendActions {
   sendText(text: string): void;
   /** The room lifetime picked for the next send, in seconds. */
   setLifetime(secs: number): void;
+  /** How many receivers the next room serves: 1 (single use), n, or 0 for any number. */
+  setReceivers?(n: number): void;
+}
+
+/** Choices for how many receivers a room serves; 0 keeps it open for any number. */
+export const RECEIVER_CHOICES: { n: number; label: string }[] = [
+  { n: 1, label: "1 (single use)" },
+  { n: 2, label: "2" },
+  { n: 3, label: "3" },
+  { n: 5, label: "5" },
+  { n: 0, label: "Any number, until I close it" },
+];
+
+function receiversPicker(a: SendActions, n: number): HTMLElement {
+  const select = h(
+    "select",
+    { id: "receivers-picker", onchange: (ev: Event) => a.setReceivers?.(Number((ev.target as HTMLSelectElement).value)) },
+    RECEIVER_CHOICES.map((c) => h("option", { value: String(c.n), selected: c.n === n }, c.label)),
+  );
+  return h("p", { class: "receivers-choice" }, h("label", { for: "receivers-picker" }, "Receivers "), select);
 }
 
 /** How long the next room stays open: presets, or a custom value like "45m" or "3d". */
@@ -59,7 +79,7 @@ function textBox(a: SendActions): HTMLElement {
 }
 
 /** Home screen: drop anywhere on the window, or pick. An optional own password. */
-export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number): HTMLElement {
+export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number, receivers = 1): HTMLElement {
   return h(
     "div",
     { class: "screen send" },
@@ -79,6 +99,7 @@ export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number
     ),
     textBox(a),
     lifetimePicker(a, lifetimeSecs),
+    a.setReceivers ? receiversPicker(a, receivers) : null,
     h(
       "details",
       { class: "own-password" },

@@ -3,7 +3,7 @@
 import { h, svgElement } from "../dom";
 import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
 import { displayRoom, webLink } from "../link";
-import { statusText, type FileRow, type TransferState } from "../state";
+import { statusText, type FileRow, type ReceiverRow, type TransferState } from "../state";
 
 export interface TransferActions {
   copy(text: string, what: string): void;
@@ -18,6 +18,8 @@ export interface TransferActions {
   extendRoom(): void;
   /** Sender: close the waiting room now. */
   closeRoom(): void;
+  /** Sender of a room for several receivers: stop receiver `n`; the others carry on. */
+  stopReceiver?(n: number): void;
 }
 
 export interface TransferExtras {
@@ -30,6 +32,41 @@ export interface TransferExtras {
 
 function bar(value: number, label: string, id?: string): HTMLElement {
   return h("progress", { id, max: 100, value, "aria-label": label, "aria-valuetext": `${value}%` });
+}
+
+const RECEIVER_PHASE: Record<ReceiverRow["phase"], string> = {
+  checking: "Checking the password",
+  connecting: "Connecting",
+  sending: "Sending",
+  done: "Done",
+  failed: "Ended",
+};
+
+/** A room for several receivers: one line each, with its progress and a Stop button. */
+function receiverList(rows: ReceiverRow[], a: TransferActions): HTMLElement {
+  return h(
+    "ul",
+    { id: "receivers", class: "files receivers", "aria-label": "Receivers" },
+    rows.map((r) => {
+      const live = r.phase !== "done" && r.phase !== "failed";
+      return h(
+        "li",
+        { class: `file receiver ${r.phase}`, "data-receiver": String(r.n) },
+        h("span", { class: "fname" }, `Receiver ${r.n}`),
+        h(
+          "span",
+          { class: "fsize" },
+          r.phase === "sending" && r.total
+            ? `${formatBytes(r.bytesDone)} / ${formatBytes(r.total)} · ${formatRate(r.rateBps)}`
+            : r.message ? `${RECEIVER_PHASE[r.phase]}: ${r.message}` : RECEIVER_PHASE[r.phase],
+        ),
+        bar(r.phase === "done" ? 100 : percent(r.bytesDone, r.total), `Receiver ${r.n} progress`),
+        live && a.stopReceiver
+          ? h("button", { class: "small danger", "data-stop": String(r.n), onclick: () => a.stopReceiver?.(r.n) }, "Stop")
+          : null,
+      );
+    }),
+  );
 }
 
 function fileList(files: FileRow[]): HTMLElement {
@@ -83,6 +120,7 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
       h("figure", { class: "qr" }, x.qrSvg ? svgElement(x.qrSvg) : null, h("figcaption", {}, "Scan to join")),
     ),
     skippedNote(s.skipped),
+    s.receivers?.length ? receiverList(s.receivers, a) : null,
     h(
       "div",
       { class: "actions room-actions" },
