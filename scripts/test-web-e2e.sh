@@ -3,7 +3,7 @@
 # playwright-core; nothing downloads a browser) runs the built web page and receives from the
 # real `ferry send` (ui/e2e/web-receive.e2e.mjs) and sends to the real `ferry receive` and to
 # another page (ui/e2e/web-send.e2e.mjs) through a real `ferry-signal`, all on 127.0.0.1.
-# WEB_SEND_MB sizes the sent random file (default 8; 256 with FERRY_HEAVY=1).
+# WEB_E2E_MB / WEB_SEND_MB size the random file each way (default 256 MiB).
 # Skips, saying so, only when no Chromium can be installed; any other problem fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,7 @@ trap '[ -n "${KEEP_E2E_WORK:-}" ] || rm -rf "$WORK"' EXIT
 export FERRY_CLI_BIN="$TARGET_DIR/debug/ferry" FERRY_SIGNAL_BIN="$TARGET_DIR/debug/ferry-signal" \
   WEB_DIST="$WORK/dist" CHROMIUM="$CHROMIUM" E2E_WORK="$WORK"
 status=0
-timeout 90 node ui/e2e/web-receive.e2e.mjs || status=1
+timeout 300 node ui/e2e/web-receive.e2e.mjs || status=1
 timeout 90 node ui/e2e/web-served.e2e.mjs || status=1
 # The page's screens from a real transfer (WEB_SCREENSHOTS=docs/screenshots refreshes the README's).
 timeout 90 node ui/e2e/web-screens.mjs || status=1

@@ -7,7 +7,7 @@
 //
 // Run by scripts/test-web-e2e.sh, which builds everything and sets:
 //   FERRY_CLI_BIN, FERRY_SIGNAL_BIN, WEB_DIST, CHROMIUM, E2E_WORK
-// WEB_SEND_MB sets the random file's size (default 8; 256 with FERRY_HEAVY=1).
+// WEB_SEND_MB sets the random file's size (default 256, the size the browser peer must carry in CI).
 // Bounded: every wait has a timeout and the whole run is capped.
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -20,7 +20,7 @@ const SIGNAL = env("FERRY_SIGNAL_BIN");
 const DIST = env("WEB_DIST");
 const CHROMIUM = env("CHROMIUM");
 const WORK = env("E2E_WORK");
-const MB = Math.min(Number(process.env.WEB_SEND_MB ?? (process.env.FERRY_HEAVY === "1" ? 256 : 8)), 4096);
+const MB = Math.min(Number(process.env.WEB_SEND_MB ?? 256), 4096);
 const CAP_MS = 90_000 + MB * 400;
 
 const hx = new Harness();
