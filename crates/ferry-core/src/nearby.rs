@@ -165,27 +165,9 @@ pub fn sanitize_device_name(raw: &str) -> String {
 
 /// The name shown by default: this machine's host name, without its domain.
 pub fn default_device_name() -> String {
-    let raw = host_name().unwrap_or_default();
+    let raw = gethostname::gethostname().to_string_lossy().into_owned();
     let short = raw.split('.').next().unwrap_or("");
     sanitize_device_name(short)
-}
-
-#[cfg(unix)]
-fn host_name() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that
-    // many and the result is read only up to the first NUL below.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
-}
-
-#[cfg(not(unix))]
-fn host_name() -> Option<String> {
-    std::env::var("COMPUTERNAME").ok()
 }
 
 /// A room being announced; dropping it (or [`stop`](Self::stop)) says goodbye on the
