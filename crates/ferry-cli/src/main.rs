@@ -320,7 +320,7 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
             if !text_from_stdin {
-                steer::send_from_stdin(handle.clone());
+                steer::send_from_stdin(handle.clone(), None);
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let rx = nearby::announce_while_open(rx, &announce, &net.bind);

@@ -1,8 +1,7 @@
 //! `ferry send --receivers N`: one room, several receivers (ferry-core's `send_many`), with
-//! its own stdin commands (`stop <n>` stops one receiver) and its own output, one line per
-//! receiver's step.
+//! its own output, one line per receiver's step. Stdin steers it as any send (`steer.rs`),
+//! plus `stop <n>`.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use ferry_core::{Event, EventSink, FerryError, ManyOptions, SendOptions, TransferHandle};
@@ -32,29 +31,6 @@ impl ManyArgs {
     }
 }
 
-/// A line on stdin.
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    Stop(u32),
-    Close,
-    Cancel,
-    Pause,
-    Resume,
-    Unknown,
-}
-
-fn parse(line: &str) -> Line {
-    let mut words = line.split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (Some("stop"), Some(n), None) => n.parse().map_or(Line::Unknown, Line::Stop),
-        (Some("close"), None, _) => Line::Close,
-        (Some("cancel"), None, _) => Line::Cancel,
-        (Some("pause"), None, _) => Line::Pause,
-        (Some("resume"), None, _) => Line::Resume,
-        _ => Line::Unknown,
-    }
-}
-
 /// Run the send; returns the exit code.
 pub(crate) async fn send(
     opts: SendOptions,
@@ -66,28 +42,7 @@ pub(crate) async fn send(
 ) -> i32 {
     let handle = TransferHandle::new();
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
-    {
-        let handle = handle.clone();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                match parse(&line) {
-                    Line::Stop(n) => {
-                        let _ = stop_tx.send(n);
-                    }
-                    Line::Close => handle.close_room(),
-                    Line::Cancel => handle.cancel(),
-                    Line::Pause => handle.pause(),
-                    Line::Resume => handle.resume(),
-                    Line::Unknown => {
-                        eprintln!(
-                            "ferry: commands are `stop <n>`, `close`, `cancel`, `pause`, `resume`"
-                        )
-                    }
-                }
-            }
-        });
-    }
+    crate::steer::send_from_stdin(handle.clone(), Some(stop_tx));
     {
         let handle = handle.clone();
         tokio::spawn(async move {
@@ -160,21 +115,5 @@ async fn print(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) {
             Event::Done { .. } => println!("Room closed."),
             _ => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stdin_lines() {
-        assert_eq!(parse("stop 3"), Line::Stop(3));
-        assert_eq!(parse("  stop   12 "), Line::Stop(12));
-        assert_eq!(parse("stop x"), Line::Unknown);
-        assert_eq!(parse("stop 1 2"), Line::Unknown);
-        assert_eq!(parse("close"), Line::Close);
-        assert_eq!(parse("cancel"), Line::Cancel);
-        assert_eq!(parse(""), Line::Unknown);
     }
 }

@@ -1,17 +1,20 @@
 //! Lines on `ferry send`'s stdin that steer the room and the transfer while it runs:
 //! `extend 10m` gives the waiting room a new lifetime from now (the server caps it), `close`
-//! closes it at once, and `pause`, `resume`, `cancel` steer the transfer. A person types them
-//! at the terminal; scripts and tests write them to a pipe.
+//! closes it at once, and `pause`, `resume`, `cancel` steer the transfer; with `--receivers`,
+//! `stop 2` stops the second receiver alone. A person types them at the terminal; scripts and
+//! tests write them to a pipe.
 
 use std::io::BufRead;
 
 use ferry_core::TransferHandle;
+use tokio::sync::mpsc;
 
 /// What `ferry send --help` says about them.
 pub(crate) const SEND_HELP: &str = "While `ferry send` runs (and stdin is not the text of --text -), it reads commands \
 on stdin, one a line: `extend 10m` gives the waiting room a new lifetime from now (capped by \
 the server; the new deadline is printed), `close` closes the room at once (a receiver is told \
-it is closed; the send ends with exit code 19), and `pause`, `resume`, `cancel` steer the transfer.";
+it is closed; the send ends with exit code 19), and `pause`, `resume`, `cancel` steer the transfer; \
+with --receivers, `stop <n>` stops receiver n alone.";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Command {
@@ -20,6 +23,8 @@ pub(crate) enum Command {
     Pause,
     Resume,
     Cancel,
+    /// Stop one receiver of a `--receivers` room.
+    Stop(u32),
     Nothing,
 }
 
@@ -45,18 +50,35 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         "pause" => plain(Command::Pause),
         "resume" => plain(Command::Resume),
         "cancel" => plain(Command::Cancel),
+        "stop" => rest
+            .parse()
+            .map(Command::Stop)
+            .map_err(|_| "stop which receiver? e.g. `stop 2`".into()),
         _ => Err(format!(
-            "unknown command {line:?}; try `extend 10m`, `close`, `pause`, `resume` or `cancel`"
+            "unknown command {line:?}; try `extend 10m`, `close`, `pause`, `resume`, `cancel` \
+             or (with --receivers) `stop 2`"
         )),
     }
 }
 
-/// Steers the send with stdin's lines until stdin ends.
-pub(crate) fn send_from_stdin(handle: TransferHandle) {
+/// Steers the send with stdin's lines until stdin ends; `stop` goes to `receivers` (a
+/// `--receivers` room) and is refused without one.
+pub(crate) fn send_from_stdin(
+    handle: TransferHandle,
+    receivers: Option<mpsc::UnboundedSender<u32>>,
+) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             match parse(&line) {
+                Ok(Command::Stop(n)) => match &receivers {
+                    Some(tx) => {
+                        let _ = tx.send(n);
+                    }
+                    None => {
+                        eprintln!("ferry: `stop` needs a room with several receivers (--receivers)")
+                    }
+                },
                 Ok(Command::Extend(secs)) => handle.extend_room(secs),
                 Ok(Command::Close) => handle.close_room(),
                 Ok(Command::Pause) => handle.pause(),
@@ -83,6 +105,8 @@ mod tests {
         assert_eq!(parse("resume"), Ok(Command::Resume));
         assert_eq!(parse("cancel"), Ok(Command::Cancel));
         assert_eq!(parse(""), Ok(Command::Nothing));
+        assert_eq!(parse("stop 3"), Ok(Command::Stop(3)));
+        assert_eq!(parse("  stop   12 "), Ok(Command::Stop(12)));
     }
 
     #[test]
@@ -90,6 +114,8 @@ mod tests {
         assert!(parse("extend").unwrap_err().contains("extend 10m"));
         assert!(parse("extend soon").unwrap_err().contains("30s, 10m"));
         assert!(parse("close now").unwrap_err().contains("nothing after"));
+        assert!(parse("stop x").unwrap_err().contains("stop 2"));
+        assert!(parse("stop 1 2").unwrap_err().contains("stop 2"));
         assert!(
             parse("shutdown")
                 .unwrap_err()

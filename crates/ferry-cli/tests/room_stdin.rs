@@ -143,3 +143,34 @@ fn close_on_stdin_ends_the_room_for_both_sides_and_extend_prints_the_new_deadlin
     assert_eq!(rcv.all("error")[0]["code"], "room-expired");
     assert!(!s.path("out/a.txt").exists());
 }
+
+#[test]
+fn extend_on_stdin_moves_a_shared_rooms_deadline_too() {
+    let s = Setup::new();
+    let f = s.path("src/a.bin");
+    random_file(&f, 1000, 9);
+    let file = f.display().to_string();
+    let args = [
+        "send",
+        "--json",
+        "--server",
+        &s.server.url,
+        "--password",
+        "pw-extend-many",
+        "--expires",
+        "1m",
+        "--receivers",
+        "0",
+        &file,
+    ];
+    let mut snd = Peer::spawn("sender", &args, &s.path("send.db"), &[]);
+    let created = snd.wait_event("room-created", T);
+    let first = created["expires_at"].as_i64().unwrap();
+    snd.say("extend 10m");
+    let extended = snd.wait_event("room-extended", T);
+    let later = extended["expires_at"].as_i64().unwrap();
+    assert!(later > first, "{first} -> {later}");
+    assert!((595..=601).contains(&(later - now())), "10m asked, {later}");
+    snd.say("cancel");
+    snd.finish(T);
+}
