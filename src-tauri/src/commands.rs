@@ -218,6 +218,20 @@ pub(crate) async fn send_start(
     ttl_secs: Option<u64>,
     on_event: Channel<Event>,
 ) -> CmdResult<u32> {
+    let paths = picked_paths(paths)?;
+    let password = password.filter(|p| !p.trim().is_empty());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let running = state
+        .engine
+        .send(&settings_of(&state), paths, password, None, ttl_secs, tx)
+        .await?;
+    let id = state.transfers.insert(running);
+    forward(app, id, rx, on_event);
+    Ok(id)
+}
+
+/// The paths the user picked, refused when there are none or one no longer exists.
+fn picked_paths(paths: Vec<String>) -> CmdResult<Vec<PathBuf>> {
     if paths.is_empty() {
         return Err(CmdError::new(
             "no-files",
@@ -231,15 +245,7 @@ pub(crate) async fn send_start(
             format!("{} does not exist.", missing.display()),
         ));
     }
-    let password = password.filter(|p| !p.trim().is_empty());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let running = state
-        .engine
-        .send(&settings_of(&state), paths, password, None, ttl_secs, tx)
-        .await?;
-    let id = state.transfers.insert(running);
-    forward(app, id, rx, on_event);
-    Ok(id)
+    Ok(paths)
 }
 
 /// Send to several receivers through one room: `receivers` in all (0: any number until the
@@ -254,19 +260,7 @@ pub(crate) async fn send_many_start(
     receivers: u32,
     on_event: Channel<Event>,
 ) -> CmdResult<u32> {
-    if paths.is_empty() {
-        return Err(CmdError::new(
-            "no-files",
-            "Choose at least one file or folder.",
-        ));
-    }
-    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
-        return Err(CmdError::new(
-            "not-found",
-            format!("{} does not exist.", missing.display()),
-        ));
-    }
+    let paths = picked_paths(paths)?;
     let password = password.filter(|p| !p.trim().is_empty());
     let (tx, rx) = mpsc::unbounded_channel();
     let running = state

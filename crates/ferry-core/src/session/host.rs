@@ -172,27 +172,16 @@ impl HostRoom {
     /// Re-open the room socket with backoff, for up to `connect_timeout`.
     async fn reconnect(&mut self) -> Result<(), ConnectError> {
         let give_up = Instant::now() + self.cfg.connect_timeout;
-        let mut attempt = 0;
-        loop {
-            match attach(&self.cfg, self.ticket.room, &self.ticket.host_token).await {
-                Ok((sig, expires_at, peer_present, ice)) => {
-                    tracing::info!(room = %self.ticket.room, "reattached to the room");
-                    self.sig = Some(sig);
-                    self.ticket.expires_at = expires_at;
-                    self.server_ice = ice;
-                    self.guest_present = peer_present;
-                    return Ok(());
-                }
-                Err(e @ (ConnectError::Signaling(_) | ConnectError::Timeout))
-                    if Instant::now() < give_up =>
-                {
-                    tracing::debug!("reconnect attempt {attempt} failed: {e}");
-                }
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
-        }
+        let (sig, expires_at, peer_present, ice) = with_backoff(give_up, || {
+            attach(&self.cfg, self.ticket.room, &self.ticket.host_token)
+        })
+        .await?;
+        tracing::info!(room = %self.ticket.room, "reattached to the room");
+        self.sig = Some(sig);
+        self.ticket.expires_at = expires_at;
+        self.server_ice = ice;
+        self.guest_present = peer_present;
+        Ok(())
     }
 
     /// Wait for a guest, run PAKE + key confirmation, sealed offer/answer/trickle ICE, the
@@ -434,4 +423,27 @@ pub async fn join(
     }
     // Dropping the socket leaves the room: a resume joins again.
     result
+}
+
+/// Runs `op` until it succeeds, retrying with backoff while it fails the way a dropped or
+/// restarting server makes it fail (signaling, timeout) and `give_up` is not reached.
+pub(super) async fn with_backoff<T, F, Fut>(give_up: Instant, mut op: F) -> Result<T, ConnectError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e @ (ConnectError::Signaling(_) | ConnectError::Timeout))
+                if Instant::now() < give_up =>
+            {
+                tracing::debug!("reconnect attempt {attempt} failed: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
 }

@@ -19,7 +19,7 @@ use super::handshake::{Handshake, recv_by};
 use super::host::{merged_ice, reply};
 use super::{ConnectConfig, ConnectError, Connected, RoomTicket, SessionEvent};
 use crate::password::Password;
-use crate::signaling::{SignalClient, SignalError, backoff};
+use crate::signaling::{SignalClient, SignalError};
 
 /// A room that serves several receivers. [`SharedRoom::next`] hears the room; each guest
 /// that joins comes out as a [`GuestRun`] for the caller to run (concurrently).
@@ -226,25 +226,14 @@ impl SharedRoom {
     async fn reconnect(&mut self) -> Result<(), ConnectError> {
         self.guests.clear();
         let give_up = Instant::now() + self.cfg.connect_timeout;
-        let mut attempt = 0;
-        loop {
-            match attach(&self.cfg, self.ticket.room, &self.ticket.host_token).await {
-                Ok((sig, expires_at, ice)) => {
-                    self.sig = Some(sig);
-                    self.ticket.expires_at = expires_at;
-                    self.server_ice = ice;
-                    return Ok(());
-                }
-                Err(e @ (ConnectError::Signaling(_) | ConnectError::Timeout))
-                    if Instant::now() < give_up =>
-                {
-                    tracing::debug!("shared room reconnect attempt {attempt} failed: {e}");
-                }
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
-        }
+        let (sig, expires_at, ice) = super::host::with_backoff(give_up, || {
+            attach(&self.cfg, self.ticket.room, &self.ticket.host_token)
+        })
+        .await?;
+        self.sig = Some(sig);
+        self.ticket.expires_at = expires_at;
+        self.server_ice = ice;
+        Ok(())
     }
 
     /// The room's next news. Messages about running guests are passed to their runs on the
