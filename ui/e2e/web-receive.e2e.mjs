@@ -8,38 +8,28 @@
 // Bounded: every wait has a timeout and the whole run is capped (60 s plus time for the file).
 // WEB_E2E_MB sizes the random file of the first check (default 256, the size the browser peer
 // must carry in CI).
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import { extname, join, normalize } from "node:path";
-import { createInterface } from "node:readline";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
-import { chromium } from "playwright-core";
+import { env, exitWithin, Harness } from "./web-harness.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
-  return v;
-};
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
 const DIST = env("WEB_DIST");
 const CHROMIUM = env("CHROMIUM");
 const WORK = env("E2E_WORK");
 
-const started = Date.now();
-const children = new Set();
+const hx = new Harness();
+const started = hx.started;
+const log = hx.log;
+const start = (...a) => hx.start(...a);
 let browser = null;
-let httpServer = null;
 let passed = 0;
 let failed = 0;
 
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  httpServer?.close();
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-}
+const cleanup = () => hx.cleanup();
+
 // The page writes to OPFS, so disk is the limit for bigger runs.
 const MB = Math.min(Number(process.env.WEB_E2E_MB ?? 256), 4096);
 const CAP_MS = 60_000 + MB * 400;
@@ -49,91 +39,7 @@ const cap = setTimeout(async () => {
   process.exit(1);
 }, CAP_MS);
 
-const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
-
-/** A child process whose stdout lines are kept (and awaited) and whose stderr goes to a file. */
-function start(cmd, args, extraEnv, name) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
-  children.add(child);
-  const lines = [];
-  const waiters = [];
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
-  });
-  createInterface({ input: child.stdout }).on("line", (l) => {
-    lines.push(l);
-    for (const w of waiters.splice(0)) w();
-  });
-  const exited = new Promise((resolve) => {
-    child.on("exit", (code, sig) => resolve(code ?? sig));
-    // A binary that cannot start (e.g. being rebuilt right now) fails the check, not the run.
-    child.on("error", (e) => {
-      stderr += `spawn failed: ${e.message}\n`;
-      resolve(`spawn failed: ${e.message}`);
-    });
-  });
-  exited.then(() => {
-    for (const w of waiters.splice(0)) w();
-  });
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    name,
-    /** The first stdout line matching `pred`, within `ms`. */
-    async line(pred, ms, what) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const hit = lines.find(pred);
-        if (hit) return hit;
-        if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before ${what}:\n${stderr.slice(-3000)}`);
-        const left = until - Date.now();
-        if (left <= 0) throw new Error(`${name}: no ${what} within ${ms} ms:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
-        await new Promise((r) => {
-          const t = setTimeout(r, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
-    },
-  };
-}
-
-async function exitWithin(p, ms) {
-  return Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
-}
-
-const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
-
-/** The built web app, served as a static site on loopback. */
-function serveDist() {
-  return new Promise((resolve) => {
-    httpServer = createServer((req, res) => {
-      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
-      const file = join(DIST, path === "/" ? "web.html" : path);
-      try {
-        if (!file.startsWith(DIST) || !statSync(file).isFile()) throw new Error("not a file");
-      } catch {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, {
-        "content-type": MIME[extname(file)] ?? "application/octet-stream",
-        // What a deployment should send: scripts and wasm from this origin only, and the
-        // signaling socket (a different origin here) by address.
-        "content-security-policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; img-src 'self' blob: data:",
-      });
-      createReadStream(file).pipe(res);
-    });
-    httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port));
-  });
-}
 
 async function check(name, fn) {
   log(`-- ${name}`);
@@ -162,29 +68,13 @@ async function roomOf(send) {
 }
 
 async function main() {
-  const webPort = await serveDist();
-  const origin = `http://127.0.0.1:${webPort}`;
-  const signal = start(
-    SIGNAL,
-    ["--listen", "127.0.0.1:0", "--db", join(WORK, "signal.db"), "--allowed-origin", origin],
-    { RUST_LOG: "warn" },
-    "ferry-signal",
-  );
-  const listening = await signal.line((l) => l.startsWith("listening on "), 15_000, "its address");
-  const serverUrl = `ws://${listening.slice("listening on ".length).trim()}/ws`;
+  const origin = await hx.serveDist(DIST);
+  const serverUrl = await hx.signal(SIGNAL, join(WORK, "signal.db"), origin);
   log(`web app at ${origin}, signaling at ${serverUrl}`);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Chromium leaves loopback out of ICE unless told, and hides host addresses behind mDNS
-    // names that webrtc-rs does not resolve; everything here is on 127.0.0.1.
-    args: [
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-      ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean),
-    ],
-  });
+  // Chromium leaves loopback out of ICE unless told, and hides host addresses behind mDNS
+  // names that webrtc-rs does not resolve; everything here is on 127.0.0.1 (web-harness.mjs).
+  browser = await hx.launch(CHROMIUM);
 
   await check(`CLI → browser: ${MB} MiB random, a compressible text and a 0-byte file, byte-exact`, async () => {
     const big = join(WORK, "random.bin");
