@@ -7,64 +7,33 @@
 // Run by scripts/test-web-e2e.sh, which builds everything and sets:
 //   FERRY_CLI_BIN, FERRY_SIGNAL_BIN, WEB_DIST, CHROMIUM, E2E_WORK
 // Bounded: every wait has a timeout and the whole run is capped at 60 s.
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 
-import { chromium } from "playwright-core";
+import { env, exitWithin, Harness } from "./web-harness.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
-  return v;
-};
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
 const DIST = env("WEB_DIST");
 const CHROMIUM = env("CHROMIUM");
 const WORK = env("E2E_WORK");
 
-const started = Date.now();
-const children = [];
-let browser = null;
-const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] served:`, ...a);
+const hx = new Harness();
+const started = hx.started;
+const log = (...a) => hx.log("served:", ...a);
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
-
-async function cleanup() {
-  if (browser) await browser.close().catch(() => {});
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-}
+const cleanup = () => hx.cleanup();
 const cap = setTimeout(async () => {
   console.error("web-served-e2e: the whole run passed its 60 s cap");
   await cleanup();
   process.exit(1);
 }, 60_000);
 
-/** A child whose stdout lines can be awaited; stderr is kept for error messages. */
+/** A child whose stdout lines can be awaited, and the first line starting with `prefix`. */
 function start(cmd, args, extraEnv) {
-  const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
-  children.push(child);
-  const lines = [];
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-20_000)));
-  createInterface({ input: child.stdout }).on("line", (l) => lines.push(l));
-  const exited = new Promise((r) => child.on("exit", (code, sig) => r(code ?? sig)));
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    async line(prefix, ms) {
-      for (const until = Date.now() + ms; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
-        const hit = lines.find((l) => l.startsWith(prefix));
-        if (hit) return hit;
-        if (child.exitCode !== null) break;
-      }
-      throw new Error(`no "${prefix}" line within ${ms} ms:\n${lines.join("\n")}\n${stderr.slice(-3000)}`);
-    },
-  };
+  const p = hx.start(cmd, args, extraEnv, cmd.split("/").pop());
+  return { ...p, line: (prefix, ms) => p.line((l) => l.startsWith(prefix), ms, `a "${prefix}" line`) };
 }
 
 function expectHeader(h, name, pred, what) {
@@ -113,11 +82,7 @@ async function main() {
   if (!link.startsWith(`${base}/j/`) || link.includes("?")) throw new Error(`unexpected link ${link}`);
   log(`page and socket at ${base}; the sender printed ${link.replace(/#.*/, "#…")}`);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns", ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
-  });
+  const browser = await hx.launch(CHROMIUM);
   const ctx = await browser.newContext({ acceptDownloads: true });
   const tab = await ctx.newPage();
   const consoleLines = [];
@@ -131,7 +96,7 @@ async function main() {
   const [download] = await Promise.all([tab.waitForEvent("download", { timeout: 10_000 }), tab.locator("a[download]").first().click()]);
   const got = sha256(readFileSync(await download.path()));
   if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
-  const code = await Promise.race([send.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
+  const code = await exitWithin(send, 10_000);
   if (code !== 0) throw new Error(`sender ended with ${code}\n${send.lines.join("\n")}\n${send.stderr()}`);
   const violations = consoleLines.filter((l) => l.includes("Content Security Policy"));
   if (violations.length) throw new Error(`CSP violations:\n${violations.join("\n")}`);
