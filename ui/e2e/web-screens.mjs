@@ -33,8 +33,18 @@ async function main() {
   const browser = await h.launch(CHROMIUM);
   const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width: 720, height: 640 }, deviceScaleFactor: 1 });
   const page = await ctx.newPage();
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  let send = null;
   const shot = async (name, state) => {
-    await page.locator(`main[data-state=${state}]`).waitFor({ timeout: 20_000 });
+    await page
+      .locator(`main[data-state=${state}]`)
+      .waitFor({ timeout: 40_000 })
+      .catch(async (e) => {
+        const now = await page.locator("main").getAttribute("data-state");
+        const text = await page.locator("main").innerText();
+        throw new Error(`${e.message}\npage (${now}): ${text}\n${consoleLines.join("\n")}\nsender:\n${send?.lines.join("\n")}\n${send?.stderr().slice(-3000)}`);
+      });
     await page.screenshot({ path: join(OUT, `${name}.png`) });
     h.log(`wrote ${name}.png (${state})`);
   };
@@ -46,7 +56,7 @@ async function main() {
   writeFileSync(files[0], randomBytes(6 * 1024 * 1024));
   writeFileSync(files[1], "Ferry sends files directly, device to device.\n".repeat(200));
   const password = "river-lamp-cobalt-seven";
-  const send = h.start(
+  send = h.start(
     FERRY,
     ["send", ...files, "--server", server, "--password", password, "--json", "--no-announce"],
     { FERRY_DB: join(WORK, "screens-send.db"), FERRY_TEST_RATE_BPS: String(2 * 1024 * 1024), RUST_LOG: "warn" },
