@@ -270,3 +270,53 @@ fn cancel_stops_every_receiver_and_ends_the_room() {
     let mut late = receiver(&s, &room, 3);
     assert_eq!(late.finish(T), 12, "{:#?}", late.events);
 }
+
+#[test]
+fn two_receivers_killed_resume_at_the_same_time_each_from_its_own_disk() {
+    let s = Setup::new();
+    let f = s.path("src/a.bin");
+    random_file(&f, 24_000_000, 27);
+    let mut snd = sender(&s, &f, &["--receivers", "0"], Some(6_000_000));
+    let (room, _) = room_of(&mut snd);
+    let mut victims: Vec<Peer> = (1..=2).map(|n| receiver(&s, &room, n)).collect();
+    let mut durable = vec![];
+    for (i, v) in victims.iter_mut().enumerate() {
+        v.wait_for("progress past 6 MB", T, |e| {
+            e["event"] == "progress" && e["bytes_done"].as_u64().unwrap_or(0) > 6_000_000
+        });
+        durable.push(s.durable_bytes(&format!("recv{}.db", i + 1), T));
+    }
+    for v in &mut victims {
+        v.kill9();
+    }
+    // Both come back together; each resumes from what its own database and disk hold.
+    let mut again: Vec<Peer> = (1..=2).map(|n| receiver(&s, &room, n)).collect();
+    for (i, r) in again.iter_mut().enumerate() {
+        assert_eq!(r.finish(T), 0, "receiver {}: {:#?}", i + 1, r.events);
+        assert_eq!(
+            hash(&landed(&s, i as u32 + 1)),
+            hash(&f),
+            "receiver {}",
+            i + 1
+        );
+        let from = r
+            .all("resuming")
+            .first()
+            .and_then(|v| v["bytes_done"].as_u64());
+        assert!(
+            from.is_some_and(|b| b >= durable[i]),
+            "receiver {} resumed from {from:?}, its disk held {}",
+            i + 1,
+            durable[i]
+        );
+    }
+    snd.drain();
+    let done = about(&snd, "done");
+    for n in about(&snd, "connected") {
+        if !done.contains(&n) {
+            snd.say(&format!("stop {n}"));
+        }
+    }
+    snd.say("close");
+    assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
+}
