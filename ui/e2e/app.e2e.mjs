@@ -25,11 +25,11 @@ const sha256 = (p) => createHash("sha256").update(readFileSync(p)).digest("hex")
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Run the CLI with a hard timeout; resolves with exit code and output lines. */
-function cli(args, { timeoutMs = 60_000, onLine } = {}) {
+function cli(args, { timeoutMs = 60_000, onLine, db = "cli.db" } = {}) {
   return new Promise((resolve) => {
-        // Its own history database: both peers derive the same transfer id from the manifest.
+    // Its own history database: both peers derive the same transfer id from the manifest.
     const child = spawn(CLI, args, {
-      env: { ...process.env, FERRY_DB: join(WORK, "cli.db"), FERRY_BIND: "127.0.0.1:0" },
+      env: { ...process.env, FERRY_DB: join(WORK, db), FERRY_BIND: "127.0.0.1:0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -216,6 +216,87 @@ async function receiveFlow(wd) {
   });
 }
 
+/** Pick a value in a <select> the way a person does (the app listens for `change`). */
+async function choose(wd, css, value) {
+  await wd.exec(`const s = document.querySelector(${JSON.stringify(css)}); s.value = ${JSON.stringify(value)}; s.dispatchEvent(new Event("change"));`);
+}
+
+/** The app hosts one room for two receivers; then a room's lifetime is extended and it is closed. */
+async function sharingFlow(wd) {
+  await test("app serves two CLI receivers from one room, each listed with its progress", async () => {
+    await wd.exec("window.ferry.go('send')");
+    await choose(wd, "#receivers-picker", "2");
+    await wd.click("#pick-files");
+    const room = (await wd.waitText("#room-id", /^[0-9A-Z]{5}-[0-9A-Z]{5}$/, 30_000)).replace("-", "");
+    const password = await wd.text("#room-password");
+    const server = await wd.text("#room-server");
+    const runs = [1, 2].map((n) => {
+      const out = join(WORK, `many-${n}`);
+      mkdirSync(out, { recursive: true });
+      const r = cli(["receive", room, "--password", password, "--out", out, "--yes", "--server", server, "--json"], { timeoutMs: 120_000, db: `many-${n}.db` });
+      return { out, r };
+    });
+    let listed = false;
+    const watch = (async () => {
+      for (let i = 0; i < 600 && !listed; i++) {
+        const n = await wd.exec("return document.querySelectorAll('#receivers li[data-receiver]').length").catch(() => 0);
+        if (n >= 2) {
+          listed = true;
+          await shot(wd, "receivers");
+        }
+        await sleep(50);
+      }
+    })();
+    const results = await Promise.all(runs.map((x) => x.r));
+    await watch;
+    results.forEach((res, i) => {
+      if (res.code !== 0) throw new Error(`receiver ${i + 1} failed (${res.code ?? res.signal}):\n${res.out}\n${res.err}`);
+    });
+    if (!listed) throw new Error("the room card never listed both receivers");
+    const name = SRC.split("/").pop();
+    for (const { out } of runs) {
+      const got = join(out, name);
+      if (sha256(got) !== sha256(SRC)) throw new Error(`hash mismatch in ${got}`);
+    }
+    await wd.waitFor(
+      "the room to end once both received",
+      () => wd.exec("return document.querySelector('.screen.transfer')?.dataset.phase === 'done' || null"),
+      30_000,
+    );
+  });
+
+  await test("expiry: the picked lifetime counts down, Extend moves the deadline, Close ends the room", async () => {
+    await wd.exec("window.ferry.go('send')");
+    await choose(wd, "#receivers-picker", "1");
+    await choose(wd, "#expiry-picker", "600");
+    await wd.click("#pick-files");
+    await wd.waitText("#room-id", /^[0-9A-Z]{5}-[0-9A-Z]{5}$/, 30_000);
+    const first = Number(await wd.waitFor("a deadline", () => wd.exec("return Number(document.querySelector('#expiry')?.dataset.expires) || null"), 15_000));
+    const left = first - Date.now() / 1000;
+    if (left < 500 || left > 610) throw new Error(`a 10 min room expires in ${left.toFixed(0)} s`);
+    // Extend gives the room its lifetime again from now, so let a few seconds pass first.
+    await sleep(3_000);
+    const label = await wd.text("#extend-room");
+    await wd.click("#extend-room");
+    const later = Number(
+      await wd
+        .waitFor("a later deadline", () => wd.exec(`const e = Number(document.querySelector('#expiry')?.dataset.expires); return e >= ${first + 2} ? e : null`), 15_000)
+        .catch(async (e) => {
+          throw new Error(`${e.message}; button "${label}", expiry now ${await wd.exec("return document.querySelector('#expiry')?.outerHTML")}`);
+        }),
+    );
+    await shot(wd, "expiry");
+    if (later <= first) throw new Error(`deadline ${first} -> ${later}`);
+    await wd.click("#close-room");
+    // Closed: the room card goes and the send screen is back, ready for the next room.
+    await wd.waitFor(
+      "the room card to go",
+      () => wd.exec("return (!document.querySelector('.screen.transfer') && !!document.querySelector('#pick-files')) || null"),
+      15_000,
+    );
+  });
+}
+
 const deadline = setTimeout(() => {
   console.log("app-e2e: overall time limit reached");
   console.log(`app-e2e: ${results.filter((r) => r[1]).length} passed, ${results.filter((r) => !r[1]).length + 1} failed`);
@@ -226,6 +307,7 @@ try {
   await withApp(async (wd) => {
     await sendFlow(wd);
     await receiveFlow(wd);
+    await sharingFlow(wd);
     await wd.exec("window.ferry.go('settings')");
     await shot(wd, "settings");
   });
