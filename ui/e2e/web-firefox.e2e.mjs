@@ -3,7 +3,8 @@
 // --web-dir`. CLI → Firefox: `ferry send --web-link` prints the link, Firefox opens it,
 // accepts, and saves the files into a download folder, whose SHA-256 must equal the sources'.
 // Firefox → CLI: the page in send mode hosts a room and `ferry receive` joins with the link
-// it shows, byte-exact.
+// it shows, byte-exact. Also in Firefox: a wrong password (both sides say so) and a chunk
+// damaged after hashing (refused, sent again, byte-exact).
 //
 // Run by scripts/test-web-e2e.sh when firefox-esr is installed; it sets FERRY_CLI_BIN,
 // FERRY_SIGNAL_BIN, WEB_DIST, FIREFOX, E2E_WORK. Bounded: every wait has a timeout and the
@@ -138,6 +139,64 @@ async function main() {
   if (violations.length) throw new Error(`CSP violations:\n${violations.join("\n")}`);
   log(`CLI → Firefox: 3 files byte-exact (stored in ${storage})`);
   await page.close();
+
+  // A wrong password: the page and the sender both say so, and nothing is offered.
+  {
+    const wsend = start(FERRY, ["send", paths[1], "--server", `ws://${addr}/ws`, "--password", "right words", "--web-link"], {
+      FERRY_BIND: "127.0.0.1:0",
+      FERRY_DB: join(WORK, "send-firefox-wrong.db"),
+      RUST_LOG: "warn",
+      FERRY_NO_ANNOUNCE: "true",
+    });
+    const wlink = (await wsend.line("Web link: ", 15_000)).slice("Web link: ".length).trim().replace(/#.*/, "#a%20wrong%20guess");
+    const wpage = await browser.newPage();
+    await wpage.goto(wlink);
+    await wpage.waitForSelector("#error", { timeout: 20_000 });
+    const code = await wpage.$eval("#error", (e) => e.dataset.code);
+    if (code !== "wrong-password") throw new Error(`wrong password: the page says ${code}`);
+    if (await wpage.$("#accept")) throw new Error("the page offered files after a wrong password");
+    const exit = await Promise.race([wsend.exited, sleep(10_000).then(() => "still running")]);
+    if (exit !== 10 || !/wrong.password/i.test(`${wsend.lines.join("\n")}\n${wsend.stderr()}`)) {
+      throw new Error(`sender after a wrong password: exit ${exit}\n${wsend.lines.join("\n")}\n${wsend.stderr()}`);
+    }
+    await wpage.close();
+    log("wrong password: the page and the sender both say so");
+  }
+
+  // A chunk damaged after hashing (the debug CLI's test hook): Firefox refuses it, the sender
+  // sends it again, and the file is byte-exact.
+  {
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const file = join(WORK, "ff-corrupt.bin");
+    writeFileSync(file, data);
+    const csend = start(FERRY, ["send", file, "--server", `ws://${addr}/ws`, "--password", "damaged words", "--web-link", "--json"], {
+      FERRY_BIND: "127.0.0.1:0",
+      FERRY_DB: join(WORK, "send-firefox-corrupt.db"),
+      RUST_LOG: "warn",
+      FERRY_NO_ANNOUNCE: "true",
+      FERRY_TEST_CORRUPT_CHUNK: "3",
+    });
+    const created = JSON.parse(await csend.line('{"event":"room-created"', 15_000));
+    const clink = `http://${addr}/j/${created.room}#${encodeURIComponent("damaged words")}`;
+    const cpage = await browser.newPage();
+    await cpage.goto(clink);
+    await cpage.waitForSelector("#accept", { timeout: 20_000 });
+    await cpage.click("#accept");
+    await cpage.waitForSelector("main[data-state=done], main[data-state=error]", { timeout: 40_000 });
+    const rejected = Number(await cpage.$eval("#done", (d) => d.dataset.rejected).catch(() => -1));
+    if (rejected !== 1) throw new Error(`the page refused ${rejected} chunks, expected 1: ${await cpage.$eval("main", (m) => m.innerText)}`);
+    await (await cpage.$("a[download]")).click();
+    const cuntil = Date.now() + 15_000;
+    while (!(existsSync(join(downloads, "ff-corrupt.bin")) && readFileSync(join(downloads, "ff-corrupt.bin")).length === data.length)) {
+      if (Date.now() > cuntil) throw new Error("the repaired file was not downloaded");
+      await sleep(100);
+    }
+    const got = sha256(readFileSync(join(downloads, "ff-corrupt.bin")));
+    if (got !== sha256(data)) throw new Error(`damaged chunk: SHA-256 ${got}, expected ${sha256(data)}`);
+    if (!csend.lines.some((l) => l.includes('"event":"chunk-rejected"'))) throw new Error("the sender saw no resend request");
+    await cpage.close();
+    log("a chunk damaged after hashing: refused, sent again, byte-exact");
+  }
 
   // Firefox → CLI: the same served page in send mode hosts a room; `ferry receive` joins with
   // the link the page shows.
