@@ -145,7 +145,8 @@ impl RedisRooms {
         let seat = self.seat(conn);
         let l = &self.limits;
         let r = self
-            .script(
+            .member_script(
+                conn,
                 &self.scripts.join,
                 &[&room.as_str(), &seat, &l.fail_limit, &l.grace_ms],
             )
@@ -274,6 +275,21 @@ impl RedisRooms {
         }
     }
 
+    /// Run a room script for member `conn`: its refusal as a `Refusal`, and a member the
+    /// script no longer finds in a room forgotten here too.
+    async fn member_script(
+        &self,
+        conn: ConnId,
+        s: &redis::Script,
+        args: &[&(dyn std::fmt::Display + Sync)],
+    ) -> Result<Vec<String>, Refusal> {
+        let r = self.script(s, args).await.and_then(ok_or_refusal);
+        if let Err(e) = &r {
+            self.dropped(conn, e);
+        }
+        r
+    }
+
     /// A script said `conn` no longer holds its seat: forget it here too.
     fn dropped(&self, conn: ConnId, r: &Refusal) {
         if r.message == "not in a room" {
@@ -354,11 +370,7 @@ impl RedisRooms {
                 &self.scripts.failed,
                 &[&room.as_str(), &seat, &self.limits.fail_limit, &""],
             )
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .await;
         let v = r?;
         // The guest may have been removed: relay by script until this node hears who is
         // there (its `P` event can trail this reply).
@@ -383,12 +395,8 @@ impl RedisRooms {
         let room = self.hosted(conn)?;
         let seat = self.seat(conn);
         let r = self
-            .script(&self.scripts.close, &[&room.as_str(), &seat])
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .member_script(conn, &self.scripts.close, &[&room.as_str(), &seat])
+            .await;
         let v = r?;
         self.members().remove(&conn);
         Ok(Counted {
@@ -403,15 +411,12 @@ impl RedisRooms {
         let seat = self.seat(conn);
         let l = &self.limits;
         let r = self
-            .script(
+            .member_script(
+                conn,
                 &self.scripts.extend,
                 &[&room.as_str(), &seat, &ttl_ms, &l.tomb_ms, &l.grace_ms],
             )
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .await;
         let v = r?;
         if let Some(m) = self.members().get_mut(&conn) {
             m.deadline_ms = num(&v, 2);
@@ -497,15 +502,12 @@ impl RedisRooms {
         };
         let seat = self.seat(conn);
         let r = self
-            .script(
+            .member_script(
+                conn,
                 &self.scripts.relay,
                 &[&room.as_str(), &seat, &"host", &pake, &frame, &guest],
             )
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .await;
         r.map(|_| ())
     }
 
@@ -518,15 +520,12 @@ impl RedisRooms {
         let room = self.hosted(conn)?;
         let seat = self.seat(conn);
         let r = self
-            .script(
+            .member_script(
+                conn,
                 &self.scripts.failed,
                 &[&room.as_str(), &seat, &self.limits.fail_limit, &guest],
             )
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .await;
         let v = r?;
         let attempts_left = num(&v, 1) as u32;
         let mut notices = vec![(
@@ -551,15 +550,12 @@ impl RedisRooms {
         let room = self.hosted(conn)?;
         let seat = self.seat(conn);
         let r = self
-            .script(
+            .member_script(
+                conn,
                 &self.scripts.kick,
                 &[&room.as_str(), &seat, &guest, &self.limits.fail_limit],
             )
-            .await
-            .and_then(ok_or_refusal);
-        if let Err(e) = &r {
-            self.dropped(conn, e);
-        }
+            .await;
         let v = r?;
         let counted = num(&v, 3);
         let mut notices = vec![(
