@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { env, exitWithin, Harness, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
+import { env, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -38,7 +38,7 @@ const doneOf = (proc) => {
   return l ? JSON.parse(l) : null;
 };
 const mbps = (bytes, secs) => bytes / 1e6 / secs;
-const cliEnv = (tag) => ({ FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `bench-${tag}.db`), RUST_LOG: "warn" });
+const cliEnv = (tag) => ({ FERRY_BIND: NET.cliBind, FERRY_DB: join(WORK, `bench-${tag}.db`), RUST_LOG: "warn" });
 
 async function main() {
   const file = join(WORK, "bench.bin");

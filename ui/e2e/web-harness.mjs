@@ -25,6 +25,16 @@ export const sha256File = (path) =>
       .on("error", reject);
   });
 
+/** Where the run's peers live. scripts/test-web-e2e.sh runs the browsers (and this script) in
+ * one network namespace and the CLI in another, joined by a veth pair: `E2E_HOST` is the
+ * browsers' side, where servers listen, and `E2E_CLI_HOST` the CLI's side. Unset, everything
+ * is on 127.0.0.1 and the browsers are told to gather loopback candidates instead. */
+export const NET = {
+  host: process.env.E2E_HOST || "127.0.0.1",
+  cliBind: `${process.env.E2E_CLI_HOST || "127.0.0.1"}:0`,
+  netns: !!process.env.E2E_HOST,
+};
+
 export const exitWithin = (p, ms) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
 
 const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
@@ -90,7 +100,8 @@ export class Harness {
     };
   }
 
-  /** The built web app on loopback, with the CSP a deployment should send; its origin. */
+  /** The built web app on loopback, with the CSP a deployment should send; its origin. Loopback
+   * even inside the namespace: a page from localhost is a secure context over plain http. */
   serveDist(dist) {
     return new Promise((resolve) => {
       this.httpServer = createServer((req, res) => {
@@ -104,7 +115,7 @@ export class Harness {
         }
         res.writeHead(200, {
           "content-type": MIME[extname(file)] ?? "application/octet-stream",
-          "content-security-policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:*; img-src 'self' blob: data:",
+          "content-security-policy": `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://${NET.host}:*; img-src 'self' blob: data:`,
         });
         createReadStream(file).pipe(res);
       });
@@ -112,19 +123,24 @@ export class Harness {
     });
   }
 
-  /** A real `ferry-signal` on loopback that lets `origin` in; its WebSocket URL. */
+  /** A real `ferry-signal` (on `NET.host`) that lets `origin` in; its WebSocket URL. */
   async signal(bin, db, origin) {
-    const s = this.start(bin, ["--listen", "127.0.0.1:0", "--db", db, "--allowed-origin", origin], { RUST_LOG: "warn" }, "ferry-signal");
+    const s = this.start(bin, ["--listen", `${NET.host}:0`, "--db", db, "--allowed-origin", origin], { RUST_LOG: "warn" }, "ferry-signal");
     const listening = await s.line((l) => l.startsWith("listening on "), 15_000, "its address");
     return `ws://${listening.slice("listening on ".length).trim()}/ws`;
   }
 
-  /** Headless Chromium that puts loopback addresses (not mDNS names) in its candidates. */
-  async launch(executablePath) {
+  /** Headless Chromium that puts addresses (not mDNS names, which webrtc-rs does not resolve)
+   * in its candidates: the veth's in the namespace, loopback's outside it. `secureOrigins`: plain
+   * http origins off localhost to treat as secure, as a page served over https would be. */
+  async launch(executablePath, secureOrigins = []) {
+    const args = ["--disable-features=WebRtcHideLocalIpsWithMdns"];
+    if (!NET.netns) args.push("--allow-loopback-in-peer-connection");
+    if (secureOrigins.length) args.push(`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(",")}`);
     this.browser = await chromium.launch({
       executablePath,
       headless: true,
-      args: ["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns", ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
+      args: [...args, ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
     });
     return this.browser;
   }

@@ -12,7 +12,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { env, exitWithin, Harness } from "./web-harness.mjs";
+import { env, exitWithin, Harness, NET } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -57,7 +57,7 @@ function sender(files, password, serverUrl, tag, extraEnv = {}) {
   return start(
     FERRY,
     ["send", ...files, "--server", serverUrl, "--password", password, "--json"],
-    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `send-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
+    { FERRY_BIND: NET.cliBind, FERRY_DB: join(WORK, `send-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
     `ferry send (${tag})`,
   );
 }
@@ -72,8 +72,7 @@ async function main() {
   const serverUrl = await hx.signal(SIGNAL, join(WORK, "signal.db"), origin);
   log(`web app at ${origin}, signaling at ${serverUrl}`);
 
-  // Chromium leaves loopback out of ICE unless told, and hides host addresses behind mDNS
-  // names that webrtc-rs does not resolve; everything here is on 127.0.0.1 (web-harness.mjs).
+  // Host addresses, not mDNS names: see web-harness.mjs's `launch`.
   browser = await hx.launch(CHROMIUM);
 
   await check(`CLI → browser: ${MB} MiB random, a compressible text and a 0-byte file, byte-exact`, async () => {

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
-import { env, exitWithin, Harness, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
+import { env, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -38,6 +38,7 @@ const cap = setTimeout(async () => {
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 async function check(name, fn) {
+  if (process.env.WEB_E2E_ONLY && !name.includes(process.env.WEB_E2E_ONLY)) return;
   log(`-- ${name}`);
   try {
     await fn();
@@ -73,7 +74,7 @@ function receiver(ticket, outDir, tag, extra = [], extraEnv = {}, fresh = true) 
   return start(
     FERRY,
     ["receive", ticket, "--out", outDir, "--yes", "--json", ...extra],
-    { FERRY_BIND: "127.0.0.1:0", FERRY_DB: join(WORK, `recv-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
+    { FERRY_BIND: NET.cliBind, FERRY_DB: join(WORK, `recv-${tag}.db`), RUST_LOG: process.env.RUST_LOG ?? "warn", ...extraEnv },
     `ferry receive (${tag})`,
   );
 }
@@ -267,8 +268,12 @@ async function main() {
       // The page's own browser link (this page's join screen, its server, room and password).
       const webLink = await page.locator("#web-link").getAttribute("href");
       const rpage = await rctx.newPage();
+      const rconsole = [];
+      rpage.on("console", (m) => rconsole.push(`${m.type()}: ${m.text()}`));
       await rpage.goto(webLink);
-      await rpage.locator("#accept").click({ timeout: 20_000 });
+      await rpage.locator("#accept").click({ timeout: 20_000 }).catch(async (e) => {
+        throw new Error(`${e.message}\nreceiving page: ${await rpage.locator("main").innerText()}\n${rconsole.join("\n")}\nsending page: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+      });
       await rpage.locator("main[data-state=done], main[data-state=error]").waitFor({ timeout: 30_000 });
       if ((await rpage.locator("main").getAttribute("data-state")) !== "done") throw new Error(`receiving page: ${await rpage.locator("main").innerText()}`);
       await finished(page, consoleLines, 10_000);

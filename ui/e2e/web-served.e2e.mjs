@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { env, exitWithin, Harness } from "./web-harness.mjs";
+import { env, exitWithin, Harness, NET } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -42,7 +42,7 @@ function expectHeader(h, name, pred, what) {
 }
 
 async function main() {
-  const signal = start(SIGNAL, ["--listen", "127.0.0.1:0", "--db", join(WORK, "served.db"), "--web-dir", DIST], { RUST_LOG: "warn" });
+  const signal = start(SIGNAL, ["--listen", `${NET.host}:0`, "--db", join(WORK, "served.db"), "--web-dir", DIST], { RUST_LOG: "warn" });
   const addr = (await signal.line("listening on ", 15_000)).slice("listening on ".length).trim();
   const base = `http://${addr}`;
 
@@ -73,7 +73,7 @@ async function main() {
   const want = sha256(readFileSync(file));
   const password = "served page 100% words";
   const send = start(FERRY, ["send", file, "--server", `ws://${addr}/ws`, "--password", password, "--web-link"], {
-    FERRY_BIND: "127.0.0.1:0",
+    FERRY_BIND: NET.cliBind,
     FERRY_DB: join(WORK, "send-served.db"),
     RUST_LOG: "warn",
     FERRY_NO_ANNOUNCE: "true",
@@ -82,7 +82,9 @@ async function main() {
   if (!link.startsWith(`${base}/j/`) || link.includes("?")) throw new Error(`unexpected link ${link}`);
   log(`page and socket at ${base}; the sender printed ${link.replace(/#.*/, "#…")}`);
 
-  const browser = await hx.launch(CHROMIUM);
+  // In the namespace the link's origin is the veth address over plain http; a deployment
+  // serves it over https, which this stands in for.
+  const browser = await hx.launch(CHROMIUM, NET.netns ? [base] : []);
   const ctx = await browser.newContext({ acceptDownloads: true });
   const tab = await ctx.newPage();
   const consoleLines = [];
