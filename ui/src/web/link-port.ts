@@ -8,13 +8,14 @@ import type { Offer, ReceiveEvent, ReceiveStats } from "./receive";
 import type { DcLink, FrameLink } from "./session";
 import { WebError } from "./signal";
 import { FrameQueue, ownBuffer } from "./frame-queue";
+import type { FolderTarget } from "./sink-folder";
 
 /** Main thread → Worker. */
 export type ToWorker =
   | { t: "start"; maxMessageSize: number; maxBytes: number; sink: SinkChoice }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
-  | { t: "decision"; accept: boolean };
+  | { t: "decision"; accept: boolean; folder?: FolderTarget };
 
 /** `auto`: the origin-private file system where the browser has it, else memory. */
 export type SinkChoice = "auto" | "memory";
@@ -82,7 +83,8 @@ export interface WorkerReceiveOptions {
   maxBytes: number;
   sink?: SinkChoice;
   onEvent?: (e: ReceiveEvent) => void;
-  decide?: (offer: Offer, storage: Storage) => Promise<boolean>;
+  /** Whether to take the offer; a `FolderTarget` takes it into that picked folder (sink-folder.ts). */
+  decide?: (offer: Offer, storage: Storage) => Promise<boolean | FolderTarget>;
 }
 
 export type WorkerResult = { stats: ReceiveStats; files: ReceivedFile[] } | { text: string };
@@ -111,8 +113,8 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
           opts.onEvent?.(m.e);
           break;
         case "decide":
-          void (opts.decide ? opts.decide(m.offer, m.storage) : Promise.resolve(m.offer.total <= m.storage.capacity)).then((accept) =>
-            toWorker({ t: "decision", accept }),
+          void (opts.decide ? opts.decide(m.offer, m.storage) : Promise.resolve(m.offer.total <= m.storage.capacity)).then((d) =>
+            toWorker(typeof d === "boolean" ? { t: "decision", accept: d } : { t: "decision", accept: true, folder: d }),
           );
           break;
         case "end":

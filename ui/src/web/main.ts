@@ -15,10 +15,15 @@ import { receiveInWorker, type Storage } from "./link-port";
 import type { Offer } from "./receive";
 import { sendPage } from "./send-page";
 import { join, WebError } from "./session";
+import { type FolderTarget, folderPickerAvailable, pickFolder, planFolder, writePermission } from "./sink-folder";
 
 /** What the in-memory sink (where the browser has no origin-private file system) may hold:
  * the page then keeps every received byte until it is saved. */
 const MAX_IN_MEMORY = 256 * 1024 * 1024;
+
+/** The folder the last offer went into: an attempt of the same transfer after a dropped link
+ * continues there, each file from what it holds (sink-folder.ts). Lives as long as the page. */
+let lastFolder: FolderTarget | null = null;
 
 const main = document.getElementById("main") as HTMLElement;
 const live = document.getElementById("live") as HTMLElement;
@@ -99,9 +104,25 @@ function status(text: string): HTMLElement {
   return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
 }
 
-function offerView(offer: Offer, storage: Storage): Promise<boolean> {
+function offerView(offer: Offer, storage: Storage): Promise<boolean | FolderTarget> {
   return new Promise((resolve) => {
     const fits = offer.total <= storage.capacity;
+    const again = lastFolder?.transferId === offer.transferId ? lastFolder : null;
+    const folderProblem = h("p", { class: "field-error", id: "folder-error", role: "alert" });
+    // The picker needs this click's user activation, so it opens before anything is awaited.
+    const toFolder = async () => {
+      folderProblem.textContent = "";
+      try {
+        const dir = again ? again.dir : await pickFolder();
+        if (again) await writePermission(dir);
+        resolve(await planFolder(dir, offer, again));
+      } catch (e) {
+        const aborted = e instanceof DOMException && e.name === "AbortError";
+        const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+        folderProblem.dataset.code = aborted ? "picker-aborted" : err.code;
+        folderProblem.textContent = aborted ? "No folder was picked. Pick one to save into, Accept to keep the files in this browser, or Decline." : err.message;
+      }
+    };
     const list = h(
       "ul",
       { class: "files" },
@@ -128,8 +149,12 @@ function offerView(offer: Offer, storage: Storage): Promise<boolean> {
           "div",
           { class: "actions" },
           h("button", { class: "primary", id: "accept", disabled: !fits, onclick: () => resolve(true) }, "Accept"),
+          folderPickerAvailable() || again
+            ? h("button", { id: "folder", onclick: () => void toFolder() }, again ? `Continue into “${again.dir.name}”` : "Save into a folder…")
+            : null,
           h("button", { id: "decline", onclick: () => resolve(false) }, "Decline"),
         ),
+        folderProblem,
       ),
     );
   });
@@ -163,9 +188,11 @@ async function run(t: Target): Promise<void> {
     const result = await receiveInWorker(worker, link, {
       maxBytes: MAX_IN_MEMORY,
       sink: new URLSearchParams(location.search).get("sink") === "memory" ? "memory" : "auto",
-      decide: (offer, storage) => {
-        storedOn = storage.kind;
-        return offerView(offer, storage);
+      decide: async (offer, storage) => {
+        const d = await offerView(offer, storage);
+        storedOn = typeof d === "boolean" ? storage.kind : "folder";
+        if (typeof d !== "boolean") lastFolder = d;
+        return d;
       },
       onEvent: (e) => {
         if (e.type === "progress" || (e.type === "file-done" && !started)) {
@@ -204,7 +231,7 @@ async function run(t: Target): Promise<void> {
     setState(
       "done",
       h("h1", {}, "Done"),
-      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-resumed": result.stats.resumed, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), h("ul", { class: "files" }, items)),
+      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-resumed": result.stats.resumed, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), storedOn === "folder" && lastFolder ? h("p", { class: "hint", id: "saved-in" }, `Saved in the folder “${lastFolder.dir.name}”.`) : null, h("ul", { class: "files" }, items)),
     );
     say("Transfer complete");
   } catch (e) {

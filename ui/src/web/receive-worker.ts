@@ -3,7 +3,8 @@
 import { type FromWorker, PortLink, type ReceivedFile, type SinkChoice, type Storage, type ToWorker } from "./link-port";
 import { receive } from "./receive";
 import { WebError } from "./signal";
-import { MemorySink, OpfsSink, opfsAvailable } from "./sink";
+import { MemorySink, OpfsSink, opfsAvailable, type Sink } from "./sink";
+import { FolderSink, type FolderTarget } from "./sink-folder";
 import { FerryWasm, simdSupported } from "./wasm";
 import simdUrl from "./ferry.wasm?url";
 import scalarUrl from "./ferry-scalar.wasm?url";
@@ -16,7 +17,7 @@ const scope = self as unknown as {
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
 let link: PortLink | null = null;
-let decided: ((accept: boolean) => void) | null = null;
+let decided: ((accept: boolean, folder?: FolderTarget) => void) | null = null;
 
 async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice): Promise<void> {
   const l = new PortLink(post, maxMessageSize);
@@ -29,7 +30,13 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice)
     const wasm = await FerryWasm.load(bytes);
     const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
     const memory = opfs ? null : new MemorySink(maxBytes);
-    const sink = opfs ?? (memory as MemorySink);
+    const fallback: Sink = opfs ?? (memory as MemorySink);
+    // A folder picked on the offer screen replaces the default sink from then on.
+    let folder = null as FolderSink | null;
+    const sink: Sink = {
+      prepare: async (id) => (folder ?? fallback).prepare?.(id),
+      open: (i, entry) => (folder ?? fallback).open(i, entry),
+    };
     const storage: Storage = opfs ? { kind: "disk", capacity: opfs.capacity } : { kind: "memory", capacity: maxBytes };
     const result = await receive({
       link: l,
@@ -38,14 +45,21 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice)
       onEvent: (e) => post({ t: "event", e }),
       decide: (offer) => {
         post({ t: "decide", offer, storage });
-        return new Promise((resolve) => (decided = resolve));
+        return new Promise((resolve) => {
+          decided = (accept, target) => {
+            if (accept && target) folder = new FolderSink(target);
+            resolve(accept);
+          };
+        });
       },
     });
     if ("text" in result) {
       post({ t: "end", ok: true, text: result.text });
       return;
     }
-    const files: ReceivedFile[] = opfs
+    const files: ReceivedFile[] = folder
+      ? folder.files.map((f) => ({ path: f.path, blob: f.file }))
+      : opfs
       ? opfs.files.map((f) => ({ path: f.path, blob: f.file }))
       : (memory as MemorySink).files.map((f) => ({ path: f.path, blob: new Blob([f.data as Uint8Array<ArrayBuffer>]) }));
     post({ t: "end", ok: true, stats: result, files });
@@ -66,7 +80,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
       link?.deliver(m);
       break;
     case "decision":
-      decided?.(m.accept);
+      decided?.(m.accept, m.folder);
       decided = null;
       break;
   }
