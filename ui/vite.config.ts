@@ -8,7 +8,16 @@ export default defineConfig(({ mode }) => ({
   server: { port: 1420, strictPort: true },
   build:
     mode === "web"
-      ? { target: "es2022", outDir: "dist-web", emptyOutDir: true, rollupOptions: { input: "web.html" } }
+      ? {
+          target: "es2022",
+          outDir: "dist-web",
+          emptyOutDir: true,
+          // The Service Worker (streamed downloads) at a fixed root name, so its scope is `/`.
+          rollupOptions: {
+            input: { web: "web.html", sw: "src/web/sw.ts" },
+            output: { entryFileNames: (c: { name: string }) => (c.name === "sw" ? "sw.js" : "assets/[name]-[hash].js") },
+          },
+        }
       : { target: "safari15", outDir: "dist", emptyOutDir: true },
   test: { environment: "happy-dom", globals: true, include: ["tests/**/*.test.ts"] },
 }));
