@@ -76,7 +76,8 @@ const WINDOWS_FORBIDDEN = /[<>:"|?*]/g;
 const utf8Len = (s: string) => new TextEncoder().encode(s).length;
 
 function isDeviceName(c: string): boolean {
-  const stem = (c.split(".")[0] ?? "").replace(/[ .]+$/, "").toUpperCase();
+  // ASCII upper case only, as Rust's `to_ascii_uppercase`: `conın$` is no device name.
+  const stem = (c.split(".")[0] ?? "").replace(/[ .]+$/, "").replace(/[a-z]/g, (ch) => ch.toUpperCase());
   if (["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"].includes(stem)) return true;
   const chars = [...stem];
   return chars.length === 4 && (stem.startsWith("COM") || stem.startsWith("LPT")) && /^[1-9\u00b9\u00b2\u00b3]$/u.test(chars[3] ?? "");
