@@ -84,7 +84,7 @@ in_a timeout 90 node ui/e2e/web-served.e2e.mjs || status=1
 in_a timeout 90 node ui/e2e/web-folder.e2e.mjs || status=1
 # The page's screens from a real transfer (WEB_SCREENSHOTS=docs/screenshots refreshes the README's).
 in_a timeout 90 node ui/e2e/web-screens.mjs || status=1
-if FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}" && [ -n "$FIREFOX" ] && [ -d ui/node_modules/puppeteer-core ]; then FIREFOX="$FIREFOX" in_a timeout 120 node ui/e2e/web-firefox.e2e.mjs || status=1; else echo "web-firefox-e2e: SKIPPED: needs firefox-esr (apt-get install firefox-esr) and puppeteer-core (npm ci in ui/)"; fi
+if FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}" && [ -n "$FIREFOX" ] && [ -d ui/node_modules/puppeteer-core ]; then FIREFOX="$FIREFOX" in_a timeout 150 node ui/e2e/web-firefox.e2e.mjs || status=1; else echo "web-firefox-e2e: SKIPPED: needs firefox-esr (apt-get install firefox-esr) and puppeteer-core (npm ci in ui/)"; fi
 # The send checks' own cap grows with WEB_SEND_MB (ui/e2e/web-send.e2e.mjs).
 in_a timeout 1800 node ui/e2e/web-send.e2e.mjs || status=1
 exit $status
