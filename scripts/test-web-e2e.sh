@@ -81,6 +81,7 @@ export FERRY_CLI_BIN FERRY_SIGNAL_BIN="$TARGET_DIR/debug/ferry-signal" \
 status=0
 in_a timeout 300 node ui/e2e/web-receive.e2e.mjs || status=1
 in_a timeout 90 node ui/e2e/web-served.e2e.mjs || status=1
+FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}" in_a timeout 120 node ui/e2e/web-download.e2e.mjs || status=1
 in_a timeout 90 node ui/e2e/web-folder.e2e.mjs || status=1
 # The page's screens from a real transfer (WEB_SCREENSHOTS=docs/screenshots refreshes the README's).
 in_a timeout 90 node ui/e2e/web-screens.mjs || status=1

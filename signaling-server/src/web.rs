@@ -200,9 +200,11 @@ fn security_headers(h: &mut HeaderMap, request: &HeaderMap) {
     );
 }
 
-/// Scripts, the Worker and wasm from this origin only (wasm needs 'wasm-unsafe-eval' to
+/// Scripts, the Workers and wasm from this origin only (wasm needs 'wasm-unsafe-eval' to
 /// compile); no inline script or style; sockets to this host only. Downloads are `blob:`
-/// URLs, which are navigations, not fetches, so they need no grant.
+/// URLs, which are navigations, not fetches, so they need no grant. A streamed download is a
+/// hidden frame on this origin that the Service Worker (`/sw.js`) answers with an attachment,
+/// hence `frame-src 'self'`; every response from here still refuses to be framed.
 fn csp(host: Option<&HeaderValue>) -> String {
     // 'self' covers ws(s) to the same host in current browsers; the host is also named for
     // those that predate that. Only a plain host[:port] is echoed back into the policy.
@@ -218,7 +220,7 @@ fn csp(host: Option<&HeaderValue>) -> String {
         .unwrap_or_default();
     format!(
         "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
-         connect-src 'self'{host}; style-src 'self'; img-src 'self' data: blob:; \
+         frame-src 'self'; connect-src 'self'{host}; style-src 'self'; img-src 'self' data: blob:; \
          font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )
@@ -430,6 +432,30 @@ mod tests {
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
             assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
         }
+    }
+
+    /// The streamed-download Service Worker: served at the root (so its scope may be `/`) as
+    /// JavaScript, revalidated so a new build replaces it, and the page may register it and
+    /// frame the downloads it answers, while nothing from here can itself be framed.
+    #[tokio::test]
+    async fn the_service_worker_is_served_and_allowed() {
+        let (_t, d) = dist();
+        std::fs::write(d.join("sw.js"), "self.addEventListener('fetch', () => {});").unwrap();
+        let app = serve(&d).await;
+        let (s, h, b) = get(app, "/sw.js").await;
+        assert_eq!(s, 200);
+        assert_eq!(b, b"self.addEventListener('fetch', () => {});");
+        assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        let (_, page, _) = get(app, "/").await;
+        let csp = page[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("worker-src 'self';"), "{csp}");
+        assert!(csp.contains("frame-src 'self';"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(page[header::X_FRAME_OPTIONS], "DENY");
+        // A download address the Service Worker did not answer (it is not running) is a plain 404.
+        let (s, _, _) = get(app, "/ferry-dl/0123456789abcdef0123456789abcdef/a.bin").await;
+        assert_eq!(s, 404);
     }
 
     #[test]

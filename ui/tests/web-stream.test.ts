@@ -4,10 +4,11 @@
 // way a browser download reads its response body.
 import { describe, expect, it } from "vitest";
 
-import { contentDisposition, downloadId, downloadStream, downloadUrl } from "../src/web/download-stream";
+import { contentDisposition, downloadId, downloadStream } from "../src/web/download-stream";
 import type { FileEntry } from "../src/web/frames";
 import { type DownloadRequest, StreamSink } from "../src/web/sink-stream";
 import { WebError } from "../src/web/signal";
+import { downloadUrl } from "../src/web/stream-page";
 
 const entry = (path: string, size: number): FileEntry => ({ path, size }) as FileEntry;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

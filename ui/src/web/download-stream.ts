@@ -29,12 +29,10 @@ export type ToServiceWorker =
   | { t: "stream"; id: string; name: string; size: number; port: MessagePort; reply: MessagePort }
   | { t: "ping" };
 
-/** Where a streamed download is fetched from: the Service Worker answers these. */
+/** Where a streamed download is fetched from: the Service Worker answers these. (The page
+ * builds them in stream-page.ts: importing anything from here would put this module in a chunk
+ * shared with the page, which a classic Service Worker script cannot load.) */
 export const DOWNLOAD_PREFIX = "/ferry-dl/";
-
-export function downloadUrl(id: string, name: string): string {
-  return `${DOWNLOAD_PREFIX}${id}/${encodeURIComponent(name)}`;
-}
 
 /** The download id a request path names, if it is one of ours. */
 export function downloadId(pathname: string): string | null {

@@ -9,27 +9,31 @@ import type { DcLink, FrameLink } from "./session";
 import { WebError } from "./signal";
 import { FrameQueue, ownBuffer } from "./frame-queue";
 import type { FolderTarget } from "./sink-folder";
+import type { DownloadRequest } from "./sink-stream";
 
 /** Main thread → Worker. */
 export type ToWorker =
-  | { t: "start"; maxMessageSize: number; maxBytes: number; sink: SinkChoice }
+  | { t: "start"; maxMessageSize: number; maxBytes: number; sink: SinkChoice; streams: boolean }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
   | { t: "decision"; accept: boolean; folder?: FolderTarget };
 
-/** `auto`: the origin-private file system where the browser has it, else memory. */
-export type SinkChoice = "auto" | "memory";
+/** `auto`: the origin-private file system where the browser has it and the offer fits, else
+ * streamed downloads where the page has a Service Worker (`streams`), else memory. */
+export type SinkChoice = "auto" | "memory" | "stream";
 
 /** Where the files go, and how many bytes fit there. */
 export interface Storage {
-  kind: "disk" | "memory";
+  /** `stream`: each file is a browser download as it arrives (sink-stream.ts). */
+  kind: "disk" | "memory" | "stream";
   capacity: number;
 }
 
 export interface ReceivedFile {
   path: string;
-  /** On disk (OPFS) or in memory. */
-  blob: Blob;
+  /** On disk (OPFS) or in memory; none for a file already saved as a streamed download. */
+  blob?: Blob;
+  size?: number;
 }
 
 /** Worker → main thread. */
@@ -38,6 +42,7 @@ export type FromWorker =
   | { t: "close"; drainMs: number }
   | { t: "event"; e: ReceiveEvent }
   | { t: "decide"; offer: Offer; storage: Storage }
+  | { t: "download"; req: DownloadRequest }
   | { t: "end"; ok: true; stats: ReceiveStats; files: ReceivedFile[] }
   | { t: "end"; ok: true; text: string }
   | { t: "end"; ok: false; code: string; message: string };
@@ -83,6 +88,8 @@ export interface WorkerReceiveOptions {
   maxBytes: number;
   sink?: SinkChoice;
   onEvent?: (e: ReceiveEvent) => void;
+  /** Start a streamed download (stream-page.ts); without it the Worker never streams. */
+  onDownload?: (req: DownloadRequest) => void;
   /** Whether to take the offer; a `FolderTarget` takes it into that picked folder (sink-folder.ts). */
   decide?: (offer: Offer, storage: Storage) => Promise<boolean | FolderTarget>;
 }
@@ -109,6 +116,9 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
         case "close":
           chain = chain.then(() => link.close(m.drainMs));
           break;
+        case "download":
+          opts.onDownload?.(m.req);
+          break;
         case "event":
           opts.onEvent?.(m.e);
           break;
@@ -129,7 +139,7 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
           break;
       }
     };
-    toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes, sink: opts.sink ?? "auto" });
+    toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes, sink: opts.sink ?? "auto", streams: !!opts.onDownload });
     link.handOff({
       frame: (data) => toWorker({ t: "frame", data }, [data]),
       closed: () => toWorker({ t: "closed" }),

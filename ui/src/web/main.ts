@@ -16,6 +16,7 @@ import type { Offer } from "./receive";
 import { sendPage } from "./send-page";
 import { join, WebError } from "./session";
 import { type FolderTarget, folderPickerAvailable, pickFolder, planFolder, writePermission } from "./sink-folder";
+import { Downloads, registerDownloads } from "./stream-page";
 
 /** What the in-memory sink (where the browser has no origin-private file system) may hold:
  * the page then keeps every received byte until it is saved. */
@@ -104,6 +105,15 @@ function status(text: string): HTMLElement {
   return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
 }
 
+/** Where Accept puts the files, said before accepting. */
+function storageText(storage: Storage): string {
+  if (storage.kind === "stream") {
+    return "Each file is saved to your downloads as it arrives. A download that stops cannot resume: if the connection drops, the unfinished files start over.";
+  }
+  if (storage.kind === "disk") return "Accept keeps the files in this browser's storage, then offers each one to save.";
+  return `Accept keeps the files in this page's memory (at most ${formatBytes(storage.capacity)}), then offers each one to save.`;
+}
+
 function offerView(offer: Offer, storage: Storage): Promise<boolean | FolderTarget> {
   return new Promise((resolve) => {
     const fits = offer.total <= storage.capacity;
@@ -136,6 +146,7 @@ function offerView(offer: Offer, storage: Storage): Promise<boolean | FolderTarg
         { class: "card" },
         h("p", {}, `${offer.files.length} file${offer.files.length === 1 ? "" : "s"}, ${formatBytes(offer.total)}`),
         list,
+        h("p", { class: "hint", id: "storage", "data-kind": storage.kind }, storageText(storage)),
         fits
           ? null
           : h(
@@ -164,6 +175,12 @@ async function run(t: Target): Promise<void> {
   history.replaceState(null, "", location.pathname + location.search);
   setState("connecting", h("h1", {}, `Room ${displayRoom(t.room)}`), status("Connecting…"));
   say("Connecting");
+  // `?sink=memory` / `?sink=stream` force a sink (tests); otherwise receive-worker.ts picks.
+  const sinkParam = new URLSearchParams(location.search).get("sink");
+  const sw = sinkParam === "memory" ? Promise.resolve(null) : registerDownloads();
+  let downloads: Downloads | null = null;
+  let streamed = false;
+  let storedOn = "";
   try {
     const { link, verification, sig } = await join({
       server: t.server,
@@ -183,11 +200,18 @@ async function run(t: Target): Promise<void> {
     const pct = h("span", { class: "pct" }, "0 %");
     const line = h("p", { class: "hint" }, "");
     let started = false;
-    let storedOn = "";
+    const active = await sw;
+    downloads = active ? new Downloads(active) : null;
     const worker = new Worker(new URL("./receive-worker.ts", import.meta.url), { type: "module" });
     const result = await receiveInWorker(worker, link, {
       maxBytes: MAX_IN_MEMORY,
-      sink: new URLSearchParams(location.search).get("sink") === "memory" ? "memory" : "auto",
+      sink: sinkParam === "memory" || sinkParam === "stream" ? sinkParam : "auto",
+      onDownload: downloads
+        ? (req) => {
+            streamed = true;
+            void downloads?.start(req);
+          }
+        : undefined,
       decide: async (offer, storage) => {
         const d = await offerView(offer, storage);
         storedOn = typeof d === "boolean" ? storage.kind : "folder";
@@ -219,6 +243,9 @@ async function run(t: Target): Promise<void> {
       return;
     }
     const items = result.files.map((f, i) => {
+      if (!f.blob) {
+        return h("li", { class: "file" }, h("span", { class: "fname", id: `file-${i}`, "data-path": f.path }, f.path), h("span", { class: "fsize" }, formatBytes(f.size ?? 0)));
+      }
       const url = URL.createObjectURL(f.blob);
       const name = f.path.split("/").pop() || "file";
       return h(
@@ -231,14 +258,17 @@ async function run(t: Target): Promise<void> {
     setState(
       "done",
       h("h1", {}, "Done"),
-      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-resumed": result.stats.resumed, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), storedOn === "folder" && lastFolder ? h("p", { class: "hint", id: "saved-in" }, `Saved in the folder “${lastFolder.dir.name}”.`) : null, h("ul", { class: "files" }, items)),
+      h("div", { class: "card" }, h("p", { id: "done", "data-storage": storedOn, "data-resumed": result.stats.resumed, "data-compressed": result.stats.compressed, "data-rejected": result.stats.rejected }, `Received ${result.stats.files} file${result.stats.files === 1 ? "" : "s"}, ${formatBytes(result.stats.bytes)}, every byte verified.`), storedOn === "folder" && lastFolder ? h("p", { class: "hint", id: "saved-in" }, `Saved in the folder “${lastFolder.dir.name}”.`) : null, storedOn === "stream" ? h("p", { class: "hint", id: "saved-in" }, "Saved to your downloads as they arrived.") : null, h("ul", { class: "files" }, items)),
     );
     say("Transfer complete");
   } catch (e) {
     const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
     console.error("ferry:", err.code, err.message);
-    joinForm(t, { code: err.code, message: err.message });
+    const stopped = streamed ? " The downloads that were running stopped; a download cannot resume, so those files start over on the next try." : "";
+    joinForm(t, { code: err.code, message: err.message + stopped });
     say(humanError(err.code, err.message).title);
+  } finally {
+    downloads?.stop();
   }
 }
 

@@ -5,6 +5,7 @@ import { receive } from "./receive";
 import { WebError } from "./signal";
 import { MemorySink, OpfsSink, opfsAvailable, type Sink } from "./sink";
 import { FolderSink, type FolderTarget } from "./sink-folder";
+import { StreamSink } from "./sink-stream";
 import { FerryWasm, simdSupported } from "./wasm";
 import simdUrl from "./ferry.wasm?url";
 import scalarUrl from "./ferry-scalar.wasm?url";
@@ -19,7 +20,7 @@ const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage
 let link: PortLink | null = null;
 let decided: ((accept: boolean, folder?: FolderTarget) => void) | null = null;
 
-async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice): Promise<void> {
+async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice, streams: boolean): Promise<void> {
   const l = new PortLink(post, maxMessageSize);
   link = l;
   try {
@@ -29,21 +30,29 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice)
     });
     const wasm = await FerryWasm.load(bytes);
     const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
-    const memory = opfs ? null : new MemorySink(maxBytes);
-    const fallback: Sink = opfs ?? (memory as MemorySink);
+    const stream = streams && choice !== "memory" ? new StreamSink((req) => post({ t: "download", req }, [req.port])) : null;
+    const memory = new MemorySink(maxBytes);
+    // Picked once the offer's size is known: OPFS if it fits its quota, else streamed downloads
+    // (the page has a Service Worker), else memory, whose cap refuses before accepting.
+    let fallback: Sink = memory;
+    let storage: Storage = { kind: "memory", capacity: maxBytes };
+    const choose = (total: number) => {
+      if (opfs && (opfs.fits(total) || !stream)) [fallback, storage] = [opfs, { kind: "disk", capacity: opfs.capacity }];
+      else if (stream) [fallback, storage] = [stream, { kind: "stream", capacity: Number.MAX_SAFE_INTEGER }];
+    };
     // A folder picked on the offer screen replaces the default sink from then on.
     let folder = null as FolderSink | null;
     const sink: Sink = {
       prepare: async (id) => (folder ?? fallback).prepare?.(id),
       open: (i, entry) => (folder ?? fallback).open(i, entry),
     };
-    const storage: Storage = opfs ? { kind: "disk", capacity: opfs.capacity } : { kind: "memory", capacity: maxBytes };
     const result = await receive({
       link: l,
       wasm,
       sink,
       onEvent: (e) => post({ t: "event", e }),
       decide: (offer) => {
+        choose(offer.total);
         post({ t: "decide", offer, storage });
         return new Promise((resolve) => {
           decided = (accept, target) => {
@@ -59,9 +68,11 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice)
     }
     const files: ReceivedFile[] = folder
       ? folder.files.map((f) => ({ path: f.path, blob: f.file }))
-      : opfs
+      : fallback === opfs
       ? opfs.files.map((f) => ({ path: f.path, blob: f.file }))
-      : (memory as MemorySink).files.map((f) => ({ path: f.path, blob: new Blob([f.data as Uint8Array<ArrayBuffer>]) }));
+      : fallback === stream
+      ? stream.files
+      : memory.files.map((f) => ({ path: f.path, blob: new Blob([f.data as Uint8Array<ArrayBuffer>]) }));
     post({ t: "end", ok: true, stats: result, files });
   } catch (e) {
     const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
@@ -73,7 +84,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   switch (m.t) {
     case "start":
-      void run(m.maxMessageSize, m.maxBytes, m.sink);
+      void run(m.maxMessageSize, m.maxBytes, m.sink, m.streams);
       break;
     case "frame":
     case "closed":

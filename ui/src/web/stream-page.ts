@@ -1,9 +1,15 @@
 // The page's part in streamed downloads (sink-stream.ts, sw.ts): register the Service Worker,
 // hand it each file's port, open the download in a hidden frame, and keep the Service Worker
 // awake while downloads run (browsers stop an idle one after about 30 s, mid-file).
+// Only types from download-stream.ts: a value imported here would make Vite share that module
+// between the page and sw.js, which must stay one classic script.
 import type { ToServiceWorker } from "./download-stream";
-import { downloadUrl } from "./download-stream";
 import type { DownloadRequest } from "./sink-stream";
+
+/** The address sw.ts answers for download `id` (its DOWNLOAD_PREFIX). */
+export function downloadUrl(id: string, name: string): string {
+  return `/ferry-dl/${id}/${encodeURIComponent(name)}`;
+}
 
 /** Longest wait for the Service Worker to install and start (it is small; this is generous). */
 const READY_MS = 5_000;
