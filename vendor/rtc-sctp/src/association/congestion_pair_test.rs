@@ -181,8 +181,10 @@ fn run_probing(
             && let super::congestion::Controller::Bbr(b) = &tx.cc
         {
             eprintln!(
-                "{:>5} ms cwnd {:>7} inflight {:>7} mode {:?} btl_bw {:>8} rate {:?} hi {:?} fr {}",
+                "{:>5} ms read {:>9} cum {:>10} cwnd {:>7} inflight {:>7} mode {:?} btl_bw {:>8} rate {:?} hi {:?} fr {}",
                 now.as_millis(),
+                out.read,
+                tx.cumulative_tsn_ack_point,
                 tx.cwnd,
                 tx.inflight_queue.get_num_bytes(),
                 b.mode(),
@@ -271,35 +273,50 @@ const LOSSY: Path = Path {
 };
 
 /// The case on real associations, at 20 Mbit/s to keep the debug-build test
-/// short: 0.5 % random loss and 150 ms.
+/// short: 0.5 % random loss and 150 ms. On such a path fast recovery hardly ever ends, so
+/// the seeds where losses bunched are the ones that show whether holes are repaired while
+/// it lasts: before lost chunks went ahead of new data and were counted missing on every
+/// SACK, seeds 1, 5 and 21 read 84–85 % with a T3-rtx timeout in one (twelve seeds: 84–100 %,
+/// after: 93–97 %, none timing out). `SCTP_CC_SEED` runs one seed instead.
 #[test]
 fn bbr_association_keeps_a_lossy_long_path_full() {
     let (secs, warmup) = (12, Duration::from_secs(4));
     let span = (Duration::from_secs(secs) - warmup).as_secs_f64();
-    let seed = std::env::var("SCTP_CC_SEED")
+    let seeds: Vec<u64> = match std::env::var("SCTP_CC_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let bbr = run(CongestionControlKind::Bbr, &LOSSY, secs, warmup, seed);
-    let reno = run(CongestionControlKind::Reno, &LOSSY, secs, warmup, seed);
+    {
+        Some(seed) => vec![seed],
+        None => vec![1, 5, 21],
+    };
     let link = LOSSY.rate;
-    let (b, r) = (
-        bbr.read as f64 / span / link,
-        reno.read as f64 / span / link,
-    );
-    eprintln!("20 Mbit/s 150 ms 0.5 %: bbr {:.0} % {bbr:?}", b * 100.0);
+    for &seed in &seeds {
+        let bbr = run(CongestionControlKind::Bbr, &LOSSY, secs, warmup, seed);
+        let b = bbr.read as f64 / span / link;
+        eprintln!(
+            "20 Mbit/s 150 ms 0.5 %, seed {seed}: bbr {:.0} % {bbr:?}",
+            b * 100.0
+        );
+        assert!(
+            b >= 0.9,
+            "seed {seed}: bbr read {:.0} % of the link",
+            b * 100.0
+        );
+        assert_eq!(bbr.t3_timeouts, 0, "seed {seed}: a hole waited for T3-rtx");
+        // Paced: no poll_transmit after warm-up released more than the bucket (at most
+        // 1.25 x 20 Mbit/s x 2 ms = 6.25 KB) plus the one fast retransmission that RFC 9260
+        // sends at once and the packets' own headers. Unpaced, a window (~400 KB) could go.
+        let bucket = Pacer::burst((link * 1.25) as u64, 1228) as usize;
+        assert!(
+            bbr.max_batch_bytes <= bucket + 2 * 1228,
+            "burst {} > bucket {bucket}",
+            bbr.max_batch_bytes
+        );
+    }
+    let reno = run(CongestionControlKind::Reno, &LOSSY, secs, warmup, seeds[0]);
+    let r = reno.read as f64 / span / link;
     eprintln!("reno {:.0} % {reno:?}", r * 100.0);
-    assert!(b >= 0.8, "bbr read {:.0} % of the link", b * 100.0);
     assert!(r <= 0.3, "reno read {:.0} % of the link", r * 100.0);
-    // Paced: no poll_transmit after warm-up released more than the bucket (at most
-    // 1.25 x 20 Mbit/s x 2 ms = 6.25 KB) plus the one fast retransmission that RFC 9260
-    // sends at once and the packets' own headers. Unpaced, a window (~400 KB) could go.
-    let bucket = Pacer::burst((link * 1.25) as u64, 1228) as usize;
-    assert!(
-        bbr.max_batch_bytes <= bucket + 2 * 1228,
-        "burst {} > bucket {bucket}",
-        bbr.max_batch_bytes
-    );
 }
 
 /// Opt-in (FERRY_HEAVY=1; run with --release): fast paths driven with 1 ms timer

@@ -14,8 +14,8 @@ use crate::chunk::{
     chunk_heartbeat::ChunkHeartbeat,
     chunk_heartbeat_ack::ChunkHeartbeatAck,
     chunk_init::ChunkInit,
-    chunk_pad::ChunkPad,
     chunk_init::ChunkInitAck,
+    chunk_pad::ChunkPad,
     chunk_payload_data::ChunkPayloadData,
     chunk_payload_data::{MessageId, MessageReliability, PayloadProtocolIdentifier},
     chunk_reconfig::ChunkReconfig,
@@ -1378,7 +1378,10 @@ impl Association {
         let packet = self.create_packet(vec![Box::new(heartbeat), Box::new(pad)]);
         match packet.marshal() {
             Ok(raw) => raw_packets.push(raw),
-            Err(err) => warn!("[{}] failed to serialize a path MTU probe: {}", self.side, err),
+            Err(err) => warn!(
+                "[{}] failed to serialize a path MTU probe: {}",
+                self.side, err
+            ),
         }
     }
 
@@ -2140,17 +2143,25 @@ impl Association {
         // b)  In fast-recovery AND the Cumulative TSN Ack Point advanced
         //     the miss indications are incremented for all TSNs reported missing
         //     in the SACK.
-        if !self.in_fast_recovery || cum_tsn_ack_point_advanced {
-            let max_tsn = if !self.in_fast_recovery {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            } else {
+        //
+        // Ferry patch: rule a) holds for every SACK, in fast recovery too (RFC 9260 7.2.4:
+        // "for each incoming SACK"); b) only widens it. Upstream counted nothing in
+        // recovery until the cumulative ack moved, so a loss that happened during recovery
+        // waited three cumulative advances (each a repaired earlier hole, about a round trip)
+        // before it was resent. On a long path with random loss recovery never ends, the
+        // holes queued up, and the receiver delivered in order at 77 % of the rate the
+        // path carried (congestion_pair_test.rs, seed 5).
+        {
+            let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
                 // b) increment for all TSNs reported missing
                 // Ferry patch: "reported missing" ends at the SACK's highest gap block.
                 // Upstream used the whole in-flight queue, so three cumulative advances in
                 // one recovery marked every chunk still in flight as lost and resent a
                 // whole window (ferry_patch_test.rs).
                 highest_reported
+            } else {
+                // a) increment only for missing TSNs prior to the HTNA
+                htna
             };
 
             let mut tsn = cum_tsn_ack_point.wrapping_add(1);
@@ -2464,11 +2475,16 @@ impl Association {
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
-                raw_packets = self.gather_outbound_data_and_reconfig_packets(raw_packets, now);
+                // Ferry patch: chunks known lost go before new data (RFC 6675's NextSeg).
+                // Upstream sent new data first, which under pacing took every token: in a
+                // recovery that never ends (a long path with random loss) only the one
+                // forced packet per cumulative advance went out, each hole waited for the
+                // one before it, and T3-rtx fired (congestion_pair_test.rs).
+                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
-                raw_packets = self.gather_outbound_fast_retransmission_packets(raw_packets, now);
+                raw_packets = self.gather_outbound_data_and_reconfig_packets(raw_packets, now);
                 if self.state() == AssociationState::Closed {
                     return (vec![], false);
                 }
@@ -2697,6 +2713,12 @@ impl Association {
                     let data_chunk_size =
                         (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32).next_multiple_of(4);
                     if budget < fast_retrans_size + data_chunk_size {
+                        // Ferry patch: out of room or pacer tokens with chunks still marked
+                        // lost. Try again on the next pass, not only after the next SACK:
+                        // between SACKs new data would take every token.
+                        if self.in_fast_recovery {
+                            self.fast_recovery_sacked = true;
+                        }
                         break;
                     }
 
