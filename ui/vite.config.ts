@@ -12,7 +12,8 @@ export default defineConfig(({ mode }) => ({
           target: "es2022",
           outDir: "dist-web",
           emptyOutDir: true,
-          // The Service Worker (streamed downloads) at a fixed root name, so its scope is `/`.
+          // The Service Worker (streamed downloads) at a fixed root name: its scope (/ferry-dl/)
+          // must lie under the script's folder.
           rollupOptions: {
             input: { web: "web.html", sw: "src/web/sw.ts" },
             output: { entryFileNames: (c: { name: string }) => (c.name === "sw" ? "sw.js" : "assets/[name]-[hash].js") },

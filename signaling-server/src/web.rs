@@ -434,7 +434,7 @@ mod tests {
         }
     }
 
-    /// The streamed-download Service Worker: served at the root (so its scope may be `/`) as
+    /// The streamed-download Service Worker: served at the root (so its scope may be `/ferry-dl/`) as
     /// JavaScript, revalidated so a new build replaces it, and the page may register it and
     /// frame the downloads it answers, while nothing from here can itself be framed.
     #[tokio::test]

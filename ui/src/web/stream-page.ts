@@ -21,13 +21,30 @@ const PING_MS = 5_000;
 export async function registerDownloads(): Promise<ServiceWorker | null> {
   if (!("serviceWorker" in navigator) || !window.isSecureContext) return null;
   try {
-    const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
-    const active = reg.active ?? (await Promise.race([navigator.serviceWorker.ready.then((r) => r.active), new Promise<null>((r) => setTimeout(() => r(null), READY_MS))]));
-    return active ?? null;
+    // Scoped to the download addresses only: it answers the frames' requests there and
+    // controls no page, so the app's own requests never pass through it.
+    const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/ferry-dl/" });
+    return reg.active ?? (await activated(reg.installing ?? reg.waiting));
   } catch (e) {
     console.warn("ferry: no Service Worker for streamed downloads:", e);
     return null;
   }
+}
+
+/** `w` once it is activated, or null if it fails or takes longer than READY_MS. */
+function activated(w: ServiceWorker | null): Promise<ServiceWorker | null> {
+  return new Promise((resolve) => {
+    if (!w) return resolve(null);
+    const t = setTimeout(() => resolve(null), READY_MS);
+    const check = () => {
+      if (w.state === "activated" || w.state === "redundant") {
+        clearTimeout(t);
+        resolve(w.state === "activated" ? w : null);
+      }
+    };
+    w.addEventListener("statechange", check);
+    check();
+  });
 }
 
 /** Starts downloads through `sw` and keeps it awake until `stop()`. */

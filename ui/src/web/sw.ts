@@ -1,6 +1,6 @@
-// The browser peer's Service Worker (served at /sw.js, scope /): it turns a file the receive
-// Worker is still receiving into an ordinary browser download, for browsers whose private
-// storage (OPFS) is missing or too small. The page hands it one MessagePort per file
+// The browser peer's Service Worker (served at /sw.js, scope /ferry-dl/): it turns a file the
+// receive Worker is still receiving into an ordinary browser download, for browsers whose
+// private storage (OPFS) is missing or too small. It controls no page. The page hands it one MessagePort per file
 // (download-stream.ts), then opens /ferry-dl/<id>/<name> in a hidden frame; this worker answers
 // that request with `Content-Disposition: attachment` and a body streamed from the port, so
 // the bytes go to the download folder as they are verified and never pile up in memory.
@@ -23,11 +23,10 @@ interface ExtendableMessageEvent extends ExtendableEvent {
   data: ToServiceWorker;
 }
 const sw = self as unknown as {
-  addEventListener(t: "install" | "activate", f: (e: ExtendableEvent) => void): void;
+  addEventListener(t: "install", f: (e: ExtendableEvent) => void): void;
   addEventListener(t: "fetch", f: (e: FetchEvent) => void): void;
   addEventListener(t: "message", f: (e: ExtendableMessageEvent) => void): void;
   skipWaiting(): Promise<void>;
-  clients: { claim(): Promise<void> };
 };
 
 /** How long one ping keeps this worker awake: longer than the page's ping interval (5 s). */
@@ -49,8 +48,8 @@ interface Entry {
 const streams = new Map<string, Entry>();
 let lastPing = Date.now();
 
+// Its scope holds no page, so there is nothing to wait for before a new version takes over.
 sw.addEventListener("install", (e) => e.waitUntil(sw.skipWaiting()));
-sw.addEventListener("activate", (e) => e.waitUntil(sw.clients.claim()));
 
 sw.addEventListener("message", (e) => {
   const m = e.data;
