@@ -239,8 +239,16 @@ async function main() {
       const said = await where.innerText();
       if (!said.includes("downloads") || !said.includes("cannot resume")) throw new Error(`offer says: ${said}`);
       await page.locator("#accept").click({ timeout: 5_000 });
-      // A few MB through (the bar shows whole percents of 12 GiB, so watch the bytes line).
-      await page.waitForFunction(() => /^dl-huge\.bin — [3-9]\.\d+ MB of/.test(document.querySelector("main .hint")?.textContent ?? ""), null, { timeout: 15_000 });
+      // A few MB through (the bar shows whole percents of 12 GiB, so read the bytes line; zeros
+      // compress, so this may pass quickly).
+      await page.waitForFunction(
+        () => {
+          const m = /— ([\d.]+) (B|KB|MB|GB) of/.exec(document.querySelector("main .hint")?.textContent ?? "");
+          return !!m && Number(m[1]) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[m[2]] >= 3e6;
+        },
+        null,
+        { timeout: 15_000 },
+      );
       if (downloads.length !== 1) throw new Error(`${downloads.length} downloads running, expected 1`);
       // Ctrl-C: the sender cancels the transfer.
       send.child.kill("SIGINT");
