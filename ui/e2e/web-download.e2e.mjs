@@ -252,7 +252,9 @@ async function main() {
       if (downloads.length !== 1) throw new Error(`${downloads.length} downloads running, expected 1`);
       // Ctrl-C: the sender cancels the transfer.
       send.child.kill("SIGINT");
-      await page.locator("#error").waitFor({ timeout: 15_000 });
+      await page.locator("#error").waitFor({ timeout: 15_000 }).catch(async (e) => {
+        throw new Error(`${e.message}\npage: ${await page.locator("main").innerText()}\nsender (${send.child.exitCode}):\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
+      });
       const text = await page.locator("main").innerText();
       if (!text.includes("start over")) throw new Error(`the page does not say the file must start over: ${text}`);
       const failure = await Promise.race([downloads[0].failure(), sleep(15_000).then(() => "still running")]);

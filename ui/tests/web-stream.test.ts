@@ -158,7 +158,23 @@ describe("streamed download", () => {
     const t0 = Date.now();
     await expect(file.write(0, bytes(10))).rejects.toMatchObject({ code: "io" });
     expect(Date.now() - t0).toBeLessThan(3000);
+    await file.abort();
     for (const p of ports) p.close();
+  });
+
+  it("the link closing fails a write waiting on a stalled download at once", async () => {
+    const { sink, started } = pipe(8 * 1024);
+    const file = await sink.open(0, entry("p.bin", 1 << 20));
+    const writes = (async () => {
+      for (let at = 0; at < 1 << 20; at += 4096) await file.write(at, bytes(4096));
+    })();
+    await sleep(50);
+    const t0 = Date.now();
+    sink.stop(new WebError("peer-left", "the link closed"));
+    await expect(writes).rejects.toMatchObject({ code: "peer-left" });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await file.abort(true);
+    await expect(readAll(started[0].reader)).rejects.toThrow(/cannot resume/);
   });
 
   it("names and addresses", () => {

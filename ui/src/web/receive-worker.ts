@@ -18,6 +18,7 @@ const scope = self as unknown as {
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
 let link: PortLink | null = null;
+let streamSink: StreamSink | null = null;
 let decided: ((accept: boolean, folder?: FolderTarget) => void) | null = null;
 
 async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice, streams: boolean): Promise<void> {
@@ -31,6 +32,7 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice,
     const wasm = await FerryWasm.load(bytes);
     const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
     const stream = streams && choice !== "memory" ? new StreamSink((req) => post({ t: "download", req }, [req.port])) : null;
+    streamSink = stream;
     const memory = new MemorySink(maxBytes);
     // Picked once the offer's size is known: OPFS if it fits its quota, else streamed downloads
     // (the page has a Service Worker), else memory, whose cap refuses before accepting.
@@ -89,6 +91,8 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
     case "frame":
     case "closed":
       link?.deliver(m);
+      // A write may be waiting on a download nobody lets move; the link's end must still show.
+      if (m.t === "closed") streamSink?.stop(new WebError("peer-left", "the connection to the other device closed"));
       break;
     case "decision":
       decided?.(m.accept, m.folder);

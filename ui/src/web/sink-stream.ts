@@ -35,6 +35,7 @@ export const SILENT_MS = 45_000;
 
 export class StreamSink implements Sink {
   readonly files: StreamedFile[] = [];
+  private readonly running = new Set<StreamFile>();
 
   constructor(
     /** Ask the page to start the download (the request goes out once per file, at its first
@@ -44,7 +45,15 @@ export class StreamSink implements Sink {
   ) {}
 
   async open(_index: number, entry: FileEntry): Promise<FileSink> {
-    return new StreamFile(entry, this.start, this.silentMs, this.files);
+    const f = new StreamFile(entry, this.start, this.silentMs, this.files, () => this.running.delete(f));
+    this.running.add(f);
+    return f;
+  }
+
+  /** The link closed: a write waiting for a stalled download (a prompt nobody answered yet)
+   * fails now, so the receiver sees the end at once instead of when the download moves. */
+  stop(err: WebError): void {
+    for (const f of this.running) f.fail(err);
   }
 }
 
@@ -76,6 +85,7 @@ class StreamFile implements FileSink {
     private readonly startDownload: (d: DownloadRequest) => void,
     private readonly silentMs: number,
     private readonly files: StreamedFile[],
+    private readonly ended: () => void,
   ) {}
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -113,11 +123,17 @@ class StreamFile implements FileSink {
   }
 
   async abort(): Promise<void> {
-    if (this.port && !this.done && !this.failure) {
+    if (this.port && !this.done && !this.closed) {
       this.post(this.port, { t: "abort", reason: "the transfer stopped; a streamed download cannot resume, so this file must be received again" });
     }
     this.failure ??= new WebError("io", `${this.entry.path}: the transfer stopped`);
     this.shut();
+  }
+
+  /** Fail what waits now; the download itself ends at `abort`. */
+  fail(err: WebError): void {
+    this.failure ??= err;
+    this.poke();
   }
 
   private open(): MessagePort {
@@ -138,6 +154,10 @@ class StreamFile implements FileSink {
     else if (m.t === "cancelled") {
       this.failure ??= new WebError("cancelled", `the download of ${this.entry.path} stopped in the browser (${m.reason})`);
     }
+    this.poke();
+  }
+
+  private poke(): void {
     const w = this.wake;
     this.wake = null;
     w?.();
@@ -160,7 +180,6 @@ class StreamFile implements FileSink {
       const left = this.heard + this.silentMs - Date.now();
       if (left <= 0) {
         this.failure = new WebError("io", `the browser stopped saving ${this.entry.path} (its download helper went away); the file must be received again`);
-        this.shut();
         throw this.failure;
       }
       await new Promise<void>((r) => {
@@ -176,6 +195,7 @@ class StreamFile implements FileSink {
   private shut(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ended();
     if (this.port) {
       this.port.onmessage = null;
       this.port.close();
