@@ -33,35 +33,18 @@ const MB = Math.min(Number(process.env.WEB_DOWNLOAD_MB ?? 64), 4096);
 const CAP_MS = 60_000 + MB * 500 + (process.env.FERRY_HEAVY ? 120_000 : 0);
 
 const hx = new Harness();
-const started = hx.started;
 const log = (...a) => hx.log("download:", ...a);
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let passed = 0;
-let failed = 0;
 let firefox = null;
 
 const cleanup = async () => {
   if (firefox) await firefox.close().catch(() => {});
   await hx.cleanup();
 };
-const cap = setTimeout(async () => {
-  console.error(`web-download-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await cleanup();
-  process.exit(1);
-}, CAP_MS);
+const suite = harness.checks("web-download-e2e", log, CAP_MS, () => cleanup());
+const check = suite.check;
 
-async function check(name, fn) {
-  log(`-- ${name}`);
-  try {
-    await fn();
-    passed += 1;
-    log(`ok   ${name}`);
-  } catch (e) {
-    failed += 1;
-    log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
 
 /** `ferry send` with a browser link; the link, forced onto the streamed-download sink unless
  * `auto`. */
@@ -356,13 +339,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  failed += 1;
-  log(`FAIL setup: ${e?.stack ?? e}`);
-}
-await cleanup();
-clearTimeout(cap);
-console.log(`web-download-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await suite.finish(main);

@@ -30,6 +30,8 @@ import { createInterface } from "node:readline";
 
 import puppeteer from "puppeteer-core";
 
+import { checks } from "./web-harness.mjs";
+
 const env = (k) => {
   const v = process.env[k];
   if (!v) throw new Error(`${k} is not set (run scripts/test-web-e2e.sh)`);
@@ -55,8 +57,6 @@ const NET = {
 const started = Date.now();
 const children = [];
 let browser = null;
-let passed = 0;
-let failed = 0;
 const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] firefox:`, ...a);
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,23 +66,9 @@ async function cleanup() {
   if (browser) await browser.close().catch(() => {});
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
 }
-const cap = setTimeout(async () => {
-  console.error(`web-firefox-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await cleanup();
-  process.exit(1);
-}, CAP_MS);
+const suite = checks("web-firefox-e2e", log, CAP_MS, () => cleanup());
+const check = suite.check;
 
-async function check(name, fn) {
-  log(`-- ${name}`);
-  try {
-    await fn();
-    passed += 1;
-    log(`ok   ${name}`);
-  } catch (e) {
-    failed += 1;
-    log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
 
 function start(cmd, args, extraEnv, name) {
   const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
@@ -291,58 +277,6 @@ async function main() {
   // Firefox notices a peer that vanished without a word only when ICE consent runs out (about
   // 30 s), so the other checks run while this page waits; it resumes once they are done, so the
   // 256 MiB figures are not shared with it.
-  let openGate;
-  const gate = new Promise((r) => (openGate = r));
-  const dropped = check("CLI → Firefox, the link dropped: `ferry send` killed mid-file, `--resume` takes the room back, the page resumes", async () => {
-    const size = 16 * 1024 * 1024;
-    const file = join(run, "resume.bin");
-    const want = writeRandom(file, size);
-    const password = "killed sender words";
-    // About 4 s of sending at 4 MiB/s, so the sender can die in the middle.
-    const slow = { FERRY_TEST_RATE_BPS: String(4 * 1024 * 1024) };
-    const first = start(FERRY, ["send", file, "--server", server, "--password", password, "--json"], cliEnv(run, "send-resume", slow), "ferry send (first)");
-    const created = JSON.parse(await first.line((l) => l.includes('"event":"room-created"'), 15_000, "room-created"));
-    const page = await browser.newPage();
-    const con = watchConsole(page);
-    try {
-      await page.goto(webLink(created.room, password));
-      await page.waitForSelector("#accept", { timeout: 20_000 });
-      await page.click("#accept");
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 40, { timeout: 20_000 });
-      first.child.kill("SIGKILL");
-      await first.exited;
-      const killedAt = Date.now();
-      // The page notices the link is gone and offers to join again (the form keeps the room
-      // and password).
-      // The sender comes back at once, in the same room, from its resume database.
-      const second = start(FERRY, ["send", "--resume", created.transfer_id, "--server", server, "--password", password, "--json"], cliEnv(run, "send-resume", slow), "ferry send (resumed)");
-      const again = JSON.parse(await second.line((l) => l.includes('"event":"room-created"'), 15_000, "room-created"));
-      if (again.room !== created.room) throw new Error(`the resumed sender opened room ${again.room}, not ${created.room}`);
-      await page.waitForSelector("main[data-state=error] #join, main[data-state=done]", { timeout: 60_000 });
-      if ((await stateOf(page)) === "done") throw new Error("the page claimed done after the sender died");
-      const code = await page.$eval("#error", (e) => e.dataset.code).catch(() => "?");
-      log(`dropped link: the page saw it after ${((Date.now() - killedAt) / 1000).toFixed(1)} s (${code}); joining again once the other checks are done`);
-      await gate;
-      await page.click("#join");
-      await page.waitForSelector("#accept", { timeout: 20_000 }).catch(async (e) => {
-        throw new Error(`no second offer: ${e.message}\n${await textOf(page)}\n${second.said()}`);
-      });
-      await page.click("#accept");
-      await finished(page, con, 30_000);
-      const resumed = Number(await page.$eval("#done", (d) => d.dataset.resumed));
-      if (!(resumed >= 1024 * 1024)) throw new Error(`the page resumed from ${resumed} bytes, expected at least 1 MiB`);
-      await saveAll(page);
-      await downloaded(downloads, new Map([["resume.bin", size]]), 15_000);
-      const got = await sha256File(join(downloads, "resume.bin"));
-      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
-      const exit = await exitWithin(second, 10_000);
-      if (exit !== 0) throw new Error(`resumed sender ended with ${exit}\n${second.said()}`);
-      log(`dropped link: the page resumed from ${resumed} of ${size} bytes`);
-    } finally {
-      await page.close();
-    }
-  });
-
   await check("a wrong password: the page and the sender both say so", async () => {
     const send = start(FERRY, ["send", join(album, "note-0.txt"), "--server", server, "--password", "right words", "--web-link"], cliEnv(run, "send-wrong"), "ferry send (wrong)");
     const link = (await send.line((l) => l.startsWith("Web link: "), 15_000, "a web link")).slice("Web link: ".length).trim().replace(/#.*/, "#a%20wrong%20guess");
@@ -409,6 +343,60 @@ async function main() {
     return { page, con, link, flat };
   }
 
+  // Downloads are clicked in the front tab only; the dropped-link page waits in the
+  // background from here on, so the checks that save downloads run before it opens.
+  let openGate;
+  const gate = new Promise((r) => (openGate = r));
+  const dropped = check("CLI → Firefox, the link dropped: `ferry send` killed mid-file, `--resume` takes the room back, the page resumes", async () => {
+    const size = 16 * 1024 * 1024;
+    const file = join(run, "resume.bin");
+    const want = writeRandom(file, size);
+    const password = "killed sender words";
+    // About 4 s of sending at 4 MiB/s, so the sender can die in the middle.
+    const slow = { FERRY_TEST_RATE_BPS: String(4 * 1024 * 1024) };
+    const first = start(FERRY, ["send", file, "--server", server, "--password", password, "--json"], cliEnv(run, "send-resume", slow), "ferry send (first)");
+    const created = JSON.parse(await first.line((l) => l.includes('"event":"room-created"'), 15_000, "room-created"));
+    const page = await browser.newPage();
+    const con = watchConsole(page);
+    try {
+      await page.goto(webLink(created.room, password));
+      await page.waitForSelector("#accept", { timeout: 20_000 });
+      await page.click("#accept");
+      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 40, { timeout: 20_000 });
+      first.child.kill("SIGKILL");
+      await first.exited;
+      const killedAt = Date.now();
+      // The page notices the link is gone and offers to join again (the form keeps the room
+      // and password).
+      // The sender comes back at once, in the same room, from its resume database.
+      const second = start(FERRY, ["send", "--resume", created.transfer_id, "--server", server, "--password", password, "--json"], cliEnv(run, "send-resume", slow), "ferry send (resumed)");
+      const again = JSON.parse(await second.line((l) => l.includes('"event":"room-created"'), 15_000, "room-created"));
+      if (again.room !== created.room) throw new Error(`the resumed sender opened room ${again.room}, not ${created.room}`);
+      await page.waitForSelector("main[data-state=error] #join, main[data-state=done]", { timeout: 60_000 });
+      if ((await stateOf(page)) === "done") throw new Error("the page claimed done after the sender died");
+      const code = await page.$eval("#error", (e) => e.dataset.code).catch(() => "?");
+      log(`dropped link: the page saw it after ${((Date.now() - killedAt) / 1000).toFixed(1)} s (${code}); joining again once the other checks are done`);
+      await gate;
+      await page.click("#join");
+      await page.waitForSelector("#accept", { timeout: 20_000 }).catch(async (e) => {
+        throw new Error(`no second offer: ${e.message}\n${await textOf(page)}\n${second.said()}`);
+      });
+      await page.click("#accept");
+      await finished(page, con, 30_000);
+      const resumed = Number(await page.$eval("#done", (d) => d.dataset.resumed));
+      if (!(resumed >= 1024 * 1024)) throw new Error(`the page resumed from ${resumed} bytes, expected at least 1 MiB`);
+      await saveAll(page);
+      await downloaded(downloads, new Map([["resume.bin", size]]), 15_000);
+      const got = await sha256File(join(downloads, "resume.bin"));
+      if (got !== want) throw new Error(`SHA-256 ${got}, expected ${want}`);
+      const exit = await exitWithin(second, 10_000);
+      if (exit !== 0) throw new Error(`resumed sender ended with ${exit}\n${second.said()}`);
+      log(`dropped link: the page resumed from ${resumed} of ${size} bytes`);
+    } finally {
+      await page.close();
+    }
+  });
+
   await check(`Firefox → CLI: ${MB} MiB random, a folder of 20 small files and a 0-byte file, byte-exact`, async () => {
     const { page, con, link, flat } = await sendRoom([big, empty], album);
     try {
@@ -470,16 +458,7 @@ async function main() {
   await dropped;
 
   // The big files are no use once checked (the script removes E2E_WORK anyway).
-  if (!failed && !process.env.KEEP_E2E_WORK) rmSync(run, { recursive: true, force: true });
+  if (!suite.failed && !process.env.KEEP_E2E_WORK) rmSync(run, { recursive: true, force: true });
 }
 
-try {
-  await main();
-} catch (e) {
-  failed += 1;
-  log(`FAIL setup: ${e?.stack ?? e}`);
-}
-await cleanup();
-clearTimeout(cap);
-console.log(`web-firefox-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await suite.finish(main);

@@ -16,7 +16,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { env, exitWithin, Harness, NET, pageFinished } from "./web-harness.mjs";
+import { checks, env, exitWithin, Harness, NET, pageFinished } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -26,29 +26,13 @@ const WORK = env("E2E_WORK");
 
 const hx = new Harness();
 const log = hx.log;
-let passed = 0;
-let failed = 0;
 
 const CAP_MS = 90_000;
-const cap = setTimeout(async () => {
-  console.error(`web-folder-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await hx.cleanup();
-  process.exit(1);
-}, CAP_MS);
+const suite = checks("web-folder-e2e", log, CAP_MS, () => hx.cleanup());
+const check = suite.check;
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
-async function check(name, fn) {
-  log(`-- ${name}`);
-  try {
-    await fn();
-    passed += 1;
-    log(`ok   ${name}`);
-  } catch (e) {
-    failed += 1;
-    log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
 
 function sender(args, password, serverUrl, tag, extraEnv = {}) {
   return hx.start(
@@ -281,13 +265,4 @@ async function main() {
   });
 }
 
-try {
-  await main();
-} catch (e) {
-  failed += 1;
-  log(`FAIL setup: ${e?.stack ?? e}`);
-}
-await hx.cleanup();
-clearTimeout(cap);
-console.log(`web-folder-e2e: ${passed} passed, ${failed} failed (${((Date.now() - hx.started) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await suite.finish(main);

@@ -35,6 +35,50 @@ export const NET = {
   netns: !!process.env.E2E_HOST,
 };
 
+/** One E2E script's bookkeeping: each check reported on its own (`WEB_E2E_ONLY=text` runs only
+ * the checks whose name holds it), a cap on the whole run, and the closing summary line and
+ * exit code. `cleanup` runs before any exit. */
+export function checks(label, log, capMs, cleanup) {
+  const t0 = Date.now();
+  let passed = 0;
+  let failed = 0;
+  const cap = setTimeout(async () => {
+    console.error(`${label}: the whole run passed its ${capMs / 1000} s cap`);
+    await cleanup();
+    process.exit(1);
+  }, capMs);
+  return {
+    get failed() {
+      return failed;
+    },
+    async check(name, fn) {
+      if (process.env.WEB_E2E_ONLY && !name.includes(process.env.WEB_E2E_ONLY)) return;
+      log(`-- ${name}`);
+      try {
+        await fn();
+        passed += 1;
+        log(`ok   ${name}`);
+      } catch (e) {
+        failed += 1;
+        log(`FAIL ${name}: ${e?.stack ?? e}`);
+      }
+    },
+    /** Runs `main`, then exits with the summary. */
+    async finish(main) {
+      try {
+        await main();
+      } catch (e) {
+        failed += 1;
+        log(`FAIL setup: ${e?.stack ?? e}`);
+      }
+      await cleanup();
+      clearTimeout(cap);
+      console.log(`${label}: ${passed} passed, ${failed} failed (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      process.exit(failed ? 1 : 0);
+    },
+  };
+}
+
 export const exitWithin = (p, ms) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
 
 const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml" };

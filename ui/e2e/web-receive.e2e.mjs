@@ -12,7 +12,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { env, exitWithin, Harness, NET } from "./web-harness.mjs";
+import { checks, env, exitWithin, Harness, NET } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -21,37 +21,20 @@ const CHROMIUM = env("CHROMIUM");
 const WORK = env("E2E_WORK");
 
 const hx = new Harness();
-const started = hx.started;
 const log = hx.log;
 const start = (...a) => hx.start(...a);
 let browser = null;
-let passed = 0;
-let failed = 0;
 
 const cleanup = () => hx.cleanup();
 
 // The page writes to OPFS, so disk is the limit for bigger runs.
 const MB = Math.min(Number(process.env.WEB_E2E_MB ?? 256), 4096);
 const CAP_MS = 60_000 + MB * 400;
-const cap = setTimeout(async () => {
-  console.error(`web-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await cleanup();
-  process.exit(1);
-}, CAP_MS);
+const suite = checks("web-e2e", log, CAP_MS, () => cleanup());
+const check = suite.check;
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
-async function check(name, fn) {
-  log(`-- ${name}`);
-  try {
-    await fn();
-    passed += 1;
-    log(`ok   ${name}`);
-  } catch (e) {
-    failed += 1;
-    log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
 
 function sender(files, password, serverUrl, tag, extraEnv = {}) {
   return start(
@@ -247,11 +230,15 @@ async function main() {
     const room = await roomOf(send);
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
+    const consoleLines = [];
+    page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
     try {
       // `sink=memory`: what a browser without the origin-private file system gets (256 MiB cap).
       await page.goto(`${origin}/web.html?server=${encodeURIComponent(serverUrl)}&sink=memory#${room}/${encodeURIComponent(password)}`);
       const accept = page.locator("#accept");
-      await accept.waitFor({ timeout: 20_000 });
+      await accept.waitFor({ timeout: 20_000 }).catch(async (e) => {
+        throw new Error(`${e.message}\npage: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}\nsender:\n${send.lines.join("\n")}\n${send.stderr().slice(-3000)}`);
+      });
       if (!(await accept.isDisabled())) throw new Error("Accept is enabled for an offer the page cannot hold");
       const text = await page.locator("main").innerText();
       if (!text.includes("can hold at most")) throw new Error(`no size notice: ${text}`);
@@ -303,13 +290,4 @@ async function main() {
   });
 }
 
-try {
-  await main();
-} catch (e) {
-  failed += 1;
-  log(`FAIL setup: ${e?.stack ?? e}`);
-}
-await cleanup();
-clearTimeout(cap);
-console.log(`web-e2e: ${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await suite.finish(main);

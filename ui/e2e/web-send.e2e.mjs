@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
-import { env, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
+import { checks, env, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -26,29 +26,12 @@ const CAP_MS = 90_000 + MB * 400;
 const hx = new Harness();
 const log = hx.log;
 const start = (...a) => hx.start(...a);
-let passed = 0;
-let failed = 0;
 
-const cap = setTimeout(async () => {
-  console.error(`web-send-e2e: the whole run passed its ${CAP_MS / 1000} s cap`);
-  await hx.cleanup();
-  process.exit(1);
-}, CAP_MS);
+const suite = checks("web-send-e2e", log, CAP_MS, () => hx.cleanup());
+const check = suite.check;
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
-async function check(name, fn) {
-  if (process.env.WEB_E2E_ONLY && !name.includes(process.env.WEB_E2E_ONLY)) return;
-  log(`-- ${name}`);
-  try {
-    await fn();
-    passed += 1;
-    log(`ok   ${name}`);
-  } catch (e) {
-    failed += 1;
-    log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
 
 /** Every regular file under `dir`, by its path relative to `dir`, with its SHA-256. */
 async function tree(dir) {
@@ -287,13 +270,4 @@ async function main() {
   });
 }
 
-try {
-  await main();
-} catch (e) {
-  failed += 1;
-  log(`FAIL setup: ${e?.stack ?? e}`);
-}
-await hx.cleanup();
-clearTimeout(cap);
-console.log(`web-send-e2e: ${passed} passed, ${failed} failed (${((Date.now() - hx.started) / 1000).toFixed(1)} s)`);
-process.exit(failed ? 1 : 0);
+await suite.finish(main);
