@@ -263,7 +263,7 @@ def main(argv=None) -> int:
                         "(FERRY_SCTP_CC per ferry run, alternating; default: the environment's)")
     p.add_argument("--shaped-relay", default="",
                    help="also run ferry relayed through coturn (--relay-only) per shaped link: comma "
-                        "list of udp, tcp (needs turnserver and ferry-signal)")
+                        "list of udp, tcp, tls (needs turnserver and ferry-signal; tls also openssl)")
     p.add_argument("--shaped-fairness", action="store_true",
                    help="also share a 50 Mbit/s, 40 ms bottleneck with one TCP CUBIC flow and "
                         "report the TCP flow's share while ferry runs")
@@ -295,6 +295,9 @@ def main(argv=None) -> int:
     for t in wanted:
         if t not in ALL_TOOLS:
             p.error(f"unknown tool {t}")
+    for t in [t for t in args.shaped_relay.split(",") if t]:
+        if t not in ("udp", "tcp", "tls"):
+            p.error(f"unknown relay transport {t} (udp, tcp or tls)")
     if args.shaped_peers is not None:
         peers = [t for t in args.shaped_peers.split(",") if t]
     else:

@@ -256,24 +256,39 @@ class Relay:
     credentials) in the sender's, so a relayed transfer crosses the emulated link once:
     sender -> link -> coturn -> receiver. Both ferry processes run `--relay-only`."""
 
-    def __init__(self, signal_bin: Path, topo: Topology, work: Path, tcp_only: bool = False) -> None:
+    # TURN over TLS: coturn's certificate is signed by a throwaway CA that both peers trust
+    # through SSL_CERT_FILE (set by the caller for the run), as the network simulation does.
+    TLS_PORT = 5349
+
+    def __init__(self, signal_bin: Path, topo: Topology, work: Path, transport: str = "udp") -> None:
         import secrets
         secret = secrets.token_hex(16)
         self.port = 3478
+        tls: list[str] = ["no-tls"]
+        self.ca: Path | None = None
+        if transport == "tls":
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "netsim"))
+            from services import TURN_CA, self_signed_cert
+            cert, key = self_signed_cert(work, ip=topo.ip_d)
+            self.ca = work / TURN_CA
+            tls = [f"tls-listening-port={self.TLS_PORT}", f"cert={cert}", f"pkey={key}"]
         conf = work / "turnserver.conf"
         conf.write_text("\n".join([
             f"listening-ip={topo.ip_d}", f"relay-ip={topo.ip_d}", f"listening-port={self.port}",
             "min-port=50000", "max-port=50999", "use-auth-secret",
             f"static-auth-secret={secret}", "realm=ferry-bench", "fingerprint", "no-cli",
-            "no-tls", "no-dtls", "no-multicast-peers", "simple-log", "no-stdout-log",
+            *tls, "no-dtls", "no-multicast-peers", "simple-log", "no-stdout-log",
             f"log-file={work / 'turnserver.log'}", f"pidfile={work / 'turnserver.pid'}",
         ]) + "\n")
         self.coturn = spawn("coturn", ["turnserver", "-c", str(conf)], work, netns=topo.d,
                             measure=False)
         self.signal_port = free_port()
         self.url = f"ws://{topo.ip_s}:{self.signal_port}/ws"
-        urls = [f"turn:{topo.ip_d}:{self.port}?transport=tcp"] if tcp_only else [
-            f"turn:{topo.ip_d}:{self.port}?transport=udp"]
+        urls = {
+            "udp": [f"turn:{topo.ip_d}:{self.port}?transport=udp"],
+            "tcp": [f"turn:{topo.ip_d}:{self.port}?transport=tcp"],
+            "tls": [f"turns:{topo.ip_d}:{self.TLS_PORT}?transport=tcp"],
+        }[transport]
         args = [str(signal_bin), "--listen", f"{topo.ip_s}:{self.signal_port}", "--db", ":memory:",
                 "--turn-secret", secret]
         for u in urls:
@@ -463,9 +478,11 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
     if cc:
         os.environ["FERRY_SCTP_CC"] = cc
     if relay:
-        # Only the stream TURN URL is offered for a TCP run (the UDP one would win ICE).
+        # Only the stream TURN URL is offered for a TCP or TLS run (the UDP one would win ICE).
         os.environ["FERRY_RELAY_ONLY"] = "true"
-        server = Relay(signal_bin(bench), topo, work, tcp_only=relay == "tcp")
+        server = Relay(signal_bin(bench), topo, work, transport=relay)
+        if server.ca:
+            os.environ["SSL_CERT_FILE"] = str(server.ca)
     else:
         server = tools.FerryServer(bench.ferry, work, host=topo.ip_s, netns=topo.s)
     try:
@@ -478,6 +495,7 @@ def run_ferry_once(bench, topo: Topology, work: Path, src: Path, row: dict, cc: 
             else:
                 os.environ["FERRY_SCTP_CC"] = saved
         os.environ.pop("FERRY_RELAY_ONLY", None)
+        os.environ.pop("SSL_CERT_FILE", None)
         server.stop()
         row["emulator_ferry"] = topo.stop_emulators()
         row["loadavg_1m_after"] = os.getloadavg()[0]
