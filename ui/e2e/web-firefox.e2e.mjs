@@ -24,13 +24,13 @@
 // a fresh folder under E2E_WORK, so an earlier run's downloads are never mistaken for this one's.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { basename, join, relative } from "node:path";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { basename, join } from "node:path";
 import { createInterface } from "node:readline";
 
 import puppeteer from "puppeteer-core";
 
-import { checks } from "./web-harness.mjs";
+import { checks, fileTree, sha256File } from "./web-harness.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -102,14 +102,6 @@ function start(cmd, args, extraEnv, name) {
 /** The environment of one `ferry` process; its resume database is per `tag`. */
 const cliEnv = (run, tag, extra = {}) => ({ FERRY_BIND: NET.cliBind, FERRY_DB: join(run, `${tag}.db`), RUST_LOG: "warn", FERRY_NO_ANNOUNCE: "true", ...extra });
 
-const sha256File = (path) =>
-  new Promise((resolve, reject) => {
-    const h = createHash("sha256");
-    createReadStream(path)
-      .on("data", (d) => h.update(d))
-      .on("end", () => resolve(h.digest("hex")))
-      .on("error", reject);
-  });
 
 /** `bytes` random bytes written in 8 MiB pieces (never the whole file in memory); its SHA-256. */
 function writeRandom(path, bytes) {
@@ -127,19 +119,7 @@ function writeRandom(path, bytes) {
   return h.digest("hex");
 }
 
-/** Every regular file under `dir`, by its path relative to `dir`, with its SHA-256. */
-async function tree(dir) {
-  const out = new Map();
-  const walk = async (d) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.set(relative(dir, p), await sha256File(p));
-    }
-  };
-  await walk(dir);
-  return out;
-}
+const tree = fileTree;
 
 /** Wait (at most `ms`) until every file of `want` (name → size) sits finished in `dir`. */
 async function downloaded(dir, want, ms) {

@@ -3,9 +3,9 @@
 // real `ferry-signal` that lets that origin in, and headless Debian Chromium.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, statSync } from "node:fs";
+import { createReadStream, readdirSync, statSync } from "node:fs";
 import { createServer } from "node:http";
-import { extname, join, normalize } from "node:path";
+import { extname, join, normalize, relative } from "node:path";
 import { createInterface } from "node:readline";
 
 import { chromium } from "playwright-core";
@@ -77,6 +77,20 @@ export function checks(label, log, capMs, cleanup) {
       process.exit(failed ? 1 : 0);
     },
   };
+}
+
+/** Every regular file under `dir`, by its path relative to `dir`, with its SHA-256. */
+export async function fileTree(dir) {
+  const out = new Map();
+  const walk = async (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.set(relative(dir, p), await sha256File(p));
+    }
+  };
+  await walk(dir);
+  return out;
 }
 
 export const exitWithin = (p, ms) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);

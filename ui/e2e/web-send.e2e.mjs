@@ -10,10 +10,10 @@
 // WEB_SEND_MB sets the random file's size (default 256, the size the browser peer must carry in CI).
 // Bounded: every wait has a timeout and the whole run is capped.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
-import { checks, env, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
+import { checks, env, fileTree, exitWithin, Harness, NET, heapSampler, openSendRoom, pageFinished, sha256File } from "./web-harness.mjs";
 
 const FERRY = env("FERRY_CLI_BIN");
 const SIGNAL = env("FERRY_SIGNAL_BIN");
@@ -33,19 +33,7 @@ const check = suite.check;
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 
-/** Every regular file under `dir`, by its path relative to `dir`, with its SHA-256. */
-async function tree(dir) {
-  const out = new Map();
-  const walk = async (d) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.set(relative(dir, p), await sha256File(p));
-    }
-  };
-  await walk(dir);
-  return out;
-}
+const tree = fileTree;
 
 /** `ferry receive`; its output folder and resume database are per `tag`, fresh per run. */
 function receiver(ticket, outDir, tag, extra = [], extraEnv = {}, fresh = true) {

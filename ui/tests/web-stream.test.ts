@@ -4,6 +4,7 @@
 // way a browser download reads its response body.
 import { describe, expect, it } from "vitest";
 
+import { concat } from "../src/web/bytes";
 import { contentDisposition, downloadId, downloadStream } from "../src/web/download-stream";
 import type { FileEntry } from "../src/web/frames";
 import { type DownloadRequest, StreamSink } from "../src/web/sink-stream";
@@ -40,13 +41,7 @@ async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>): Promise
     if (done) break;
     parts.push(value);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(...parts);
 }
 
 describe("streamed download", () => {
