@@ -87,6 +87,7 @@ fn relay_only_transfers_through_coturn_and_says_relayed() {
         std::slice::from_ref(&relay),
     );
     let (room, _) = room_of(&mut s);
+    let joined = std::time::Instant::now();
     let mut r = Peer::spawn(
         "receiver",
         &[
@@ -107,6 +108,13 @@ fn relay_only_transfers_through_coturn_and_says_relayed() {
     );
     let c = r.wait_event("connected", T);
     assert_eq!(c["path"], "relayed", "{c}");
+    // Relay-only, the relay pair is taken as soon as it checks out: ICE's 2 s wait for a
+    // better pair (there can be none) made every relayed connection take over 2 s.
+    let took = joined.elapsed();
+    assert!(
+        took < Duration::from_millis(1800),
+        "relayed connect took {took:?}"
+    );
     assert_eq!(s.wait_event("connected", T)["path"], "relayed");
     assert_eq!(r.finish(T), 0);
     assert_eq!(s.finish(T), 0);

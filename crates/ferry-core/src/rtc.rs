@@ -207,6 +207,11 @@ pub(crate) async fn new_peer(
     if let Some(mtu) = tuning.mtu {
         se = se.with_sctp_mtu(mtu as u32);
     }
+    if tuning.relay_only {
+        // ICE holds a valid relay pair back for 2 s in case a direct one succeeds; relay-only
+        // there is none to wait for. On a 150 ms path that wait was half of set-up.
+        se = se.with_relay_acceptance_min_wait(Some(Duration::ZERO));
+    }
     let offers_turn = ice_servers
         .iter()
         .flat_map(|s| s.urls.iter())
