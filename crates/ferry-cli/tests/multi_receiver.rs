@@ -61,6 +61,20 @@ fn about(snd: &Peer, inner: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Stops every receiver that connected and has not finished (a killed one's link has not
+/// timed out on the sender's side yet), then closes the room; the sender must end with 0.
+fn stop_unfinished_and_close(snd: &mut Peer) {
+    snd.drain();
+    let done = about(snd, "done");
+    for n in about(snd, "connected") {
+        if !done.contains(&n) {
+            snd.say(&format!("stop {n}"));
+        }
+    }
+    snd.say("close");
+    assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
+}
+
 #[test]
 fn three_receivers_at_once_then_a_fourth_all_byte_exact() {
     let s = Setup::new();
@@ -149,16 +163,8 @@ fn a_receiver_killed_mid_transfer_resumes_while_the_others_finish() {
         again.events
     );
     // The killed one's link has not timed out yet on the sender's side: stop it rather than
-    // wait, then close the room.
-    snd.drain();
-    let done = about(&snd, "done");
-    for n in about(&snd, "connected") {
-        if !done.contains(&n) {
-            snd.say(&format!("stop {n}"));
-        }
-    }
-    snd.say("close");
-    assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
+    // wait.
+    stop_unfinished_and_close(&mut snd);
 }
 
 #[test]
@@ -310,13 +316,5 @@ fn two_receivers_killed_resume_at_the_same_time_each_from_its_own_disk() {
             durable[i]
         );
     }
-    snd.drain();
-    let done = about(&snd, "done");
-    for n in about(&snd, "connected") {
-        if !done.contains(&n) {
-            snd.say(&format!("stop {n}"));
-        }
-    }
-    snd.say("close");
-    assert_eq!(snd.finish(T), 0, "{:#?}", snd.events);
+    stop_unfinished_and_close(&mut snd);
 }
