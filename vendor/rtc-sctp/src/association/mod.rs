@@ -2151,58 +2151,56 @@ impl Association {
         // before it was resent. On a long path with random loss recovery never ends, the
         // holes queued up, and the receiver delivered in order at 77 % of the rate the
         // path carried (congestion_pair_test.rs, seed 5).
-        {
-            let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
-                // b) increment for all TSNs reported missing
-                // Ferry patch: "reported missing" ends at the SACK's highest gap block.
-                // Upstream used the whole in-flight queue, so three cumulative advances in
-                // one recovery marked every chunk still in flight as lost and resent a
-                // whole window (ferry_patch_test.rs).
-                highest_reported
-            } else {
-                // a) increment only for missing TSNs prior to the HTNA
-                htna
-            };
+        let max_tsn = if self.in_fast_recovery && cum_tsn_ack_point_advanced {
+            // b) increment for all TSNs reported missing
+            // Ferry patch: "reported missing" ends at the SACK's highest gap block.
+            // Upstream used the whole in-flight queue, so three cumulative advances in
+            // one recovery marked every chunk still in flight as lost and resent a
+            // whole window (ferry_patch_test.rs).
+            highest_reported
+        } else {
+            // a) increment only for missing TSNs prior to the HTNA
+            htna
+        };
 
-            let mut tsn = cum_tsn_ack_point.wrapping_add(1);
-            while sna32lt(tsn, max_tsn) {
-                if let Some(c) = self.inflight_queue.get_mut(tsn) {
-                    if c.is_outstanding() && c.miss_indicator < 3 {
-                        c.miss_indicator += 1;
-                        if c.miss_indicator == 3 {
-                            // Ferry patch: BBR's loss-rate ceiling counts every loss.
-                            self.cc.on_lost(c.user_data.len() as u32);
-                        }
-                        if c.miss_indicator == 3 && !self.in_fast_recovery {
-                            // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
-                            //     destination address(es) to which the missing DATA chunks were
-                            //     last sent, according to the formula described in Section 7.2.3.
-                            self.in_fast_recovery = true;
-                            self.fast_recover_exit_point = htna;
-                            // Ferry patch: the 7.2.3 reduction is the controller's.
-                            let mut w = Window {
-                                cwnd: self.cwnd,
-                                ssthresh: self.ssthresh,
-                            };
-                            self.cc.on_fast_retransmit_entry(&mut w, now, self.mtu);
-                            (self.cwnd, self.ssthresh) = (w.cwnd, w.ssthresh);
-                            self.will_retransmit_fast = true;
-
-                            trace!(
-                                "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
-                                self.side,
-                                self.cwnd,
-                                self.ssthresh,
-                                self.inflight_queue.get_num_bytes()
-                            );
-                        }
+        let mut tsn = cum_tsn_ack_point.wrapping_add(1);
+        while sna32lt(tsn, max_tsn) {
+            if let Some(c) = self.inflight_queue.get_mut(tsn) {
+                if c.is_outstanding() && c.miss_indicator < 3 {
+                    c.miss_indicator += 1;
+                    if c.miss_indicator == 3 {
+                        // Ferry patch: BBR's loss-rate ceiling counts every loss.
+                        self.cc.on_lost(c.user_data.len() as u32);
                     }
-                } else {
-                    return Err(Error::ErrTsnRequestNotExist);
-                }
+                    if c.miss_indicator == 3 && !self.in_fast_recovery {
+                        // 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
+                        //     destination address(es) to which the missing DATA chunks were
+                        //     last sent, according to the formula described in Section 7.2.3.
+                        self.in_fast_recovery = true;
+                        self.fast_recover_exit_point = htna;
+                        // Ferry patch: the 7.2.3 reduction is the controller's.
+                        let mut w = Window {
+                            cwnd: self.cwnd,
+                            ssthresh: self.ssthresh,
+                        };
+                        self.cc.on_fast_retransmit_entry(&mut w, now, self.mtu);
+                        (self.cwnd, self.ssthresh) = (w.cwnd, w.ssthresh);
+                        self.will_retransmit_fast = true;
 
-                tsn = tsn.wrapping_add(1);
+                        trace!(
+                            "[{}] updated cwnd={} ssthresh={} inflight={} (FR)",
+                            self.side,
+                            self.cwnd,
+                            self.ssthresh,
+                            self.inflight_queue.get_num_bytes()
+                        );
+                    }
+                }
+            } else {
+                return Err(Error::ErrTsnRequestNotExist);
             }
+
+            tsn = tsn.wrapping_add(1);
         }
 
         if self.in_fast_recovery && cum_tsn_ack_point_advanced {
