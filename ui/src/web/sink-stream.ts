@@ -9,6 +9,7 @@
 // A download cannot be rewound or resumed: a file starts at byte 0 on every attempt, and a
 // transfer that stops (the link dropped, the tab closed) fails the running downloads; the next
 // attempt downloads those files again from the start.
+import { toHex } from "./bytes";
 import type { FromDownload, ToDownload } from "./download-stream";
 import type { FileEntry } from "./frames";
 import { WebError } from "./signal";
@@ -63,8 +64,7 @@ export function downloadName(path: string): string {
 }
 
 function randomId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return toHex(crypto.getRandomValues(new Uint8Array(16)));
 }
 
 class StreamFile implements FileSink {
