@@ -206,6 +206,18 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         .redis()
         .is_some()
         .then(|| tokio::spawn(crate::redis_rooms::events::subscriber(state.clone())));
+    // A client served before this node hears its channel could miss its peer's arrival, and
+    // /healthz would call a node that just started unhealthy. Redis answered the connect a
+    // moment ago, so the subscription normally follows within milliseconds; past the bound
+    // the node serves anyway and /healthz says why.
+    if let Some(r) = state.redis() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !r.subscribed.load(std::sync::atomic::Ordering::Relaxed)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
     let app = match crate::web::WebApp::load(state.config().web_dir.as_deref())? {
         Some(web) => router(state.clone()).merge(web.router()),
