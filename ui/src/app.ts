@@ -1,8 +1,9 @@
 // The app controller: which screen is up, the running transfer, and wiring views to the shell.
 import { announce, copyText, h, replaceKeepingFocus } from "./dom";
 import { formatCountdown } from "./format";
-import { api as realApi, type FerryEvent, type HistoryEntry, type Settings, type TransferId } from "./ipc";
-import { parseJoinLink, parseRoomInput, webLink } from "./link";
+import type { Engine, EngineError, Picked } from "./engine";
+import type { FerryEvent, HistoryEntry, Settings, TransferId } from "./ipc";
+import { parseJoinLink, parseRoomInput } from "./link";
 import { DEFAULT_LIFETIME, lifetimeLabel } from "./lifetime";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
@@ -10,15 +11,17 @@ import { receiveView, type NearbyState, type ReceivePrefill } from "./views/rece
 import { sendView } from "./views/send";
 import { settingsView } from "./views/settings";
 import { transferView } from "./views/transfer";
+import { tauriEngine } from "./tauri-engine";
 
 export type Screen = "send" | "receive" | "history" | "settings" | "transfer";
-type Api = typeof realApi;
 
 interface Running {
   id?: TransferId;
   state: TransferState;
   qrSvg?: string;
   dest?: string;
+  /** Browser receiver: why the last "save into a folder" did not happen. */
+  folderError?: EngineError;
   retry: () => void;
 }
 
@@ -53,22 +56,24 @@ export class App {
   constructor(
     private root: HTMLElement,
     private nav: HTMLElement | null,
-    private api: Api = realApi,
+    private engine: Engine = tauriEngine,
   ) {}
 
   async init(): Promise<void> {
-    try {
-      this.settings = await this.api.settingsGet();
-      this.receiveDest = this.settings.download_dir;
-      this.applyTheme();
-    } catch (e) {
-      console.warn("settings", e);
+    if (this.engine.caps.settings) {
+      try {
+        this.settings = await this.engine.settingsGet();
+        this.receiveDest = this.settings.download_dir;
+        this.applyTheme();
+      } catch (e) {
+        console.warn("settings", e);
+      }
     }
-    this.signalUrl = await this.api.signalUrl().catch(() => null);
+    this.signalUrl = await this.engine.signalUrl().catch(() => null);
     this.render(true);
     this.timer ??= setInterval(() => this.tick(), 1000);
     try {
-      const link = await this.api.initialLink();
+      const link = await this.engine.initialLink();
       if (link) this.openLink(link);
     } catch {
       /* not started from a link */
@@ -96,6 +101,8 @@ export class App {
   render(moveFocus = false): void {
     this.renderNav();
     const view = this.view();
+    // Where the app stands, for tests and styling: the transfer's phase, else the screen.
+    this.root.dataset.state = this.screen === "transfer" && this.transfer ? this.transfer.state.phase : this.screen;
     replaceKeepingFocus(this.root, view);
     if (moveFocus) (this.root.querySelector("#screen-title") as HTMLElement | null)?.focus();
   }
@@ -103,7 +110,9 @@ export class App {
   private renderNav(): void {
     if (!this.nav) return;
     const active = this.screen === "transfer" ? (this.transfer?.state.role ?? "send") : this.screen;
-    const buttons = NAV.map(([s, label]) =>
+    const caps = this.engine.caps;
+    const shown = NAV.filter(([s]) => (s !== "history" || caps.history) && (s !== "settings" || caps.settings));
+    const buttons = shown.map(([s, label]) =>
       h("button", { id: `nav-${s}`, class: "nav", "aria-current": active === s ? "page" : null, onclick: () => this.navTo(s) }, label),
     );
     replaceKeepingFocus(this.nav, h("div", { class: "nav-inner" }, buttons));
@@ -121,13 +130,14 @@ export class App {
   private view(): HTMLElement {
     switch (this.screen) {
       case "send":
-        return sendView(this.sendActions(), this.dragging, this.lifetimeSecs, this.receivers);
+        return sendView(this.sendActions(), this.dragging, this.lifetimeSecs, this.receivers, this.engine.caps);
       case "receive":
         return receiveView(
           { join: (r, p, s) => this.join(r, p, s ?? null), chooseFolder: () => void this.chooseDest(), findNearby: () => void this.findNearby() },
           this.receivePrefill,
           this.receiveDest,
           this.nearby,
+          this.engine.caps,
         );
       case "history":
         return historyView(this.history, this.historyError, { resume: (e) => this.resumeFromHistory(e), refresh: () => void this.loadHistory() });
@@ -136,8 +146,8 @@ export class App {
           ? settingsView(this.settings, { save: (s) => void this.saveSettings(s), chooseDownloadDir: () => void this.chooseDownloadDir() }, this.settingsSaved, this.signalUrl)
           : h("p", { class: "hint" }, "Loading…");
       case "transfer":
-        if (!this.transfer) return sendView(this.sendActions(), false, this.lifetimeSecs, this.receivers);
-        return transferView(this.transfer.state, { qrSvg: this.transfer.qrSvg, dest: this.transfer.dest, nowMs: Date.now(), extendBy: lifetimeLabel(this.lifetimeSecs) }, {
+        if (!this.transfer) return sendView(this.sendActions(), false, this.lifetimeSecs, this.receivers, this.engine.caps);
+        return transferView(this.transfer.state, this.extras(this.transfer), {
           copy: (text, what) => void this.copy(text, what),
           pause: () => void this.control("pause"),
           resume: () => void this.control("resume"),
@@ -145,12 +155,30 @@ export class App {
           retry: () => this.transfer?.retry(),
           back: () => this.back(),
           accept: () => void this.accept(),
+          acceptInto: () => void this.acceptInto(),
           reveal: () => void this.reveal(),
           extendRoom: () => void this.extendRoom(),
           closeRoom: () => void this.closeRoom(),
           stopReceiver: (n) => void this.stopReceiver(n),
         });
     }
+  }
+
+  /** What the transfer screen shows besides the folded state. */
+  private extras(t: Running) {
+    const id = t.id;
+    const e = this.engine;
+    return {
+      qrSvg: t.qrSvg,
+      dest: t.dest,
+      nowMs: Date.now(),
+      extendBy: lifetimeLabel(this.lifetimeSecs),
+      caps: e.caps,
+      webLink: t.state.link ? e.browserLink(t.state.link) : null,
+      storage: id != null && t.state.phase === "offer" ? (e.offerStorage?.(id) ?? null) : null,
+      folderError: t.folderError,
+      report: id != null && (t.state.phase === "done" || t.state.phase === "error") ? (e.report?.(id) ?? null) : null,
+    };
   }
 
   private sendActions() {
@@ -177,27 +205,27 @@ export class App {
 
   async pick(folder: boolean): Promise<void> {
     try {
-      const paths = await this.api.pickPaths(folder);
-      if (paths.length) this.startSend(paths);
+      const what = await this.engine.pick(folder);
+      if (what) this.startSend(what);
     } catch (e) {
-      announce(`Could not open the picker: ${e}`);
+      announce(`Could not open the picker: ${errorMessage(e)}`);
     }
   }
 
-  /** Paths from a drop or the picker: open a room for them. */
-  startSend(paths: string[]): void {
-    const receivers = this.receivers;
+  /** What a drop or the picker gave: open a room for it. */
+  startSend(what: Picked): void {
+    const receivers = this.engine.caps.manyReceivers ? this.receivers : 1;
     this.openRoom((own, ttl, onEvent) =>
       receivers === 1
-        ? this.api.sendStart(paths, own, ttl, onEvent)
-        : this.api.sendManyStart(paths, own, ttl, receivers, onEvent),
+        ? this.engine.sendStart(what, own, ttl, onEvent)
+        : this.engine.sendManyStart(what, own, ttl, receivers, onEvent),
     );
   }
 
   /** The Send screen's text box: open a room for a snippet. */
   startText(text: string): void {
     if (!text) return;
-    this.openRoom((own, ttl, onEvent) => this.api.sendText(text, own, ttl, onEvent), true);
+    this.openRoom((own, ttl, onEvent) => this.engine.sendText(text, own, ttl, onEvent), true);
   }
 
   /** Open a room with the Send screen's password and lifetime, unless a transfer is running. */
@@ -222,7 +250,7 @@ export class App {
     const t = this.transfer;
     if (t?.id == null) return;
     try {
-      await this.api.extendRoom(t.id, this.lifetimeSecs);
+      await this.engine.extendRoom(t.id, this.lifetimeSecs);
     } catch (e) {
       announce(`Could not extend the room: ${errorMessage(e)}`);
     }
@@ -233,7 +261,7 @@ export class App {
     const t = this.transfer;
     if (t?.id == null) return;
     try {
-      await this.api.receiverStop(t.id, n);
+      await this.engine.receiverStop(t.id, n);
       announce(`Stopping receiver ${n}`);
     } catch (e) {
       announce(`Could not stop receiver ${n}: ${errorMessage(e)}`);
@@ -245,7 +273,7 @@ export class App {
     const t = this.transfer;
     if (t?.id == null) return;
     try {
-      await this.api.closeRoom(t.id);
+      await this.engine.closeRoom(t.id);
       // The engine ends the send as cancelled; nothing more to show for this room.
       this.generation++;
       this.transfer = null;
@@ -272,7 +300,7 @@ export class App {
       (this.root.querySelector("#join-password") as HTMLElement | null)?.focus();
       return;
     }
-    if (!this.receiveDest) {
+    if (this.engine.caps.destBeforeJoin && !this.receiveDest) {
       this.receivePrefill = { room: roomInput, password, error: "Choose a folder to save into." };
       this.render();
       return;
@@ -281,7 +309,7 @@ export class App {
     const srv = server ?? parsed.server ?? null;
     const dest = this.receiveDest;
     const run = () => {
-      this.begin("receive", (onEvent) => this.api.receiveStart(parsed.room, pw, srv, dest, onEvent), run);
+      this.begin("receive", (onEvent) => this.engine.receiveStart(parsed.room, pw, srv, dest, onEvent), run);
       if (this.transfer) this.transfer.dest = dest;
     };
     run();
@@ -292,7 +320,7 @@ export class App {
     this.nearby = { kind: "looking" };
     this.render();
     try {
-      const rooms = await this.api.nearbyRooms();
+      const rooms = await this.engine.nearbyRooms();
       this.nearby = { kind: "found", rooms };
       announce(rooms.length ? `${rooms.length} nearby room${rooms.length === 1 ? "" : "s"} found` : "No nearby rooms found");
     } catch (e) {
@@ -315,7 +343,7 @@ export class App {
   /** Pick the receive folder, keeping what the user already typed in the form. */
   async chooseDest(): Promise<void> {
     const field = (id: string) => (this.root.querySelector(`#${id}`) as HTMLInputElement | null)?.value;
-    const dir = await this.api.pickFolder().catch(() => null);
+    const dir = await this.engine.pickFolder().catch(() => null);
     if (!dir) return;
     this.receiveDest = dir;
     this.receivePrefill = { ...this.receivePrefill, room: field("join-room") ?? this.receivePrefill.room, password: field("join-password") ?? this.receivePrefill.password, error: "" };
@@ -328,17 +356,33 @@ export class App {
     t.state = { ...t.state, phase: "transferring" };
     this.render();
     try {
-      await this.api.receiveAccept(t.id);
+      await this.engine.receiveAccept(t.id);
     } catch (e) {
       this.onEvent(t, { event: "error", code: "accept-failed", message: String(e) });
     }
+  }
+
+  /** Browser receiver: accept into a folder picked now. The picker must open within the
+   * click, so nothing is awaited before the engine's call. */
+  async acceptInto(): Promise<void> {
+    const t = this.transfer;
+    if (!t || t.id == null || !this.engine.receiveAcceptInto) return;
+    const pending = this.engine.receiveAcceptInto(t.id);
+    t.folderError = undefined;
+    try {
+      await pending;
+      if (t.state.phase === "offer") t.state = { ...t.state, phase: "transferring" };
+    } catch (e) {
+      t.folderError = { code: errorCode(e), message: errorMessage(e) };
+    }
+    if (this.transfer === t) this.render();
   }
 
   async reveal(): Promise<void> {
     const t = this.transfer;
     if (!t?.dest) return;
     const first = t.state.files[0]?.path;
-    await this.api.reveal(first ? `${t.dest}/${first}` : t.dest).catch((e) => announce(String(e)));
+    await this.engine.reveal(first ? `${t.dest}/${first}` : t.dest).catch((e) => announce(String(e)));
   }
 
   // ---- both ------------------------------------------------------------------------
@@ -364,9 +408,9 @@ export class App {
     const before = t.state.phase;
     t.state = reduce(t.state, e);
     if (e.event === "room-created" && e.link) {
-      this.api
+      this.engine
         // A phone's camera opens the browser link where the server serves the page.
-        .qrSvg(webLink(e.link) ?? e.link)
+        .qrSvg(this.engine.browserLink(e.link) ?? e.link)
         .then((svg) => {
           t.qrSvg = svg;
           if (this.transfer === t) this.render();
@@ -388,7 +432,7 @@ export class App {
       return;
     }
     try {
-      await this.api[what](t.id);
+      await this.engine[what](t.id);
       if (what === "cancel") {
         this.generation++;
         this.transfer = null;
@@ -402,7 +446,7 @@ export class App {
 
   back(): void {
     const role = this.transfer?.state.role ?? "send";
-    if (this.transfer && isActive(this.transfer.state) && this.transfer.id != null) void this.api.cancel(this.transfer.id).catch(() => undefined);
+    if (this.transfer && isActive(this.transfer.state) && this.transfer.id != null) void this.engine.cancel(this.transfer.id).catch(() => undefined);
     this.generation++;
     this.transfer = null;
     this.go(role);
@@ -416,7 +460,7 @@ export class App {
 
   async loadHistory(): Promise<void> {
     try {
-      this.history = await this.api.history();
+      this.history = await this.engine.history();
       this.historyError = null;
     } catch (e) {
       this.historyError = `Could not read the history: ${errorMessage(e)}`;
@@ -434,19 +478,19 @@ export class App {
       return;
     }
     const run = () => {
-      this.begin("send", (onEvent) => this.api.historyResume(e.transfer_id, onEvent), run);
+      this.begin("send", (onEvent) => this.engine.historyResume(e.transfer_id, onEvent), run);
     };
     run();
   }
 
   async saveSettings(s: Settings): Promise<void> {
     try {
-      await this.api.settingsSet(s);
+      await this.engine.settingsSet(s);
       if (this.settings?.download_dir !== s.download_dir) this.receiveDest = s.download_dir;
       this.settings = s;
       this.settingsSaved = "Saved";
       this.applyTheme();
-      this.signalUrl = await this.api.signalUrl().catch(() => this.signalUrl);
+      this.signalUrl = await this.engine.signalUrl().catch(() => this.signalUrl);
     } catch (e) {
       this.settingsSaved = `Not saved: ${errorMessage(e)}`;
     }
@@ -454,7 +498,7 @@ export class App {
   }
 
   async chooseDownloadDir(): Promise<void> {
-    const dir = await this.api.pickFolder().catch(() => null);
+    const dir = await this.engine.pickFolder().catch(() => null);
     if (dir && this.settings) {
       this.settings = { ...this.settings, download_dir: dir };
       this.settingsSaved = "";
@@ -471,9 +515,10 @@ export class App {
     if (overlay) overlay.hidden = !on;
   }
 
-  onDrop(paths: string[]): void {
+  onDrop(what: Picked): void {
     this.setDragging(false);
-    if (paths.length) this.startSend(paths);
+    const n = what.kind === "paths" ? what.paths.length : what.files.length;
+    if (n) this.startSend(what);
   }
 }
 

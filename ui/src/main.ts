@@ -14,7 +14,7 @@ void getCurrentWebview()
     const p = ev.payload;
     if (p.type === "enter" || p.type === "over") app.setDragging(true);
     else if (p.type === "leave") app.setDragging(false);
-    else if (p.type === "drop") app.onDrop(p.paths);
+    else if (p.type === "drop") app.onDrop({ kind: "paths", paths: p.paths });
   })
   .catch((e) => console.warn("drag-drop unavailable", e));
 

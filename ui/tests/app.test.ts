@@ -197,14 +197,14 @@ test("a rejected start command surfaces as an error screen", async () => {
     if (cmd === "send_start") throw { code: "server-unreachable", message: "connection refused" };
     return null;
   });
-  app.startSend(["/x"]);
+  app.startSend({ kind: "paths", paths: ["/x"] });
   await tick();
   await tick();
   expect(text("#error-title")).toBe("Can't reach the signaling server");
 });
 
 test("a dropped file starts a send; events from a cancelled transfer are ignored", async () => {
-  app.onDrop(["/tmp/dropped.bin"]);
+  app.onDrop({ kind: "paths", paths: ["/tmp/dropped.bin"] });
   await tick();
   expect(calls.send_start[0].paths).toEqual(["/tmp/dropped.bin"]);
   const old = channel!;

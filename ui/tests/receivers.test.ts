@@ -57,7 +57,7 @@ afterEach(() => {
 });
 
 test("single use stays the default; picking 3 receivers opens a room for several", async () => {
-  app.startSend(["/f/a.bin"]);
+  app.startSend({ kind: "paths", paths: ["/f/a.bin"] });
   await tick();
   await tick();
   expect(calls.send_start?.length).toBe(1);
@@ -67,7 +67,7 @@ test("single use stays the default; picking 3 receivers opens a room for several
   app = new App($("#main")!, $("#nav"));
   await app.init();
   select("#receivers-picker", "3");
-  app.startSend(["/f/a.bin"]);
+  app.startSend({ kind: "paths", paths: ["/f/a.bin"] });
   await tick();
   await tick();
   expect(calls.send_many_start?.[0]).toMatchObject({ paths: ["/f/a.bin"], receivers: 3 });
@@ -75,7 +75,7 @@ test("single use stays the default; picking 3 receivers opens a room for several
 
 test("the room card lists each receiver with its progress, and stops one", async () => {
   select("#receivers-picker", "0");
-  app.startSend(["/f/a.bin"]);
+  app.startSend({ kind: "paths", paths: ["/f/a.bin"] });
   await tick();
   await tick();
   expect(calls.send_many_start?.[0]).toMatchObject({ receivers: 0 });

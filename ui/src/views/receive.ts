@@ -1,4 +1,5 @@
 import { h } from "../dom";
+import { ALL_CAPS, type Capabilities } from "../engine";
 import type { NearbyRoom } from "../ipc";
 
 export interface ReceiveActions {
@@ -61,7 +62,7 @@ export interface ReceivePrefill {
   note?: string;
 }
 
-export function receiveView(a: ReceiveActions, prefill: ReceivePrefill, dest: string, nearby: NearbyState = { kind: "idle" }): HTMLElement {
+export function receiveView(a: ReceiveActions, prefill: ReceivePrefill, dest: string, nearby: NearbyState = { kind: "idle" }, caps: Capabilities = ALL_CAPS): HTMLElement {
   // A room picked from the nearby list joins on the server it was announced with, unless the
   // user then types another room.
   const chosen: { server: string | null; room?: string } = { server: null };
@@ -80,13 +81,15 @@ export function receiveView(a: ReceiveActions, prefill: ReceivePrefill, dest: st
     }),
     h("label", { for: "join-password" }, "Password"),
     h("input", { id: "join-password", name: "password", autocomplete: "off", spellcheck: "false", value: prefill.password ?? "" }),
-    h("label", { for: "choose-dest" }, "Save to"),
-    h(
-      "div",
-      { class: "dest" },
-      h("code", { id: "dest" }, dest || "(choose a folder)"),
-      h("button", { id: "choose-dest", type: "button", onclick: () => a.chooseFolder() }, "Choose folder…"),
-    ),
+    caps.destBeforeJoin ? h("label", { for: "choose-dest" }, "Save to") : null,
+    caps.destBeforeJoin
+      ? h(
+          "div",
+          { class: "dest" },
+          h("code", { id: "dest" }, dest || "(choose a folder)"),
+          h("button", { id: "choose-dest", type: "button", onclick: () => a.chooseFolder() }, "Choose folder…"),
+        )
+      : null,
     h("p", { id: "join-error", class: "field-error", role: "alert" }, prefill.error ?? ""),
     h("div", { class: "actions" }, h("button", { id: "join", class: "primary", type: "submit" }, "Join")),
   );
@@ -107,7 +110,7 @@ export function receiveView(a: ReceiveActions, prefill: ReceivePrefill, dest: st
     h("h1", { id: "screen-title", tabindex: -1 }, "Receive files"),
     h("p", { class: "hint" }, "Enter the room ID and password the sender sees, or paste their link."),
     prefill.note ? h("p", { id: "receive-note", class: "notice warn" }, prefill.note) : null,
-    nearbyList(a, nearby, chosen, fill),
+    caps.nearby ? nearbyList(a, nearby, chosen, fill) : null,
     form,
   );
 }

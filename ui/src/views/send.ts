@@ -1,4 +1,5 @@
 import { h } from "../dom";
+import { ALL_CAPS, type Capabilities } from "../engine";
 import { LIFETIME_PRESETS, lifetimeLabel, parseLifetime } from "../lifetime";
 
 export interface SendActions {
@@ -79,7 +80,7 @@ function textBox(a: SendActions): HTMLElement {
 }
 
 /** Home screen: drop anywhere on the window, or pick. An optional own password. */
-export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number, receivers = 1): HTMLElement {
+export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number, receivers = 1, caps: Capabilities = ALL_CAPS): HTMLElement {
   return h(
     "div",
     { class: "screen send" },
@@ -88,7 +89,7 @@ export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number
       "div",
       { class: `dropzone${dragging ? " over" : ""}`, id: "dropzone" },
       h("div", { class: "drop-icon", "aria-hidden": "true" }, "⇪"),
-      h("p", { class: "drop-text" }, "Drop files or folders anywhere on this window"),
+      h("p", { class: "drop-text" }, caps.dropFolders ? "Drop files or folders anywhere on this window" : "Drop files anywhere on this page"),
       h("p", { class: "hint" }, "or"),
       h(
         "div",
@@ -97,10 +98,10 @@ export function sendView(a: SendActions, dragging: boolean, lifetimeSecs: number
         h("button", { id: "pick-folder", onclick: () => a.pickFolder() }, "Choose folder…"),
       ),
     ),
-    textBox(a),
-    lifetimePicker(a, lifetimeSecs),
-    a.setReceivers ? receiversPicker(a, receivers) : null,
-    h(
+    caps.text ? textBox(a) : null,
+    caps.lifetime ? lifetimePicker(a, lifetimeSecs) : null,
+    a.setReceivers && caps.manyReceivers ? receiversPicker(a, receivers) : null,
+    !caps.ownPassword ? null : h(
       "details",
       { class: "own-password" },
       h("summary", {}, "Use my own password"),

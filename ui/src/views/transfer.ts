@@ -1,6 +1,7 @@
 // The screen of one running transfer, both directions: room card (sender), offer
 // (receiver), verification words, progress, controls, result.
 import { h, svgElement } from "../dom";
+import { ALL_CAPS, type Capabilities, type EngineError, type OfferStorage, type TransferReport } from "../engine";
 import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
 import { displayRoom, webLink } from "../link";
 import { statusText, type FileRow, type ReceiverRow, type TransferState } from "../state";
@@ -13,6 +14,8 @@ export interface TransferActions {
   retry(): void;
   back(): void;
   accept(): void;
+  /** Browser receiver: accept into a folder picked now. */
+  acceptInto?(): void;
   reveal(): void;
   /** Sender: keep the waiting room open for the picked lifetime from now. */
   extendRoom(): void;
@@ -28,6 +31,15 @@ export interface TransferExtras {
   nowMs: number;
   /** The lifetime an Extend asks for, as people say it ("1 hour"). */
   extendBy?: string;
+  caps?: Capabilities;
+  /** The room's browser link; undefined: derived from its `ferry://` link. */
+  webLink?: string | null;
+  /** Browser receiver: where the pending offer would go. */
+  storage?: OfferStorage | null;
+  /** Browser receiver: why the last "save into a folder" did not happen. */
+  folderError?: EngineError;
+  /** What the finished transfer left (files to save, where they went). */
+  report?: TransferReport | null;
 }
 
 function bar(value: number, label: string, id?: string): HTMLElement {
@@ -88,7 +100,7 @@ function fileList(files: FileRow[]): HTMLElement {
 
 function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
   const room = s.room ? displayRoom(s.room) : "";
-  const web = s.link ? webLink(s.link) : null;
+  const web = x.webLink !== undefined ? x.webLink : s.link ? webLink(s.link) : null;
   return h(
     "section",
     { class: "card room", "aria-labelledby": "room-title" },
@@ -124,7 +136,9 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
     h(
       "div",
       { class: "actions room-actions" },
-      h("button", { id: "extend-room", class: "small", onclick: () => a.extendRoom() }, x.extendBy ? `Keep open ${x.extendBy} more` : "Extend"),
+      (x.caps ?? ALL_CAPS).extendRoom
+        ? h("button", { id: "extend-room", class: "small", onclick: () => a.extendRoom() }, x.extendBy ? `Keep open ${x.extendBy} more` : "Extend")
+        : null,
       h("button", { id: "close-room", class: "small danger", onclick: () => a.closeRoom() }, "Close room"),
     ),
   );
@@ -152,12 +166,49 @@ function offerCard(s: TransferState, x: TransferExtras, a: TransferActions): HTM
       { class: "files offer", "aria-label": "Offered files" },
       s.files.map((f) => h("li", { class: "file" }, h("span", { class: "fname", title: displayName(f.path) }, displayName(f.path)), h("span", { class: "fsize" }, formatBytes(f.size)))),
     ),
-    h("p", { class: "dest" }, h("span", {}, "Saving to"), h("code", { id: "dest" }, x.dest ?? "")),
+    (x.caps ?? ALL_CAPS).destBeforeJoin ? h("p", { class: "dest" }, h("span", {}, "Saving to"), h("code", { id: "dest" }, x.dest ?? "")) : null,
+    x.storage ? h("p", { class: "hint", id: "storage", "data-kind": x.storage.kind }, x.storage.text) : null,
+    x.storage && !x.storage.fits ? h("p", { class: "field-error", id: "too-large" }, x.storage.tooLarge ?? "") : null,
     h(
       "div",
       { class: "actions" },
-      h("button", { id: "accept", class: "primary", onclick: () => a.accept() }, "Accept and receive"),
+      h("button", { id: "accept", class: "primary", disabled: x.storage ? !x.storage.fits : false, onclick: () => a.accept() }, "Accept and receive"),
+      x.storage?.folder && a.acceptInto ? h("button", { id: "folder", onclick: () => a.acceptInto?.() }, x.storage.folder) : null,
       h("button", { id: "decline", onclick: () => a.cancel() }, "Decline"),
+    ),
+    x.storage ? h("p", { class: "field-error", id: "folder-error", role: "alert", "data-code": x.folderError?.code ?? null }, x.folderError ? folderProblem(x.folderError) : "") : null,
+  );
+}
+
+/** What the offer card says when saving into a folder did not happen. */
+function folderProblem(e: EngineError): string {
+  return e.code === "picker-aborted" ? "No folder was picked. Pick one to save into, Accept to keep the files in this browser, or Decline." : e.message;
+}
+
+/** The finished transfer's sentence, with the figures tests read as `data-*`. */
+function doneLine(s: TransferState, report: TransferReport | null | undefined): HTMLElement {
+  const n = s.files.length;
+  const what = `${n} file${n === 1 ? "" : "s"}, ${formatBytes(s.total)}`;
+  const text = s.role === "send" ? `Sent ${what}; the receiver verified every byte.` : `Received ${what}, every byte verified.`;
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(report?.data ?? {})) data[`data-${k}`] = String(v);
+  return h("p", { id: "done", ...data }, text);
+}
+
+/** Browser receiver: the files the page holds, each a download. */
+function savedList(report: TransferReport | null | undefined): HTMLElement | null {
+  const files = report?.files?.filter((f) => f.url);
+  if (!files?.length) return null;
+  return h(
+    "ul",
+    { class: "files saved", "aria-label": "Save the received files" },
+    files.map((f, i) =>
+      h(
+        "li",
+        { class: "file" },
+        h("a", { class: "fname", href: f.url ?? "", download: f.path.split("/").pop() || "file", id: `file-${i}`, "data-path": f.path }, displayName(f.path)),
+        h("span", { class: "fsize" }, formatBytes(f.size)),
+      ),
     ),
   );
 }
@@ -180,7 +231,8 @@ function textCard(s: TransferState, a: TransferActions): HTMLElement {
   );
 }
 
-function progressCard(s: TransferState, a: TransferActions): HTMLElement {
+function progressCard(s: TransferState, x: TransferExtras, a: TransferActions): HTMLElement {
+  const caps = x.caps ?? ALL_CAPS;
   const pct = percent(s.bytesDone, s.total);
   const done = s.phase === "done";
   return h(
@@ -200,20 +252,25 @@ function progressCard(s: TransferState, a: TransferActions): HTMLElement {
       s.path ? h("dt", {}, "Connection") : null,
       s.path ? h("dd", { id: "path" }, s.path === "relayed" ? "Relayed (TURN)" : "Direct") : null,
     ),
+    done ? doneLine(s, x.report) : null,
+    done && x.report?.note ? h("p", { class: "hint", id: "saved-in" }, x.report.note) : null,
+    done ? savedList(x.report) : null,
     fileList(s.files),
     done
       ? h(
           "div",
           { class: "actions" },
-          s.role === "receive" ? h("button", { id: "reveal", class: "primary", onclick: () => a.reveal() }, "Show in folder") : null,
+          s.role === "receive" && caps.reveal ? h("button", { id: "reveal", class: "primary", onclick: () => a.reveal() }, "Show in folder") : null,
           h("button", { id: "back", onclick: () => a.back() }, s.role === "send" ? "Send more" : "Receive more"),
         )
       : h(
           "div",
           { class: "actions" },
-          s.phase === "paused"
-            ? h("button", { id: "resume", class: "primary", onclick: () => a.resume() }, "Resume")
-            : h("button", { id: "pause", onclick: () => a.pause(), disabled: s.phase !== "transferring" }, "Pause"),
+          !caps.pause
+            ? null
+            : s.phase === "paused"
+              ? h("button", { id: "resume", class: "primary", onclick: () => a.resume() }, "Resume")
+              : h("button", { id: "pause", onclick: () => a.pause(), disabled: s.phase !== "transferring" }, "Pause"),
           h("button", { id: "cancel", class: "danger", onclick: () => a.cancel() }, "Cancel"),
         ),
   );
@@ -238,7 +295,7 @@ export function transferView(s: TransferState, x: TransferExtras, a: TransferAct
     s.phase === "error" && s.error
       ? h(
           "div",
-          { id: "error", class: "notice error", role: "alert" },
+          { id: "error", class: "notice error", role: "alert", "data-code": s.error.code },
           h("strong", { id: "error-title" }, s.error.title),
           h("p", { id: "error-detail" }, s.error.detail),
           h(
@@ -260,7 +317,7 @@ export function transferView(s: TransferState, x: TransferExtras, a: TransferAct
       : null,
     showRoom ? roomCard(s, x, a) : null,
     s.phase === "offer" ? offerCard(s, x, a) : null,
-    showProgress ? progressCard(s, a) : null,
+    showProgress ? progressCard(s, x, a) : null,
     showText ? textCard(s, a) : null,
     s.phase === "waiting" || s.phase === "connecting" || s.phase === "starting"
       ? h("div", { class: "actions" }, h("button", { id: "cancel", class: "danger", onclick: () => a.cancel() }, "Cancel"))
