@@ -29,8 +29,8 @@ export interface Capabilities {
   extendRoom: boolean;
   /** Choosing how long the room stays open before it is created. */
   lifetime: boolean;
-  /** Pause and resume a running transfer. */
-  pause: boolean;
+  /** Pause and resume a running transfer, as its sender and as its receiver. */
+  pause: { send: boolean; receive: boolean };
   /** Folders dropped on the window arrive whole (the Tauri shell gets their paths; a page
    * gets only files). */
   dropFolders: boolean;
@@ -49,7 +49,7 @@ export const ALL_CAPS: Capabilities = {
   text: true,
   extendRoom: true,
   lifetime: true,
-  pause: true,
+  pause: { send: true, receive: true },
   dropFolders: true,
   ownPassword: true,
 };

@@ -9,7 +9,7 @@ import { tauriEngine } from "../src/tauri-engine";
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const $ = (sel: string) => document.querySelector(sel) as HTMLElement | null;
 
-const BROWSER_CAPS = { ...ALL_CAPS, history: false, settings: false, reveal: false, nearby: false, destBeforeJoin: false, manyReceivers: false, extendRoom: false, pause: false, dropFolders: false };
+const BROWSER_CAPS = { ...ALL_CAPS, history: false, settings: false, reveal: false, nearby: false, destBeforeJoin: false, manyReceivers: false, extendRoom: false, pause: { send: true, receive: false }, dropFolders: false };
 
 function limitedEngine() {
   let onEvent: EventHandler = () => {};

@@ -266,7 +266,7 @@ function progressCard(s: TransferState, x: TransferExtras, a: TransferActions): 
       : h(
           "div",
           { class: "actions" },
-          !caps.pause
+          !caps.pause[s.role]
             ? null
             : s.phase === "paused"
               ? h("button", { id: "resume", class: "primary", onclick: () => a.resume() }, "Resume")

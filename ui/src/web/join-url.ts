@@ -5,7 +5,7 @@
 //   ?server=wss://... (or ?s=)        a page hosted apart from its signaling server
 // Without ?server=, the socket is the page's own origin's /ws (beside /j/ under a prefix):
 // ws: for an http page, wss: for https.
-import { normalizeRoom } from "../link";
+import { displayRoom, normalizeRoom } from "../link";
 
 export interface JoinTarget {
   server: string;
@@ -43,4 +43,14 @@ export function parseJoinUrl(at: PageAddress): JoinTarget {
     if (slash >= 0 && frag.length > slash + 1) out.password = frag.slice(slash + 1);
   }
   return out;
+}
+
+/** A link that opens this web app's join screen for the room: `/j/ROOM#PASSWORD` beside the
+ * page when the page came from the signaling server itself (no `?server=`), else this page
+ * with its `?server=` and `#ROOM/PASSWORD` (parseJoinUrl reads both). */
+export function pageJoinLink(at: Pick<Location, "origin" | "pathname" | "search">, room: string, password: string): string {
+  const server = new URLSearchParams(at.search).get("server") ?? new URLSearchParams(at.search).get("s");
+  const display = displayRoom(room);
+  if (!server) return `${at.origin}${at.pathname.replace(/\/j\/[^/]*\/?$/, "/x").replace(/\/[^/]*$/, "")}/j/${display}#${encodeURIComponent(password)}`;
+  return `${at.origin}${at.pathname}?${new URLSearchParams({ server }).toString()}#${display}/${encodeURIComponent(password)}`;
 }
