@@ -6,39 +6,17 @@ import { h } from "../dom";
 import { attemptFailedNotice, humanError, wrongPasswordNotice } from "../errors";
 import { formatBytes, percent } from "../format";
 import { displayRoom } from "../link";
-import type { FileEntry } from "./frames";
 import { type HostEvent, HostRoom } from "./host";
 import { sendInWorker } from "./send-port";
-import { WebError } from "./signal";
+import { asWebError, entriesFor, FINAL, RECONNECT_FOR, webLink, withDeadline } from "./send-run";
 
-/** How long a dropped receiver may take to come back (defaults.rs RECONNECT_FOR). */
-const RECONNECT_FOR = 120_000;
-/** Ends that a new attempt cannot mend. */
-const FINAL = new Set(["cancelled", "declined", "integrity", "too-large", "disk-full", "permission-denied", "unsupported", "room-locked", "room-expired"]);
+export { entriesFor, webLink };
 
 export interface SendPageOptions {
   main: HTMLElement;
   say: (text: string) => void;
   server: string;
   errorNotice: (code: string, message: string) => HTMLElement;
-}
-
-/** The manifest for the picked files: folder-relative paths where a folder was picked,
- * duplicates renamed as the native receiver would land them ("name (1).ext"). */
-export function entriesFor(files: { name: string; size: number; lastModified: number; webkitRelativePath?: string }[]): FileEntry[] {
-  const seen = new Set<string>();
-  return files.map((f) => {
-    let path = (f.webkitRelativePath || f.name).replace(/\\/g, "/").replace(/^\/+/, "");
-    if (seen.has(path)) {
-      const dot = path.lastIndexOf(".");
-      const [stem, ext] = dot > path.lastIndexOf("/") + 1 ? [path.slice(0, dot), path.slice(dot)] : [path, ""];
-      let n = 1;
-      while (seen.has(`${stem} (${n})${ext}`)) n += 1;
-      path = `${stem} (${n})${ext}`;
-    }
-    seen.add(path);
-    return { path, size: f.size, mtime_ms: Math.trunc(f.lastModified) };
-  });
 }
 
 export function sendPage(o: SendPageOptions): void {
@@ -244,29 +222,6 @@ export function sendPage(o: SendPageOptions): void {
   }
 }
 
-/** A link that opens this web app's join screen for the room: `/j/ROOM#PASSWORD` beside the
- * page when the page came from the signaling server itself (no `?server=`), else this page
- * with its `?server=` and `#ROOM/PASSWORD` (join-url.ts reads both). */
-export function webLink(at: Pick<Location, "origin" | "pathname" | "search">, room: string, password: string): string {
-  const server = new URLSearchParams(at.search).get("server") ?? new URLSearchParams(at.search).get("s");
-  const display = displayRoom(room);
-  if (!server) return `${at.origin}${at.pathname.replace(/\/[^/]*$/, "")}/j/${display}#${encodeURIComponent(password)}`;
-  return `${at.origin}${at.pathname}?${new URLSearchParams({ server }).toString()}#${display}/${encodeURIComponent(password)}`;
-}
-
 function status(text: string): HTMLElement {
   return h("p", { class: "status", id: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
-}
-
-function asWebError(e: unknown): WebError {
-  return e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
-}
-
-/** `p`, unless `at` (ms since the epoch) passes first: then `peer-left`. */
-function withDeadline<T>(p: Promise<T>, at: number): Promise<T> {
-  if (!Number.isFinite(at)) return p;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new WebError("peer-left", "the receiver did not come back")), Math.max(at - Date.now(), 0))),
-  ]);
 }

@@ -1,0 +1,406 @@
+// One browser send, without a screen: the page (as the room's host, host.ts) opens a room,
+// waits for the receiver, sends in a Worker (send-port.ts) and reports it all as the engine's
+// `FerryEvent`s, in the order the native sender (ferry-core api/mod.rs `send`) emits them, so
+// the shared controller and views (app.ts, state.ts) show a browser send as they show a
+// native one. The room outlives a dropped link: the next guest to prove the password resumes
+// from what the receiver already holds.
+import type { TransferReport } from "../engine";
+import type { FerryEvent, PathKind } from "../ipc";
+import { displayRoom } from "../link";
+import type { FileEntry } from "./frames";
+import { type HostEvent, HostRoom } from "./host";
+import type { SendEvent, SendStats } from "./send";
+import { sendInWorker } from "./send-port";
+import type { DcLink } from "./session";
+import { WebError } from "./signal";
+
+/** How long a dropped receiver may take to come back (defaults.rs RECONNECT_FOR). */
+export const RECONNECT_FOR = 120_000;
+/** Ends that a new attempt cannot mend. */
+export const FINAL = new Set(["cancelled", "declined", "integrity", "too-large", "disk-full", "permission-denied", "unsupported", "room-locked", "room-expired"]);
+/** How long reading the connection's statistics for its path may take before "unknown". */
+const STATS_WAIT = 1000;
+
+export interface SendRunOptions {
+  /** The signaling server, as the page was given it. */
+  server: string;
+  files: File[];
+  /** The sender's own password, or null (or empty) for a generated one. */
+  password: string | null;
+  /** Room lifetime in seconds, or null for the server's default. Not sent yet: the browser's
+   * `create-room` (signal.ts `SignalClient.create`) asks for no `ttl_secs`, so the room lives
+   * the server's default and `room-created` carries the `expires_at` the server granted. */
+  ttlSecs: number | null;
+  onEvent: (e: FerryEvent) => void;
+  /** Tests only: a rate cap in bytes/s, so a transfer is slow enough to interrupt; 0 = none. */
+  rateBps?: number;
+  /** The link that opens the room in a browser (send-page's `webLink` over the page's
+   * location); `SendRun.browserLink` returns it once the room exists. */
+  webLink?: (room: string, password: string) => string;
+  /** STUN/TURN and other settings for the connection (host.ts adds the server's ICE servers). */
+  rtc?: RTCConfiguration;
+}
+
+export interface SendRun {
+  /** Resolves when the run is over (done, error, cancelled); never rejects. */
+  readonly ended: Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** While waiting: close the room. While sending: cancel, telling the receiver. */
+  cancel(): void;
+  /** After `done`: the figures the done card carries, and which files were not sent. */
+  report(): TransferReport | null;
+  /** The browser link for the room (`SendRunOptions.webLink`); null before the room exists. */
+  browserLink(): string | null;
+}
+
+/** The manifest for the picked files: folder-relative paths where a folder was picked,
+ * duplicates renamed as the native receiver would land them ("name (1).ext"). */
+export function entriesFor(files: { name: string; size: number; lastModified: number; webkitRelativePath?: string }[]): FileEntry[] {
+  const seen = new Set<string>();
+  return files.map((f) => {
+    let path = (f.webkitRelativePath || f.name).replace(/\\/g, "/").replace(/^\/+/, "");
+    if (seen.has(path)) {
+      const dot = path.lastIndexOf(".");
+      const [stem, ext] = dot > path.lastIndexOf("/") + 1 ? [path.slice(0, dot), path.slice(dot)] : [path, ""];
+      let n = 1;
+      while (seen.has(`${stem} (${n})${ext}`)) n += 1;
+      path = `${stem} (${n})${ext}`;
+    }
+    seen.add(path);
+    return { path, size: f.size, mtime_ms: Math.trunc(f.lastModified) };
+  });
+}
+
+/** A link that opens this web app's join screen for the room: `/j/ROOM#PASSWORD` beside the
+ * page when the page came from the signaling server itself (no `?server=`), else this page
+ * with its `?server=` and `#ROOM/PASSWORD` (join-url.ts reads both). */
+export function webLink(at: Pick<Location, "origin" | "pathname" | "search">, room: string, password: string): string {
+  const server = new URLSearchParams(at.search).get("server") ?? new URLSearchParams(at.search).get("s");
+  const display = displayRoom(room);
+  if (!server) return `${at.origin}${at.pathname.replace(/\/[^/]*$/, "")}/j/${display}#${encodeURIComponent(password)}`;
+  return `${at.origin}${at.pathname}?${new URLSearchParams({ server }).toString()}#${display}/${encodeURIComponent(password)}`;
+}
+
+export function asWebError(e: unknown): WebError {
+  return e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+}
+
+/** Whether an attempt that ended with `code` ends the send, rather than waiting for the
+ * receiver to come back. */
+export function isFinal(code: string): boolean {
+  return FINAL.has(code) || code === "protocol" || code === "source-changed";
+}
+
+/** `p`, unless `at` (ms since the epoch) passes first: then `peer-left`. */
+export function withDeadline<T>(p: Promise<T>, at: number): Promise<T> {
+  if (!Number.isFinite(at)) return p;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<T>((_, reject) => {
+    timer = setTimeout(() => reject(new WebError("peer-left", "the receiver did not come back")), Math.max(at - Date.now(), 0));
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** The room's events as the engine reports them. `linkLive`: a link is carrying the
+ * transfer, and the one `accept` that keeps running meanwhile (for a receiver that comes
+ * back) must not move the screen back to "connecting" for a guest that may never connect;
+ * wrong passwords and failed attempts are still said. `connected` is the run's to report,
+ * with the link's path. */
+export function hostEventToFerry(e: HostEvent, linkLive: boolean): FerryEvent | null {
+  switch (e.type) {
+    case "wrong-password":
+      return { event: "wrong-password-attempt", attempts_left: e.attemptsLeft };
+    case "attempt-failed":
+      return { event: "attempt-failed", code: e.code, message: e.message };
+    case "peer-joined":
+      return linkLive ? null : { event: "peer-joined" };
+    case "connecting":
+      return linkLive ? null : { event: "connecting" };
+    // The guest left before the devices connected: back to waiting (events.rs `from_session`).
+    case "peer-left":
+      return linkLive ? null : { event: "waiting" };
+    case "connected":
+      return null;
+  }
+}
+
+/** One entry of an `RTCStatsReport`, as far as it is read here. */
+type Stat = Record<string, unknown>;
+
+const RANK: Record<string, number> = { relay: 4, prflx: 3, srflx: 2, host: 1 };
+
+/** How the selected candidate pair's bytes travel: the less direct of its two ends, as
+ * rtc.rs `selected_path` says it. Chrome names the pair on the transport; Firefox marks it. */
+export function pathFromStats(report: Pick<ReadonlyMap<string, Stat>, "get" | "forEach">): { path: "direct" | "relayed"; kind: PathKind } {
+  let pair: Stat | undefined;
+  report.forEach((s) => {
+    if (pair) return;
+    if (s.type === "transport" && typeof s.selectedCandidatePairId === "string") pair = report.get(s.selectedCandidatePairId);
+  });
+  if (!pair) {
+    report.forEach((s) => {
+      if (!pair && s.type === "candidate-pair" && (s.selected === true || (s.nominated === true && s.state === "succeeded"))) pair = s;
+    });
+  }
+  let kind: PathKind = "unknown";
+  if (pair) {
+    for (const id of [pair.localCandidateId, pair.remoteCandidateId]) {
+      const t = typeof id === "string" ? report.get(id)?.candidateType : undefined;
+      if (typeof t === "string" && (RANK[t] ?? 0) > (RANK[kind] ?? 0)) kind = t as PathKind;
+    }
+  }
+  return { path: kind === "relay" ? "relayed" : "direct", kind };
+}
+
+/** The path of a connected link, "unknown" when the browser does not say in time. */
+async function linkPath(pc: RTCPeerConnection): Promise<{ path: "direct" | "relayed"; kind: PathKind }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const report = await Promise.race([
+      pc.getStats(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), STATS_WAIT);
+      }),
+    ]);
+    if (report) return pathFromStats(report as unknown as ReadonlyMap<string, Stat>);
+  } catch {
+    // A closed connection has no statistics: the path stays unknown.
+  } finally {
+    clearTimeout(timer);
+  }
+  return { path: "direct", kind: "unknown" };
+}
+
+/** One attempt's events, from the Worker's `SendEvent`s: where it resumed, and progress with
+ * the rate over this attempt since the receiver's accept and the time left at that rate
+ * (transfer/machine/progress.rs). `SendEvent` progress is already overall (bytes acknowledged
+ * over the whole transfer, counting what a resume started from). */
+export class AttemptMeter {
+  private started: number | null = null;
+  private base = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  map(e: SendEvent): FerryEvent[] {
+    switch (e.type) {
+      case "accepted":
+        this.started = this.now();
+        this.base = e.resumed;
+        return e.resumed > 0 ? [{ event: "resuming", bytes_done: e.resumed, total: e.total }] : [];
+      case "progress": {
+        const rate = this.rate(e.bytes_done);
+        const eta = rate > 0 ? Math.floor(Math.max(e.total - e.bytes_done, 0) / rate) : null;
+        return [{ event: "progress", file: e.file, bytes_done: e.bytes_done, total: e.total, rate_bps: rate, eta_secs: eta }];
+      }
+      case "chunk-rejected":
+        return [{ event: "chunk-rejected", file: e.file, offset: e.offset }];
+      case "file-done":
+        return [{ event: "file-done", path: e.path, hash: e.hash }];
+      case "file-failed":
+        return [{ event: "file-failed", path: e.path, code: e.code, message: e.message }];
+      case "paused":
+        return [{ event: "paused" }];
+      case "resumed":
+        return [{ event: "resumed" }];
+    }
+  }
+
+  /** Bytes per second since the accept, over the bytes this attempt moved. */
+  rate(done: number): number {
+    const secs = this.secs();
+    return secs > 0 ? Math.floor(Math.max(done - this.base, 0) / secs) : 0;
+  }
+
+  /** Seconds since the receiver's accept (0 before it). */
+  secs(): number {
+    return this.started === null ? 0 : Math.max(this.now() - this.started, 0) / 1000;
+  }
+}
+
+/** The `done` event of a finished send. `link_bytes` is left out: `SendStats.sent` counts
+ * chunk payload before compression, not what crossed the link. */
+export function doneEvent(stats: SendStats, transferId: string, secs: number): FerryEvent {
+  return { event: "done", bytes: stats.bytes, secs, transfer_id: transferId };
+}
+
+/** The figures send-page put on its done card (`#done`'s data attributes), and the files
+ * that were not sent. */
+export function buildReport(stats: SendStats, transferId: string, attempts: number): TransferReport {
+  const report: TransferReport = {
+    data: {
+      bytes: stats.bytes,
+      files: stats.files,
+      resumed: stats.resumed,
+      sent: stats.sent,
+      compressed: stats.compressed,
+      failed: stats.failed.length,
+      attempts,
+      transfer: transferId,
+    },
+  };
+  if (stats.failed.length) report.note = `Not sent: ${stats.failed.map((f) => f.path).join(", ")}`;
+  return report;
+}
+
+export function startSend(o: SendRunOptions): SendRun {
+  let room: HostRoom | null = null;
+  /** A link is carrying the transfer (an attempt runs in the Worker). */
+  let sending = false;
+  let stopped = false;
+  let paused = false;
+  let setPaused: ((p: boolean) => void) | null = null;
+  let report: TransferReport | null = null;
+  let browser: string | null = null;
+  let cancelNow: () => void = () => {};
+  const cancelled = new Promise<void>((resolve) => (cancelNow = resolve));
+
+  const emit = (e: FerryEvent) => {
+    try {
+      o.onEvent(e);
+    } catch (err) {
+      console.error("ferry: event handler failed", err);
+    }
+  };
+  /** The user's cancel wins over whatever the closed room or link made of it. */
+  const ending = (e: unknown): WebError => {
+    const err = asWebError(e);
+    return stopped && err.code !== "cancelled" ? new WebError("cancelled", "cancelled by the user") : err;
+  };
+  const fail = (e: unknown) => {
+    const err = ending(e);
+    console.error("ferry:", err.code, err.message);
+    emit({ event: "error", code: err.code, message: err.message });
+  };
+
+  let current: DcLink | null = null;
+  // Closing the tab ends the connection cleanly (DTLS close_notify), so the receiver hears
+  // it at once rather than after ICE timeouts.
+  const onHide = () => {
+    current?.pc.close();
+    room?.close();
+  };
+
+  async function run(): Promise<void> {
+    const files = o.files;
+    const entries = entriesFor(files);
+    let r: HostRoom;
+    try {
+      r = await HostRoom.create({ server: o.server, password: o.password || undefined, rtc: o.rtc });
+    } catch (e) {
+      return fail(e);
+    }
+    room = r;
+    if (stopped) {
+      r.close();
+      return fail(new WebError("cancelled", "you closed the room"));
+    }
+    addEventListener("pagehide", onHide);
+    browser = o.webLink ? o.webLink(r.room, r.password) : null;
+    emit({ event: "room-created", room: r.room, password: r.password, link: r.link, expires_at: r.expiresAt, server: o.server });
+    emit({ event: "waiting" });
+
+    const onHostEvent = (e: HostEvent) => {
+      const f = hostEventToFerry(e, sending);
+      if (f) emit(f);
+    };
+    let giveUpAt = Infinity;
+    let attempts = 0;
+    // Exactly one `accept` runs at any time, also while sending (see HostRoom.accept).
+    let next = r.accept(onHostEvent);
+    for (;;) {
+      let connected;
+      try {
+        connected = await withDeadline(next, giveUpAt);
+      } catch (e) {
+        r.close();
+        return fail(e);
+      }
+      attempts += 1;
+      const { link, verification } = connected;
+      sending = true;
+      current = link;
+      next = r.accept(onHostEvent);
+      // A receiver that proved the password again replaces this link (whose peer, if it is
+      // the same receiver, vanished without closing it); it resumes where this one stopped.
+      void next.then(
+        () => link.close(0),
+        () => undefined,
+      );
+      const path = await linkPath(link.pc);
+      emit({ event: "connected", ...path });
+      emit({ event: "verification", words: verification });
+      const meter = new AttemptMeter();
+      const worker = new Worker(new URL("./send-worker.ts", import.meta.url), { type: "module" });
+      try {
+        const res = await sendInWorker(worker, link, {
+          room: r.room,
+          files,
+          entries,
+          caps: link.caps,
+          rateBps: o.rateBps ?? 0,
+          cancelled,
+          pauseWith: (set) => {
+            setPaused = set;
+            // Paused before this attempt (or the last one dropped while paused): stay paused.
+            if (paused) set(true);
+          },
+          onEvent: (e) => {
+            for (const f of meter.map(e)) emit(f);
+          },
+        });
+        r.close();
+        // A guest that connected just as this one finished gets nothing.
+        void next.then(
+          (c) => c.link.close(0),
+          () => undefined,
+        );
+        report = buildReport(res.stats, res.transferId, attempts);
+        emit(doneEvent(res.stats, res.transferId, meter.secs()));
+        return;
+      } catch (e) {
+        sending = false;
+        setPaused = null;
+        current = null;
+        const err = asWebError(e);
+        if (stopped || isFinal(err.code)) {
+          r.close();
+          return fail(err);
+        }
+        // The link dropped: keep the room for the receiver to come back and resume.
+        giveUpAt = Date.now() + RECONNECT_FOR;
+        emit({ event: "reconnecting" });
+      }
+    }
+  }
+
+  const ended = run()
+    .catch((e) => fail(e))
+    .finally(() => {
+      sending = false;
+      removeEventListener("pagehide", onHide);
+    })
+    .catch(() => undefined);
+
+  return {
+    ended,
+    pause() {
+      paused = true;
+      setPaused?.(true);
+    },
+    resume() {
+      paused = false;
+      setPaused?.(false);
+    },
+    cancel() {
+      if (stopped) return;
+      stopped = true;
+      cancelNow();
+      // While sending, the Worker tells the receiver and the attempt ends `cancelled`; the
+      // room closes then. Otherwise nothing is under way but the wait: end it.
+      if (!sending) room?.close();
+    },
+    report: () => report,
+    browserLink: () => browser,
+  };
+}
