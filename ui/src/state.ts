@@ -36,6 +36,8 @@ export interface TransferState {
   transferId?: string;
   /** Why the transfer is not moving yet (a wrong password, a failed or retried attempt); null when none. */
   notice: string | null;
+  /** The error code behind `notice` ("wrong-password" for a wrong guess). */
+  noticeCode?: string;
   wrongAttempts: number;
   path?: string;
   words?: string;
@@ -46,7 +48,8 @@ export interface TransferState {
   etaSecs: number | null;
   currentFile?: string;
   doneSecs?: number;
-  error?: HumanError & { code: string };
+  /** `message`: the engine's own words, shown under the explanation when they add to it. */
+  error?: HumanError & { code: string; message?: string };
   /** Symlinks the sender skipped inside picked folders (never followed out of them). */
   skipped: string[];
   /** A text snippet rather than files (the sender knows from the start, a receiver on `text`). */
@@ -147,7 +150,7 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
       return { ...s, phase: attemptOver(s.phase) };
     case "connecting":
     case "peer-joined":
-      return { ...s, phase: "connecting", notice: null };
+      return { ...s, phase: "connecting", notice: null, noticeCode: undefined };
     case "wrong-password-attempt":
       // The guest that failed is gone; the room stays open for the right one.
       return {
@@ -155,15 +158,16 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         phase: attemptOver(s.phase),
         wrongAttempts: s.wrongAttempts + 1,
         notice: wrongPasswordNotice(e.attempts_left),
+        noticeCode: "wrong-password",
       };
     case "attempt-failed":
       // Same as a wrong password: that attempt is over, the room waits for the next.
-      return { ...s, phase: attemptOver(s.phase), notice: attemptFailedNotice(e.code) };
+      return { ...s, phase: attemptOver(s.phase), notice: attemptFailedNotice(e.code), noticeCode: e.code };
     case "retrying":
       // The receiver is still on its way in: same phase, and say why it is taking longer.
-      return { ...s, notice: retryingNotice(e.code) };
+      return { ...s, notice: retryingNotice(e.code), noticeCode: e.code };
     case "connected":
-      return { ...s, notice: null, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
+      return { ...s, notice: null, noticeCode: undefined, phase: s.phase === "reconnecting" ? "transferring" : "connecting", path: e.path };
     case "verification":
       return { ...s, words: Array.isArray(e.words) ? e.words.join(" ") : e.words };
     case "offer": {
@@ -228,7 +232,7 @@ export function reduce(s: TransferState, e: FerryEvent): TransferState {
         transferId: e.transfer_id ?? s.transferId,
       };
     case "error":
-      return { ...s, phase: "error", error: { code: e.code, ...humanError(e.code, e.message) } };
+      return { ...s, phase: "error", error: { code: e.code, message: e.message, ...humanError(e.code, e.message) } };
     // One receiver of a room that serves several: the app sends to one receiver per room, so
     // the transfer's own state is the room's; the receivers' lines are not folded in here.
     case "receiver":

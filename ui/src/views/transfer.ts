@@ -291,13 +291,14 @@ export function transferView(s: TransferState, x: TransferExtras, a: TransferAct
       s.phase === "waiting" || s.phase === "connecting" || s.phase === "starting" ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
       statusText(s),
     ),
-    s.notice ? h("div", { id: "notice", class: "notice warn", role: "alert" }, s.notice) : null,
+    s.notice ? h("div", { id: "notice", class: "notice warn", role: "alert", "data-code": s.noticeCode ?? null }, s.notice) : null,
     s.phase === "error" && s.error
       ? h(
           "div",
           { id: "error", class: "notice error", role: "alert", "data-code": s.error.code },
           h("strong", { id: "error-title" }, s.error.title),
           h("p", { id: "error-detail" }, s.error.detail),
+          s.error.message && s.error.message !== s.error.detail ? h("p", { id: "error-message", class: "hint" }, s.error.message) : null,
           h(
             "div",
             { class: "actions" },
