@@ -356,13 +356,17 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
   let worker: Worker | null = null;
   let cancelled = false;
   let storedOn = "";
+  let folderName: string | null = null;
   let report: TransferReport | null = null;
   let urls: string[] = [];
 
   const settle = (p: Pending, d: true | FolderTarget) => {
     pending = null;
     storedOn = d === true ? p.storage.kind : "folder";
-    if (d !== true) lastFolder = d;
+    if (d !== true) {
+      lastFolder = d;
+      folderName = d.dir.name;
+    }
     events.accepted();
     p.decide(d);
   };
@@ -437,7 +441,7 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
         emit(events.textDone(result.text));
         return;
       }
-      const r = buildReport(result.files, result.stats, storedOn, storedOn === "folder" ? (lastFolder?.dir.name ?? null) : null);
+      const r = buildReport(result.files, result.stats, storedOn, folderName);
       urls = (r.files ?? []).flatMap((f) => (f.url ? [f.url] : []));
       report = r;
       emit(events.done());
