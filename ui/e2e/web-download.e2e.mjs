@@ -226,7 +226,7 @@ async function main() {
       // compress, so this may pass quickly).
       await page.waitForFunction(
         () => {
-          const m = /— ([\d.]+) (B|KB|MB|GB) of/.exec(document.querySelector("main .hint")?.textContent ?? "");
+          const m = /^([\d.]+) (B|KB|MB|GB) of/.exec(document.querySelector("#bytes")?.textContent ?? "");
           return !!m && Number(m[1]) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[m[2]] >= 3e6;
         },
         null,

@@ -10,8 +10,8 @@
 //   the bytes it already holds (a non-zero offset).
 // - Firefox → CLI: the page in send mode hosts a room and `ferry receive` joins with its link:
 //   the same 256 MiB file, the folder and the 0-byte file. Firefox's WebDriver BiDi cannot set
-//   a directory on `<input webkitdirectory>` (input.setFiles: "Is directory"), so where it
-//   refuses, the folder's files go through the multi-file input, flat, and the log says so.
+//   a directory on `<input webkitdirectory>` (input.setFiles: "Is directory"), so the
+//   folder's files go through the Send screen's multi-file input, flat, and the log says so.
 // - Firefox → CLI with the link dropped: `ferry receive` is killed mid-file and run again on
 //   its resume database; the page resumes from the receiver's checkpoint.
 //
@@ -303,19 +303,11 @@ async function main() {
     const page = await browser.newPage();
     const con = watchConsole(page);
     await page.goto(`http://${addr}/?send${extra}`);
-    let flat = false;
-    if (folder) {
-      const input = await page.waitForSelector("#folder", { timeout: 10_000 });
-      try {
-        await input.uploadFile(folder);
-      } catch (e) {
-        if (!/directory/i.test(String(e?.message))) throw e;
-        flat = true;
-      }
-    }
+    // Firefox's WebDriver BiDi cannot set a directory on an input, so a folder's files go
+    // flat, with the other files, through the Send screen's file input in one pick.
+    const flat = !!folder;
     const more = flat ? [...files, ...[...(await tree(folder)).keys()].map((p) => join(folder, p))] : files;
-    if (more.length) await (await page.waitForSelector("#files", { timeout: 10_000 })).uploadFile(...more);
-    await page.click("#create");
+    await (await page.waitForSelector("#files-input", { timeout: 10_000 })).uploadFile(...more);
     await page.waitForSelector("#room-link, main[data-state=error]", { timeout: 15_000 });
     const link = await page.$eval("#room-link", (e) => e.innerText).catch(async () => {
       throw new Error(`no room: ${await textOf(page)}\n${con.lines.join("\n")}`);
@@ -342,22 +334,21 @@ async function main() {
       await page.goto(webLink(created.room, password));
       await page.waitForSelector("#accept", { timeout: 20_000 });
       await page.click("#accept");
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 40, { timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 40, { timeout: 20_000 });
       first.child.kill("SIGKILL");
       await first.exited;
       const killedAt = Date.now();
-      // The page notices the link is gone and offers to join again (the form keeps the room
-      // and password).
+      // The page notices the link is gone and offers to try again (same room and password).
       // The sender comes back at once, in the same room, from its resume database.
       const second = start(FERRY, ["send", "--resume", created.transfer_id, "--server", server, "--password", password, "--json"], cliEnv(run, "send-resume", slow), "ferry send (resumed)");
       const again = JSON.parse(await second.line((l) => l.includes('"event":"room-created"'), 15_000, "room-created"));
       if (again.room !== created.room) throw new Error(`the resumed sender opened room ${again.room}, not ${created.room}`);
-      await page.waitForSelector("main[data-state=error] #join, main[data-state=done]", { timeout: 60_000 });
+      await page.waitForSelector("main[data-state=error] #retry, main[data-state=done]", { timeout: 60_000 });
       if ((await stateOf(page)) === "done") throw new Error("the page claimed done after the sender died");
       const code = await page.$eval("#error", (e) => e.dataset.code).catch(() => "?");
       log(`dropped link: the page saw it after ${((Date.now() - killedAt) / 1000).toFixed(1)} s (${code}); joining again once the other checks are done`);
       await gate;
-      await page.click("#join");
+      await page.click("#retry");
       await page.waitForSelector("#accept", { timeout: 20_000 }).catch(async (e) => {
         throw new Error(`no second offer: ${e.message}\n${await textOf(page)}\n${second.said()}`);
       });
@@ -385,7 +376,7 @@ async function main() {
       const out = join(run, "recv-big");
       mkdirSync(out);
       const recv = start(FERRY, ["receive", link, "--out", out, "--yes", "--json"], cliEnv(run, "recv-big"), "ferry receive (big)");
-      await page.waitForSelector("main[data-state=sending], main[data-state=done]", { timeout: 20_000 }).catch(async (e) => {
+      await page.waitForSelector("main[data-state=transferring], main[data-state=done]", { timeout: 20_000 }).catch(async (e) => {
         throw new Error(`never connected: ${e.message}\n${await textOf(page)}\n${recv.said()}`);
       });
       const t = Date.now();
@@ -415,8 +406,8 @@ async function main() {
       const out = join(run, "recv-drop");
       mkdirSync(out);
       const first = start(FERRY, ["receive", link, "--out", out, "--yes", "--json"], cliEnv(run, "recv-drop"), "ferry receive (first)");
-      await page.waitForSelector("main[data-state=sending]", { timeout: 20_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 65, { timeout: 20_000 });
+      await page.waitForSelector("main[data-state=transferring]", { timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 65, { timeout: 20_000 });
       first.child.kill("SIGKILL");
       await first.exited;
       if ((await stateOf(page)) === "done") throw new Error("the page claimed done after the receiver died");

@@ -206,18 +206,19 @@ async function main() {
       await page.goto(joinUrl(created.room, password));
       await offerShown(page, send1, consoleLines);
       await page.locator("#folder").click({ timeout: 5_000 });
-      await page.locator("main[data-state=receiving]").waitFor({ timeout: 10_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 30, null, { timeout: 10_000 });
+      await page.locator("main[data-state=transferring]").waitFor({ timeout: 10_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 30, null, { timeout: 10_000 });
       send1.child.kill("SIGKILL");
       await exitWithin(send1, 5_000);
       const tKill = Date.now();
-      // The page notices the link is gone and offers to join again, keeping the folder in mind.
+      // The page notices the link is gone and offers to try again, keeping the folder in mind.
       await page.locator("#error").waitFor({ timeout: 40_000 });
       log(`the page saw the link drop ${((Date.now() - tKill) / 1000).toFixed(1)} s after the sender died (${await page.locator("#error").getAttribute("data-code")})`);
       // The same transfer from the same resume database: it goes back to its room.
       const send2 = sender(["--resume", created.transfer_id], password, serverUrl, tag);
       await send2.line((l) => l.includes('"room-created"') || l.includes('"waiting"'), 15_000, "the room again");
-      await page.locator("#join").click({ timeout: 5_000 });
+      // "Try again" on the error joins the same room again.
+      await page.locator("#retry").click({ timeout: 5_000 });
       await offerShown(page, send2, consoleLines);
       const label = await page.locator("#folder").innerText();
       if (!label.includes(folder)) throw new Error(`the offer does not offer to continue into ${folder}: "${label}"`);

@@ -210,17 +210,18 @@ export class Harness {
   }
 }
 
-/** A page in send mode (`url`) with `files` (and `folder`) picked and its room open. */
+/** A page in send mode (`url`) with `files` or a `folder` picked through the Send screen's
+ * own buttons and file chooser, and its room open. */
 export async function openSendRoom(ctx, url, files, folder) {
+  if (files.length && folder) throw new Error("one pick per room: files or a folder");
   const page = await ctx.newPage();
   const consoleLines = [];
   page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   let workers = 0;
   page.on("worker", () => (workers += 1));
   await page.goto(url);
-  if (files.length) await page.locator("#files").setInputFiles(files);
-  if (folder) await page.locator("#folder").setInputFiles(folder);
-  await page.locator("#create").click({ timeout: 5_000 });
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout: 10_000 }), page.locator(folder ? "#pick-folder" : "#pick-files").click({ timeout: 5_000 })]);
+  await chooser.setFiles(folder ?? files);
   await page.locator("#room-link, main[data-state=error]").first().waitFor({ timeout: 15_000 });
   const link = await page
     .locator("#room-link")

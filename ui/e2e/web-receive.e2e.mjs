@@ -189,9 +189,9 @@ async function main() {
         .catch(async (e) => {
           throw new Error(`first tab: ${e.message}\npage: ${await page1.locator("main").innerText()}\nsender:\n${send.lines.join("\n")}`);
         });
-      await page1.locator("main[data-state=receiving]").waitFor({ timeout: 10_000 });
+      await page1.locator("main[data-state=transferring]").waitFor({ timeout: 10_000 });
       // Wait for some progress (over 1 MiB) so there is something to resume.
-      await page1.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 40, null, { timeout: 10_000 });
+      await page1.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 40, null, { timeout: 10_000 });
       await page1.close({ runBeforeUnload: true });
       // The sender must notice at once (the page closes its connection cleanly) and keep the room.
       await send.line((l) => l.includes('"event":"reconnecting"'), 5_000, "a reconnecting event after the tab closed");
@@ -243,7 +243,8 @@ async function main() {
       const text = await page.locator("main").innerText();
       if (!text.includes("can hold at most")) throw new Error(`no size notice: ${text}`);
       await page.locator("#decline").click({ timeout: 5_000 });
-      await page.locator("#error[data-code=declined]").waitFor({ timeout: 10_000 });
+      // The page drops the declined offer and is back on the Receive screen.
+      await page.locator("main[data-state=receive]").waitFor({ timeout: 10_000 });
       const exit = await exitWithin(send, 10_000);
       if (exit !== 22) throw new Error(`sender: exit ${exit}, expected 22 (declined)\n${send.lines.join("\n")}`);
     } finally {

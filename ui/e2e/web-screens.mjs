@@ -67,14 +67,14 @@ async function main() {
 
   // The join form, filled as a person would type it.
   await page.goto(`${origin}/web.html?server=${encodeURIComponent(server)}`);
-  await page.locator("#room").fill(room);
-  await page.locator("#password").fill(password);
-  await shot("web-join", "join");
+  await page.locator("#join-room").fill(room);
+  await page.locator("#join-password").fill(password);
+  await shot("web-join", "receive");
   await page.locator("#join").click();
   await shot("web-offer", "offer");
   await page.locator("#accept").click();
-  await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 20, null, { timeout: 20_000 });
-  await shot("web-progress", "receiving");
+  await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 20, null, { timeout: 20_000 });
+  await shot("web-progress", "transferring");
   await shot("web-done", "done");
 
   // The send screen with its room open, waiting for a receiver.

@@ -71,16 +71,17 @@ async function main() {
     for (let left = MB * 1024 * 1024 + 12_345; left > 0; left -= 8 << 20) writeFileSync(big, randomBytes(Math.min(left, 8 << 20)), { flag: "a" });
     writeFileSync(empty, "");
     for (let i = 0; i < 20; i += 1) writeFileSync(join(folder, i % 2 ? "sub" : "", `note-${i}.txt`), `small file ${i}\n`.repeat(i * 37 + 1));
-    const want = new Map([["random.bin", await sha256File(big)], ["empty.bin", sha256(Buffer.alloc(0))]]);
-    for (const [p, h] of await tree(folder)) want.set(join("album", p), h);
+    // One folder picked on the Send screen: the receiver gets it under the folder's name.
+    const want = new Map([["send-src/random.bin", await sha256File(big)], ["send-src/empty.bin", sha256(Buffer.alloc(0))]]);
+    for (const [p, h] of await tree(folder)) want.set(join("send-src", "album", p), h);
 
     const ctx = await browser.newContext();
     try {
-      const { page, link, consoleLines, workers } = await openRoom(ctx, [big, empty], folder);
+      const { page, link, consoleLines, workers } = await openRoom(ctx, [], src);
       if (!link.startsWith("ferry://join/") || !link.includes("?server=") || !link.includes("#")) throw new Error(`link is not in ticket form: ${link}`);
       const out = join(WORK, "recv-ok");
       const recv = receiver(link, out, "ok");
-      await page.locator("main[data-state=sending], main[data-state=done]").first().waitFor({ timeout: 20_000 });
+      await page.locator("main[data-state=transferring], main[data-state=done]").first().waitFor({ timeout: 20_000 });
       const t0 = Date.now();
       const stop = heapSampler(page);
       let peak = 0;
@@ -133,8 +134,8 @@ async function main() {
       const { page, link, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${4 * 1024 * 1024}`);
       const out = join(WORK, "recv-drop");
       const first = receiver(link, out, "drop");
-      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 65, null, { timeout: 15_000 });
+      await page.locator("main[data-state=transferring]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 65, null, { timeout: 15_000 });
       first.child.kill("SIGKILL");
       await first.exited;
       if ((await page.locator("main").getAttribute("data-state")) === "done") throw new Error("the page claimed done after the receiver died");
@@ -161,8 +162,8 @@ async function main() {
       const { page, link, room, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${2 * 1024 * 1024}`);
       const out = join(WORK, "recv-steady");
       const good = receiver(link, out, "steady");
-      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 15, null, { timeout: 15_000 });
+      await page.locator("main[data-state=transferring]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 15, null, { timeout: 15_000 });
       const intruder = receiver(room, join(WORK, "recv-intruder"), "intruder", ["--server", serverUrl, "--password", "a guess"]);
       const exit = await exitWithin(intruder, 20_000);
       if (exit !== 10) throw new Error(`intruder: exit ${exit}\n${intruder.lines.join("\n")}\n${intruder.stderr().slice(-2000)}`);
@@ -187,17 +188,17 @@ async function main() {
       const { page, link, consoleLines } = await openRoom(ctx, [file], null, `&throttle=${1024 * 1024}`);
       const out = join(WORK, "recv-pause");
       const recv = receiver(link, out, "pause");
-      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 10, null, { timeout: 15_000 });
+      await page.locator("main[data-state=transferring]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 10, null, { timeout: 15_000 });
       await page.locator("#pause").click();
       await recv.line((l) => l.includes('"event":"paused"'), 5_000, "a paused event");
       // What was on its way lands; then nothing more is acknowledged.
       await new Promise((r) => setTimeout(r, 1000));
-      const held = await page.locator("#progress").getAttribute("value");
+      const held = await page.locator("#overall-bar").getAttribute("value");
       await new Promise((r) => setTimeout(r, 1500));
-      const later = await page.locator("#progress").getAttribute("value");
+      const later = await page.locator("#overall-bar").getAttribute("value");
       if (held !== later || Number(later) >= 100) throw new Error(`progress moved while paused: ${held} → ${later}`);
-      await page.locator("#pause").click();
+      await page.locator("#resume").click();
       await recv.line((l) => l.includes('"event":"resumed"'), 5_000, "a resumed event");
       await finished(page, consoleLines, 20_000);
       if ((await exitWithin(recv, 10_000)) !== 0) throw new Error(`receiver failed:\n${recv.lines.join("\n")}`);
@@ -215,10 +216,11 @@ async function main() {
     try {
       const { page, link } = await openRoom(ctx, [file], null, `&throttle=${1024 * 1024}`);
       const recv = receiver(link, join(WORK, "recv-cancel"), "cancel");
-      await page.locator("main[data-state=sending]").waitFor({ timeout: 20_000 });
-      await page.waitForFunction(() => Number(document.querySelector("#progress")?.value ?? 0) >= 10, null, { timeout: 15_000 });
+      await page.locator("main[data-state=transferring]").waitFor({ timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector("#overall-bar")?.value ?? 0) >= 10, null, { timeout: 15_000 });
       await page.locator("#cancel").click();
-      await page.locator("#error[data-code=cancelled]").waitFor({ timeout: 10_000 });
+      // The page drops the cancelled transfer and is back on the Send screen.
+      await page.locator("main[data-state=send]").waitFor({ timeout: 10_000 });
       const exit = await exitWithin(recv, 10_000);
       const said = recv.lines.some((l) => l.includes('"code":"cancelled"'));
       if (exit !== 19 || !said) throw new Error(`receiver: exit ${exit}, cancelled reported: ${said}\n${recv.lines.slice(-5).join("\n")}\n${recv.stderr().slice(-2000)}`);
@@ -237,7 +239,7 @@ async function main() {
     try {
       const { page, consoleLines } = await openRoom(sctx, [file]);
       // The page's own browser link (this page's join screen, its server, room and password).
-      const webLink = await page.locator("#web-link").getAttribute("href");
+      const webLink = await page.locator("#room-web-link").innerText();
       const rpage = await rctx.newPage();
       const rconsole = [];
       rpage.on("console", (m) => rconsole.push(`${m.type()}: ${m.text()}`));

@@ -7,17 +7,14 @@ import { describe, expect, it } from "vitest";
 import type { FerryEvent } from "../src/ipc";
 import { initialState, reduce } from "../src/state";
 import type { SendStats } from "../src/web/send";
-import * as page from "../src/web/send-page";
 import {
   AttemptMeter,
   buildReport,
   doneEvent,
-  entriesFor,
   hostEventToFerry,
   isFinal,
   pathFromStats,
   startSend,
-  webLink,
   withDeadline,
 } from "../src/web/send-run";
 import { WebError } from "../src/web/signal";
@@ -136,7 +133,7 @@ describe("done", () => {
     expect(doneEvent(sent, "6f1c0a52d3b94e7e", 2.5)).toEqual({ event: "done", bytes: 4000, secs: 2.5, transfer_id: "6f1c0a52d3b94e7e" });
   });
 
-  it("reports the figures send-page put on #done", () => {
+  it("reports the figures the done card carries", () => {
     expect(buildReport(sent, "6f1c", 2)).toEqual({
       data: { bytes: 4000, files: 2, resumed: 1000, sent: 3000, compressed: 3, failed: 0, attempts: 2, transfer: "6f1c" },
     });
@@ -173,13 +170,6 @@ describe("ends", () => {
     run.pause();
     run.resume();
     run.cancel();
-  });
-});
-
-describe("helpers moved from send-page", () => {
-  it("are the same functions there", () => {
-    expect(page.entriesFor).toBe(entriesFor);
-    expect(page.webLink).toBe(webLink);
   });
 });
 

@@ -14,7 +14,8 @@ import { generatePassword, joinLink } from "../src/web/host";
 import { receive } from "../src/web/receive";
 import { chunkSize, send, type Source } from "../src/web/send";
 import { SendMachine, UNIT } from "../src/web/send-machine";
-import { entriesFor, webLink } from "../src/web/send-page";
+import { entriesFor } from "../src/web/send-run";
+import { pageJoinLink as webLink } from "../src/web/join-url";
 import { parseJoinUrl } from "../src/web/join-url";
 import type { FrameLink } from "../src/web/session";
 import { MemorySink } from "../src/web/sink";
@@ -114,6 +115,8 @@ describe("what the send page shows and offers", () => {
       room: "ABCDEFGHJK",
       password: "ab cd",
     });
+    // From a page opened at a join link (the App's Send screen after a receive).
+    expect(webLink({ origin: "https://ferry.example", pathname: "/p/j/ABCDE-FGHJK", search: "" }, "KMNPQ-RSTVW", "x")).toBe("https://ferry.example/p/j/KMNPQ-RSTVW#x");
     const apart = webLink({ origin: "http://127.0.0.1:5", pathname: "/web.html", search: "?send&server=ws%3A%2F%2F127.0.0.1%3A9%2Fws" }, "ABCDEFGHJK", "pw");
     const v = new URL(apart);
     expect(parseJoinUrl({ protocol: v.protocol, host: v.host, pathname: v.pathname, search: v.search, hash: v.hash })).toEqual({

@@ -6,7 +6,6 @@
 // from what the receiver already holds.
 import type { TransferReport } from "../engine";
 import type { FerryEvent, PathKind } from "../ipc";
-import { displayRoom } from "../link";
 import type { FileEntry } from "./frames";
 import { type HostEvent, HostRoom } from "./host";
 import type { SendEvent, SendStats } from "./send";
@@ -34,7 +33,7 @@ export interface SendRunOptions {
   onEvent: (e: FerryEvent) => void;
   /** Tests only: a rate cap in bytes/s, so a transfer is slow enough to interrupt; 0 = none. */
   rateBps?: number;
-  /** The link that opens the room in a browser (send-page's `webLink` over the page's
+  /** The link that opens the room in a browser (join-url.ts's `pageJoinLink` over the page's
    * location); `SendRun.browserLink` returns it once the room exists. */
   webLink?: (room: string, password: string) => string;
   /** STUN/TURN and other settings for the connection (host.ts adds the server's ICE servers). */
@@ -70,16 +69,6 @@ export function entriesFor(files: { name: string; size: number; lastModified: nu
     seen.add(path);
     return { path, size: f.size, mtime_ms: Math.trunc(f.lastModified) };
   });
-}
-
-/** A link that opens this web app's join screen for the room: `/j/ROOM#PASSWORD` beside the
- * page when the page came from the signaling server itself (no `?server=`), else this page
- * with its `?server=` and `#ROOM/PASSWORD` (join-url.ts reads both). */
-export function webLink(at: Pick<Location, "origin" | "pathname" | "search">, room: string, password: string): string {
-  const server = new URLSearchParams(at.search).get("server") ?? new URLSearchParams(at.search).get("s");
-  const display = displayRoom(room);
-  if (!server) return `${at.origin}${at.pathname.replace(/\/[^/]*$/, "")}/j/${display}#${encodeURIComponent(password)}`;
-  return `${at.origin}${at.pathname}?${new URLSearchParams({ server }).toString()}#${display}/${encodeURIComponent(password)}`;
 }
 
 export function asWebError(e: unknown): WebError {
