@@ -5,14 +5,13 @@
 // run in the browser end-to-end tests (ui/e2e/).
 import type { FerryEvent } from "../src/ipc";
 import { initialState, reduce } from "../src/state";
-import { ControlReassembler, type FileEntry } from "../src/web/frames";
+import { ControlReassembler, encodeControl, type FileEntry } from "../src/web/frames";
 import type { FromWorker, Storage, ToWorker } from "../src/web/link-port";
 import type { Offer, ReceiveStats } from "../src/web/receive";
 import {
   buildReport,
   errorEvent,
   folderError,
-  heldBefore,
   MAX_IN_MEMORY,
   offerStorage,
   ProgressMeter,
@@ -81,13 +80,6 @@ describe("rate and ETA", () => {
     expect(m.event(70, "a", 100, true)).not.toBeNull();
     expect(m.event(171, "a", 100, false)).not.toBeNull();
   });
-
-  it("estimate held bytes from the first progress without ever claiming some on a fresh start", () => {
-    expect(heldBefore(1000, 1000)).toBe(0);
-    expect(heldBefore(256 * 1024, 10 * MB)).toBe(0);
-    expect(heldBefore(3500, 3000)).toBe(500);
-    expect(heldBefore(5 * MB, 10 * MB)).toBe(5 * MB - 256 * 1024);
-  });
 });
 
 describe("the Worker's events as FerryEvents", () => {
@@ -121,21 +113,23 @@ describe("the Worker's events as FerryEvents", () => {
     ]);
   });
 
-  it("say resuming when the first progress shows bytes held, and rate only the new ones", () => {
+  it("say resuming exactly as the Worker held it, and rate only the new bytes", () => {
     const { out, clock, ev } = mapper();
     ev.offered(OFFER);
     ev.accepted();
-    // a.jpg was whole already: its file-done comes with no progress; b.jpg held 500 bytes.
-    ev.worker({ type: "file-done", path: "photos/a.jpg", hash: "ab" });
+    // a.jpg held 700 bytes, b.jpg 2100: the first progress (a whole 256 KiB chunk away from
+    // what an estimate could tell apart) changes nothing of it.
+    ev.worker({ type: "resuming", bytes_done: 2800, total: 4000 });
     clock.t = 1000;
-    ev.worker({ type: "progress", file: "photos/b.jpg", bytes_done: 3500, total: 4000 });
+    ev.worker({ type: "progress", file: "photos/a.jpg", bytes_done: 3100, total: 4000 });
+    ev.worker({ type: "file-done", path: "photos/a.jpg", hash: "ab" });
     clock.t = 2000;
     ev.worker({ type: "progress", file: "photos/b.jpg", bytes_done: 4000, total: 4000 });
     expect(out.slice(1)).toEqual([
+      { event: "resuming", bytes_done: 2800, total: 4000 },
+      { event: "progress", file: "photos/a.jpg", bytes_done: 3100, total: 4000, rate_bps: 300, eta_secs: 3 },
       { event: "file-done", path: "photos/a.jpg", hash: "ab" },
-      { event: "resuming", bytes_done: 500, total: 4000 },
-      { event: "progress", file: "photos/b.jpg", bytes_done: 3500, total: 4000, rate_bps: 3000, eta_secs: 0 },
-      { event: "progress", file: "photos/b.jpg", bytes_done: 4000, total: 4000, rate_bps: 1750, eta_secs: 0 },
+      { event: "progress", file: "photos/b.jpg", bytes_done: 4000, total: 4000, rate_bps: 600, eta_secs: 0 },
     ]);
     // The fold shows the whole transfer's figures.
     const s = out.reduce(reduce, initialState("receive"));
@@ -143,21 +137,27 @@ describe("the Worker's events as FerryEvents", () => {
     expect(s.total).toBe(4000);
   });
 
-  it("take the Worker's own resuming over the estimate", () => {
-    const { out, ev } = mapper();
+  it("never guess a resume from progress: without the Worker's resuming the attempt started at 0", () => {
+    const { out, clock, ev } = mapper();
     ev.offered(OFFER);
     ev.accepted();
-    ev.worker({ type: "resuming", bytes_done: 1200, total: 4000 });
+    clock.t = 1000;
+    // One 1000-byte file whole in the first progress, then more: all of it moved in this attempt.
+    ev.worker({ type: "progress", file: "photos/a.jpg", bytes_done: 1000, total: 4000 });
+    clock.t = 2000;
     ev.worker({ type: "progress", file: "photos/b.jpg", bytes_done: 3500, total: 4000 });
-    expect(out.filter((e) => e.event === "resuming")).toEqual([{ event: "resuming", bytes_done: 1200, total: 4000 }]);
+    expect(out.slice(1)).toEqual([
+      { event: "progress", file: "photos/a.jpg", bytes_done: 1000, total: 4000, rate_bps: 1000, eta_secs: 3 },
+      { event: "progress", file: "photos/b.jpg", bytes_done: 3500, total: 4000, rate_bps: 1750, eta_secs: 0 },
+    ]);
   });
 
   it("end a text with its UTF-8 length", () => {
     const { out, ev } = mapper();
-    ev.worker({ type: "text", text: "héllo" });
+    ev.worker({ type: "text", transfer_id: "0123abcd-r", text: "héllo" });
     out.push(ev.textDone("héllo"));
     expect(out).toEqual([
-      { event: "text", transfer_id: "", text: "héllo" },
+      { event: "text", transfer_id: "0123abcd-r", text: "héllo" },
       { event: "done", bytes: 6, secs: 0 },
     ]);
   });
@@ -419,20 +419,27 @@ describe("a receive run", () => {
     expect(h.run.storage()).toBeNull();
   });
 
-  it("cancelled mid-transfer tells the sender, ends the Worker as cancelled, and says nothing after", async () => {
+  /** A Worker mid-transfer; on the page's `cancel` it tells the sender (as receive.ts does),
+   * unless `stuck`, and ends as cancelled. */
+  const transferring = (started: () => void, stuck = false) => (m: ToWorker, post: Post) => {
+    if (m.t === "start") post({ t: "decide", offer: OFFER, storage: MEMORY });
+    if (m.t === "decision") {
+      post({ t: "event", e: { type: "progress", file: "photos/a.jpg", bytes_done: 500, total: 4000 } }, 1200);
+      started();
+    }
+    if (m.t === "cancel" && !stuck) {
+      const data = encodeControl({ type: "cancel", reason: "receiver cancelled" }).slice().buffer;
+      post({ t: "send", data });
+      post({ t: "event", e: { type: "progress", file: "photos/a.jpg", bytes_done: 600, total: 4000 } }, 1400);
+      post({ t: "close", drainMs: 500 });
+      post({ t: "end", ok: false, code: "cancelled", message: "you cancelled the transfer" });
+    }
+  };
+
+  it("cancelled mid-transfer asks the Worker to cancel, which tells the sender once, and says nothing after", async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
-    const h = harness((m, post) => {
-      if (m.t === "start") post({ t: "decide", offer: OFFER, storage: MEMORY });
-      if (m.t === "decision") {
-        post({ t: "event", e: { type: "progress", file: "photos/a.jpg", bytes_done: 500, total: 4000 } }, 1200);
-        started();
-      }
-      if (m.t === "frame" && controlType(m.data) === "cancel") {
-        post({ t: "event", e: { type: "progress", file: "photos/a.jpg", bytes_done: 600, total: 4000 } }, 1400);
-        post({ t: "end", ok: false, code: "cancelled", message: "cancelled by the sender: by you" });
-      }
-    });
+    const h = harness(transferring(started));
     await vi.waitFor(() => expect(h.run.storage()).not.toBeNull());
     await h.run.accept();
     await running;
@@ -441,9 +448,34 @@ describe("a receive run", () => {
     expect(h.events.at(-1)).toEqual({ event: "error", code: "cancelled", message: "you cancelled the transfer" });
     const count = h.events.length;
     await h.run.ended;
+    expect(h.worker.got.filter((m) => m.t === "cancel")).toHaveLength(1);
+    // No frame made up as if the sender had sent it.
+    expect(h.worker.got.some((m) => m.t === "frame")).toBe(false);
     expect(h.link.sent.map(controlType)).toEqual(["cancel"]);
-    expect(h.worker.got.some((m) => m.t === "frame")).toBe(true);
+    expect(h.link.state.closed).toBe(true);
     expect(h.events).toHaveLength(count);
+  });
+
+  it("a Worker stuck past the cancel: after 3 s the page tells the sender itself and closes the link", async () => {
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const h = harness(transferring(started, true));
+    await vi.waitFor(() => expect(h.run.storage()).not.toBeNull());
+    await h.run.accept();
+    await running;
+    vi.useFakeTimers();
+    try {
+      h.run.cancel();
+      await vi.advanceTimersByTimeAsync(2_900);
+      expect(h.worker.got.filter((m) => m.t === "cancel")).toHaveLength(1);
+      expect(h.link.state.closed).toBe(false);
+      expect(h.link.sent).toEqual([]);
+      await vi.advanceTimersByTimeAsync(200);
+      expect(h.link.sent.map(controlType)).toEqual(["cancel"]);
+      expect(h.link.state.closed).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("adds the stopped-downloads tail when streamed downloads had started", async () => {
@@ -470,12 +502,12 @@ describe("a receive run", () => {
   it("receives a text: text, then done with its length", async () => {
     const h = harness((m, post) => {
       if (m.t !== "start") return;
-      post({ t: "event", e: { type: "text", text: "hi 🚢" } });
+      post({ t: "event", e: { type: "text", transfer_id: "0123abcd-r", text: "hi 🚢" } });
       post({ t: "end", ok: true, text: "hi 🚢" });
     });
     await h.run.ended;
     expect(h.events.slice(3)).toEqual([
-      { event: "text", transfer_id: "", text: "hi 🚢" },
+      { event: "text", transfer_id: "0123abcd-r", text: "hi 🚢" },
       { event: "done", bytes: 7, secs: 0 },
     ]);
     expect(h.run.report()).toBeNull();

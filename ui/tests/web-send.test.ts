@@ -9,16 +9,16 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import { FrameQueue } from "../src/web/frame-queue";
-import { FLAG_COMPRESSED, KIND_CHUNK, type FileEntry } from "../src/web/frames";
+import { encodeFrames, FLAG_COMPRESSED, KIND_CHUNK, type FileEntry } from "../src/web/frames";
 import { generatePassword, joinLink } from "../src/web/host";
-import { receive } from "../src/web/receive";
+import { receive, type ReceiveEvent } from "../src/web/receive";
 import { chunkSize, send, type Source } from "../src/web/send";
 import { SendMachine, UNIT } from "../src/web/send-machine";
 import { entriesFor } from "../src/web/send-run";
 import { pageJoinLink as webLink } from "../src/web/join-url";
 import { parseJoinUrl } from "../src/web/join-url";
 import type { FrameLink } from "../src/web/session";
-import { MemorySink } from "../src/web/sink";
+import { type FileSink, MemorySink, type Sink } from "../src/web/sink";
 import { FerryWasm } from "../src/web/wasm";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -161,6 +161,32 @@ function linkPair(maxMessageSize: number, tamper?: (f: Uint8Array) => Uint8Array
   return { sender: end(qa, qb, tamper), receiver: end(qb, qa) };
 }
 
+/** A memory sink that already holds `held[i]` bytes of file i (an earlier attempt's verified
+ * prefix, as OpfsSink and FolderSink report it) and records how each file ended. */
+class HeldSink implements Sink {
+  readonly data = new Map<number, Uint8Array>();
+  readonly ends = new Map<number, "finished" | "kept" | "dropped">();
+
+  constructor(
+    private readonly files: Uint8Array[],
+    private readonly held: number[],
+  ) {}
+
+  async open(index: number, entry: FileEntry): Promise<FileSink> {
+    const buf = new Uint8Array(entry.size);
+    const start = this.held[index] ?? 0;
+    buf.set(this.files[index].subarray(0, start));
+    this.data.set(index, buf);
+    return {
+      start,
+      read: (offset, len) => buf.slice(offset, offset + len),
+      write: async (offset, data) => void buf.set(data, offset),
+      finish: async () => void this.ends.set(index, "finished"),
+      abort: async (keep) => void this.ends.set(index, keep ? "kept" : "dropped"),
+    };
+  }
+}
+
 const memorySource = (files: Uint8Array[]): Source => ({
   async read(file, offset, len) {
     return files[file].slice(offset, offset + len);
@@ -245,5 +271,96 @@ describe.skipIf(!existsSync(WASM))("send ↔ receive over an in-memory link (was
     ]);
     expect(s.status === "rejected" && (s.reason as { code: string }).code).toBe("declined");
     expect(r.status === "rejected" && (r.reason as { code: string }).code).toBe("declined");
+  });
+  it("says exactly what it held before accepting, over the whole transfer, and resumes there", async () => {
+    const wasm = await load();
+    const files = [random(3 * 1024 * 1024 + 777), random(10 * K), random(20 * K)];
+    // File 0 holds 1 MiB + 3 KiB, file 1 nothing, file 2 5 KiB (all on the 1 KiB grid).
+    const held = [1024 * 1024 + 3 * K, 0, 5 * K];
+    const entries: FileEntry[] = files.map((f, i) => ({ path: `f${i}.bin`, size: f.length, mtime_ms: 0 }));
+    const { sender, receiver } = linkPair(256 * K);
+    const sink = new HeldSink(files, held);
+    const events: ReceiveEvent[] = [];
+    const [sent, got] = await Promise.all([
+      send({ link: sender, wasm, transferId: "t", entries, source: memorySource(files) }),
+      receive({ link: receiver, wasm: await load(), sink, onEvent: (e) => events.push(e) }),
+    ]);
+    const total = files.reduce((n, f) => n + f.length, 0);
+    const heldAll = held.reduce((a, b) => a + b, 0);
+    expect(events.filter((e) => e.type === "resuming")).toEqual([{ type: "resuming", bytes_done: heldAll, total }]);
+    // Right after the offer, before any byte of this attempt.
+    expect(events.slice(0, 2).map((e) => e.type)).toEqual(["offer", "resuming"]);
+    const firstProgress = events.find((e) => e.type === "progress");
+    expect(firstProgress && firstProgress.type === "progress" && firstProgress.bytes_done).toBeGreaterThan(heldAll);
+    expect(got).toMatchObject({ files: 3, resumed: heldAll, bytes: total });
+    // Only what was missing crossed the link.
+    expect(sent.sent).toBe(total - heldAll);
+    for (const [i, f] of files.entries()) expect(Buffer.from(sink.data.get(i) ?? []).equals(Buffer.from(f))).toBe(true);
+  });
+
+  it("says no resuming on a fresh start", async () => {
+    const wasm = await load();
+    const files = [random(40 * K)];
+    const { sender, receiver } = linkPair(256 * K);
+    const events: ReceiveEvent[] = [];
+    await Promise.all([
+      send({ link: sender, wasm, transferId: "t", entries: [{ path: "a", size: files[0].length, mtime_ms: 0 }], source: memorySource(files) }),
+      receive({ link: receiver, wasm: await load(), sink: new HeldSink(files, [0]), onEvent: (e) => events.push(e) }),
+    ]);
+    expect(events.some((e) => e.type === "resuming")).toBe(false);
+  });
+
+  it("a cancel by the receiving person reaches the sender, and the partial file is dropped", async () => {
+    const wasm = await load();
+    const files = [random(24 * 1024 * 1024)];
+    const { sender, receiver } = linkPair(256 * K);
+    const sink = new HeldSink(files, [0]);
+    let cancelNow!: () => void;
+    const cancelled = new Promise<void>((r) => (cancelNow = r));
+    const [s, r] = await Promise.allSettled([
+      send({ link: sender, wasm, transferId: "t", entries: [{ path: "big", size: files[0].length, mtime_ms: 0 }], source: memorySource(files) }),
+      receive({
+        link: receiver,
+        wasm: await load(),
+        sink,
+        cancelled,
+        onEvent: (e) => {
+          if (e.type === "progress" && e.bytes_done >= 2 * 1024 * 1024) cancelNow();
+        },
+      }),
+    ]);
+    expect(r.status === "rejected" && r.reason).toMatchObject({ code: "cancelled", message: "you cancelled the transfer" });
+    expect(s.status === "rejected" && s.reason).toMatchObject({ code: "cancelled", message: "cancelled by the receiver: receiver cancelled" });
+    expect(sink.ends.get(0)).toBe("dropped");
+  });
+
+  it("a cancel while nothing arrives (the sender paused) still reaches the sender at once", async () => {
+    const wasm = await load();
+    const files = [random(300 * K)];
+    const { sender, receiver } = linkPair(256 * K);
+    const sink = new HeldSink(files, [0]);
+    let cancelNow!: () => void;
+    const cancelled = new Promise<void>((r) => (cancelNow = r));
+    const both = Promise.allSettled([
+      send({ link: sender, wasm, transferId: "t", entries: [{ path: "p", size: files[0].length, mtime_ms: 0 }], source: memorySource(files), paused: () => true }),
+      receive({ link: receiver, wasm: await load(), sink, cancelled }),
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    const at = Date.now();
+    cancelNow();
+    const [s, r] = await both;
+    expect(Date.now() - at).toBeLessThan(2000);
+    expect(r.status === "rejected" && (r.reason as { code: string }).code).toBe("cancelled");
+    expect(s.status === "rejected" && s.reason).toMatchObject({ code: "cancelled", message: "cancelled by the receiver: receiver cancelled" });
+    expect(sink.ends.get(0)).toBe("dropped");
+  });
+
+  it("a text carries the sender's transfer id with the receiver's -r, as the native receiver keys it", async () => {
+    const { sender, receiver } = linkPair(256 * K);
+    const events: ReceiveEvent[] = [];
+    const got = receive({ link: receiver, wasm: await load(), sink: new MemorySink(), onEvent: (e) => events.push(e) });
+    for (const f of encodeFrames({ type: "text", transfer_id: "0123abcd", text: "hi" }, 256 * K)) await sender.send(f);
+    await expect(got).resolves.toEqual({ text: "hi" });
+    expect(events).toEqual([{ type: "text", transfer_id: "0123abcd-r", text: "hi" }]);
   });
 });

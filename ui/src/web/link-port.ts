@@ -16,7 +16,9 @@ export type ToWorker =
   | { t: "start"; maxMessageSize: number; maxBytes: number; sink: SinkChoice; streams: boolean }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
-  | { t: "decision"; accept: boolean; folder?: FolderTarget };
+  | { t: "decision"; accept: boolean; folder?: FolderTarget }
+  /** The person cancelled: the Worker tells the sender and ends `cancelled`. */
+  | { t: "cancel" };
 
 /** `auto`: the origin-private file system where the browser has it and the offer fits, else
  * streamed downloads where the page has a Service Worker (`streams`), else memory. */
@@ -92,6 +94,8 @@ export interface WorkerReceiveOptions {
   onDownload?: (req: DownloadRequest) => void;
   /** Whether to take the offer; a `FolderTarget` takes it into that picked folder (sink-folder.ts). */
   decide?: (offer: Offer, storage: Storage) => Promise<boolean | FolderTarget>;
+  /** Resolves when the person cancels (receive.ts `cancelled`). */
+  cancelled?: Promise<void>;
 }
 
 export type WorkerResult = { stats: ReceiveStats; files: ReceivedFile[] } | { text: string };
@@ -140,6 +144,8 @@ export function receiveInWorker(worker: Worker, link: DcLink, opts: WorkerReceiv
       }
     };
     toWorker({ t: "start", maxMessageSize: link.maxMessageSize, maxBytes: opts.maxBytes, sink: opts.sink ?? "auto", streams: !!opts.onDownload });
+    // After the Worker ended this posts into nothing.
+    void opts.cancelled?.then(() => toWorker({ t: "cancel" }));
     link.handOff({
       frame: (data) => toWorker({ t: "frame", data }, [data]),
       closed: () => toWorker({ t: "closed" }),

@@ -6,9 +6,9 @@
 import type { EngineError, OfferStorage, SavedFile, TransferReport } from "../engine";
 import { formatBytes } from "../format";
 import type { FerryEvent, PathKind } from "../ipc";
-import { encodeControl, encodeFrames, MAX_CHUNK } from "./frames";
-import { receiveInWorker, type ReceivedFile, type Storage, type ToWorker } from "./link-port";
-import type { Offer, ReceiveEvent, ReceiveStats } from "./receive";
+import { encodeFrames } from "./frames";
+import { receiveInWorker, type ReceivedFile, type Storage } from "./link-port";
+import { CANCEL_REASON, type Offer, type ReceiveEvent, type ReceiveStats } from "./receive";
 import { type DcLink, join, WebError } from "./session";
 import { type FolderTarget, folderPickerAvailable, pickFolder, planFolder, writePermission } from "./sink-folder";
 import { Downloads, registerDownloads } from "./stream-page";
@@ -24,6 +24,8 @@ export const STOPPED_DOWNLOADS =
 const PICKER_ABORTED = "No folder was picked. Pick one to save into, Accept to keep the files in this browser, or Decline.";
 /** Longest wait for the connection's statistics (the path it took) before saying "unknown". */
 const STATS_MS = 1_000;
+/** How long a cancelled Worker has to tell the sender and end before the page closes the link. */
+const CANCEL_GRACE_MS = 3_000;
 
 /** The folder the last offer went into: an attempt of the same transfer after a dropped link
  * continues there, each file from what it holds (sink-folder.ts). Lives as long as the page. */
@@ -129,22 +131,11 @@ export class ProgressMeter {
   }
 }
 
-/** What the Worker reports, plus a `resuming` it may report itself one day (receive.ts knows
- * the exact held bytes before its accept; until it says them they are estimated here). */
-export type WorkerEvent = ReceiveEvent | { type: "resuming"; bytes_done: number; total: number };
-
-/** Bytes held before this attempt, from its first progress: at most one chunk (and never more
- * than its file) arrived in this attempt, so this is a lower bound that is 0 for a fresh start. */
-export function heldBefore(bytesDone: number, fileSize: number): number {
-  return Math.max(bytesDone - Math.min(MAX_CHUNK, fileSize), 0);
-}
-
 /** Turns the Worker's events into `FerryEvent`s (receive.ts's numbers are already overall:
  * `bytes_done` over the whole offer, `total` the offer's total). */
 export class ReceiveEvents {
   private offer: Offer | null = null;
   private meter: ProgressMeter | null = null;
-  private started = false;
 
   constructor(
     private readonly emit: (e: FerryEvent) => void,
@@ -167,26 +158,19 @@ export class ReceiveEvents {
     this.meter = new ProgressMeter(this.now(), 0, this.offer?.total ?? 0);
   }
 
-  worker(e: WorkerEvent): void {
+  worker(e: ReceiveEvent): void {
     switch (e.type) {
       // The offer goes out with its storage (`offered`); `done` once the report is ready.
       case "offer":
       case "done":
         return;
+      // Before the accept, with the exact bytes held (none held: no event, the base stays 0).
       case "resuming":
-        if (this.started) return;
-        this.started = true;
         this.meterFor(e.total).base = e.bytes_done;
-        if (e.bytes_done > 0) this.emit({ event: "resuming", bytes_done: e.bytes_done, total: e.total });
+        this.emit({ event: "resuming", bytes_done: e.bytes_done, total: e.total });
         return;
       case "progress": {
         const meter = this.meterFor(e.total);
-        if (!this.started) {
-          this.started = true;
-          const size = this.offer?.files.find((f) => f.path === e.file)?.size ?? MAX_CHUNK;
-          meter.base = heldBefore(e.bytes_done, size);
-          if (meter.base > 0) this.emit({ event: "resuming", bytes_done: meter.base, total: meter.total });
-        }
         const p = meter.event(this.now(), e.file, e.bytes_done, e.bytes_done >= meter.total);
         if (p) this.emit(p);
         return;
@@ -201,8 +185,7 @@ export class ReceiveEvents {
         this.emit({ event: "file-failed", path: e.path, code: e.code, message: e.message });
         return;
       case "text":
-        // receive.ts does not pass the text's transfer id on.
-        this.emit({ event: "text", transfer_id: "", text: e.text });
+        this.emit({ event: "text", transfer_id: e.transfer_id, text: e.text });
         return;
     }
   }
@@ -330,7 +313,7 @@ async function linkPath(pc: RTCPeerConnection): Promise<{ path: "direct" | "rela
  * link to come back), bounded: a full channel must not hold the cancel up. */
 async function sendCancel(link: DcLink): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const frames = encodeFrames({ type: "cancel", reason: "cancelled by the receiver" }, link.maxMessageSize);
+  const frames = encodeFrames({ type: "cancel", reason: CANCEL_REASON }, link.maxMessageSize);
   const sent = (async () => {
     for (const f of frames) await link.send(f);
   })().catch(() => undefined);
@@ -355,6 +338,8 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
   let link: DcLink | null = null;
   let worker: Worker | null = null;
   let cancelled = false;
+  let cancelWorker: () => void = () => undefined;
+  const workerCancelled = new Promise<void>((resolve) => (cancelWorker = resolve));
   let storedOn = "";
   let folderName: string | null = null;
   let report: TransferReport | null = null;
@@ -371,18 +356,21 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
     p.decide(d);
   };
 
-  /** After cancelling past the offer: the sender hears it, then the Worker ends as a sender's
-   * cancel would end it (dropping what it wrote; a cancelled transfer does not resume). */
+  /** After cancelling past the offer. Before the Worker runs, the page tells the sender and
+   * closes; then the Worker does (receive.ts: the sender hears `cancel`, what it wrote is
+   * dropped, a cancelled transfer does not resume). */
   const stopTransfer = async (l: DcLink) => {
-    await sendCancel(l);
-    if (!worker) return l.close(500);
-    const data = encodeControl({ type: "cancel", reason: "by you" }).slice().buffer;
-    worker.postMessage({ t: "frame", data } satisfies ToWorker, [data]);
-    // A Worker stuck in a write ends once the link is gone (the sender closes it on the cancel;
-    // this is for a sender that does not).
+    if (!worker) {
+      await sendCancel(l);
+      return l.close(500);
+    }
+    cancelWorker();
+    // A Worker stuck past that (in a write that does not return) still must not keep the
+    // sender waiting: the page tells it and closes the link, which ends the Worker's reads.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, 3_000)))]);
+    const stuck = await Promise.race([ended.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CANCEL_GRACE_MS)))]);
     clearTimeout(timer);
+    if (stuck) await sendCancel(l);
     await l.close(0);
   };
 
@@ -436,6 +424,7 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
             events.offered(offer);
           }),
         onEvent: (e) => events.worker(e),
+        cancelled: workerCancelled,
       });
       if ("text" in result) {
         emit(events.textDone(result.text));

@@ -20,6 +20,8 @@ const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage
 let link: PortLink | null = null;
 let streamSink: StreamSink | null = null;
 let decided: ((accept: boolean, folder?: FolderTarget) => void) | null = null;
+let cancelNow: () => void = () => undefined;
+const cancelled = new Promise<void>((resolve) => (cancelNow = resolve));
 
 async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice, streams: boolean): Promise<void> {
   const l = new PortLink(post, maxMessageSize);
@@ -53,6 +55,7 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice,
       wasm,
       sink,
       onEvent: (e) => post({ t: "event", e }),
+      cancelled,
       decide: (offer) => {
         choose(offer.total);
         post({ t: "decide", offer, storage });
@@ -97,6 +100,11 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
     case "decision":
       decided?.(m.accept, m.folder);
       decided = null;
+      break;
+    case "cancel":
+      cancelNow();
+      // A write waiting on a download nobody lets move must not hold the cancel up.
+      streamSink?.stop(new WebError("cancelled", "you cancelled the transfer"));
       break;
   }
 };

@@ -3,7 +3,8 @@
 // manifest → accept (at the prefix the sink already holds, its hash tree rebuilt) → chunks verified as
 // BLAKE3 subtrees by the wasm tree (ferry-core's own tree.rs), LZ4-decoded by the wasm
 // decoder, written to a `Sink` and acknowledged every 1 MiB once written → file-end checked
-// against the whole-file root → file-done → done.
+// against the whole-file root → file-done → done. The person's cancel (`cancelled`) is told to
+// the sender as `cancel{reason}` and ends the receive as a sender's cancel does (recv_session.rs).
 import { toHex } from "./bytes";
 import {
   type Control,
@@ -26,6 +27,10 @@ export const ACK_EVERY = 1024 * 1024;
 export const MAX_BAD_CHUNKS = 16;
 /** Largest text snippet (defaults.rs TEXT_MAX_BYTES). */
 export const TEXT_MAX_BYTES = 64 * 1024;
+/** The reason a receiver's own cancel gives the sender (recv_session.rs `cancel`). */
+export const CANCEL_REASON = "receiver cancelled";
+/** Longest wait for the cancel to leave: a full channel must not hold the end up. */
+const CANCEL_SEND_MS = 1_000;
 
 export interface Offer {
   transferId: string;
@@ -35,11 +40,15 @@ export interface Offer {
 
 export type ReceiveEvent =
   | { type: "offer"; offer: Offer }
+  /** Right before the accept, when earlier attempts left verified bytes: how many, over the
+   * whole transfer as in `progress` (receiver.rs emits `Event::Resuming` the same way). */
+  | { type: "resuming"; bytes_done: number; total: number }
   | { type: "progress"; bytes_done: number; total: number; file: string }
   | { type: "chunk-rejected"; file: string; offset: number }
   | { type: "file-done"; path: string; hash: string }
   | { type: "file-failed"; path: string; code: string; message: string }
-  | { type: "text"; text: string }
+  /** `transfer_id`: the sender's id with `-r`, as the native receiver keys its row (receiver.rs). */
+  | { type: "text"; transfer_id: string; text: string }
   | { type: "done" } & ReceiveStats;
 
 export interface ReceiveStats {
@@ -60,6 +69,9 @@ export interface ReceiveOptions {
   onEvent?: (e: ReceiveEvent) => void;
   /** Whether to take the offer; `true` when absent. */
   decide?: (offer: Offer) => Promise<boolean>;
+  /** Resolves when the person cancels: the sender is told, and the receive ends `cancelled`,
+   * dropping the unfinished files (a cancelled transfer does not resume). */
+  cancelled?: Promise<void>;
 }
 
 interface RecvFile {
@@ -75,6 +87,9 @@ interface RecvFile {
 }
 
 const protocol = (m: string) => new WebError("protocol", m);
+const userCancelled = () => new WebError("cancelled", "you cancelled the transfer");
+/** What a wait gives when the person cancelled during it. */
+const STOP = Symbol("stop");
 const PEER_CODES = new Set<string>(["disk-full", "permission-denied", "source-changed", "cancelled", "declined", "protocol", "integrity", "io", "unsupported", "too-large"]);
 const clip = (s: string) => (s.length > 300 ? `${s.slice(0, 300)}…` : s);
 
@@ -87,14 +102,28 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
     for (const f of controlFrames(link, c)) await link.send(f);
   };
   const files = new Map<number, RecvFile>();
+  let stopped = false;
+  const stop = opts.cancelled?.then(() => {
+    stopped = true;
+    return STOP;
+  });
+  /** `p`, unless the person cancels first: whatever the receive waits on, the cancel wins. */
+  const unlessCancelled = async <T>(p: Promise<T>): Promise<T> => {
+    if (stopped) throw userCancelled();
+    const v = stop ? await Promise.race([p, stop]) : await p;
+    if (v === STOP) throw userCancelled();
+    return v as T;
+  };
+  const next = (deadline?: number) => unlessCancelled(link.next(deadline));
   try {
-    const first = await nextControl(link, reasm);
+    const first = await nextControl(next, reasm);
     if (first.type === "text") {
+      checkTransferId(first.transfer_id);
       if (new TextEncoder().encode(first.text).length > TEXT_MAX_BYTES) {
         await send({ type: "error", code: "too-large", message: `text is over ${TEXT_MAX_BYTES} bytes` });
         throw new WebError("too-large", "the sender's text is longer than 64 KB");
       }
-      emit({ type: "text", text: first.text });
+      emit({ type: "text", transfer_id: `${first.transfer_id}-r`, text: first.text });
       await send({ type: "done" });
       await link.close();
       return { text: first.text };
@@ -104,7 +133,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
     if (!Number.isSafeInteger(total)) throw protocol("manifest sizes too large");
     const offer: Offer = { transferId: first.transfer_id, files: first.files, total };
     emit({ type: "offer", offer });
-    if (opts.decide && !(await opts.decide(offer))) {
+    if (opts.decide && !(await unlessCancelled(opts.decide(offer)))) {
       await send({ type: "decline", reason: "declined in the browser" });
       await link.close();
       throw new WebError("declined", "you declined the files");
@@ -136,6 +165,8 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
         done: false,
       });
     }
+    if (stopped) throw userCancelled();
+    if (resumed > 0) emit({ type: "resuming", bytes_done: resumed, total });
     await send({ type: "accept", files: [...files.entries()].map(([file, f]) => ({ file, offset: f.expected })) });
 
     let bytesDone = resumed;
@@ -144,7 +175,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
     let rejected = 0;
     const remaining = new Set(files.keys());
     for (;;) {
-      const frame = await nextFrame(link, reasm, "during the transfer");
+      const frame = await nextFrame(next, reasm, "during the transfer");
       if (frame.kind === "chunk") {
         const c = frame.chunk;
         const f = files.get(c.file);
@@ -264,9 +295,13 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
           throw protocol(`unexpected ${m.type} from the sender`);
       }
     }
-  } catch (e) {
+  } catch (thrown) {
+    // The person's cancel wins over whatever it interrupted (a download stopped under a
+    // write, say), and the sender hears it before anything is dropped.
+    const e = stopped ? userCancelled() : thrown;
+    if (stopped && link.isOpen) await bounded(send({ type: "cancel", reason: CANCEL_REASON }), CANCEL_SEND_MS);
     // A lost link or a closed tab keeps the verified prefix, so the transfer resumes when it
-    // comes back; only an end the sender or the hashes made final drops it.
+    // comes back; only an end the sender, the person or the hashes made final drops it.
     const keep = !(e instanceof WebError && FINAL_CODES.has(e.code));
     for (const f of files.values()) {
       if (f.done) continue;
@@ -293,6 +328,19 @@ function rehash(wasm: FerryWasm, tree: FileTree, size: number, sink: FileSink): 
   return at;
 }
 
+/** `p` settled (a failure swallowed) or `ms` passed, whichever is first. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+/** The peer's transfer id keys what we report: short, and nothing but letters, digits, `-`
+ * (receiver.rs `check_transfer_id`). */
+function checkTransferId(id: string): void {
+  if (id.length === 0 || id.length > 128 || !/^[A-Za-z0-9-]+$/.test(id)) throw protocol("bad transfer id");
+}
+
 /** Errors after which a later attempt must start over rather than resume. */
 const FINAL_CODES = new Set(["cancelled", "declined", "integrity"]);
 
@@ -301,9 +349,9 @@ function peerCode(code: string): PeerErrorCode {
 }
 
 /** The next whole frame (control parts joined); the link closing first is `peer-left`. */
-async function nextFrame(link: FrameLink, reasm: ControlReassembler, when: string): Promise<Frame> {
+async function nextFrame(next: () => Promise<Uint8Array | null>, reasm: ControlReassembler, when: string): Promise<Frame> {
   for (;;) {
-    const raw = await link.next();
+    const raw = await next();
     if (!raw) throw new WebError("peer-left", `the link closed ${when}`);
     let frame;
     try {
@@ -316,9 +364,9 @@ async function nextFrame(link: FrameLink, reasm: ControlReassembler, when: strin
 }
 
 /** The next whole control message (control parts joined); a chunk here is a protocol error. */
-async function nextControl(link: FrameLink, reasm: ControlReassembler): Promise<Control> {
+async function nextControl(next: () => Promise<Uint8Array | null>, reasm: ControlReassembler): Promise<Control> {
   for (;;) {
-    const frame = await nextFrame(link, reasm, "before the offer");
+    const frame = await nextFrame(next, reasm, "before the offer");
     if (frame.kind !== "control") throw protocol("a chunk before the offer");
     if (frame.control.type === "hello") continue;
     return frame.control;
