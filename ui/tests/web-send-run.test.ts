@@ -126,11 +126,11 @@ describe("attempt events", () => {
   });
 });
 
-const sent: SendStats = { files: 2, bytes: 4000, sent: 3000, resumed: 1000, compressed: 3, failed: [] };
+const sent: SendStats = { files: 2, bytes: 4000, sent: 3000, linkBytes: 1200, resumed: 1000, compressed: 3, failed: [] };
 
 describe("done", () => {
-  it("carries the bytes, the attempt's seconds and the transfer id", () => {
-    expect(doneEvent(sent, "6f1c0a52d3b94e7e", 2.5)).toEqual({ event: "done", bytes: 4000, secs: 2.5, transfer_id: "6f1c0a52d3b94e7e" });
+  it("carries the bytes, the attempt's seconds, the transfer id and the bytes that crossed the link", () => {
+    expect(doneEvent(sent, "6f1c0a52d3b94e7e", 2.5)).toEqual({ event: "done", bytes: 4000, secs: 2.5, transfer_id: "6f1c0a52d3b94e7e", link_bytes: 1200 });
   });
 
   it("reports the figures the done card carries", () => {
@@ -166,10 +166,11 @@ describe("ends", () => {
     expect(events).toEqual([{ event: "error", code: "unsupported", message: "this browser cannot do WebRTC" }]);
     expect(run.report()).toBeNull();
     expect(run.browserLink()).toBeNull();
-    // Nothing is under way: these are no-ops, not throws.
+    // Nothing is under way: these are no-ops, not throws; there is no room to extend.
     run.pause();
     run.resume();
     run.cancel();
+    await expect(run.extendRoom(600)).rejects.toMatchObject({ code: "room-expired" });
   });
 });
 

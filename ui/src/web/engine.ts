@@ -19,8 +19,6 @@ export const WEB_CAPS: Capabilities = {
   destBeforeJoin: false,
   manyReceivers: false,
   text: false,
-  extendRoom: false,
-  lifetime: false,
   pause: { send: true, receive: false },
   dropFolders: false,
 };
@@ -121,12 +119,12 @@ export class WebEngine implements Engine {
     return r;
   }
 
-  // The room's lifetime is the server's default: the page's create-room does not ask for one.
-  async sendStart(what: Picked, password: string | null, _ttlSecs: number | null, onEvent: EventHandler): Promise<TransferId> {
+  // `ttlSecs` is the Send screen's lifetime picker; the page's create-room asks for it.
+  async sendStart(what: Picked, password: string | null, ttlSecs: number | null, onEvent: EventHandler): Promise<TransferId> {
     if (what.kind !== "files") throw { code: "unsupported", message: "a page sends the files picked in it" };
     // `?throttle=` caps the rate (tests: a transfer slow enough to interrupt).
     const rateBps = Number(this.query("throttle") ?? 0) || 0;
-    const run = startSend({ server: this.server, files: what.files, password, ttlSecs: null, onEvent, rateBps, webLink: (room, pw) => pageJoinLink(this.page, room, pw) });
+    const run = startSend({ server: this.server, files: what.files, password, ttlSecs, onEvent, rateBps, webLink: (room, pw) => pageJoinLink(this.page, room, pw) });
     return this.add({ kind: "send", run });
   }
 
@@ -142,8 +140,15 @@ export class WebEngine implements Engine {
     return unsupported("Sending text");
   }
 
-  extendRoom(): Promise<void> {
-    return unsupported("Extending the room");
+  async extendRoom(id: TransferId, ttlSecs: number): Promise<void> {
+    const r = this.get(id);
+    if (r.kind !== "send") return unsupported("Extending a room one joined");
+    try {
+      await r.run.extendRoom(ttlSecs);
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      throw { code: err.code ?? "internal", message: err.message ?? String(e) };
+    }
   }
 
   async closeRoom(id: TransferId): Promise<void> {

@@ -9,7 +9,7 @@ import { utf8 } from "./bytes";
 import { CryptoError } from "./common";
 import { Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
 import { DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
-import { type IceServer, type ServerMsg, SignalClient, WebError } from "./signal";
+import { type IceServer, type ServerMsg, SignalClient, WebError, wireTtl } from "./signal";
 
 /** How long one guest's handshake may take (defaults.rs CONNECT_TIMEOUT). */
 const CONNECT_TIMEOUT = 30_000;
@@ -17,6 +17,8 @@ const CONNECT_TIMEOUT = 30_000;
 const PEER_LEFT_GRACE = 5_000;
 /** The data channel's label (rtc.rs CHANNEL_LABEL). */
 const CHANNEL_LABEL = "ferry";
+/** How long the server may take to answer an `extend-room`. */
+const EXTEND_TIMEOUT = 10_000;
 
 export type HostEvent =
   | { type: "peer-joined" }
@@ -51,9 +53,20 @@ export function joinLink(room: string, server: string, password: string): string
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Whether the server granted less than `asked` seconds (asked at `askedAt`, Unix seconds)
+ * when the room ends at `expiresAt`, as api/mod.rs `was_capped` decides it: two seconds of
+ * slack cover the round trip and the rounding up of `expires_at`. */
+export function wasCapped(askedAt: number, asked: number | null, expiresAt: number): boolean {
+  return asked !== null && expiresAt + 2 < askedAt + asked;
+}
+
+type Pending = { resolve: (expiresAt: number) => void; reject: (e: WebError) => void; timer: ReturnType<typeof setTimeout> };
+
 export class HostRoom {
   private guestPresent = false;
   private closed = false;
+  /** `extend-room` requests waiting for their reply, by request id. */
+  private extending = new Map<number, Pending>();
 
   private constructor(
     private readonly sig: SignalClient,
@@ -61,23 +74,80 @@ export class HostRoom {
     readonly room: string,
     readonly server: string,
     readonly password: string,
-    readonly expiresAt: number,
+    /** When the room ends (Unix seconds); an extend moves it. */
+    public expiresAt: number,
+    /** The server granted less than the lifetime asked for (its maximum). */
+    readonly capped: boolean,
     private readonly ice: IceServer[],
     private readonly rtc: RTCConfiguration | undefined,
   ) {}
 
-  /** Create a room on `server`; the password is generated unless given. */
-  static async create(opts: { server: string; password?: string; rtc?: RTCConfiguration }): Promise<HostRoom> {
+  /** Create a room on `server`; the password is generated unless given. `ttlSecs`: the
+   * lifetime to ask for (null or absent: the server's default). */
+  static async create(opts: { server: string; password?: string; rtc?: RTCConfiguration; ttlSecs?: number | null }): Promise<HostRoom> {
     if (typeof RTCPeerConnection === "undefined") throw new WebError("unsupported", "this browser cannot do WebRTC");
     const sig = await SignalClient.connect(opts.server, CONNECT_TIMEOUT);
     try {
-      const made = await sig.create(Date.now() + CONNECT_TIMEOUT);
+      const asked = wireTtl(opts.ttlSecs);
+      const askedAt = Math.floor(Date.now() / 1000);
+      const made = await sig.create(Date.now() + CONNECT_TIMEOUT, asked);
       const room = made.room.replace(/-/g, "");
-      return new HostRoom(sig, room, opts.server, opts.password ?? generatePassword(), made.expires_at, made.ice_servers ?? [], opts.rtc);
+      const capped = wasCapped(askedAt, asked, made.expires_at);
+      return new HostRoom(sig, room, opts.server, opts.password ?? generatePassword(), made.expires_at, capped, made.ice_servers ?? [], opts.rtc);
     } catch (e) {
       sig.close();
       throw e;
     }
+  }
+
+  /** Ask the server for a new lifetime of `ttlSecs` from now (`extend-room`, heard because
+   * this socket holds the room as its host); resolves with the new end, Unix seconds. The
+   * reply comes in through whichever loop reads the socket (`accept` always runs while the
+   * room is open), so it is heard while waiting, during a guest's handshake and while sending. */
+  extend(ttlSecs: number): Promise<number> {
+    if (this.closed) return Promise.reject(new WebError("room-expired", "the room was closed"));
+    let rid: number;
+    try {
+      rid = this.sig.extend(ttlSecs);
+    } catch (e) {
+      return Promise.reject(e instanceof WebError ? e : new WebError("io", String(e)));
+    }
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.extending.delete(rid);
+        reject(new WebError("timeout", "the server did not answer the extend in time"));
+      }, EXTEND_TIMEOUT);
+      this.extending.set(rid, { resolve, reject, timer });
+    });
+  }
+
+  /** The next server message for the room's loops: replies to `extend` are taken out here
+   * (whatever loop is reading), so no loop mistakes a refused extend for the room's end. */
+  private async recv(deadline: number): Promise<ServerMsg> {
+    for (;;) {
+      const m = await this.sig.recv(deadline);
+      if (m.type === "room-extended") {
+        this.expiresAt = m.expires_at;
+        this.settleExtend(m.rid, (p) => p.resolve(m.expires_at));
+        continue;
+      }
+      if (m.type === "error" && m.rid !== undefined && this.extending.has(m.rid)) {
+        this.settleExtend(m.rid, (p) => p.reject(new WebError(m.code, m.message)));
+        continue;
+      }
+      return m;
+    }
+  }
+
+  private settleExtend(rid: number | undefined, how: (p: Pending) => void): void {
+    // A reply without its id answers the oldest request (the server echoes ids; be lenient).
+    const key = rid !== undefined && this.extending.has(rid) ? rid : this.extending.keys().next().value;
+    if (key === undefined) return;
+    const p = this.extending.get(key);
+    this.extending.delete(key);
+    if (!p) return;
+    clearTimeout(p.timer);
+    how(p);
   }
 
   get link(): string {
@@ -89,7 +159,7 @@ export class HostRoom {
     for (;;) {
       if (stop()) return null;
       try {
-        return await this.sig.recv(Date.now() + 250);
+        return await this.recv(Date.now() + 250);
       } catch (e) {
         if (e instanceof WebError && e.code === "timeout") continue;
         throw e;
@@ -152,7 +222,7 @@ export class HostRoom {
     this.sig.relay("pake", payload);
     let keys: RoomKeys | null = null;
     for (;;) {
-      const m = await this.sig.recv(deadline);
+      const m = await this.recv(deadline);
       if (m.type === "handshake-failed") continue; // a late notice about an earlier guest
       if (m.type !== "pake") {
         const err = roomEvent(m);
@@ -189,7 +259,7 @@ export class HostRoom {
       this.sig.reportFailure();
       const until = Date.now() + CONNECT_TIMEOUT;
       for (;;) {
-        const m = await this.sig.recv(until);
+        const m = await this.recv(until);
         if (m.type === "handshake-failed") return m.attempts_left ?? null;
         if (m.type === "error") return m.code === "room-locked" ? 0 : null;
         if (m.type === "room-expired" || m.type === "room-closed") throw new WebError("room-expired", "the room expired or was closed");
@@ -249,7 +319,7 @@ export class HostRoom {
       }
       let m: ServerMsg;
       try {
-        m = await this.sig.recv(Math.min(deadline, Date.now() + 50));
+        m = await this.recv(Math.min(deadline, Date.now() + 50));
       } catch (e) {
         if (!(e instanceof WebError && e.code === "timeout")) sigAlive = false;
         continue;
@@ -282,6 +352,11 @@ export class HostRoom {
   close(): void {
     this.closed = true;
     this.sig.close();
+    for (const p of this.extending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new WebError("room-expired", "the room was closed"));
+    }
+    this.extending.clear();
   }
 }
 

@@ -26,9 +26,8 @@ export interface SendRunOptions {
   files: File[];
   /** The sender's own password, or null (or empty) for a generated one. */
   password: string | null;
-  /** Room lifetime in seconds, or null for the server's default. Not sent yet: the browser's
-   * `create-room` (signal.ts `SignalClient.create`) asks for no `ttl_secs`, so the room lives
-   * the server's default and `room-created` carries the `expires_at` the server granted. */
+  /** Room lifetime in seconds, or null for the server's default. The server clamps it;
+   * `room-created` carries the `expires_at` it granted and `capped` when that is less. */
   ttlSecs: number | null;
   onEvent: (e: FerryEvent) => void;
   /** Tests only: a rate cap in bytes/s, so a transfer is slow enough to interrupt; 0 = none. */
@@ -47,6 +46,9 @@ export interface SendRun {
   resume(): void;
   /** While waiting: close the room. While sending: cancel, telling the receiver. */
   cancel(): void;
+  /** A new room lifetime of `ttlSecs` from now (`extend-room`); reports `room-extended`.
+   * Rejects (a `WebError`) when there is no open room or the server refuses. */
+  extendRoom(ttlSecs: number): Promise<void>;
   /** After `done`: the figures the done card carries, and which files were not sent. */
   report(): TransferReport | null;
   /** The browser link for the room (`SendRunOptions.webLink`); null before the room exists. */
@@ -207,10 +209,10 @@ export class AttemptMeter {
   }
 }
 
-/** The `done` event of a finished send. `link_bytes` is left out: `SendStats.sent` counts
- * chunk payload before compression, not what crossed the link. */
+/** The `done` event of a finished send: `link_bytes` is the chunk payload that crossed the
+ * link in the last attempt, after compression, as the native sender counts it. */
 export function doneEvent(stats: SendStats, transferId: string, secs: number): FerryEvent {
-  return { event: "done", bytes: stats.bytes, secs, transfer_id: transferId };
+  return { event: "done", bytes: stats.bytes, secs, transfer_id: transferId, link_bytes: stats.linkBytes };
 }
 
 /** The figures send-page put on its done card (`#done`'s data attributes), and the files
@@ -275,7 +277,7 @@ export function startSend(o: SendRunOptions): SendRun {
     const entries = entriesFor(files);
     let r: HostRoom;
     try {
-      r = await HostRoom.create({ server: o.server, password: o.password || undefined, rtc: o.rtc });
+      r = await HostRoom.create({ server: o.server, password: o.password || undefined, rtc: o.rtc, ttlSecs: o.ttlSecs });
     } catch (e) {
       return fail(e);
     }
@@ -286,7 +288,7 @@ export function startSend(o: SendRunOptions): SendRun {
     }
     addEventListener("pagehide", onHide);
     browser = o.webLink ? o.webLink(r.room, r.password) : null;
-    emit({ event: "room-created", room: r.room, password: r.password, link: r.link, expires_at: r.expiresAt, server: o.server });
+    emit({ event: "room-created", room: r.room, password: r.password, link: r.link, expires_at: r.expiresAt, server: o.server, capped: r.capped });
     emit({ event: "waiting" });
 
     const onHostEvent = (e: HostEvent) => {
@@ -388,6 +390,11 @@ export function startSend(o: SendRunOptions): SendRun {
       // While sending, the Worker tells the receiver and the attempt ends `cancelled`; the
       // room closes then. Otherwise nothing is under way but the wait: end it.
       if (!sending) room?.close();
+    },
+    async extendRoom(ttlSecs: number) {
+      if (!room || stopped) throw new WebError("room-expired", "the room is not open");
+      const expiresAt = await room.extend(ttlSecs);
+      emit({ event: "room-extended", expires_at: expiresAt });
     },
     report: () => report,
     browserLink: () => browser,

@@ -54,8 +54,12 @@ export interface SendStats {
   files: number;
   /** Bytes the receiver confirmed, including what it already held. */
   bytes: number;
-  /** Chunk payload bytes put on the link this attempt (re-sent ones included). */
+  /** Chunk payload bytes put on the link this attempt (re-sent ones included), before
+   * compression. */
   sent: number;
+  /** The same chunks' payload as it crossed the link, after compression: native's
+   * `link_bytes` (below `sent` when the data compressed). */
+  linkBytes: number;
   /** Where the receiver's accept started us (sum of offsets). */
   resumed: number;
   /** Chunks that went LZ4-compressed. */
@@ -228,7 +232,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
     const total = accepts.reduce((n, a) => n + (entries[a.file]?.size ?? 0), 0);
     emit({ type: "accepted", files: accepts.length, total, resumed });
 
-    const stats: SendStats = { files: 0, bytes: resumed, sent: 0, resumed, compressed: 0, failed: [] };
+    const stats: SendStats = { files: 0, bytes: resumed, sent: 0, linkBytes: 0, resumed, compressed: 0, failed: [] };
     const hashes = new Map<number, string>();
     const started = Date.now();
     let lastProgress = 0;
@@ -413,6 +417,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
       // rethrows it.
       chunkOut.catch(() => undefined);
       stats.sent += step.len;
+      stats.linkBytes += (wire ?? data).length;
     }
   } catch (e) {
     await flush().catch(() => undefined);

@@ -18,6 +18,7 @@ export type ServerMsg =
   | { type: "welcome"; v: number; max_frame_bytes: number }
   | { type: "room-created"; rid?: number; room: string; host_token: string; expires_at: number; ice_servers: IceServer[] }
   | { type: "joined"; rid?: number; room: string; role: "host" | "guest"; expires_at: number; peer_present: boolean; ice_servers: IceServer[] }
+  | { type: "room-extended"; rid?: number; expires_at: number }
   | { type: "peer-joined"; role: "host" | "guest" }
   | { type: "peer-left"; role: "host" | "guest" }
   | { type: "handshake-failed"; attempts_left?: number }
@@ -43,6 +44,12 @@ export function wsUrl(server: string): string {
   const parsed = new URL(u);
   if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = "/ws";
   return parsed.toString();
+}
+
+/** A lifetime as the protocol carries it (`u64` seconds, at least 1), or null for none. */
+export function wireTtl(secs: number | null | undefined): number | null {
+  if (secs === null || secs === undefined || !Number.isFinite(secs) || secs < 1) return null;
+  return Math.floor(secs);
 }
 
 /** One WebSocket to the signaling server, read as an ordered queue of messages. */
@@ -152,15 +159,28 @@ export class SignalClient {
     }
   }
 
-  /** `create-room` (the server's default lifetime), then wait for `room-created`. */
-  async create(deadline: number): Promise<Extract<ServerMsg, { type: "room-created" }>> {
+  /** `create-room`, then wait for `room-created`. `ttlSecs`: the lifetime asked for (the
+   * server clamps it to its bounds); null, the server's default. */
+  async create(deadline: number, ttlSecs: number | null = null): Promise<Extract<ServerMsg, { type: "room-created" }>> {
     const rid = this.nextRid++;
-    this.send({ type: "create-room", v: SIGNAL_VERSION, rid });
+    const ttl = wireTtl(ttlSecs);
+    this.send(ttl === null ? { type: "create-room", v: SIGNAL_VERSION, rid } : { type: "create-room", v: SIGNAL_VERSION, rid, ttl_secs: ttl });
     for (;;) {
       const m = await this.recv(deadline);
       if (m.type === "room-created") return m;
       if (m.type === "error") throw new WebError(m.code, m.message);
     }
+  }
+
+  /** Host only: `extend-room`, a new lifetime of `ttlSecs` from now (clamped by the server).
+   * Returns the request id that its `room-extended` (or `error`) echoes; whoever reads the
+   * socket next sees the reply. */
+  extend(ttlSecs: number): number {
+    const ttl = wireTtl(ttlSecs);
+    if (ttl === null) throw new WebError("bad-request", `not a room lifetime: ${ttlSecs}`);
+    const rid = this.nextRid++;
+    this.send({ type: "extend-room", rid, ttl_secs: ttl });
+    return rid;
   }
 
   /** Host only: the guest failed key confirmation (the server counts it and drops the guest). */
