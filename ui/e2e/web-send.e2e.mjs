@@ -2,7 +2,8 @@
 // playwright-core) opens the built web page in send mode (web.html?send), picks files and a
 // folder, opens a room on a real `ferry-signal` as its host, and the real `ferry receive`
 // joins with the link the page shows; every received file's SHA-256 must equal the source's.
-// Then: a wrong password on the CLI side (both sides say so), a receiver killed mid-transfer
+// Then: a wrong password on the CLI side (both sides say so), the room lifetime picked on the
+// Send screen (and Extend, and a capped one), a receiver killed mid-transfer
 // whose successor resumes from its .part, and a second browser page receiving from the first.
 //
 // Run by scripts/test-web-e2e.sh, which builds everything and sets:
@@ -118,6 +119,48 @@ async function main() {
       const text = await page.locator("#notice").innerText();
       if (!text.includes("wrong password")) throw new Error(`page notice: ${text}`);
       if ((await page.locator("main").getAttribute("data-state")) !== "waiting") throw new Error("the page should keep the room open for the right receiver");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  await check("the room lives the lifetime picked on the Send screen: 10 minutes, extended from now; 7 days is capped at the server's day", async () => {
+    const file = join(WORK, "lifetime.bin");
+    writeFileSync(file, randomBytes(1024));
+    const now = () => Math.floor(Date.now() / 1000);
+    /** Pick `secs` in #expiry-picker, then the file: the room's `data-expires`, and whether the page says it was capped. */
+    const openWith = async (ctx, secs) => {
+      const page = await ctx.newPage();
+      const consoleLines = [];
+      page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+      await page.goto(sendUrl());
+      await page.locator("#expiry-picker").selectOption(String(secs), { timeout: 5_000 });
+      const asked = now();
+      const [chooser] = await Promise.all([page.waitForEvent("filechooser", { timeout: 10_000 }), page.locator("#pick-files").click({ timeout: 5_000 })]);
+      await chooser.setFiles([file]);
+      await page.locator("#room-link, main[data-state=error]").first().waitFor({ timeout: 15_000 });
+      if (!(await page.locator("#room-link").count())) throw new Error(`no room: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
+      const expires = Number(await page.locator("#expiry").getAttribute("data-expires"));
+      return { page, asked, expires, capped: (await page.locator("#expiry-capped").count()) > 0 };
+    };
+    const ctx = await browser.newContext();
+    try {
+      const short = await openWith(ctx, 600);
+      if (Math.abs(short.expires - (short.asked + 600)) > 5) throw new Error(`10 minutes asked at ${short.asked}: the room ends at ${short.expires} (${short.expires - short.asked} s)`);
+      if (short.capped) throw new Error("10 minutes is within the server's limit, yet the page says capped");
+      // Extend asks for the picked lifetime again, from now: the end moves by the time waited.
+      await new Promise((r) => setTimeout(r, 3000));
+      await short.page.locator("#extend-room").click({ timeout: 5_000 });
+      const extendedAt = now();
+      await short.page.waitForFunction((before) => Number(document.querySelector("#expiry")?.getAttribute("data-expires")) > before, short.expires, { timeout: 10_000 });
+      const extended = Number(await short.page.locator("#expiry").getAttribute("data-expires"));
+      if (Math.abs(extended - (extendedAt + 600)) > 5) throw new Error(`extended at ${extendedAt}: the room ends at ${extended}`);
+      await short.page.close();
+
+      const long = await openWith(ctx, 7 * 86400);
+      if (Math.abs(long.expires - (long.asked + 86400)) > 5) throw new Error(`7 days asked: the room ends ${long.expires - long.asked} s later, expected the server's 86400`);
+      if (!long.capped) throw new Error("7 days is past the server's day, yet the page does not say capped");
+      log(`lifetimes: 10 min → ${short.expires - short.asked} s (extended to ${extended - extendedAt} s from then), 7 days → ${long.expires - long.asked} s, capped`);
     } finally {
       await ctx.close();
     }
