@@ -1,7 +1,7 @@
 // The screen of one running transfer, both directions: room card (sender), offer
 // (receiver), verification words, progress, controls, result.
 import { h, svgElement } from "../dom";
-import { ALL_CAPS, type Capabilities, type EngineError, type OfferStorage, type TransferReport } from "../engine";
+import { ALL_CAPS, type Capabilities, type EngineError, type OfferStorage, type SavedFile, type TransferReport } from "../engine";
 import { displayName, formatBytes, formatCountdown, formatDuration, formatRate, percent } from "../format";
 import { displayRoom, webLink } from "../link";
 import { statusText, type FileRow, type ReceiverRow, type TransferState } from "../state";
@@ -81,20 +81,26 @@ function receiverList(rows: ReceiverRow[], a: TransferActions): HTMLElement {
   );
 }
 
-function fileList(files: FileRow[]): HTMLElement {
+/** The files, each with its progress; where the page holds a finished file (a browser
+ * receiver), its name is the link that saves it. */
+function fileList(files: FileRow[], saved: SavedFile[] = []): HTMLElement {
+  const urls = new Map(saved.filter((f) => f.url).map((f, i) => [f.path, { url: f.url ?? "", i }]));
   return h(
     "ul",
     { class: "files", "aria-label": "Files" },
-    files.map((f) =>
-      h(
+    files.map((f) => {
+      const link = urls.get(f.path);
+      return h(
         "li",
         { class: f.finished ? "file finished" : f.failed ? "file failed" : "file" },
-        h("span", { class: "fname", title: displayName(f.path) }, displayName(f.path)),
+        link
+          ? h("a", { class: "fname", href: link.url, download: f.path.split("/").pop() || "file", id: `file-${link.i}`, "data-path": f.path, title: `Save ${displayName(f.path)}` }, displayName(f.path))
+          : h("span", { class: "fname", title: displayName(f.path) }, displayName(f.path)),
         h("span", { class: "fsize" }, f.finished ? `✓ ${formatBytes(f.size)}` : `${formatBytes(f.done)} / ${formatBytes(f.size)}`),
         bar(percent(f.done, f.size), `${displayName(f.path)} progress`),
         f.failed ? h("span", { class: "ferr", role: "alert" }, f.failed) : null,
-      ),
-    ),
+      );
+    }),
   );
 }
 
@@ -129,7 +135,7 @@ function roomCard(s: TransferState, x: TransferExtras, a: TransferActions): HTML
           s.capped ? h("span", { id: "expiry-capped", class: "hint" }, " (the server's longest)") : null,
         ),
       ),
-      h("figure", { class: "qr" }, x.qrSvg ? svgElement(x.qrSvg) : null, h("figcaption", {}, "Scan to join")),
+      x.qrSvg ? h("figure", { class: "qr" }, svgElement(x.qrSvg), h("figcaption", {}, "Scan to join")) : null,
     ),
     skippedNote(s.skipped),
     s.receivers?.length ? receiverList(s.receivers, a) : null,
@@ -195,24 +201,6 @@ function doneLine(s: TransferState, report: TransferReport | null | undefined): 
   return h("p", { id: "done", ...data }, text);
 }
 
-/** Browser receiver: the files the page holds, each a download. */
-function savedList(report: TransferReport | null | undefined): HTMLElement | null {
-  const files = report?.files?.filter((f) => f.url);
-  if (!files?.length) return null;
-  return h(
-    "ul",
-    { class: "files saved", "aria-label": "Save the received files" },
-    files.map((f, i) =>
-      h(
-        "li",
-        { class: "file" },
-        h("a", { class: "fname", href: f.url ?? "", download: f.path.split("/").pop() || "file", id: `file-${i}`, "data-path": f.path }, displayName(f.path)),
-        h("span", { class: "fsize" }, formatBytes(f.size)),
-      ),
-    ),
-  );
-}
-
 /** A text snippet: the receiver sees it with a Copy button; it is never saved to a file. */
 function textCard(s: TransferState, a: TransferActions): HTMLElement {
   const received = s.role === "receive" && s.text != null;
@@ -254,8 +242,7 @@ function progressCard(s: TransferState, x: TransferExtras, a: TransferActions): 
     ),
     done ? doneLine(s, x.report) : null,
     done && x.report?.note ? h("p", { class: "hint", id: "saved-in" }, x.report.note) : null,
-    done ? savedList(x.report) : null,
-    fileList(s.files),
+    fileList(s.files, done ? x.report?.files : undefined),
     done
       ? h(
           "div",
