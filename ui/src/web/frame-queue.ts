@@ -45,6 +45,22 @@ export class FrameQueue {
     }
   }
 
+  /** Whether a frame is waiting (or the queue closed) by `deadline`; takes nothing. */
+  async ready(deadline: number): Promise<boolean> {
+    while (!this.frames.length && !this.done) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    return true;
+  }
+
   private wake(): void {
     const w = this.waiter;
     this.waiter = null;

@@ -103,6 +103,11 @@ export class DcLink implements FrameLink {
     return !this.frames.closed && this.dc.readyState === "open";
   }
 
+  /** Whether a frame has arrived (or the channel closed) by `deadline`; reads nothing. */
+  ready(deadline: number): Promise<boolean> {
+    return this.frames.ready(deadline);
+  }
+
   /** The next frame, or null once the channel closed and nothing is left (or `deadline` passed). */
   next(deadline = Infinity): Promise<Uint8Array | null> {
     return this.frames.next(deadline);
@@ -168,7 +173,32 @@ const wrongPassword = () =>
   new WebError("wrong-password", "wrong password, or the signaling server interfered with the handshake");
 
 /** Join `room` as its guest and return the authenticated link. Closes everything on failure. */
+/** How long after the `hello`s the host's first message (the offer) may take. */
+const FIRST_MESSAGE_MS = 4000;
+/** How many times a join starts over when the host never heard our `hello`. */
+const STUCK_RETRIES = 2;
+
+/**
+ * Join as the guest. Chromium (156 here) now and then never sends what the page queues on a
+ * channel the native host opened in the packet that ends the SCTP handshake: our `hello` did
+ * not reach the host's SCTP at all (its debug log shows no DATA chunk), so the host waited
+ * for it while the page waited for the offer (a few connections in a hundred in the
+ * end-to-end runs, with or without path MTU probing). The host sends its offer right after
+ * the `hello`s, so when nothing comes the page closes that connection and joins again; the
+ * host counts it as a failed attempt and waits for the next.
+ */
 export async function join(opts: JoinOptions): Promise<{ link: DcLink; verification: string; sig: SignalClient }> {
+  for (let attempt = 0; ; attempt += 1) {
+    const joined = await joinOnce(opts);
+    if (await joined.link.ready(Date.now() + FIRST_MESSAGE_MS)) return joined;
+    await joined.link.close(0);
+    joined.sig.close();
+    if (attempt >= STUCK_RETRIES) throw new WebError("channel-stuck", "the sender never answered over the new connection");
+    console.warn("ferry: the sender did not answer our hello; joining again");
+  }
+}
+
+async function joinOnce(opts: JoinOptions): Promise<{ link: DcLink; verification: string; sig: SignalClient }> {
   const timeout = opts.timeoutMs ?? 30_000;
   if (typeof RTCPeerConnection === "undefined") throw new WebError("unsupported", "this browser cannot do WebRTC");
   const sig = await SignalClient.connect(opts.server, timeout);
