@@ -273,7 +273,7 @@ async function main() {
     }
   });
 
-  await check("browser → browser: one page sends, another receives, byte-exact", async () => {
+  await check("browser → browser: one page sends (its room card showing a QR code), another receives, byte-exact", async () => {
     const file = join(WORK, "b2b.bin");
     writeFileSync(file, randomBytes(2 * 1024 * 1024 + 4321));
     const want = await sha256File(file);
@@ -281,6 +281,8 @@ async function main() {
     const rctx = await browser.newContext({ acceptDownloads: true });
     try {
       const { page, consoleLines } = await openRoom(sctx, [file]);
+      // The room card carries a QR code of the same link, for a phone's camera.
+      await page.locator("figure.qr svg path").waitFor({ timeout: 5_000 });
       // The page's own browser link (this page's join screen, its server, room and password).
       const webLink = await page.locator("#room-web-link").innerText();
       const rpage = await rctx.newPage();

@@ -160,3 +160,17 @@ test("a browser sender's room card shows the engine's browser link and no Extend
   await t.emit({ event: "error", code: "room-expired", message: "gone" });
   expect($("#error")!.dataset.code).toBe("room-expired");
 });
+
+test("the web engine draws the room card's QR code as an SVG the card can show", async () => {
+  const { WebEngine } = await import("../src/web/engine");
+  const engine = new WebEngine({ protocol: "https:", host: "ferry.example", origin: "https://ferry.example", pathname: "/", search: "?send", hash: "" });
+  const link = engine.browserLink("ferry://join/ABCDE-FGHJK?server=wss%3A%2F%2Fferry.example%2Fws#gladly-brave");
+  expect(link).toBe("https://ferry.example/j/ABCDE-FGHJK#gladly-brave");
+  const svg = await engine.qrSvg(link ?? "");
+  const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+  expect(doc.documentElement.nodeName.toLowerCase()).toBe("svg");
+  // Presentation attributes only: the page's CSP allows no inline styles.
+  expect(svg).not.toMatch(/style=/);
+  // Longer text, more modules.
+  expect((await engine.qrSvg(`${link}-and-more-words-to-encode-here`)).length).toBeGreaterThan(svg.length);
+});

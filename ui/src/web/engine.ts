@@ -5,6 +5,8 @@
 // folder, several receivers, text) is off in `caps`, so the views do not offer it.
 import { type Capabilities, type Engine, type OfferStorage, type Picked, type TransferReport, ALL_CAPS, unsupported } from "../engine";
 import type { EventHandler, TransferId } from "../ipc";
+import { renderSVG } from "uqr";
+
 import { parseJoinLink } from "../link";
 import { pageJoinLink, parseJoinUrl, type PageAddress } from "./join-url";
 import { type ReceiveRun, startReceive } from "./receive-run";
@@ -218,8 +220,9 @@ export class WebEngine implements Engine {
     return unsupported("Settings");
   }
 
-  qrSvg(): Promise<string> {
-    return unsupported("A QR code");
+  /** The room card's QR code, so a phone's camera opens the room's browser link. */
+  async qrSvg(text: string): Promise<string> {
+    return renderSVG(text);
   }
 
   reveal(): Promise<void> {
