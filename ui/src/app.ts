@@ -1,13 +1,15 @@
 // The app controller: which screen is up, the running transfer, and wiring views to the shell.
 import { announce, copyText, h, replaceKeepingFocus } from "./dom";
+import { errorCode, errorMessage } from "./errors";
 import { formatCountdown } from "./format";
 import type { Engine, EngineError, Picked } from "./engine";
 import type { FerryEvent, HistoryEntry, Settings, TransferId } from "./ipc";
-import { parseJoinLink, parseRoomInput } from "./link";
+import { parseJoinLink } from "./link";
 import { DEFAULT_LIFETIME, lifetimeLabel } from "./lifetime";
 import { initialState, isActive, reduce, statusText, type TransferState } from "./state";
 import { historyView } from "./views/history";
-import { receiveView, type NearbyState, type ReceivePrefill } from "./views/receive";
+import { navView, type Section } from "./views/nav";
+import { checkJoin, receiveView, type NearbyState, type ReceivePrefill } from "./views/receive";
 import { sendView } from "./views/send";
 import { settingsView } from "./views/settings";
 import { transferView } from "./views/transfer";
@@ -24,13 +26,6 @@ interface Running {
   folderError?: EngineError;
   retry: () => void;
 }
-
-const NAV: [Screen, string][] = [
-  ["send", "Send"],
-  ["receive", "Receive"],
-  ["history", "History"],
-  ["settings", "Settings"],
-];
 
 export class App {
   screen: Screen = "send";
@@ -110,15 +105,10 @@ export class App {
   private renderNav(): void {
     if (!this.nav) return;
     const active = this.screen === "transfer" ? (this.transfer?.state.role ?? "send") : this.screen;
-    const caps = this.engine.caps;
-    const shown = NAV.filter(([s]) => (s !== "history" || caps.history) && (s !== "settings" || caps.settings));
-    const buttons = shown.map(([s, label]) =>
-      h("button", { id: `nav-${s}`, class: "nav", "aria-current": active === s ? "page" : null, onclick: () => this.navTo(s) }, label),
-    );
-    replaceKeepingFocus(this.nav, h("div", { class: "nav-inner" }, buttons));
+    replaceKeepingFocus(this.nav, navView(active, this.engine.caps, (s) => this.navTo(s)));
   }
 
-  private navTo(s: Screen): void {
+  private navTo(s: Section): void {
     // A running transfer keeps its screen reachable: Send/Receive leads back to it.
     if (this.transfer && isActive(this.transfer.state) && (s === "send" || s === "receive") && s === this.transfer.state.role) {
       this.go("transfer");
@@ -287,24 +277,14 @@ export class App {
   // ---- receive ---------------------------------------------------------------------
 
   join(roomInput: string, password: string, server: string | null = null): void {
-    const parsed = parseRoomInput(roomInput);
-    const pw = password.trim() || parsed?.password || "";
-    if (!parsed) {
-      this.receivePrefill = { room: roomInput, password, error: "That isn't a room ID. It looks like ABCDE-FGHJK." };
+    const form = checkJoin(roomInput, password, this.engine.caps.destBeforeJoin ? this.receiveDest : null);
+    if ("error" in form) {
+      this.receivePrefill = { room: roomInput, password, error: form.error };
       this.render();
+      if (form.field) (this.root.querySelector(`#${form.field}`) as HTMLElement | null)?.focus();
       return;
     }
-    if (!pw) {
-      this.receivePrefill = { room: roomInput, password, error: "Enter the password the sender sees." };
-      this.render();
-      (this.root.querySelector("#join-password") as HTMLElement | null)?.focus();
-      return;
-    }
-    if (this.engine.caps.destBeforeJoin && !this.receiveDest) {
-      this.receivePrefill = { room: roomInput, password, error: "Choose a folder to save into." };
-      this.render();
-      return;
-    }
+    const { parsed, pw } = form;
     this.receivePrefill = { room: parsed.room, password: pw };
     const srv = server ?? parsed.server ?? null;
     const dest = this.receiveDest;
@@ -520,15 +500,4 @@ export class App {
     const n = what.kind === "paths" ? what.paths.length : what.files.length;
     if (n) this.startSend(what);
   }
-}
-
-/** Commands reject with the shell's typed error `{code, message}` or a plain string. */
-function errorCode(err: unknown): string {
-  if (err && typeof err === "object" && "code" in err) return String((err as { code: unknown }).code);
-  return "internal";
-}
-
-function errorMessage(err: unknown): string {
-  if (err && typeof err === "object" && "message" in err) return String((err as { message: unknown }).message);
-  return String(err);
 }

@@ -126,3 +126,15 @@ export function retryingNotice(code: string): string {
   const why = code === "peer-gone" ? "The sender dropped the connection" : "No connection path formed";
   return `${why}; trying again…`;
 }
+
+/** What a failed command rejected with: the engine's typed error `{code, message}`, or a
+ * plain value (then the code is `internal`). */
+export function errorCode(err: unknown): string {
+  if (err && typeof err === "object" && "code" in err) return String((err as { code: unknown }).code);
+  return "internal";
+}
+
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === "object" && "message" in err) return String((err as { message: unknown }).message);
+  return String(err);
+}

@@ -1,5 +1,6 @@
 import { h } from "../dom";
 import { ALL_CAPS, type Capabilities } from "../engine";
+import { type JoinInfo, parseRoomInput } from "../link";
 import type { NearbyRoom } from "../ipc";
 
 export interface ReceiveActions {
@@ -52,6 +53,18 @@ function nearbyList(a: ReceiveActions, state: NearbyState, chosen: { server: str
     ),
     body,
   );
+}
+
+/** The join form's answer: the room to join and its password, or what to fix (and the field
+ * to put the cursor in). `dest`: the folder picked before joining, or null where the engine
+ * decides where files go at the offer. */
+export function checkJoin(roomInput: string, password: string, dest: string | null): { parsed: JoinInfo; pw: string } | { error: string; field?: string } {
+  const parsed = parseRoomInput(roomInput);
+  const pw = password.trim() || parsed?.password || "";
+  if (!parsed) return { error: "That isn't a room ID. It looks like ABCDE-FGHJK." };
+  if (!pw) return { error: "Enter the password the sender sees.", field: "join-password" };
+  if (dest !== null && !dest) return { error: "Choose a folder to save into." };
+  return { parsed, pw };
 }
 
 export interface ReceivePrefill {
