@@ -7,6 +7,7 @@ import type { FerryEvent } from "../src/ipc";
 import { initialState, reduce } from "../src/state";
 import { ControlReassembler, encodeControl, type FileEntry } from "../src/web/frames";
 import type { FromWorker, Storage, ToWorker } from "../src/web/link-port";
+import { selectedPath } from "../src/web/link-path";
 import type { Offer, ReceiveStats } from "../src/web/receive";
 import {
   buildReport,
@@ -16,7 +17,6 @@ import {
   offerStorage,
   ProgressMeter,
   ReceiveEvents,
-  selectedPath,
   startReceive,
   STOPPED_DOWNLOADS,
   storageText,

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 
 import type { FerryEvent } from "../src/ipc";
 import { initialState, reduce } from "../src/state";
+import { selectedPath } from "../src/web/link-path";
 import type { SendStats } from "../src/web/send";
 import {
   AttemptMeter,
@@ -13,14 +14,13 @@ import {
   doneEvent,
   hostEventToFerry,
   isFinal,
-  pathFromStats,
   startSend,
   withDeadline,
 } from "../src/web/send-run";
 import { WebError } from "../src/web/signal";
 
-type Stat = Record<string, unknown>;
-const stats = (...s: Stat[]) => new Map<string, Stat>(s.map((x) => [String(x.id), x]));
+/** A statistics report's entries, as `linkPath` hands them to `selectedPath`. */
+const stats = (...s: Record<string, unknown>[]) => s.map((x) => ({ ...x, id: String(x.id), type: String(x.type) }));
 
 describe("room events", () => {
   it("map as the native sender reports them", () => {
@@ -60,7 +60,7 @@ describe("connection path", () => {
       { id: "L2", type: "local-candidate", candidateType: "relay" },
       { id: "R", type: "remote-candidate", candidateType: "srflx" },
     );
-    expect(pathFromStats(r)).toEqual({ path: "direct", kind: "srflx" });
+    expect(selectedPath(r)).toEqual({ path: "direct", kind: "srflx" });
   });
 
   it("reads Firefox's marked pair; a relay on either end is relayed", () => {
@@ -69,18 +69,18 @@ describe("connection path", () => {
       { id: "L", type: "local-candidate", candidateType: "host" },
       { id: "R", type: "remote-candidate", candidateType: "relay" },
     );
-    expect(pathFromStats(r)).toEqual({ path: "relayed", kind: "relay" });
+    expect(selectedPath(r)).toEqual({ path: "relayed", kind: "relay" });
     const host = stats(
       { id: "P", type: "candidate-pair", localCandidateId: "L", remoteCandidateId: "R", nominated: true, state: "succeeded" },
       { id: "L", type: "local-candidate", candidateType: "host" },
       { id: "R", type: "remote-candidate", candidateType: "host" },
     );
-    expect(pathFromStats(host)).toEqual({ path: "direct", kind: "host" });
+    expect(selectedPath(host)).toEqual({ path: "direct", kind: "host" });
   });
 
   it("is unknown (and counted direct, as the native engine does) when no pair is selected", () => {
-    expect(pathFromStats(stats())).toEqual({ path: "direct", kind: "unknown" });
-    expect(pathFromStats(stats({ id: "P", type: "candidate-pair", localCandidateId: "L", remoteCandidateId: "R", nominated: true, state: "in-progress" }))).toEqual({
+    expect(selectedPath(stats())).toEqual({ path: "direct", kind: "unknown" });
+    expect(selectedPath(stats({ id: "P", type: "candidate-pair", localCandidateId: "L", remoteCandidateId: "R", nominated: true, state: "in-progress" }))).toEqual({
       path: "direct",
       kind: "unknown",
     });

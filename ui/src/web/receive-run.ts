@@ -5,8 +5,9 @@
 // in the same order, so the app's state fold (state.ts) and screens serve both engines.
 import type { EngineError, OfferStorage, SavedFile, TransferReport } from "../engine";
 import { formatBytes } from "../format";
-import type { FerryEvent, PathKind } from "../ipc";
+import type { FerryEvent } from "../ipc";
 import { encodeFrames } from "./frames";
+import { linkPath } from "./link-path";
 import { receiveInWorker, type ReceivedFile, type Storage } from "./link-port";
 import { CANCEL_REASON, type Offer, type ReceiveEvent, type ReceiveStats } from "./receive";
 import { type DcLink, join, WebError } from "./session";
@@ -22,8 +23,6 @@ export const PROGRESS_EVERY_MS = 100;
 export const STOPPED_DOWNLOADS =
   " The downloads that were running stopped; a download cannot resume, so those files start over on the next try.";
 const PICKER_ABORTED = "No folder was picked. Pick one to save into, Accept to keep the files in this browser, or Decline.";
-/** Longest wait for the connection's statistics (the path it took) before saying "unknown". */
-const STATS_MS = 1_000;
 /** How long a cancelled Worker has to tell the sender and end before the page closes the link. */
 const CANCEL_GRACE_MS = 3_000;
 
@@ -207,39 +206,6 @@ export class ReceiveEvents {
   }
 }
 
-type Stat = { id: string; type: string; [k: string]: unknown };
-
-const RANK: Record<PathKind, number> = { relay: 4, prflx: 3, srflx: 2, host: 1, memory: 0, unknown: 0 };
-
-function candidateKind(t: unknown): PathKind {
-  return t === "host" || t === "srflx" || t === "prflx" || t === "relay" ? t : "unknown";
-}
-
-/** The selected candidate pair's path, as ferry-core rtc.rs `selected_path`: the less direct of
- * its two ends, a remote "prflx" read as what that address was announced as. */
-export function selectedPath(stats: Stat[]): { path: "direct" | "relayed"; kind: PathKind } {
-  const byId = new Map(stats.map((s) => [s.id, s]));
-  const transport = stats.find((s) => s.type === "transport" && typeof s.selectedCandidatePairId === "string");
-  const pair =
-    (transport ? byId.get(transport.selectedCandidatePairId as string) : undefined) ??
-    stats.find((s) => s.type === "candidate-pair" && s.selected === true) ??
-    stats.find((s) => s.type === "candidate-pair" && s.nominated === true && s.state === "succeeded");
-  if (!pair) return { path: "direct", kind: "unknown" };
-  const local = byId.get(pair.localCandidateId as string);
-  const remote = byId.get(pair.remoteCandidateId as string);
-  let kr = candidateKind(remote?.candidateType);
-  if (kr === "prflx" && remote) {
-    const addr = (s: Stat) => s.address ?? s.ip;
-    const announced = stats.find(
-      (s) => s.type === "remote-candidate" && s.candidateType !== "prflx" && addr(s) === addr(remote) && s.port === remote.port,
-    );
-    if (announced) kr = candidateKind(announced.candidateType);
-  }
-  const kl = candidateKind(local?.candidateType);
-  const kind = RANK[kr] >= RANK[kl] ? kr : kl;
-  return { path: kind === "relay" ? "relayed" : "direct", kind };
-}
-
 /** The done card's contents, as the join page showed them (`#done` and its `data-*`). */
 export function buildReport(
   files: ReceivedFile[],
@@ -292,22 +258,6 @@ interface Pending {
 }
 
 const cancelledError = (): WebError => new WebError("cancelled", "you cancelled the transfer");
-
-/** The path the connection took, or "unknown" where the browser does not say in time. */
-async function linkPath(pc: RTCPeerConnection): Promise<{ path: "direct" | "relayed"; kind: PathKind }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const report = await Promise.race([pc.getStats(), new Promise<null>((r) => (timer = setTimeout(() => r(null), STATS_MS)))]);
-    if (!report) return { path: "direct", kind: "unknown" };
-    const stats: Stat[] = [];
-    report.forEach((s: Stat) => stats.push(s));
-    return selectedPath(stats);
-  } catch {
-    return { path: "direct", kind: "unknown" };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Tell the sender the person cancelled (it then ends as cancelled rather than waiting for the
  * link to come back), bounded: a full channel must not hold the cancel up. */

@@ -5,9 +5,10 @@
 // native one. The room outlives a dropped link: the next guest to prove the password resumes
 // from what the receiver already holds.
 import type { TransferReport } from "../engine";
-import type { FerryEvent, PathKind } from "../ipc";
+import type { FerryEvent } from "../ipc";
 import type { FileEntry } from "./frames";
 import { type HostEvent, HostRoom } from "./host";
+import { linkPath } from "./link-path";
 import type { SendEvent, SendStats } from "./send";
 import { sendInWorker } from "./send-port";
 import type { DcLink } from "./session";
@@ -17,8 +18,6 @@ import { WebError } from "./signal";
 export const RECONNECT_FOR = 120_000;
 /** Ends that a new attempt cannot mend. */
 export const FINAL = new Set(["cancelled", "declined", "integrity", "too-large", "disk-full", "permission-denied", "unsupported", "room-locked", "room-expired"]);
-/** How long reading the connection's statistics for its path may take before "unknown". */
-const STATS_WAIT = 1000;
 
 export interface SendRunOptions {
   /** The signaling server, as the page was given it. */
@@ -114,53 +113,6 @@ export function hostEventToFerry(e: HostEvent, linkLive: boolean): FerryEvent | 
     case "connected":
       return null;
   }
-}
-
-/** One entry of an `RTCStatsReport`, as far as it is read here. */
-type Stat = Record<string, unknown>;
-
-const RANK: Record<string, number> = { relay: 4, prflx: 3, srflx: 2, host: 1 };
-
-/** How the selected candidate pair's bytes travel: the less direct of its two ends, as
- * rtc.rs `selected_path` says it. Chrome names the pair on the transport; Firefox marks it. */
-export function pathFromStats(report: Pick<ReadonlyMap<string, Stat>, "get" | "forEach">): { path: "direct" | "relayed"; kind: PathKind } {
-  let pair: Stat | undefined;
-  report.forEach((s) => {
-    if (pair) return;
-    if (s.type === "transport" && typeof s.selectedCandidatePairId === "string") pair = report.get(s.selectedCandidatePairId);
-  });
-  if (!pair) {
-    report.forEach((s) => {
-      if (!pair && s.type === "candidate-pair" && (s.selected === true || (s.nominated === true && s.state === "succeeded"))) pair = s;
-    });
-  }
-  let kind: PathKind = "unknown";
-  if (pair) {
-    for (const id of [pair.localCandidateId, pair.remoteCandidateId]) {
-      const t = typeof id === "string" ? report.get(id)?.candidateType : undefined;
-      if (typeof t === "string" && (RANK[t] ?? 0) > (RANK[kind] ?? 0)) kind = t as PathKind;
-    }
-  }
-  return { path: kind === "relay" ? "relayed" : "direct", kind };
-}
-
-/** The path of a connected link, "unknown" when the browser does not say in time. */
-async function linkPath(pc: RTCPeerConnection): Promise<{ path: "direct" | "relayed"; kind: PathKind }> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const report = await Promise.race([
-      pc.getStats(),
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), STATS_WAIT);
-      }),
-    ]);
-    if (report) return pathFromStats(report as unknown as ReadonlyMap<string, Stat>);
-  } catch {
-    // A closed connection has no statistics: the path stays unknown.
-  } finally {
-    clearTimeout(timer);
-  }
-  return { path: "direct", kind: "unknown" };
 }
 
 /** One attempt's events, from the Worker's `SendEvent`s: where it resumed, and progress with
