@@ -8,6 +8,7 @@ import { initialState, reduce } from "../src/state";
 import { ControlReassembler, encodeControl, type FileEntry } from "../src/web/frames";
 import type { FromWorker, Storage, ToWorker } from "../src/web/link-port";
 import { selectedPath } from "../src/web/link-path";
+import { ProgressMeter } from "../src/web/progress-meter";
 import type { Offer, ReceiveStats } from "../src/web/receive";
 import {
   buildReport,
@@ -15,7 +16,6 @@ import {
   folderError,
   MAX_IN_MEMORY,
   offerStorage,
-  ProgressMeter,
   ReceiveEvents,
   startReceive,
   STOPPED_DOWNLOADS,

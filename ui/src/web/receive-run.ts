@@ -8,6 +8,7 @@ import { formatBytes } from "../format";
 import type { FerryEvent } from "../ipc";
 import { encodeFrames } from "./frames";
 import { linkPath } from "./link-path";
+import { ProgressMeter } from "./progress-meter";
 import { receiveInWorker, type ReceivedFile, type Storage } from "./link-port";
 import { CANCEL_REASON, type Offer, type ReceiveEvent, type ReceiveStats } from "./receive";
 import { type DcLink, join, WebError } from "./session";
@@ -17,8 +18,6 @@ import { Downloads, registerDownloads } from "./stream-page";
 /** What the in-memory sink (where the browser has no origin-private file system) may hold:
  * the page then keeps every received byte until it is saved. */
 export const MAX_IN_MEMORY = 256 * 1024 * 1024;
-/** Progress events at most this often (ferry-core defaults.rs PROGRESS_EVERY). */
-export const PROGRESS_EVERY_MS = 100;
 /** Added to an error's message once streamed downloads had started: they cannot resume. */
 export const STOPPED_DOWNLOADS =
   " The downloads that were running stopped; a download cannot resume, so those files start over on the next try.";
@@ -95,39 +94,6 @@ export function offerStorage(total: number, storage: Storage, again: FolderTarge
   if (again) s.folder = `Continue into “${again.dir.name}”`;
   else if (pickerAvailable) s.folder = "Save into a folder…";
   return s;
-}
-
-/** Rate and ETA over this attempt, as ferry-core's transfer/machine/progress.rs: bytes moved
- * since the accept (what was held before not counted) over the seconds since then, and a
- * progress event at most every PROGRESS_EVERY_MS unless forced. */
-export class ProgressMeter {
-  private last: number | null = null;
-
-  constructor(
-    readonly startedMs: number,
-    /** Bytes held before this attempt. */
-    public base: number,
-    readonly total: number,
-  ) {}
-
-  /** Bytes per second. */
-  rate(nowMs: number, done: number): number {
-    const secs = (nowMs - this.startedMs) / 1000;
-    if (secs <= 0) return 0;
-    return Math.floor(Math.max(done - this.base, 0) / secs);
-  }
-
-  event(nowMs: number, file: string, done: number, force: boolean): FerryEvent | null {
-    if (!force && this.last !== null && nowMs - this.last < PROGRESS_EVERY_MS) return null;
-    this.last = nowMs;
-    const rate = this.rate(nowMs, done);
-    const eta = rate > 0 ? Math.floor(Math.max(this.total - done, 0) / rate) : null;
-    return { event: "progress", file, bytes_done: done, total: this.total, rate_bps: rate, eta_secs: eta };
-  }
-
-  secs(nowMs: number): number {
-    return Math.max(nowMs - this.startedMs, 0) / 1000;
-  }
 }
 
 /** Turns the Worker's events into `FerryEvent`s (receive.ts's numbers are already overall:

@@ -9,6 +9,7 @@ import type { FerryEvent } from "../ipc";
 import type { FileEntry } from "./frames";
 import { type HostEvent, HostRoom } from "./host";
 import { linkPath } from "./link-path";
+import { ProgressMeter } from "./progress-meter";
 import type { SendEvent, SendStats } from "./send";
 import { sendInWorker } from "./send-port";
 import type { DcLink } from "./session";
@@ -120,22 +121,18 @@ export function hostEventToFerry(e: HostEvent, linkLive: boolean): FerryEvent | 
  * (transfer/machine/progress.rs). `SendEvent` progress is already overall (bytes acknowledged
  * over the whole transfer, counting what a resume started from). */
 export class AttemptMeter {
-  private started: number | null = null;
-  private base = 0;
+  private meter: ProgressMeter | null = null;
 
   constructor(private readonly now: () => number = Date.now) {}
 
   map(e: SendEvent): FerryEvent[] {
     switch (e.type) {
       case "accepted":
-        this.started = this.now();
-        this.base = e.resumed;
+        this.meter = new ProgressMeter(this.now(), e.resumed, e.total);
         return e.resumed > 0 ? [{ event: "resuming", bytes_done: e.resumed, total: e.total }] : [];
-      case "progress": {
-        const rate = this.rate(e.bytes_done);
-        const eta = rate > 0 ? Math.floor(Math.max(e.total - e.bytes_done, 0) / rate) : null;
-        return [{ event: "progress", file: e.file, bytes_done: e.bytes_done, total: e.total, rate_bps: rate, eta_secs: eta }];
-      }
+      case "progress":
+        // send.ts already sends at most ten a second: every one is passed on.
+        return [this.meter?.event(this.now(), e.file, e.bytes_done, true) ?? { event: "progress", file: e.file, bytes_done: e.bytes_done, total: e.total, rate_bps: 0, eta_secs: null }];
       case "chunk-rejected":
         return [{ event: "chunk-rejected", file: e.file, offset: e.offset }];
       case "file-done":
@@ -149,15 +146,9 @@ export class AttemptMeter {
     }
   }
 
-  /** Bytes per second since the accept, over the bytes this attempt moved. */
-  rate(done: number): number {
-    const secs = this.secs();
-    return secs > 0 ? Math.floor(Math.max(done - this.base, 0) / secs) : 0;
-  }
-
   /** Seconds since the receiver's accept (0 before it). */
   secs(): number {
-    return this.started === null ? 0 : Math.max(this.now() - this.started, 0) / 1000;
+    return this.meter?.secs(this.now()) ?? 0;
   }
 }
 
