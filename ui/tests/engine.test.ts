@@ -64,6 +64,17 @@ function limitedEngine() {
 }
 
 let app: App;
+
+/** The App over the browser-like engine, a join under way. */
+async function joining() {
+  const t = limitedEngine();
+  app = new App($("#main")!, $("#nav"), t.engine);
+  await app.init();
+  app.join("ABCDE-FGHJK", "pw");
+  await tick();
+  return t;
+}
+
 beforeEach(() => {
   document.body.innerHTML = '<nav id="nav"></nav><main id="main"></main><div id="live"></div>';
 });
@@ -100,11 +111,7 @@ test("what the browser cannot do is not offered: no History, Settings, nearby, f
 });
 
 test("an offer too big for the browser's storage cannot be accepted; a refused folder picker says so and keeps the offer", async () => {
-  const t = limitedEngine();
-  app = new App($("#main")!, $("#nav"), t.engine);
-  await app.init();
-  app.join("ABCDE-FGHJK", "pw");
-  await tick();
+  const t = await joining();
   t.setStorage({ kind: "disk", text: "t", fits: false, tooLarge: "No room for 12 GB", folder: "Save into a folder…" });
   await t.emit({ event: "offer", files: [{ path: "big.iso", size: 12e9 }], total: 12e9 });
   expect(($("#accept") as HTMLButtonElement).disabled).toBe(true);
@@ -125,11 +132,7 @@ test("an offer too big for the browser's storage cannot be accepted; a refused f
 });
 
 test("done: files the page holds become downloads, with the report's note and figures", async () => {
-  const t = limitedEngine();
-  app = new App($("#main")!, $("#nav"), t.engine);
-  await app.init();
-  app.join("ABCDE-FGHJK", "pw");
-  await tick();
+  const t = await joining();
   await t.emit({ event: "offer", files: [{ path: "d/a.bin", size: 3 }], total: 3 });
   $("#accept")!.click();
   await tick();
