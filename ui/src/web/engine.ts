@@ -145,12 +145,8 @@ export class WebEngine implements Engine {
   async extendRoom(id: TransferId, ttlSecs: number): Promise<void> {
     const r = this.get(id);
     if (r.kind !== "send") return unsupported("Extending a room one joined");
-    try {
-      await r.run.extendRoom(ttlSecs);
-    } catch (e) {
-      const err = e as { code?: string; message?: string };
-      throw { code: err.code ?? "internal", message: err.message ?? String(e) };
-    }
+    // A refusal is a WebError: its code and message are what the app reads from any failure.
+    await r.run.extendRoom(ttlSecs);
   }
 
   async closeRoom(id: TransferId): Promise<void> {
