@@ -458,9 +458,12 @@ def run_profile(bench, topo: Topology, work: Path, size: int, profile: tuple,
                 r["sctp_cc"] = cc
             f = slow_src if cc in LOSS_BOUND else src
             r["bytes"] = f.stat().st_size
+            # Copied before the direct run fills `r` in: a relayed run that fails must show
+            # its error, not the direct run's figures.
+            base = dict(r)
             rows.append(run_ferry_once(bench, topo, work, f, r, cc, tag))
             for transport in relays or []:
-                rr = dict(r, relay=transport)
+                rr = dict(base, relay=transport)
                 rr["profile"] = f"{r['profile']} via coturn/{transport}"
                 rows.append(run_ferry_once(bench, topo, work, f, rr, cc, tag, relay=transport))
     return rows
