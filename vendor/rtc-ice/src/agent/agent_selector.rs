@@ -80,6 +80,23 @@ impl Agent {
         now.saturating_duration_since(self.start_time) > min_wait
     }
 
+    /// Ferry patch: whether every pair that outranks `pair_index` has failed its checks.
+    /// The acceptance waits hold a valid pair back so that a better one may still succeed
+    /// (a relayed pair for 2 s); once each better pair has failed there is none to wait
+    /// for, and a connection whose direct paths are blocked (symmetric NATs, UDP filtered)
+    /// paid the whole 2 s. Not before the server-reflexive wait: a direct pair through a
+    /// NAT may need the peer's own checks to open its way, which start up to half a round
+    /// trip later.
+    fn nothing_better_can_succeed(&self, now: Instant, pair_index: usize) -> bool {
+        if now.saturating_duration_since(self.start_time) <= self.srflx_acceptance_min_wait {
+            return false;
+        }
+        let priority = self.candidate_pairs[pair_index].priority();
+        self.candidate_pairs.iter().enumerate().all(|(i, p)| {
+            i == pair_index || p.priority() <= priority || p.state == CandidatePairState::Failed
+        })
+    }
+
     fn nominate_pair(&mut self, now: Instant) {
         let result = {
             let Some(remote_credentials) = &self.ufrag_pwd.remote_credentials else {
@@ -232,8 +249,9 @@ impl ControllingSelector for Agent {
             let has_nominated_pair = if let Some(pair_index) = self.get_best_valid_candidate_pair()
             {
                 let p = self.candidate_pairs[pair_index];
-                self.is_nominatable(now, p.local_index, true)
-                    && self.is_nominatable(now, p.remote_index, false)
+                (self.is_nominatable(now, p.local_index, true)
+                    && self.is_nominatable(now, p.remote_index, false))
+                    || self.nothing_better_can_succeed(now, pair_index)
             } else {
                 false
             };

@@ -3547,3 +3547,84 @@ fn test_stats_snapshot_reports_the_callers_instant_throughout() -> Result<()> {
 
     Ok(())
 }
+
+/// Ferry patch: a valid relayed pair is nominated once every pair that outranks it has
+/// failed, without waiting out the relay's 2 s; not while a better pair is still checking,
+/// and not before the server-reflexive wait.
+#[test]
+fn test_relay_is_nominated_once_every_better_pair_failed() -> Result<()> {
+    let mut config = AgentConfig::default();
+    config.is_controlling = true;
+    let t0 = Instant::now();
+    let mut a = Agent::new(t0, Arc::new(config), test_crypto_provider())?;
+    a.ufrag_pwd.remote_credentials = Some(Credentials {
+        ufrag: "remote".to_string(),
+        pwd: "remotepassword0123456789".to_string(),
+    });
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "192.168.0.2".to_owned(),
+            port: 777,
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    let relay = |address: &str, port: u16| {
+        CandidateRelayConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: address.to_owned(),
+                port,
+                component: 1,
+                ..Default::default()
+            },
+            rel_addr: "192.168.0.2".to_owned(),
+            rel_port: 777,
+            ..Default::default()
+        }
+        .new_candidate_relay()
+    };
+    let srflx_remote = CandidateServerReflexiveConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "10.10.10.2".to_owned(),
+            port: 19218,
+            component: 1,
+            ..Default::default()
+        },
+        rel_addr: "172.16.0.2".to_owned(),
+        rel_port: 19218,
+        ..Default::default()
+    }
+    .new_candidate_server_reflexive()?;
+    a.local_candidates.push(host);
+    a.local_candidates.push(relay("1.2.3.4", 12340)?);
+    a.remote_candidates.push(srflx_remote);
+    a.remote_candidates.push(relay("5.6.7.8", 56780)?);
+    a.add_pair(0, 0);
+    a.add_pair(1, 1);
+    let direct = a.find_pair(0, 0).expect("direct pair");
+    let relayed = a.find_pair(1, 1).expect("relayed pair");
+    assert!(a.candidate_pairs[direct].priority() > a.candidate_pairs[relayed].priority());
+    a.start(t0);
+    a.candidate_pairs[relayed].state = CandidatePairState::Succeeded;
+    a.candidate_pairs[direct].state = CandidatePairState::InProgress;
+
+    a.contact_candidates(t0 + Duration::from_millis(600));
+    assert_eq!(a.nominated_pair, None, "a better pair is still being checked");
+
+    a.candidate_pairs[direct].state = CandidatePairState::Failed;
+    a.contact_candidates(t0 + Duration::from_millis(400));
+    assert_eq!(a.nominated_pair, None, "not before the server-reflexive wait");
+    a.contact_candidates(t0 + Duration::from_millis(600));
+    assert_eq!(
+        a.nominated_pair,
+        Some(relayed),
+        "nothing better can succeed: no reason to wait the relay's 2 s"
+    );
+    a.close()?;
+    Ok(())
+}
