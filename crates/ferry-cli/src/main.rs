@@ -167,7 +167,12 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = rt.block_on(run(cli));
+    let code = rt.block_on(async {
+        let code = run(cli).await;
+        // A decline, cancel or error queued last must leave before the runtime goes.
+        ferry_core::links_closed(Duration::from_secs(2)).await;
+        code
+    });
     // Background tasks (embedded server, stdin reader) must not hold the exit.
     rt.shutdown_timeout(Duration::from_millis(200));
     std::process::exit(code);

@@ -66,6 +66,7 @@ pub use nearby::{
 };
 pub use password::Password;
 pub use process::tune_allocator;
+pub use rtc::links_closed;
 pub use rtc_runtime::BufferedUdpRuntime;
 pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,

@@ -519,7 +519,9 @@ pub(crate) fn spawn_link(
         dc
     });
 
+    let closing = ClosingLink::new();
     tokio::spawn(async move {
+        let _closing = closing;
         let dc = in_pump.await.ok();
         let _ = out_pump.await;
         if let Some(dc) = dc {
@@ -535,6 +537,36 @@ pub(crate) fn spawn_link(
         tx: out_tx,
         rx: in_rx,
         info,
+    }
+}
+
+/// Links whose last frames may still be on their way: counted from `spawn_link` until the
+/// connection is closed (or its closing task is dropped with the runtime).
+static OPEN_LINKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct ClosingLink;
+
+impl ClosingLink {
+    fn new() -> Self {
+        OPEN_LINKS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        ClosingLink
+    }
+}
+
+impl Drop for ClosingLink {
+    fn drop(&mut self) {
+        OPEN_LINKS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Wait, at most `max`, until every link this process opened has closed. A process that ends
+/// right after a transfer stops (a decline, a cancel, an error) drops the task that sends
+/// what was queued last; the peer then never learns why, sees a dropped link, and waits to
+/// reconnect. Binaries call this before they exit.
+pub async fn links_closed(max: Duration) {
+    let deadline = Instant::now() + max;
+    while OPEN_LINKS.load(std::sync::atomic::Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
