@@ -35,6 +35,7 @@ test_visible!(
 // connect half
 mod password;
 mod rtc;
+mod rtc_link;
 mod rtc_runtime;
 mod ticket;
 mod turn_tcp;
@@ -66,7 +67,7 @@ pub use nearby::{
 };
 pub use password::Password;
 pub use process::tune_allocator;
-pub use rtc::links_closed;
+pub use rtc_link::links_closed;
 pub use rtc_runtime::BufferedUdpRuntime;
 pub use session::{
     ConnectConfig, ConnectError, Connected, HostRoom, RoomTicket, RtcTuning, SessionEvent, join,

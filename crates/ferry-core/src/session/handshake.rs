@@ -352,7 +352,7 @@ async fn hello(
         local_addr,
         remote_addr,
     };
-    let mut link = rtc::spawn_link(peer, dc, early, &cfg.tuning, info);
+    let mut link = crate::rtc_link::spawn_link(peer, dc, early, &cfg.tuning, info);
     let mac = keys.fingerprint_mac(&local_fp, &remote_fp);
     let hello = Control::Hello {
         version: ferry_proto::PEER_VERSION,
