@@ -9,6 +9,7 @@
 //! driver stops pulling from SCTP and the peer's window closes. Memory stays bounded both ways.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -162,20 +163,20 @@ pub(crate) fn spawn_link(
 
 /// Links whose last frames may still be on their way: counted from `spawn_link` until the
 /// connection is closed (or its closing task is dropped with the runtime).
-static OPEN_LINKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static OPEN_LINKS: AtomicUsize = AtomicUsize::new(0);
 
 struct ClosingLink;
 
 impl ClosingLink {
     fn new() -> Self {
-        OPEN_LINKS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        OPEN_LINKS.fetch_add(1, Ordering::AcqRel);
         ClosingLink
     }
 }
 
 impl Drop for ClosingLink {
     fn drop(&mut self) {
-        OPEN_LINKS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        OPEN_LINKS.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -185,7 +186,7 @@ impl Drop for ClosingLink {
 /// reconnect. Binaries call this before they exit.
 pub async fn links_closed(max: Duration) {
     let deadline = Instant::now() + max;
-    while OPEN_LINKS.load(std::sync::atomic::Ordering::Acquire) > 0 && Instant::now() < deadline {
+    while OPEN_LINKS.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

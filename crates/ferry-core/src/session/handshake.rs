@@ -17,6 +17,7 @@ use crate::defaults::PEER_LEFT_GRACE;
 use crate::link::LinkInfo;
 use crate::password::Password;
 use crate::rtc::{self, PcEvent};
+use crate::rtc_link;
 use crate::signaling::SignalClient;
 
 pub(super) struct Handshake<'a> {
@@ -352,7 +353,7 @@ async fn hello(
         local_addr,
         remote_addr,
     };
-    let mut link = crate::rtc_link::spawn_link(peer, dc, early, &cfg.tuning, info);
+    let mut link = rtc_link::spawn_link(peer, dc, early, &cfg.tuning, info);
     let mac = keys.fingerprint_mac(&local_fp, &remote_fp);
     let hello = Control::Hello {
         version: ferry_proto::PEER_VERSION,
