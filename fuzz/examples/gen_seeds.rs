@@ -104,6 +104,7 @@ fn main() {
             ServerMsg::Welcome {
                 v: 2,
                 max_frame_bytes: 65536,
+                join_in_url: true,
             },
         ),
         (

@@ -1,22 +1,23 @@
 //! `/ws`: one task per socket. Control messages go to the registry; relay messages are
 //! forwarded to the other peer's queue untouched. Nothing here logs a frame's content.
 
+mod writer;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferry_proto::signal::{ClientMsg, ErrorCode, ServerMsg};
 use ferry_proto::{SIGNAL_SHARED_VERSION, SIGNAL_VERSION};
-use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use writer::Writer;
 
 use crate::relay;
 use crate::rest::{client_ip, origin_allowed};
@@ -32,9 +33,32 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
+/// A guest's `join-room` carried by the upgrade request: `/ws?join=ROOM&v=2&rid=N`. It saves
+/// the guest the round trip between the server's upgrade answer and its first frame.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct UrlJoin {
+    join: Option<String>,
+    v: Option<u16>,
+    rid: Option<u64>,
+}
+
+impl UrlJoin {
+    /// The join as the frame it stands for, so it meets every check a frame meets (size, room
+    /// id, version, one room per socket) in the same code.
+    fn frame(&self) -> Option<String> {
+        let room = self.join.as_ref()?;
+        let v = self.v.unwrap_or(SIGNAL_VERSION);
+        Some(
+            serde_json::json!({"type": "join-room", "v": v, "rid": self.rid, "room": room})
+                .to_string(),
+        )
+    }
+}
+
 pub(crate) async fn handler(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(url_join): Query<UrlJoin>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -50,47 +74,7 @@ pub(crate) async fn handler(
         .max_frame_size(max)
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(run(state, socket, ip)))
-}
-
-/// The write half of a socket. Every write is bounded: by `write_timeout`, and by the kill
-/// and shutdown signals, so a peer that stops reading cannot park its task in a write where
-/// neither the idle timeout, nor the overflow kill, nor shutdown would ever be seen.
-struct Writer {
-    sink: SplitSink<WebSocket, Message>,
-    timeout: Duration,
-    kill: CancellationToken,
-    shutdown: CancellationToken,
-}
-
-impl Writer {
-    async fn write(&mut self, m: Message) -> bool {
-        tokio::select! {
-            biased;
-            _ = self.kill.cancelled() => false,
-            _ = self.shutdown.cancelled() => false,
-            r = tokio::time::timeout(self.timeout, self.sink.send(m)) => matches!(r, Ok(Ok(()))),
-        }
-    }
-
-    async fn send(&mut self, msg: &ServerMsg) -> bool {
-        self.write(Message::Text(msg.to_json().into())).await
-    }
-
-    /// Best effort, and bounded: a peer that does not read does not get to delay its own close.
-    async fn close_with(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let bound = self.timeout.min(Duration::from_secs(1));
-        let sink = &mut self.sink;
-        let _ = tokio::time::timeout(bound, async {
-            let _ = sink.send(Message::Close(Some(frame))).await;
-            let _ = sink.close().await;
-        })
-        .await;
-    }
+        .on_upgrade(move |socket| tracker.track_future(run(state, socket, ip, url_join.frame())))
 }
 
 fn is_too_large(e: &axum::Error) -> bool {
@@ -101,7 +85,7 @@ fn is_too_large(e: &axum::Error) -> bool {
     )
 }
 
-async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
+async fn run(state: AppState, socket: WebSocket, ip: IpAddr, first: Option<String>) {
     let metrics = state.metrics();
     let n = metrics.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let (sink, stream) = socket.split();
@@ -153,7 +137,7 @@ async fn run(state: AppState, socket: WebSocket, ip: IpAddr) {
         bad: 0,
         _slot: slot,
     };
-    s.pump(w, stream, rx, queued).await;
+    s.pump(w, stream, rx, queued, first).await;
     let notices = if state.redis().is_some() {
         state.hub().conns.remove(&conn);
         state.leave(conn).await
@@ -191,14 +175,28 @@ impl Session {
         mut stream: futures::stream::SplitStream<WebSocket>,
         mut rx: mpsc::Receiver<Out>,
         queued: Arc<AtomicUsize>,
+        first: Option<String>,
     ) {
         let cfg = self.state.config().clone();
         let welcome = ServerMsg::Welcome {
             v: SIGNAL_VERSION,
             max_frame_bytes: cfg.max_frame_bytes,
+            join_in_url: true,
         };
         if !w.send(&welcome).await {
             return;
+        }
+        let mut greeted = false;
+        if let Some(text) = first {
+            greeted = true;
+            match self.text(&mut w, &text).await {
+                Some(Next::Go) => {}
+                Some(Next::Close(code, reason)) => {
+                    w.close_with(code, reason).await;
+                    return;
+                }
+                None => return,
+            }
         }
         let shutdown = self.state.0.shutdown.clone();
         let kill = w.kill.clone();
@@ -211,7 +209,6 @@ impl Session {
         // deadline for its first message rather than the idle timeout.
         let first = tokio::time::sleep(cfg.first_message_timeout);
         tokio::pin!(first);
-        let mut greeted = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -257,18 +254,11 @@ impl Session {
                             return;
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Go,
-                        Some(Ok(Message::Text(t))) if t.len() > cfg.max_frame_bytes => {
-                            self.state.metrics().reject(ErrorCode::TooLarge);
-                            Next::Close(close::TOO_BIG, "frame too large")
-                        }
                         Some(Ok(Message::Text(t))) => {
                             greeted = true;
-                            let (replies, next) = self.on_text(t.as_str()).await;
-                            for r in replies {
-                                if !w.send(&r).await {
-                                    return;
-                                }
-                            }
+                            let Some(next) = self.text(&mut w, t.as_str()).await else {
+                                return;
+                            };
                             next
                         }
                         Some(Ok(Message::Binary(_))) => {
@@ -288,6 +278,21 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Answers one text frame; `None` when a reply could not be written.
+    async fn text(&mut self, w: &mut Writer, text: &str) -> Option<Next> {
+        if text.len() > self.state.config().max_frame_bytes {
+            self.state.metrics().reject(ErrorCode::TooLarge);
+            return Some(Next::Close(close::TOO_BIG, "frame too large"));
+        }
+        let (replies, next) = self.on_text(text).await;
+        for r in replies {
+            if !w.send(&r).await {
+                return None;
+            }
+        }
+        Some(next)
     }
 
     fn malformed(&mut self, why: &str) -> (Vec<ServerMsg>, Next) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Client, config, pair, start};
 use ferry_proto::signal::{ClientMsg, ErrorCode, Role, ServerMsg};
 use ferry_signal::close_code;
+use tokio_tungstenite::connect_async;
 
 #[tokio::test]
 async fn relay_both_ways_and_third_peer_is_rejected() {
@@ -121,6 +122,81 @@ async fn unknown_room_and_bad_version() {
     }
     d.send_text(r#"{"type":"create-room","v":99}"#.into()).await;
     d.expect_error(ErrorCode::UnsupportedVersion).await;
+    srv.shutdown().await;
+}
+
+/// Open `url` and return the socket with the server's welcome.
+async fn dial(url: &str) -> (Client, ServerMsg) {
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(5), connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut c = Client { ws };
+    let welcome = c.recv().await;
+    (c, welcome)
+}
+
+#[tokio::test]
+async fn a_join_in_the_upgrade_url_is_answered_without_a_frame() {
+    let srv = start(config()).await;
+    let url = srv.ws_url();
+    let mut host = Client::connect(&url).await;
+    let (room, _) = host.create(None).await;
+
+    let (mut guest, welcome) = dial(&format!("{url}?join={room}&v=2&rid=7")).await;
+    assert!(
+        matches!(
+            welcome,
+            ServerMsg::Welcome {
+                join_in_url: true,
+                ..
+            }
+        ),
+        "{welcome:?}"
+    );
+    match guest.recv().await {
+        ServerMsg::Joined {
+            rid, role, room: r, ..
+        } => {
+            assert_eq!((rid, role, r), (Some(7), Role::Guest, room));
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::PeerJoined { role: Role::Guest }
+    );
+    guest
+        .send(ClientMsg::Pake {
+            payload: "g".into(),
+        })
+        .await;
+    assert_eq!(
+        host.recv().await,
+        ServerMsg::Pake {
+            payload: "g".into()
+        }
+    );
+
+    // Whatever a join frame would get, the URL's join gets: the room is full now...
+    let (mut third, _) = dial(&format!("{url}?join={room}&rid=8")).await;
+    match third.recv().await {
+        ServerMsg::Error { rid, code, .. } => {
+            assert_eq!((rid, code), (Some(8), ErrorCode::RoomFull))
+        }
+        other => panic!("expected room-full, got {other:?}"),
+    }
+    // ...a room id that is not one is a bad message, and the socket stays open for a frame...
+    let (mut bad, _) = dial(&format!("{url}?join=not%20a%20room")).await;
+    bad.expect_error(ErrorCode::BadMessage).await;
+    let (other_room, _) = Client::connect(&url).await.create(None).await;
+    assert!(matches!(
+        bad.join(other_room).await,
+        ServerMsg::Joined { .. }
+    ));
+    // ...and an unknown version is refused as in a frame.
+    let (mut old, _) = dial(&format!("{url}?join={room}&v=99")).await;
+    old.expect_error(ErrorCode::UnsupportedVersion).await;
     srv.shutdown().await;
 }
 

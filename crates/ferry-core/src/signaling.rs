@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use ferry_proto::signal::{ClientMsg, ServerMsg};
+use ferry_proto::RoomId;
+use ferry_proto::signal::{ClientMsg, JOIN_QUERY, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,12 +41,54 @@ pub struct SignalClient {
 impl SignalClient {
     /// Connect and wait for the server's `welcome` (bounded by `timeout`).
     pub async fn connect(url: &str, timeout: Duration) -> Result<SignalClient, SignalError> {
+        Ok(Self::dial(url, url, timeout).await?.0)
+    }
+
+    /// Connect as the guest of `room` and ask to join it; the reply (`joined` or an `error`)
+    /// echoes the returned rid. The join rides in the upgrade request, which saves a round
+    /// trip on a long path; a server whose `welcome` does not say it takes that gets the
+    /// join as a frame instead.
+    pub async fn connect_joining(
+        url: &str,
+        room: RoomId,
+        timeout: Duration,
+    ) -> Result<(SignalClient, u64), SignalError> {
+        let rid = 1;
+        let dial = url::Url::parse(url).map(|mut u| {
+            u.query_pairs_mut()
+                .append_pair(JOIN_QUERY, room.as_str())
+                .append_pair("v", &ferry_proto::SIGNAL_VERSION.to_string())
+                .append_pair("rid", &rid.to_string());
+            u
+        });
+        let (mut client, joined) = match &dial {
+            Ok(u) => Self::dial(u.as_str(), url, timeout).await?,
+            Err(_) => Self::dial(url, url, timeout).await?,
+        };
+        client.next_rid = rid + 1;
+        if !(joined && dial.is_ok()) {
+            client.send(ClientMsg::JoinRoom {
+                v: ferry_proto::SIGNAL_VERSION,
+                rid: Some(rid),
+                room,
+            })?;
+        }
+        Ok((client, rid))
+    }
+
+    /// Opens `url` (errors name `shown`), reads the welcome; also returns whether the server
+    /// takes a join from the URL.
+    async fn dial(
+        url: &str,
+        shown: &str,
+        timeout: Duration,
+    ) -> Result<(SignalClient, bool), SignalError> {
         // Nagle off: see the server's listener (small request/response messages).
         let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
         let (ws, _resp) = tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| SignalError::Connect(format!("{url}: timed out")))?
-            .map_err(|e| SignalError::Connect(format!("{url}: {e}")))?;
+            .map_err(|_| SignalError::Connect(format!("{shown}: timed out")))?
+            .map_err(|e| SignalError::Connect(format!("{shown}: {e}")))?;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientMsg>();
         let (in_tx, in_rx) = mpsc::unbounded_channel::<ServerMsg>();
@@ -85,16 +128,20 @@ impl SignalClient {
             max_frame_bytes: ferry_proto::signal::MAX_FRAME_BYTES,
         };
         match tokio::time::timeout(timeout, client.recv()).await {
-            Ok(Ok(ServerMsg::Welcome { v, max_frame_bytes })) => {
+            Ok(Ok(ServerMsg::Welcome {
+                v,
+                max_frame_bytes,
+                join_in_url,
+            })) => {
                 if v != ferry_proto::SIGNAL_VERSION {
                     return Err(SignalError::Version(v, ferry_proto::SIGNAL_VERSION));
                 }
                 client.max_frame_bytes = max_frame_bytes;
-                Ok(client)
+                Ok((client, join_in_url))
             }
             Ok(Ok(other)) => Err(SignalError::Unexpected(format!("{other:?}"))),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(SignalError::Connect(format!("{url}: no welcome"))),
+            Err(_) => Err(SignalError::Connect(format!("{shown}: no welcome"))),
         }
     }
 
@@ -154,6 +201,37 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_millis(200));
         assert!(backoff(5) > backoff(4));
         assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+
+    /// What a server from before URL joins does: its welcome has no `join_in_url`, so the
+    /// client must send its join as the first frame.
+    #[tokio::test]
+    async fn a_server_without_url_joins_gets_the_join_as_a_frame() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let welcome = r#"{"type":"welcome","v":2,"max_frame_bytes":65536}"#;
+            ws.send(Message::text(welcome)).await.unwrap();
+            let first = ws.next().await.unwrap().unwrap();
+            ClientMsg::parse(first.to_text().unwrap()).unwrap()
+        });
+        let room: RoomId = "ABCDE-FGHJK".parse().unwrap();
+        let url = format!("ws://{addr}/ws");
+        let (_client, rid) = SignalClient::connect_joining(&url, room, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        let want = ClientMsg::JoinRoom {
+            v: ferry_proto::SIGNAL_VERSION,
+            rid: Some(rid),
+            room,
+        };
+        assert_eq!(first, want);
     }
 
     #[tokio::test]

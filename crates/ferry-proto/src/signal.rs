@@ -15,6 +15,9 @@ use crate::RoomId;
 /// Largest text frame a client may send; the server closes the socket with 1009 past it.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// The query parameter that carries a guest's room on `/ws` (with `v` and `rid` beside it).
+pub const JOIN_QUERY: &str = "join";
+
 /// Messages from a client to the signaling server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -131,6 +134,12 @@ pub enum ServerMsg {
         v: u16,
         /// Largest text frame the server accepts.
         max_frame_bytes: usize,
+        /// The server takes a `join-room` from the upgrade request's query
+        /// (`/ws?join=ROOM&v=2&rid=N`, see [`JOIN_QUERY`]) and answers it right after this
+        /// welcome, so a guest saves the round trip of sending the join as a frame. Absent
+        /// from older servers: the guest then sends its `join-room` frame.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        join_in_url: bool,
     },
     /// Reply to `create-room`.
     RoomCreated {
@@ -543,6 +552,28 @@ mod tests {
     }
 
     #[test]
+    fn a_welcome_without_join_in_url_is_an_older_server() {
+        let old = r#"{"type":"welcome","v":2,"max_frame_bytes":65536}"#;
+        assert_eq!(
+            ServerMsg::parse(old).unwrap(),
+            ServerMsg::Welcome {
+                v: 2,
+                max_frame_bytes: 65536,
+                join_in_url: false
+            }
+        );
+        let new = ServerMsg::Welcome {
+            v: 2,
+            max_frame_bytes: 65536,
+            join_in_url: true,
+        };
+        assert_eq!(
+            new.to_json(),
+            r#"{"type":"welcome","v":2,"max_frame_bytes":65536,"join_in_url":true}"#
+        );
+    }
+
+    #[test]
     fn version_defaults_when_absent() {
         let m = ClientMsg::parse(r#"{"type":"create-room"}"#).unwrap();
         assert_eq!(
@@ -641,8 +672,13 @@ mod tests {
         );
         let role = prop_oneof![Just(Role::Host), Just(Role::Guest)];
         prop_oneof![
-            (any::<u16>(), any::<usize>())
-                .prop_map(|(v, max_frame_bytes)| ServerMsg::Welcome { v, max_frame_bytes }),
+            (any::<u16>(), any::<usize>(), any::<bool>()).prop_map(
+                |(v, max_frame_bytes, join_in_url)| ServerMsg::Welcome {
+                    v,
+                    max_frame_bytes,
+                    join_in_url
+                }
+            ),
             (
                 any::<Option<u64>>(),
                 arb_room(),

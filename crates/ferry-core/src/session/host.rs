@@ -377,13 +377,8 @@ pub async fn join(
     room: RoomId,
     password: Password,
 ) -> Result<Connected, ConnectError> {
-    let mut sig = SignalClient::connect(&cfg.server, cfg.connect_timeout).await?;
-    let rid = sig.rid();
-    sig.send(ClientMsg::JoinRoom {
-        v: ferry_proto::SIGNAL_VERSION,
-        rid: Some(rid),
-        room,
-    })?;
+    let (mut sig, rid) =
+        SignalClient::connect_joining(&cfg.server, room, cfg.connect_timeout).await?;
     let deadline = Instant::now() + cfg.connect_timeout;
     let (peer_present, ice) = match reply(&mut sig, rid, deadline).await? {
         ServerMsg::Joined {
