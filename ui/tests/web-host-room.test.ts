@@ -18,6 +18,7 @@ import { WebSocket as NodeWebSocket } from "ws";
 import type { FerryEvent } from "../src/ipc";
 import { HostRoom, wasCapped } from "../src/web/host";
 import { startSend } from "../src/web/send-run";
+import { SignalClient } from "../src/web/signal";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.FERRY_SIGNAL_BIN ?? join(here, "../../target/debug/ferry-signal");
@@ -110,6 +111,20 @@ describe.skipIf(!existsSync(BIN))("a room on the real server", () => {
     expect(Math.abs(dflt.expiresAt - (now() + DEFAULT_TTL))).toBeLessThanOrEqual(3);
     expect(dflt.capped).toBe(false);
     dflt.close();
+  });
+
+  it("a guest's join rides in the upgrade request and is answered without a frame", async () => {
+    const host = await SignalClient.connect(url, 5000);
+    const created = await host.create(Date.now() + 5000);
+    const guest = await SignalClient.connect(url, 5000, created.room);
+    const joined = await guest.join(created.room, Date.now() + 5000);
+    // rid 1 is the one the URL carried; a join sent as a frame would have taken rid 2.
+    expect(joined.rid).toBe(1);
+    expect(joined.role).toBe("guest");
+    const heard = await host.recv(Date.now() + 5000);
+    expect(heard).toEqual({ type: "peer-joined", role: "guest" });
+    guest.close();
+    host.close();
   });
 
   it("extends while it waits for a guest, up to the server's maximum", async () => {

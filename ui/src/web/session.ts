@@ -201,7 +201,7 @@ export async function join(opts: JoinOptions): Promise<{ link: DcLink; verificat
 async function joinOnce(opts: JoinOptions): Promise<{ link: DcLink; verification: string; sig: SignalClient }> {
   const timeout = opts.timeoutMs ?? 30_000;
   if (typeof RTCPeerConnection === "undefined") throw new WebError("unsupported", "this browser cannot do WebRTC");
-  const sig = await SignalClient.connect(opts.server, timeout);
+  const sig = await SignalClient.connect(opts.server, timeout, opts.room);
   let pc: RTCPeerConnection | null = null;
   try {
     const joined = await sig.join(opts.room, Date.now() + timeout);

@@ -15,7 +15,7 @@ export type Relay = "pake" | "offer" | "answer" | "ice-candidate";
 
 /** What the server sends, as far as a guest reads it. Unknown fields are ignored. */
 export type ServerMsg =
-  | { type: "welcome"; v: number; max_frame_bytes: number }
+  | { type: "welcome"; v: number; max_frame_bytes: number; join_in_url?: boolean }
   | { type: "room-created"; rid?: number; room: string; host_token: string; expires_at: number; ice_servers: IceServer[] }
   | { type: "joined"; rid?: number; room: string; role: "host" | "guest"; expires_at: number; peer_present: boolean; ice_servers: IceServer[] }
   | { type: "room-extended"; rid?: number; expires_at: number }
@@ -58,6 +58,8 @@ export class SignalClient {
   private waiter: (() => void) | null = null;
   private closed: WebError | null = null;
   private nextRid = 1;
+  /** The room whose join rode in the upgrade request and that the server took (rid 1). */
+  private urlJoin: string | null = null;
 
   private constructor(private readonly ws: WebSocket) {
     ws.onmessage = (ev) => {
@@ -84,11 +86,21 @@ export class SignalClient {
     w?.();
   }
 
-  /** Open the socket and read the server's `welcome`. */
-  static async connect(server: string, timeoutMs: number): Promise<SignalClient> {
+  /** Open the socket and read the server's `welcome`. A guest names its `room`: the join then
+   * rides in the upgrade request (`/ws?join=ROOM`, docs/PROTOCOL.md), which saves a round
+   * trip, and `join` only waits for the answer; a server that does not say `join_in_url`
+   * gets the join as a frame. */
+  static async connect(server: string, timeoutMs: number, room?: string): Promise<SignalClient> {
     let url: string;
     try {
       url = wsUrl(server);
+      if (room) {
+        const u = new URL(url);
+        u.searchParams.set("join", room);
+        u.searchParams.set("v", String(SIGNAL_VERSION));
+        u.searchParams.set("rid", "1");
+        url = u.toString();
+      }
     } catch {
       throw new WebError("server-unreachable", `not a server address: ${server}`);
     }
@@ -118,6 +130,10 @@ export class SignalClient {
     const first = await c.recv(Date.now() + timeoutMs);
     if (first.type !== "welcome") throw new WebError("protocol", `server opened with ${first.type}, not welcome`);
     if (first.v !== SIGNAL_VERSION) throw new WebError("unsupported-version", `server speaks signaling v${first.v}`);
+    if (room) {
+      c.nextRid = 2;
+      if (first.join_in_url === true) c.urlJoin = room;
+    }
     return c;
   }
 
@@ -149,8 +165,14 @@ export class SignalClient {
 
   /** `join-room`, then wait for `joined` (or the server's refusal, as its error code). */
   async join(room: string, deadline: number): Promise<Extract<ServerMsg, { type: "joined" }>> {
-    const rid = this.nextRid++;
-    this.send({ type: "join-room", v: SIGNAL_VERSION, rid, room });
+    let rid: number;
+    if (this.urlJoin !== null && this.urlJoin === room) {
+      rid = 1;
+      this.urlJoin = null;
+    } else {
+      rid = this.nextRid++;
+      this.send({ type: "join-room", v: SIGNAL_VERSION, rid, room });
+    }
     for (;;) {
       const m = await this.recv(deadline);
       if (m.type === "joined") return m;
