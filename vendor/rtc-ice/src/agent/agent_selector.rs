@@ -97,6 +97,42 @@ impl Agent {
         })
     }
 
+    /// Ferry patch: whether the controlling agent's check on this pair nominates it at once
+    /// (USE-CANDIDATE on the first check, RFC 8445 §8.1.1's aggressive style). Only for a
+    /// direct host ↔ host pair that no other pair outranks: if it works nothing better can, so the
+    /// separate nomination check (half a round trip before the controlled side selects) buys
+    /// nothing. Every other pair is nominated as before, so the choice between server-
+    /// reflexive and relayed pairs (the acceptance waits) is unchanged.
+    fn nominates_on_first_check(&self, local_index: usize, remote_index: usize) -> bool {
+        if self.nominated_pair.is_some() || self.get_selected_pair().is_some() {
+            return false;
+        }
+        if self.local_candidates[local_index].candidate_type() != CandidateType::Host {
+            return false;
+        }
+        // A peer-reflexive remote whose check said it left the peer's host candidate (its
+        // PRIORITY carries the host type preference) counts as that host candidate, which
+        // signaling has not brought yet. One from a relay carries a relay's preference.
+        let remote = &self.remote_candidates[remote_index];
+        let host_pref = u32::from(CandidateType::Host.preference());
+        let from_host = match remote.candidate_type() {
+            CandidateType::Host => true,
+            CandidateType::PeerReflexive => remote.priority() >> 24 == host_pref,
+            _ => false,
+        };
+        if !from_host {
+            return false;
+        }
+        let Some(index) = self.find_pair(local_index, remote_index) else {
+            return false;
+        };
+        let priority = self.candidate_pairs[index].priority();
+        self.candidate_pairs
+            .iter()
+            .enumerate()
+            .all(|(i, p)| i == index || p.priority() < priority)
+    }
+
     fn nominate_pair(&mut self, now: Instant) {
         let result = {
             let Some(remote_credentials) = &self.ufrag_pwd.remote_credentials else {
@@ -276,6 +312,7 @@ impl ControllingSelector for Agent {
     }
 
     fn ping_candidate(&mut self, now: Instant, local_index: usize, remote_index: usize) {
+        let nominate = self.nominates_on_first_check(local_index, remote_index);
         let (msg, result) = {
             let Some(remote_credentials) = &self.ufrag_pwd.remote_credentials else {
                 error!("ufrag_pwd.remote_credentials is none");
@@ -286,20 +323,34 @@ impl ControllingSelector for Agent {
                 + ":"
                 + self.ufrag_pwd.local_credentials.ufrag.as_str();
             let mut msg = Message::new();
-            let result = msg.build(&[
+            let mut setters: Vec<Box<dyn Setter>> = vec![
                 Box::new(BINDING_REQUEST),
                 Box::new(TransactionId::new()),
                 Box::new(Username::new(ATTR_USERNAME, username)),
-                Box::new(AttrControlling(self.tie_breaker)),
-                Box::new(PriorityAttr(self.local_candidates[local_index].priority())),
-                Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            ];
+            if nominate {
+                setters.push(Box::<UseCandidateAttr>::default());
+            }
+            setters.push(Box::new(AttrControlling(self.tie_breaker)));
+            setters.push(Box::new(PriorityAttr(
+                self.local_candidates[local_index].priority(),
+            )));
+            setters.push(Box::new(
+                MessageIntegrity::new_short_term_integrity_with_provider(
                     remote_credentials.pwd.clone(),
                     self.crypto_provider.crypto(),
-                )),
-                Box::new(FINGERPRINT),
-            ]);
+                ),
+            ));
+            setters.push(Box::new(FINGERPRINT));
+            let result = msg.build(&setters);
             (msg, result)
         };
+        if nominate {
+            trace!(
+                "nominating on the first check: ({}, {})",
+                self.local_candidates[local_index], self.remote_candidates[remote_index],
+            );
+        }
 
         if let Err(err) = result {
             error!("{}", err);

@@ -5,7 +5,9 @@ use stun::textattrs::Username;
 
 use super::*;
 use crate::attributes::{
-    control::AttrControlling, priority::PriorityAttr, use_candidate::UseCandidateAttr,
+    control::{AttrControlled, AttrControlling},
+    priority::PriorityAttr,
+    use_candidate::UseCandidateAttr,
 };
 use crate::candidate::candidate_host::*;
 use crate::candidate::candidate_peer_reflexive::*;
@@ -306,7 +308,10 @@ fn test_peer_reflexive_candidate_takes_the_checks_priority() -> Result<()> {
     let announced = relay.priority();
     a.add_remote_candidate(relay)?;
     assert_eq!(a.remote_candidates.len(), 1);
-    assert_eq!(a.remote_candidates[i].candidate_type(), CandidateType::Relay);
+    assert_eq!(
+        a.remote_candidates[i].candidate_type(),
+        CandidateType::Relay
+    );
     assert_eq!(a.candidate_pairs.len(), pairs);
     assert!(
         a.candidate_pairs
@@ -365,7 +370,10 @@ fn test_early_nomination_is_selected_when_the_check_succeeds() -> Result<()> {
     let remote_addr = SocketAddr::from_str("172.17.0.3:999")?;
     let now = Instant::now();
     a.handle_inbound(now, &mut nomination, 0, remote_addr)?;
-    assert!(a.get_selected_pair().is_none(), "our own check has not succeeded yet");
+    assert!(
+        a.get_selected_pair().is_none(),
+        "our own check has not succeeded yet"
+    );
     let answered = a.candidate_pairs.iter().any(|p| p.responses_sent > 0);
     assert!(answered, "the nomination must be answered");
 
@@ -3614,11 +3622,17 @@ fn test_relay_is_nominated_once_every_better_pair_failed() -> Result<()> {
     a.candidate_pairs[direct].state = CandidatePairState::InProgress;
 
     a.contact_candidates(t0 + Duration::from_millis(600));
-    assert_eq!(a.nominated_pair, None, "a better pair is still being checked");
+    assert_eq!(
+        a.nominated_pair, None,
+        "a better pair is still being checked"
+    );
 
     a.candidate_pairs[direct].state = CandidatePairState::Failed;
     a.contact_candidates(t0 + Duration::from_millis(400));
-    assert_eq!(a.nominated_pair, None, "not before the server-reflexive wait");
+    assert_eq!(
+        a.nominated_pair, None,
+        "not before the server-reflexive wait"
+    );
     a.contact_candidates(t0 + Duration::from_millis(600));
     assert_eq!(
         a.nominated_pair,
@@ -3626,5 +3640,197 @@ fn test_relay_is_nominated_once_every_better_pair_failed() -> Result<()> {
         "nothing better can succeed: no reason to wait the relay's 2 s"
     );
     a.close()?;
+    Ok(())
+}
+
+/// Ferry patch: the controlling agent's first check on the host ↔ host pair that nothing
+/// outranks carries USE-CANDIDATE; a check on any other pair does not, and neither does one
+/// once a better pair exists.
+#[test]
+fn test_the_unbeatable_host_pair_is_nominated_on_its_first_check() -> Result<()> {
+    let mut config = AgentConfig::default();
+    config.is_controlling = true;
+    let t0 = Instant::now();
+    let mut a = Agent::new(t0, Arc::new(config), test_crypto_provider())?;
+    a.ufrag_pwd.remote_credentials = Some(Credentials {
+        ufrag: "remote".to_string(),
+        pwd: "remotepassword0123456789".to_string(),
+    });
+    let host = |address: &str, port: u16| {
+        CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: address.to_owned(),
+                port,
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+    };
+    let srflx_remote = CandidateServerReflexiveConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: "10.10.10.2".to_owned(),
+            port: 19218,
+            component: 1,
+            ..Default::default()
+        },
+        rel_addr: "172.16.0.2".to_owned(),
+        rel_port: 19218,
+        ..Default::default()
+    }
+    .new_candidate_server_reflexive()?;
+    a.local_candidates.push(host("192.168.0.2", 777)?);
+    a.remote_candidates.push(host("192.168.0.3", 888)?);
+    a.remote_candidates.push(srflx_remote);
+    a.add_pair(0, 0);
+    a.add_pair(0, 1);
+    a.start(t0);
+    let sent_use_candidate = |a: &mut Agent, l: usize, r: usize| {
+        a.ping_candidate(t0, l, r);
+        a.pending_binding_requests
+            .last()
+            .expect("a check was sent")
+            .is_use_candidate
+    };
+    assert!(
+        sent_use_candidate(&mut a, 0, 0),
+        "host ↔ host, nothing better: nominated on the first check"
+    );
+    assert!(
+        !sent_use_candidate(&mut a, 0, 1),
+        "a server-reflexive pair waits for the usual nomination"
+    );
+
+    // A remote host candidate that makes a better pair: the first pair is no longer sure.
+    let mut better = host("192.168.0.4", 999)?;
+    better.priority_override = a.remote_candidates[0].priority() + 1_000;
+    a.remote_candidates.push(better);
+    a.add_pair(0, 2);
+    assert!(
+        a.candidate_pairs[a.find_pair(0, 2).expect("pair")].priority()
+            > a.candidate_pairs[a.find_pair(0, 0).expect("pair")].priority()
+    );
+    assert!(!sent_use_candidate(&mut a, 0, 0), "a better pair exists");
+    assert!(
+        sent_use_candidate(&mut a, 0, 2),
+        "the better pair is the one"
+    );
+    a.close()?;
+    Ok(())
+}
+
+/// Ferry patch: a check that arrives before the remote credentials (its sender's answer is
+/// still on its way over signaling) is answered once they are set, not dropped.
+#[test]
+fn test_a_check_before_the_remote_credentials_is_answered_once_they_come() -> Result<()> {
+    let t0 = Instant::now();
+    let mut a = Agent::new(t0, Arc::new(AgentConfig::default()), test_crypto_provider())?;
+    a.add_local_candidate(
+        CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: "192.168.0.2".to_owned(),
+                port: 777,
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?,
+    )?;
+    assert!(a.ufrag_pwd.remote_credentials.is_none());
+    let username = a.ufrag_pwd.local_credentials.ufrag.to_owned() + ":remoteufrag";
+    let mut check = Message::new();
+    check.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, username)),
+        Box::new(AttrControlled(1)),
+        Box::new(PriorityAttr(2_130_706_431)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            a.ufrag_pwd.local_credentials.pwd.clone(),
+            test_crypto_provider().crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])?;
+    let remote_addr = SocketAddr::from_str("192.168.0.3:888")?;
+    a.handle_inbound(t0, &mut check, 0, remote_addr)?;
+    assert!(
+        a.candidate_pairs.iter().all(|p| p.responses_sent == 0),
+        "nothing to answer with yet"
+    );
+
+    a.start_connectivity_checks(
+        t0,
+        true,
+        "remoteufrag".to_owned(),
+        "remotepassword0123456789".to_owned(),
+    )?;
+    let pair = a
+        .candidate_pairs
+        .iter()
+        .find(|p| a.remote_candidates[p.remote_index].addr() == remote_addr)
+        .expect("the early check made a pair");
+    assert_eq!(pair.responses_sent, 1, "the early check is answered");
+    a.close()?;
+    Ok(())
+}
+
+/// Ferry patch: a peer-reflexive remote learnt from a check sent from the peer's host
+/// candidate (PRIORITY with the host type preference) is nominated on the first check like
+/// the host candidate it stands for; one learnt from a relayed check is not.
+#[test]
+fn test_a_prflx_remote_is_nominated_on_the_first_check_only_when_it_is_a_host() -> Result<()> {
+    let prflx = |port: u16, type_pref: u32| {
+        CandidatePeerReflexiveConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: "192.168.0.3".to_owned(),
+                port,
+                component: 1,
+                priority: (type_pref << 24) | (65535 << 8) | 255,
+                ..Default::default()
+            },
+            rel_addr: "".to_owned(),
+            rel_port: 0,
+        }
+        .new_candidate_peer_reflexive()
+    };
+    for (type_pref, nominated) in [(126, true), (0, false)] {
+        let mut config = AgentConfig::default();
+        config.is_controlling = true;
+        let t0 = Instant::now();
+        let mut a = Agent::new(t0, Arc::new(config), test_crypto_provider())?;
+        a.ufrag_pwd.remote_credentials = Some(Credentials {
+            ufrag: "remote".to_string(),
+            pwd: "remotepassword0123456789".to_string(),
+        });
+        a.local_candidates.push(
+            CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: "192.168.0.2".to_owned(),
+                    port: 777,
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?,
+        );
+        a.remote_candidates.push(prflx(888, type_pref)?);
+        a.add_pair(0, 0);
+        a.start(t0);
+        a.ping_candidate(t0, 0, 0);
+        let sent = a.pending_binding_requests.last().expect("a check");
+        assert_eq!(
+            sent.is_use_candidate, nominated,
+            "type preference {type_pref}"
+        );
+        a.close()?;
+    }
     Ok(())
 }

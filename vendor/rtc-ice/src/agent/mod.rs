@@ -49,6 +49,8 @@ use shared::error::*;
 use shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 const ZERO_DURATION: Duration = Duration::from_secs(0);
+/// Ferry patch: how many checks that came before the remote credentials are kept to answer.
+const MAX_EARLY_REQUESTS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct BindingRequest {
@@ -155,6 +157,9 @@ pub struct Agent {
 
     // LRU of outbound Binding request Transaction IDs
     pub(crate) pending_binding_requests: Vec<BindingRequest>,
+    /// Ferry patch: Binding requests that arrived before the remote credentials, answered
+    /// once they are known (`start_connectivity_checks`); see `handle_inbound`.
+    pub(crate) early_requests: Vec<(Message, usize, SocketAddr)>,
 
     // the following variables won't be changed after init_with_defaults()
     pub(crate) insecure_skip_verify: bool,
@@ -362,6 +367,7 @@ impl Agent {
 
             // LRU of outbound Binding request Transaction IDs
             pending_binding_requests: vec![],
+            early_requests: vec![],
 
             candidate_types,
             network_types: config.network_types.clone(),
@@ -514,7 +520,11 @@ impl Agent {
             {
                 let priority = c.priority();
                 self.remote_candidates[i] = c;
-                for p in self.candidate_pairs.iter_mut().filter(|p| p.remote_index == i) {
+                for p in self
+                    .candidate_pairs
+                    .iter_mut()
+                    .filter(|p| p.remote_index == i)
+                {
                     p.remote_priority = priority;
                 }
                 continue;
@@ -676,6 +686,17 @@ impl Agent {
 
         self.update_connection_state(Some(now), ConnectionState::Checking);
         self.request_connectivity_check();
+
+        for (mut m, local_index, remote_addr) in std::mem::take(&mut self.early_requests) {
+            if local_index < self.local_candidates.len()
+                && let Err(err) = self.handle_inbound(now, &mut m, local_index, remote_addr)
+            {
+                debug!(
+                    "[{}]: early request from {remote_addr}: {err}",
+                    self.get_name()
+                );
+            }
+        }
 
         Ok(())
     }
@@ -1292,6 +1313,20 @@ impl Agent {
                 m.typ.method
             );
             return Err(Error::ErrUnhandledStunpacket);
+        }
+
+        // Ferry patch: a check can outrun the description that carries the remote credentials
+        // (the peer checks as soon as it has our candidates; its answer travels over
+        // signaling). Upstream dropped it ("password is empty"), after a role-conflict test
+        // against a role not yet set, and the peer's next check came a pacing interval
+        // later. RFC 8445 §7.3 lets it be answered once the credentials are known; a few
+        // are kept until then.
+        if self.ufrag_pwd.remote_credentials.is_none() && m.typ.class == CLASS_REQUEST {
+            if self.early_requests.len() < MAX_EARLY_REQUESTS {
+                self.early_requests
+                    .push((m.clone(), local_index, remote_addr));
+            }
+            return Ok(());
         }
 
         // RFC 8445 Section 7.3.1.1 - Detecting and Repairing Role Conflicts
