@@ -197,12 +197,6 @@ async fn negotiate(
     let mut open_rx: Option<oneshot::Receiver<Result<Vec<Bytes>, rtc::RtcError>>> = None;
     let mut remote_set = false;
     let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
-    // The host's own candidates wait for the answer. Otherwise the guest can check a host
-    // candidate before its own candidates reach the host over signaling; the host then learns
-    // the guest's address as peer-reflexive, and webrtc holds nomination of a prflx pair for
-    // 1 s (its acceptance wait) even on loopback. Held back, they reach the guest after its
-    // answer and candidates are on their way, so the host knows them before the first check.
-    let mut held: Vec<RTCIceCandidateInit> = Vec::new();
     let mut sig_alive = true;
     let mut peer_left = false;
 
@@ -250,9 +244,6 @@ async fn negotiate(
                     for c in pending.drain(..) {
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
                     }
-                    for c in held.drain(..) {
-                        sig.send(ClientMsg::IceCandidate { payload: seal_json(&mut sealer, SealKind::Ice, &c) })?;
-                    }
                 }
                 Ok(ServerMsg::IceCandidate { payload }) => {
                     let c: RTCIceCandidateInit = open_json(&mut sealer, SealKind::Ice, &payload)?;
@@ -282,9 +273,11 @@ async fn negotiate(
             },
             ev = peer.events.recv() => match ev {
                 Some(PcEvent::Candidate(c)) => {
-                    if role == Role::Host && !remote_set && !c.candidate.is_empty() {
-                        held.push(c);
-                    } else if sig_alive && !c.candidate.is_empty() {
+                    // The host's go out right behind its offer, so the guest checks as soon as
+                    // it has them, half a round trip before the host has the answer; ICE
+                    // answers a check that outruns the answer, and a signaled candidate takes
+                    // over the peer-reflexive one the check revealed (vendor/README.md, rtc-ice).
+                    if sig_alive && !c.candidate.is_empty() {
                         sig.send(ClientMsg::IceCandidate { payload: seal_json(&mut sealer, SealKind::Ice, &c) })?;
                     }
                 }
