@@ -65,20 +65,7 @@ impl Session {
             ClientMsg::CreateRoom { v, rid, ttl_secs } => {
                 self.version(v)?;
                 self.not_in_room()?;
-                let (rec, host_token) = st.create_room(self.ip, ttl_secs).await?;
-                let a = st.attach_host(conn, &rec.room, v).await?;
-                let mut out = st.deliver(a.notices, Some(conn));
-                out.insert(
-                    0,
-                    ServerMsg::RoomCreated {
-                        rid,
-                        room: rec.room,
-                        host_token,
-                        expires_at: ms_to_unix(a.expires_at_ms),
-                        ice_servers: st.ice_servers(&rec.room),
-                    },
-                );
-                Ok(out)
+                self.create(v, rid, ttl_secs, None).await
             }
             ClientMsg::CreateSharedRoom {
                 v,
@@ -95,20 +82,7 @@ impl Session {
                 }
                 self.not_in_room()?;
                 let guests = (guests as usize).clamp(1, MAX_SHARED_GUESTS);
-                let (rec, host_token) = st.create_room_for(self.ip, ttl_secs, Some(guests)).await?;
-                let a = st.attach_host(conn, &rec.room, v).await?;
-                let mut out = st.deliver(a.notices, Some(conn));
-                out.insert(
-                    0,
-                    ServerMsg::RoomCreated {
-                        rid,
-                        room: rec.room,
-                        host_token,
-                        expires_at: ms_to_unix(a.expires_at_ms),
-                        ice_servers: st.ice_servers(&rec.room),
-                    },
-                );
-                Ok(out)
+                self.create(v, rid, ttl_secs, Some(guests)).await
             }
             ClientMsg::ToGuest { guest, msg } => Ok(self.addressed(guest, *msg).await.0),
             ClientMsg::JoinRoom { v, rid, room } => {
@@ -205,6 +179,32 @@ impl Session {
                 Next::Go,
             ),
         }
+    }
+
+    /// A new room with this socket as its host (`guests`: a shared room's seats), answered
+    /// with `room-created` before the notices it causes.
+    async fn create(
+        &self,
+        v: u16,
+        rid: Option<u64>,
+        ttl_secs: Option<u64>,
+        guests: Option<usize>,
+    ) -> Result<Vec<ServerMsg>, Refusal> {
+        let st = &self.state;
+        let (rec, host_token) = st.create_room_for(self.ip, ttl_secs, guests).await?;
+        let a = st.attach_host(self.conn, &rec.room, v).await?;
+        let mut out = st.deliver(a.notices, Some(self.conn));
+        out.insert(
+            0,
+            ServerMsg::RoomCreated {
+                rid,
+                room: rec.room,
+                host_token,
+                expires_at: ms_to_unix(a.expires_at_ms),
+                ice_servers: st.ice_servers(&rec.room),
+            },
+        );
+        Ok(out)
     }
 
     /// Forward an opaque message to the other peer. The payload is re-framed, never inspected
