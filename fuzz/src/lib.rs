@@ -11,7 +11,7 @@
 
 #[path = "../../crates/ferry-core/src/crypto.rs"]
 pub mod crypto;
-#[path = "../../crates/ferry-core/src/fsio.rs"]
+#[path = "../../crates/ferry-core/src/fsio/mod.rs"]
 pub mod fsio;
 #[path = "../../crates/ferry-core/src/password.rs"]
 pub mod password;
