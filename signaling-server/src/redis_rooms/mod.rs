@@ -16,7 +16,11 @@
 //! create/join rate and the server-wide create rate.
 
 pub(crate) mod events;
+mod lifetime;
 mod ops;
+mod relaying;
+mod seats;
+mod shared;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
