@@ -1,5 +1,5 @@
 // The folder sink's naming (ui/src/web/sink-folder.ts): the sender's paths cleaned by the
-// native receiver's rules (the table of crates/ferry-core/src/fsio.rs `sanitisation_table`),
+// native receiver's rules (the table of crates/ferry-core/src/fsio/names.rs `sanitisation_table`),
 // and a taken name moving on to `name (1).ext`. Writing into a real picked folder is
 // ui/e2e/web-folder.e2e.mjs.
 import { numbered, sanitizePath } from "../src/web/sink-folder";

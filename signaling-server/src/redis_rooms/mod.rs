@@ -11,6 +11,9 @@
 //! connection issues a socket's scripts in order and one subscription receives them in
 //! order, so relayed messages keep their order end to end.
 //!
+//! The operations are split by concern as the in-memory registry's are: `seats`, `relaying`,
+//! `lifetime`, `shared`; `ops` holds what they share.
+//!
 //! Node-local, as before: the connection cap, sockets per address and the HTTP-phase cap (they
 //! bound this node's descriptors). Shared here: rooms, the per-address room cap, the per-address
 //! create/join rate and the server-wide create rate.

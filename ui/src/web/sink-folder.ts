@@ -7,7 +7,7 @@
 // structured-cloned to the Worker, whose `FolderSink` writes with positional writes through
 // `createWritable({ keepExistingData: true })`.
 //
-// Names: the sender's paths are cleaned as the native receiver cleans them (fsio.rs), a folder
+// Names: the sender's paths are cleaned as the native receiver cleans them (fsio/names.rs), a folder
 // transfer's paths become subfolders, and a file already in the folder is never replaced nor
 // appended to: the new one lands beside it as `name (1).ext`, `name (2).ext`, ...
 //
@@ -90,7 +90,7 @@ function cleanComponent(c: string): string {
 }
 
 /** A sender's path as safe components, by the native receiver's rules (crates/ferry-core
- * fsio.rs `sanitize_rel_path`): `/` and `\` separate; empty and `.` components are dropped;
+ * fsio/names.rs `sanitize_rel_path`): `/` and `\` separate; empty and `.` components are dropped;
  * `..`, a rooted path or a drive prefix refuse the entry; invisible and control characters go,
  * `<>:"|?*` become `_`, trailing dots and spaces go, Windows device names get a `_`. */
 export function sanitizePath(raw: string): string[] {
