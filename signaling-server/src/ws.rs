@@ -182,7 +182,7 @@ impl Session {
         let welcome = ServerMsg::Welcome {
             v: SIGNAL_VERSION,
             max_frame_bytes: cfg.max_frame_bytes,
-            join_in_url: true,
+            join_in_url: first.is_some(),
         };
         if !w.send(&welcome).await {
             return;

@@ -143,6 +143,19 @@ async fn a_join_in_the_upgrade_url_is_answered_without_a_frame() {
     let mut host = Client::connect(&url).await;
     let (room, _) = host.create(None).await;
 
+    // A socket whose URL carries no join is told none was taken, so a client whose query a
+    // proxy dropped sends its join as a frame instead of waiting.
+    let (_, plain) = dial(&url).await;
+    assert!(
+        matches!(
+            plain,
+            ServerMsg::Welcome {
+                join_in_url: false,
+                ..
+            }
+        ),
+        "{plain:?}"
+    );
     let (mut guest, welcome) = dial(&format!("{url}?join={room}&v=2&rid=7")).await;
     assert!(
         matches!(

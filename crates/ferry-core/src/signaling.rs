@@ -46,8 +46,8 @@ impl SignalClient {
 
     /// Connect as the guest of `room` and ask to join it; the reply (`joined` or an `error`)
     /// echoes the returned rid. The join rides in the upgrade request, which saves a round
-    /// trip on a long path; a server whose `welcome` does not say it takes that gets the
-    /// join as a frame instead.
+    /// trip on a long path; when the `welcome` does not say the server took it (an older
+    /// server, or a proxy that dropped the query) the join goes as a frame instead.
     pub async fn connect_joining(
         url: &str,
         room: RoomId,

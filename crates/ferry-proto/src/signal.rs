@@ -134,10 +134,11 @@ pub enum ServerMsg {
         v: u16,
         /// Largest text frame the server accepts.
         max_frame_bytes: usize,
-        /// The server takes a `join-room` from the upgrade request's query
+        /// The server took a `join-room` from this socket's upgrade request
         /// (`/ws?join=ROOM&v=2&rid=N`, see [`JOIN_QUERY`]) and answers it right after this
         /// welcome, so a guest saves the round trip of sending the join as a frame. Absent
-        /// from older servers: the guest then sends its `join-room` frame.
+        /// when the request carried none, or reached the server without its query (a proxy
+        /// that drops it), or from an older server: the guest then sends its frame.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         join_in_url: bool,
     },

@@ -88,8 +88,8 @@ export class SignalClient {
 
   /** Open the socket and read the server's `welcome`. A guest names its `room`: the join then
    * rides in the upgrade request (`/ws?join=ROOM`, docs/PROTOCOL.md), which saves a round
-   * trip, and `join` only waits for the answer; a server that does not say `join_in_url`
-   * gets the join as a frame. */
+   * trip, and `join` only waits for the answer; a welcome that does not say `join_in_url`
+   * (an older server, or a proxy that dropped the query) means the join goes as a frame. */
   static async connect(server: string, timeoutMs: number, room?: string): Promise<SignalClient> {
     let url: string;
     try {
