@@ -9,7 +9,7 @@ import { utf8 } from "./bytes";
 import { CryptoError } from "./common";
 import { Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
 import { DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
-import { type IceServer, type ServerMsg, SignalClient, WebError, wireTtl } from "./signal";
+import { asWebError, type IceServer, type ServerMsg, SignalClient, WebError, wireTtl } from "./signal";
 
 /** How long one guest's handshake may take (defaults.rs CONNECT_TIMEOUT). */
 const CONNECT_TIMEOUT = 30_000;
@@ -110,7 +110,7 @@ export class HostRoom {
     try {
       rid = this.sig.extend(ttlSecs);
     } catch (e) {
-      return Promise.reject(e instanceof WebError ? e : new WebError("io", String(e)));
+      return Promise.reject(asWebError(e));
     }
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -200,7 +200,7 @@ export class HostRoom {
       } catch (e) {
         pc?.close();
         this.guestPresent = false;
-        const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+        const err = asWebError(e);
         if (err.code === "wrong-password") {
           const left = await this.reportFailure();
           onEvent({ type: "wrong-password", attemptsLeft: left });

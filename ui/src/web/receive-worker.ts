@@ -2,7 +2,7 @@
 // main thread (which only relays data-channel frames; see link-port.ts).
 import { type FromWorker, PortLink, type ReceivedFile, type SinkChoice, type Storage, type ToWorker } from "./link-port";
 import { receive } from "./receive";
-import { WebError } from "./signal";
+import { asWebError, WebError } from "./signal";
 import { MemorySink, OpfsSink, opfsAvailable, type Sink } from "./sink";
 import { FolderSink, type FolderTarget } from "./sink-folder";
 import { StreamSink } from "./sink-stream";
@@ -80,7 +80,7 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice,
       : memory.files.map((f) => ({ path: f.path, blob: new Blob([f.data as Uint8Array<ArrayBuffer>]) }));
     post({ t: "end", ok: true, stats: result, files });
   } catch (e) {
-    const err = e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+    const err = asWebError(e);
     post({ t: "end", ok: false, code: err.code, message: err.message });
   }
 }

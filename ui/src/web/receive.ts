@@ -17,7 +17,7 @@ import {
   type PeerErrorCode,
 } from "./frames";
 import { controlFrames, type FrameLink } from "./session";
-import { WebError } from "./signal";
+import { asWebError, WebError } from "./signal";
 import type { FileSink, Sink } from "./sink";
 import { type FerryWasm, type FileTree, Lz4Error, TreeError } from "./wasm";
 
@@ -146,7 +146,7 @@ export async function receive(opts: ReceiveOptions): Promise<ReceiveStats | { te
       try {
         fileSink = await sink.open(i, entry);
       } catch (e) {
-        const err = e instanceof WebError ? e : new WebError("io", String(e));
+        const err = asWebError(e);
         await send({ type: "error", code: peerCode(err.code), message: err.message }).catch(() => undefined);
         throw err;
       }

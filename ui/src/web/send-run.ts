@@ -13,7 +13,7 @@ import { ProgressMeter } from "./progress-meter";
 import type { SendEvent, SendStats } from "./send";
 import { sendInWorker } from "./send-port";
 import type { DcLink } from "./session";
-import { WebError } from "./signal";
+import { asWebError, WebError } from "./signal";
 
 /** How long a dropped receiver may take to come back (defaults.rs RECONNECT_FOR). */
 export const RECONNECT_FOR = 120_000;
@@ -71,10 +71,6 @@ export function entriesFor(files: { name: string; size: number; lastModified: nu
     seen.add(path);
     return { path, size: f.size, mtime_ms: Math.trunc(f.lastModified) };
   });
-}
-
-export function asWebError(e: unknown): WebError {
-  return e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
 }
 
 /** Whether an attempt that ended with `code` ends the send, rather than waiting for the

@@ -23,7 +23,7 @@ import {
 } from "./frames";
 import { SendMachine, type SendStep, Violation } from "./send-machine";
 import { controlFrames, type FrameLink } from "./session";
-import { WebError } from "./signal";
+import { asWebError, WebError } from "./signal";
 import type { Compressor, FerryWasm, FileTree } from "./wasm";
 
 /** Unacknowledged bytes allowed out (defaults.rs WINDOW). */
@@ -377,7 +377,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
           await hashUpTo(step.file, entry.size);
           hash = toHex(hashingFor(step.file).tree.root());
         } catch (e) {
-          await failFile(step.file, asWebError(e));
+          await failFile(step.file, sendError(e));
           continue;
         }
         hashes.set(step.file, hash);
@@ -398,7 +398,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
             ? h.tree.push(BigInt(step.offset), data)
             : wasm.pieceCv(BigInt(step.offset), BigInt(entry.size), data);
       } catch (e) {
-        await failFile(step.file, asWebError(e));
+        await failFile(step.file, sendError(e));
         continue;
       }
       // A `resend` that arrived while reading makes this chunk stale.
@@ -427,7 +427,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
       h?.compressor?.free();
     }
     hashing.clear();
-    const err = asWebError(e);
+    const err = sendError(e);
     // Tell the receiver why, when the link still carries it and the end is ours.
     if (link.isOpen && !(err instanceof FromPeer) && !["peer-left", "cancelled"].includes(err.code)) {
       await sendControl({ type: "error", code: peerCode(err.code), message: clip(err.message) }).catch(() => undefined);
@@ -437,10 +437,9 @@ export async function send(opts: SendOptions): Promise<SendStats> {
   }
 }
 
-function asWebError(e: unknown): WebError {
-  if (e instanceof WebError) return e;
-  if (e instanceof Violation) return protocol(e.message);
-  return new WebError("io", e instanceof Error ? e.message : String(e));
+/** A peer's protocol violation is `protocol`; anything else as `asWebError` says. */
+function sendError(e: unknown): WebError {
+  return e instanceof Violation ? protocol(e.message) : asWebError(e);
 }
 
 async function cancel(sendControl: (c: Control) => Promise<void>): Promise<WebError> {

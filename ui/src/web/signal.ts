@@ -37,6 +37,11 @@ export class WebError extends Error {
   }
 }
 
+/** `e` as a `WebError`: itself, or an `io` failure carrying its message. */
+export function asWebError(e: unknown): WebError {
+  return e instanceof WebError ? e : new WebError("io", e instanceof Error ? e.message : String(e));
+}
+
 /** The WebSocket URL for a server given as `ws(s)://host[:port][/ws]` or `http(s)://...`. */
 export function wsUrl(server: string): string {
   let u = server.trim().replace(/^http(s?):\/\//i, "ws$1://");
