@@ -66,7 +66,7 @@ impl SignalClient {
             Err(_) => Self::dial(url, url, timeout).await?,
         };
         client.next_rid = rid + 1;
-        if !(joined && dial.is_ok()) {
+        if !joined {
             client.send(ClientMsg::JoinRoom {
                 v: ferry_proto::SIGNAL_VERSION,
                 rid: Some(rid),
@@ -77,7 +77,7 @@ impl SignalClient {
     }
 
     /// Opens `url` (errors name `shown`), reads the welcome; also returns whether the server
-    /// takes a join from the URL.
+    /// took a join from this socket's URL.
     async fn dial(
         url: &str,
         shown: &str,
