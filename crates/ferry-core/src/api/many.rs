@@ -11,14 +11,13 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{SendOptions, connect_config, connected_event, file_rows, finish_store};
+use super::{SendOptions, connect_config, connected_event, file_rows, finish_store, room_created};
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
 use crate::manifest;
 use crate::password::Password;
 use crate::session::{ConnectError, GuestRun, RoomNews, SessionEvent, SharedRoom};
 use crate::store::{self, Direction, TransferKind, TransferRow, TransferState};
-use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::sender::{self, SendJob};
 
@@ -111,21 +110,13 @@ pub async fn send_many(
     let ticket = room.ticket().clone();
     let room_name = ticket.room.display().to_string();
     let base_id = manifest::transfer_id(&room_name, &manifest.entries);
-    let link = JoinTicket {
-        server: opts.server.clone(),
-        room: ticket.room,
-        password: Some(password.clone()),
-    }
-    .to_url();
-    ev.emit(Event::RoomCreated {
-        room: room_name.clone(),
-        password: password.expose().to_string(),
-        link,
-        expires_at: ticket.expires_at as i64,
-        server: opts.server.clone(),
-        transfer_id: base_id.clone(),
-        capped: false,
-    });
+    ev.emit(room_created(
+        &opts.server,
+        &ticket,
+        &password,
+        &base_id,
+        false,
+    ));
     ev.emit(Event::Waiting);
 
     let rows = file_rows(&manifest);

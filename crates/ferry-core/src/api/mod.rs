@@ -11,8 +11,10 @@ use crate::error::{ConnectKind, ErrorKind, FerryError};
 use crate::events::{Event, EventSink};
 use crate::link::PathKind;
 use crate::manifest::Manifest;
-use crate::session::{ConnectConfig, ConnectError, SessionEvent};
+use crate::password::Password;
+use crate::session::{ConnectConfig, ConnectError, RoomTicket, SessionEvent};
 use crate::store::{FileRow, FileState, Store, TransferState};
+use crate::ticket::JoinTicket;
 
 mod many;
 mod receive;
@@ -128,6 +130,30 @@ fn connect_config(
         cfg.bind_addrs = b.clone();
     }
     cfg
+}
+
+/// `room-created` for a room this sender holds on `server`, with the link that joins it.
+fn room_created(
+    server: &str,
+    ticket: &RoomTicket,
+    password: &Password,
+    transfer_id: &str,
+    capped: bool,
+) -> Event {
+    Event::RoomCreated {
+        room: ticket.room.display().to_string(),
+        password: password.expose().to_string(),
+        link: JoinTicket {
+            server: server.to_string(),
+            room: ticket.room,
+            password: Some(password.clone()),
+        }
+        .to_url(),
+        expires_at: ticket.expires_at as i64,
+        server: server.to_string(),
+        transfer_id: transfer_id.to_string(),
+        capped,
+    }
 }
 
 fn connected_event(kind: PathKind) -> Event {

@@ -8,7 +8,7 @@ use ferry_proto::RoomId;
 
 use super::{
     SendOptions, SendReport, connect_config, connected_event, file_rows, finish_store,
-    forward_session_events,
+    forward_session_events, room_created,
 };
 use crate::error::FerryError;
 use crate::events::{Event, EventSink};
@@ -17,7 +17,6 @@ use crate::manifest::{self, Manifest};
 use crate::password::Password;
 use crate::session::HostRoom;
 use crate::store::{self, Direction, FileRow, TransferKind, TransferRow, TransferState};
-use crate::ticket::JoinTicket;
 use crate::transfer::TransferHandle;
 use crate::transfer::sender::{self, SendJob};
 use crate::transfer::text;
@@ -193,21 +192,14 @@ async fn run_room(
         &ticket.host_token,
         ticket.expires_at as i64,
     )?;
-    let link = JoinTicket {
-        server: opts.server.clone(),
-        room: ticket.room,
-        password: Some(password.clone()),
-    }
-    .to_url();
-    ev.emit(Event::RoomCreated {
-        room,
-        password: password.expose().to_string(),
-        link,
-        expires_at: ticket.expires_at as i64,
-        server: opts.server.clone(),
-        transfer_id: transfer_id.clone(),
-        capped: asked.is_some_and(|t| was_capped(asked_at, t, ticket.expires_at)),
-    });
+    let capped = asked.is_some_and(|t| was_capped(asked_at, t, ticket.expires_at));
+    ev.emit(room_created(
+        &opts.server,
+        &ticket,
+        &password,
+        &transfer_id,
+        capped,
+    ));
     ev.emit(Event::Waiting);
 
     let job = match payload {
