@@ -185,10 +185,36 @@ impl<'a>
                     return Ok(());
                 }
 
+                // Ferry patch: the peer's first DATA on an out-of-band negotiated stream can
+                // arrive in the same read pass as the COOKIE-ACK that completes our side of
+                // the SCTP handshake, and so reach this handler before
+                // `SCTPHandshakeComplete` dials the channel. Upstream dropped it
+                // (`ErrDataChannelNotExisted`), losing a message SCTP had already
+                // acknowledged. Dial the channel now, as `SCTPHandshakeComplete` would have;
+                // that event then skips it (it dials only undialed channels).
+                let mut opened = false;
+                if data_channel_internal.negotiated
+                    && data_channel_internal.data_channel.is_none()
+                    && data_channel_internal.ready_state == RTCDataChannelState::Connecting
+                {
+                    data_channel_internal.dial(message.association_handle)?;
+                    opened = data_channel_internal.ready_state == RTCDataChannelState::Open;
+                    if let Some(data_channel) = data_channel_internal.data_channel.as_mut() {
+                        while let Some(data_channel_message) = data_channel.poll_write() {
+                            self.ctx.write_outs.push_back(TaggedRTCMessageInternal {
+                                now,
+                                transport: TransportContext::default(),
+                                message: RTCMessageInternal::Dtls(DTLSMessage::Sctp(
+                                    data_channel_message,
+                                )),
+                            });
+                        }
+                    }
+                }
+
                 // Process the inbound message, then check whether a still-connecting
                 // in-band channel just completed its DCEP handshake (initiator side).
                 // If so, promote it to Open and emit the open event.
-                let mut opened = false;
                 let data_channel = data_channel_internal
                     .data_channel
                     .as_mut()
@@ -764,6 +790,69 @@ mod tests {
         assert_eq!(
             stats.peer_connection.data_channels_opened, 1,
             "open stats recorded exactly once"
+        );
+    }
+
+    /// Ferry patch: the peer's first message on a negotiated stream, read in the pass that
+    /// completes the SCTP handshake and so before `SCTPHandshakeComplete`, opens the channel
+    /// and is delivered behind the open event; the event that follows neither dials the
+    /// channel again nor opens it twice. Upstream returned `ErrDataChannelNotExisted` and the
+    /// message was gone.
+    #[test]
+    fn negotiated_data_before_handshake_complete_is_delivered() {
+        let now = Instant::now();
+        let mut ctx = DataChannelHandlerContext::new(now);
+        let (mut data_channels, handles) = registry(vec![negotiated_channel(0)]);
+        let mut stats = RTCStatsAccumulator::new();
+        {
+            let mut handler = DataChannelHandler::new(
+                &mut ctx,
+                &mut data_channels,
+                &mut stats,
+                None,
+                RTCDtlsRole::Client,
+                None,
+            );
+            handler
+                .handle_read(TaggedRTCMessageInternal {
+                    now,
+                    transport: TransportContext::default(),
+                    message: RTCMessageInternal::Dtls(DTLSMessage::Sctp(data_message(
+                        0, 0, b"hello",
+                    ))),
+                })
+                .unwrap();
+            handler
+                .handle_event(TaggedRTCEventInternal {
+                    now,
+                    event: RTCEventInternal::SCTPHandshakeComplete(0),
+                })
+                .unwrap();
+        }
+        let events = message_events(&ctx);
+        assert_eq!(events.len(), 2, "one open, one message: {events:?}");
+        assert!(matches!(events[0], DataChannelEvent::Open));
+        match &events[1] {
+            DataChannelEvent::Message(m) => assert_eq!(&m.data[..], b"hello"),
+            other => panic!("expected the message, got {other:?}"),
+        }
+        assert_eq!(
+            data_channels.get(&handles[0]).unwrap().ready_state,
+            RTCDataChannelState::Open
+        );
+        assert_eq!(stats.peer_connection.data_channels_opened, 1);
+        // Dialed once: the local stream open (negotiated, so nothing for the wire) and the
+        // two buffered-amount thresholds, not a second set from `SCTPHandshakeComplete`.
+        let outs: Vec<String> = ctx
+            .write_outs
+            .iter()
+            .map(|m| format!("{:?}", m.message))
+            .collect();
+        assert_eq!(outs.len(), 3, "{outs:#?}");
+        assert_eq!(
+            outs.iter().filter(|o| o.contains("negotiated: true")).count(),
+            1,
+            "{outs:#?}"
         );
     }
 

@@ -597,7 +597,15 @@ impl<'a>
                                 ::datachannel::data_channel::DataChannel::get_reliability_params(
                                     data_channel_open.channel_type,
                                 );
-                            let mut stream = conn.open_stream(message.stream_id, message.ppi)?;
+                            // Ferry patch: a negotiated stream the peer already sent on
+                            // exists (the association created it for the peer's DATA, see
+                            // the DataChannelHandler's early dial); take it as it is.
+                            let mut stream = match conn.open_stream(message.stream_id, message.ppi) {
+                                Err(Error::ErrStreamAlreadyExist) if message.negotiated => {
+                                    conn.stream(message.stream_id)?
+                                }
+                                other => other?,
+                            };
                             stream.set_reliability_params(
                                 unordered,
                                 reliability_type,
