@@ -156,8 +156,8 @@ impl Tuning {
     /// variable up (a binary passes `|k| std::env::var(k).ok()`): `FERRY_MAX_MESSAGE`,
     /// `FERRY_SCTP_RWND`, `FERRY_BUFFERED_HIGH` (the low mark follows at half),
     /// `FERRY_UDP_BUFFER`, `FERRY_DEDICATED_REACTOR` (`1` on, anything else off),
-    /// `FERRY_SCTP_CC` (`reno`/`bbr`), `FERRY_SCTP_MAX_MTU` (path MTU probing up to that size; `0` none) and
-    /// `FERRY_COMPRESS` (`0` off). A value that does not
+    /// `FERRY_SCTP_CC` (`reno`/`bbr`), `FERRY_SCTP_MAX_MTU` (path MTU probing up to that size; `0` none),
+    /// `FERRY_AGREED_CHANNEL` (`0`: DCEP's in-band open, as older builds) and `FERRY_COMPRESS` (`0` off). A value that does not
     /// parse is ignored and leaves the default.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Self {
         fn num<T: std::str::FromStr>(v: Option<String>) -> Option<T> {
@@ -187,6 +187,9 @@ impl Tuning {
         if let Some(v) = num(get("FERRY_SCTP_MAX_MTU")) {
             r.max_probe_mtu = v;
         }
+        if let Some(v) = get("FERRY_AGREED_CHANNEL") {
+            r.agreed_channel = v != "0";
+        }
         if let Some(v) = get("FERRY_COMPRESS") {
             t.compress = v != "0";
         }
@@ -195,6 +198,14 @@ impl Tuning {
 }
 
 // Transfer (the data phase: `transfer`; its drivers and session machines read these)
+
+/// Largest frame a host sends behind its hello before the guest's hello says what it takes:
+/// the least any Ferry peer announces (native and browser peers clamp theirs to at least this).
+pub const OPENING_FRAME: usize = 16 * 1024;
+
+/// Most frames a host sends behind its hello before the guest's is in. With the hello they
+/// stay under what a receiver holds while its channel opens (16 messages, `rtc::wait_open`).
+pub const OPENING_FRAMES: usize = 8;
 
 /// Unacknowledged bytes the sender may have out. Also the receiver's fsync/checkpoint
 /// interval, so a crash loses (and a resume re-sends) at most one window.

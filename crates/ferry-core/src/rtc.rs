@@ -250,12 +250,21 @@ pub(crate) async fn new_peer(
     })
 }
 
-/// The offerer's channel: reliable and ordered.
+/// The stream both peers put Ferry's channel on when they agree it in the sealed offer and
+/// answer, instead of opening it in band (docs/CRYPTO.md §4, `stream`). DCEP's own ids skip
+/// it, so a fallback channel beside it never collides.
+pub(crate) const AGREED_STREAM: u16 = 0;
+
+/// Ferry's channel: reliable and ordered. `agreed`: on [`AGREED_STREAM`], without DCEP's
+/// OPEN and ACK, so each side may send as soon as its SCTP association is up (a round trip
+/// sooner on the side that opens in band); otherwise the offerer opens it in band.
 pub(crate) async fn create_channel(
     pc: &Arc<dyn PeerConnection>,
+    agreed: bool,
 ) -> Result<Arc<dyn DataChannel>, RtcError> {
     let init = RTCDataChannelInit {
         ordered: true,
+        negotiated: agreed.then_some(AGREED_STREAM),
         ..Default::default()
     };
     Ok(pc.create_data_channel(CHANNEL_LABEL, Some(init)).await?)

@@ -124,6 +124,49 @@ async fn host_and_guest_connect_and_exchange_frames() {
     srv.shutdown().await;
 }
 
+/// Whichever side opens Ferry's channel in band (an older build, a browser's page, or
+/// `FERRY_AGREED_CHANNEL=0`) or both take up the agreed stream, the peers connect, the
+/// frames the host opens with (its manifest, sent before the guest's hello is in) reach the
+/// guest first and whole, and the link carries frames both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_opens_with_its_frames_on_either_kind_of_channel() {
+    let srv = server().await;
+    for (host_agrees, guest_agrees) in [(true, true), (true, false), (false, true)] {
+        let side = |agrees: bool| {
+            let mut c = cfg(&srv.ws_url());
+            c.tuning.agreed_channel = agrees;
+            c
+        };
+        let pw = Password::generate();
+        let mut host = HostRoom::create(side(host_agrees), pw.clone())
+            .await
+            .unwrap();
+        let opening: Vec<Bytes> = (0..3u8).map(|i| Bytes::from(vec![i; 16 * 1024])).collect();
+        host.open_with(opening.clone());
+        let room = host.ticket().room;
+        let (etx, _erx) = mpsc::unbounded_channel();
+        let (h, g) = within(30, async {
+            tokio::join!(
+                host.accept(&etx),
+                join(side(guest_agrees), room, pw.clone())
+            )
+        })
+        .await;
+        let (mut h, mut g) = (h.unwrap(), g.unwrap());
+        assert_eq!(h.verification, g.verification);
+        for f in &opening {
+            assert_eq!(
+                &within(10, g.link.rx.recv()).await.unwrap(),
+                f,
+                "{host_agrees} {guest_agrees}"
+            );
+        }
+        exchange(&mut h.link, &mut g.link, 5).await;
+        host.close().await;
+    }
+    srv.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_fails_fast_on_both_sides_and_host_keeps_waiting() {
     let srv = server().await;

@@ -210,6 +210,9 @@ async fn run_room(
                 job.hooks = opts.test_hooks.clone();
             }
             job.compress = opts.tuning.compress;
+            if let Some(frames) = job.opening_frames() {
+                host.open_with(frames);
+            }
             Carry::Files(job)
         }
         Payload::Text(t) => Carry::Text(t),

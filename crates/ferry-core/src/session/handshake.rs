@@ -28,6 +28,8 @@ pub(super) struct Handshake<'a> {
     pub cfg: &'a ConnectConfig,
     pub ice_servers: Vec<IceServer>,
     pub events: Option<&'a mpsc::UnboundedSender<SessionEvent>>,
+    /// Frames that follow our hello before the peer's is in (`HostRoom::open_with`).
+    pub opening: &'a [Bytes],
 }
 
 pub(super) async fn recv_by(
@@ -80,10 +82,11 @@ impl Handshake<'_> {
             cfg,
             ice_servers,
             events,
+            opening,
             ..
         } = self;
         let (peer, dc, early) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
-        let connected = hello(peer, dc, early, cfg, &keys).await?;
+        let connected = hello(peer, dc, early, opening, cfg, &keys).await?;
         emit(
             events,
             SessionEvent::Connected {
@@ -145,20 +148,41 @@ fn open_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&pt).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
 }
 
-/// A sealed offer or answer: the description, and the largest SCTP packet the peer's stack
-/// takes, when it says (`max_packet`, sent by the browser peer; serde ignores it elsewhere).
+/// A sealed offer or answer: the description; whether its sender put Ferry's channel on
+/// [`rtc::AGREED_STREAM`] (`stream`); and the largest SCTP packet the peer's stack takes,
+/// when it says (`max_packet`, sent by the browser peer). Builds that know neither field
+/// drop them (serde ignores unknown keys), which is what keeps them connecting.
 fn open_description(
     sealer: &mut Sealer,
     kind: SealKind,
     payload: &str,
     tuning: &super::RtcTuning,
-) -> Result<RTCSessionDescription, ConnectError> {
+) -> Result<(RTCSessionDescription, bool), ConnectError> {
     let v: serde_json::Value = open_json(sealer, kind, payload)?;
     if let Some(max) = v.get("max_packet").and_then(serde_json::Value::as_u64) {
         // What `rtc::new_peer` set for this connection.
         cap_probe_mtu(tuning.max_probe_mtu, max);
     }
-    serde_json::from_value(v).map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))
+    let agreed = tuning.agreed_channel
+        && v.get("stream").and_then(serde_json::Value::as_u64)
+            == Some(u64::from(rtc::AGREED_STREAM));
+    let desc = serde_json::from_value(v)
+        .map_err(|e| ConnectError::Protocol(format!("{kind:?}: {e}")))?;
+    Ok((desc, agreed))
+}
+
+/// Seal an offer or answer, saying `stream` when Ferry's channel is on the agreed stream.
+fn seal_description(
+    sealer: &mut Sealer,
+    kind: SealKind,
+    desc: &RTCSessionDescription,
+    agreed: bool,
+) -> String {
+    let mut v = serde_json::to_value(desc).unwrap_or_default();
+    if agreed && let Some(o) = v.as_object_mut() {
+        o.insert("stream".into(), rtc::AGREED_STREAM.into());
+    }
+    seal_json(sealer, kind, &v)
 }
 
 /// Keep SCTP path MTU probing at or below what the peer accepts. A browser's DTLS transport
@@ -211,7 +235,10 @@ async fn negotiate(
     };
 
     if role == Role::Host {
-        let ch = rtc::create_channel(&pc).await?;
+        // On the agreed stream when this build offers it; a guest that does not take it up
+        // gets a channel opened in band instead, once its answer says so.
+        let agreed = cfg.tuning.agreed_channel;
+        let ch = rtc::create_channel(&pc, agreed).await?;
         open_rx = Some(watch_open(&ch));
         dc = Some(ch);
         let offer = pc.create_offer(None).await.map_err(rtc::RtcError::from)?;
@@ -219,7 +246,7 @@ async fn negotiate(
             .await
             .map_err(rtc::RtcError::from)?;
         sig.send(ClientMsg::Offer {
-            payload: seal_json(&mut sealer, SealKind::Offer, &offer),
+            payload: seal_description(&mut sealer, SealKind::Offer, &offer, agreed),
         })?;
     }
 
@@ -227,20 +254,32 @@ async fn negotiate(
         tokio::select! {
             m = sig.recv(), if sig_alive => match m {
                 Ok(ServerMsg::Offer { payload }) if role == Role::Guest && !remote_set => {
-                    let offer = open_description(&mut sealer, SealKind::Offer, &payload, &cfg.tuning)?;
+                    let (offer, agreed) = open_description(&mut sealer, SealKind::Offer, &payload, &cfg.tuning)?;
                     pc.set_remote_description(offer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
                     for c in pending.drain(..) {
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
                     }
+                    if agreed {
+                        let ch = rtc::create_channel(&pc, true).await?;
+                        open_rx = Some(watch_open(&ch));
+                        dc = Some(ch);
+                    }
                     let answer = pc.create_answer(None).await.map_err(rtc::RtcError::from)?;
                     pc.set_local_description(answer.clone()).await.map_err(rtc::RtcError::from)?;
-                    sig.send(ClientMsg::Answer { payload: seal_json(&mut sealer, SealKind::Answer, &answer) })?;
+                    sig.send(ClientMsg::Answer { payload: seal_description(&mut sealer, SealKind::Answer, &answer, agreed) })?;
                 }
                 Ok(ServerMsg::Answer { payload }) if role == Role::Host && !remote_set => {
-                    let answer = open_description(&mut sealer, SealKind::Answer, &payload, &cfg.tuning)?;
+                    let (answer, agreed) = open_description(&mut sealer, SealKind::Answer, &payload, &cfg.tuning)?;
                     pc.set_remote_description(answer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
+                    if cfg.tuning.agreed_channel && !agreed {
+                        // An older guest (or a browser's page) waits for an in-band open. The
+                        // channel on the agreed stream stays unused: it sends nothing by itself.
+                        let ch = rtc::create_channel(&pc, false).await?;
+                        open_rx = Some(watch_open(&ch));
+                        dc = Some(ch);
+                    }
                     for c in pending.drain(..) {
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
                     }
@@ -295,7 +334,10 @@ async fn negotiate(
             },
             Some(r) = OptionFuture::from(open_rx.as_mut()), if open_rx.is_some() => {
                 match r {
-                    Ok(Ok(early)) => break early,
+                    Ok(Ok(early)) => {
+                        tracing::debug!("data channel open ({} early message(s))", early.len());
+                        break early;
+                    }
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => return Err(ConnectError::Rtc("data channel watcher ended".into())),
                 }
@@ -314,10 +356,12 @@ async fn negotiate(
 
 /// Start the link and exchange `hello`s; each side's MAC binds its role and both DTLS
 /// fingerprints (ours from our SDP, theirs from the certificate DTLS actually presented).
+/// `opening` follows our hello at once: the certificate already matched the sealed SDP.
 async fn hello(
     peer: rtc::Peer,
     dc: Channel,
     early: Vec<Bytes>,
+    opening: &[Bytes],
     cfg: &ConnectConfig,
     keys: &RoomKeys,
 ) -> Result<Connected, ConnectError> {
@@ -354,10 +398,12 @@ async fn hello(
         max_message_size: ours as u32,
         mac: data_encoding::HEXLOWER.encode(&mac),
     };
-    link.tx
-        .send(Bytes::from(hello.encode()))
-        .await
-        .map_err(|_| ConnectError::Rtc("link closed before hello".into()))?;
+    for frame in std::iter::once(Bytes::from(hello.encode())).chain(opening.iter().cloned()) {
+        link.tx
+            .send(frame)
+            .await
+            .map_err(|_| ConnectError::Rtc("link closed before hello".into()))?;
+    }
     let first = tokio::time::timeout(cfg.connect_timeout, link.rx.recv())
         .await
         .map_err(|_| ConnectError::Timeout)?
@@ -386,6 +432,7 @@ async fn hello(
             ferry_proto::PEER_VERSION
         )));
     }
+    tracing::debug!("the peer's hello checks out");
     link.info.max_message_size = ours.min(theirs as usize).max(1024);
     link.info.caps = caps
         .into_iter()

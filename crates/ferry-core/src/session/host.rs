@@ -1,5 +1,6 @@
 //! Room lifecycle: the host creates (or reattaches to) a room and accepts guests; a guest joins.
 
+use bytes::Bytes;
 use ferry_proto::RoomId;
 use ferry_proto::signal::{ClientMsg, IceServer, Role, ServerMsg};
 use tokio::sync::mpsc;
@@ -33,6 +34,8 @@ pub struct HostRoom {
     /// Guests' failed key confirmations seen by this host (its own count, see
     /// [`ConnectConfig::guess_limit`]).
     failed_guesses: u32,
+    /// Frames sent right behind our hello on every link (see [`HostRoom::open_with`]).
+    opening: Vec<Bytes>,
 }
 
 pub(super) fn merged_ice(server: &[IceServer], cfg: &ConnectConfig) -> Vec<IceServer> {
@@ -126,6 +129,7 @@ impl HostRoom {
                 server_ice: ice_servers,
                 guest_present: false,
                 failed_guesses: 0,
+                opening: Vec::new(),
                 commands: None,
             }),
             other => Err(ConnectError::Protocol(format!(
@@ -155,6 +159,7 @@ impl HostRoom {
             server_ice: ice,
             guest_present: peer_present,
             failed_guesses: 0,
+            opening: Vec::new(),
             commands: None,
         })
     }
@@ -162,6 +167,16 @@ impl HostRoom {
     /// The room as the user is shown it (id, expiry) and the host keeps it (token).
     pub fn ticket(&self) -> &RoomTicket {
         &self.ticket
+    }
+
+    /// Send `frames` right behind our hello on every link, without waiting for the guest's:
+    /// what the host says first anyway (the manifest), so the guest's answer to it comes
+    /// back with its hello, a round trip sooner. They go only after the guest's DTLS
+    /// certificate matched the fingerprint in its sealed answer, so only to the PAKE peer
+    /// (docs/CRYPTO.md §5). The caller keeps them within `defaults::OPENING_FRAME` bytes
+    /// each and `OPENING_FRAMES` in all: what any Ferry peer takes before its hello says more.
+    pub fn open_with(&mut self, frames: Vec<Bytes>) {
+        self.opening = frames;
     }
 
     /// Hear the user's [`RoomCommand`]s from `rx` while waiting for a guest.
@@ -271,6 +286,7 @@ impl HostRoom {
                 cfg: &self.cfg,
                 ice_servers: merged_ice(&self.server_ice, &self.cfg),
                 events: Some(events),
+                opening: &self.opening,
             }
             .run()
             .await;
@@ -410,6 +426,7 @@ pub async fn join(
         cfg: &cfg,
         ice_servers: merged_ice(&ice, &cfg),
         events: None,
+        opening: &[],
     }
     .run()
     .await;

@@ -92,6 +92,11 @@ pub struct RtcTuning {
     /// this device's addresses, at the cost of the relay's path. Fails at once when the
     /// signaling server offers no TURN server.
     pub relay_only: bool,
+    /// Offer (host) or take up (guest) Ferry's channel on a stream both sides agree in the
+    /// sealed offer and answer, instead of DCEP's in-band open: a round trip less before the
+    /// host can send. Off (benchmark knob `FERRY_AGREED_CHANNEL=0`), this build acts as older
+    /// ones do.
+    pub agreed_channel: bool,
 }
 
 impl Default for RtcTuning {
@@ -110,6 +115,7 @@ impl Default for RtcTuning {
             congestion_control: d::CONGESTION_CONTROL,
             max_probe_mtu: d::SCTP_MAX_PROBE_MTU,
             relay_only: false,
+            agreed_channel: true,
         }
     }
 }

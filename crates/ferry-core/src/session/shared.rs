@@ -79,6 +79,7 @@ impl GuestRun {
             cfg: &self.cfg,
             ice_servers: self.ice.clone(),
             events: Some(events),
+            opening: &[],
         }
         .run()
         .await;

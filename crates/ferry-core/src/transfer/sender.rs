@@ -24,6 +24,9 @@ pub struct SendJob {
     pub window: u64,
     /// Compress chunks that shrink (when the receiver supports it).
     pub compress: bool,
+    /// The host sends the manifest behind its hello on every link
+    /// (`HostRoom::open_with`), so an attempt goes straight to the receiver's answer.
+    pub manifest_opens: bool,
     /// Fault injection for tests.
     #[cfg(feature = "test-hooks")]
     pub hooks: super::TestHooks,
@@ -36,8 +39,32 @@ impl SendJob {
             manifest,
             window: super::WINDOW,
             compress: true,
+            manifest_opens: false,
             #[cfg(feature = "test-hooks")]
             hooks: super::TestHooks::default(),
+        }
+    }
+
+    /// The manifest as frames a host can send behind its hello (`HostRoom::open_with`),
+    /// and marks the job so attempts do not send it again. `None` (and unmarked) when it
+    /// is more than those few small frames: it then follows the peer's hello as before.
+    pub fn opening_frames(&mut self) -> Option<Vec<bytes::Bytes>> {
+        use crate::defaults::{OPENING_FRAME, OPENING_FRAMES};
+        if self.manifest.entries.len() > peer::MAX_FILES {
+            return None;
+        }
+        let frames = self.manifest_control().encode_frames(OPENING_FRAME);
+        if frames.len() > OPENING_FRAMES {
+            return None;
+        }
+        self.manifest_opens = true;
+        Some(frames.into_iter().map(bytes::Bytes::from).collect())
+    }
+
+    fn manifest_control(&self) -> Control {
+        Control::Manifest {
+            transfer_id: self.transfer_id.clone(),
+            files: self.manifest.entries.clone(),
         }
     }
 }
@@ -103,14 +130,9 @@ pub async fn run(
             peer::MAX_FILES
         )));
     }
-    super::send_control(
-        &link,
-        &Control::Manifest {
-            transfer_id: job.transfer_id.clone(),
-            files: entries.clone(),
-        },
-    )
-    .await?;
+    if !job.manifest_opens {
+        super::send_control(&link, &job.manifest_control()).await?;
+    }
     let accepts = await_accept(&mut link, handle).await?;
 
     let mut pause_rx = handle.pause_rx();
