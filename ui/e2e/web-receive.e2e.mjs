@@ -67,7 +67,8 @@ async function main() {
     writeFileSync(empty, "");
     const want = new Map([big, text, empty].map((p) => [p.split("/").pop(), sha256(readFileSync(p))]));
     const password = "correct horse battery staple";
-    const send = sender([big, text, empty], password, serverUrl, "ok");
+    // The session's debug log says which kind of channel the two sides settled on.
+    const send = sender([big, text, empty], password, serverUrl, "ok", { RUST_LOG: "warn,ferry_core::session=debug" });
     const room = await roomOf(send);
     const ctx = await browser.newContext({ acceptDownloads: true });
     const page = await ctx.newPage();
@@ -114,6 +115,11 @@ async function main() {
       const state = await page.locator("main").getAttribute("data-state");
       if (state !== "done") throw new Error(`page ended in ${state}: ${await page.locator("main").innerText()}\n${consoleLines.join("\n")}`);
       if (workers !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers}`);
+      // The page took up the stream the sealed offer named (docs/CRYPTO.md §4), so the host's
+      // hello and manifest left without waiting for DCEP's ACK.
+      if (!send.stderr().includes("data channel open, on the agreed stream")) {
+        throw new Error(`the page did not take up the agreed stream:\n${send.stderr().slice(-3000)}`);
+      }
       // Chromium has the origin-private file system: the files went to disk, not memory.
       const storage = await page.locator("#done").getAttribute("data-storage");
       if (storage !== "disk") throw new Error(`files were kept in ${storage}, expected disk (OPFS)`);

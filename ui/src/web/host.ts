@@ -8,15 +8,13 @@
 import { utf8 } from "./bytes";
 import { CryptoError } from "./common";
 import { Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
-import { DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
+import { CHANNEL_LABEL, DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
 import { asWebError, type IceServer, type ServerMsg, SignalClient, WebError, wireTtl } from "./signal";
 
 /** How long one guest's handshake may take (defaults.rs CONNECT_TIMEOUT). */
 const CONNECT_TIMEOUT = 30_000;
 /** After the guest's `peer-left` mid-ICE, how long the connection may still come up. */
 const PEER_LEFT_GRACE = 5_000;
-/** The data channel's label (rtc.rs CHANNEL_LABEL). */
-const CHANNEL_LABEL = "ferry";
 /** How long the server may take to answer an `extend-room`. */
 const EXTEND_TIMEOUT = 10_000;
 

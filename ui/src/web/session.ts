@@ -22,6 +22,12 @@ const MAX_MESSAGE = 256 * 1024;
 /** Largest SCTP packet we tell the native peer to send (it probes for larger ones otherwise):
  * 1400 fits a 1500-byte path in any framing and stays under the browsers' DTLS datagram cap. */
 export const MAX_SCTP_PACKET = 1400;
+/** The data channel's label (rtc.rs CHANNEL_LABEL). */
+export const CHANNEL_LABEL = "ferry";
+/** The SCTP stream a native host puts the channel on when the sealed offer says `stream: 0`
+ * (rtc.rs AGREED_STREAM, docs/CRYPTO.md §4): taking it up spares DCEP's OPEN/ACK round trip,
+ * so the host's hello and manifest come a round trip sooner. */
+const AGREED_STREAM = 0;
 /** Data the channel may hold unsent before `send` waits (bytes). */
 const BUFFERED_HIGH = 1024 * 1024;
 
@@ -325,15 +331,21 @@ async function negotiate(sig: SignalClient, pc: RTCPeerConnection, keys: RoomKey
         return;
       }
       if (m.type === "offer" && !remoteSet) {
-        const offer = openJson<RTCSessionDescriptionInit>(sealer, "offer", m.payload);
-        await pc.setRemoteDescription(offer);
+        const offer = openJson<RTCSessionDescriptionInit & { stream?: unknown }>(sealer, "offer", m.payload);
+        await pc.setRemoteDescription({ type: offer.type, sdp: offer.sdp });
         remoteSet = true;
         for (const c of pending.splice(0)) await pc.addIceCandidate(c).catch(() => undefined);
+        const agreed = offer.stream === AGREED_STREAM && !link;
+        if (agreed) {
+          const dc = pc.createDataChannel(CHANNEL_LABEL, { ordered: true, negotiated: true, id: AGREED_STREAM });
+          link = new DcLink(pc, dc);
+          dc.addEventListener("open", poke);
+        }
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         // `max_packet`: our DTLS transport ends the connection on a datagram past ~2 KiB rather
         // than dropping it, so the native peer must not probe its path MTU beyond this.
-        const desc = { type: answer.type, sdp: answer.sdp, max_packet: MAX_SCTP_PACKET };
+        const desc = { type: answer.type, sdp: answer.sdp, max_packet: MAX_SCTP_PACKET, ...(agreed ? { stream: AGREED_STREAM } : {}) };
         sig.relay("answer", sealer.seal("answer", utf8(JSON.stringify(desc))));
       } else if (m.type === "ice-candidate") {
         const c = openJson<RTCIceCandidateInit>(sealer, "ice-candidate", m.payload);

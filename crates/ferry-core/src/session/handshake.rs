@@ -218,6 +218,8 @@ async fn negotiate(
     let pc = peer.pc.clone();
     let mut deadline = Instant::now() + cfg.connect_timeout;
     let mut dc: Option<Channel> = None;
+    // Whether the channel is on the agreed stream (for the log: the peers' builds decide it).
+    let mut on_agreed = false;
     let mut open_rx: Option<oneshot::Receiver<Result<Vec<Bytes>, rtc::RtcError>>> = None;
     let mut remote_set = false;
     let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
@@ -238,6 +240,7 @@ async fn negotiate(
         // On the agreed stream when this build offers it; a guest that does not take it up
         // gets a channel opened in band instead, once its answer says so.
         let agreed = cfg.tuning.agreed_channel;
+        on_agreed = agreed;
         let ch = rtc::create_channel(&pc, agreed).await?;
         open_rx = Some(watch_open(&ch));
         dc = Some(ch);
@@ -261,6 +264,7 @@ async fn negotiate(
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
                     }
                     if agreed {
+                        on_agreed = true;
                         let ch = rtc::create_channel(&pc, true).await?;
                         open_rx = Some(watch_open(&ch));
                         dc = Some(ch);
@@ -274,7 +278,8 @@ async fn negotiate(
                     pc.set_remote_description(answer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
                     if cfg.tuning.agreed_channel && !agreed {
-                        // An older guest (or a browser's page) waits for an in-band open. The
+                        on_agreed = false;
+                        // An older guest (native, or an older page) waits for an in-band open. The
                         // channel on the agreed stream stays unused: it sends nothing by itself.
                         let ch = rtc::create_channel(&pc, false).await?;
                         open_rx = Some(watch_open(&ch));
@@ -335,7 +340,8 @@ async fn negotiate(
             Some(r) = OptionFuture::from(open_rx.as_mut()), if open_rx.is_some() => {
                 match r {
                     Ok(Ok(early)) => {
-                        tracing::debug!("data channel open ({} early message(s))", early.len());
+                        let how = if on_agreed { "on the agreed stream" } else { "opened in band" };
+                        tracing::debug!("data channel open, {how} ({} early message(s))", early.len());
                         break early;
                     }
                     Ok(Err(e)) => return Err(e.into()),
