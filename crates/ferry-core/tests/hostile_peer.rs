@@ -4,6 +4,7 @@
 //! claim nothing finished that is not, and keep memory bounded.
 
 mod hostile;
+mod session_common;
 
 use std::time::{Duration, Instant};
 

@@ -12,10 +12,13 @@ use ferry_core::link::Link;
 use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::{self, Decision, RecvAttempt, RecvJob};
 use ferry_core::transfer::tree;
-use ferry_core::{ConnectConfig, HostRoom, Password, join};
 use ferry_core::{Event, EventSink};
+use ferry_core::{HostRoom, Password, join};
 use ferry_proto::peer::{self, Control, ControlReassembler, FileEntry, Frame};
 use tokio::sync::mpsc;
+
+pub(crate) use crate::session_common::within;
+use crate::session_common::{cfg, server};
 
 /// The transfer id every hostile offer uses.
 pub(crate) const TRANSFER_ID: &str = "abababababababababababababababab";
@@ -23,30 +26,6 @@ pub(crate) const TRANSFER_ID: &str = "abababababababababababababababab";
 /// Every case holds this: cases measure the process's peak memory, which a case running
 /// beside it would spoil, and two cores do not gain from WebRTC pairs in parallel anyway.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-pub(crate) async fn server() -> ferry_signal::RunningServer {
-    let cfg = ferry_signal::Config {
-        rate_limit: ferry_signal::RateLimit {
-            per_second: 1000,
-            burst: 1000,
-        },
-        ..Default::default()
-    };
-    ferry_signal::spawn(cfg).await.expect("signaling server")
-}
-
-fn cfg(url: &str) -> ConnectConfig {
-    let mut c = ConnectConfig::new(url);
-    c.bind_addrs = vec!["127.0.0.1:0".into()];
-    c.connect_timeout = Duration::from_secs(15);
-    c
-}
-
-pub(crate) async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("timed out")
-}
 
 /// Two ends of a real link: (host, guest). The room is kept so the host's side stays up.
 pub(crate) struct Pair {
