@@ -55,6 +55,10 @@ pub struct LinkInfo {
     /// The peer's end of the selected candidate pair, `ip:port`, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_addr: Option<String>,
+    /// The host's opening frames (`HostRoom::open_with`) went out behind its hello on this
+    /// link; they do only on the agreed stream.
+    #[serde(skip)]
+    pub opened: bool,
 }
 
 /// An authenticated, reliable, ordered message channel to the other peer.
@@ -78,6 +82,7 @@ impl Link {
             caps: Vec::new(),
             local_addr: None,
             remote_addr: None,
+            opened: false,
         };
         (
             Link {

@@ -85,7 +85,10 @@ impl Handshake<'_> {
             opening,
             ..
         } = self;
-        let (peer, dc, early) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
+        let (peer, dc, early, agreed) = negotiate(sig, role, cfg, &ice_servers, &keys).await?;
+        // Only on the agreed stream do the opening frames gain anything: on a channel opened
+        // in band our channel opens with the guest's hello in hand, as in older builds.
+        let opening = if agreed { opening } else { &[] };
         let connected = hello(peer, dc, early, opening, cfg, &keys).await?;
         emit(
             events,
@@ -206,13 +209,14 @@ fn seal_json<T: serde::Serialize>(sealer: &mut Sealer, kind: SealKind, v: &T) ->
 type Channel = std::sync::Arc<dyn webrtc::data_channel::DataChannel>;
 
 /// Sealed offer/answer and trickle ICE until the data channel is open. The host offers.
+/// Also says whether the channel is on the agreed stream.
 async fn negotiate(
     sig: &mut SignalClient,
     role: Role,
     cfg: &ConnectConfig,
     ice_servers: &[IceServer],
     keys: &RoomKeys,
-) -> Result<(rtc::Peer, Channel, Vec<Bytes>), ConnectError> {
+) -> Result<(rtc::Peer, Channel, Vec<Bytes>, bool), ConnectError> {
     let mut sealer = keys.sealer();
     let mut peer = rtc::new_peer(&cfg.tuning, ice_servers, &cfg.bind_addrs).await?;
     let pc = peer.pc.clone();
@@ -357,7 +361,7 @@ async fn negotiate(
         }
     };
     let dc = dc.ok_or_else(|| ConnectError::Rtc("no data channel".into()))?;
-    Ok((peer, dc, early))
+    Ok((peer, dc, early, on_agreed))
 }
 
 /// Start the link and exchange `hello`s; each side's MAC binds its role and both DTLS
@@ -395,6 +399,7 @@ async fn hello(
         caps: vec![peer::CAP_LZ4.to_string(), peer::CAP_TEXT.to_string()],
         local_addr,
         remote_addr,
+        opened: !opening.is_empty(),
     };
     let mut link = rtc_link::spawn_link(peer, dc, early, &cfg.tuning, info);
     let mac = keys.fingerprint_mac(&local_fp, &remote_fp);

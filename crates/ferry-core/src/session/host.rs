@@ -169,9 +169,10 @@ impl HostRoom {
         &self.ticket
     }
 
-    /// Send `frames` right behind our hello on every link, without waiting for the guest's:
-    /// what the host says first anyway (the manifest), so the guest's answer to it comes
-    /// back with its hello, a round trip sooner. They go only after the guest's DTLS
+    /// Send `frames` right behind our hello on every link on the agreed stream, without
+    /// waiting for the guest's: what the host says first anyway (the manifest), so the
+    /// guest's answer to it comes back with its hello, a round trip sooner
+    /// (`LinkInfo::opened` says whether they went). They go only after the guest's DTLS
     /// certificate matched the fingerprint in its sealed answer, so only to the PAKE peer
     /// (docs/CRYPTO.md §5). The caller keeps them within `defaults::OPENING_FRAME` bytes
     /// each and `OPENING_FRAMES` in all: what any Ferry peer takes before its hello says more.

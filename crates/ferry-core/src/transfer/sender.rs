@@ -24,8 +24,8 @@ pub struct SendJob {
     pub window: u64,
     /// Compress chunks that shrink (when the receiver supports it).
     pub compress: bool,
-    /// The host sends the manifest behind its hello on every link
-    /// (`HostRoom::open_with`), so an attempt goes straight to the receiver's answer.
+    /// The host sends the manifest behind its hello (`HostRoom::open_with`); an attempt
+    /// over a link that says it went (`LinkInfo::opened`) goes straight to its answer.
     pub manifest_opens: bool,
     /// Fault injection for tests.
     #[cfg(feature = "test-hooks")]
@@ -46,7 +46,7 @@ impl SendJob {
     }
 
     /// The manifest as frames a host can send behind its hello (`HostRoom::open_with`),
-    /// and marks the job so attempts do not send it again. `None` (and unmarked) when it
+    /// and marks the job so attempts over a link they went out on do not send it again. `None` (and unmarked) when it
     /// is more than those few small frames: it then follows the peer's hello as before.
     pub fn opening_frames(&mut self) -> Option<Vec<bytes::Bytes>> {
         use crate::defaults::{OPENING_FRAME, OPENING_FRAMES};
@@ -130,7 +130,7 @@ pub async fn run(
             peer::MAX_FILES
         )));
     }
-    if !job.manifest_opens {
+    if !(job.manifest_opens && link.info.opened) {
         super::send_control(&link, &job.manifest_control()).await?;
     }
     let accepts = await_accept(&mut link, handle).await?;
