@@ -81,7 +81,8 @@ async function main() {
       const { page, link, consoleLines, workers } = await openRoom(ctx, [], src);
       if (!link.startsWith("ferry://join/") || !link.includes("?server=") || !link.includes("#")) throw new Error(`link is not in ticket form: ${link}`);
       const out = join(WORK, "recv-ok");
-      const recv = receiver(link, out, "ok");
+      // The session's debug log says which kind of channel the two sides settled on.
+      const recv = receiver(link, out, "ok", [], { RUST_LOG: "warn,ferry_core::session=debug" });
       await page.locator("main[data-state=transferring], main[data-state=done]").first().waitFor({ timeout: 20_000 });
       const t0 = Date.now();
       const stop = heapSampler(page);
@@ -92,6 +93,11 @@ async function main() {
       if (workers() !== 1) throw new Error(`the transfer should run in one Worker, saw ${workers()}`);
       const code = await exitWithin(recv, 10_000);
       if (code !== 0) throw new Error(`receiver ended with ${code}:\n${recv.lines.join("\n")}\n${recv.stderr().slice(-3000)}`);
+      // The page offered the agreed stream and the CLI took it up (docs/CRYPTO.md §4); the
+      // manifest went behind the page's hello, or the receiver would never have had it.
+      if (!recv.stderr().includes("data channel open, on the agreed stream")) {
+        throw new Error(`the channel was not on the agreed stream:\n${recv.stderr().slice(-3000)}`);
+      }
       const got = await tree(out);
       for (const [p, h] of want) {
         if (got.get(p) !== h) throw new Error(`${p}: SHA-256 ${got.get(p)}, expected ${h} (received: ${[...got.keys()].join(", ")})`);

@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import { FrameQueue } from "../src/web/frame-queue";
-import { encodeFrames, FLAG_COMPRESSED, KIND_CHUNK, type FileEntry } from "../src/web/frames";
+import { ControlReassembler, encodeFrames, FLAG_COMPRESSED, KIND_CHUNK, type FileEntry } from "../src/web/frames";
+import { manifestOpening, transferId } from "../src/web/manifest";
 import { generatePassword, joinLink } from "../src/web/host";
 import { receive, type ReceiveEvent } from "../src/web/receive";
 import { chunkSize, send, type Source } from "../src/web/send";
@@ -362,5 +363,26 @@ describe.skipIf(!existsSync(WASM))("send ↔ receive over an in-memory link (was
     for (const f of encodeFrames({ type: "text", transfer_id: "0123abcd", text: "hi" }, 256 * K)) await sender.send(f);
     await expect(got).resolves.toEqual({ text: "hi" });
     expect(events).toEqual([{ type: "text", transfer_id: "0123abcd-r", text: "hi" }]);
+  });
+});
+describe("manifestOpening", () => {
+  const zeros = () => new Uint8Array(32);
+  const entry = (i: number): FileEntry => ({ path: `folder/file-${i}.bin`, size: 1000 + i, mtime_ms: 1_700_000_000_000 });
+
+  it("sends a small manifest behind the hello, in frames no peer refuses", () => {
+    const entries = Array.from({ length: 300 }, (_, i) => entry(i));
+    const frames = manifestOpening("abc-def", entries, zeros);
+    expect(frames.length).toBeGreaterThan(1);
+    expect(frames.length).toBeLessThanOrEqual(8);
+    for (const f of frames) expect(f.length).toBeLessThanOrEqual(16 * 1024);
+    const reasm = new ControlReassembler();
+    let whole = null;
+    for (const f of frames) whole = reasm.push(f) ?? whole;
+    expect(whole).toEqual({ kind: "control", control: { type: "manifest", transfer_id: transferId("abc-def", entries, zeros), files: entries } });
+  });
+
+  it("leaves a manifest of more than eight such frames to follow the receiver's hello", () => {
+    const entries = Array.from({ length: 5000 }, (_, i) => entry(i));
+    expect(manifestOpening("abc-def", entries, zeros)).toEqual([]);
   });
 });

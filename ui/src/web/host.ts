@@ -8,7 +8,7 @@
 import { utf8 } from "./bytes";
 import { CryptoError } from "./common";
 import { Pake, PAKE_CONFIRM_PREFIX, PAKE_MSG_PREFIX, type RoomKeys } from "./keys";
-import { CHANNEL_LABEL, DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
+import { AGREED_STREAM, CHANNEL_LABEL, DcLink, hello, MAX_SCTP_PACKET, openJson, roomEvent, toRtcIce } from "./session";
 import { asWebError, type IceServer, type ServerMsg, SignalClient, WebError, wireTtl } from "./signal";
 
 /** How long one guest's handshake may take (defaults.rs CONNECT_TIMEOUT). */
@@ -171,7 +171,7 @@ export class HostRoom {
    * The sending page keeps one call running while it sends: a guest that comes back after
    * its link died (a receiver killed without closing its connection) is served as soon as it
    * has proved the password, and someone who only knows the room id disturbs nothing. */
-  async accept(onEvent: (e: HostEvent) => void = () => {}): Promise<{ link: DcLink; verification: string }> {
+  async accept(onEvent: (e: HostEvent) => void = () => {}, opening: Uint8Array[] = []): Promise<{ link: DcLink; verification: string; opened: boolean }> {
     for (;;) {
       if (this.closed) throw new WebError("cancelled", "the room was closed");
       if (!this.guestPresent) {
@@ -189,12 +189,15 @@ export class HostRoom {
         const keys = await this.pake(deadline);
         onEvent({ type: "connecting" });
         pc = new RTCPeerConnection({ ...this.rtc, iceServers: [...(this.rtc?.iceServers ?? []), ...toRtcIce(this.ice)] });
-        const link = await this.negotiate(pc, keys, deadline);
-        await hello(link, keys, deadline);
+        const { link, agreed } = await this.negotiate(pc, keys, deadline);
+        // Only on the agreed stream do the opening frames gain anything: on a channel opened
+        // in band ours opens with the guest's hello in hand, as in older builds.
+        const opened = agreed && opening.length > 0;
+        await hello(link, keys, deadline, opened ? opening : []);
         this.guestPresent = false;
         const verification = keys.verificationCode();
         onEvent({ type: "connected", verification });
-        return { link, verification };
+        return { link, verification, opened };
       } catch (e) {
         pc?.close();
         this.guestPresent = false;
@@ -272,12 +275,14 @@ export class HostRoom {
   }
 
   /** Sealed offer/answer and trickle ICE until our data channel opens. The host offers; its
-   * own candidates wait for the answer, as handshake.rs explains. */
-  private async negotiate(pc: RTCPeerConnection, keys: RoomKeys, deadline: number): Promise<DcLink> {
+   * own candidates wait for the answer, as handshake.rs explains. The channel sits on the
+   * agreed stream (`stream` in the sealed offer, docs/CRYPTO.md §4); a guest whose answer does
+   * not take it up (an older build or page) gets one opened in band. */
+  private async negotiate(pc: RTCPeerConnection, keys: RoomKeys, deadline: number): Promise<{ link: DcLink; agreed: boolean }> {
     const sealer = keys.sealer();
     const seal = (kind: "offer" | "ice-candidate", v: object) => sealer.seal(kind, utf8(JSON.stringify(v)));
-    const dc = pc.createDataChannel(CHANNEL_LABEL, { ordered: true });
-    const link = new DcLink(pc, dc);
+    let link = new DcLink(pc, pc.createDataChannel(CHANNEL_LABEL, { ordered: true, negotiated: true, id: AGREED_STREAM }));
+    let agreed = true;
     let remoteSet = false;
     let sigAlive = true;
     let failed = false;
@@ -303,10 +308,10 @@ export class HostRoom {
     await pc.setLocalDescription(offer);
     // `max_packet`: our DTLS transport ends the connection on a datagram past ~2 KiB rather
     // than dropping it, so the native peer must not probe its path MTU beyond this.
-    this.sig.relay("offer", seal("offer", { type: offer.type, sdp: offer.sdp, max_packet: MAX_SCTP_PACKET }));
+    this.sig.relay("offer", seal("offer", { type: offer.type, sdp: offer.sdp, max_packet: MAX_SCTP_PACKET, stream: AGREED_STREAM }));
     let peerLeft = false;
     for (;;) {
-      if (link.isOpen) return link;
+      if (link.isOpen) return { link, agreed };
       if (failed) throw new WebError("connect-failed", "connection failed (no usable ICE path)");
       if (Date.now() >= deadline) {
         throw peerLeft ? new WebError("peer-left", "the receiver left before connecting") : new WebError("timeout", "the devices did not connect in time");
@@ -323,9 +328,14 @@ export class HostRoom {
         continue;
       }
       if (m.type === "answer" && !remoteSet) {
-        const answer = openJson<RTCSessionDescriptionInit>(sealer, "answer", m.payload);
+        const answer = openJson<RTCSessionDescriptionInit & { stream?: unknown }>(sealer, "answer", m.payload);
         await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
         remoteSet = true;
+        // The channel on the agreed stream stays unused then: it sends nothing by itself.
+        if (answer.stream !== AGREED_STREAM) {
+          agreed = false;
+          link = new DcLink(pc, pc.createDataChannel(CHANNEL_LABEL, { ordered: true }));
+        }
         for (const c of pending.splice(0)) await pc.addIceCandidate(c).catch(() => undefined);
         for (const c of held.splice(0)) sendCandidate(c);
       } else if (m.type === "ice-candidate") {

@@ -6,9 +6,7 @@ import { asWebError, WebError } from "./signal";
 import { MemorySink, OpfsSink, opfsAvailable, type Sink } from "./sink";
 import { FolderSink, type FolderTarget } from "./sink-folder";
 import { StreamSink } from "./sink-stream";
-import { FerryWasm, simdSupported } from "./wasm";
-import simdUrl from "./ferry.wasm?url";
-import scalarUrl from "./ferry-scalar.wasm?url";
+import { loadFerryWasm } from "./wasm-load";
 
 // The page's DOM typings describe `self` as a Window; in a Worker it is this.
 const scope = self as unknown as {
@@ -27,11 +25,7 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice,
   const l = new PortLink(post, maxMessageSize);
   link = l;
   try {
-    const bytes = await fetch(simdSupported() ? simdUrl : scalarUrl).then((r) => {
-      if (!r.ok) throw new WebError("io", `could not load the hashing module (${r.status})`);
-      return r.arrayBuffer();
-    });
-    const wasm = await FerryWasm.load(bytes);
+    const wasm = await loadFerryWasm();
     const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
     const stream = streams && choice !== "memory" ? new StreamSink((req) => post({ t: "download", req }, [req.port])) : null;
     streamSink = stream;

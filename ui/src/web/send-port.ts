@@ -17,7 +17,7 @@ export const RELAY_CREDIT = 2 * 1024 * 1024;
 
 /** Page → Worker. */
 export type ToSendWorker =
-  | { t: "start"; maxMessageSize: number; caps: string[]; room: string; files: File[]; entries: FileEntry[]; rateBps: number }
+  | { t: "start"; maxMessageSize: number; caps: string[]; room: string; files: File[]; entries: FileEntry[]; manifestSent: boolean; rateBps: number }
   | { t: "frame"; data: ArrayBuffer }
   | { t: "closed" }
   | { t: "sent"; bytes: number; buf: ArrayBuffer }
@@ -88,6 +88,8 @@ export interface WorkerSendOptions {
   room: string;
   files: File[];
   entries: FileEntry[];
+  /** The manifest already went behind the hello (HostRoom.accept's `opening`). */
+  manifestSent?: boolean;
   caps: string[];
   rateBps?: number;
   onEvent?: (e: SendEvent) => void;
@@ -146,6 +148,7 @@ export function sendInWorker(worker: Worker, link: DcLink, opts: WorkerSendOptio
       room: opts.room,
       files: opts.files,
       entries: opts.entries,
+      manifestSent: opts.manifestSent ?? false,
       rateBps: opts.rateBps ?? 0,
     });
     link.handOff({

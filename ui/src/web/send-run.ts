@@ -6,14 +6,17 @@
 // from what the receiver already holds.
 import type { TransferReport } from "../engine";
 import type { FerryEvent } from "../ipc";
+import { displayRoom } from "../link";
 import type { FileEntry } from "./frames";
 import { type HostEvent, HostRoom } from "./host";
 import { linkPath } from "./link-path";
+import { manifestOpening } from "./manifest";
 import { ProgressMeter } from "./progress-meter";
 import type { SendEvent, SendStats } from "./send";
 import { sendInWorker } from "./send-port";
 import type { DcLink } from "./session";
 import { asWebError, WebError } from "./signal";
+import { loadFerryWasm } from "./wasm-load";
 
 /** How long a dropped receiver may take to come back (defaults.rs RECONNECT_FOR). */
 export const RECONNECT_FOR = 120_000;
@@ -234,10 +237,14 @@ export function startSend(o: SendRunOptions): SendRun {
       const f = hostEventToFerry(e, sending);
       if (f) emit(f);
     };
+    // The manifest rides behind our hello on every link; without the hashing module (which
+    // the Worker would then fail to load too) it follows the receiver's hello as before.
+    const wasm = await loadFerryWasm().catch(() => null);
+    const opening = wasm ? manifestOpening(displayRoom(r.room), entries, (d) => wasm.blake3(d)) : [];
     let giveUpAt = Infinity;
     let attempts = 0;
     // Exactly one `accept` runs at any time, also while sending (see HostRoom.accept).
-    let next = r.accept(onHostEvent);
+    let next = r.accept(onHostEvent, opening);
     for (;;) {
       let connected;
       try {
@@ -247,10 +254,10 @@ export function startSend(o: SendRunOptions): SendRun {
         return fail(e);
       }
       attempts += 1;
-      const { link, verification } = connected;
+      const { link, verification, opened } = connected;
       sending = true;
       current = link;
-      next = r.accept(onHostEvent);
+      next = r.accept(onHostEvent, opening);
       // A receiver that proved the password again replaces this link (whose peer, if it is
       // the same receiver, vanished without closing it); it resumes where this one stopped.
       void next.then(
@@ -267,6 +274,7 @@ export function startSend(o: SendRunOptions): SendRun {
           room: r.room,
           files,
           entries,
+          manifestSent: opened,
           caps: link.caps,
           rateBps: o.rateBps ?? 0,
           cancelled,

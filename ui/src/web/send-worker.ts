@@ -7,9 +7,7 @@ import { transferId } from "./manifest";
 import { send, type Source } from "./send";
 import { CreditLink, type FromSendWorker, type ToSendWorker } from "./send-port";
 import { WebError } from "./signal";
-import { FerryWasm, simdSupported } from "./wasm";
-import simdUrl from "./ferry.wasm?url";
-import scalarUrl from "./ferry-scalar.wasm?url";
+import { loadFerryWasm } from "./wasm-load";
 
 const scope = self as unknown as {
   postMessage(m: FromSendWorker, transfer: Transferable[]): void;
@@ -46,11 +44,7 @@ async function run(m: Extract<ToSendWorker, { t: "start" }>): Promise<void> {
   const l = new CreditLink(post, m.maxMessageSize);
   link = l;
   try {
-    const bytes = await fetch(simdSupported() ? simdUrl : scalarUrl).then((r) => {
-      if (!r.ok) throw new WebError("io", `could not load the hashing module (${r.status})`);
-      return r.arrayBuffer();
-    });
-    const wasm = await FerryWasm.load(bytes);
+    const wasm = await loadFerryWasm();
     // The native sender's id: BLAKE3 over the room (as shown) and the manifest.
     const id = transferId(displayRoom(m.room), m.entries, (d) => wasm.blake3(d));
     const stats = await send({
@@ -58,6 +52,7 @@ async function run(m: Extract<ToSendWorker, { t: "start" }>): Promise<void> {
       wasm,
       transferId: id,
       entries: m.entries,
+      manifestSent: m.manifestSent,
       source: fileSource(m.files, m.entries),
       caps: m.caps,
       rateBps: m.rateBps || undefined,

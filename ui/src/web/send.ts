@@ -73,6 +73,8 @@ export interface SendOptions {
   wasm: FerryWasm;
   transferId: string;
   entries: FileEntry[];
+  /** The manifest already went behind our hello (`manifestOpening`); only its answer is due. */
+  manifestSent?: boolean;
   source: Source;
   window?: number;
   /** Compress chunks that shrink, when the receiver announced `lz4`. */
@@ -177,7 +179,7 @@ export async function send(opts: SendOptions): Promise<SendStats> {
   const hashing = new Map<number, Hashing>();
   const lz4 = (opts.compress ?? true) && (opts.caps ?? []).includes("lz4");
   try {
-    await sendControl({ type: "manifest", transfer_id: opts.transferId, files: entries });
+    if (!opts.manifestSent) await sendControl({ type: "manifest", transfer_id: opts.transferId, files: entries });
     const inbox = new Inbox(link);
     const reasm = new ControlReassembler();
     const nextControl = async (): Promise<Control | null> => {

@@ -27,7 +27,7 @@ export const CHANNEL_LABEL = "ferry";
 /** The SCTP stream a native host puts the channel on when the sealed offer says `stream: 0`
  * (rtc.rs AGREED_STREAM, docs/CRYPTO.md §4): taking it up spares DCEP's OPEN/ACK round trip,
  * so the host's hello and manifest come a round trip sooner. */
-const AGREED_STREAM = 0;
+export const AGREED_STREAM = 0;
 /** Data the channel may hold unsent before `send` waits (bytes). */
 const BUFFERED_HIGH = 1024 * 1024;
 
@@ -398,8 +398,10 @@ function remoteCertFingerprint(pc: RTCPeerConnection): string | null {
   return certs.length ? certFingerprint(new Uint8Array(certs[0])) : null;
 }
 
-/** Exchange `hello`s (handshake.rs `hello`): our MAC binds our role and both fingerprints. */
-export async function hello(link: DcLink, keys: RoomKeys, deadline: number): Promise<void> {
+/** Exchange `hello`s (handshake.rs `hello`): our MAC binds our role and both fingerprints.
+ * `opening` (a host's manifest) follows our hello at once, before the peer's is in: the
+ * certificate already matched the sealed SDP (docs/CRYPTO.md §5). */
+export async function hello(link: DcLink, keys: RoomKeys, deadline: number, opening: Uint8Array[] = []): Promise<void> {
   const pc = link.pc;
   const localFp = sdpFingerprint(pc.localDescription?.sdp ?? "");
   if (!localFp) throw new WebError("protocol", "no local DTLS fingerprint");
@@ -413,6 +415,7 @@ export async function hello(link: DcLink, keys: RoomKeys, deadline: number): Pro
   await link.send(
     encodeControl({ type: "hello", version: PEER_VERSION, caps, max_message_size: ours, mac: toHex(keys.fingerprintMac(localFp, remoteFp)) }),
   );
+  for (const f of opening) await link.send(f);
   const first = await link.next(deadline);
   if (!first) throw new WebError("peer-left", "the link closed before the peer's hello");
   let frame;
