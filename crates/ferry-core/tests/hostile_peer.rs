@@ -1,40 +1,24 @@
-//! A hostile peer end to end: a hand-driven peer on a real WebRTC link (through a real
-//! `ferry-signal` on loopback) attacks the real receiver (or sender) of the other link. Each
-//! attack must end in a specific error, leave the tree beside the output folder untouched,
-//! claim nothing finished that is not, and keep memory bounded.
+//! A hostile sender end to end: a hand-driven peer on a real WebRTC link (through a real
+//! `ferry-signal` on loopback) attacks the real receiver on the other end. Each attack must
+//! end in a specific error, leave the tree beside the output folder untouched, claim nothing
+//! finished that is not, and keep memory bounded. A hostile receiver against the real sender:
+//! `hostile_receiver.rs`.
 
 mod hostile;
 mod session_common;
 
 use std::time::{Duration, Instant};
 
+use ferry_core::Event;
 use ferry_core::FerryError;
 use ferry_core::link::Link;
-use ferry_core::manifest;
-use ferry_core::transfer::TransferHandle;
 use ferry_core::transfer::receiver::Decision;
-use ferry_core::transfer::sender::{self, SendAttempt, SendJob};
 use ferry_core::transfer::tree;
-use ferry_core::{Event, EventSink};
-use ferry_proto::peer::{self, Control, FileAccept, FileEntry};
+use ferry_proto::peer::{self, Control, FileEntry};
 use hostile::{
-    Hostile, SERIAL, Victim, accepted, connect, entry, peak_growth, receive_against, victim_beside,
-    within,
+    Hostile, MIB, SERIAL, Victim, accepted, connect, entry, peak_growth, protocol_error,
+    receive_against,
 };
-
-const MIB: u64 = 1024 * 1024;
-
-fn protocol_error<T: std::fmt::Debug>(r: &Result<T, FerryError>, says: &str) {
-    match r {
-        Err(e @ FerryError::Protocol(_)) => {
-            assert!(
-                e.to_string().contains(says),
-                "error {e:?} does not say {says:?}"
-            )
-        }
-        other => panic!("expected a protocol error saying {says:?}, got {other:?}"),
-    }
-}
 
 fn file_done(events: &[Event]) -> Vec<String> {
     events
@@ -509,146 +493,6 @@ async fn oversized_control_frames_are_refused() {
     v.assert_nothing_finished();
 }
 
-// --- A hostile receiver against the real sender ---
-
-/// The real sender offering two 5000-byte files against `script` on the other link.
-async fn send_against<T>(
-    script: impl AsyncFnOnce(&mut Hostile) -> T,
-) -> (Result<SendAttempt, FerryError>, Option<T>) {
-    let p = connect().await;
-    let src = tempfile::tempdir().unwrap();
-    let f = src.path().join("a.bin");
-    std::fs::write(&f, vec![9u8; 5000]).unwrap();
-    let g = src.path().join("b.bin");
-    std::fs::write(&g, vec![8u8; 5000]).unwrap();
-    let m = manifest::build(&[f, g]).unwrap();
-    let job = SendJob::new(manifest::transfer_id("HOSTILE", &m.entries), m);
-    let handle = TransferHandle::new();
-    let ev = EventSink::none();
-    let mut h = Hostile::new(p.guest);
-    within(
-        60,
-        victim_beside(sender::run(p.host, &job, &handle, &ev), script(&mut h)),
-    )
-    .await
-}
-
-async fn manifest_then(h: &mut Hostile, reply: Control) {
-    assert!(matches!(h.recv(30).await, Some(Control::Manifest { .. })));
-    assert!(h.control(&reply).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sender_refuses_accept_offsets_past_eof_or_off_the_grid() {
-    let _serial = SERIAL.lock().await;
-    let accept = |offset| Control::Accept {
-        files: vec![FileAccept { file: 0, offset }],
-    };
-    let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(h, accept(5001)).await;
-        h.drain(5).await
-    })
-    .await;
-    protocol_error(&r, "accept offset 5001 past the end of file 0");
-    let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(h, accept(100)).await;
-        h.drain(5).await
-    })
-    .await;
-    protocol_error(&r, "is not on a 1024-byte boundary");
-    let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![FileAccept { file: 3, offset: 0 }],
-            },
-        )
-        .await;
-        h.drain(5).await
-    })
-    .await;
-    protocol_error(&r, "accept names unknown file 3");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sender_refuses_resend_and_ack_offsets_it_never_sent() {
-    let _serial = SERIAL.lock().await;
-    for (bad, says) in [
-        (
-            Control::Resend {
-                file: 0,
-                offset: 1 << 40,
-            },
-            "resend of file 0 at 1099511627776 is out of range",
-        ),
-        (
-            Control::Resend {
-                file: 0,
-                offset: 100,
-            },
-            "resend of file 0 at 100 is out of range",
-        ),
-        (
-            Control::Ack {
-                file: 0,
-                offset: 1 << 40,
-            },
-            "ack 1099511627776 beyond what was sent of file 0",
-        ),
-        (
-            Control::Resend { file: 9, offset: 0 },
-            "names file 9 that was not accepted",
-        ),
-    ] {
-        let (r, _) = send_against(async |h: &mut Hostile| {
-            manifest_then(
-                h,
-                Control::Accept {
-                    files: vec![FileAccept { file: 0, offset: 0 }],
-                },
-            )
-            .await;
-            h.control(&bad).await;
-            h.drain(5).await
-        })
-        .await;
-        protocol_error(&r, says);
-    }
-}
-
-/// A receiver that asks for the same file again and again cannot keep the sender sending.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sender_stops_an_endless_resend_loop() {
-    let _serial = SERIAL.lock().await;
-    let (r, asked) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![FileAccept { file: 0, offset: 0 }],
-            },
-        )
-        .await;
-        let mut asked = 0;
-        for _ in 0..2000 {
-            match h.link.rx.recv().await {
-                Some(f) if f.first() == Some(&peer::KIND_CHUNK) => {
-                    asked += 1;
-                    if !h.control(&Control::Resend { file: 0, offset: 0 }).await {
-                        break;
-                    }
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
-        asked
-    })
-    .await;
-    protocol_error(&r, "asked for file 0 again");
-    let asked = asked.unwrap_or(0);
-    assert!(asked < 100, "sent the file {asked} times");
-}
-
 /// A sender repeating a per-file error (each with a message near the frame limit) cannot
 /// grow the receiver's list of failures; the first one fails the file, the second is a
 /// protocol error, and what the user sees of the peer's message is clipped.
@@ -699,89 +543,4 @@ async fn repeated_file_errors_are_refused_in_bounded_memory() {
     // link of 64 frames up to 256 KiB and 4 MiB of SCTP buffer (~40 MiB together), plus
     // allocator slack. Kept messages would be 1000 x 200 KiB = 200 MiB.
     assert!(grew < 96 * MIB, "peak RSS grew {} MiB", grew / MIB);
-}
-
-/// A receiver repeating a confirmation or a per-file error is refused too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sender_refuses_repeated_confirmations_and_file_errors() {
-    let _serial = SERIAL.lock().await;
-    let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![
-                    FileAccept { file: 0, offset: 0 },
-                    FileAccept { file: 1, offset: 0 },
-                ],
-            },
-        )
-        .await;
-        // Confirm without checking, twice.
-        while let Some(c) = h.recv(10).await {
-            if let Control::FileEnd { file: 0, .. } = c {
-                let file = 0;
-                h.control(&Control::FileDone { file }).await;
-                h.control(&Control::FileDone { file }).await;
-                break;
-            }
-        }
-        h.drain(5).await
-    })
-    .await;
-    protocol_error(&r, "file 0 confirmed twice");
-    let big = "e".repeat(200 * 1024);
-    // Both files accepted, so the first error leaves the sender something to do.
-    let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![
-                    FileAccept { file: 0, offset: 0 },
-                    FileAccept { file: 1, offset: 0 },
-                ],
-            },
-        )
-        .await;
-        for _ in 0..300 {
-            let e = Control::Error {
-                code: peer::PeerErrorCode::Io,
-                message: big.clone(),
-                file: Some(0),
-            };
-            if !h.control(&e).await {
-                break;
-            }
-        }
-        h.drain(5).await
-    })
-    .await;
-    protocol_error(&r, "error for file 0, which is not in progress");
-}
-
-/// The other side of the entry cap: a sender with more files than any receiver accepts says
-/// so before offering anything.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sender_refuses_more_files_than_a_receiver_accepts() {
-    let _serial = SERIAL.lock().await;
-    let n = peer::MAX_FILES + 1;
-    let m = manifest::Manifest {
-        entries: vec![entry("f", 0); n],
-        sources: vec![None; n],
-        skipped: Vec::new(),
-    };
-    let job = SendJob::new("ab".repeat(16), m);
-    let (a, mut b) = Link::memory_pair(4, 256 * 1024);
-    let r = within(
-        30,
-        sender::run(a, &job, &TransferHandle::new(), &EventSink::none()),
-    )
-    .await;
-    match r {
-        Err(e @ FerryError::Io(_)) => assert!(
-            e.to_string().contains("more than one transfer can carry"),
-            "{e}"
-        ),
-        other => panic!("{other:?}"),
-    }
-    assert!(b.rx.try_recv().is_err(), "something was offered");
 }

@@ -2,6 +2,9 @@
 //! loopback, a victim folder with a sentinel tree beside it, and a peer that speaks the
 //! peer protocol by hand so it can say what no honest `ferry-core` would.
 
+// Two test crates mount this module (hostile_peer.rs, hostile_receiver.rs), each using a part.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +22,24 @@ use tokio::sync::mpsc;
 
 pub(crate) use crate::session_common::within;
 use crate::session_common::{cfg, server};
+
+pub(crate) const MIB: u64 = 1024 * 1024;
+
+/// `r` is a protocol error whose message says `says`.
+pub(crate) fn protocol_error<T: std::fmt::Debug>(
+    r: &Result<T, ferry_core::FerryError>,
+    says: &str,
+) {
+    match r {
+        Err(e @ ferry_core::FerryError::Protocol(_)) => {
+            assert!(
+                e.to_string().contains(says),
+                "error {e:?} does not say {says:?}"
+            )
+        }
+        other => panic!("expected a protocol error saying {says:?}, got {other:?}"),
+    }
+}
 
 /// The transfer id every hostile offer uses.
 pub(crate) const TRANSFER_ID: &str = "abababababababababababababababab";
