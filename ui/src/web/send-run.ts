@@ -237,8 +237,8 @@ export function startSend(o: SendRunOptions): SendRun {
       const f = hostEventToFerry(e, sending);
       if (f) emit(f);
     };
-    // The manifest rides behind our hello on every link; without the hashing module (which
-    // the Worker would then fail to load too) it follows the receiver's hello as before.
+    // The manifest rides behind our hello on links on the agreed stream; without the hashing
+    // module (which the Worker would then fail to load too) it follows the receiver's hello.
     const wasm = await loadFerryWasm().catch(() => null);
     const opening = wasm ? manifestOpening(displayRoom(r.room), entries, (d) => wasm.blake3(d)) : [];
     let giveUpAt = Infinity;

@@ -24,9 +24,9 @@ const MAX_MESSAGE = 256 * 1024;
 export const MAX_SCTP_PACKET = 1400;
 /** The data channel's label (rtc.rs CHANNEL_LABEL). */
 export const CHANNEL_LABEL = "ferry";
-/** The SCTP stream a native host puts the channel on when the sealed offer says `stream: 0`
- * (rtc.rs AGREED_STREAM, docs/CRYPTO.md §4): taking it up spares DCEP's OPEN/ACK round trip,
- * so the host's hello and manifest come a round trip sooner. */
+/** The SCTP stream a host (native, or a sending page) puts the channel on when its sealed
+ * offer says `stream: 0` (rtc.rs AGREED_STREAM, docs/CRYPTO.md §4): taking it up spares DCEP's
+ * OPEN/ACK round trip, so the host's hello and manifest come a round trip sooner. */
 export const AGREED_STREAM = 0;
 /** Data the channel may hold unsent before `send` waits (bytes). */
 const BUFFERED_HIGH = 1024 * 1024;

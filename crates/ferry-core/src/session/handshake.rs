@@ -208,6 +208,14 @@ fn seal_json<T: serde::Serialize>(sealer: &mut Sealer, kind: SealKind, v: &T) ->
 
 type Channel = std::sync::Arc<dyn webrtc::data_channel::DataChannel>;
 
+/// Ferry's channel while it opens: the channel, the wait for its open, and whether it is on
+/// the agreed stream (which decides whether the host's opening frames go).
+struct Opening {
+    ch: Channel,
+    open: oneshot::Receiver<Result<Vec<Bytes>, rtc::RtcError>>,
+    agreed: bool,
+}
+
 /// Sealed offer/answer and trickle ICE until the data channel is open. The host offers.
 /// Also says whether the channel is on the agreed stream.
 async fn negotiate(
@@ -221,33 +229,27 @@ async fn negotiate(
     let mut peer = rtc::new_peer(&cfg.tuning, ice_servers, &cfg.bind_addrs).await?;
     let pc = peer.pc.clone();
     let mut deadline = Instant::now() + cfg.connect_timeout;
-    let mut dc: Option<Channel> = None;
-    // Whether the channel is on the agreed stream (for the log: the peers' builds decide it).
-    let mut on_agreed = false;
-    let mut open_rx: Option<oneshot::Receiver<Result<Vec<Bytes>, rtc::RtcError>>> = None;
+    let mut chan: Option<Opening> = None;
     let mut remote_set = false;
     let mut pending: Vec<RTCIceCandidateInit> = Vec::new();
     let mut sig_alive = true;
     let mut peer_left = false;
 
-    let watch_open = |dc: &Channel| {
-        let (tx, rx) = oneshot::channel();
-        let dc = dc.clone();
+    let watch_open = |ch: Channel, agreed: bool| {
+        let (tx, open) = oneshot::channel();
+        let dc = ch.clone();
         let t = cfg.connect_timeout;
         tokio::spawn(async move {
             let _ = tx.send(rtc::wait_open(&dc, t).await);
         });
-        rx
+        Opening { ch, open, agreed }
     };
 
     if role == Role::Host {
         // On the agreed stream when this build offers it; a guest that does not take it up
         // gets a channel opened in band instead, once its answer says so.
         let agreed = cfg.tuning.agreed_channel;
-        on_agreed = agreed;
-        let ch = rtc::create_channel(&pc, agreed).await?;
-        open_rx = Some(watch_open(&ch));
-        dc = Some(ch);
+        chan = Some(watch_open(rtc::create_channel(&pc, agreed).await?, agreed));
         let offer = pc.create_offer(None).await.map_err(rtc::RtcError::from)?;
         pc.set_local_description(offer.clone())
             .await
@@ -268,10 +270,7 @@ async fn negotiate(
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
                     }
                     if agreed {
-                        on_agreed = true;
-                        let ch = rtc::create_channel(&pc, true).await?;
-                        open_rx = Some(watch_open(&ch));
-                        dc = Some(ch);
+                        chan = Some(watch_open(rtc::create_channel(&pc, true).await?, true));
                     }
                     let answer = pc.create_answer(None).await.map_err(rtc::RtcError::from)?;
                     pc.set_local_description(answer.clone()).await.map_err(rtc::RtcError::from)?;
@@ -282,12 +281,9 @@ async fn negotiate(
                     pc.set_remote_description(answer).await.map_err(rtc::RtcError::from)?;
                     remote_set = true;
                     if cfg.tuning.agreed_channel && !agreed {
-                        on_agreed = false;
                         // An older guest (native, or an older page) waits for an in-band open. The
                         // channel on the agreed stream stays unused: it sends nothing by itself.
-                        let ch = rtc::create_channel(&pc, false).await?;
-                        open_rx = Some(watch_open(&ch));
-                        dc = Some(ch);
+                        chan = Some(watch_open(rtc::create_channel(&pc, false).await?, false));
                     }
                     for c in pending.drain(..) {
                         pc.add_ice_candidate(c).await.map_err(rtc::RtcError::from)?;
@@ -334,17 +330,17 @@ async fn negotiate(
                 }
                 Some(PcEvent::State(_)) => {}
                 Some(PcEvent::DataChannel(ch)) => {
-                    if role == Role::Guest && dc.is_none() {
-                        open_rx = Some(watch_open(&ch));
-                        dc = Some(ch);
+                    if role == Role::Guest && chan.is_none() {
+                        chan = Some(watch_open(ch, false));
                     }
                 }
                 None => return Err(ConnectError::Rtc("peer connection gone".into())),
             },
-            Some(r) = OptionFuture::from(open_rx.as_mut()), if open_rx.is_some() => {
+            Some(r) = OptionFuture::from(chan.as_mut().map(|c| &mut c.open)), if chan.is_some() => {
                 match r {
                     Ok(Ok(early)) => {
-                        let how = if on_agreed { "on the agreed stream" } else { "opened in band" };
+                        let agreed = chan.as_ref().is_some_and(|c| c.agreed);
+                        let how = if agreed { "on the agreed stream" } else { "opened in band" };
                         tracing::debug!("data channel open, {how} ({} early message(s))", early.len());
                         break early;
                     }
@@ -360,8 +356,8 @@ async fn negotiate(
             }
         }
     };
-    let dc = dc.ok_or_else(|| ConnectError::Rtc("no data channel".into()))?;
-    Ok((peer, dc, early, on_agreed))
+    let chan = chan.ok_or_else(|| ConnectError::Rtc("no data channel".into()))?;
+    Ok((peer, chan.ch, early, chan.agreed))
 }
 
 /// Start the link and exchange `hello`s; each side's MAC binds its role and both DTLS
