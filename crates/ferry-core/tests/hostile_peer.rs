@@ -509,16 +509,7 @@ async fn repeated_file_errors_are_refused_in_bounded_memory() {
                 &h.offer(vec![entry("a.bin", 4096), entry("b.bin", 4096)])
                     .await,
             );
-            for _ in 0..1000 {
-                let e = Control::Error {
-                    code: peer::PeerErrorCode::Io,
-                    message: big.clone(),
-                    file: Some(0),
-                };
-                if !h.control(&e).await {
-                    break;
-                }
-            }
+            h.repeat_file_error(1000, &big).await;
             h.control(&Control::Done).await;
             h.drain(10).await
         }))

@@ -37,6 +37,16 @@ async fn send_against<T>(
     .await
 }
 
+/// An accept of both offered files from their first byte.
+fn both_from_the_start() -> Control {
+    Control::Accept {
+        files: vec![
+            FileAccept { file: 0, offset: 0 },
+            FileAccept { file: 1, offset: 0 },
+        ],
+    }
+}
+
 async fn manifest_then(h: &mut Hostile, reply: Control) {
     assert!(matches!(h.recv(30).await, Some(Control::Manifest { .. })));
     assert!(h.control(&reply).await);
@@ -158,16 +168,7 @@ async fn sender_stops_an_endless_resend_loop() {
 async fn sender_refuses_repeated_confirmations_and_file_errors() {
     let _serial = SERIAL.lock().await;
     let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![
-                    FileAccept { file: 0, offset: 0 },
-                    FileAccept { file: 1, offset: 0 },
-                ],
-            },
-        )
-        .await;
+        manifest_then(h, both_from_the_start()).await;
         // Confirm without checking, twice.
         while let Some(c) = h.recv(10).await {
             if let Control::FileEnd { file: 0, .. } = c {
@@ -184,26 +185,8 @@ async fn sender_refuses_repeated_confirmations_and_file_errors() {
     let big = "e".repeat(200 * 1024);
     // Both files accepted, so the first error leaves the sender something to do.
     let (r, _) = send_against(async |h: &mut Hostile| {
-        manifest_then(
-            h,
-            Control::Accept {
-                files: vec![
-                    FileAccept { file: 0, offset: 0 },
-                    FileAccept { file: 1, offset: 0 },
-                ],
-            },
-        )
-        .await;
-        for _ in 0..300 {
-            let e = Control::Error {
-                code: peer::PeerErrorCode::Io,
-                message: big.clone(),
-                file: Some(0),
-            };
-            if !h.control(&e).await {
-                break;
-            }
-        }
+        manifest_then(h, both_from_the_start()).await;
+        h.repeat_file_error(300, &big).await;
         h.drain(5).await
     })
     .await;

@@ -259,6 +259,20 @@ pub(crate) struct Hostile {
 }
 
 impl Hostile {
+    /// Up to `n` per-file errors for file 0 carrying `message`, until the link refuses one.
+    pub(crate) async fn repeat_file_error(&mut self, n: usize, message: &str) {
+        for _ in 0..n {
+            let e = Control::Error {
+                code: peer::PeerErrorCode::Io,
+                message: message.to_string(),
+                file: Some(0),
+            };
+            if !self.control(&e).await {
+                break;
+            }
+        }
+    }
+
     pub(crate) fn new(link: Link) -> Self {
         Hostile {
             link,
