@@ -16,7 +16,6 @@ import type { SendEvent, SendStats } from "./send";
 import { sendInWorker } from "./send-port";
 import type { DcLink } from "./session";
 import { asWebError, WebError } from "./signal";
-import { loadFerryWasm } from "./wasm-load";
 
 /** How long a dropped receiver may take to come back (defaults.rs RECONNECT_FOR). */
 export const RECONNECT_FOR = 120_000;
@@ -239,7 +238,9 @@ export function startSend(o: SendRunOptions): SendRun {
     };
     // The manifest rides behind our hello on links on the agreed stream; without the hashing
     // module (which the Worker would then fail to load too) it follows the receiver's hello.
-    const wasm = await loadFerryWasm().catch(() => null);
+    // Imported here, not at the top: the module names the built wasm files as assets, and the
+    // engine's unit tests run without a wasm build.
+    const wasm = await import("./wasm-load").then((m) => m.loadFerryWasm()).catch(() => null);
     const opening = wasm ? manifestOpening(displayRoom(r.room), entries, (d) => wasm.blake3(d)) : [];
     let giveUpAt = Infinity;
     let attempts = 0;
