@@ -31,7 +31,7 @@ def turn_rest_credential(secret: str, room: str, ttl_s: int = 600) -> tuple[str,
 def self_signed_cert(workdir: Path, ip: str = PUB_IP) -> tuple[Path, Path]:
     """A throwaway CA and coturn's certificate for `ip`, signed by it. Clients trust the CA
     through SSL_CERT_FILE (TURN_CA below), as they would a real CA through the platform store.
-    bench/shaped.py uses it too, for TURN over TLS across an emulated link."""
+    bench/shaped_link.py uses it too, for TURN over TLS across an emulated link."""
     ca, ca_key = workdir / TURN_CA, workdir / "turn-ca-key.pem"
     cert, key, csr = workdir / "turn-cert.pem", workdir / "turn-key.pem", workdir / "turn.csr"
     ext = workdir / "turn-cert.ext"

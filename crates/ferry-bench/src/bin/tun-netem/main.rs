@@ -3,7 +3,7 @@
 //! it, and writes each back into the same device after the emulated link's serialization
 //! time and one-way delay (or never: random loss, full queue). The kernel then routes the
 //! packet on as if it had arrived on the TUN. One instance shapes one direction; the bench
-//! topology (bench/shaped.py) policy-routes each direction into its own TUN.
+//! topology (bench/shaped_link.py) policy-routes each direction into its own TUN.
 //!
 //! Single thread, non-blocking fd, `ppoll` with a nanosecond timeout until the next release
 //! (and with it every packet due within `--release-slack-us`, so they share one wake): at
