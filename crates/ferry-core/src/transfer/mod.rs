@@ -9,6 +9,7 @@ mod hooks;
 pub mod machine;
 mod reader;
 pub mod receiver;
+mod recv_plan;
 pub mod sender;
 pub mod text;
 pub mod tree;
