@@ -6,7 +6,6 @@ mod output;
 mod serve;
 mod steer;
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ use clap::{Parser, Subcommand};
 use ferry_core::EventSink;
 use ferry_core::Store;
 use ferry_core::TransferHandle;
-use ferry_core::{Decision, Offer, ReceiveOptions, SendOptions};
 use ferry_core::{ErrorKind, FerryError};
+use ferry_core::{Offer, ReceiveOptions, SendOptions};
 use tokio::sync::mpsc;
 
 /// `ferry --help`'s epilogue: the exit codes, from the one table ferry-core keeps.
@@ -221,21 +220,6 @@ fn tuning_from_env() -> ferry_core::Tuning {
     ferry_core::Tuning::from_vars(|k| std::env::var(k).ok())
 }
 
-/// stdin `pause` / `resume` / `cancel` lines steer the transfer (scripts and tests).
-fn steer_from_stdin(handle: TransferHandle) {
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match line.trim() {
-                "pause" => handle.pause(),
-                "resume" => handle.resume(),
-                "cancel" => handle.cancel(),
-                _ => {}
-            }
-        }
-    });
-}
-
 fn cancel_on_ctrl_c(handle: TransferHandle) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -377,32 +361,10 @@ async fn run_inner(cli: Cli) -> anyhow::Result<i32> {
             let handle = TransferHandle::new();
             cancel_on_ctrl_c(handle.clone());
             if net.json && yes {
-                steer_from_stdin(handle.clone());
+                steer::receive_from_stdin(handle.clone());
             }
             let json = net.json;
-            let decide = move |offer: &Offer| {
-                if yes {
-                    return Decision::Accept;
-                }
-                if !std::io::stdin().is_terminal() && json {
-                    return Decision::Decline;
-                }
-                eprintln!("{}", output::describe_offer(offer));
-                eprint!("Accept? [y/N] ");
-                let _ = std::io::stderr().flush();
-                let mut line = String::new();
-                let _ = std::io::stdin().lock().read_line(&mut line);
-                // Answered from a pipe, nothing echoed the newline: end the prompt's line so the
-                // status lines that follow on stderr start their own.
-                if !std::io::stdin().is_terminal() {
-                    eprintln!();
-                }
-                if matches!(line.trim(), "y" | "Y" | "yes") {
-                    Decision::Accept
-                } else {
-                    Decision::Decline
-                }
-            };
+            let decide = move |offer: &Offer| steer::accept(offer, yes, json);
             let (tx, rx) = mpsc::unbounded_channel();
             let printer = tokio::spawn(output::print_events(
                 rx,

@@ -2,11 +2,12 @@
 //! `extend 10m` gives the waiting room a new lifetime from now (the server caps it), `close`
 //! closes it at once, and `pause`, `resume`, `cancel` steer the transfer; with `--receivers`,
 //! `stop 2` stops the second receiver alone. A person types them at the terminal; scripts and
-//! tests write them to a pipe.
+//! tests write them to a pipe. `ferry receive` reads its accept prompt's answer there, and
+//! with `--json --yes` the same `pause`, `resume`, `cancel`.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal, Write};
 
-use ferry_core::TransferHandle;
+use ferry_core::{Decision, Offer, TransferHandle};
 use tokio::sync::mpsc;
 
 /// What `ferry send --help` says about them.
@@ -86,6 +87,48 @@ pub(crate) fn send_from_stdin(
                 Ok(Command::Cancel) => handle.cancel(),
                 Ok(Command::Nothing) => {}
                 Err(why) => eprintln!("ferry: {why}"),
+            }
+        }
+    });
+}
+
+/// `ferry receive`'s answer to an offer: yes with `--yes`; else asked on the terminal, or
+/// read as one line from a pipe. A `--json` run with nobody to ask declines.
+pub(crate) fn accept(offer: &Offer, yes: bool, json: bool) -> Decision {
+    if yes {
+        return Decision::Accept;
+    }
+    if !std::io::stdin().is_terminal() && json {
+        return Decision::Decline;
+    }
+    eprintln!("{}", crate::output::describe_offer(offer));
+    eprint!("Accept? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    // Answered from a pipe, nothing echoed the newline: end the prompt's line so the
+    // status lines that follow on stderr start their own.
+    if !std::io::stdin().is_terminal() {
+        eprintln!();
+    }
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Decision::Accept
+    } else {
+        Decision::Decline
+    }
+}
+
+/// `ferry receive --json --yes`: stdin `pause` / `resume` / `cancel` lines steer the transfer
+/// (scripts and tests).
+pub(crate) fn receive_from_stdin(handle: TransferHandle) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match line.trim() {
+                "pause" => handle.pause(),
+                "resume" => handle.resume(),
+                "cancel" => handle.cancel(),
+                _ => {}
             }
         }
     });
