@@ -1,5 +1,6 @@
-//! Socket-level limits: idle timeout and pings, connection cap, allowed origins, and the binary
-//! (flags, healthcheck subcommand, SIGTERM → close 1001).
+//! Socket-level limits: idle timeout and pings, connection cap, allowed origins, rate limit,
+//! oversize frames, malformed JSON, and the binary (flags, healthcheck subcommand, SIGTERM →
+//! close 1001).
 
 mod common;
 
@@ -7,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, config, start};
-use ferry_proto::signal::{ErrorCode, ServerMsg};
+use common::{Client, config, pair, start};
+use ferry_proto::signal::{ClientMsg, ErrorCode, Role, ServerMsg};
 use ferry_signal::close_code;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -86,6 +87,98 @@ async fn only_allowed_browser_origins_connect() {
     assert!(matches!(ok.recv().await, ServerMsg::Welcome { .. }));
     // Native clients send no Origin.
     Client::connect(&srv.ws_url()).await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_has_its_own_code_on_ws_and_rest() {
+    let mut cfg = config();
+    cfg.rate_limit = ferry_signal::RateLimit {
+        per_second: 1,
+        burst: 3,
+    };
+    let srv = start(cfg).await;
+    let mut c = Client::connect(&srv.ws_url()).await;
+    let ghost: ferry_proto::RoomId = "ABCDE-FGHJK".parse().unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        match c.join(ghost).await {
+            ServerMsg::Error { code, .. } => codes.push(code),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(&codes[..3], &[ErrorCode::RoomNotFound; 3]);
+    assert!(
+        codes[3..].iter().all(|c| *c == ErrorCode::RateLimited),
+        "{codes:?}"
+    );
+    let (status, body) =
+        common::http("POST", &format!("{}/api/room/create", srv.http_url()), None).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("rate-limited"), "{body}");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_frame_closes_only_that_socket() {
+    let mut cfg = config();
+    cfg.max_frame_bytes = 4096;
+    let srv = start(cfg).await;
+    let url = srv.ws_url();
+    let (mut h1, mut g1, _) = pair(&url).await;
+    let (mut h2, mut g2, _) = pair(&url).await;
+    let big = "x".repeat(5000);
+    h1.send(ClientMsg::Offer { payload: big }).await;
+    assert_eq!(h1.closed_with().await, Some(close_code::TOO_BIG));
+    // The partner of the closed socket is told; the other room keeps relaying.
+    assert_eq!(g1.recv().await, ServerMsg::PeerLeft { role: Role::Host });
+    h2.send(ClientMsg::Offer {
+        payload: "still here".into(),
+    })
+    .await;
+    assert_eq!(
+        g2.recv().await,
+        ServerMsg::Offer {
+            payload: "still here".into()
+        }
+    );
+    g2.send(ClientMsg::Answer {
+        payload: "yes".into(),
+    })
+    .await;
+    assert_eq!(
+        h2.recv().await,
+        ServerMsg::Answer {
+            payload: "yes".into()
+        }
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_json_gets_a_typed_error_and_repeated_abuse_closes() {
+    let mut cfg = config();
+    cfg.max_bad_messages = 3;
+    let srv = start(cfg).await;
+    let (mut host, mut guest, _) = pair(&srv.ws_url()).await;
+    host.send_text("{not json".into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    host.send_text(r#"{"type":"no-such-type"}"#.into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    // Still open and relaying after bad messages.
+    host.send(ClientMsg::Offer {
+        payload: "ok".into(),
+    })
+    .await;
+    assert_eq!(
+        guest.recv().await,
+        ServerMsg::Offer {
+            payload: "ok".into()
+        }
+    );
+    host.send_text("[]".into()).await;
+    host.expect_error(ErrorCode::BadMessage).await;
+    assert_eq!(host.closed_with().await, Some(close_code::POLICY));
     srv.shutdown().await;
 }
 
