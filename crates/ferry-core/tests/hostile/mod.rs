@@ -2,7 +2,8 @@
 //! loopback, a victim folder with a sentinel tree beside it, and a peer that speaks the
 //! peer protocol by hand so it can say what no honest `ferry-core` would.
 
-// Two test crates mount this module (hostile_peer.rs, hostile_receiver.rs), each using a part.
+// Three test crates mount this module (hostile_peer.rs, hostile_manifest.rs,
+// hostile_receiver.rs), each using a part.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
