@@ -176,21 +176,27 @@ def spawn(name: str, cmd: list[str], workdir: Path, *, cwd: Path | None = None,
     return proc
 
 
-def slow_sync_wrap(ms: int, workdir: Path) -> list[str] | None:
-    """A command prefix that makes every fsync/fdatasync of the process return `ms` late (a
-    USB stick, an SD card, a busy disk): the LD_PRELOAD shim bench/slow_sync.c, built here
-    with the C compiler. None without one."""
+def build_shim(name: str, workdir: Path) -> Path | None:
+    """bench/<name>.c built with the C compiler into an LD_PRELOAD library; None without one."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None
-    so = workdir / "slow_sync.so"
-    src = Path(__file__).resolve().parent / "slow_sync.c"
+    so = workdir / f"{name}.so"
+    src = Path(__file__).resolve().parent / f"{name}.c"
     r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         print(f"bench: building {src.name} failed: {r.stderr.strip()}", file=sys.stderr)
         return None
-    return ["env", f"LD_PRELOAD={so}", f"SLOW_SYNC_US={ms * 1000}"]
+    return so
+
+
+def slow_sync_wrap(ms: int, workdir: Path) -> list[str] | None:
+    """A command prefix that makes every fsync/fdatasync of the process return `ms` late (a
+    USB stick, an SD card, a busy disk): the LD_PRELOAD shim bench/slow_sync.c. None without
+    a C compiler."""
+    so = build_shim("slow_sync", workdir)
+    return ["env", f"LD_PRELOAD={so}", f"SLOW_SYNC_US={ms * 1000}"] if so else None
 
 
 def json_lines(proc: Proc) -> list[tuple[float, dict]]:

@@ -263,7 +263,9 @@ def main(argv=None) -> int:
                         "(FERRY_SCTP_CC per ferry run, alternating; default: the environment's)")
     p.add_argument("--shaped-relay", default="",
                    help="also run ferry relayed through coturn (--relay-only) per shaped link: comma "
-                        "list of udp, tcp, tls (needs turnserver and ferry-signal; tls also openssl)")
+                        "list of udp, tcp, tls (needs turnserver and ferry-signal; tls also openssl); "
+                        "tcp-autotuned and tls-autotuned run coturn with its fixed TCP socket buffers "
+                        "left to the kernel's autotuning (LD_PRELOAD shim tcp_autotune.c)")
     p.add_argument("--shaped-fairness", action="store_true",
                    help="also share a 50 Mbit/s, 40 ms bottleneck with one TCP CUBIC flow and "
                         "report the TCP flow's share while ferry runs")
@@ -296,8 +298,8 @@ def main(argv=None) -> int:
         if t not in ALL_TOOLS:
             p.error(f"unknown tool {t}")
     for t in [t for t in args.shaped_relay.split(",") if t]:
-        if t not in ("udp", "tcp", "tls"):
-            p.error(f"unknown relay transport {t} (udp, tcp or tls)")
+        if t not in ("udp", "tcp", "tls", "tcp-autotuned", "tls-autotuned"):
+            p.error(f"unknown relay transport {t} (udp, tcp, tls, tcp-autotuned or tls-autotuned)")
     if args.shaped_peers is not None:
         peers = [t for t in args.shaped_peers.split(",") if t]
     else:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import tools
-from common import free_port, json_lines, spawn
+from common import build_shim, free_port, json_lines, spawn
 
 
 S_NET, D_NET = "10.231.77", "10.231.78"  # live only inside the namespaces below
@@ -241,6 +241,14 @@ class Relay:
     def __init__(self, signal_bin: Path, topo: Topology, work: Path, transport: str = "udp") -> None:
         import secrets
         secret = secrets.token_hex(16)
+        # "tcp-autotuned": coturn's fixed 64 KiB TCP socket buffers are left to the kernel.
+        transport, _, autotuned = transport.partition("-")
+        prefix: list[str] = []
+        if autotuned:
+            so = build_shim("tcp_autotune", work)
+            if so is None:
+                raise RuntimeError("the relay's autotuned variant needs a C compiler (cc)")
+            prefix = ["env", f"LD_PRELOAD={so}"]
         self.port = 3478
         tls: list[str] = ["no-tls"]
         self.ca: Path | None = None
@@ -258,8 +266,8 @@ class Relay:
             *tls, "no-dtls", "no-multicast-peers", "simple-log", "no-stdout-log",
             f"log-file={work / 'turnserver.log'}", f"pidfile={work / 'turnserver.pid'}",
         ]) + "\n")
-        self.coturn = spawn("coturn", ["turnserver", "-c", str(conf)], work, netns=topo.d,
-                            measure=False)
+        self.coturn = spawn("coturn", [*prefix, "turnserver", "-c", str(conf)], work,
+                            netns=topo.d, measure=False)
         self.signal_port = free_port()
         self.url = f"ws://{topo.ip_s}:{self.signal_port}/ws"
         urls = {
