@@ -298,6 +298,44 @@ describe("a receive run", () => {
     const h = harness(() => undefined, { join: failing });
     await h.run.ended;
     expect(h.events).toEqual([{ event: "error", code: "wrong-password", message: "wrong password, or the signaling server interfered with the handshake" }]);
+    // The Worker started before joining (to load while the link came up) ends with the run.
+    expect(h.worker.terminated).toBe(true);
+    expect(h.worker.got).toEqual([]);
+  });
+
+  it("starts its Worker before joining, so the Worker's script and hashing module load meanwhile", async () => {
+    let workerAtJoin: boolean | null = null;
+    let made = 0;
+    const fake = new FakeWorker({ t: 0 }, () => undefined);
+    const run = startReceive({
+      server: "",
+      room: "ABCDEFGHJK",
+      password: "pw",
+      onEvent: () => undefined,
+      sink: "auto",
+      worker: () => {
+        made += 1;
+        return fake as unknown as Worker;
+      },
+      join: (async () => {
+        workerAtJoin = made === 1;
+        throw new WebError("wrong-password", "wrong password");
+      }) as unknown as typeof join,
+      registerDownloads: async () => null,
+    });
+    await run.ended;
+    expect(workerAtJoin).toBe(true);
+    expect(made).toBe(1);
+    expect(fake.terminated).toBe(true);
+  });
+
+  it("a Worker that failed to load while joining fails the run with what it said, instead of waiting on it", async () => {
+    const h = harness(offering(OFFER, MEMORY));
+    h.worker.onerror?.({ message: "Failed to fetch a worker script" } as ErrorEvent);
+    await h.run.ended;
+    expect(h.events.at(-1)).toEqual({ event: "error", code: "io", message: "receiver worker failed: Failed to fetch a worker script" });
+    expect(h.worker.got).toEqual([]);
+    expect(h.worker.terminated).toBe(true);
   });
 
   it("cancelled while joining, closes the link as soon as it is up and says nothing more", async () => {

@@ -292,6 +292,14 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
 
   const ended = (async () => {
     const sw = o.sink === "memory" ? Promise.resolve(null) : (o.registerDownloads ?? registerDownloads)();
+    // The Worker starts now, so its script and the hashing module load while the room is
+    // joined and the link comes up (on a long path that saves about half a second). A load
+    // error before the transfer takes the Worker over is kept and reported then.
+    let spare: Worker | null = o.worker ? o.worker() : new Worker(new URL("./receive-worker.ts", import.meta.url), { type: "module" });
+    let spareError: string | null = null;
+    spare.onerror = (ev) => {
+      spareError = ev.message || "it did not start";
+    };
     let downloads: Downloads | null = null;
     let streamed = false;
     let onHide: (() => void) | null = null;
@@ -321,7 +329,9 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
         throw cancelledError();
       }
       downloads = active ? new Downloads(active) : null;
-      worker = o.worker ? o.worker() : new Worker(new URL("./receive-worker.ts", import.meta.url), { type: "module" });
+      if (spareError) throw new WebError("io", `receiver worker failed: ${spareError}`);
+      worker = spare;
+      spare = null;
       const result = await receiveInWorker(worker, l, {
         maxBytes: MAX_IN_MEMORY,
         sink: o.sink ?? "auto",
@@ -355,6 +365,7 @@ export function startReceive(o: ReceiveRunOptions): ReceiveRun {
       if (!cancelled) console.error("ferry:", err.code, err.message);
       emit(errorEvent(e, streamed));
     } finally {
+      spare?.terminate();
       downloads?.stop();
       if (onHide) removeEventListener("pagehide", onHide);
     }

@@ -15,6 +15,11 @@ const scope = self as unknown as {
 };
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
+// The page starts this Worker before it joins the room, so the hashing module loads while the
+// connection comes up rather than after it (a round trip or more on a long path).
+const wasmReady = loadFerryWasm();
+wasmReady.catch(() => undefined); // a failure is reported by the run that awaits it
+
 let link: PortLink | null = null;
 let streamSink: StreamSink | null = null;
 let decided: ((accept: boolean, folder?: FolderTarget) => void) | null = null;
@@ -25,7 +30,7 @@ async function run(maxMessageSize: number, maxBytes: number, choice: SinkChoice,
   const l = new PortLink(post, maxMessageSize);
   link = l;
   try {
-    const wasm = await loadFerryWasm();
+    const wasm = await wasmReady;
     const opfs = choice === "auto" && opfsAvailable() ? await OpfsSink.create().catch(() => null) : null;
     const stream = streams && choice !== "memory" ? new StreamSink((req) => post({ t: "download", req }, [req.port])) : null;
     streamSink = stream;
