@@ -159,8 +159,9 @@ export class Harness {
   }
 
   /** The built web app on loopback, with the CSP a deployment should send; its origin. Loopback
-   * even inside the namespace: a page from localhost is a secure context over plain http. */
-  serveDist(dist) {
+   * even inside the namespace: a page from localhost is a secure context over plain http. A
+   * browser in another namespace needs another `host` (and that origin treated as secure). */
+  serveDist(dist, host = "127.0.0.1") {
     return new Promise((resolve) => {
       this.httpServer = createServer((req, res) => {
         const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
@@ -177,7 +178,7 @@ export class Harness {
         });
         createReadStream(file).pipe(res);
       });
-      this.httpServer.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${this.httpServer.address().port}`));
+      this.httpServer.listen(0, host, () => resolve(`http://${host}:${this.httpServer.address().port}`));
     });
   }
 
