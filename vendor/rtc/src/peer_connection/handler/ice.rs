@@ -25,6 +25,41 @@ pub(crate) struct IceHandlerContext {
     /// accumulator up with this key instead of re-`format!`ing it on every packet
     /// — that formatting was a heap allocation on the hot path in both directions.
     pub(crate) selected_pair_key: Option<String>,
+
+    /// Ferry patch: non-STUN datagrams that arrived before a candidate pair was selected (at
+    /// most `EARLY_READS`). The peer may finish ICE first and send its DTLS ClientHello
+    /// while this side still waits for its nominating check's answer; upstream drops it, and
+    /// the handshake then waits for the peer's retransmission (a second or so, less at
+    /// Chromium's first timer). Those from the selected pair's remote address go on to DTLS
+    /// once the pair is selected; the rest are dropped then.
+    pub(crate) early_reads: VecDeque<TaggedRTCMessageInternal>,
+}
+
+/// Ferry patch: how many early datagrams `IceHandlerContext::early_reads` holds. A DTLS
+/// client's first flight is one datagram (a ClientHello), two with a large certificate.
+pub(crate) const EARLY_READS: usize = 8;
+
+/// Ferry patch: keeps `msg` (a non-STUN datagram before any pair is selected) unless
+/// `EARLY_READS` are held already.
+fn hold_early(early: &mut VecDeque<TaggedRTCMessageInternal>, msg: TaggedRTCMessageInternal) {
+    if early.len() < EARLY_READS {
+        early.push_back(msg);
+    }
+}
+
+/// Ferry patch: on a pair's selection, what its remote sent early goes on as the bypass
+/// passes it (tunnelled: no fixed 5-tuple); the rest is dropped.
+fn release_early(
+    early: &mut VecDeque<TaggedRTCMessageInternal>,
+    remote: std::net::SocketAddr,
+    read_outs: &mut VecDeque<TaggedRTCMessageInternal>,
+) {
+    for mut msg in early.drain(..) {
+        if msg.transport.peer_addr == remote {
+            msg.transport = TransportContext::default();
+            read_outs.push_back(msg);
+        }
+    }
 }
 
 impl IceHandlerContext {
@@ -37,6 +72,7 @@ impl IceHandlerContext {
             event_outs: VecDeque::new(),
 
             selected_pair_key: None,
+            early_reads: VecDeque::new(),
         }
     }
 }
@@ -100,10 +136,12 @@ impl<'a>
             msg.transport = TransportContext::default();
             self.ctx.read_outs.push_back(msg);
         } else {
+            // Ferry patch: held until a pair is selected, up to a bound (`early_reads`).
             trace!(
-                "drop message from {:?} to {:?} before ICE connection is connected",
+                "message from {:?} to {:?} before ICE connection is connected",
                 msg.transport.peer_addr, msg.transport.local_addr
             );
+            hold_early(&mut self.ctx.early_reads, msg);
         }
 
         Ok(())
@@ -216,6 +254,14 @@ impl<'a>
                         now,
                         event: RTCEventInternal::ICESelectedCandidatePairChange,
                     });
+
+                    // Ferry patch: what the selected pair's peer sent before it was selected
+                    // goes on now, as the bypass above would have passed it (`early_reads`).
+                    release_early(
+                        &mut self.ctx.early_reads,
+                        remote.addr(),
+                        &mut self.ctx.read_outs,
+                    );
                 }
                 ::ice::Event::RoleChange(is_controlling) => {
                     self.stats.transport.on_ice_role_changed(is_controlling);
@@ -237,5 +283,62 @@ impl<'a>
 
     fn close(&mut self) -> Result<()> {
         self.ctx.ice_transport.agent.close()
+    }
+}
+
+#[cfg(test)]
+mod early_read_tests {
+    use super::*;
+    use bytes::BytesMut;
+    use std::net::SocketAddr;
+
+    fn datagram(from: SocketAddr, byte: u8) -> TaggedRTCMessageInternal {
+        TaggedRTCMessageInternal {
+            now: Instant::now(),
+            transport: TransportContext {
+                peer_addr: from,
+                ..Default::default()
+            },
+            message: RTCMessageInternal::Raw(BytesMut::from(&[byte][..])),
+        }
+    }
+
+    // The peer's ClientHello can beat this side's own ICE selection: it is held, and goes on
+    // when the pair from its address is selected; another address's datagrams do not.
+    #[test]
+    fn early_datagrams_from_the_selected_remote_go_on_and_no_others() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let other: SocketAddr = "10.0.0.3:5000".parse().unwrap();
+        let mut early = VecDeque::new();
+        hold_early(&mut early, datagram(peer, 1));
+        hold_early(&mut early, datagram(other, 2));
+        hold_early(&mut early, datagram(peer, 3));
+        let mut read_outs = VecDeque::new();
+        release_early(&mut early, peer, &mut read_outs);
+        assert!(early.is_empty());
+        let got: Vec<u8> = read_outs
+            .iter()
+            .map(|m| match &m.message {
+                RTCMessageInternal::Raw(b) => b[0],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![1, 3], "the selected remote's datagrams, in order");
+        assert!(
+            read_outs
+                .iter()
+                .all(|m| m.transport.peer_addr == TransportContext::default().peer_addr),
+            "passed on as the bypass passes them, not bound to the 5-tuple"
+        );
+    }
+
+    #[test]
+    fn at_most_early_reads_are_held() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let mut early = VecDeque::new();
+        for i in 0..(EARLY_READS as u8 + 5) {
+            hold_early(&mut early, datagram(peer, i));
+        }
+        assert_eq!(early.len(), EARLY_READS);
     }
 }
