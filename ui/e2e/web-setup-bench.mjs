@@ -5,6 +5,7 @@
 //   CLI → CLI       receiver launch → its `offer`, and → its `connected`
 //   CLI → Chromium  page opened on the join link → the offer's Accept button on screen
 //   Chromium → CLI  receiver launch → its `offer`, and → its `connected`
+//   Chromium → Chromium  the receiving page opened → its Accept button on screen
 // The page is served from the sender's side, so opening it also crosses the link, as opening a
 // link to a server far away would; the page's own load (the `load` event) is given apart.
 // A 1 MiB file, accepted, each round: the figures are set-up, not rate.
@@ -55,7 +56,7 @@ async function main() {
     headless: true,
     args: ["--disable-features=WebRtcHideLocalIpsWithMdns", `--unsafely-treat-insecure-origin-as-secure=${origin}`],
   });
-  const rows = { "CLI → CLI": [], "CLI → Chromium": [], "Chromium → CLI": [] };
+  const rows = { "CLI → CLI": [], "CLI → Chromium": [], "Chromium → CLI": [], "Chromium → Chromium": [] };
   const fresh = (tag) => {
     const out = join(WORK, `setup-out-${tag}`);
     rmSync(out, { recursive: true, force: true });
@@ -74,6 +75,29 @@ async function main() {
     return { offer, connected };
   };
 
+  // A page across the link opened on the join link: when it loaded, and when the offer's
+  // Accept button appeared, in seconds after it was opened.
+  const farOffer = async (ctx, room, password) => {
+    // Playwright's waits poll (up to 500 ms apart): the page notes the moment itself.
+    await ctx.addInitScript(() => {
+      new MutationObserver((_, obs) => {
+        if (!document.querySelector("#accept")) return;
+        window.__offerAt = performance.timeOrigin + performance.now();
+        obs.disconnect();
+      }).observe(document, { childList: true, subtree: true });
+    });
+    const page = await ctx.newPage();
+    const t0 = performance.now();
+    const t0Wall = Date.now();
+    const consoleLines = [];
+    page.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} ${m.type()}: ${m.text()}`));
+    page.on("worker", (w) => w.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} worker ${m.type()}: ${m.text()}`)));
+    await page.goto(`${origin}/web.html?server=${encodeURIComponent(server)}#${room}/${encodeURIComponent(password)}`);
+    await page.locator("#accept").waitFor({ timeout: 60_000 });
+    const [offerAt, loadAt] = await page.evaluate(() => [window.__offerAt, performance.timeOrigin + performance.getEntriesByType("navigation")[0].loadEventEnd]);
+    return { page, consoleLines, t0Wall, offer: (offerAt - t0Wall) / 1000, load: (loadAt - t0Wall) / 1000 };
+  };
+
   for (let run = 1; run <= RUNS; run += 1) {
     {
       const send = cliSend("nn");
@@ -89,25 +113,7 @@ async function main() {
       const room = await roomOf(send);
       const ctx = await far.newContext();
       try {
-        // Playwright's waits poll (up to 500 ms apart): the page notes the moment itself.
-        await ctx.addInitScript(() => {
-          new MutationObserver((_, obs) => {
-            if (!document.querySelector("#accept")) return;
-            window.__offerAt = performance.timeOrigin + performance.now();
-            obs.disconnect();
-          }).observe(document, { childList: true, subtree: true });
-        });
-        const page = await ctx.newPage();
-        const t0 = performance.now();
-        const t0Wall = Date.now();
-        const consoleLines = [];
-        page.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} ${m.type()}: ${m.text()}`));
-        page.on("worker", (w) => w.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} worker ${m.type()}: ${m.text()}`)));
-        await page.goto(`${origin}/web.html?server=${encodeURIComponent(server)}#${room}/${encodeURIComponent(PASSWORD)}`);
-        await page.locator("#accept").waitFor({ timeout: 60_000 });
-        const [offerAt, loadAt] = await page.evaluate(() => [window.__offerAt, performance.timeOrigin + performance.getEntriesByType("navigation")[0].loadEventEnd]);
-        const offer = (offerAt - t0Wall) / 1000;
-        const load = (loadAt - t0Wall) / 1000;
+        const { page, consoleLines, t0Wall, offer, load } = await farOffer(ctx, room, PASSWORD);
         if (LOG_DIR) {
           const res = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => `${e.startTime.toFixed(0)}..${e.responseEnd.toFixed(0)} ms ${e.initiatorType} ${e.transferSize} B ${e.name}`));
           keep(`cb-${run}-resources.log`, res.join("\n"));
@@ -116,7 +122,7 @@ async function main() {
         await pageFinished(page, [], 60_000);
         if ((await exitWithin(send, 10_000)) !== 0) throw new Error(`send (cb) failed:\n${send.lines.join("\n")}`);
         keep(`cb-${run}-send.log`, send.stderr());
-        keep(`cb-${run}-page.log`, `${new Date(Date.now() - (performance.now() - t0)).toISOString()} page opened\n${consoleLines.join("\n")}`);
+        keep(`cb-${run}-page.log`, `${new Date(t0Wall).toISOString()} page opened\n${consoleLines.join("\n")}`);
         rows["CLI → Chromium"].push({ load, offer });
         hx.log(`run ${run} CLI → Chromium: page loaded ${load.toFixed(2)} s, offer ${offer.toFixed(2)} s`);
       } finally {
@@ -133,6 +139,22 @@ async function main() {
         hx.log(`run ${run} Chromium → CLI: offer ${r.offer.toFixed(2)} s, connected ${r.connected.toFixed(2)} s`);
       } finally {
         await ctx.close();
+      }
+    }
+    {
+      const sctx = await near.newContext();
+      const rctx = await far.newContext();
+      try {
+        const { page, room, password, consoleLines } = await openSendRoom(sctx, `${origin}/web.html?send&server=${encodeURIComponent(server)}`, [file], null);
+        const r = await farOffer(rctx, room, password);
+        await r.page.locator("#accept").click({ timeout: 5_000 });
+        await pageFinished(r.page, [], 60_000);
+        await pageFinished(page, consoleLines, 30_000);
+        rows["Chromium → Chromium"].push({ load: r.load, offer: r.offer });
+        hx.log(`run ${run} Chromium → Chromium: page loaded ${r.load.toFixed(2)} s, offer ${r.offer.toFixed(2)} s`);
+      } finally {
+        await sctx.close();
+        await rctx.close();
       }
     }
   }
