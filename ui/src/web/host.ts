@@ -343,7 +343,6 @@ export class HostRoom {
           link = new DcLink(pc, pc.createDataChannel(CHANNEL_LABEL, { ordered: true }));
         }
         for (const c of pending.splice(0)) await pc.addIceCandidate(c).catch(() => undefined);
-        for (const c of held.splice(0)) sendCandidate(c);
       } else if (m.type === "ice-candidate") {
         const c = openJson<RTCIceCandidateInit>(sealer, "ice-candidate", m.payload);
         if (!c.candidate) continue;
