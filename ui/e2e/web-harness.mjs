@@ -99,7 +99,7 @@ const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css
 
 export class Harness {
   children = new Set();
-  browser = null;
+  browsers = [];
   httpServer = null;
   started = Date.now();
 
@@ -191,21 +191,23 @@ export class Harness {
 
   /** Headless Chromium that puts addresses (not mDNS names, which webrtc-rs does not resolve)
    * in its candidates: the veth's in the namespace, loopback's outside it. `secureOrigins`: plain
-   * http origins off localhost to treat as secure, as a page served over https would be. */
+   * http origins off localhost to treat as secure, as a page served over https would be.
+   * Each browser launched is closed by `cleanup`. */
   async launch(executablePath, secureOrigins = []) {
     const args = ["--disable-features=WebRtcHideLocalIpsWithMdns"];
     if (!NET.netns) args.push("--allow-loopback-in-peer-connection");
     if (secureOrigins.length) args.push(`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(",")}`);
-    this.browser = await chromium.launch({
+    const browser = await chromium.launch({
       executablePath,
       headless: true,
       args: [...args, ...(process.env.CHROMIUM_ARGS ?? "").split(" ").filter(Boolean)],
     });
-    return this.browser;
+    this.browsers.push(browser);
+    return browser;
   }
 
   async cleanup() {
-    if (this.browser) await this.browser.close().catch(() => {});
+    for (const b of this.browsers.splice(0)) await b.close().catch(() => {});
     this.httpServer?.close();
     for (const c of this.children) if (c.exitCode === null) c.kill("SIGKILL");
   }

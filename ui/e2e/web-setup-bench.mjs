@@ -13,8 +13,6 @@ import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { chromium } from "playwright-core";
-
 import { env, exitWithin, Harness, NET, openSendRoom, pageFinished } from "./web-harness.mjs";
 
 const FERRY_NEAR = env("FERRY_NEAR_BIN"); // in this (the senders') namespace
@@ -51,11 +49,7 @@ async function main() {
   const origin = await hx.serveDist(DIST, NET.host);
   const server = await hx.signal(SIGNAL, join(WORK, "setup-signal.db"), origin);
   const near = await hx.launch(CHROMIUM, [origin]);
-  const far = await chromium.launch({
-    executablePath: CHROMIUM_FAR,
-    headless: true,
-    args: ["--disable-features=WebRtcHideLocalIpsWithMdns", `--unsafely-treat-insecure-origin-as-secure=${origin}`],
-  });
+  const far = await hx.launch(CHROMIUM_FAR, [origin]);
   const rows = { "CLI → CLI": [], "CLI → Chromium": [], "Chromium → CLI": [], "Chromium → Chromium": [] };
   const fresh = (tag) => {
     const out = join(WORK, `setup-out-${tag}`);
@@ -90,8 +84,9 @@ async function main() {
     const t0 = performance.now();
     const t0Wall = Date.now();
     const consoleLines = [];
-    page.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} ${m.type()}: ${m.text()}`));
-    page.on("worker", (w) => w.on("console", (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} worker ${m.type()}: ${m.text()}`)));
+    const note = (from) => (m) => consoleLines.push(`${((performance.now() - t0) / 1000).toFixed(3)} ${from}${m.type()}: ${m.text()}`);
+    page.on("console", note(""));
+    page.on("worker", (w) => w.on("console", note("worker ")));
     await page.goto(`${origin}/web.html?server=${encodeURIComponent(server)}#${room}/${encodeURIComponent(password)}`);
     await page.locator("#accept").waitFor({ timeout: 60_000 });
     const [offerAt, loadAt] = await page.evaluate(() => [window.__offerAt, performance.timeOrigin + performance.getEntriesByType("navigation")[0].loadEventEnd]);
@@ -158,7 +153,6 @@ async function main() {
       }
     }
   }
-  await far.close();
   console.log(JSON.stringify({ rows }));
 }
 
