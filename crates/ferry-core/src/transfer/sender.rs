@@ -46,8 +46,9 @@ impl SendJob {
     }
 
     /// The manifest as frames a host can send behind its hello (`HostRoom::open_with`),
-    /// and marks the job so attempts over a link they went out on do not send it again. `None` (and unmarked) when it
-    /// is more than those few small frames: it then follows the peer's hello as before.
+    /// and marks the job so attempts over a link they went out on do not send it again.
+    /// `None` (and unmarked) when it is more than those few small frames: it then follows
+    /// the peer's hello as before.
     pub fn opening_frames(&mut self) -> Option<Vec<bytes::Bytes>> {
         use crate::defaults::{OPENING_FRAME, OPENING_FRAMES};
         if self.manifest.entries.len() > peer::MAX_FILES {
